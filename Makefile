@@ -1,0 +1,33 @@
+# Build caches live outside the checkout so fresh clones (CI) reuse them.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/restate-cluster/target
+export CARGO_TARGET_DIR
+CARGO ?= cargo
+
+.PHONY: build run test unit e2e-local e2e bench crds clippy fmt
+
+build:
+	$(CARGO) build --workspace --bins
+
+## The main job on embedded defaults: a single node that provisions itself.
+## Try `$(CARGO_TARGET_DIR)/debug/restatectl status` from another terminal.
+run: build
+	$(CARGO_TARGET_DIR)/debug/restate-server
+
+## Every test: unit tests, in-process multi-node tests, multi-process clusters on loopback.
+test: build unit e2e-local
+
+unit:
+	$(CARGO) test --workspace --exclude restate-e2e
+
+## Multi-process tests: one at a time so two clusters never fight for the cores.
+e2e-local: build
+	$(CARGO) test -p restate-e2e -- --test-threads=1
+
+## Containers and Kubernetes arrive with the operator work; for now the loopback suite.
+e2e: e2e-local
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,317 @@
+//! Harness for end-to-end tests with real `restate-server` processes on loopback.
+//!
+//! - Binaries are found next to the test executable's target directory (`make test`
+//!   builds them first) or in `RESTATE_BIN_DIR`.
+//! - Every node gets free loopback ports and its own base dir inside the test's
+//!   directory; stdout/stderr go to `<dir>/<node>.log`.
+//! - Waits are on conditions with bounded timeouts, never bare sleeps.
+//! - When a test panics, every node's log is printed and the directory is kept.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Directory of the built binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("RESTATE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/debug/deps/<test-exe> -> target/debug
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} not found; build the binaries first (`make test` does: cargo build --bins) or set RESTATE_BIN_DIR",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().unwrap().port()
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; panics with `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A directory holding the nodes of one test; printed and kept when the test fails.
+pub struct TestDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(test: &str) -> TestDir {
+        let dir = tempfile::Builder::new().prefix(&format!("restate-e2e-{test}-")).tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        TestDir { dir: Some(dir), path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let dir = self.dir.take().expect("dir present").keep();
+            eprintln!("==== test failed; node logs kept in {} ====", dir.display());
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|e| e == "log") {
+                        eprintln!("==== {} ====", path.display());
+                        eprintln!("{}", std::fs::read_to_string(&path).unwrap_or_default());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Ports of one node.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub fabric: u16,
+    pub admin: u16,
+    pub ingress: u16,
+}
+
+impl Ports {
+    pub fn free() -> Ports {
+        Ports { fabric: free_port(), admin: free_port(), ingress: free_port() }
+    }
+}
+
+/// One `restate-server` process.
+pub struct ServerProcess {
+    pub name: String,
+    pub ports: Ports,
+    pub base_dir: PathBuf,
+    pub log_path: PathBuf,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl ServerProcess {
+    /// A node configured through environment variables only: its name, a cluster name,
+    /// its own base dir under `dir`, and free loopback ports. `extra_env` adds or
+    /// overrides variables.
+    pub fn new(dir: &TestDir, name: &str, cluster: &str, extra_env: &[(&str, &str)]) -> ServerProcess {
+        let ports = Ports::free();
+        let base_dir = dir.path().join("data");
+        let mut env = vec![
+            ("RESTATE_NODE_NAME".to_owned(), name.to_owned()),
+            ("RESTATE_CLUSTER_NAME".to_owned(), cluster.to_owned()),
+            ("RESTATE_BASE_DIR".to_owned(), base_dir.display().to_string()),
+            ("RESTATE_BIND_ADDRESS".to_owned(), format!("127.0.0.1:{}", ports.fabric)),
+            ("RESTATE_ADMIN__BIND_ADDRESS".to_owned(), format!("127.0.0.1:{}", ports.admin)),
+            ("RESTATE_INGRESS__BIND_ADDRESS".to_owned(), format!("127.0.0.1:{}", ports.ingress)),
+            ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE".to_owned(), "64 MiB".to_owned()),
+        ];
+        for (k, v) in extra_env {
+            env.retain(|(existing, _)| existing != k);
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        ServerProcess {
+            name: name.to_owned(),
+            ports,
+            base_dir,
+            log_path: dir.path().join(format!("{name}.log")),
+            env,
+            args: Vec::new(),
+            child: None,
+        }
+    }
+
+    pub fn with_args(mut self, args: &[&str]) -> ServerProcess {
+        self.args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(existing, _)| existing != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    pub fn address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.fabric)
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("log file");
+        let mut cmd = Command::new(bin("restate-server"));
+        cmd.args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn restate-server"));
+    }
+
+    /// Starts and waits until `/health` answers on the node port.
+    pub fn start_and_wait_healthy(&mut self) {
+        self.start();
+        let port = self.ports.fabric;
+        let name = self.name.clone();
+        wait_until(&format!("{name} to answer /health"), Duration::from_secs(30), || {
+            self.assert_running();
+            http_get(port, "/health").is_some_and(|(status, _)| status == 200)
+        });
+    }
+
+    /// Panics with the node's log if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{} exited unexpectedly with {status}", self.name);
+            }
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (bounded).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        wait_for_exit(&mut child, Duration::from_secs(30))
+    }
+
+    /// SIGKILL (kill -9).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for a process that is expected to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_for_exit(&mut child, timeout)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Runs `restatectl --address <this node> <args>`.
+    pub fn ctl(&self, args: &[&str]) -> CtlOutput {
+        restatectl(&self.address(), args)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The result of one restatectl run.
+#[derive(Debug)]
+pub struct CtlOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CtlOutput {
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "restatectl failed: stdout={} stderr={}", self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+pub fn restatectl(address: &str, args: &[&str]) -> CtlOutput {
+    let output: Output = Command::new(bin("restatectl"))
+        .arg("--address")
+        .arg(address)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run restatectl");
+    CtlOutput {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, body), or None when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(port, "GET", path, "")
+}
+
+pub fn http_request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Waits until the node at `node` reports the cluster provisioned with `count` alive nodes.
+pub fn wait_for_alive_nodes(node: &ServerProcess, count: usize) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let out = node.ctl(&["status", "--json"]);
+        if out.code == 0 {
+            last = serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null);
+            let alive = last["nodes"].as_array().map_or(0, |n| n.iter().filter(|n| n["alive"] == true).count());
+            if last["provisioned"] == true && alive == count {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{} never reported {count} alive nodes; last status: {last:#}", node.name);
+}

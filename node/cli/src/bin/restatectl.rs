@@ -1,0 +1,138 @@
+//! `restatectl`: administers a Restate cluster through any of its nodes.
+
+use std::process::ExitCode;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use restate_cli::ctl::{self, CtlError, Globals, ProvisionArgs};
+
+/// Administers a Restate cluster through the node-control service of any node.
+///
+/// Commands that change the cluster ask for confirmation only when stdin is a terminal;
+/// --yes skips the question. Read commands take --json for scripts.
+#[derive(Debug, Parser)]
+#[command(name = "restatectl", version, about, long_about)]
+struct Cli {
+    /// Node to talk to (its advertised address).
+    #[arg(
+        long,
+        global = true,
+        env = "RESTATECTL_ADDRESS",
+        default_value = "http://127.0.0.1:5122",
+        value_name = "URL"
+    )]
+    address: String,
+    /// Print JSON (snake_case keys) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y', global = true)]
+    yes: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Cluster name, fingerprint, provisioning state and every node with its liveness.
+    Status,
+    /// Provisions the cluster once: writes the initial metadata through the node at
+    /// --address. A cluster that is already provisioned is left unchanged (exit 0).
+    Provision(ProvisionCmd),
+    /// Cluster-wide configuration (log provider, replication).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Nodes of the cluster.
+    #[command(subcommand)]
+    Nodes(NodesCmd),
+    /// Raw access to the versioned metadata store (for administration and debugging).
+    #[command(subcommand)]
+    Metadata(MetadataCmd),
+}
+
+#[derive(Debug, ClapArgs)]
+struct ProvisionCmd {
+    /// Number of partitions (default: the node's `default-num-partitions`).
+    #[arg(long, value_name = "N")]
+    num_partitions: Option<u32>,
+    /// Log replication (default: the node's `default-replication`).
+    #[arg(long, alias = "log-replication", value_name = "R")]
+    replication: Option<u32>,
+    /// Log provider: local or replicated (default: the node's `bifrost.default-provider`).
+    #[arg(long, value_name = "PROVIDER")]
+    log_provider: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Shows the cluster configuration.
+    Get,
+    /// Changes the log provider and/or log replication for new log segments.
+    Set {
+        /// local or replicated.
+        #[arg(long, value_name = "PROVIDER")]
+        log_provider: Option<String>,
+        /// Copies of every record (a replicated loglet needs 2R-1 log-servers).
+        #[arg(long, value_name = "R")]
+        log_replication: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodesCmd {
+    /// Every node with id, generation, roles, role states and liveness.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum MetadataCmd {
+    /// Prints a key's value and version.
+    Get {
+        #[arg(long, short = 'k')]
+        key: String,
+    },
+    /// Writes a key. With --version N the key must be at version N now (0: must not
+    /// exist), otherwise the write is refused and the current version is named.
+    Put {
+        #[arg(long, short = 'k')]
+        key: String,
+        #[arg(long, short = 'v')]
+        value: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let globals = Globals { address: cli.address.clone(), json: cli.json, yes: cli.yes };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result: Result<(), CtlError> = runtime.block_on(async {
+        match cli.command {
+            Command::Status => ctl::status(&globals).await,
+            Command::Provision(p) => {
+                let args = ProvisionArgs {
+                    num_partitions: p.num_partitions,
+                    replication: p.replication,
+                    log_provider: p.log_provider,
+                };
+                ctl::provision(&globals, &args).await
+            }
+            Command::Config(ConfigCmd::Get) => ctl::config_get(&globals).await,
+            Command::Config(ConfigCmd::Set { log_provider, log_replication }) => {
+                ctl::config_set(&globals, log_provider, log_replication).await
+            }
+            Command::Nodes(NodesCmd::List) => ctl::nodes_list(&globals).await,
+            Command::Metadata(MetadataCmd::Get { key }) => ctl::metadata_get(&globals, &key).await,
+            Command::Metadata(MetadataCmd::Put { key, value, version }) => {
+                ctl::metadata_put(&globals, &key, &value, version).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+use std::time::Duration;
+
+use restate_proto::node_ctl::node_ctl_client::NodeCtlClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// A failed command: the message is printed as `error: ...`, the process exits 1.
+#[derive(Debug)]
+pub struct CtlError(pub String);
+
+impl std::fmt::Display for CtlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl CtlError {
+    /// A gRPC error from the node at `address`, in words.
+    pub fn from_status(address: &str, status: tonic::Status) -> CtlError {
+        match status.code() {
+            tonic::Code::Unavailable if status.message().contains("transport") || status.message().is_empty() => {
+                CtlError(format!("cannot reach node at {address}: {}", chain(&status)))
+            }
+            tonic::Code::DeadlineExceeded => CtlError(format!("node at {address} did not answer in time")),
+            tonic::Code::Unimplemented => CtlError(format!(
+                "node at {address} does not support this request (is it a restate-server of this version?)"
+            )),
+            _ => CtlError(status.message().to_owned()),
+        }
+    }
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(next) = source {
+        let next_text = next.to_string();
+        if !text.contains(&next_text) {
+            text = format!("{text}: {next_text}");
+        }
+        source = next.source();
+    }
+    text
+}
+
+/// Connects to a node's node-control service, failing with one line naming the address.
+pub async fn connect(address: &str) -> Result<NodeCtlClient<Channel>, CtlError> {
+    let endpoint = Endpoint::from_shared(address.to_owned())
+        .map_err(|e| {
+            CtlError(format!("invalid --address '{address}': {e}; expected a URL like http://127.0.0.1:5122"))
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60));
+    let channel =
+        endpoint.connect().await.map_err(|e| CtlError(format!("cannot reach node at {address}: {}", chain(&e))))?;
+    Ok(NodeCtlClient::new(channel))
+}

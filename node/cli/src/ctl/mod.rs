@@ -1,0 +1,23 @@
+//! `restatectl` subcommands. Each talks to one node (`--address`) over node control.
+
+mod config;
+mod connection;
+mod metadata;
+mod nodes;
+mod provision;
+mod status;
+
+pub use config::{config_get, config_set};
+pub use connection::{connect, CtlError};
+pub use metadata::{metadata_get, metadata_put};
+pub use nodes::nodes_list;
+pub use provision::{provision, ProvisionArgs};
+pub use status::status;
+
+/// Options every subcommand shares.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub address: String,
+    pub json: bool,
+    pub yes: bool,
+}

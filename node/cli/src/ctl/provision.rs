@@ -1,0 +1,62 @@
+use restate_proto::node_ctl::ProvisionRequest;
+use serde_json::json;
+
+use super::status::configuration_json;
+use super::{connect, CtlError, Globals};
+use crate::output::{confirm, key_values, print_json};
+
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionArgs {
+    pub num_partitions: Option<u32>,
+    pub replication: Option<u32>,
+    pub log_provider: Option<String>,
+}
+
+pub async fn provision(globals: &Globals, args: &ProvisionArgs) -> Result<(), CtlError> {
+    if let Some(0) = args.num_partitions {
+        return Err(CtlError("--num-partitions 0 is invalid: use 1 or more".into()));
+    }
+    if let Some(0) = args.replication {
+        return Err(CtlError("--replication 0 is invalid: use 1 or more".into()));
+    }
+    if !confirm(&format!("Provision the cluster through the node at {}?", globals.address), globals.yes) {
+        return Err(CtlError("aborted; nothing was changed".into()));
+    }
+    let mut client = connect(&globals.address).await?;
+    let response = client
+        .provision(ProvisionRequest {
+            num_partitions: args.num_partitions,
+            replication: args.replication,
+            log_provider: args.log_provider.clone(),
+        })
+        .await
+        .map_err(|s| CtlError::from_status(&globals.address, s))?
+        .into_inner();
+    if globals.json {
+        print_json(&json!({
+            "newly_provisioned": response.newly_provisioned,
+            "already_provisioned": !response.newly_provisioned,
+            "cluster_name": response.cluster_name,
+            "cluster_fingerprint": response.cluster_fingerprint,
+            "configuration": response.configuration.as_ref().map(configuration_json),
+        }));
+        return Ok(());
+    }
+    let headline = if response.newly_provisioned {
+        format!("Cluster '{}' provisioned.", response.cluster_name)
+    } else {
+        format!("Cluster '{}' is already provisioned; nothing was changed.", response.cluster_name)
+    };
+    println!("{headline}");
+    let c = response.configuration.unwrap_or_default();
+    print!(
+        "{}",
+        key_values(&[
+            ("Fingerprint", response.cluster_fingerprint),
+            ("Partitions", c.num_partitions.to_string()),
+            ("Log provider", c.log_provider),
+            ("Log replication", c.replication.to_string()),
+        ])
+    );
+    Ok(())
+}

@@ -1,0 +1,115 @@
+use restate_proto::node_ctl::{self as pb, GetClusterStatusRequest};
+use serde_json::{json, Value};
+
+use super::{connect, CtlError, Globals};
+use crate::output::{key_values, print_json, table};
+
+pub async fn status(globals: &Globals) -> Result<(), CtlError> {
+    let mut client = connect(&globals.address).await?;
+    let status = client
+        .get_cluster_status(GetClusterStatusRequest {})
+        .await
+        .map_err(|s| CtlError::from_status(&globals.address, s))?
+        .into_inner();
+    if globals.json {
+        print_json(&status_json(&status));
+    } else {
+        print!("{}", status_text(&status));
+    }
+    Ok(())
+}
+
+pub(crate) fn node_info_json(info: &pb::NodeInfo) -> Value {
+    json!({
+        "node_id": info.node_id,
+        "name": info.name,
+        "address": info.advertised_address,
+        "cluster_name": info.cluster_name,
+        "roles": info.roles,
+        "generation": info.generation,
+        "state": info.state,
+        "state_reason": info.state_reason,
+        "metadata_server_type": info.metadata_server_type,
+        "metadata_client_addresses": info.metadata_client_addresses,
+        "storage_id": info.storage_id,
+        "version": info.version,
+        "uptime_ms": info.uptime_ms,
+    })
+}
+
+pub(crate) fn configuration_json(c: &pb::ClusterConfiguration) -> Value {
+    json!({
+        "cluster_name": c.cluster_name,
+        "cluster_fingerprint": c.cluster_fingerprint,
+        "num_partitions": c.num_partitions,
+        "log_provider": c.log_provider,
+        "log_replication": c.replication,
+        "version": c.version,
+        "provisioned_at_unix_ms": c.provisioned_at_unix_ms,
+    })
+}
+
+pub(crate) fn node_status_json(n: &pb::NodeStatus) -> Value {
+    json!({
+        "node_id": n.node_id,
+        "name": n.name,
+        "generation": n.generation,
+        "address": n.address,
+        "roles": n.roles,
+        "alive": n.alive,
+        "detail": n.detail,
+        "metadata_server_state": n.metadata_server_state,
+        "log_server_state": n.log_server_state,
+    })
+}
+
+fn status_json(s: &pb::ClusterStatus) -> Value {
+    json!({
+        "cluster_name": s.cluster_name,
+        "cluster_fingerprint": s.cluster_fingerprint,
+        "provisioned": s.provisioned,
+        "configuration": s.configuration.as_ref().map(configuration_json),
+        "nodes": s.nodes.iter().map(node_status_json).collect::<Vec<_>>(),
+        "nodes_config_version": s.nodes_config_version,
+        "answered_by": s.answered_by.as_ref().map(node_info_json),
+    })
+}
+
+fn status_text(s: &pb::ClusterStatus) -> String {
+    let me = s.answered_by.clone().unwrap_or_default();
+    let mut pairs = vec![("Cluster", s.cluster_name.clone())];
+    if s.provisioned {
+        pairs.push(("Fingerprint", s.cluster_fingerprint.clone()));
+        pairs.push(("Provisioned", "yes".into()));
+    } else {
+        pairs.push(("Provisioned", format!("no ({})", me.state_reason)));
+    }
+    if let Some(c) = &s.configuration {
+        pairs.push(("Partitions", c.num_partitions.to_string()));
+        pairs.push(("Log provider", format!("{} (replication {})", c.log_provider, c.replication)));
+    }
+    pairs.push(("Metadata", format!("{} via {}", me.metadata_server_type, me.metadata_client_addresses.join(", "))));
+    let answered = if me.node_id.is_empty() { me.name.clone() } else { format!("{} ({})", me.node_id, me.name) };
+    pairs.push(("Answered by", format!("{answered} at {}", me.advertised_address)));
+    let mut out = key_values(&pairs);
+    if !s.nodes.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = s
+            .nodes
+            .iter()
+            .map(|n| {
+                vec![
+                    n.node_id.clone(),
+                    n.generation.to_string(),
+                    n.name.clone(),
+                    n.address.clone(),
+                    n.roles.join(","),
+                    if n.alive { "yes".into() } else { "no".into() },
+                    n.detail.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["NODE", "GEN", "NAME", "ADDRESS", "ROLES", "ALIVE", "STATE"], &rows));
+    }
+    out
+}

@@ -1,0 +1,181 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use restate_proto::metadata::{self as pb, metadata_server_client::MetadataServerClient, write_response::Outcome};
+use restate_types::Version;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError, VersionedValue, WriteOp};
+use crate::wire;
+
+#[derive(Debug, Clone)]
+pub struct MetadataClientOptions {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// How long one call keeps trying the address list before it gives up.
+    pub retry_budget: Duration,
+}
+
+impl Default for MetadataClientOptions {
+    fn default() -> Self {
+        MetadataClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            retry_budget: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The metadata store as every node (and the operator) reaches it: over gRPC to the
+/// `[metadata-client] addresses`, trying each in turn from the last one that answered,
+/// with backoff, for at most `retry_budget`. When all fail, the error lists every
+/// address tried and why.
+pub struct MetadataClient {
+    endpoints: Vec<(String, Channel)>,
+    preferred: AtomicUsize,
+    options: MetadataClientOptions,
+}
+
+/// Why one address did not serve a call; `retryable` when another attempt may succeed.
+struct AttemptFailure {
+    reason: String,
+    retryable: bool,
+}
+
+impl MetadataClient {
+    /// Connections are made lazily; an address that does not parse is an error naming it.
+    pub fn new(addresses: &[String], options: MetadataClientOptions) -> Result<MetadataClient, MetadataStoreError> {
+        if addresses.is_empty() {
+            return Err(MetadataStoreError::InvalidRequest(
+                "no metadata-client addresses: set `[metadata-client] addresses`".into(),
+            ));
+        }
+        let endpoints = addresses
+            .iter()
+            .map(|address| {
+                let endpoint = Endpoint::from_shared(address.clone())
+                    .map_err(|e| {
+                        MetadataStoreError::InvalidRequest(format!("metadata-client address '{address}': {e}"))
+                    })?
+                    .connect_timeout(options.connect_timeout)
+                    .timeout(options.request_timeout);
+                Ok((address.clone(), endpoint.connect_lazy()))
+            })
+            .collect::<Result<Vec<_>, MetadataStoreError>>()?;
+        Ok(MetadataClient { endpoints, preferred: AtomicUsize::new(0), options })
+    }
+
+    pub fn addresses(&self) -> Vec<String> {
+        self.endpoints.iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    /// Runs `call` against the addresses until one answers or the retry budget is spent.
+    async fn with_failover<T, F, Fut>(&self, call: F) -> Result<T, MetadataStoreError>
+    where
+        F: Fn(MetadataServerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AttemptFailure>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.options.retry_budget;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut failures = Vec::new();
+            let start = self.preferred.load(Ordering::Relaxed);
+            for offset in 0..self.endpoints.len() {
+                let index = (start + offset) % self.endpoints.len();
+                let (address, channel) = &self.endpoints[index];
+                match call(MetadataServerClient::new(channel.clone())).await {
+                    Ok(value) => {
+                        self.preferred.store(index, Ordering::Relaxed);
+                        return Ok(value);
+                    }
+                    Err(AttemptFailure { reason, retryable: false }) => {
+                        return Err(MetadataStoreError::Unavailable(format!("{address}: {reason}")));
+                    }
+                    Err(AttemptFailure { reason, .. }) => failures.push(format!("{address} ({reason})")),
+                }
+            }
+            if tokio::time::Instant::now() + backoff > deadline {
+                return Err(MetadataStoreError::Unavailable(format!(
+                    "no metadata server answered within {:?}; tried {}",
+                    self.options.retry_budget,
+                    failures.join(", ")
+                )));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Maps a gRPC status of one attempt: transport-level trouble and servers without the
+/// metadata-server role are worth trying elsewhere; bad requests are not.
+fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure> {
+    match status.code() {
+        Code::InvalidArgument => Ok(MetadataStoreError::InvalidRequest(status.message().to_owned())),
+        Code::Unimplemented => Err(AttemptFailure {
+            reason: "not a metadata server (the node lacks the metadata-server role)".into(),
+            retryable: true,
+        }),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            Err(AttemptFailure { reason: describe_transport(&status), retryable: true })
+        }
+        _ => Err(AttemptFailure { reason: format!("{:?}: {}", status.code(), status.message()), retryable: false }),
+    }
+}
+
+fn describe_transport(status: &tonic::Status) -> String {
+    use std::error::Error;
+    let mut text = status.message().to_owned();
+    let mut source = status.source();
+    while let Some(err) = source {
+        text = format!("{text}: {err}");
+        source = err.source();
+    }
+    text
+}
+
+#[async_trait]
+impl MetadataStore for MetadataClient {
+    async fn get(&self, key: &str) -> Result<Option<VersionedValue>, MetadataStoreError> {
+        validate_key(key)?;
+        let answer = self
+            .with_failover(|mut client| async move {
+                match client.get(pb::GetRequest { key: key.to_owned() }).await {
+                    Ok(response) => Ok(Ok(response.into_inner().value.map(wire::value_from_wire))),
+                    Err(status) => classify(status).map(Err),
+                }
+            })
+            .await?;
+        answer
+    }
+
+    async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Version>, MetadataStoreError> {
+        validate_ops(&ops)?;
+        let request = pb::WriteRequest { ops: ops.into_iter().map(wire::op_to_wire).collect() };
+        let answer = self
+            .with_failover(|mut client| {
+                let request = request.clone();
+                async move {
+                    match client.write(request).await {
+                        Ok(response) => Ok(match response.into_inner().outcome {
+                            Some(Outcome::Written(w)) => Ok(w.versions.into_iter().map(Version).collect()),
+                            Some(Outcome::PreconditionFailed(f)) => match wire::precondition_from_wire(f.expected) {
+                                Ok(expected) => Err(MetadataStoreError::PreconditionFailed {
+                                    key: f.key,
+                                    expected,
+                                    current: wire::version_from_wire(f.current_version),
+                                }),
+                                Err(e) => Err(e),
+                            },
+                            None => Err(MetadataStoreError::Storage("metadata server sent an empty answer".into())),
+                        }),
+                        Err(status) => classify(status).map(Err),
+                    }
+                }
+            })
+            .await?;
+        answer
+    }
+}

@@ -1,0 +1,22 @@
+//! Cluster metadata: a versioned key-value store and the typed objects kept in it.
+//!
+//! - [`MetadataStore`] is the contract: `get`, and atomic `write` of puts/deletes, each
+//!   with a [`Precondition`]. Versions start at 1 and rise by one per write of a key.
+//! - [`LocalMetadataStore`] keeps it in the node's RocksDB (`[metadata-server] type = "local"`).
+//! - [`MetadataServerService`] serves any store over gRPC; [`MetadataClient`] is the store
+//!   as every node sees it, through `[metadata-client] addresses`.
+//! - [`objects`] are the typed values (NodesConfiguration, ClusterConfiguration, Logs,
+//!   PartitionTable) and [`typed`] reads/writes them by their well-known keys.
+
+mod client;
+mod local_store;
+pub mod objects;
+mod service;
+mod store;
+pub mod typed;
+mod wire;
+
+pub use client::{MetadataClient, MetadataClientOptions};
+pub use local_store::LocalMetadataStore;
+pub use service::MetadataServerService;
+pub use store::{MetadataStore, MetadataStoreError, Precondition, VersionedValue, WriteOp};

@@ -1,0 +1,57 @@
+//! Typed cluster metadata. Each object lives under one well-known key, encoded as JSON
+//! (readable with `restatectl metadata get --key <key>`).
+
+mod cluster_config;
+mod logs;
+mod nodes_config;
+mod partition_table;
+
+pub use cluster_config::ClusterConfiguration;
+pub use logs::{Chain, Logs, Segment};
+pub use nodes_config::{LogServerState, MetadataServerState, NodeConfig, NodeRegistration, NodesConfiguration};
+pub use partition_table::{Partition, PartitionTable};
+
+/// A value kept under a fixed metadata key.
+pub trait MetadataObject: serde::Serialize + serde::de::DeserializeOwned + Send + Sync {
+    const KEY: &'static str;
+    /// What users call it in messages.
+    const NAME: &'static str;
+}
+
+impl MetadataObject for ClusterConfiguration {
+    const KEY: &'static str = "cluster_config";
+    const NAME: &'static str = "ClusterConfiguration";
+}
+
+impl MetadataObject for NodesConfiguration {
+    const KEY: &'static str = "nodes_config";
+    const NAME: &'static str = "NodesConfiguration";
+}
+
+impl MetadataObject for Logs {
+    const KEY: &'static str = "bifrost_config";
+    const NAME: &'static str = "Logs";
+}
+
+impl MetadataObject for PartitionTable {
+    const KEY: &'static str = "partition_table";
+    const NAME: &'static str = "PartitionTable";
+}
+
+/// Checks that `bytes` decode as the typed object stored under `key`, if `key` is one of
+/// the well-known keys. Administrative writes call this so a typo cannot corrupt the
+/// cluster's own metadata.
+pub fn check_well_known(key: &str, bytes: &[u8]) -> Result<(), String> {
+    fn check<T: MetadataObject>(bytes: &[u8]) -> Result<(), String> {
+        serde_json::from_slice::<T>(bytes)
+            .map(|_| ())
+            .map_err(|e| format!("the value is not a valid {} (key '{}'): {e}", T::NAME, T::KEY))
+    }
+    match key {
+        ClusterConfiguration::KEY => check::<ClusterConfiguration>(bytes),
+        NodesConfiguration::KEY => check::<NodesConfiguration>(bytes),
+        Logs::KEY => check::<Logs>(bytes),
+        PartitionTable::KEY => check::<PartitionTable>(bytes),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,174 @@
+use std::collections::BTreeMap;
+
+use restate_types::{GenerationalNodeId, PlainNodeId, RoleSet};
+use serde::{Deserialize, Serialize};
+
+/// Every node that ever joined the cluster, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodesConfiguration {
+    pub cluster_name: String,
+    pub nodes: BTreeMap<PlainNodeId, NodeConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub id: PlainNodeId,
+    /// Rises at every start of the node; older generations are stale incarnations.
+    pub generation: u32,
+    pub name: String,
+    pub address: String,
+    pub roles: RoleSet,
+    pub metadata_server_state: MetadataServerState,
+    pub log_server_state: LogServerState,
+    /// The storage id of the node's data; a new one means the data was wiped.
+    pub storage_id: String,
+}
+
+impl NodeConfig {
+    pub fn current(&self) -> GenerationalNodeId {
+        self.id.with_generation(self.generation)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetadataServerState {
+    /// Serves metadata (votes, in a replicated store).
+    Member,
+    /// Has the role but is not (yet) part of the store.
+    Standby,
+    /// Lacks the metadata-server role.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogServerState {
+    /// May be placed in new nodesets.
+    ReadWrite,
+    /// Keeps serving what it has; receives nothing new (draining).
+    ReadOnly,
+    /// Lacks the log-server role.
+    Disabled,
+}
+
+impl MetadataServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataServerState::Member => "member",
+            MetadataServerState::Standby => "standby",
+            MetadataServerState::None => "none",
+        }
+    }
+}
+
+impl LogServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogServerState::ReadWrite => "read-write",
+            LogServerState::ReadOnly => "read-only",
+            LogServerState::Disabled => "disabled",
+        }
+    }
+}
+
+/// How a starting node appears in the NodesConfiguration after it registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// First time this name joins: a new id, generation 1.
+    New(NodeConfig),
+    /// Known name: same id, next generation, address/roles/storage refreshed.
+    Restarted(NodeConfig),
+}
+
+impl NodesConfiguration {
+    pub fn find_by_name(&self, name: &str) -> Option<&NodeConfig> {
+        self.nodes.values().find(|n| n.name == name)
+    }
+
+    pub fn next_free_id(&self) -> PlainNodeId {
+        PlainNodeId(self.nodes.keys().next_back().map_or(1, |id| id.0 + 1))
+    }
+
+    /// Records a starting node and returns how it was recorded. Pure: the caller writes
+    /// the result back with a version precondition.
+    pub fn register(
+        &mut self,
+        name: &str,
+        address: &str,
+        roles: &RoleSet,
+        storage_id: &str,
+        metadata_member: bool,
+    ) -> Registration {
+        use restate_types::Role;
+        let metadata_server_state = match (roles.contains(Role::MetadataServer), metadata_member) {
+            (false, _) => MetadataServerState::None,
+            (true, true) => MetadataServerState::Member,
+            (true, false) => MetadataServerState::Standby,
+        };
+        let log_server_state =
+            if roles.contains(Role::LogServer) { LogServerState::ReadWrite } else { LogServerState::Disabled };
+        if let Some(existing) = self.nodes.values_mut().find(|n| n.name == name) {
+            existing.generation += 1;
+            existing.address = address.to_owned();
+            existing.roles = roles.clone();
+            existing.storage_id = storage_id.to_owned();
+            existing.metadata_server_state = metadata_server_state;
+            // A draining node stays read-only across restarts.
+            if !(existing.log_server_state == LogServerState::ReadOnly && roles.contains(Role::LogServer)) {
+                existing.log_server_state = log_server_state;
+            }
+            return Registration::Restarted(existing.clone());
+        }
+        let id = self.next_free_id();
+        let node = NodeConfig {
+            id,
+            generation: 1,
+            name: name.to_owned(),
+            address: address.to_owned(),
+            roles: roles.clone(),
+            metadata_server_state,
+            log_server_state,
+            storage_id: storage_id.to_owned(),
+        };
+        self.nodes.insert(id, node.clone());
+        Registration::New(node)
+    }
+
+    /// Nodes that may host log replicas.
+    pub fn log_servers(&self) -> impl Iterator<Item = &NodeConfig> {
+        self.nodes.values().filter(|n| n.log_server_state == LogServerState::ReadWrite)
+    }
+}
+
+pub use Registration as NodeRegistration;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registering_assigns_ids_and_bumps_generations() {
+        let mut nodes = NodesConfiguration::default();
+        let roles = RoleSet::all();
+        let Registration::New(a) = nodes.register("a", "http://a:5122", &roles, "s1", true) else { panic!() };
+        let Registration::New(b) = nodes.register("b", "http://b:5122", &roles, "s2", false) else { panic!() };
+        assert_eq!((a.id, a.generation), (PlainNodeId(1), 1));
+        assert_eq!((b.id, b.generation), (PlainNodeId(2), 1));
+        assert_eq!(b.metadata_server_state, MetadataServerState::Standby);
+        let Registration::Restarted(a2) = nodes.register("a", "http://a2:5122", &roles, "s1", true) else { panic!() };
+        assert_eq!(a2.current().to_string(), "N1:2");
+        assert_eq!(nodes.find_by_name("a").unwrap().address, "http://a2:5122");
+        assert_eq!(nodes.log_servers().count(), 2);
+    }
+
+    #[test]
+    fn serializes_with_readable_keys() {
+        let mut nodes = NodesConfiguration { cluster_name: "c".into(), ..Default::default() };
+        nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true);
+        let json = serde_json::to_string(&nodes).unwrap();
+        assert!(json.contains("\"metadata-server\""), "{json}");
+        let back: NodesConfiguration = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, nodes);
+    }
+}

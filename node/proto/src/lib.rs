@@ -1,0 +1,12 @@
+//! Wire types of the node fabric (gRPC on the node port, 5122 by default).
+//!
+//! Only wire types live here; each layer converts them to its domain types in its own
+//! `wire` module, so domain code never sees protobuf structs.
+
+pub mod metadata {
+    tonic::include_proto!("restate.metadata");
+}
+
+pub mod node_ctl {
+    tonic::include_proto!("restate.node_ctl");
+}

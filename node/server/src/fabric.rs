@@ -1,0 +1,52 @@
+//! The node port (5122): gRPC services plus `GET /health` and `GET /metrics`, one listener.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use restate_metadata::MetadataServerService;
+use tokio_util::sync::CancellationToken;
+
+use crate::lifecycle::NodeState;
+use crate::listeners::BoundListener;
+use crate::metrics::NodeMetrics;
+use crate::node_ctl::{NodeCtlContext, NodeCtlService};
+
+pub(crate) fn router(
+    ctx: Arc<NodeCtlContext>,
+    metadata_server: Option<MetadataServerService>,
+    state: NodeState,
+    metrics: NodeMetrics,
+) -> Router {
+    let mut grpc = tonic::service::Routes::new(restate_proto::node_ctl::node_ctl_server::NodeCtlServer::new(
+        NodeCtlService::new(ctx),
+    ));
+    if let Some(server) = metadata_server {
+        grpc = grpc.add_service(server.into_server());
+    }
+    grpc.into_axum_router()
+        // Liveness: the node's servers listen. Provisioning state is `restatectl status`'s business.
+        .route("/health", get(|| async { "OK\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                let state = state.clone();
+                async move {
+                    metrics.observe_phase(&state.phase(), state.uptime());
+                    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
+                }
+            }),
+        )
+}
+
+/// Serves `router` until `shutdown`; in-flight requests finish first.
+pub(crate) async fn serve(
+    bound: BoundListener,
+    router: Router,
+    shutdown: CancellationToken,
+    what: &'static str,
+) -> std::io::Result<()> {
+    tracing::info!(address = %bound.local_addr, "{what} listening");
+    axum::serve(bound.listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}

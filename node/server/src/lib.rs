@@ -1,0 +1,24 @@
+//! The node daemon: assembles storage, metadata, logs and the network servers into a
+//! running node ([`Node::start`]), and answers node-control requests.
+//!
+//! Startup order (each step's failure is a [`StartupError`] naming the config key to fix):
+//! 1. open the node's RocksDB and check its identity marker;
+//! 2. bind every listener (fabric, admin, ingress, optional pgsql);
+//! 3. serve; `/health` answers 200 from here on, provisioned or not;
+//! 4. the [`membership`] task finds (or provisions) the cluster and registers the node.
+
+mod admin_http;
+mod cluster_view;
+mod fabric;
+mod ingress_http;
+mod lifecycle;
+mod listeners;
+pub mod membership;
+mod metrics;
+mod node;
+mod node_ctl;
+mod pgsql;
+pub mod provisioning;
+
+pub use lifecycle::{NodePhase, NodeState};
+pub use node::{Node, NodeExit, StartupError};

@@ -1,0 +1,234 @@
+//! A running node: what `restate-server` starts and stops.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use restate_config::Config;
+use restate_metadata::{
+    LocalMetadataStore, MetadataClient, MetadataClientOptions, MetadataServerService, MetadataStore,
+};
+use restate_storage::{NodeStorage, StorageError, StorageOptions};
+use restate_types::{LogProviderKind, MetadataServerKind, Role};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::lifecycle::NodeState;
+use crate::listeners::{bind, env_var_for};
+use crate::membership::{self, MembershipContext};
+use crate::metrics::NodeMetrics;
+use crate::node_ctl::NodeCtlContext;
+use crate::provisioning::{ProvisionParams, Provisioner};
+use crate::{admin_http, fabric, ingress_http, pgsql};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr} for the {what} (`{key}`): {source}. Change `{key}` in restate.toml (or {}) to a free address", env_var_for(key))]
+    Bind { key: &'static str, what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("`{key}`: {message}")]
+    Unsupported { key: &'static str, message: String },
+    #[error("metadata client: {0}")]
+    MetadataClient(String),
+}
+
+/// How a node ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeExit {
+    /// Shut down on request after finishing in-flight work and flushing storage.
+    Clean,
+    /// A part of the node failed; the node stopped. The reason says what to do.
+    Failed(String),
+}
+
+pub struct Node {
+    pub fabric_address: SocketAddr,
+    pub admin_address: Option<SocketAddr>,
+    pub ingress_address: Option<SocketAddr>,
+    pub pgsql_address: Option<SocketAddr>,
+    pub advertised_address: String,
+    state: NodeState,
+    storage: NodeStorage,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    failures: mpsc::UnboundedReceiver<String>,
+}
+
+fn url_text(url: &url::Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+impl Node {
+    /// Opens storage, binds every listener and starts serving. Returns once the node
+    /// listens; joining the cluster goes on in the background (see [`NodeState`]).
+    pub async fn start(config: Config) -> Result<Node, StartupError> {
+        if config.metadata_server.kind == MetadataServerKind::Replicated && config.roles.contains(Role::MetadataServer)
+        {
+            return Err(StartupError::Unsupported {
+                key: "metadata-server.type",
+                message: "\"replicated\" is not available in this build yet; use \"local\" (one metadata-server node; other nodes reach it through `[metadata-client] addresses`)".into(),
+            });
+        }
+        if config.bifrost.default_provider == LogProviderKind::Replicated && config.auto_provision {
+            tracing::warn!("bifrost.default-provider = \"replicated\": log segments wait for enough log-servers before they accept records");
+        }
+
+        let storage = NodeStorage::open(
+            &config.node_dir().join("db"),
+            &StorageOptions { total_memory_bytes: config.rocksdb_total_memory_size },
+        )?;
+        let identity = storage.claim_identity(&config.node_name, &config.cluster_name)?;
+
+        let fabric_listener = bind("bind-address", "node port (fabric)", config.bind_address).await?;
+        let admin_listener = if config.roles.contains(Role::Admin) {
+            Some(bind("admin.bind-address", "admin API", config.admin.bind_address).await?)
+        } else {
+            None
+        };
+        let ingress_listener = if config.roles.serves_ingress() {
+            Some(bind("ingress.bind-address", "ingress", config.ingress.bind_address).await?)
+        } else {
+            None
+        };
+        let pgsql_listener = match config.admin.query_engine.pgsql_bind_address {
+            Some(addr) => Some(bind("admin.query-engine.pgsql-bind-address", "PostgreSQL query endpoint", addr).await?),
+            None => None,
+        };
+
+        let advertised = config.advertised_address_for(fabric_listener.local_addr);
+        let advertised_address = url_text(&advertised);
+        let client_addresses: Vec<String> =
+            config.metadata_client_addresses_for(&advertised).iter().map(url_text).collect();
+        let metadata: Arc<dyn MetadataStore> = Arc::new(
+            MetadataClient::new(&client_addresses, MetadataClientOptions::default())
+                .map_err(|e| StartupError::MetadataClient(e.to_string()))?,
+        );
+        let runs_metadata_server = config.roles.contains(Role::MetadataServer);
+        let metadata_server = runs_metadata_server
+            .then(|| MetadataServerService::new(Arc::new(LocalMetadataStore::new(storage.clone()))));
+
+        let config = Arc::new(config);
+        let state = NodeState::new();
+        let metrics = NodeMetrics::new(&config.node_name, &config.cluster_name);
+        let default_log_provider = config.bifrost.default_provider;
+        let membership = Arc::new(MembershipContext {
+            cluster_name: config.cluster_name.clone(),
+            auto_provision: config.auto_provision,
+            default_params: ProvisionParams {
+                num_partitions: config.default_num_partitions,
+                replication: match default_log_provider {
+                    LogProviderKind::Local => 1,
+                    LogProviderKind::Replicated => config.default_replication,
+                },
+                log_provider: default_log_provider,
+            },
+            me: Provisioner {
+                name: config.node_name.clone(),
+                address: advertised_address.clone(),
+                roles: config.roles.clone(),
+                storage_id: identity.storage_id.clone(),
+                metadata_member: runs_metadata_server && client_addresses.contains(&advertised_address),
+            },
+            metadata: metadata.clone(),
+            state: state.clone(),
+            registered_by_provisioning: Mutex::new(None),
+            wake: Notify::new(),
+        });
+        let ctl = Arc::new(NodeCtlContext {
+            config: config.clone(),
+            advertised_address: advertised_address.clone(),
+            metadata_client_addresses: client_addresses.clone(),
+            storage_id: identity.storage_id.clone(),
+            state: state.clone(),
+            metadata,
+            membership: membership.clone(),
+            metrics: metrics.clone(),
+        });
+
+        let shutdown = CancellationToken::new();
+        let (failure_tx, failures) = mpsc::unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let fabric_address = fabric_listener.local_addr;
+        let admin_address = admin_listener.as_ref().map(|l| l.local_addr);
+        let ingress_address = ingress_listener.as_ref().map(|l| l.local_addr);
+        let pgsql_address = pgsql_listener.as_ref().map(|l| l.local_addr);
+
+        let servers = [
+            Some((fabric_listener, fabric::router(ctl, metadata_server, state.clone(), metrics), "node port (fabric)")),
+            admin_listener.map(|l| (l, admin_http::router(state.clone()), "admin API")),
+            ingress_listener.map(|l| (l, ingress_http::router(), "ingress")),
+        ];
+        for (listener, router, what) in servers.into_iter().flatten() {
+            let shutdown = shutdown.clone();
+            let failure_tx = failure_tx.clone();
+            tasks.spawn(async move {
+                if let Err(e) = fabric::serve(listener, router, shutdown, what).await {
+                    let _ = failure_tx.send(format!("{what} server failed: {e}"));
+                }
+            });
+        }
+        if let Some(listener) = pgsql_listener {
+            tasks.spawn(pgsql::serve(listener, shutdown.clone()));
+        }
+        {
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(failure) = membership::run(membership, shutdown).await {
+                    let _ = failure_tx.send(failure.0);
+                }
+            });
+        }
+        tracing::info!(
+            node = %config.node_name,
+            cluster = %config.cluster_name,
+            advertised = %advertised_address,
+            roles = %config.roles,
+            metadata_client = ?client_addresses,
+            "node started"
+        );
+        Ok(Node {
+            fabric_address,
+            admin_address,
+            ingress_address,
+            pgsql_address,
+            advertised_address,
+            state,
+            storage,
+            shutdown,
+            tasks,
+            failures,
+        })
+    }
+
+    pub fn state(&self) -> &NodeState {
+        &self.state
+    }
+
+    /// Resolves when a part of the node fails by itself, with the reason.
+    pub async fn failed(&mut self) -> String {
+        self.failures.recv().await.unwrap_or_else(|| "all node tasks ended".into())
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), flushes storage.
+    pub async fn shutdown(mut self, reason: Option<String>) -> NodeExit {
+        tracing::info!("shutting down");
+        self.shutdown.cancel();
+        let drained =
+            tokio::time::timeout(Duration::from_secs(20), async { while self.tasks.join_next().await.is_some() {} })
+                .await;
+        if drained.is_err() {
+            tracing::warn!("some tasks did not stop within 20s; aborting them");
+            self.tasks.abort_all();
+        }
+        if let Err(e) = self.storage.flush() {
+            return NodeExit::Failed(format!("flushing storage on shutdown failed: {e}"));
+        }
+        tracing::info!("shut down cleanly");
+        match reason {
+            Some(reason) => NodeExit::Failed(reason),
+            None => NodeExit::Clean,
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The node-control gRPC service: what `restatectl` and the operator ask a node.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use restate_config::Config;
+use restate_metadata::objects::{self, ClusterConfiguration, NodesConfiguration};
+use restate_metadata::{typed, MetadataStore, MetadataStoreError, Precondition};
+use restate_proto::node_ctl::{self as pb, node_ctl_server::NodeCtl};
+use restate_types::{LogProviderKind, Version};
+use tonic::{Request, Response, Status};
+
+use crate::cluster_view::{self, configuration_to_wire};
+use crate::lifecycle::{NodePhase, NodeState};
+use crate::membership::MembershipContext;
+use crate::metrics::NodeMetrics;
+use crate::provisioning::{ProvisionOutcome, ProvisionParams};
+
+/// Everything the node-control handlers read.
+pub(crate) struct NodeCtlContext {
+    pub config: Arc<Config>,
+    pub advertised_address: String,
+    pub metadata_client_addresses: Vec<String>,
+    pub storage_id: String,
+    pub state: NodeState,
+    pub metadata: Arc<dyn MetadataStore>,
+    pub membership: Arc<MembershipContext>,
+    pub metrics: NodeMetrics,
+}
+
+impl NodeCtlContext {
+    pub fn node_info(&self) -> pb::NodeInfo {
+        let phase = self.state.phase();
+        let (node_id, generation) = match &phase {
+            NodePhase::Running { node_id } => (node_id.id.to_string(), node_id.generation),
+            _ => (String::new(), 0),
+        };
+        pb::NodeInfo {
+            name: self.config.node_name.clone(),
+            cluster_name: self.config.cluster_name.clone(),
+            advertised_address: self.advertised_address.clone(),
+            roles: self.config.roles.iter().map(|r| r.to_string()).collect(),
+            node_id,
+            generation,
+            state: phase.name().to_owned(),
+            state_reason: phase.reason(),
+            metadata_server_type: self.config.metadata_server.kind.to_string(),
+            metadata_client_addresses: self.metadata_client_addresses.clone(),
+            storage_id: self.storage_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_ms: self.state.uptime().as_millis() as u64,
+        }
+    }
+}
+
+pub(crate) struct NodeCtlService {
+    ctx: Arc<NodeCtlContext>,
+}
+
+impl NodeCtlService {
+    pub fn new(ctx: Arc<NodeCtlContext>) -> Self {
+        NodeCtlService { ctx }
+    }
+}
+
+fn metadata_status(err: MetadataStoreError) -> Status {
+    match err {
+        MetadataStoreError::PreconditionFailed { .. } => Status::failed_precondition(err.to_string()),
+        MetadataStoreError::InvalidRequest(m) => Status::invalid_argument(m),
+        MetadataStoreError::Unavailable(m) => Status::unavailable(format!("metadata store unavailable: {m}")),
+        MetadataStoreError::Storage(m) => Status::internal(m),
+    }
+}
+
+fn not_provisioned() -> Status {
+    Status::failed_precondition("the cluster is not provisioned yet; run `restatectl provision --address <node> --yes`")
+}
+
+fn parse_provider(flag: &str, value: &str) -> Result<LogProviderKind, Status> {
+    value.parse().map_err(|e: restate_types::ParseError| Status::invalid_argument(format!("{flag}: {e}")))
+}
+
+#[tonic::async_trait]
+impl NodeCtl for NodeCtlService {
+    async fn get_node_info(&self, _: Request<pb::GetNodeInfoRequest>) -> Result<Response<pb::NodeInfo>, Status> {
+        self.ctx.metrics.request("get_node_info");
+        Ok(Response::new(self.ctx.node_info()))
+    }
+
+    async fn get_cluster_status(
+        &self,
+        _: Request<pb::GetClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
+        self.ctx.metrics.request("get_cluster_status");
+        match cluster_view::cluster_status(&self.ctx).await {
+            Ok(status) => Ok(Response::new(status)),
+            // Without metadata the node still tells what it knows about itself.
+            Err(MetadataStoreError::Unavailable(reason)) => Ok(Response::new(pb::ClusterStatus {
+                cluster_name: self.ctx.config.cluster_name.clone(),
+                provisioned: false,
+                answered_by: Some(pb::NodeInfo {
+                    state_reason: format!("metadata store unavailable: {reason}"),
+                    ..self.ctx.node_info()
+                }),
+                ..Default::default()
+            })),
+            Err(other) => Err(metadata_status(other)),
+        }
+    }
+
+    async fn provision(
+        &self,
+        request: Request<pb::ProvisionRequest>,
+    ) -> Result<Response<pb::ProvisionResponse>, Status> {
+        self.ctx.metrics.request("provision");
+        let request = request.into_inner();
+        let defaults = &self.ctx.membership.default_params;
+        let log_provider = match request.log_provider.as_deref() {
+            Some(p) => parse_provider("--log-provider", p)?,
+            None => defaults.log_provider,
+        };
+        let replication = match (request.replication, log_provider) {
+            (Some(r), _) => r,
+            // A local loglet has one copy whatever default-replication says.
+            (None, LogProviderKind::Local) => 1,
+            (None, LogProviderKind::Replicated) => defaults.replication,
+        };
+        let params = ProvisionParams {
+            num_partitions: request.num_partitions.unwrap_or(defaults.num_partitions),
+            replication,
+            log_provider,
+        };
+        params.validate().map_err(Status::invalid_argument)?;
+        let outcome = self.ctx.membership.provision(&params).await.map_err(|e| match e {
+            crate::provisioning::ProvisionError::Invalid(m) => Status::invalid_argument(m),
+            crate::provisioning::ProvisionError::OtherCluster { .. } => Status::failed_precondition(e.to_string()),
+            crate::provisioning::ProvisionError::Metadata(m) => metadata_status(m),
+        })?;
+        let (newly_provisioned, configuration) = match outcome {
+            ProvisionOutcome::Provisioned { configuration, .. } => (true, configuration),
+            ProvisionOutcome::AlreadyProvisioned { configuration } => (false, configuration),
+        };
+        let version = typed::get::<ClusterConfiguration>(self.ctx.metadata.as_ref())
+            .await
+            .map_err(metadata_status)?
+            .map_or(0, |(_, v)| v.0);
+        Ok(Response::new(pb::ProvisionResponse {
+            newly_provisioned,
+            cluster_name: configuration.cluster_name.clone(),
+            cluster_fingerprint: configuration.cluster_fingerprint.clone(),
+            configuration: Some(configuration_to_wire(&configuration, version)),
+        }))
+    }
+
+    async fn get_cluster_configuration(
+        &self,
+        _: Request<pb::GetClusterConfigurationRequest>,
+    ) -> Result<Response<pb::ClusterConfiguration>, Status> {
+        self.ctx.metrics.request("get_cluster_configuration");
+        let (configuration, version) = typed::get::<ClusterConfiguration>(self.ctx.metadata.as_ref())
+            .await
+            .map_err(metadata_status)?
+            .ok_or_else(not_provisioned)?;
+        Ok(Response::new(configuration_to_wire(&configuration, version.0)))
+    }
+
+    async fn set_cluster_configuration(
+        &self,
+        request: Request<pb::SetClusterConfigurationRequest>,
+    ) -> Result<Response<pb::ClusterConfiguration>, Status> {
+        self.ctx.metrics.request("set_cluster_configuration");
+        let request = request.into_inner();
+        let provider = request.log_provider.as_deref().map(|p| parse_provider("--log-provider", p)).transpose()?;
+        if provider.is_none() && request.replication.is_none() {
+            return Err(Status::invalid_argument("nothing to change: pass --log-provider and/or --log-replication"));
+        }
+        let metadata = self.ctx.metadata.as_ref();
+        for _ in 0..16 {
+            let (current, version) = typed::get::<ClusterConfiguration>(metadata)
+                .await
+                .map_err(metadata_status)?
+                .ok_or_else(not_provisioned)?;
+            let (nodes, _) =
+                typed::get::<NodesConfiguration>(metadata).await.map_err(metadata_status)?.unwrap_or_default();
+            let next = ClusterConfiguration {
+                log_provider: provider.unwrap_or(current.log_provider),
+                replication: request.replication.unwrap_or(current.replication),
+                ..current.clone()
+            };
+            check_log_settings(&next, nodes.log_servers().count() as u32)?;
+            if next == current {
+                return Ok(Response::new(configuration_to_wire(&current, version.0)));
+            }
+            match typed::put(metadata, &next, Precondition::MatchesVersion(version)).await {
+                Ok(new_version) => {
+                    tracing::info!(log_provider = %next.log_provider, replication = next.replication, "cluster configuration changed");
+                    return Ok(Response::new(configuration_to_wire(&next, new_version.0)));
+                }
+                Err(MetadataStoreError::PreconditionFailed { .. }) => continue,
+                Err(other) => return Err(metadata_status(other)),
+            }
+        }
+        Err(Status::aborted("the cluster configuration kept changing under this request; try again"))
+    }
+
+    async fn get_metadata(
+        &self,
+        request: Request<pb::GetMetadataRequest>,
+    ) -> Result<Response<pb::GetMetadataResponse>, Status> {
+        self.ctx.metrics.request("get_metadata");
+        let key = request.into_inner().key;
+        let value = self.ctx.metadata.get(&key).await.map_err(metadata_status)?;
+        Ok(Response::new(match value {
+            Some(v) => pb::GetMetadataResponse { found: true, version: v.version.0, value: v.value.to_vec() },
+            None => pb::GetMetadataResponse { found: false, version: 0, value: Vec::new() },
+        }))
+    }
+
+    async fn put_metadata(
+        &self,
+        request: Request<pb::PutMetadataRequest>,
+    ) -> Result<Response<pb::PutMetadataResponse>, Status> {
+        self.ctx.metrics.request("put_metadata");
+        let request = request.into_inner();
+        objects::check_well_known(&request.key, &request.value).map_err(Status::invalid_argument)?;
+        let precondition = match request.expected_version {
+            None => Precondition::None,
+            Some(0) => Precondition::DoesNotExist,
+            Some(v) => Precondition::MatchesVersion(Version(v)),
+        };
+        let version = self
+            .ctx
+            .metadata
+            .put(&request.key, Bytes::from(request.value), precondition)
+            .await
+            .map_err(metadata_status)?;
+        Ok(Response::new(pb::PutMetadataResponse { version: version.0 }))
+    }
+}
+
+/// Log settings must be satisfiable by the live log-servers; the error shows the arithmetic.
+pub(crate) fn check_log_settings(next: &ClusterConfiguration, log_servers: u32) -> Result<(), Status> {
+    if next.replication == 0 {
+        return Err(Status::invalid_argument("--log-replication 0 is invalid: use 1 or more"));
+    }
+    match next.log_provider {
+        LogProviderKind::Local if next.replication > 1 => Err(Status::invalid_argument(format!(
+            "--log-replication {} with log provider local: a local loglet keeps exactly one copy; use --log-provider replicated",
+            next.replication
+        ))),
+        LogProviderKind::Replicated => {
+            let needed = ClusterConfiguration::log_servers_needed(next.replication);
+            if needed > log_servers {
+                Err(Status::failed_precondition(format!(
+                    "replication {} needs at least {needed} log-server nodes (2 x {} - 1); {log_servers} available",
+                    next.replication, next.replication
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        LogProviderKind::Local => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(provider: LogProviderKind, replication: u32) -> ClusterConfiguration {
+        ClusterConfiguration {
+            cluster_name: "c".into(),
+            cluster_fingerprint: "f".into(),
+            num_partitions: 1,
+            replication,
+            log_provider: provider,
+            provisioned_at_unix_ms: 0,
+        }
+    }
+
+    #[test]
+    fn replication_beyond_the_log_servers_is_refused_with_the_arithmetic() {
+        let err = check_log_settings(&config(LogProviderKind::Replicated, 3), 3).unwrap_err();
+        assert_eq!(err.message(), "replication 3 needs at least 5 log-server nodes (2 x 3 - 1); 3 available");
+        assert!(check_log_settings(&config(LogProviderKind::Replicated, 1), 1).is_ok());
+        assert!(check_log_settings(&config(LogProviderKind::Replicated, 2), 3).is_ok());
+        assert!(check_log_settings(&config(LogProviderKind::Local, 2), 3).is_err());
+        assert!(check_log_settings(&config(LogProviderKind::Replicated, 0), 3).is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Nodes started in one process on loopback port 0: provisioning, joining, phases.
+
+use std::time::Duration;
+
+use restate_config::{ConfigSources, Loaded};
+use restate_server::{Node, NodeExit, NodePhase};
+
+fn config(dir: &std::path::Path, name: &str, env: &[(&str, String)]) -> restate_config::Config {
+    let mut vars = vec![
+        ("RESTATE_NODE_NAME".to_owned(), name.to_owned()),
+        ("RESTATE_CLUSTER_NAME".to_owned(), "inproc".to_owned()),
+        ("RESTATE_BASE_DIR".to_owned(), dir.display().to_string()),
+        ("RESTATE_BIND_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RESTATE_ADMIN__BIND_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RESTATE_INGRESS__BIND_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE".to_owned(), "32 MiB".to_owned()),
+    ];
+    for (k, v) in env {
+        vars.retain(|(existing, _)| existing != k);
+        vars.push(((*k).to_owned(), v.clone()));
+    }
+    let Loaded { config, .. } =
+        restate_config::load(&ConfigSources { file: None, env: vars, cli: vec![] }).unwrap_or_else(|e| panic!("{e}"));
+    config
+}
+
+async fn wait_for_phase(node: &Node, what: &str, predicate: impl Fn(&NodePhase) -> bool) -> NodePhase {
+    let mut phases = node.state().subscribe();
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let phase = phases.borrow_and_update().clone();
+            if predicate(&phase) {
+                return phase;
+            }
+            phases.changed().await.expect("node state alive");
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|_| panic!("timed out waiting for {what}; phase is {:?}", node.state().phase()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_node_joins_the_provisioned_cluster_with_the_next_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Node::start(config(dir.path(), "a", &[])).await.unwrap();
+    let phase = wait_for_phase(&first, "a running", |p| matches!(p, NodePhase::Running { .. })).await;
+    assert_eq!(phase, NodePhase::Running { node_id: restate_types::PlainNodeId(1).with_generation(1) });
+
+    let addresses = format!("[\"{}\"]", first.advertised_address);
+    let second =
+        Node::start(config(dir.path(), "b", &[("RESTATE_METADATA_CLIENT__ADDRESSES", addresses)])).await.unwrap();
+    let phase = wait_for_phase(&second, "b running", |p| matches!(p, NodePhase::Running { .. })).await;
+    assert_eq!(phase, NodePhase::Running { node_id: restate_types::PlainNodeId(2).with_generation(1) });
+
+    assert_eq!(second.shutdown(None).await, NodeExit::Clean);
+    assert_eq!(first.shutdown(None).await, NodeExit::Clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_waits_for_an_unreachable_metadata_server_and_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nowhere = format!("[\"http://127.0.0.1:{closed}\"]");
+    let node =
+        Node::start(config(dir.path(), "lonely", &[("RESTATE_METADATA_CLIENT__ADDRESSES", nowhere)])).await.unwrap();
+    let phase =
+        wait_for_phase(&node, "waiting for metadata", |p| matches!(p, NodePhase::WaitingForMetadata { .. })).await;
+    assert!(phase.reason().contains(&format!("127.0.0.1:{closed}")), "{}", phase.reason());
+    assert_eq!(node.shutdown(None).await, NodeExit::Clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_auto_provision_waits_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(dir.path(), "patient", &[("RESTATE_AUTO_PROVISION", "false".into())])).await.unwrap();
+    let phase = wait_for_phase(&node, "waiting for provisioning", |p| *p == NodePhase::WaitingForProvisioning).await;
+    assert!(phase.reason().contains("restatectl provision"));
+    assert_eq!(node.shutdown(None).await, NodeExit::Clean);
+}

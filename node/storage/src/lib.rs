@@ -1,0 +1,12 @@
+//! One RocksDB per node under `base-dir/<node-name>/db`.
+//!
+//! Column families, one per concern, are all created at open; callers name them with
+//! the `CF_*` constants. The node-identity marker (see [`identity`]) guards the data
+//! against being opened by another node or cluster.
+
+mod identity;
+mod node_storage;
+
+pub use identity::{IdentityMismatch, NodeIdentity};
+pub use node_storage::{NodeStorage, StorageError, StorageOptions, CF_LOGLET, CF_METADATA, CF_NODE};
+pub use rocksdb;

@@ -1,0 +1,181 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteBufferManager,
+    WriteOptions, DB,
+};
+
+use crate::identity::{IdentityMismatch, NodeIdentity};
+
+/// Node identity marker, cluster membership facts of this node.
+pub const CF_NODE: &str = "node";
+/// Versioned key-value pairs of the local metadata store.
+pub const CF_METADATA: &str = "metadata";
+/// Records of local loglets.
+pub const CF_LOGLET: &str = "loglet";
+
+const ALL_CFS: [&str; 3] = [CF_NODE, CF_METADATA, CF_LOGLET];
+const IDENTITY_KEY: &[u8] = b"identity";
+
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// The one budget that the block cache and all write buffers share.
+    pub total_memory_bytes: u64,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions { total_memory_bytes: 256 << 20 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot open the node's RocksDB at {path}: {source}. Is another restate-server using this base-dir? Stop it, or give this node its own `base-dir`")]
+    Open { path: PathBuf, source: rocksdb::Error },
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("RocksDB {op} failed: {source}")]
+    Rocks { op: &'static str, source: rocksdb::Error },
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error(transparent)]
+    Identity(#[from] IdentityMismatch),
+}
+
+impl StorageError {
+    pub fn rocks(op: &'static str) -> impl FnOnce(rocksdb::Error) -> StorageError {
+        move |source| StorageError::Rocks { op, source }
+    }
+}
+
+/// The node's RocksDB. Cheap to clone; closed when the last clone drops.
+#[derive(Clone)]
+pub struct NodeStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    path: PathBuf,
+    /// Durable writes sync the WAL; tests may turn it off for speed.
+    sync_writes: bool,
+}
+
+impl NodeStorage {
+    /// Opens (creating if needed) the database in `dir` with every column family.
+    pub fn open(dir: &Path, options: &StorageOptions) -> Result<NodeStorage, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir { path: dir.to_owned(), source })?;
+        let budget = options.total_memory_bytes.max(16 << 20) as usize;
+        // Half the budget caches blocks, half buffers writes; write buffers are charged
+        // to the cache so the sum never exceeds the budget.
+        let cache = Cache::new_lru_cache(budget);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(budget / 2, false, cache.clone());
+
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table);
+        cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+
+        let mut db_opts = cf_opts.clone();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_write_buffer_manager(&write_buffers);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(3);
+
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        let db = DB::open_cf_descriptors(&db_opts, dir, cfs)
+            .map_err(|source| StorageError::Open { path: dir.to_owned(), source })?;
+        Ok(NodeStorage { inner: Arc::new(Inner { db, path: dir.to_owned(), sync_writes: true }) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    /// The handle of one of the `CF_*` column families (all exist after `open`).
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        self.inner.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} is created at open"))
+    }
+
+    /// Writes a batch atomically; durable before return (WAL fsync).
+    pub fn write_durable(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.inner.sync_writes);
+        self.inner.db.write_opt(batch, &opts).map_err(StorageError::rocks("write"))
+    }
+
+    /// Flushes memtables and the WAL; called on clean shutdown.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.inner.db.flush_wal(true).map_err(StorageError::rocks("flush wal"))?;
+        for name in ALL_CFS {
+            self.inner.db.flush_cf(self.cf(name)).map_err(StorageError::rocks("flush"))?;
+        }
+        Ok(())
+    }
+
+    /// The identity stored in this database, if any.
+    pub fn identity(&self) -> Result<Option<NodeIdentity>, StorageError> {
+        let raw = self.db().get_cf(self.cf(CF_NODE), IDENTITY_KEY).map_err(StorageError::rocks("get identity"))?;
+        raw.map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| StorageError::Corrupt { what: "node identity marker", detail: e.to_string() })
+        })
+        .transpose()
+    }
+
+    /// Checks that this data belongs to `node_name` in `cluster_name`, writing the marker
+    /// on first use. Refuses data written by another node or for another cluster.
+    pub fn claim_identity(&self, node_name: &str, cluster_name: &str) -> Result<NodeIdentity, StorageError> {
+        if let Some(existing) = self.identity()? {
+            existing.check(node_name, cluster_name, self.path())?;
+            return Ok(existing);
+        }
+        let identity = NodeIdentity::new(node_name, cluster_name);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_NODE), IDENTITY_KEY, serde_json::to_vec(&identity).expect("identity serializes"));
+        self.write_durable(batch)?;
+        Ok(identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_written_once_and_guards_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = {
+            let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+            storage.claim_identity("node-1", "prod").unwrap()
+        };
+        let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+        let again = storage.claim_identity("node-1", "prod").unwrap();
+        assert_eq!(first, again, "the marker survives a reopen unchanged");
+
+        let err = storage.claim_identity("node-1", "staging").unwrap_err().to_string();
+        assert!(err.contains("staging") && err.contains("prod"), "{err}");
+        let err = storage.claim_identity("node-2", "prod").unwrap_err().to_string();
+        assert!(err.contains("node-2") && err.contains("node-1"), "{err}");
+        // A refused claim leaves the marker alone.
+        assert_eq!(storage.identity().unwrap().unwrap(), first);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_dir_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+        let err = NodeStorage::open(dir.path(), &StorageOptions::default()).err().unwrap().to_string();
+        assert!(err.contains("base-dir"), "{err}");
+    }
+}
