@@ -68,12 +68,20 @@ fn lsn_of_record_key(id: LogletId, key: &[u8]) -> Option<Lsn> {
 
 fn decode_lsn(id: LogletId, what: &str, value: &[u8]) -> Result<Lsn, LogletError> {
     let bytes: [u8; 8] = value.try_into().map_err(|_| {
-        LogletError::Storage(format!(
-            "loglet {id}: stored {what} is corrupt: expected 8 bytes, found {}",
-            value.len()
-        ))
+        LogletError::Storage(format!("loglet {id}: stored {what} is corrupt: expected 8 bytes, found {}", value.len()))
     })?;
     Ok(Lsn(u64::from_be_bytes(bytes)))
+}
+
+/// The trim point from the result of reading its key; absent means never trimmed.
+fn decode_trim_point(
+    id: LogletId,
+    stored: Result<Option<Vec<u8>>, restate_storage::rocksdb::Error>,
+) -> Result<Lsn, LogletError> {
+    match stored.map_err(|e| storage_error(id, "reading the trim point", e))? {
+        Some(value) => decode_lsn(id, "trim point", &value),
+        None => Ok(Lsn::INVALID),
+    }
 }
 
 fn storage_error(id: LogletId, op: &str, err: impl fmt::Display) -> LogletError {
@@ -122,14 +130,12 @@ impl LocalLoglet {
         let db = storage.db();
         let cf = storage.cf(CF_LOGLET);
 
-        let trim_point = match db.get_cf(cf, meta_key(id, META_TRIM_POINT)).map_err(|e| storage_error(id, "reading the trim point", e))? {
-            Some(value) => decode_lsn(id, "trim point", &value)?,
-            None => Lsn::INVALID,
-        };
-        let sealed_at = match db.get_cf(cf, meta_key(id, META_SEAL)).map_err(|e| storage_error(id, "reading the seal", e))? {
-            Some(value) => Some(decode_lsn(id, "seal", &value)?),
-            None => None,
-        };
+        let trim_point = decode_trim_point(id, db.get_cf(cf, meta_key(id, META_TRIM_POINT)))?;
+        let sealed_at =
+            match db.get_cf(cf, meta_key(id, META_SEAL)).map_err(|e| storage_error(id, "reading the seal", e))? {
+                Some(value) => Some(decode_lsn(id, "seal", &value)?),
+                None => None,
+            };
 
         let mut opts = ReadOptions::default();
         opts.set_iterate_lower_bound(record_key(id, Lsn(0)));
@@ -281,15 +287,9 @@ impl Inner {
         let cf = self.storage.cf(CF_LOGLET);
         let snapshot = db.snapshot();
 
-        let trim_point = match snapshot.get_cf(cf, meta_key(id, META_TRIM_POINT)).map_err(|e| storage_error(id, "reading the trim point", e))? {
-            Some(value) => decode_lsn(id, "trim point", &value)?,
-            None => Lsn::INVALID,
-        };
-        let (trim_gap, start) = if from <= trim_point {
-            (Some(TrimGap { from, to: trim_point }), trim_point.next())
-        } else {
-            (None, from)
-        };
+        let trim_point = decode_trim_point(id, snapshot.get_cf(cf, meta_key(id, META_TRIM_POINT)))?;
+        let (trim_gap, start) =
+            if from <= trim_point { (Some(TrimGap { from, to: trim_point }), trim_point.next()) } else { (None, from) };
 
         let mut records = Vec::new();
         if start < tail.next_lsn {
@@ -377,5 +377,27 @@ impl Loglet for LocalLoglet {
     async fn seal(&self) -> Result<TailState, LogletError> {
         let writer = Arc::clone(&self.inner.writer).lock_owned().await;
         self.blocking(move |inner| inner.seal(writer)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keys_sort_by_loglet_then_lsn_and_never_collide_with_metadata() {
+        let a = LogletId(1);
+        let b = LogletId(2);
+        assert!(record_key(a, Lsn(u64::MAX)) < record_key(b, Lsn(0)));
+        assert!(record_key(a, Lsn(255)) < record_key(a, Lsn(256)));
+        assert_eq!(lsn_of_record_key(a, &record_key(a, Lsn(42))), Some(Lsn(42)));
+        assert_eq!(lsn_of_record_key(a, &record_key(b, Lsn(42))), None);
+        for kind in [META_TRIM_POINT, META_SEAL] {
+            let meta = meta_key(a, kind);
+            assert_eq!(lsn_of_record_key(a, &meta), None);
+            // Metadata sorts outside every loglet's record range.
+            assert!(meta.as_slice() < record_key(LogletId(0), Lsn(0)).as_slice());
+        }
+        assert_ne!(meta_key(a, META_TRIM_POINT), meta_key(a, META_SEAL));
     }
 }

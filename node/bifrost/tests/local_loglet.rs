@@ -69,7 +69,10 @@ async fn bad_requests_are_rejected_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let loglet = LocalLoglet::open(open_storage(&dir), LogletId(3)).unwrap();
     let err = loglet.append(Vec::new()).await.unwrap_err();
-    assert!(matches!(&err, LogletError::InvalidInput(msg) if msg.contains("empty") && msg.contains("loglet 3")), "{err}");
+    assert!(
+        matches!(&err, LogletError::InvalidInput(msg) if msg.contains("empty") && msg.contains("loglet 3")),
+        "{err}"
+    );
     let err = loglet.read(Lsn(1), 0).await.unwrap_err();
     assert!(matches!(&err, LogletError::InvalidInput(msg) if msg.contains("max_records")), "{err}");
     assert_eq!(loglet.find_tail().await.unwrap().next_lsn, Lsn(1));
@@ -285,7 +288,10 @@ async fn a_waiting_reader_is_woken_by_a_later_append() {
     assert!(tokio::time::timeout(PENDING, &mut waiter).await.is_err());
     assert!(tokio::time::timeout(PENDING, &mut next).await.is_err());
     loglet.seal().await.unwrap();
-    assert_eq!(tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap(), TailState { next_lsn: Lsn(4), sealed: true });
+    assert_eq!(
+        tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap(),
+        TailState { next_lsn: Lsn(4), sealed: true }
+    );
     assert_eq!(tokio::time::timeout(WAIT, next).await.unwrap().unwrap(), None);
 }
 
