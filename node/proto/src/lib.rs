@@ -10,3 +10,7 @@ pub mod metadata {
 pub mod node_ctl {
     tonic::include_proto!("restate.node_ctl");
 }
+
+pub mod raft {
+    tonic::include_proto!("restate.raft");
+}

@@ -8,5 +8,5 @@ mod identity;
 mod node_storage;
 
 pub use identity::{IdentityMismatch, NodeIdentity};
-pub use node_storage::{NodeStorage, StorageError, StorageOptions, CF_LOGLET, CF_METADATA, CF_NODE};
+pub use node_storage::{NodeStorage, StorageError, StorageOptions, CF_LOGLET, CF_METADATA, CF_NODE, CF_RAFT};
 pub use rocksdb;

@@ -14,8 +14,10 @@ pub const CF_NODE: &str = "node";
 pub const CF_METADATA: &str = "metadata";
 /// Records of local loglets.
 pub const CF_LOGLET: &str = "loglet";
+/// Raft logs, hard states and snapshots of every raft group on this node.
+pub const CF_RAFT: &str = "raft";
 
-const ALL_CFS: [&str; 3] = [CF_NODE, CF_METADATA, CF_LOGLET];
+const ALL_CFS: [&str; 4] = [CF_NODE, CF_METADATA, CF_LOGLET, CF_RAFT];
 const IDENTITY_KEY: &[u8] = b"identity";
 
 #[derive(Debug, Clone)]

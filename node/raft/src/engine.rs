@@ -1,0 +1,321 @@
+//! The engine: every raft group of a node driven by one thread.
+//!
+//! One loop iteration: take every queued command (steps, proposals, reads, membership
+//! changes), tick when due, then run ONE ready round over all groups:
+//! 1. per group, stage entries, hard state and received snapshots into one WriteBatch
+//!    and send the messages raft allows before persistence (leader appends);
+//! 2. write the batch with ONE fsync;
+//! 3. per group, send `persisted_messages`, apply committed entries, advance, answer
+//!    proposals and reads, compact behind snapshots, publish status;
+//! 4. write what step 3 staged (commit index, conf states, snapshots) without sync: it
+//!    is recoverable from the log.
+//! Commands that arrive during the fsync are batched into the next round (group commit).
+//! The loop stops when `shutdown` is called or every handle is dropped.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use bytes::Bytes;
+use raft::eraftpb::Message;
+use restate_storage::rocksdb::{WriteBatch, WriteOptions};
+use restate_storage::NodeStorage;
+use tokio::sync::{oneshot, watch};
+
+use crate::group::{RaftGroup, Reply};
+use crate::state_machine::{MembershipChange, StateMachine};
+use crate::storage::GroupStorage;
+use crate::transport::RaftTransport;
+use crate::types::{GroupStatus, RaftError, RaftOptions};
+
+/// How a group comes to exist on this node.
+pub enum GroupInit {
+    /// Recover what storage holds; if nothing, start empty and wait for a leader to send
+    /// a snapshot (a joining member).
+    Existing,
+    /// Initialize a new group whose only voters are `voters`, with the state machine's
+    /// initial state. Refused if the group already has state.
+    Bootstrap { voters: Vec<u64>, initial_state: Vec<u8> },
+}
+
+enum Command {
+    CreateGroup {
+        group: u64,
+        machine: Box<dyn StateMachine>,
+        init: GroupInit,
+        reply: Reply<watch::Receiver<GroupStatus>>,
+    },
+    Step {
+        group: u64,
+        message: Message,
+    },
+    Propose {
+        group: u64,
+        data: Bytes,
+        reply: Reply<Bytes>,
+    },
+    ChangeMembership {
+        group: u64,
+        change: MembershipChange,
+        reply: Reply<Bytes>,
+    },
+    ReadIndex {
+        group: u64,
+        reply: Reply<u64>,
+    },
+    Unreachable {
+        group: u64,
+        peer: u64,
+    },
+    Campaign {
+        group: u64,
+    },
+    Shutdown,
+}
+
+/// Handle to the engine thread; cheap to clone.
+#[derive(Clone)]
+pub struct RaftEngine {
+    commands: mpsc::Sender<Command>,
+    peer: u64,
+    thread: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl RaftEngine {
+    /// Starts the engine thread of the node whose raft id is `peer` (non-zero).
+    pub fn start(
+        storage: NodeStorage,
+        peer: u64,
+        transport: Arc<dyn RaftTransport>,
+        options: RaftOptions,
+    ) -> RaftEngine {
+        assert_ne!(peer, raft::INVALID_ID, "raft id 0 is reserved");
+        let (commands, inbox) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("raft-engine-{peer}"))
+            .spawn(move || EngineLoop { storage, peer, transport, options, groups: HashMap::new(), inbox }.run())
+            .expect("spawn raft engine thread");
+        RaftEngine { commands, peer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) }
+    }
+
+    pub fn peer(&self) -> u64 {
+        self.peer
+    }
+
+    fn send(&self, command: Command) {
+        // A stopped engine drops the command; callers waiting on a reply see `Stopped`.
+        let _ = self.commands.send(command);
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RaftError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx));
+        rx.await.unwrap_or(Err(RaftError::Stopped))
+    }
+
+    /// Creates (or recovers) a group driven by `machine`.
+    pub async fn create_group(
+        &self,
+        group: u64,
+        machine: Box<dyn StateMachine>,
+        init: GroupInit,
+    ) -> Result<watch::Receiver<GroupStatus>, RaftError> {
+        self.call(|reply| Command::CreateGroup { group, machine, init, reply }).await
+    }
+
+    /// Delivers a message from another node.
+    pub fn step(&self, group: u64, message: Message) {
+        self.send(Command::Step { group, message });
+    }
+
+    /// Proposes a command; resolves with the state machine's answer once it applied here.
+    pub async fn propose(&self, group: u64, data: Bytes) -> Result<Bytes, RaftError> {
+        self.call(|reply| Command::Propose { group, data, reply }).await
+    }
+
+    pub async fn change_membership(&self, group: u64, change: MembershipChange) -> Result<(), RaftError> {
+        self.call(|reply| Command::ChangeMembership { group, change, reply }).await.map(|_| ())
+    }
+
+    /// Resolves once this node has applied everything committed when the read started
+    /// (ReadIndex): reading the state machine afterwards is linearizable.
+    pub async fn read_index(&self, group: u64) -> Result<u64, RaftError> {
+        self.call(|reply| Command::ReadIndex { group, reply }).await
+    }
+
+    pub fn report_unreachable(&self, group: u64, peer: u64) {
+        self.send(Command::Unreachable { group, peer });
+    }
+
+    /// Asks this node to start an election now (used when it is the only voter).
+    pub fn campaign(&self, group: u64) {
+        self.send(Command::Campaign { group });
+    }
+
+    /// Stops the thread after the current round; pending requests fail with `Stopped`.
+    pub fn shutdown(&self) {
+        self.send(Command::Shutdown);
+        if let Some(thread) = self.thread.lock().expect("not poisoned").take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct EngineLoop {
+    storage: NodeStorage,
+    peer: u64,
+    transport: Arc<dyn RaftTransport>,
+    options: RaftOptions,
+    groups: HashMap<u64, RaftGroup>,
+    inbox: mpsc::Receiver<Command>,
+}
+
+const MAX_COMMANDS_PER_ROUND: usize = 4096;
+
+impl EngineLoop {
+    fn run(mut self) {
+        let mut next_tick = Instant::now() + self.options.tick_interval;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.inbox.recv_timeout(wait) {
+                Ok(command) => {
+                    if !self.handle(command) {
+                        return;
+                    }
+                    for _ in 0..MAX_COMMANDS_PER_ROUND {
+                        match self.inbox.try_recv() {
+                            Ok(command) => {
+                                if !self.handle(command) {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                for group in self.groups.values_mut() {
+                    group.node.tick();
+                    group.expire(now, &self.options);
+                }
+                next_tick = now + self.options.tick_interval;
+            }
+            self.ready_round();
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::CreateGroup { group, machine, init, reply } => {
+                let _ = reply.send(self.create_group(group, machine, init));
+            }
+            Command::Step { group, message } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    if let Err(e) = g.node.step(message) {
+                        tracing::debug!(group, "raft step: {e}");
+                    }
+                }
+            }
+            Command::Propose { group, data, reply } => match self.groups.get_mut(&group) {
+                Some(g) => g.propose(data, reply, &self.options),
+                None => {
+                    let _ = reply.send(Err(RaftError::NoSuchGroup(group)));
+                }
+            },
+            Command::ChangeMembership { group, change, reply } => match self.groups.get_mut(&group) {
+                Some(g) => g.change_membership(change, reply, &self.options),
+                None => {
+                    let _ = reply.send(Err(RaftError::NoSuchGroup(group)));
+                }
+            },
+            Command::ReadIndex { group, reply } => match self.groups.get_mut(&group) {
+                Some(g) => g.read_index(reply, &self.options),
+                None => {
+                    let _ = reply.send(Err(RaftError::NoSuchGroup(group)));
+                }
+            },
+            Command::Unreachable { group, peer } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.node.report_unreachable(peer);
+                }
+            }
+            Command::Campaign { group } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    let _ = g.node.campaign();
+                }
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn create_group(
+        &mut self,
+        group: u64,
+        machine: Box<dyn StateMachine>,
+        init: GroupInit,
+    ) -> Result<watch::Receiver<GroupStatus>, RaftError> {
+        if self.groups.contains_key(&group) {
+            return Err(RaftError::GroupExists(group));
+        }
+        let storage = GroupStorage::load(&self.storage, group).map_err(|e| RaftError::Raft(e.to_string()))?;
+        if let GroupInit::Bootstrap { voters, initial_state } = init {
+            if storage.is_initialized() {
+                return Err(RaftError::GroupExists(group));
+            }
+            let mut batch = WriteBatch::default();
+            storage.bootstrap(voters, initial_state, &mut batch, self.storage.cf(crate::storage::CF_RAFT));
+            self.write(batch, true);
+        }
+        let raft_group = RaftGroup::open(group, self.peer, storage, machine, &self.options)?;
+        let status = raft_group.status.subscribe();
+        self.groups.insert(group, raft_group);
+        Ok(status)
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        // Raft cannot continue without durable state: a failed write is fatal by design.
+        if let Err(e) = self.storage.db().write_opt(batch, &opts) {
+            panic!("raft engine {}: writing raft state failed: {e}", self.peer);
+        }
+    }
+
+    fn ready_round(&mut self) {
+        let mut durable = WriteBatch::default();
+        let mut outbox = Vec::new();
+        let mut staged = Vec::new();
+        for (id, group) in self.groups.iter_mut() {
+            if let Some(ready) = group.stage_ready(&mut durable, &self.storage, &mut outbox) {
+                staged.push((*id, ready));
+            }
+        }
+        if !outbox.is_empty() {
+            self.transport.send(std::mem::take(&mut outbox));
+        }
+        if staged.is_empty() {
+            return;
+        }
+        self.write(durable, true);
+        let mut after = WriteBatch::default();
+        for (id, ready) in staged {
+            let group = self.groups.get_mut(&id).expect("group staged above");
+            group.finish_ready(ready, &mut after, &self.storage, &mut outbox, &self.options);
+        }
+        self.write(after, false);
+        if !outbox.is_empty() {
+            self.transport.send(outbox);
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! One raft group on this node: the raw raft node, its storage, its state machine, and
+//! the proposals and reads waiting on it.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType, Message};
+use raft::{RawNode, StateRole};
+use restate_storage::rocksdb::WriteBatch;
+use restate_storage::NodeStorage;
+use tokio::sync::{oneshot, watch};
+
+use crate::state_machine::{MembershipChange, StateMachine};
+use crate::storage::{GroupStorage, CF_RAFT};
+use crate::types::{GroupStatus, RaftError, RaftOptions};
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
+
+struct PendingProposal {
+    /// Log position the entry got when proposed; another entry applied there means ours was dropped.
+    index: u64,
+    deadline: Instant,
+    reply: Reply<Bytes>,
+}
+
+struct PendingRead {
+    /// Applied index that makes the read linearizable (known once raft confirms it).
+    read_index: Option<u64>,
+    deadline: Instant,
+    reply: Reply<u64>,
+}
+
+pub(crate) struct RaftGroup {
+    pub id: u64,
+    pub node: RawNode<GroupStorage>,
+    pub storage: GroupStorage,
+    machine: Box<dyn StateMachine>,
+    applied: u64,
+    next_request: u64,
+    proposals: HashMap<u64, PendingProposal>,
+    reads: HashMap<u64, PendingRead>,
+    pub status: watch::Sender<GroupStatus>,
+}
+
+/// Proposal contexts are `b'p' ++ request id`; reads use `b'r' ++ request id`.
+fn request_context(kind: u8, id: u64) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(9);
+    ctx.push(kind);
+    ctx.extend_from_slice(&id.to_be_bytes());
+    ctx
+}
+
+fn request_id(kind: u8, ctx: &[u8]) -> Option<u64> {
+    (ctx.len() == 9 && ctx[0] == kind).then(|| u64::from_be_bytes(ctx[1..].try_into().expect("8 bytes")))
+}
+
+impl RaftGroup {
+    pub fn open(
+        id: u64,
+        peer: u64,
+        storage: GroupStorage,
+        mut machine: Box<dyn StateMachine>,
+        options: &RaftOptions,
+    ) -> Result<RaftGroup, RaftError> {
+        let (snapshot_index, data) = storage.snapshot_data();
+        if snapshot_index > 0 {
+            machine.restore(snapshot_index, &data);
+        }
+        let config = raft::Config {
+            id: peer,
+            election_tick: options.election_tick,
+            heartbeat_tick: options.heartbeat_tick,
+            applied: snapshot_index,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| RaftError::Raft(format!("invalid raft options: {e}")))?;
+        let node = RawNode::new(&config, storage.clone(), &crate::logger::logger(id, peer))
+            .map_err(|e| RaftError::Raft(e.to_string()))?;
+        let (status, _) = watch::channel(GroupStatus { group: id, peer, ..Default::default() });
+        let group = RaftGroup {
+            id,
+            node,
+            storage,
+            machine,
+            applied: snapshot_index,
+            next_request: 1,
+            proposals: HashMap::new(),
+            reads: HashMap::new(),
+            status,
+        };
+        group.publish_status();
+        Ok(group)
+    }
+
+    fn leader_hint(&self) -> Option<u64> {
+        let leader = self.node.raft.leader_id;
+        (leader != raft::INVALID_ID).then_some(leader)
+    }
+
+    fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    pub fn propose(&mut self, data: Bytes, reply: Reply<Bytes>, options: &RaftOptions) {
+        if !self.is_leader() {
+            let _ = reply.send(Err(RaftError::NotLeader { leader: self.leader_hint() }));
+            return;
+        }
+        let request = self.next_request;
+        self.next_request += 1;
+        if let Err(e) = self.node.propose(request_context(b'p', request), data.to_vec()) {
+            let _ = reply.send(Err(match e {
+                raft::Error::ProposalDropped => RaftError::NotLeader { leader: self.leader_hint() },
+                other => RaftError::Raft(other.to_string()),
+            }));
+            return;
+        }
+        let index = self.node.raft.raft_log.last_index();
+        self.proposals
+            .insert(request, PendingProposal { index, deadline: Instant::now() + options.proposal_timeout, reply });
+    }
+
+    pub fn change_membership(&mut self, change: MembershipChange, reply: Reply<Bytes>, options: &RaftOptions) {
+        if !self.is_leader() {
+            let _ = reply.send(Err(RaftError::NotLeader { leader: self.leader_hint() }));
+            return;
+        }
+        let conf = self.storage.conf_state();
+        let mut cc = ConfChange::default();
+        match &change {
+            MembershipChange::AddLearner { peer, context } => {
+                if conf.voters.contains(peer) {
+                    let _ = reply.send(Err(RaftError::InvalidMembership(format!("peer {peer} is already a voter"))));
+                    return;
+                }
+                cc.set_change_type(ConfChangeType::AddLearnerNode);
+                cc.node_id = *peer;
+                cc.context = context.clone();
+            }
+            MembershipChange::AddVoter { peer, context } => {
+                cc.set_change_type(ConfChangeType::AddNode);
+                cc.node_id = *peer;
+                cc.context = context.clone();
+            }
+            MembershipChange::Remove { peer } => {
+                if !conf.voters.contains(peer) && !conf.learners.contains(peer) {
+                    let _ = reply.send(Err(RaftError::InvalidMembership(format!("peer {peer} is not a member"))));
+                    return;
+                }
+                if conf.voters == [*peer] {
+                    let _ = reply.send(Err(RaftError::InvalidMembership(format!(
+                        "peer {peer} is the last voter; removing it would leave the group without members"
+                    ))));
+                    return;
+                }
+                cc.set_change_type(ConfChangeType::RemoveNode);
+                cc.node_id = *peer;
+            }
+        }
+        let request = self.next_request;
+        self.next_request += 1;
+        if let Err(e) = self.node.propose_conf_change(request_context(b'p', request), cc) {
+            let _ = reply.send(Err(match e {
+                raft::Error::ProposalDropped => RaftError::InvalidMembership(
+                    "another membership change is still in progress; retry when it has applied".into(),
+                ),
+                other => RaftError::Raft(other.to_string()),
+            }));
+            return;
+        }
+        let index = self.node.raft.raft_log.last_index();
+        self.proposals
+            .insert(request, PendingProposal { index, deadline: Instant::now() + options.proposal_timeout, reply });
+    }
+
+    pub fn read_index(&mut self, reply: Reply<u64>, options: &RaftOptions) {
+        if self.leader_hint().is_none() {
+            let _ = reply.send(Err(RaftError::NotLeader { leader: None }));
+            return;
+        }
+        let request = self.next_request;
+        self.next_request += 1;
+        self.node.read_index(request_context(b'r', request));
+        self.reads.insert(
+            request,
+            PendingRead { read_index: None, deadline: Instant::now() + options.proposal_timeout, reply },
+        );
+    }
+
+    /// Fails requests past their deadline; called on every tick.
+    pub fn expire(&mut self, now: Instant, options: &RaftOptions) {
+        let expired: Vec<u64> = self.proposals.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            let pending = self.proposals.remove(&id).expect("present");
+            let _ = pending.reply.send(Err(RaftError::Timeout(options.proposal_timeout)));
+        }
+        let expired: Vec<u64> = self.reads.iter().filter(|(_, r)| r.deadline <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            let pending = self.reads.remove(&id).expect("present");
+            let _ = pending.reply.send(Err(RaftError::NotLeader { leader: self.leader_hint() }));
+        }
+    }
+
+    /// First half of a ready round: stage everything that must be durable into `batch`
+    /// and hand out messages that may go before persistence. Returns the ready to finish.
+    pub fn stage_ready(
+        &mut self,
+        batch: &mut WriteBatch,
+        storage: &NodeStorage,
+        outbox: &mut Vec<(u64, Message)>,
+    ) -> Option<raft::Ready> {
+        if !self.node.has_ready() {
+            return None;
+        }
+        let cf = storage.cf(CF_RAFT);
+        let mut ready = self.node.ready();
+        outbox.extend(ready.take_messages().into_iter().map(|m| (self.id, m)));
+        if !ready.snapshot().is_empty() {
+            let snapshot = ready.snapshot().clone();
+            let index = snapshot.get_metadata().index;
+            self.machine.restore(index, snapshot.get_data());
+            self.storage.apply_snapshot(snapshot, batch, cf);
+            self.applied = index;
+        }
+        if !ready.entries().is_empty() {
+            self.storage.append(ready.entries(), batch, cf);
+        }
+        if let Some(hs) = ready.hs() {
+            self.storage.set_hard_state(hs.clone(), batch, cf);
+        }
+        for state in ready.take_read_states() {
+            if let Some(pending) = request_id(b'r', &state.request_ctx).and_then(|id| self.reads.get_mut(&id)) {
+                pending.read_index = Some(state.index);
+            }
+        }
+        Some(ready)
+    }
+
+    /// Second half, after the batch is durable: persisted messages, apply, advance.
+    pub fn finish_ready(
+        &mut self,
+        mut ready: raft::Ready,
+        batch: &mut WriteBatch,
+        storage: &NodeStorage,
+        outbox: &mut Vec<(u64, Message)>,
+        options: &RaftOptions,
+    ) {
+        let cf = storage.cf(CF_RAFT);
+        outbox.extend(ready.take_persisted_messages().into_iter().map(|m| (self.id, m)));
+        let committed = ready.take_committed_entries();
+        self.apply(committed, batch, storage);
+        let mut light = self.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.storage.set_commit(commit, batch, cf);
+        }
+        outbox.extend(light.take_messages().into_iter().map(|m| (self.id, m)));
+        let committed = light.take_committed_entries();
+        self.apply(committed, batch, storage);
+        self.node.advance_apply();
+        self.answer_reads();
+        self.maybe_compact(batch, storage, options);
+        self.publish_status();
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>, batch: &mut WriteBatch, storage: &NodeStorage) {
+        for entry in entries {
+            if entry.index <= self.applied {
+                continue;
+            }
+            let output = match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => Bytes::new(), // leader's no-op
+                EntryType::EntryNormal => self.machine.apply(entry.index, &entry.data),
+                EntryType::EntryConfChange => self.apply_conf_change(&entry, batch, storage),
+                EntryType::EntryConfChangeV2 => panic!("group {}: ConfChangeV2 is never proposed here", self.id),
+            };
+            self.applied = entry.index;
+            self.settle(entry.index, &entry.context, output);
+        }
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry, batch: &mut WriteBatch, storage: &NodeStorage) -> Bytes {
+        let cc = ConfChange::parse_from_bytes(&entry.data)
+            .unwrap_or_else(|e| panic!("group {}: undecodable conf change at {}: {e}", self.id, entry.index));
+        let change = match cc.get_change_type() {
+            ConfChangeType::AddNode => MembershipChange::AddVoter { peer: cc.node_id, context: cc.context.clone() },
+            ConfChangeType::AddLearnerNode => {
+                MembershipChange::AddLearner { peer: cc.node_id, context: cc.context.clone() }
+            }
+            ConfChangeType::RemoveNode => MembershipChange::Remove { peer: cc.node_id },
+        };
+        match self.node.apply_conf_change(&cc) {
+            Ok(conf) => {
+                self.machine.apply_membership(entry.index, &change, &conf.voters, &conf.learners);
+                self.storage.set_conf_state(conf, batch, storage.cf(CF_RAFT));
+                Bytes::new()
+            }
+            // Raft refused it (e.g. it would leave no voter): an applied no-op everywhere.
+            Err(e) => {
+                tracing::warn!(group = self.id, "membership change {change:?} not applied: {e}");
+                Bytes::new()
+            }
+        }
+    }
+
+    /// Answers the proposal applied at `index`, and fails one that lost its slot there.
+    fn settle(&mut self, index: u64, context: &[u8], output: Bytes) {
+        if let Some(pending) = request_id(b'p', context).and_then(|id| self.proposals.remove(&id)) {
+            let _ = pending.reply.send(Ok(output));
+        }
+        let lost: Vec<u64> = self.proposals.iter().filter(|(_, p)| p.index <= index).map(|(id, _)| *id).collect();
+        for id in lost {
+            let pending = self.proposals.remove(&id).expect("present");
+            let _ = pending.reply.send(Err(RaftError::Dropped));
+        }
+    }
+
+    fn answer_reads(&mut self) {
+        let applied = self.applied;
+        let ready: Vec<u64> =
+            self.reads.iter().filter(|(_, r)| r.read_index.is_some_and(|i| i <= applied)).map(|(id, _)| *id).collect();
+        for id in ready {
+            let pending = self.reads.remove(&id).expect("present");
+            let _ = pending.reply.send(Ok(applied));
+        }
+    }
+
+    /// Snapshots every `snapshot_interval_entries`, and after every membership change:
+    /// a member added later must find itself in the snapshot it is sent, or raft-rs
+    /// refuses to restore it.
+    fn maybe_compact(&mut self, batch: &mut WriteBatch, storage: &NodeStorage, options: &RaftOptions) {
+        let due = self.applied >= self.storage.snapshot_index() + options.snapshot_interval_entries;
+        if due || (self.storage.snapshot_conf_is_stale() && self.applied > self.storage.snapshot_index()) {
+            let data = self.machine.snapshot();
+            self.storage.compact_to_snapshot(self.applied, data, batch, storage.cf(CF_RAFT));
+        }
+    }
+
+    pub fn publish_status(&self) {
+        let raft = &self.node.raft;
+        let conf = self.storage.conf_state();
+        let progress = if self.is_leader() {
+            raft.prs().iter().filter(|(id, _)| **id != raft.id).map(|(id, p)| (*id, p.matched)).collect()
+        } else {
+            Vec::new()
+        };
+        let status = GroupStatus {
+            group: self.id,
+            peer: raft.id,
+            is_leader: self.is_leader(),
+            leader: raft.leader_id,
+            term: raft.term,
+            commit: raft.raft_log.committed,
+            applied: self.applied,
+            last_index: raft.raft_log.last_index(),
+            snapshot_index: self.storage.snapshot_index(),
+            log_length: self.storage.log_length(),
+            voters: conf.voters.clone(),
+            learners: conf.learners.clone(),
+            progress,
+        };
+        self.status.send_if_modified(|current| {
+            if *current == status {
+                return false;
+            }
+            *current = status;
+            true
+        });
+    }
+}

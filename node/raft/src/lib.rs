@@ -1,0 +1,27 @@
+//! A multi-raft engine over tikv's raft-rs.
+//!
+//! - [`RaftEngine`]: one thread drives every group of the node; one fsync per ready round
+//!   covers all groups; `persisted_messages` go out only after it.
+//! - [`GroupStorage`]: a group's raft log, hard state, conf state and snapshot in the
+//!   node's RocksDB (`raft` column family), served from memory.
+//! - [`StateMachine`]: what a group replicates; in-memory, rebuilt from the last snapshot
+//!   plus the committed log at startup; the log is compacted behind snapshots.
+//! - [`RaftTransport`]: how messages travel; [`LocalNetwork`] for in-process tests,
+//!   [`grpc`] for the node fabric.
+
+mod engine;
+mod group;
+pub mod grpc;
+mod keys;
+mod logger;
+mod state_machine;
+mod storage;
+mod transport;
+mod types;
+
+pub use engine::{GroupInit, RaftEngine};
+pub use raft::eraftpb::Message;
+pub use state_machine::{MembershipChange, StateMachine};
+pub use storage::GroupStorage;
+pub use transport::{LocalNetwork, RaftTransport};
+pub use types::{GroupStatus, RaftError, RaftOptions};

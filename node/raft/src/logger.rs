@@ -1,0 +1,40 @@
+//! raft-rs logs through slog; this forwards its records to `tracing` (target `raft`).
+
+use std::fmt::Write as _;
+
+use slog::{Drain, Level, OwnedKVList, Record, KV};
+
+struct TracingDrain;
+
+struct Collect(String);
+
+impl slog::Serializer for Collect {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        let _ = write!(self.0, " {key}={val}");
+        Ok(())
+    }
+}
+
+impl Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
+        let mut kv = Collect(String::new());
+        let _ = record.kv().serialize(record, &mut kv);
+        let _ = values.serialize(record, &mut kv);
+        let msg = record.msg();
+        match record.level() {
+            Level::Critical | Level::Error => tracing::error!(target: "raft", "{msg}{}", kv.0),
+            Level::Warning => tracing::warn!(target: "raft", "{msg}{}", kv.0),
+            Level::Info => tracing::info!(target: "raft", "{msg}{}", kv.0),
+            Level::Debug => tracing::debug!(target: "raft", "{msg}{}", kv.0),
+            Level::Trace => tracing::trace!(target: "raft", "{msg}{}", kv.0),
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn logger(group: u64, peer: u64) -> slog::Logger {
+    slog::Logger::root(TracingDrain.fuse(), slog::o!("group" => group, "raft_id" => peer))
+}

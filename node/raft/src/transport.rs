@@ -1,0 +1,78 @@
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use raft::eraftpb::Message;
+
+use crate::engine::RaftEngine;
+
+/// Carries raft messages between engines.
+///
+/// Contract: `send` never blocks; delivery is best effort (raft retries). Messages to one
+/// peer keep their order. A transport that knows a send failed calls
+/// `RaftEngine::report_unreachable` so raft slows down probing that peer.
+pub trait RaftTransport: Send + Sync + 'static {
+    fn send(&self, messages: Vec<(u64, Message)>);
+}
+
+/// In-process network of engines for deterministic tests: messages can be dropped per
+/// link or per node (partitions, crashed nodes).
+#[derive(Default, Clone)]
+pub struct LocalNetwork {
+    inner: Arc<LocalNetworkInner>,
+}
+
+#[derive(Default)]
+struct LocalNetworkInner {
+    engines: RwLock<HashMap<u64, RaftEngine>>,
+    /// Nodes cut off from everyone.
+    isolated: Mutex<HashSet<u64>>,
+}
+
+impl LocalNetwork {
+    pub fn register(&self, peer: u64, engine: RaftEngine) {
+        self.inner.engines.write().unwrap().insert(peer, engine);
+    }
+
+    pub fn unregister(&self, peer: u64) {
+        self.inner.engines.write().unwrap().remove(&peer);
+    }
+
+    pub fn isolate(&self, peer: u64) {
+        self.inner.isolated.lock().unwrap().insert(peer);
+    }
+
+    pub fn heal(&self, peer: u64) {
+        self.inner.isolated.lock().unwrap().remove(&peer);
+    }
+
+    /// The transport of the engine with raft id `from`.
+    pub fn transport(&self, from: u64) -> Arc<dyn RaftTransport> {
+        Arc::new(LocalTransport { network: self.clone(), from })
+    }
+}
+
+struct LocalTransport {
+    network: LocalNetwork,
+    from: u64,
+}
+
+impl RaftTransport for LocalTransport {
+    fn send(&self, messages: Vec<(u64, Message)>) {
+        let isolated = self.network.inner.isolated.lock().unwrap().clone();
+        let engines = self.network.inner.engines.read().unwrap();
+        for (group, message) in messages {
+            let to = message.to;
+            if isolated.contains(&self.from) || isolated.contains(&to) {
+                continue;
+            }
+            match engines.get(&to) {
+                Some(engine) => engine.step(group, message),
+                None => {
+                    if let Some(me) = engines.get(&self.from) {
+                        me.report_unreachable(group, to);
+                    }
+                }
+            }
+        }
+    }
+}

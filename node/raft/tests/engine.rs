@@ -1,0 +1,235 @@
+//! Deterministic multi-node tests of the engine in one process: engines on a simulated
+//! network (isolation = dropped messages), real RocksDB, short ticks.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use restate_raft::{
+    GroupInit, GroupStatus, LocalNetwork, MembershipChange, RaftEngine, RaftError, RaftOptions, StateMachine,
+};
+use restate_storage::{NodeStorage, StorageOptions};
+use tokio::sync::watch;
+
+const GROUP: u64 = 7;
+
+/// Records every applied command; the snapshot is the whole record.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<u64>>>);
+
+impl StateMachine for Recorder {
+    fn apply(&mut self, _index: u64, command: &[u8]) -> Bytes {
+        let value = u64::from_be_bytes(command.try_into().unwrap());
+        let mut log = self.0.lock().unwrap();
+        log.push(value);
+        Bytes::from((log.len() as u64).to_be_bytes().to_vec())
+    }
+    fn apply_membership(&mut self, _: u64, _: &MembershipChange, _: &[u64], _: &[u64]) {}
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.lock().unwrap().iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+    fn restore(&mut self, _index: u64, snapshot: &[u8]) {
+        *self.0.lock().unwrap() = snapshot.chunks(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
+    }
+}
+
+struct TestNode {
+    _dir: tempfile::TempDir,
+    storage: NodeStorage,
+    engine: RaftEngine,
+    machine: Recorder,
+    status: watch::Receiver<GroupStatus>,
+}
+
+fn options() -> RaftOptions {
+    RaftOptions {
+        tick_interval: Duration::from_millis(10),
+        election_tick: 10,
+        heartbeat_tick: 2,
+        snapshot_interval_entries: 20,
+        proposal_timeout: Duration::from_secs(3),
+    }
+}
+
+async fn start(net: &LocalNetwork, peer: u64, dir: tempfile::TempDir, init: GroupInit) -> TestNode {
+    let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+    let engine = RaftEngine::start(storage.clone(), peer, net.transport(peer), options());
+    net.register(peer, engine.clone());
+    let machine = Recorder::default();
+    let status = engine.create_group(GROUP, Box::new(machine.clone()), init).await.unwrap();
+    TestNode { _dir: dir, storage, engine, machine, status }
+}
+
+async fn cluster(net: &LocalNetwork, peers: &[u64]) -> Vec<TestNode> {
+    let mut nodes = Vec::new();
+    for &peer in peers {
+        let init = GroupInit::Bootstrap { voters: peers.to_vec(), initial_state: Vec::new() };
+        nodes.push(start(net, peer, tempfile::tempdir().unwrap(), init).await);
+    }
+    nodes
+}
+
+async fn wait_for(
+    status: &mut watch::Receiver<GroupStatus>,
+    what: &str,
+    predicate: impl Fn(&GroupStatus) -> bool,
+) -> GroupStatus {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let current = status.borrow_and_update().clone();
+            if predicate(&current) {
+                return current;
+            }
+            status.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}; status {:?}", status.borrow()))
+}
+
+async fn leader_of(nodes: &mut [TestNode], except: &[u64]) -> usize {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            for (i, node) in nodes.iter().enumerate() {
+                let s = node.status.borrow().clone();
+                if s.is_leader && !except.contains(&s.peer) {
+                    return i;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a leader is elected")
+}
+
+fn command(v: u64) -> Bytes {
+    Bytes::from(v.to_be_bytes().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_elect_a_leader_and_apply_the_same_sequence() {
+    let net = LocalNetwork::default();
+    let mut nodes = cluster(&net, &[1, 2, 3]).await;
+    let leader = leader_of(&mut nodes, &[]).await;
+    for v in 0..50 {
+        let answer = nodes[leader].engine.propose(GROUP, command(v)).await.unwrap();
+        assert_eq!(u64::from_be_bytes(answer[..].try_into().unwrap()), v + 1);
+    }
+    let follower = (leader + 1) % 3;
+    assert!(matches!(
+        nodes[follower].engine.propose(GROUP, command(99)).await,
+        Err(RaftError::NotLeader { leader: Some(_) })
+    ));
+    let commit = nodes[leader].status.borrow().commit;
+    for node in nodes.iter_mut() {
+        wait_for(&mut node.status, "applied", |s| s.applied >= commit).await;
+        assert_eq!(*node.machine.0.lock().unwrap(), (0..50).collect::<Vec<_>>());
+        // The log was compacted behind snapshots (interval 20).
+        assert!(node.status.borrow().snapshot_index >= 20, "{:?}", node.status.borrow());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_is_replaced_and_catches_up_after_healing() {
+    let net = LocalNetwork::default();
+    let mut nodes = cluster(&net, &[1, 2, 3]).await;
+    let old = leader_of(&mut nodes, &[]).await;
+    nodes[old].engine.propose(GROUP, command(1)).await.unwrap();
+    let old_peer = nodes[old].engine.peer();
+    net.isolate(old_peer);
+
+    // A proposal on the isolated leader cannot commit: dropped or timed out, never applied.
+    let stuck = {
+        let engine = nodes[old].engine.clone();
+        tokio::spawn(async move { engine.propose(GROUP, command(666)).await })
+    };
+    let new = leader_of(&mut nodes, &[old_peer]).await;
+    for v in 2..10 {
+        nodes[new].engine.propose(GROUP, command(v)).await.unwrap();
+    }
+    net.heal(old_peer);
+    let outcome = stuck.await.unwrap();
+    assert!(
+        matches!(outcome, Err(RaftError::Dropped) | Err(RaftError::Timeout(_)) | Err(RaftError::NotLeader { .. })),
+        "{outcome:?}"
+    );
+    let commit = nodes[new].status.borrow().commit;
+    wait_for(&mut nodes[old].status, "old leader catches up", |s| s.applied >= commit && !s.is_leader).await;
+    assert_eq!(*nodes[old].machine.0.lock().unwrap(), (1..10).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_member_replays_to_the_same_state() {
+    let net = LocalNetwork::default();
+    let mut nodes = cluster(&net, &[1, 2, 3]).await;
+    let leader = leader_of(&mut nodes, &[]).await;
+    for v in 0..45 {
+        nodes[leader].engine.propose(GROUP, command(v)).await.unwrap();
+    }
+    let victim = (leader + 1) % 3;
+    let commit = nodes[leader].status.borrow().commit;
+    wait_for(&mut nodes[victim].status, "victim applied", |s| s.applied >= commit).await;
+    let peer = nodes[victim].engine.peer();
+    nodes[victim].engine.shutdown();
+    net.unregister(peer);
+    let node = nodes.remove(victim);
+    let dir = node._dir;
+    drop(node.storage);
+    drop(node.engine);
+
+    let mut restarted = start(&net, peer, dir, GroupInit::Existing).await;
+    wait_for(&mut restarted.status, "replayed", |s| s.applied >= commit).await;
+    assert_eq!(*restarted.machine.0.lock().unwrap(), (0..45).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_catches_up_from_a_snapshot_then_votes() {
+    let net = LocalNetwork::default();
+    let mut nodes = cluster(&net, &[1, 2, 3]).await;
+    let leader = leader_of(&mut nodes, &[]).await;
+    for v in 0..60 {
+        nodes[leader].engine.propose(GROUP, command(v)).await.unwrap();
+    }
+    let mut learner = start(&net, 4, tempfile::tempdir().unwrap(), GroupInit::Existing).await;
+    let engine = nodes[leader].engine.clone();
+    engine.change_membership(GROUP, MembershipChange::AddLearner { peer: 4, context: Bytes::new() }).await.unwrap();
+    let commit = nodes[leader].status.borrow().commit;
+    let status = wait_for(&mut learner.status, "learner caught up", |s| s.applied >= commit).await;
+    assert!(status.learners.contains(&4));
+    assert_eq!(*learner.machine.0.lock().unwrap(), (0..60).collect::<Vec<_>>());
+
+    engine.change_membership(GROUP, MembershipChange::AddVoter { peer: 4, context: Bytes::new() }).await.unwrap();
+    wait_for(&mut learner.status, "learner promoted", |s| s.voters.contains(&4)).await;
+    // Removing the last voter is refused; removing a member works.
+    engine.change_membership(GROUP, MembershipChange::Remove { peer: 4 }).await.unwrap();
+    wait_for(&mut nodes[leader].status, "4 removed", |s| !s.voters.contains(&4)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_index_on_a_follower_waits_for_the_committed_state() {
+    let net = LocalNetwork::default();
+    let mut nodes = cluster(&net, &[1, 2, 3]).await;
+    let leader = leader_of(&mut nodes, &[]).await;
+    for v in 0..5 {
+        nodes[leader].engine.propose(GROUP, command(v)).await.unwrap();
+    }
+    let follower = (leader + 1) % 3;
+    let applied = nodes[follower].engine.read_index(GROUP).await.unwrap();
+    assert!(applied >= nodes[leader].status.borrow().commit - 1);
+    assert_eq!(nodes[follower].machine.0.lock().unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_voter_bootstraps_and_the_last_voter_cannot_leave() {
+    let net = LocalNetwork::default();
+    let mut nodes = cluster(&net, &[1]).await;
+    nodes[0].engine.campaign(GROUP);
+    leader_of(&mut nodes, &[]).await;
+    nodes[0].engine.propose(GROUP, command(5)).await.unwrap();
+    let err = nodes[0].engine.change_membership(GROUP, MembershipChange::Remove { peer: 1 }).await.unwrap_err();
+    assert!(err.to_string().contains("last voter"), "{err}");
+    let err =
+        nodes[0].engine.create_group(GROUP, Box::new(Recorder::default()), GroupInit::Existing).await.unwrap_err();
+    assert_eq!(err, RaftError::GroupExists(GROUP));
+}
