@@ -7,6 +7,8 @@
 //! - Waits are on conditions with bounded timeouts, never bare sleeps.
 //! - When a test panics, every node's log is printed and the directory is kept.
 
+pub mod linearizability;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -15,10 +15,8 @@ pub const CONFIG_FILE_ENV_VAR: &str = "RESTATE_CONFIG";
 /// for the schema to say.
 pub fn key_for_env_var(name: &str) -> Option<String> {
     let rest = name.strip_prefix(ENV_PREFIX)?;
-    let segments: Vec<String> = rest
-        .split("__")
-        .map(|segment| segment.to_ascii_lowercase().replace('_', "-"))
-        .collect();
+    let segments: Vec<String> =
+        rest.split("__").map(|segment| segment.to_ascii_lowercase().replace('_', "-")).collect();
     if segments.iter().any(|segment| segment.is_empty()) {
         return None;
     }
@@ -27,10 +25,7 @@ pub fn key_for_env_var(name: &str) -> Option<String> {
 
 /// The variable that sets `key` (a dotted kebab-case key path).
 pub fn env_var_for_key(key: &str) -> String {
-    let body: Vec<String> = key
-        .split('.')
-        .map(|segment| segment.to_ascii_uppercase().replace('-', "_"))
-        .collect();
+    let body: Vec<String> = key.split('.').map(|segment| segment.to_ascii_uppercase().replace('-', "_")).collect();
     format!("{ENV_PREFIX}{}", body.join("__"))
 }
 
@@ -40,8 +35,7 @@ pub fn env_sources_from_process() -> Vec<(String, String)> {
     std::env::vars_os()
         .filter_map(|(name, value)| {
             let name = name.into_string().ok()?;
-            name.starts_with(ENV_PREFIX)
-                .then(|| (name, value.to_string_lossy().into_owned()))
+            name.starts_with(ENV_PREFIX).then(|| (name, value.to_string_lossy().into_owned()))
         })
         .collect()
 }
@@ -56,18 +50,9 @@ mod tests {
         let cases = [
             ("RESTATE_NODE_NAME", "node-name"),
             ("RESTATE_METADATA_SERVER__TYPE", "metadata-server.type"),
-            (
-                "RESTATE_ADMIN__QUERY_ENGINE__PGSQL_BIND_ADDRESS",
-                "admin.query-engine.pgsql-bind-address",
-            ),
-            (
-                "RESTATE_WORKER__SNAPSHOTS__DESTINATION",
-                "worker.snapshots.destination",
-            ),
-            (
-                "RESTATE_METADATA_CLIENT__ADDRESSES",
-                "metadata-client.addresses",
-            ),
+            ("RESTATE_ADMIN__QUERY_ENGINE__PGSQL_BIND_ADDRESS", "admin.query-engine.pgsql-bind-address"),
+            ("RESTATE_WORKER__SNAPSHOTS__DESTINATION", "worker.snapshots.destination"),
+            ("RESTATE_METADATA_CLIENT__ADDRESSES", "metadata-client.addresses"),
             ("RESTATE_node_name", "node-name"),
         ];
         for (name, key) in cases {
@@ -81,10 +66,7 @@ mod tests {
     #[test]
     fn every_key_round_trips_through_its_variable_name() {
         for key in SCHEMA {
-            assert_eq!(
-                key_for_env_var(&env_var_for_key(key.path)).as_deref(),
-                Some(key.path)
-            );
+            assert_eq!(key_for_env_var(&env_var_for_key(key.path)).as_deref(), Some(key.path));
         }
         assert_eq!(
             env_var_for_key("admin.query-engine.pgsql-bind-address"),

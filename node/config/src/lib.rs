@@ -25,15 +25,12 @@ mod sources;
 #[cfg(test)]
 mod load_tests;
 
-pub use env::{
-    env_sources_from_process, env_var_for_key, key_for_env_var, CONFIG_FILE_ENV_VAR, ENV_PREFIX,
-};
+pub use env::{env_sources_from_process, env_var_for_key, key_for_env_var, CONFIG_FILE_ENV_VAR, ENV_PREFIX};
 pub use errors::{ConfigErrors, ConfigProblem};
 pub use load::{load, Loaded};
 pub use model::{
-    AdminOptions, BifrostOptions, Config, IngressOptions, LogFormat, MetadataClientOptions,
-    MetadataServerOptions, QueryEngineOptions, SnapshotDestination, SnapshotOptions, WorkerOptions,
-    REDACTED,
+    AdminOptions, BifrostOptions, Config, IngressOptions, LogFormat, MetadataClientOptions, MetadataServerOptions,
+    QueryEngineOptions, SnapshotDestination, SnapshotOptions, WorkerOptions, REDACTED,
 };
 pub use size::parse_size;
 pub use sources::{CliOverride, ConfigFile, ConfigSources, Source};

@@ -65,11 +65,7 @@ impl Collector {
     }
 
     fn problem(&mut self, key: &str, source: &Source, message: String) {
-        self.problems.push(ConfigProblem {
-            key: key.to_owned(),
-            source: source.clone(),
-            message,
-        });
+        self.problems.push(ConfigProblem { key: key.to_owned(), source: source.clone(), message });
     }
 
     fn read_file(&mut self, file: &ConfigFile) {
@@ -82,23 +78,13 @@ impl Collector {
 
     fn read_file_table(&mut self, table: &Table, prefix: &str, source: &Source) {
         for (name, value) in table {
-            let path = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}.{name}")
-            };
+            let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
             // A quoted key containing '.' is one segment in TOML, so it never names a schema path.
-            let known = if name.contains('.') {
-                None
-            } else {
-                schema::lookup(&path)
-            };
+            let known = if name.contains('.') { None } else { schema::lookup(&path) };
             match known {
                 None => self.problem(&path, source, unknown_file_key_message(&path, value)),
                 Some(key) => match (key.kind, value) {
-                    (Kind::Table, Value::Table(inner)) => {
-                        self.read_file_table(inner, key.path, source)
-                    }
+                    (Kind::Table, Value::Table(inner)) => self.read_file_table(inner, key.path, source),
                     _ => match key.kind.check(value) {
                         Ok(canonical) => self.set(key, canonical, source),
                         Err(message) => self.problem(key.path, source, message),
@@ -114,18 +100,14 @@ impl Collector {
         }
         let source = Source::Env(name.to_owned());
         let Some(path) = key_for_env_var(name) else {
-            self.warnings.push(format!(
-                "ignoring environment variable {name}: it does not name a configuration key"
-            ));
+            self.warnings.push(format!("ignoring environment variable {name}: it does not name a configuration key"));
             return;
         };
         match schema::lookup(&path) {
             Some(key) if key.kind != Kind::Table => {
                 if let Err(mut message) = self.read_text(key, text, &source) {
                     if text.is_empty() {
-                        message.push_str(&format!(
-                            " (the variable is set but empty; unset {name} to use the default)"
-                        ));
+                        message.push_str(&format!(" (the variable is set but empty; unset {name} to use the default)"));
                     }
                     self.problem(key.path, &source, message);
                 }
@@ -142,29 +124,24 @@ impl Collector {
             }
             None => {
                 let hint = match schema::suggest(&path) {
-                    Some(Suggestion { key, .. })
-                        if schema::lookup(key).is_some_and(|k| k.kind != Kind::Table) =>
-                    {
+                    Some(Suggestion { key, .. }) if schema::lookup(key).is_some_and(|k| k.kind != Kind::Table) => {
                         format!(" (did you mean {}?)", env_var_for_key(key))
                     }
                     _ => String::new(),
                 };
-                self.warnings.push(format!(
-                    "ignoring environment variable {name}: it does not name a configuration key{hint}"
-                ));
+                self.warnings
+                    .push(format!("ignoring environment variable {name}: it does not name a configuration key{hint}"));
             }
         }
     }
 
     fn read_cli_override(&mut self, cli_override: &CliOverride) {
-        let key = schema::lookup(&cli_override.key)
-            .filter(|key| key.kind != Kind::Table)
-            .unwrap_or_else(|| {
-                panic!(
-                    "flag {} overrides `{}`, which is not a configuration value key",
-                    cli_override.flag, cli_override.key
-                )
-            });
+        let key = schema::lookup(&cli_override.key).filter(|key| key.kind != Kind::Table).unwrap_or_else(|| {
+            panic!(
+                "flag {} overrides `{}`, which is not a configuration value key",
+                cli_override.flag, cli_override.key
+            )
+        });
         let source = Source::Cli(cli_override.flag.clone());
         if let Err(message) = self.read_text(key, &cli_override.value, &source) {
             self.problem(key.path, &source, message);
@@ -173,10 +150,7 @@ impl Collector {
 
     /// Coerces env/CLI text by the key's kind, then validates it like a file value.
     fn read_text(&mut self, key: &'static Key, text: &str, source: &Source) -> Result<(), String> {
-        let canonical = key
-            .kind
-            .value_from_text(text)
-            .and_then(|value| key.kind.check(&value))?;
+        let canonical = key.kind.value_from_text(text).and_then(|value| key.kind.check(&value))?;
         self.set(key, canonical, source);
         Ok(())
     }
@@ -198,20 +172,26 @@ impl Collector {
         })?;
         let provenance = schema::leaves()
             .map(|key| {
-                let source = self
-                    .settings
-                    .get(key.path)
-                    .map_or(Source::Default, |(_, source)| source.clone());
+                let source = self.settings.get(key.path).map_or(Source::Default, |(_, source)| source.clone());
                 (key.path.to_owned(), source)
             })
-            .collect();
+            .collect::<BTreeMap<String, Source>>();
+        // Rules that involve two keys are checked on the typed result.
+        let ms = &config.metadata_server;
+        if ms.raft_heartbeat_tick >= ms.raft_election_tick {
+            let source = provenance.get("metadata-server.raft-heartbeat-tick").cloned().unwrap_or(Source::Default);
+            return Err(ConfigErrors(vec![ConfigProblem {
+                key: "metadata-server.raft-heartbeat-tick".into(),
+                source,
+                message: format!(
+                    "must be below `metadata-server.raft-election-tick` ({}), found {}; heartbeats must come several times per election timeout",
+                    ms.raft_election_tick, ms.raft_heartbeat_tick
+                ),
+            }]));
+        }
         let mut warnings = self.warnings;
         warnings.extend(unreachable_advertised_address_warning(&config));
-        Ok(Loaded {
-            config,
-            warnings,
-            provenance,
-        })
+        Ok(Loaded { config, warnings, provenance })
     }
 }
 
@@ -251,20 +231,10 @@ fn line_and_column(contents: &str, offset: usize) -> (usize, usize) {
 }
 
 fn unknown_file_key_message(path: &str, value: &Value) -> String {
-    let what = if value.is_table() {
-        "unknown table"
-    } else {
-        "unknown key"
-    };
+    let what = if value.is_table() { "unknown table" } else { "unknown key" };
     match schema::suggest(path) {
-        Some(Suggestion {
-            key,
-            reason: SuggestionReason::Spelling,
-        }) => format!("{what}; did you mean `{key}`?"),
-        Some(Suggestion {
-            key,
-            reason: SuggestionReason::BelongsToOuterTable,
-        }) => {
+        Some(Suggestion { key, reason: SuggestionReason::Spelling }) => format!("{what}; did you mean `{key}`?"),
+        Some(Suggestion { key, reason: SuggestionReason::BelongsToOuterTable }) => {
             let destination = match key.rsplit_once('.') {
                 Some((table, _)) => format!("into the [{table}] table"),
                 None => "above the first [table] header".to_owned(),
@@ -298,19 +268,12 @@ fn unreachable_advertised_address_warning(config: &Config) -> Option<String> {
     if !(bind_ip.is_unspecified() || bind_ip.is_loopback()) {
         return None;
     }
-    let has_remote_metadata_server =
-        config
-            .metadata_client
-            .addresses
-            .iter()
-            .any(|address| match address.host_str() {
-                Some("localhost") | None => false,
-                Some(host) => !host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback()),
-            });
+    let has_remote_metadata_server = config.metadata_client.addresses.iter().any(|address| match address.host_str() {
+        Some("localhost") | None => false,
+        Some(host) => {
+            !host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+    });
     if !has_remote_metadata_server {
         return None;
     }

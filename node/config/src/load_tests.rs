@@ -22,26 +22,17 @@ fn env_source(name: &str) -> Source {
 
 fn with_file(contents: &str) -> ConfigSources {
     ConfigSources {
-        file: Some(ConfigFile {
-            path: FILE_PATH.into(),
-            contents: contents.to_owned(),
-        }),
+        file: Some(ConfigFile { path: FILE_PATH.into(), contents: contents.to_owned() }),
         ..ConfigSources::default()
     }
 }
 
 fn with_env(pairs: &[(&str, &str)]) -> ConfigSources {
-    ConfigSources {
-        env: env_pairs(pairs),
-        ..ConfigSources::default()
-    }
+    ConfigSources { env: env_pairs(pairs), ..ConfigSources::default() }
 }
 
 fn env_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect()
+    pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
 }
 
 fn loaded(sources: &ConfigSources) -> Loaded {
@@ -50,10 +41,7 @@ fn loaded(sources: &ConfigSources) -> Loaded {
 
 fn problems(sources: &ConfigSources) -> Vec<ConfigProblem> {
     match load(sources) {
-        Ok(loaded) => panic!(
-            "expected problems, got a valid configuration: {:?}",
-            loaded.config
-        ),
+        Ok(loaded) => panic!("expected problems, got a valid configuration: {:?}", loaded.config),
         Err(errors) => errors.0,
     }
 }
@@ -78,10 +66,7 @@ fn env_problem(name: &str, value: &str, key: &str) -> String {
 
 fn assert_contains(haystack: &str, needles: &[&str]) {
     for needle in needles {
-        assert!(
-            haystack.contains(needle),
-            "expected {needle:?} in: {haystack}"
-        );
+        assert!(haystack.contains(needle), "expected {needle:?} in: {haystack}");
     }
 }
 
@@ -105,11 +90,7 @@ fn cli_beats_env_beats_file_beats_default() {
     ]);
     sources.cli = vec![
         CliOverride::new("node-name", "from-cli", "--node-name"),
-        CliOverride::new(
-            "admin.bind-address",
-            "127.0.0.1:3000",
-            "--admin-bind-address",
-        ),
+        CliOverride::new("admin.bind-address", "127.0.0.1:3000", "--admin-bind-address"),
     ];
     let loaded = loaded(&sources);
     let config = &loaded.config;
@@ -121,22 +102,10 @@ fn cli_beats_env_beats_file_beats_default() {
     assert!(config.auto_provision);
     assert_eq!(config.ingress.bind_address, "0.0.0.0:8080".parse().unwrap());
 
-    assert_eq!(
-        loaded.source_of("node-name"),
-        Some(&Source::Cli("--node-name".into()))
-    );
-    assert_eq!(
-        loaded.source_of("admin.bind-address"),
-        Some(&Source::Cli("--admin-bind-address".into()))
-    );
-    assert_eq!(
-        loaded.source_of("cluster-name"),
-        Some(&env_source("RESTATE_CLUSTER_NAME"))
-    );
-    assert_eq!(
-        loaded.source_of("default-replication"),
-        Some(&file_source())
-    );
+    assert_eq!(loaded.source_of("node-name"), Some(&Source::Cli("--node-name".into())));
+    assert_eq!(loaded.source_of("admin.bind-address"), Some(&Source::Cli("--admin-bind-address".into())));
+    assert_eq!(loaded.source_of("cluster-name"), Some(&env_source("RESTATE_CLUSTER_NAME")));
+    assert_eq!(loaded.source_of("default-replication"), Some(&file_source()));
     assert_eq!(loaded.source_of("auto-provision"), Some(&Source::Default));
     assert_eq!(loaded.source_of("admin"), None, "tables have no provenance");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -148,10 +117,7 @@ fn provenance_covers_every_value_key() {
     let expected: BTreeSet<&str> = schema::leaves().map(|key| key.path).collect();
     let actual: BTreeSet<&str> = loaded.provenance.keys().map(String::as_str).collect();
     assert_eq!(actual, expected);
-    assert!(loaded
-        .provenance
-        .values()
-        .all(|source| *source == Source::Default));
+    assert!(loaded.provenance.values().all(|source| *source == Source::Default));
 }
 
 #[test]
@@ -179,10 +145,7 @@ fn nothing_configured_gives_the_documented_defaults() {
 
 #[test]
 fn later_entries_of_the_same_source_win() {
-    let loaded = loaded(&with_env(&[
-        ("RESTATE_NODE_NAME", "first"),
-        ("RESTATE_NODE_NAME", "second"),
-    ]));
+    let loaded = loaded(&with_env(&[("RESTATE_NODE_NAME", "first"), ("RESTATE_NODE_NAME", "second")]));
     assert_eq!(loaded.config.node_name, "second");
 }
 
@@ -224,44 +187,22 @@ fn seed_example_parses() {
     let config = &loaded.config;
     assert_eq!(config.node_name, "node1");
     assert_eq!(config.cluster_name, "my-cluster");
-    assert_eq!(
-        config.advertised_address,
-        Some(Url::parse("http://node1:5122").unwrap())
-    );
+    assert_eq!(config.advertised_address, Some(Url::parse("http://node1:5122").unwrap()));
     assert!(!config.auto_provision);
     assert_eq!(config.default_replication, 2);
-    assert_eq!(
-        config.roles,
-        [
-            Role::Worker,
-            Role::Admin,
-            Role::MetadataServer,
-            Role::LogServer
-        ]
-        .into_iter()
-        .collect()
-    );
+    assert_eq!(config.roles, [Role::Worker, Role::Admin, Role::MetadataServer, Role::LogServer].into_iter().collect());
     assert_eq!(config.bifrost.default_provider, LogProviderKind::Replicated);
     assert_eq!(config.metadata_server.kind, MetadataServerKind::Replicated);
     assert_eq!(
         config.metadata_client.addresses,
-        vec![
-            Url::parse("http://node1:5122").unwrap(),
-            Url::parse("http://node2:5122").unwrap()
-        ]
+        vec![Url::parse("http://node1:5122").unwrap(), Url::parse("http://node2:5122").unwrap()]
     );
     assert_eq!(config.admin.bind_address, "0.0.0.0:9070".parse().unwrap());
     assert_eq!(config.ingress.bind_address, "0.0.0.0:8080".parse().unwrap());
-    assert_eq!(
-        config.admin.query_engine.pgsql_bind_address,
-        Some("0.0.0.0:9071".parse().unwrap())
-    );
+    assert_eq!(config.admin.query_engine.pgsql_bind_address, Some("0.0.0.0:9071".parse().unwrap()));
     assert_eq!(
         config.worker.snapshots.destination,
-        Some(SnapshotDestination::S3 {
-            bucket: "snapshots-bucket".into(),
-            prefix: "cluster-prefix".into()
-        })
+        Some(SnapshotDestination::S3 { bucket: "snapshots-bucket".into(), prefix: "cluster-prefix".into() })
     );
     assert_eq!(config.node_dir(), PathBuf::from("restate-data/node1"));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -273,33 +214,17 @@ fn top_level_key_written_after_a_table_is_explained() {
     assert!(SEED_EXAMPLE.contains(roles_line));
     let misplaced = SEED_EXAMPLE.replace(roles_line, "") + roles_line;
     let message = file_problem(&misplaced, "worker.snapshots.roles");
-    assert_contains(
-        &message,
-        &[
-            "did you mean `roles`?",
-            "[table] header",
-            "above the first [table] header",
-        ],
-    );
+    assert_contains(&message, &["did you mean `roles`?", "[table] header", "above the first [table] header"]);
 }
 
 #[test]
 fn metadata_client_addresses_from_a_json_env_list() {
-    let loaded = loaded(&with_env(&[(
-        "RESTATE_METADATA_CLIENT__ADDRESSES",
-        r#"["http://n1:5122","http://n2:5122"]"#,
-    )]));
+    let loaded = loaded(&with_env(&[("RESTATE_METADATA_CLIENT__ADDRESSES", r#"["http://n1:5122","http://n2:5122"]"#)]));
     assert_eq!(
         loaded.config.metadata_client.addresses,
-        vec![
-            Url::parse("http://n1:5122").unwrap(),
-            Url::parse("http://n2:5122").unwrap()
-        ]
+        vec![Url::parse("http://n1:5122").unwrap(), Url::parse("http://n2:5122").unwrap()]
     );
-    assert_eq!(
-        loaded.source_of("metadata-client.addresses"),
-        Some(&env_source("RESTATE_METADATA_CLIENT__ADDRESSES"))
-    );
+    assert_eq!(loaded.source_of("metadata-client.addresses"), Some(&env_source("RESTATE_METADATA_CLIENT__ADDRESSES")));
 }
 
 #[test]
@@ -307,18 +232,9 @@ fn nested_env_names_reach_nested_keys() {
     let config = loaded(&with_env(&[
         ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
         ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
-        (
-            "RESTATE_ADMIN__QUERY_ENGINE__PGSQL_BIND_ADDRESS",
-            "0.0.0.0:9071",
-        ),
-        (
-            "RESTATE_WORKER__SNAPSHOTS__DESTINATION",
-            "file:///var/lib/snapshots",
-        ),
-        (
-            "RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS",
-            "1000",
-        ),
+        ("RESTATE_ADMIN__QUERY_ENGINE__PGSQL_BIND_ADDRESS", "0.0.0.0:9071"),
+        ("RESTATE_WORKER__SNAPSHOTS__DESTINATION", "file:///var/lib/snapshots"),
+        ("RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS", "1000"),
         ("RESTATE_WORKER__SNAPSHOTS__AWS_ALLOW_HTTP", "true"),
         ("RESTATE_ROLES", r#"["worker","admin"]"#),
         ("RESTATE_AUTO_PROVISION", "false"),
@@ -328,23 +244,11 @@ fn nested_env_names_reach_nested_keys() {
     .config;
     assert_eq!(config.metadata_server.kind, MetadataServerKind::Replicated);
     assert_eq!(config.bifrost.default_provider, LogProviderKind::Replicated);
-    assert_eq!(
-        config.admin.query_engine.pgsql_bind_address,
-        Some("0.0.0.0:9071".parse().unwrap())
-    );
-    assert_eq!(
-        config.worker.snapshots.destination,
-        Some(SnapshotDestination::Directory("/var/lib/snapshots".into()))
-    );
-    assert_eq!(
-        config.worker.snapshots.snapshot_interval_num_records,
-        Some(1000)
-    );
+    assert_eq!(config.admin.query_engine.pgsql_bind_address, Some("0.0.0.0:9071".parse().unwrap()));
+    assert_eq!(config.worker.snapshots.destination, Some(SnapshotDestination::Directory("/var/lib/snapshots".into())));
+    assert_eq!(config.worker.snapshots.snapshot_interval_num_records, Some(1000));
     assert_eq!(config.worker.snapshots.aws_allow_http, Some(true));
-    assert_eq!(
-        config.roles,
-        [Role::Worker, Role::Admin].into_iter().collect()
-    );
+    assert_eq!(config.roles, [Role::Worker, Role::Admin].into_iter().collect());
     assert!(!config.auto_provision);
     assert_eq!(config.rocksdb_total_memory_size, 512 * MIB);
     assert_eq!(config.log_format, LogFormat::Json);
@@ -352,48 +256,26 @@ fn nested_env_names_reach_nested_keys() {
 
 #[test]
 fn env_strings_are_taken_raw() {
-    let config = loaded(&with_env(&[
-        ("RESTATE_NODE_NAME", "123"),
-        ("RESTATE_LOG_FILTER", "info,h2=warn"),
-    ]))
-    .config;
+    let config = loaded(&with_env(&[("RESTATE_NODE_NAME", "123"), ("RESTATE_LOG_FILTER", "info,h2=warn")])).config;
     assert_eq!(config.node_name, "123");
     assert_eq!(config.log_filter, "info,h2=warn");
 }
 
 #[test]
 fn sizes_accept_units_and_plain_bytes() {
+    assert_eq!(loaded(&with_file("rocksdb-total-memory-size = \"6 GiB\"")).config.rocksdb_total_memory_size, 6 * GIB);
     assert_eq!(
-        loaded(&with_file("rocksdb-total-memory-size = \"6 GiB\""))
-            .config
-            .rocksdb_total_memory_size,
-        6 * GIB
-    );
-    assert_eq!(
-        loaded(&with_file("rocksdb-total-memory-size = \"1GB\""))
-            .config
-            .rocksdb_total_memory_size,
+        loaded(&with_file("rocksdb-total-memory-size = \"1GB\"")).config.rocksdb_total_memory_size,
         1_000_000_000
     );
-    assert_eq!(
-        loaded(&with_file("rocksdb-total-memory-size = 536870912"))
-            .config
-            .rocksdb_total_memory_size,
-        512 * MIB
-    );
-    let from_env = loaded(&with_env(&[(
-        "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE",
-        "2147483648",
-    )]));
+    assert_eq!(loaded(&with_file("rocksdb-total-memory-size = 536870912")).config.rocksdb_total_memory_size, 512 * MIB);
+    let from_env = loaded(&with_env(&[("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "2147483648")]));
     assert_eq!(from_env.config.rocksdb_total_memory_size, 2 * GIB);
 }
 
 #[test]
 fn config_file_variable_is_not_a_key() {
-    let loaded = loaded(&with_env(&[
-        ("RESTATE_CONFIG", "/etc/restate/restate.toml"),
-        ("HOME", "/root"),
-    ]));
+    let loaded = loaded(&with_env(&[("RESTATE_CONFIG", "/etc/restate/restate.toml"), ("HOME", "/root")]));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
@@ -404,26 +286,14 @@ fn unknown_file_key_is_an_error_with_a_suggestion() {
     let message = file_problem("node_name = \"n1\"", "node_name");
     assert_contains(&message, &["unknown key", "did you mean `node-name`?"]);
 
-    let message = file_problem(
-        "[admin]\nbind-adress = \"0.0.0.0:9070\"",
-        "admin.bind-adress",
-    );
-    assert_contains(
-        &message,
-        &["unknown key", "did you mean `admin.bind-address`?"],
-    );
+    let message = file_problem("[admin]\nbind-adress = \"0.0.0.0:9070\"", "admin.bind-adress");
+    assert_contains(&message, &["unknown key", "did you mean `admin.bind-address`?"]);
 
     let message = file_problem("[admn]\nbind-address = \"0.0.0.0:9070\"", "admn");
     assert_contains(&message, &["unknown table", "did you mean `admin`?"]);
 
-    let message = file_problem(
-        "[metadata-server]\nkind = \"replicated\"",
-        "metadata-server.kind",
-    );
-    assert_contains(
-        &message,
-        &["unknown key", "[metadata-server] accepts: type"],
-    );
+    let message = file_problem("[metadata-server]\nkind = \"replicated\"", "metadata-server.kind");
+    assert_contains(&message, &["unknown key", "[metadata-server] accepts: type"]);
 
     let message = file_problem("completely-unrelated = 1", "completely-unrelated");
     assert_eq!(message, "unknown key");
@@ -441,32 +311,18 @@ fn unknown_restate_env_vars_are_warnings_only() {
     assert_eq!(loaded.config.node_name, "n1");
     let warnings = &loaded.warnings;
     assert_eq!(warnings.len(), 4, "{warnings:#?}");
-    assert_contains(
-        &warnings[0],
-        &["RESTATE_SERVICE_HOST", "does not name a configuration key"],
-    );
+    assert_contains(&warnings[0], &["RESTATE_SERVICE_HOST", "does not name a configuration key"]);
     assert!(!warnings[0].contains("did you mean"), "{}", warnings[0]);
     assert_contains(&warnings[1], &["RESTATE_PORT"]);
-    assert_contains(
-        &warnings[2],
-        &[
-            "RESTATE_ADMIN_BIND_ADDRESS",
-            "did you mean RESTATE_ADMIN__BIND_ADDRESS?",
-        ],
-    );
-    assert_contains(
-        &warnings[3],
-        &["RESTATE_ADMIN", "is a table", "RESTATE_ADMIN__BIND_ADDRESS"],
-    );
+    assert_contains(&warnings[2], &["RESTATE_ADMIN_BIND_ADDRESS", "did you mean RESTATE_ADMIN__BIND_ADDRESS?"]);
+    assert_contains(&warnings[3], &["RESTATE_ADMIN", "is a table", "RESTATE_ADMIN__BIND_ADDRESS"]);
 }
 
 #[test]
 #[should_panic(expected = "--frobnicate")]
 fn unknown_cli_key_is_a_bug() {
-    let sources = ConfigSources {
-        cli: vec![CliOverride::new("frobnicate", "1", "--frobnicate")],
-        ..ConfigSources::default()
-    };
+    let sources =
+        ConfigSources { cli: vec![CliOverride::new("frobnicate", "1", "--frobnicate")], ..ConfigSources::default() };
     let _ = load(&sources);
 }
 
@@ -475,10 +331,7 @@ fn unknown_cli_key_is_a_bug() {
 #[test]
 fn wrong_types_in_the_file_name_expected_and_found() {
     let message = file_problem("auto-provision = \"yes\"", "auto-provision");
-    assert_eq!(
-        message,
-        "expected a boolean (true or false), found string \"yes\""
-    );
+    assert_eq!(message, "expected a boolean (true or false), found string \"yes\"");
     let message = file_problem("default-replication = \"2\"", "default-replication");
     assert_eq!(message, "expected an integer, found string \"2\"");
     let message = file_problem("default-num-partitions = 2.5", "default-num-partitions");
@@ -490,19 +343,13 @@ fn wrong_types_in_the_file_name_expected_and_found() {
     let message = file_problem("[node-name]\nx = 1", "node-name");
     assert_contains(&message, &["found a table"]);
     let message = file_problem("roles = \"worker\"", "roles");
-    assert_contains(
-        &message,
-        &["expected a list of roles", "found string \"worker\""],
-    );
+    assert_contains(&message, &["expected a list of roles", "found string \"worker\""]);
 }
 
 #[test]
 fn wrong_types_in_env_name_the_variable() {
     let message = env_problem("RESTATE_AUTO_PROVISION", "yes", "auto-provision");
-    assert_eq!(
-        message,
-        "expected a boolean (true or false), found string \"yes\""
-    );
+    assert_eq!(message, "expected a boolean (true or false), found string \"yes\"");
     let message = env_problem("RESTATE_DEFAULT_REPLICATION", "two", "default-replication");
     assert_eq!(message, "expected an integer, found string \"two\"");
     let message = env_problem("RESTATE_AUTO_PROVISION", "", "auto-provision");
@@ -515,15 +362,8 @@ fn wrong_values_from_cli_flags_name_the_flag() {
         cli: vec![CliOverride::new("bind-address", "nope", "--bind-address")],
         ..ConfigSources::default()
     };
-    let message = single_problem(
-        &sources,
-        "bind-address",
-        &Source::Cli("--bind-address".into()),
-    );
-    assert_eq!(
-        message,
-        "cannot parse 'nope' as a socket address like 0.0.0.0:5122"
-    );
+    let message = single_problem(&sources, "bind-address", &Source::Cli("--bind-address".into()));
+    assert_eq!(message, "cannot parse 'nope' as a socket address like 0.0.0.0:5122");
 }
 
 // ---- values of the right type that are still wrong ----
@@ -536,21 +376,10 @@ fn unparsable_socket_address() {
         "invalid configuration (1 problem):\n  - `admin.bind-address` (env RESTATE_ADMIN__BIND_ADDRESS): \
          cannot parse 'abc' as a socket address like 0.0.0.0:9070"
     );
-    let message = file_problem(
-        "[ingress]\nbind-address = \"localhost:8080\"",
-        "ingress.bind-address",
-    );
-    assert_contains(
-        &message,
-        &[
-            "cannot parse 'localhost:8080'",
-            "host names are not accepted",
-        ],
-    );
-    let message = file_problem(
-        "[admin.query-engine]\npgsql-bind-address = \"9071\"",
-        "admin.query-engine.pgsql-bind-address",
-    );
+    let message = file_problem("[ingress]\nbind-address = \"localhost:8080\"", "ingress.bind-address");
+    assert_contains(&message, &["cannot parse 'localhost:8080'", "host names are not accepted"]);
+    let message =
+        file_problem("[admin.query-engine]\npgsql-bind-address = \"9071\"", "admin.query-engine.pgsql-bind-address");
     assert_contains(&message, &["like 0.0.0.0:9071", "IP address is missing"]);
 }
 
@@ -558,26 +387,13 @@ fn unparsable_socket_address() {
 fn bad_advertised_addresses() {
     let message = file_problem("advertised-address = \"node1:5122\"", "advertised-address");
     assert_contains(&message, &["not a URL", "http://node1:5122"]);
-    let message = file_problem(
-        "advertised-address = \"http://node1\"",
-        "advertised-address",
-    );
+    let message = file_problem("advertised-address = \"http://node1\"", "advertised-address");
     assert_contains(&message, &["has no port", "http://node1:5122"]);
-    let message = file_problem(
-        "advertised-address = \"ftp://node1:21\"",
-        "advertised-address",
-    );
+    let message = file_problem("advertised-address = \"ftp://node1:21\"", "advertised-address");
     assert_contains(&message, &["scheme 'ftp'", "http://", "https://"]);
-    let message = env_problem(
-        "RESTATE_ADVERTISED_ADDRESS",
-        "http://exa mple:5122",
-        "advertised-address",
-    );
+    let message = env_problem("RESTATE_ADVERTISED_ADDRESS", "http://exa mple:5122", "advertised-address");
     assert_contains(&message, &["cannot parse 'http://exa mple:5122' as a URL"]);
-    assert!(load(&with_file(
-        "advertised-address = \"https://node1.example.com:443\""
-    ))
-    .is_ok());
+    assert!(load(&with_file("advertised-address = \"https://node1.example.com:443\"")).is_ok());
 }
 
 #[test]
@@ -586,13 +402,7 @@ fn bad_metadata_client_addresses() {
         "[metadata-client]\naddresses = [\"http://n1:5122\", \"n2:5122\", 7]",
         "metadata-client.addresses",
     );
-    assert_contains(
-        &message,
-        &[
-            "entry 2: 'n2:5122' is not a URL",
-            "entry 3: expected a URL string, found integer 7",
-        ],
-    );
+    assert_contains(&message, &["entry 2: 'n2:5122' is not a URL", "entry 3: expected a URL string, found integer 7"]);
 }
 
 #[test]
@@ -606,13 +416,7 @@ fn bad_roles() {
     let message = env_problem("RESTATE_ROLES", "[]", "roles");
     assert_contains(&message, &["at least one role is required"]);
     let message = env_problem("RESTATE_ROLES", "worker,admin", "roles");
-    assert_contains(
-        &message,
-        &[
-            "expected a JSON list like [\"worker\",\"admin\"]",
-            "worker,admin",
-        ],
-    );
+    assert_contains(&message, &["expected a JSON list like [\"worker\",\"admin\"]", "worker,admin"]);
 }
 
 #[test]
@@ -621,11 +425,7 @@ fn numbers_out_of_range() {
     assert_eq!(message, "must be between 1 and 128, found 0");
     let message = file_problem("default-num-partitions = 0", "default-num-partitions");
     assert_eq!(message, "must be between 1 and 4096, found 0");
-    let message = env_problem(
-        "RESTATE_DEFAULT_NUM_PARTITIONS",
-        "4097",
-        "default-num-partitions",
-    );
+    let message = env_problem("RESTATE_DEFAULT_NUM_PARTITIONS", "4097", "default-num-partitions");
     assert_eq!(message, "must be between 1 and 4096, found 4097");
     let message = file_problem("default-replication = -1", "default-replication");
     assert_eq!(message, "must be between 1 and 128, found -1");
@@ -638,81 +438,38 @@ fn numbers_out_of_range() {
 
 #[test]
 fn invalid_json_list_in_env() {
-    let message = env_problem(
-        "RESTATE_METADATA_CLIENT__ADDRESSES",
-        r#"["http://n1:5122","#,
-        "metadata-client.addresses",
-    );
-    assert_contains(
-        &message,
-        &["expected a JSON list like", "cannot parse", "as JSON"],
-    );
-    let message = env_problem(
-        "RESTATE_METADATA_CLIENT__ADDRESSES",
-        "http://n1:5122",
-        "metadata-client.addresses",
-    );
-    assert_contains(
-        &message,
-        &["expected a JSON list like [\"http://node1:5122\""],
-    );
-    let message = env_problem(
-        "RESTATE_METADATA_CLIENT__ADDRESSES",
-        r#"{"a":1}"#,
-        "metadata-client.addresses",
-    );
+    let message =
+        env_problem("RESTATE_METADATA_CLIENT__ADDRESSES", r#"["http://n1:5122","#, "metadata-client.addresses");
+    assert_contains(&message, &["expected a JSON list like", "cannot parse", "as JSON"]);
+    let message = env_problem("RESTATE_METADATA_CLIENT__ADDRESSES", "http://n1:5122", "metadata-client.addresses");
+    assert_contains(&message, &["expected a JSON list like [\"http://node1:5122\""]);
+    let message = env_problem("RESTATE_METADATA_CLIENT__ADDRESSES", r#"{"a":1}"#, "metadata-client.addresses");
     assert_contains(&message, &["expected a JSON list"]);
 }
 
 #[test]
 fn bad_sizes() {
-    let message = file_problem(
-        "rocksdb-total-memory-size = \"lots\"",
-        "rocksdb-total-memory-size",
-    );
+    let message = file_problem("rocksdb-total-memory-size = \"lots\"", "rocksdb-total-memory-size");
     assert_contains(&message, &["cannot parse 'lots' as a size", "512 MiB"]);
-    let message = env_problem(
-        "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE",
-        "1 MiB",
-        "rocksdb-total-memory-size",
-    );
-    assert_contains(
-        &message,
-        &["must be at least 16 MiB", "found 1048576 bytes"],
-    );
-    let message = file_problem(
-        "rocksdb-total-memory-size = -5",
-        "rocksdb-total-memory-size",
-    );
+    let message = env_problem("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "1 MiB", "rocksdb-total-memory-size");
+    assert_contains(&message, &["must be at least 16 MiB", "found 1048576 bytes"]);
+    let message = file_problem("rocksdb-total-memory-size = -5", "rocksdb-total-memory-size");
     assert_contains(&message, &["cannot be negative"]);
 }
 
 #[test]
 fn bad_snapshot_destinations() {
-    for bad in [
-        "gs://bucket/x",
-        "/var/snapshots",
-        "s3://",
-        "file://relative/dir",
-    ] {
-        let message = file_problem(
-            &format!("[worker.snapshots]\ndestination = \"{bad}\""),
-            "worker.snapshots.destination",
-        );
-        assert_contains(
-            &message,
-            &[bad, "s3://<bucket>/<prefix>", "file://<absolute path>"],
-        );
+    for bad in ["gs://bucket/x", "/var/snapshots", "s3://", "file://relative/dir"] {
+        let message =
+            file_problem(&format!("[worker.snapshots]\ndestination = \"{bad}\""), "worker.snapshots.destination");
+        assert_contains(&message, &[bad, "s3://<bucket>/<prefix>", "file://<absolute path>"]);
     }
 }
 
 #[test]
 fn bad_enum_values() {
     let message = file_problem("[metadata-server]\ntype = \"raft\"", "metadata-server.type");
-    assert_eq!(
-        message,
-        "unknown value 'raft'; expected one of \"local\", \"replicated\""
-    );
+    assert_eq!(message, "unknown value 'raft'; expected one of \"local\", \"replicated\"");
     let message = env_problem("RESTATE_LOG_FORMAT", "xml", "log-format");
     assert_contains(&message, &["'xml'", "\"pretty\", \"json\""]);
 }
@@ -737,48 +494,26 @@ fn toml_syntax_error_names_file_line_and_column() {
     assert_eq!(problem.key, "");
     assert_eq!(problem.source, file_source());
     assert_contains(&problem.message, &["TOML syntax error at line 2, column"]);
-    assert_contains(
-        &errors.to_string(),
-        &["(file /etc/restate/restate.toml): TOML syntax error at line 2"],
-    );
+    assert_contains(&errors.to_string(), &["(file /etc/restate/restate.toml): TOML syntax error at line 2"]);
 }
 
 #[test]
 fn every_problem_of_every_source_is_reported() {
     let mut sources = with_file("auto-provision = \"yes\"\nnode-name = \"ok\"\n");
-    sources.env = env_pairs(&[
-        ("RESTATE_ADMIN__BIND_ADDRESS", "abc"),
-        ("RESTATE_PORT", "tcp://x:1"),
-    ]);
-    sources.cli = vec![CliOverride::new(
-        "default-replication",
-        "0",
-        "--default-replication",
-    )];
+    sources.env = env_pairs(&[("RESTATE_ADMIN__BIND_ADDRESS", "abc"), ("RESTATE_PORT", "tcp://x:1")]);
+    sources.cli = vec![CliOverride::new("default-replication", "0", "--default-replication")];
     let problems = problems(&sources);
-    let reported: Vec<(&str, &Source)> = problems
-        .iter()
-        .map(|p| (p.key.as_str(), &p.source))
-        .collect();
+    let reported: Vec<(&str, &Source)> = problems.iter().map(|p| (p.key.as_str(), &p.source)).collect();
     assert_eq!(
         reported,
         vec![
             ("auto-provision", &file_source()),
-            (
-                "admin.bind-address",
-                &env_source("RESTATE_ADMIN__BIND_ADDRESS")
-            ),
-            (
-                "default-replication",
-                &Source::Cli("--default-replication".into())
-            ),
+            ("admin.bind-address", &env_source("RESTATE_ADMIN__BIND_ADDRESS")),
+            ("default-replication", &Source::Cli("--default-replication".into())),
         ]
     );
     let rendered = ConfigErrors(problems).to_string();
-    assert!(
-        rendered.starts_with("invalid configuration (3 problems):\n"),
-        "{rendered}"
-    );
+    assert!(rendered.starts_with("invalid configuration (3 problems):\n"), "{rendered}");
     assert_eq!(rendered.lines().count(), 4, "{rendered}");
 }
 
@@ -793,20 +528,11 @@ fn a_bad_file_value_is_reported_even_when_env_overrides_it() {
 
 #[test]
 fn warns_when_other_nodes_cannot_reach_the_derived_advertised_address() {
-    let remote = loaded(&with_env(&[(
-        "RESTATE_METADATA_CLIENT__ADDRESSES",
-        r#"["http://n1:5122","http://n2:5122"]"#,
-    )]));
+    let remote = loaded(&with_env(&[("RESTATE_METADATA_CLIENT__ADDRESSES", r#"["http://n1:5122","http://n2:5122"]"#)]));
     assert_eq!(remote.warnings.len(), 1, "{:?}", remote.warnings);
-    assert_contains(
-        &remote.warnings[0],
-        &["advertised-address is not set", "http://127.0.0.1:5122"],
-    );
+    assert_contains(&remote.warnings[0], &["advertised-address is not set", "http://127.0.0.1:5122"]);
 
-    let local_only = loaded(&with_env(&[(
-        "RESTATE_METADATA_CLIENT__ADDRESSES",
-        r#"["http://127.0.0.1:5122"]"#,
-    )]));
+    let local_only = loaded(&with_env(&[("RESTATE_METADATA_CLIENT__ADDRESSES", r#"["http://127.0.0.1:5122"]"#)]));
     assert!(local_only.warnings.is_empty(), "{:?}", local_only.warnings);
 }
 
@@ -827,27 +553,22 @@ fn fully_populated() -> Config {
         rocksdb_total_memory_size: 6 * GIB,
         log_filter: "info,restate_bifrost=debug".into(),
         log_format: LogFormat::Json,
-        bifrost: BifrostOptions {
-            default_provider: LogProviderKind::Replicated,
-        },
+        bifrost: BifrostOptions { default_provider: LogProviderKind::Replicated },
         metadata_server: MetadataServerOptions {
             kind: MetadataServerKind::Replicated,
+            auto_join: false,
+            raft_tick_interval_ms: 20,
+            raft_election_tick: 30,
+            raft_heartbeat_tick: 3,
         },
         metadata_client: MetadataClientOptions {
-            addresses: vec![
-                Url::parse("http://node1:5122").unwrap(),
-                Url::parse("http://node2:5122").unwrap(),
-            ],
+            addresses: vec![Url::parse("http://node1:5122").unwrap(), Url::parse("http://node2:5122").unwrap()],
         },
         admin: AdminOptions {
             bind_address: "0.0.0.0:19070".parse().unwrap(),
-            query_engine: QueryEngineOptions {
-                pgsql_bind_address: Some("0.0.0.0:9071".parse().unwrap()),
-            },
+            query_engine: QueryEngineOptions { pgsql_bind_address: Some("0.0.0.0:9071".parse().unwrap()) },
         },
-        ingress: IngressOptions {
-            bind_address: "0.0.0.0:18080".parse().unwrap(),
-        },
+        ingress: IngressOptions { bind_address: "0.0.0.0:18080".parse().unwrap() },
         worker: WorkerOptions {
             snapshots: SnapshotOptions {
                 destination: Some("s3://bucket/prefix".parse().unwrap()),
@@ -865,18 +586,9 @@ fn fully_populated() -> Config {
 }
 
 /// Key paths of `table`, split into tables and values.
-fn key_paths(
-    table: &toml::Table,
-    prefix: &str,
-    tables: &mut BTreeSet<String>,
-    values: &mut BTreeSet<String>,
-) {
+fn key_paths(table: &toml::Table, prefix: &str, tables: &mut BTreeSet<String>, values: &mut BTreeSet<String>) {
     for (name, value) in table {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
+        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         match value {
             toml::Value::Table(inner) => {
                 key_paths(inner, &path, tables, values);
@@ -894,11 +606,8 @@ fn schema_lists_exactly_the_fields_of_config() {
     let serialized = toml::Table::try_from(fully_populated()).unwrap();
     let (mut tables, mut values) = (BTreeSet::new(), BTreeSet::new());
     key_paths(&serialized, "", &mut tables, &mut values);
-    let schema_tables: BTreeSet<String> = schema::SCHEMA
-        .iter()
-        .filter(|key| key.kind == Kind::Table)
-        .map(|key| key.path.to_owned())
-        .collect();
+    let schema_tables: BTreeSet<String> =
+        schema::SCHEMA.iter().filter(|key| key.kind == Kind::Table).map(|key| key.path.to_owned()).collect();
     let schema_values: BTreeSet<String> = schema::leaves().map(|key| key.path.to_owned()).collect();
     assert_eq!(values, schema_values);
     assert_eq!(tables, schema_tables);
@@ -929,11 +638,32 @@ fn to_toml_hides_every_secret() {
         }
         assert_eq!(value.as_str(), Some(REDACTED), "{}", key.path);
     }
-    assert_contains(
-        &shown,
-        &[
-            "rocksdb-total-memory-size = \"6 GiB\"",
-            "aws-access-key-id = \"AKIA123\"",
+    assert_contains(&shown, &["rocksdb-total-memory-size = \"6 GiB\"", "aws-access-key-id = \"AKIA123\""]);
+}
+
+#[test]
+fn raft_timing_keys_parse_durations_and_check_their_relation() {
+    let loaded = load(&ConfigSources {
+        env: vec![
+            ("RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL".into(), "100ms".into()),
+            ("RESTATE_METADATA_SERVER__RAFT_ELECTION_TICK".into(), "20".into()),
         ],
-    );
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(loaded.config.metadata_server.raft_tick_interval_ms, 100);
+    assert_eq!(loaded.config.metadata_server.raft_election_tick, 20);
+    let file = ConfigFile {
+        path: "restate.toml".into(),
+        contents: "[metadata-server]\nraft-tick-interval = \"1.5s\"\nraft-heartbeat-tick = 12\n".into(),
+    };
+    let err = load(&ConfigSources { file: Some(file), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("raft-heartbeat-tick") && err.contains("raft-election-tick"), "{err}");
+    let bad = load(&ConfigSources {
+        env: vec![("RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL".into(), "fast".into())],
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL") && bad.contains("duration"), "{bad}");
 }

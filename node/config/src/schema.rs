@@ -54,6 +54,12 @@ pub(crate) enum Kind {
     /// One of the given strings.
     Enum(&'static [&'static str]),
     SnapshotDestination,
+    /// A duration like "50ms", "2s", "1.5s" or an integer of milliseconds, within
+    /// `min_ms..=max_ms`; canonical form: integer milliseconds.
+    DurationMs {
+        min_ms: u64,
+        max_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,26 +84,13 @@ const TOML_INT_MAX: u64 = i64::MAX as u64;
 pub(crate) const SCHEMA: &[Key] = &[
     key("node-name", Kind::Name),
     key("cluster-name", Kind::Name),
-    key(
-        "advertised-address",
-        Kind::Url {
-            explicit_port: true,
-        },
-    ),
+    key("advertised-address", Kind::Url { explicit_port: true }),
     key("auto-provision", Kind::Bool),
     key("default-replication", Kind::Integer { min: 1, max: 128 }),
-    key(
-        "default-num-partitions",
-        Kind::Integer { min: 1, max: 4096 },
-    ),
+    key("default-num-partitions", Kind::Integer { min: 1, max: 4096 }),
     key("roles", Kind::RoleList),
     key("base-dir", Kind::Path),
-    key(
-        "bind-address",
-        Kind::SocketAddr {
-            example: "0.0.0.0:5122",
-        },
-    ),
+    key("bind-address", Kind::SocketAddr { example: "0.0.0.0:5122" }),
     key("rocksdb-total-memory-size", Kind::Size { min: 16 * MIB }),
     key("log-filter", Kind::NonEmptyString),
     key("log-format", Kind::Enum(LOG_FORMATS)),
@@ -105,46 +98,24 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("bifrost.default-provider", Kind::Enum(PROVIDER_KINDS)),
     key("metadata-server", Kind::Table),
     key("metadata-server.type", Kind::Enum(METADATA_SERVER_KINDS)),
+    key("metadata-server.auto-join", Kind::Bool),
+    key("metadata-server.raft-tick-interval", Kind::DurationMs { min_ms: 1, max_ms: 10_000 }),
+    key("metadata-server.raft-election-tick", Kind::Integer { min: 2, max: 1000 }),
+    key("metadata-server.raft-heartbeat-tick", Kind::Integer { min: 1, max: 100 }),
     key("metadata-client", Kind::Table),
     key("metadata-client.addresses", Kind::UrlList),
     key("admin", Kind::Table),
-    key(
-        "admin.bind-address",
-        Kind::SocketAddr {
-            example: "0.0.0.0:9070",
-        },
-    ),
+    key("admin.bind-address", Kind::SocketAddr { example: "0.0.0.0:9070" }),
     key("admin.query-engine", Kind::Table),
-    key(
-        "admin.query-engine.pgsql-bind-address",
-        Kind::SocketAddr {
-            example: "0.0.0.0:9071",
-        },
-    ),
+    key("admin.query-engine.pgsql-bind-address", Kind::SocketAddr { example: "0.0.0.0:9071" }),
     key("ingress", Kind::Table),
-    key(
-        "ingress.bind-address",
-        Kind::SocketAddr {
-            example: "0.0.0.0:8080",
-        },
-    ),
+    key("ingress.bind-address", Kind::SocketAddr { example: "0.0.0.0:8080" }),
     key("worker", Kind::Table),
     key("worker.snapshots", Kind::Table),
     key("worker.snapshots.destination", Kind::SnapshotDestination),
-    key(
-        "worker.snapshots.snapshot-interval-num-records",
-        Kind::Integer {
-            min: 1,
-            max: TOML_INT_MAX,
-        },
-    ),
+    key("worker.snapshots.snapshot-interval-num-records", Kind::Integer { min: 1, max: TOML_INT_MAX }),
     key("worker.snapshots.aws-region", Kind::String),
-    key(
-        "worker.snapshots.aws-endpoint-url",
-        Kind::Url {
-            explicit_port: false,
-        },
-    ),
+    key("worker.snapshots.aws-endpoint-url", Kind::Url { explicit_port: false }),
     key("worker.snapshots.aws-access-key-id", Kind::String),
     key("worker.snapshots.aws-secret-access-key", Kind::Secret),
     key("worker.snapshots.aws-session-token", Kind::Secret),
@@ -173,15 +144,13 @@ impl Kind {
             Kind::Integer { .. } => "an integer".to_owned(),
             Kind::SocketAddr { example } => format!("a socket address string like \"{example}\""),
             Kind::Url { .. } => "a URL string like \"http://node1:5122\"".to_owned(),
-            Kind::UrlList => {
-                "a list of URLs like [\"http://node1:5122\", \"http://node2:5122\"]".to_owned()
-            }
+            Kind::UrlList => "a list of URLs like [\"http://node1:5122\", \"http://node2:5122\"]".to_owned(),
             Kind::RoleList => "a list of roles like [\"worker\", \"admin\"]".to_owned(),
             Kind::Size { .. } => "a size like \"1 GiB\" or an integer number of bytes".to_owned(),
+            Kind::DurationMs { .. } => "a duration like \"50ms\" or \"2s\", or an integer of milliseconds".to_owned(),
             Kind::Enum(values) => format!("one of {}", quoted_list(values)),
             Kind::SnapshotDestination => {
-                "a destination string like \"s3://bucket/prefix\" or \"file:///absolute/path\""
-                    .to_owned()
+                "a destination string like \"s3://bucket/prefix\" or \"file:///absolute/path\"".to_owned()
             }
         }
     }
@@ -196,7 +165,7 @@ impl Kind {
                 "false" => Ok(Value::Boolean(false)),
                 _ => Err(self.mismatch(&Value::String(text.to_owned()))),
             },
-            Kind::Integer { .. } => text
+            Kind::Integer { .. } | Kind::DurationMs { .. } if text.trim().parse::<i64>().is_ok() => text
                 .trim()
                 .parse::<i64>()
                 .map(Value::Integer)
@@ -230,14 +199,10 @@ impl Kind {
                 let text = self.string(value)?;
                 match self {
                     Kind::SnapshotDestination => {
-                        text.parse::<SnapshotDestination>()
-                            .map_err(|e| e.to_string())?;
+                        text.parse::<SnapshotDestination>().map_err(|e| e.to_string())?;
                     }
                     Kind::Enum(values) if !values.contains(&text) => {
-                        return Err(format!(
-                            "unknown value '{text}'; expected one of {}",
-                            quoted_list(values)
-                        ));
+                        return Err(format!("unknown value '{text}'; expected one of {}", quoted_list(values)));
                     }
                     _ => {}
                 }
@@ -287,11 +252,25 @@ impl Kind {
                 }
             }
             Kind::RoleList => check_roles(self.list(value)?, self).map(|_| value.clone()),
+            Kind::DurationMs { min_ms, max_ms } => {
+                let ms = match value {
+                    Value::String(text) => parse_duration_ms(text)?,
+                    Value::Integer(number) => {
+                        u64::try_from(*number).map_err(|_| format!("a duration cannot be negative, found {number}"))?
+                    }
+                    other => return Err(self.mismatch(other)),
+                };
+                if ms < *min_ms || ms > *max_ms {
+                    return Err(format!("must be between {min_ms}ms and {max_ms}ms, found {ms}ms"));
+                }
+                Ok(Value::Integer(ms as i64))
+            }
             Kind::Size { min } => {
                 let bytes = match value {
                     Value::String(text) => size::parse_size(text)?,
-                    Value::Integer(number) => u64::try_from(*number)
-                        .map_err(|_| format!("a size cannot be negative, found {number}"))?,
+                    Value::Integer(number) => {
+                        u64::try_from(*number).map_err(|_| format!("a size cannot be negative, found {number}"))?
+                    }
                     other => return Err(self.mismatch(other)),
                 };
                 if bytes < *min {
@@ -301,8 +280,7 @@ impl Kind {
                         size::format_approx(bytes)
                     ));
                 }
-                let canonical =
-                    i64::try_from(bytes).map_err(|_| format!("size {bytes} is too large"))?;
+                let canonical = i64::try_from(bytes).map_err(|_| format!("size {bytes} is too large"))?;
                 Ok(Value::Integer(canonical))
             }
         }
@@ -317,11 +295,25 @@ impl Kind {
     }
 
     fn list<'v>(&self, value: &'v Value) -> Result<&'v [Value], String> {
-        value
-            .as_array()
-            .map(Vec::as_slice)
-            .ok_or_else(|| self.mismatch(value))
+        value.as_array().map(Vec::as_slice).ok_or_else(|| self.mismatch(value))
     }
+}
+
+/// Parses "50ms", "2s", "1.5 s", "1m" into milliseconds.
+pub(crate) fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("cannot parse '{text}' as a duration like \"50ms\" or \"2s\""))?;
+    let factor = match unit.trim() {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" | "min" => 60_000.0,
+        "" => return Err(format!("duration '{text}' needs a unit: ms, s or m (or give an integer of milliseconds)")),
+        other => return Err(format!("unknown duration unit '{other}' in '{text}'; use ms, s or m")),
+    };
+    Ok((number * factor).round() as u64)
 }
 
 /// A value as a message shows it: its TOML type and, for scalars, the value itself.
@@ -344,11 +336,7 @@ pub(crate) fn describe(value: &Value) -> String {
 }
 
 fn quoted_list(values: &[&str]) -> String {
-    values
-        .iter()
-        .map(|value| format!("\"{value}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    values.iter().map(|value| format!("\"{value}\"")).collect::<Vec<_>>().join(", ")
 }
 
 fn json_list(text: &str, kind: &Kind) -> Result<Value, String> {
@@ -357,8 +345,8 @@ fn json_list(text: &str, kind: &Kind) -> Result<Value, String> {
         _ => "[\"http://node1:5122\",\"http://node2:5122\"]",
     };
     let not_a_list = |detail: String| format!("expected a JSON list like {example}, {detail}");
-    let parsed: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| not_a_list(format!("cannot parse {text:?} as JSON ({e})")))?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| not_a_list(format!("cannot parse {text:?} as JSON ({e})")))?;
     let serde_json::Value::Array(entries) = parsed else {
         return Err(not_a_list(format!("found {text:?}")));
     };
@@ -367,10 +355,9 @@ fn json_list(text: &str, kind: &Kind) -> Result<Value, String> {
         .map(|entry| match entry {
             serde_json::Value::String(s) => Ok(Value::String(s)),
             serde_json::Value::Bool(b) => Ok(Value::Boolean(b)),
-            serde_json::Value::Number(n) => Ok(n
-                .as_i64()
-                .map(Value::Integer)
-                .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)))),
+            serde_json::Value::Number(n) => {
+                Ok(n.as_i64().map(Value::Integer).unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))))
+            }
             other => Err(not_a_list(format!("found the entry {other}"))),
         })
         .collect::<Result<Vec<_>, _>>()
@@ -398,8 +385,7 @@ fn check_socket_addr(text: &str, example: &str) -> Result<SocketAddr, String> {
         } else if text.trim().parse::<u16>().is_ok() {
             format!(" (the IP address is missing, e.g. {example})")
         } else if text.contains(':') {
-            " (host names are not accepted here; use an IP address, e.g. 0.0.0.0 for all interfaces)"
-                .to_owned()
+            " (host names are not accepted here; use an IP address, e.g. 0.0.0.0 for all interfaces)".to_owned()
         } else {
             String::new()
         };
@@ -412,12 +398,9 @@ fn check_socket_addr(text: &str, example: &str) -> Result<SocketAddr, String> {
 fn check_url(text: &str, explicit_port: bool) -> Result<Url, String> {
     const EXAMPLE: &str = "http://node1:5122";
     if !text.contains("://") {
-        return Err(format!(
-            "'{text}' is not a URL; it needs a scheme and a port, e.g. {EXAMPLE}"
-        ));
+        return Err(format!("'{text}' is not a URL; it needs a scheme and a port, e.g. {EXAMPLE}"));
     }
-    let url = Url::parse(text)
-        .map_err(|e| format!("cannot parse '{text}' as a URL ({e}); expected e.g. {EXAMPLE}"))?;
+    let url = Url::parse(text).map_err(|e| format!("cannot parse '{text}' as a URL ({e}); expected e.g. {EXAMPLE}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "'{text}' uses the scheme '{}'; only http:// and https:// are supported, e.g. {EXAMPLE}",
@@ -428,9 +411,7 @@ fn check_url(text: &str, explicit_port: bool) -> Result<Url, String> {
         return Err(format!("'{text}' has no host; expected e.g. {EXAMPLE}"));
     }
     if explicit_port && !has_explicit_port(text) {
-        return Err(format!(
-            "'{text}' has no port; write it out, e.g. {EXAMPLE}"
-        ));
+        return Err(format!("'{text}' has no port; write it out, e.g. {EXAMPLE}"));
     }
     Ok(url)
 }
@@ -438,51 +419,32 @@ fn check_url(text: &str, explicit_port: bool) -> Result<Url, String> {
 /// Whether the authority of `url_text` ends in `:<digits>`. (`Url::port` cannot tell, as it
 /// hides ports equal to the scheme's default.)
 fn has_explicit_port(url_text: &str) -> bool {
-    let after_scheme = url_text
-        .split_once("://")
-        .map_or(url_text, |(_, rest)| rest);
-    let authority = after_scheme
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host_port)| host_port);
+    let after_scheme = url_text.split_once("://").map_or(url_text, |(_, rest)| rest);
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host_port)| host_port);
     let after_host = match host_port.rfind(']') {
         Some(end_of_ipv6) => &host_port[end_of_ipv6 + 1..],
         None => host_port,
     };
-    after_host
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
+    after_host.rsplit_once(':').is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn check_roles(entries: &[Value], kind: &Kind) -> Result<(), String> {
     let all_roles = Role::ALL.map(Role::as_str).join(", ");
     if entries.is_empty() {
-        return Err(format!(
-            "at least one role is required; choose from: {all_roles}"
-        ));
+        return Err(format!("at least one role is required; choose from: {all_roles}"));
     }
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
     for entry in entries {
         let Value::String(name) = entry else {
-            problems.push(format!(
-                "{}; found the entry {}",
-                kind.mismatch(entry),
-                describe(entry)
-            ));
+            problems.push(format!("{}; found the entry {}", kind.mismatch(entry), describe(entry)));
             continue;
         };
         match name.parse::<Role>() {
-            Ok(role) if !seen.insert(role) => {
-                problems.push(format!("role '{name}' is listed twice"))
-            }
+            Ok(role) if !seen.insert(role) => problems.push(format!("role '{name}' is listed twice")),
             Ok(_) => {}
-            Err(_) => problems.push(format!(
-                "unknown role '{name}'; expected one of: {all_roles}"
-            )),
+            Err(_) => problems.push(format!("unknown role '{name}'; expected one of: {all_roles}")),
         }
     }
     if problems.is_empty() {
@@ -497,31 +459,20 @@ fn check_roles(entries: &[Value], kind: &Kind) -> Result<(), String> {
 pub(crate) fn suggest(unknown: &str) -> Option<Suggestion> {
     let normalized = unknown.to_ascii_lowercase().replace('_', "-");
     if let Some(key) = lookup(&normalized) {
-        return Some(Suggestion {
-            key: key.path,
-            reason: SuggestionReason::Spelling,
-        });
+        return Some(Suggestion { key: key.path, reason: SuggestionReason::Spelling });
     }
     let depth = unknown.split('.').count();
     let last_segment = normalized.rsplit('.').next().unwrap_or_default();
-    let same_name_shallower = SCHEMA.iter().find(|key| {
-        key.path.rsplit('.').next() == Some(last_segment) && key.path.split('.').count() < depth
-    });
-    if let Some(key) = same_name_shallower {
-        return Some(Suggestion {
-            key: key.path,
-            reason: SuggestionReason::BelongsToOuterTable,
-        });
-    }
-    let (distance, key) = SCHEMA
+    let same_name_shallower = SCHEMA
         .iter()
-        .map(|key| (edit_distance(&normalized, key.path), key))
-        .min_by_key(|(distance, _)| *distance)?;
+        .find(|key| key.path.rsplit('.').next() == Some(last_segment) && key.path.split('.').count() < depth);
+    if let Some(key) = same_name_shallower {
+        return Some(Suggestion { key: key.path, reason: SuggestionReason::BelongsToOuterTable });
+    }
+    let (distance, key) =
+        SCHEMA.iter().map(|key| (edit_distance(&normalized, key.path), key)).min_by_key(|(distance, _)| *distance)?;
     let tolerated = (normalized.len() / 3).clamp(1, 3);
-    (distance <= tolerated).then_some(Suggestion {
-        key: key.path,
-        reason: SuggestionReason::Spelling,
-    })
+    (distance <= tolerated).then_some(Suggestion { key: key.path, reason: SuggestionReason::Spelling })
 }
 
 pub(crate) struct Suggestion {
@@ -560,14 +511,8 @@ mod tests {
 
     #[test]
     fn enum_kinds_list_exactly_the_types_variants() {
-        assert_eq!(
-            PROVIDER_KINDS,
-            LogProviderKind::ALL.map(LogProviderKind::as_str)
-        );
-        assert_eq!(
-            METADATA_SERVER_KINDS,
-            MetadataServerKind::ALL.map(MetadataServerKind::as_str)
-        );
+        assert_eq!(PROVIDER_KINDS, LogProviderKind::ALL.map(LogProviderKind::as_str));
+        assert_eq!(METADATA_SERVER_KINDS, MetadataServerKind::ALL.map(MetadataServerKind::as_str));
         assert_eq!(LOG_FORMATS, LogFormat::ALL.map(LogFormat::as_str));
     }
 
@@ -576,11 +521,7 @@ mod tests {
         for (position, key) in SCHEMA.iter().enumerate() {
             if let Some((parent, _)) = key.path.rsplit_once('.') {
                 let parent_position = SCHEMA.iter().position(|k| k.path == parent);
-                assert!(
-                    parent_position.is_some_and(|p| p < position),
-                    "{}",
-                    key.path
-                );
+                assert!(parent_position.is_some_and(|p| p < position), "{}", key.path);
                 assert_eq!(lookup(parent).unwrap().kind, Kind::Table, "{}", key.path);
             }
         }
@@ -600,33 +541,16 @@ mod tests {
 
     #[test]
     fn url_checks() {
-        let with_port = Kind::Url {
-            explicit_port: true,
-        };
-        assert!(with_port
-            .check(&Value::String("https://node1:5122".into()))
-            .is_ok());
-        let err = with_port
-            .check(&Value::String("http://node1".into()))
-            .unwrap_err();
-        assert!(
-            err.contains("no port") && err.contains("http://node1:5122"),
-            "{err}"
-        );
-        let err = with_port
-            .check(&Value::String("node1:5122".into()))
-            .unwrap_err();
+        let with_port = Kind::Url { explicit_port: true };
+        assert!(with_port.check(&Value::String("https://node1:5122".into())).is_ok());
+        let err = with_port.check(&Value::String("http://node1".into())).unwrap_err();
+        assert!(err.contains("no port") && err.contains("http://node1:5122"), "{err}");
+        let err = with_port.check(&Value::String("node1:5122".into())).unwrap_err();
         assert!(err.contains("not a URL"), "{err}");
-        let err = with_port
-            .check(&Value::String("http://:5122".into()))
-            .unwrap_err();
+        let err = with_port.check(&Value::String("http://:5122".into())).unwrap_err();
         assert!(err.contains("'http://:5122'"), "{err}");
-        let default_port = Kind::Url {
-            explicit_port: false,
-        };
-        assert!(default_port
-            .check(&Value::String("http://minio".into()))
-            .is_ok());
+        let default_port = Kind::Url { explicit_port: false };
+        assert!(default_port.check(&Value::String("http://minio".into())).is_ok());
     }
 
     #[test]
@@ -639,10 +563,7 @@ mod tests {
         assert_eq!(spelled("port"), None);
         let moved = suggest("worker.snapshots.roles").unwrap();
         assert_eq!(moved.key, "roles");
-        assert!(matches!(
-            moved.reason,
-            SuggestionReason::BelongsToOuterTable
-        ));
+        assert!(matches!(moved.reason, SuggestionReason::BelongsToOuterTable));
     }
 
     #[test]

@@ -36,9 +36,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let cannot_parse = || format!("cannot parse '{text}' as a size; {EXAMPLES}");
 
-    let number_len = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
+    let number_len = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(number_len);
     let multiplier = unit_multiplier(unit.trim()).ok_or_else(cannot_parse)?;
 
@@ -46,22 +44,12 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if whole.is_empty() && fraction.is_empty() {
         return Err(cannot_parse());
     }
-    if !whole
-        .chars()
-        .chain(fraction.chars())
-        .all(|c| c.is_ascii_digit())
-    {
+    if !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit()) {
         return Err(cannot_parse());
     }
     let too_large = || format!("size '{text}' is too large");
-    let whole_value: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| too_large())?
-    };
-    let mut bytes = whole_value
-        .checked_mul(u128::from(multiplier))
-        .ok_or_else(too_large)?;
+    let whole_value: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_large())? };
+    let mut bytes = whole_value.checked_mul(u128::from(multiplier)).ok_or_else(too_large)?;
     if !fraction.is_empty() {
         // Only as many fractional digits as can matter for whole bytes; beyond that they
         // would overflow the arithmetic without changing the result meaningfully.
@@ -120,8 +108,7 @@ pub(crate) mod human_bytes {
                 Ok(v)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-                u64::try_from(v)
-                    .map_err(|_| E::custom(format!("a size cannot be negative, found {v}")))
+                u64::try_from(v).map_err(|_| E::custom(format!("a size cannot be negative, found {v}")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
                 super::parse_size(v).map_err(E::custom)
@@ -149,21 +136,11 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_with_examples() {
-        for bad in [
-            "",
-            "lots",
-            "GiB",
-            "1 GiBs",
-            "-1 GiB",
-            "1.2.3 MiB",
-            "1 2 MiB",
-        ] {
+        for bad in ["", "lots", "GiB", "1 GiBs", "-1 GiB", "1.2.3 MiB", "1 2 MiB"] {
             let err = parse_size(bad).unwrap_err();
             assert!(err.contains("512 MiB"), "{bad:?}: {err}");
         }
-        assert!(parse_size("99999999999 TiB")
-            .unwrap_err()
-            .contains("too large"));
+        assert!(parse_size("99999999999 TiB").unwrap_err().contains("too large"));
     }
 
     #[test]

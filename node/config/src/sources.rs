@@ -55,16 +55,8 @@ pub struct CliOverride {
 }
 
 impl CliOverride {
-    pub fn new(
-        key: impl Into<String>,
-        value: impl Into<String>,
-        flag: impl Into<String>,
-    ) -> CliOverride {
-        CliOverride {
-            key: key.into(),
-            value: value.into(),
-            flag: flag.into(),
-        }
+    pub fn new(key: impl Into<String>, value: impl Into<String>, flag: impl Into<String>) -> CliOverride {
+        CliOverride { key: key.into(), value: value.into(), flag: flag.into() }
     }
 }
 

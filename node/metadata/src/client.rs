@@ -33,7 +33,8 @@ impl Default for MetadataClientOptions {
 /// with backoff, for at most `retry_budget`. When all fail, the error lists every
 /// address tried and why.
 pub struct MetadataClient {
-    endpoints: Vec<(String, Channel)>,
+    /// Configured addresses first; leaders learned from hints are added at the end.
+    endpoints: std::sync::Mutex<Vec<(String, Channel)>>,
     preferred: AtomicUsize,
     options: MetadataClientOptions,
 }
@@ -42,6 +43,8 @@ pub struct MetadataClient {
 struct AttemptFailure {
     reason: String,
     retryable: bool,
+    /// The leader's address, when the server named it.
+    redirect: Option<String>,
 }
 
 impl MetadataClient {
@@ -54,21 +57,40 @@ impl MetadataClient {
         }
         let endpoints = addresses
             .iter()
-            .map(|address| {
-                let endpoint = Endpoint::from_shared(address.clone())
-                    .map_err(|e| {
-                        MetadataStoreError::InvalidRequest(format!("metadata-client address '{address}': {e}"))
-                    })?
-                    .connect_timeout(options.connect_timeout)
-                    .timeout(options.request_timeout);
-                Ok((address.clone(), endpoint.connect_lazy()))
-            })
+            .map(|address| Ok((address.clone(), Self::channel(address, &options)?)))
             .collect::<Result<Vec<_>, MetadataStoreError>>()?;
-        Ok(MetadataClient { endpoints, preferred: AtomicUsize::new(0), options })
+        Ok(MetadataClient { endpoints: std::sync::Mutex::new(endpoints), preferred: AtomicUsize::new(0), options })
+    }
+
+    fn channel(address: &str, options: &MetadataClientOptions) -> Result<Channel, MetadataStoreError> {
+        let endpoint = Endpoint::from_shared(address.to_owned())
+            .map_err(|e| MetadataStoreError::InvalidRequest(format!("metadata-client address '{address}': {e}")))?
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout);
+        Ok(endpoint.connect_lazy())
     }
 
     pub fn addresses(&self) -> Vec<String> {
-        self.endpoints.iter().map(|(a, _)| a.clone()).collect()
+        self.endpoints.lock().expect("not poisoned").iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    /// Index of `address`, adding it (a leader learned from a hint) if unknown.
+    fn index_of(&self, address: &str) -> Option<usize> {
+        let mut endpoints = self.endpoints.lock().expect("not poisoned");
+        if let Some(i) = endpoints.iter().position(|(a, _)| a == address) {
+            return Some(i);
+        }
+        let channel = Self::channel(address, &self.options).ok()?;
+        endpoints.push((address.to_owned(), channel));
+        Some(endpoints.len() - 1)
+    }
+
+    fn endpoint(&self, index: usize) -> (String, Channel) {
+        self.endpoints.lock().expect("not poisoned")[index].clone()
+    }
+
+    fn endpoint_count(&self) -> usize {
+        self.endpoints.lock().expect("not poisoned").len()
     }
 
     /// Runs `call` against the addresses until one answers or the retry budget is spent.
@@ -82,18 +104,31 @@ impl MetadataClient {
         loop {
             let mut failures = Vec::new();
             let start = self.preferred.load(Ordering::Relaxed);
-            for offset in 0..self.endpoints.len() {
-                let index = (start + offset) % self.endpoints.len();
-                let (address, channel) = &self.endpoints[index];
-                match call(MetadataServerClient::new(channel.clone())).await {
+            let count = self.endpoint_count();
+            let mut order: Vec<usize> = (0..count).map(|offset| (start + offset) % count).collect();
+            let mut tried = std::collections::HashSet::new();
+            while let Some(index) = (!order.is_empty()).then(|| order.remove(0)) {
+                if !tried.insert(index) {
+                    continue;
+                }
+                let (address, channel) = self.endpoint(index);
+                match call(MetadataServerClient::new(channel)).await {
                     Ok(value) => {
                         self.preferred.store(index, Ordering::Relaxed);
                         return Ok(value);
                     }
-                    Err(AttemptFailure { reason, retryable: false }) => {
+                    Err(AttemptFailure { reason, retryable: false, .. }) => {
                         return Err(MetadataStoreError::Unavailable(format!("{address}: {reason}")));
                     }
-                    Err(AttemptFailure { reason, .. }) => failures.push(format!("{address} ({reason})")),
+                    Err(AttemptFailure { reason, redirect, .. }) => {
+                        failures.push(format!("{address} ({reason})"));
+                        // Follow a leader hint before the remaining addresses.
+                        if let Some(leader) = redirect.and_then(|l| self.index_of(&l)) {
+                            if !tried.contains(&leader) {
+                                order.insert(0, leader);
+                            }
+                        }
+                    }
                 }
             }
             if tokio::time::Instant::now() + backoff > deadline {
@@ -117,11 +152,22 @@ fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure>
         Code::Unimplemented => Err(AttemptFailure {
             reason: "not a metadata server (the node lacks the metadata-server role)".into(),
             retryable: true,
+            redirect: None,
         }),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
-            Err(AttemptFailure { reason: describe_transport(&status), retryable: true })
-        }
-        _ => Err(AttemptFailure { reason: format!("{:?}: {}", status.code(), status.message()), retryable: false }),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => Err(AttemptFailure {
+            reason: describe_transport(&status),
+            retryable: true,
+            redirect: status
+                .metadata()
+                .get(crate::replicated::LEADER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }),
+        _ => Err(AttemptFailure {
+            reason: format!("{:?}: {}", status.code(), status.message()),
+            retryable: false,
+            redirect: None,
+        }),
     }
 }
 

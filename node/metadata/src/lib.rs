@@ -11,6 +11,7 @@
 mod client;
 mod local_store;
 pub mod objects;
+pub mod replicated;
 mod service;
 mod store;
 pub mod typed;

@@ -25,11 +25,7 @@ impl MetadataServerService {
 }
 
 pub(crate) fn status_from_error(err: MetadataStoreError) -> Status {
-    match err {
-        MetadataStoreError::InvalidRequest(m) => Status::invalid_argument(m),
-        MetadataStoreError::Unavailable(m) => Status::unavailable(m),
-        other => Status::internal(other.to_string()),
-    }
+    crate::replicated::status_from_store_error(err)
 }
 
 #[tonic::async_trait]

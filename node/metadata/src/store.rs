@@ -67,6 +67,9 @@ pub enum MetadataStoreError {
     PreconditionFailed { key: String, expected: Precondition, current: Option<Version> },
     #[error("metadata store unavailable: {0}")]
     Unavailable(String),
+    /// Only the leader of the replicated store serves this; `leader` is its address if known.
+    #[error("this metadata server is not the leader{}", .leader.as_ref().map(|l| format!("; the leader is {l}")).unwrap_or_else(|| "; no leader is known yet".into()))]
+    NotLeader { leader: Option<String> },
     #[error("invalid metadata request: {0}")]
     InvalidRequest(String),
     #[error("metadata storage failed: {0}")]

@@ -9,6 +9,7 @@
 //!    proposals and reads, compact behind snapshots, publish status;
 //! 4. write what step 3 staged (commit index, conf states, snapshots) without sync: it
 //!    is recoverable from the log.
+//!
 //! Commands that arrive during the fsync are batched into the next round (group commit).
 //! The loop stops when `shutdown` is called or every handle is dropped.
 

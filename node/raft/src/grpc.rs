@@ -105,6 +105,7 @@ impl GrpcTransport {
             };
             let request = pb::RaftBatch {
                 from: self.from,
+                from_address: self.addresses.get(self.from).unwrap_or_default(),
                 messages: batch
                     .iter()
                     .map(|(group, m)| pb::RaftEnvelope {
@@ -146,11 +147,16 @@ impl RaftTransport for Arc<GrpcTransport> {
 /// Receives raft messages for the local engine.
 pub struct RaftTransportService {
     engine: RaftEngine,
+    addresses: PeerAddresses,
 }
 
 impl RaftTransportService {
-    pub fn new(engine: RaftEngine) -> raft_transport_server::RaftTransportServer<RaftTransportService> {
-        raft_transport_server::RaftTransportServer::new(RaftTransportService { engine })
+    /// Senders' addresses are recorded in `addresses` (so replies can reach them).
+    pub fn new(
+        engine: RaftEngine,
+        addresses: PeerAddresses,
+    ) -> raft_transport_server::RaftTransportServer<RaftTransportService> {
+        raft_transport_server::RaftTransportServer::new(RaftTransportService { engine, addresses })
             .max_decoding_message_size(64 << 20)
     }
 }
@@ -161,7 +167,13 @@ impl raft_transport_server::RaftTransport for RaftTransportService {
         &self,
         request: tonic::Request<pb::RaftBatch>,
     ) -> Result<tonic::Response<pb::RaftBatchAck>, tonic::Status> {
-        for envelope in request.into_inner().messages {
+        let batch = request.into_inner();
+        if !batch.from_address.is_empty()
+            && self.addresses.get(batch.from).as_deref() != Some(batch.from_address.as_str())
+        {
+            self.addresses.set(batch.from, batch.from_address.clone());
+        }
+        for envelope in batch.messages {
             let message = Message::parse_from_bytes(&envelope.message)
                 .map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft message: {e}")))?;
             self.engine.step(envelope.group, message);

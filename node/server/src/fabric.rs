@@ -4,27 +4,27 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use restate_metadata::MetadataServerService;
 use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::NodeState;
 use crate::listeners::BoundListener;
+use crate::metadata_role::MetadataRole;
 use crate::metrics::NodeMetrics;
 use crate::node_ctl::{NodeCtlContext, NodeCtlService};
 
 pub(crate) fn router(
     ctx: Arc<NodeCtlContext>,
-    metadata_server: Option<MetadataServerService>,
+    metadata_role: &MetadataRole,
     state: NodeState,
     metrics: NodeMetrics,
 ) -> Router {
-    let mut grpc = tonic::service::Routes::new(restate_proto::node_ctl::node_ctl_server::NodeCtlServer::new(
+    let node_name = ctx.config.node_name.clone();
+    let grpc = tonic::service::Routes::new(restate_proto::node_ctl::node_ctl_server::NodeCtlServer::new(
         NodeCtlService::new(ctx),
     ));
-    if let Some(server) = metadata_server {
-        grpc = grpc.add_service(server.into_server());
-    }
-    grpc.into_axum_router()
+    metadata_role
+        .add_services(grpc, &node_name)
+        .into_axum_router()
         // Liveness: the node's servers listen. Provisioning state is `restatectl status`'s business.
         .route("/health", get(|| async { "OK\n" }))
         .route(

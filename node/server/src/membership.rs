@@ -10,16 +10,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use restate_metadata::objects::{ClusterConfiguration, NodeConfig, NodesConfiguration};
-use restate_metadata::{typed, MetadataStore, MetadataStoreError};
+use restate_metadata::objects::{ClusterConfiguration, MetadataServerState, NodeConfig, NodesConfiguration};
+use restate_metadata::replicated::{MemberInfo, MetadataState};
+use restate_metadata::{typed, MetadataClient, MetadataClientOptions, MetadataStore, MetadataStoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::{NodePhase, NodeState};
+use crate::metadata_role::ReplicatedRole;
 use crate::provisioning::{self, ProvisionError, ProvisionOutcome, ProvisionParams, Provisioner};
 
 /// What membership needs to know about this node and cluster.
-pub struct MembershipContext {
+pub(crate) struct MembershipContext {
     pub cluster_name: String,
     pub auto_provision: bool,
     pub default_params: ProvisionParams,
@@ -30,17 +32,116 @@ pub struct MembershipContext {
     pub registered_by_provisioning: Mutex<Option<NodeConfig>>,
     /// Wakes the loop early (after a provision request).
     pub wake: Notify,
+    /// This node's replicated metadata member, if it has one.
+    pub(crate) replicated: Option<ReplicatedRole>,
+    pub client_addresses: Vec<String>,
+    pub auto_join: bool,
+    /// One provisioning attempt at a time on this node.
+    pub provision_lock: tokio::sync::Mutex<()>,
 }
 
 impl MembershipContext {
     /// Provisions on behalf of a request, remembering the registration if it won.
     pub async fn provision(&self, params: &ProvisionParams) -> Result<ProvisionOutcome, ProvisionError> {
-        let outcome = provisioning::provision(self.metadata.as_ref(), &self.cluster_name, params, &self.me).await?;
+        let _one_at_a_time = self.provision_lock.lock().await;
+        let outcome = match &self.replicated {
+            Some(role) if !role.server.is_member() => self.provision_new_store(role, params).await?,
+            _ => provisioning::provision(self.metadata.as_ref(), &self.cluster_name, params, &self.me).await?,
+        };
         if let ProvisionOutcome::Provisioned { node, .. } = &outcome {
             *self.registered_by_provisioning.lock().expect("not poisoned") = Some(node.clone());
         }
         self.wake.notify_one();
         Ok(outcome)
+    }
+}
+
+impl MembershipContext {
+    /// Provisioning on a replicated metadata node that is not a member yet: if a store
+    /// already answers through the metadata-client addresses, provision through it (it
+    /// says "already provisioned"); otherwise start a new store here, seeded with the
+    /// initial metadata, with this node as its only voter.
+    async fn provision_new_store(
+        &self,
+        role: &ReplicatedRole,
+        params: &ProvisionParams,
+    ) -> Result<ProvisionOutcome, ProvisionError> {
+        params.validate().map_err(ProvisionError::Invalid)?;
+        let quick = MetadataClient::new(
+            &self.client_addresses,
+            MetadataClientOptions {
+                connect_timeout: Duration::from_millis(500),
+                request_timeout: Duration::from_secs(2),
+                retry_budget: Duration::from_millis(1500),
+            },
+        )?;
+        if typed::get::<ClusterConfiguration>(&quick).await.is_ok() {
+            return provisioning::provision(&quick, &self.cluster_name, params, &self.me).await;
+        }
+        let me = Provisioner { metadata_member: true, ..self.me.clone() };
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let (configuration, node, ops) =
+            provisioning::initial_metadata(&self.cluster_name, params, provisioning::new_fingerprint(), now, &me);
+        let state = MetadataState::initial(ops)?;
+        let member = MemberInfo {
+            raft_id: role.server.raft_id(),
+            node_id: node.id.0,
+            name: me.name.clone(),
+            address: me.address.clone(),
+            voter: true,
+        };
+        role.server.bootstrap(state, member).await.map_err(|e| MetadataStoreError::Unavailable(e.to_string()))?;
+        let mut status = role.server.status_watch().expect("bootstrapped");
+        tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.is_leader))
+            .await
+            .map_err(|_| {
+                MetadataStoreError::Unavailable("the new metadata store elected no leader within 10 s".into())
+            })?
+            .map_err(|_| MetadataStoreError::Unavailable("the raft engine stopped".into()))?;
+        tracing::info!(cluster = %self.cluster_name, fingerprint = %configuration.cluster_fingerprint, node = %node.current(), "cluster provisioned with a new replicated metadata store");
+        Ok(ProvisionOutcome::Provisioned { configuration, node })
+    }
+
+    /// Joins the replicated store (if this node should and is not a voter yet), retrying
+    /// until it succeeds or the node shuts down, then records it in NodesConfiguration.
+    async fn join_metadata_store(&self, node: &NodeConfig, shutdown: &CancellationToken) {
+        let Some(role) = &self.replicated else { return };
+        if !self.auto_join || role.server.members().iter().any(|m| m.raft_id == role.server.raft_id() && m.voter) {
+            return;
+        }
+        let me = MemberInfo {
+            raft_id: role.server.raft_id(),
+            node_id: node.id.0,
+            name: node.name.clone(),
+            address: node.address.clone(),
+            voter: false,
+        };
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match crate::metadata_join::join(role, me.clone(), &self.client_addresses).await {
+                Ok(()) => break,
+                Err(reason) => tracing::info!("joining the metadata store: {reason}; retrying in {backoff:?}"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+            }
+        }
+        let name = node.name.clone();
+        let recorded = typed::read_modify_write::<NodesConfiguration, String, _>(self.metadata.as_ref(), |current| {
+            let mut nodes = current.unwrap_or_default();
+            let Some(entry) = nodes.nodes.values_mut().find(|n| n.name == name) else { return Ok(None) };
+            if entry.metadata_server_state == MetadataServerState::Member {
+                return Ok(None);
+            }
+            entry.metadata_server_state = MetadataServerState::Member;
+            Ok(Some(nodes))
+        })
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!("recording metadata membership in NodesConfiguration failed: {e}");
+        }
     }
 }
 
@@ -55,6 +156,7 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
         match step(&ctx).await {
             Ok(Some(node)) => {
                 ctx.state.set(NodePhase::Running { node_id: node.current() });
+                ctx.join_metadata_store(&node, &shutdown).await;
                 return Ok(());
             }
             Ok(None) => {}
@@ -75,6 +177,13 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
 async fn step(ctx: &MembershipContext) -> Result<Option<NodeConfig>, MembershipFailure> {
     let configuration = match typed::get::<ClusterConfiguration>(ctx.metadata.as_ref()).await {
         Ok(found) => found,
+        // Nobody serves metadata yet: a replicated metadata node that may provision
+        // starts the store itself (the first node of a new cluster).
+        Err(MetadataStoreError::Unavailable(_))
+            if ctx.auto_provision && ctx.replicated.as_ref().is_some_and(|r| !r.server.is_member()) =>
+        {
+            None
+        }
         Err(MetadataStoreError::Unavailable(reason)) => {
             ctx.state.set(NodePhase::WaitingForMetadata { reason });
             return Ok(None);

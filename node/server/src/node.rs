@@ -5,11 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use restate_config::Config;
-use restate_metadata::{
-    LocalMetadataStore, MetadataClient, MetadataClientOptions, MetadataServerService, MetadataStore,
-};
+use restate_metadata::{MetadataClient, MetadataClientOptions, MetadataStore};
 use restate_storage::{NodeStorage, StorageError, StorageOptions};
-use restate_types::{LogProviderKind, MetadataServerKind, Role};
+use restate_types::{LogProviderKind, Role};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::lifecycle::NodeState;
 use crate::listeners::{bind, env_var_for};
 use crate::membership::{self, MembershipContext};
+use crate::metadata_role::MetadataRole;
 use crate::metrics::NodeMetrics;
 use crate::node_ctl::NodeCtlContext;
 use crate::provisioning::{ProvisionParams, Provisioner};
@@ -54,6 +53,7 @@ pub struct Node {
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     failures: mpsc::UnboundedReceiver<String>,
+    metadata_role: Arc<MetadataRole>,
 }
 
 fn url_text(url: &url::Url) -> String {
@@ -64,13 +64,6 @@ impl Node {
     /// Opens storage, binds every listener and starts serving. Returns once the node
     /// listens; joining the cluster goes on in the background (see [`NodeState`]).
     pub async fn start(config: Config) -> Result<Node, StartupError> {
-        if config.metadata_server.kind == MetadataServerKind::Replicated && config.roles.contains(Role::MetadataServer)
-        {
-            return Err(StartupError::Unsupported {
-                key: "metadata-server.type",
-                message: "\"replicated\" is not available in this build yet; use \"local\" (one metadata-server node; other nodes reach it through `[metadata-client] addresses`)".into(),
-            });
-        }
         if config.bifrost.default_provider == LogProviderKind::Replicated && config.auto_provision {
             tracing::warn!("bifrost.default-provider = \"replicated\": log segments wait for enough log-servers before they accept records");
         }
@@ -105,9 +98,13 @@ impl Node {
             MetadataClient::new(&client_addresses, MetadataClientOptions::default())
                 .map_err(|e| StartupError::MetadataClient(e.to_string()))?,
         );
-        let runs_metadata_server = config.roles.contains(Role::MetadataServer);
-        let metadata_server = runs_metadata_server
-            .then(|| MetadataServerService::new(Arc::new(LocalMetadataStore::new(storage.clone()))));
+        let metadata_role =
+            Arc::new(MetadataRole::start(&config, &storage, &identity.storage_id, &advertised_address).await?);
+        let metadata_member = match metadata_role.as_ref() {
+            MetadataRole::None => false,
+            MetadataRole::Local(_) => client_addresses.contains(&advertised_address),
+            MetadataRole::Replicated(role) => role.server.is_member(),
+        };
 
         let config = Arc::new(config);
         let state = NodeState::new();
@@ -129,12 +126,16 @@ impl Node {
                 address: advertised_address.clone(),
                 roles: config.roles.clone(),
                 storage_id: identity.storage_id.clone(),
-                metadata_member: runs_metadata_server && client_addresses.contains(&advertised_address),
+                metadata_member,
             },
             metadata: metadata.clone(),
+            replicated: metadata_role.replicated().cloned(),
+            client_addresses: client_addresses.clone(),
+            auto_join: config.metadata_server.auto_join,
             state: state.clone(),
             registered_by_provisioning: Mutex::new(None),
             wake: Notify::new(),
+            provision_lock: tokio::sync::Mutex::new(()),
         });
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
@@ -156,7 +157,7 @@ impl Node {
         let pgsql_address = pgsql_listener.as_ref().map(|l| l.local_addr);
 
         let servers = [
-            Some((fabric_listener, fabric::router(ctl, metadata_server, state.clone(), metrics), "node port (fabric)")),
+            Some((fabric_listener, fabric::router(ctl, &metadata_role, state.clone(), metrics), "node port (fabric)")),
             admin_listener.map(|l| (l, admin_http::router(state.clone()), "admin API")),
             ingress_listener.map(|l| (l, ingress_http::router(), "ingress")),
         ];
@@ -199,6 +200,7 @@ impl Node {
             shutdown,
             tasks,
             failures,
+            metadata_role,
         })
     }
 
@@ -222,6 +224,7 @@ impl Node {
             tracing::warn!("some tasks did not stop within 20s; aborting them");
             self.tasks.abort_all();
         }
+        self.metadata_role.shutdown().await;
         if let Err(e) = self.storage.flush() {
             return NodeExit::Failed(format!("flushing storage on shutdown failed: {e}"));
         }

@@ -68,6 +68,7 @@ fn metadata_status(err: MetadataStoreError) -> Status {
         MetadataStoreError::PreconditionFailed { .. } => Status::failed_precondition(err.to_string()),
         MetadataStoreError::InvalidRequest(m) => Status::invalid_argument(m),
         MetadataStoreError::Unavailable(m) => Status::unavailable(format!("metadata store unavailable: {m}")),
+        MetadataStoreError::NotLeader { .. } => Status::unavailable(err.to_string()),
         MetadataStoreError::Storage(m) => Status::internal(m),
     }
 }
@@ -235,6 +236,39 @@ impl NodeCtl for NodeCtlService {
             .await
             .map_err(metadata_status)?;
         Ok(Response::new(pb::PutMetadataResponse { version: version.0 }))
+    }
+
+    async fn join_metadata_cluster(
+        &self,
+        _: Request<pb::JoinMetadataClusterRequest>,
+    ) -> Result<Response<pb::JoinMetadataClusterResponse>, Status> {
+        self.ctx.metrics.request("join_metadata_cluster");
+        self.join_metadata().await?;
+        Ok(Response::new(pb::JoinMetadataClusterResponse {}))
+    }
+}
+
+impl NodeCtlService {
+    async fn join_metadata(&self) -> Result<(), Status> {
+        let role = self.ctx.membership.replicated.clone().ok_or_else(|| {
+            Status::failed_precondition(
+                "this node runs no replicated metadata server: it needs the metadata-server role and `[metadata-server] type = \"replicated\"`",
+            )
+        })?;
+        let NodePhase::Running { node_id } = self.ctx.state.phase() else {
+            return Err(Status::failed_precondition(format!(
+                "this node is not part of the cluster yet ({})",
+                self.ctx.state.phase().reason()
+            )));
+        };
+        let me = restate_metadata::replicated::MemberInfo {
+            raft_id: role.server.raft_id(),
+            node_id: node_id.id.0,
+            name: self.ctx.config.node_name.clone(),
+            address: self.ctx.advertised_address.clone(),
+            voter: false,
+        };
+        crate::metadata_join::join(&role, me, &self.ctx.metadata_client_addresses).await.map_err(Status::unavailable)
     }
 }
 

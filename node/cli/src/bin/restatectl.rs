@@ -47,6 +47,28 @@ enum Command {
     /// Raw access to the versioned metadata store (for administration and debugging).
     #[command(subcommand)]
     Metadata(MetadataCmd),
+    /// Members of the replicated metadata store.
+    #[command(subcommand)]
+    MetadataServer(MetadataServerCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum MetadataServerCmd {
+    /// Every metadata-server node: member state, leader, members, applied and committed
+    /// index, term, log length and snapshot index.
+    ListServers,
+    /// Makes a node a voting member (it joins as a learner and is promoted once caught up).
+    AddNode {
+        /// Node id (N2) or name.
+        #[arg(long)]
+        node: String,
+    },
+    /// Removes a node from the store (never the last voter).
+    RemoveNode {
+        /// Node id (N2) or name.
+        #[arg(long)]
+        node: String,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -125,6 +147,15 @@ fn main() -> ExitCode {
             Command::Metadata(MetadataCmd::Get { key }) => ctl::metadata_get(&globals, &key).await,
             Command::Metadata(MetadataCmd::Put { key, value, version }) => {
                 ctl::metadata_put(&globals, &key, &value, version).await
+            }
+            Command::MetadataServer(MetadataServerCmd::ListServers) => {
+                ctl::metadata_server::list_servers(&globals).await
+            }
+            Command::MetadataServer(MetadataServerCmd::AddNode { node }) => {
+                ctl::metadata_server::add_node(&globals, &node).await
+            }
+            Command::MetadataServer(MetadataServerCmd::RemoveNode { node }) => {
+                ctl::metadata_server::remove_node(&globals, &node).await
             }
         }
     });

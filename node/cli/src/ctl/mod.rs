@@ -3,6 +3,7 @@
 mod config;
 mod connection;
 mod metadata;
+pub mod metadata_server;
 mod nodes;
 mod provision;
 mod status;

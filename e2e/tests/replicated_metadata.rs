@@ -1,0 +1,146 @@
+//! The replicated metadata store with real processes: three members, leader loss,
+//! catch-up after restart, and migration of a local store.
+
+use std::time::{Duration, Instant};
+
+use restate_e2e::*;
+
+/// Three nodes configured only through the environment, as in the seed's compose file:
+/// `n1` auto-provisions, every node is a replicated metadata server.
+fn three_nodes(dir: &TestDir) -> Vec<ServerProcess> {
+    let mut nodes: Vec<ServerProcess> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| {
+            ServerProcess::new(
+                dir,
+                name,
+                "replicated",
+                &[("RESTATE_METADATA_SERVER__TYPE", "replicated"), ("RESTATE_AUTO_PROVISION", "false")],
+            )
+        })
+        .collect();
+    let addresses = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
+    for node in nodes.iter_mut() {
+        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &addresses);
+        let advertised = node.address();
+        node.set_env("RESTATE_ADVERTISED_ADDRESS", &advertised);
+    }
+    nodes[0].set_env("RESTATE_AUTO_PROVISION", "true");
+    nodes
+}
+
+fn servers(node: &ServerProcess) -> Vec<serde_json::Value> {
+    let out = node.ctl(&["metadata-server", "list-servers", "--json"]);
+    if out.code != 0 {
+        return Vec::new();
+    }
+    serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["servers"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until every listed server is a member and exactly one is leader with `voters` voters.
+fn wait_for_members(node: &ServerProcess, voters: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Vec::new();
+    while Instant::now() < deadline {
+        last = servers(node);
+        let members = last.iter().filter(|s| s["status"] == "member").count();
+        let leaders = last.iter().filter(|s| s["is_leader"] == true).count();
+        let all_voters = last.iter().all(|s| {
+            s["members"].as_array().is_some_and(|m| m.iter().filter(|m| m["voter"] == true).count() == voters)
+        });
+        if members == voters && leaders == 1 && all_voters {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("metadata servers never settled on {voters} voters: {last:#?}");
+}
+
+#[test]
+fn three_members_survive_the_loss_of_the_leader() {
+    let dir = TestDir::new("replicated");
+    let mut nodes = three_nodes(&dir);
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    let view = wait_for_alive_nodes(&nodes[0], 3);
+    for node in &nodes[1..] {
+        let other = wait_for_alive_nodes(node, 3);
+        assert_eq!(other["cluster_fingerprint"], view["cluster_fingerprint"], "every node shows the same cluster");
+    }
+    let servers = wait_for_members(&nodes[0], 3);
+
+    nodes[1].ctl(&["metadata", "put", "--key", "k", "--value", "before"]).ok();
+    let leader_name = servers.iter().find(|s| s["is_leader"] == true).unwrap()["name"].as_str().unwrap().to_owned();
+    let leader = nodes.iter().position(|n| n.name == leader_name).unwrap();
+    let survivor = (leader + 1) % 3;
+    nodes[leader].kill();
+    let killed_at = Instant::now();
+
+    // Writes through a surviving node succeed again within a bounded time.
+    let version = loop {
+        let out = nodes[survivor].ctl(&["metadata", "put", "--key", "k", "--value", "after", "--json"]);
+        if out.code == 0 {
+            break out.json()["version"].as_u64().unwrap();
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "no write succeeded within 10 s of the leader kill: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("metadata writes resumed {:?} after the leader was killed", killed_at.elapsed());
+    assert!(version >= 2);
+
+    // The killed node comes back and catches up to the same applied index.
+    nodes[leader].start_and_wait_healthy();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = wait_for_members(&nodes[survivor], 3);
+        let applied: Vec<u64> = s.iter().map(|s| s["applied"].as_u64().unwrap()).collect();
+        if applied.iter().all(|a| *a == applied[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "applied indexes never converged: {applied:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got = nodes[leader].ctl(&["metadata", "get", "--key", "k", "--json"]).json();
+    assert_eq!((got["value"].as_str(), got["version"].as_u64()), (Some("after"), Some(version)));
+}
+
+#[test]
+fn a_local_store_migrates_to_replicated_on_restart_with_every_key_and_version() {
+    let dir = TestDir::new("migrate");
+    let mut node = ServerProcess::new(&dir, "solo", "migrating", &[]);
+    node.start_and_wait_healthy();
+    wait_for_alive_nodes(&node, 1);
+    for (key, writes) in [("a", 1), ("b", 3), ("c", 2)] {
+        for i in 0..writes {
+            node.ctl(&["metadata", "put", "--key", key, "--value", &format!("{key}{i}")]).ok();
+        }
+    }
+    let before: Vec<serde_json::Value> =
+        ["a", "b", "c", "cluster_config", "nodes_config", "partition_table", "bifrost_config"]
+            .iter()
+            .map(|k| node.ctl(&["metadata", "get", "--key", k, "--json"]).json())
+            .collect();
+    assert!(node.stop().success());
+
+    node.set_env("RESTATE_METADATA_SERVER__TYPE", "replicated");
+    node.start_and_wait_healthy();
+    let status = wait_for_alive_nodes(&node, 1);
+    assert_eq!(status["provisioned"], true);
+    for expected in &before {
+        let key = expected["key"].as_str().unwrap();
+        let got = node.ctl(&["metadata", "get", "--key", key, "--json"]).json();
+        if key == "nodes_config" {
+            // The restart registered a new generation: one write more than before.
+            assert_eq!(got["version"].as_u64().unwrap(), expected["version"].as_u64().unwrap() + 1);
+        } else {
+            assert_eq!(&got, expected, "key {key} changed in the migration");
+        }
+    }
+    let servers = wait_for_members(&node, 1);
+    assert_eq!(servers[0]["status"], "member");
+}

@@ -1,0 +1,82 @@
+//! Joining the replicated metadata store: learner first, voter once caught up.
+//!
+//! Runs on the joining node. It asks any member (following leader hints) to add it as a
+//! learner, waits until it has applied what was committed at that moment, then asks for
+//! promotion to voter. Every step is idempotent, so the whole flow is retried on failure.
+
+use std::time::Duration;
+
+use restate_metadata::replicated::{MemberInfo, LEADER_HEADER};
+use restate_proto::metadata::{self as pb, metadata_server_admin_client::MetadataServerAdminClient};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::metadata_role::ReplicatedRole;
+
+fn admin_client(address: &str) -> Option<MetadataServerAdminClient<Channel>> {
+    let endpoint = Endpoint::from_shared(address.to_owned())
+        .ok()?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10));
+    Some(MetadataServerAdminClient::new(endpoint.connect_lazy()))
+}
+
+/// Calls `call` on the addresses (and leaders they name) until one succeeds.
+pub(crate) async fn on_leader<T, F, Fut>(addresses: &[String], call: F) -> Result<T, String>
+where
+    F: Fn(MetadataServerAdminClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut queue: Vec<String> = addresses.to_vec();
+    let mut tried = Vec::new();
+    let mut failures = Vec::new();
+    while let Some(address) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        if tried.contains(&address) {
+            continue;
+        }
+        tried.push(address.clone());
+        let Some(client) = admin_client(&address) else {
+            failures.push(format!("{address} (invalid address)"));
+            continue;
+        };
+        match call(client).await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status) => {
+                if let Some(leader) = status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()) {
+                    queue.insert(0, leader.to_owned());
+                }
+                failures.push(format!("{address} ({})", status.message()));
+            }
+        }
+    }
+    Err(format!("no metadata member accepted the request; tried {}", failures.join(", ")))
+}
+
+/// Makes this node a voting member of the replicated metadata store.
+pub(crate) async fn join(role: &ReplicatedRole, me: MemberInfo, addresses: &[String]) -> Result<(), String> {
+    if !role.server.is_member() {
+        role.server.start_joining().await.map_err(|e| e.to_string())?;
+    }
+    if role.server.members().iter().any(|m| m.raft_id == me.raft_id && m.voter) {
+        return Ok(());
+    }
+    let member = pb::Member {
+        raft_id: me.raft_id,
+        node_id: me.node_id,
+        name: me.name.clone(),
+        address: me.address.clone(),
+        voter: false,
+    };
+    let joined = on_leader(addresses, |mut c| {
+        let member = member.clone();
+        async move { c.join(pb::JoinRequest { member: Some(member) }).await }
+    })
+    .await?;
+    let mut status = role.server.status_watch().ok_or("the metadata group was not created")?;
+    tokio::time::timeout(Duration::from_secs(60), status.wait_for(|s| s.applied >= joined.commit))
+        .await
+        .map_err(|_| format!("did not catch up to index {} within 60 s", joined.commit))?
+        .map_err(|_| "the raft engine stopped".to_owned())?;
+    on_leader(addresses, |mut c| async move { c.promote(pb::PromoteRequest { raft_id: me.raft_id }).await }).await?;
+    tracing::info!(raft_id = me.raft_id, "joined the replicated metadata store as a voter");
+    Ok(())
+}
