@@ -144,8 +144,33 @@ impl MetadataClient {
     }
 }
 
+/// Whether the request certainly never took effect: the server said so, or no
+/// connection was ever made. Only then may a write be sent again.
+fn certainly_not_applied(status: &tonic::Status) -> bool {
+    if status.metadata().get(crate::replicated::NOT_APPLIED_HEADER).is_some() || status.code() == Code::Unimplemented {
+        return true;
+    }
+    let text = describe_transport(status);
+    ["tcp connect error", "error trying to connect", "Connection refused"].iter().any(|m| text.contains(m))
+}
+
 /// Maps a gRPC status of one attempt: transport-level trouble and servers without the
-/// metadata-server role are worth trying elsewhere; bad requests are not.
+/// metadata-server role are worth trying elsewhere; bad requests are not. A write is
+/// retried only when it certainly did not apply; otherwise its outcome is unknown and
+/// the caller is told so (retrying could apply it twice).
+fn classify_write(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure> {
+    if certainly_not_applied(&status) {
+        return classify(status);
+    }
+    match status.code() {
+        Code::InvalidArgument => Ok(MetadataStoreError::InvalidRequest(status.message().to_owned())),
+        _ => Ok(MetadataStoreError::Unavailable(format!(
+            "the write's outcome is unknown (it may or may not have applied): {}",
+            describe_transport(&status)
+        ))),
+    }
+}
+
 fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure> {
     match status.code() {
         Code::InvalidArgument => Ok(MetadataStoreError::InvalidRequest(status.message().to_owned())),
@@ -217,7 +242,7 @@ impl MetadataStore for MetadataClient {
                             },
                             None => Err(MetadataStoreError::Storage("metadata server sent an empty answer".into())),
                         }),
-                        Err(status) => classify(status).map(Err),
+                        Err(status) => classify_write(status).map(Err),
                     }
                 }
             })

@@ -67,6 +67,10 @@ pub enum MetadataStoreError {
     PreconditionFailed { key: String, expected: Precondition, current: Option<Version> },
     #[error("metadata store unavailable: {0}")]
     Unavailable(String),
+    /// The request was certainly not applied (e.g. leadership changed before it
+    /// committed, or this server is not a member): safe to retry elsewhere.
+    #[error("metadata request not applied: {0}")]
+    NotApplied(String),
     /// Only the leader of the replicated store serves this; `leader` is its address if known.
     #[error("this metadata server is not the leader{}", .leader.as_ref().map(|l| format!("; the leader is {l}")).unwrap_or_else(|| "; no leader is known yet".into()))]
     NotLeader { leader: Option<String> },

@@ -68,7 +68,9 @@ fn metadata_status(err: MetadataStoreError) -> Status {
         MetadataStoreError::PreconditionFailed { .. } => Status::failed_precondition(err.to_string()),
         MetadataStoreError::InvalidRequest(m) => Status::invalid_argument(m),
         MetadataStoreError::Unavailable(m) => Status::unavailable(format!("metadata store unavailable: {m}")),
-        MetadataStoreError::NotLeader { .. } => Status::unavailable(err.to_string()),
+        MetadataStoreError::NotLeader { .. } | MetadataStoreError::NotApplied(_) => {
+            Status::unavailable(err.to_string())
+        }
         MetadataStoreError::Storage(m) => Status::internal(m),
     }
 }

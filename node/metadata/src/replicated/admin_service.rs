@@ -9,6 +9,9 @@ use crate::store::MetadataStoreError;
 
 /// gRPC header that carries the leader's address on `UNAVAILABLE` answers.
 pub const LEADER_HEADER: &str = "x-restate-metadata-leader";
+/// gRPC header on `UNAVAILABLE` answers for requests that were certainly not applied, so
+/// a client may retry a write elsewhere without risking applying it twice.
+pub const NOT_APPLIED_HEADER: &str = "x-restate-not-applied";
 
 /// Status and membership of the replicated metadata store on this node.
 pub struct MetadataAdminService {
@@ -46,6 +49,12 @@ pub fn status_from_store_error(err: MetadataStoreError) -> Status {
             if let Some(address) = leader.and_then(|l| l.parse().ok()) {
                 status.metadata_mut().insert(LEADER_HEADER, address);
             }
+            status.metadata_mut().insert(NOT_APPLIED_HEADER, "1".parse().expect("valid header"));
+            status
+        }
+        MetadataStoreError::NotApplied(m) => {
+            let mut status = Status::unavailable(m);
+            status.metadata_mut().insert(NOT_APPLIED_HEADER, "1".parse().expect("valid header"));
             status
         }
         MetadataStoreError::InvalidRequest(m) => Status::invalid_argument(m),

@@ -116,7 +116,7 @@ impl ReplicatedMetadataServer {
     }
 
     fn not_member() -> MetadataStoreError {
-        MetadataStoreError::Unavailable("this node is not a member of the replicated metadata store (yet)".into())
+        MetadataStoreError::NotApplied("this node is not a member of the replicated metadata store (yet)".into())
     }
 
     fn map_err(&self, err: RaftError) -> MetadataStoreError {
