@@ -144,3 +144,79 @@ fn a_local_store_migrates_to_replicated_on_restart_with_every_key_and_version() 
     let servers = wait_for_members(&node, 1);
     assert_eq!(servers[0]["status"], "member");
 }
+
+fn raft_id_of(servers: &[serde_json::Value], name: &str) -> u64 {
+    servers.iter().find(|s| s["name"] == name).and_then(|s| s["raft_id"].as_u64()).unwrap()
+}
+
+#[test]
+fn a_wiped_member_rejoins_as_a_new_incarnation_and_the_last_member_stays() {
+    let dir = TestDir::new("wiped");
+    let mut nodes = three_nodes(&dir);
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    wait_for_alive_nodes(&nodes[0], 3);
+    let before = wait_for_members(&nodes[0], 3);
+    let old_raft_id = raft_id_of(&before, "n3");
+
+    // Wipe n3's data and bring it back under the same name.
+    nodes[2].kill();
+    std::fs::remove_dir_all(nodes[2].base_dir.join("n3")).unwrap();
+    nodes[2].start_and_wait_healthy();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let servers = wait_for_members(&nodes[0], 3);
+        if raft_id_of(&servers, "n3") != old_raft_id {
+            break servers;
+        }
+        assert!(Instant::now() < deadline, "n3 never rejoined as a new member: {servers:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let members = after[0]["members"].as_array().unwrap();
+    assert!(!members.iter().any(|m| m["raft_id"] == old_raft_id), "the old incarnation must be gone: {members:#?}");
+    let status = wait_for_alive_nodes(&nodes[0], 3);
+    let n3 = status["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "n3").unwrap().clone();
+    assert_eq!((n3["node_id"].as_str(), n3["generation"].as_u64()), (Some("N3"), Some(2)), "same id, next generation");
+
+    // Provisioning again changes nothing.
+    let again = nodes[1].ctl(&["provision", "--yes"]);
+    assert!(again.ok().contains("already provisioned"), "{}", again.stdout);
+
+    // Members can be removed down to one; the last one is refused, and stays.
+    nodes[0].ctl(&["metadata-server", "remove-node", "--node", "n3", "--yes"]).ok();
+    nodes[0].ctl(&["metadata-server", "remove-node", "--node", "N2", "--yes"]).ok();
+    let last = nodes[0].ctl(&["metadata-server", "remove-node", "--node", "n1", "--yes"]);
+    assert_eq!(last.code, 1, "{last:?}");
+    assert!(last.stderr.contains("last voter"), "{}", last.stderr);
+    let unknown = nodes[0].ctl(&["metadata-server", "remove-node", "--node", "nobody", "--yes"]);
+    assert_eq!(unknown.code, 1);
+    assert!(unknown.stderr.contains("--node nobody"), "{}", unknown.stderr);
+    // Still serving with one voter.
+    nodes[0].ctl(&["metadata", "put", "--key", "still", "--value", "here"]).ok();
+}
+
+#[test]
+fn a_node_of_another_cluster_never_joins_the_replicated_store() {
+    let dir = TestDir::new("stranger");
+    let mut nodes = three_nodes(&dir);
+    nodes[0].start_and_wait_healthy();
+    wait_for_alive_nodes(&nodes[0], 1);
+    let list = format!("[\"{}\"]", nodes[0].address());
+    let mut stranger = ServerProcess::new(
+        &dir,
+        "intruder",
+        "other-cluster",
+        &[
+            ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
+            ("RESTATE_METADATA_CLIENT__ADDRESSES", &list),
+            ("RESTATE_AUTO_PROVISION", "false"),
+        ],
+    );
+    stranger.start();
+    let status = stranger.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{}", stranger.log());
+    assert!(stranger.log().contains("never joins a cluster of another name"), "{}", stranger.log());
+    let servers = wait_for_members(&nodes[0], 1);
+    assert_eq!(servers.len(), 1);
+}
