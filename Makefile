@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/restate-cluster/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: build run test unit e2e-local e2e bench crds clippy fmt
+.PHONY: build run test unit e2e-local e2e bench clippy fmt
 
 build:
 	$(CARGO) build --workspace --bins
@@ -31,3 +31,10 @@ clippy:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Benchmarks beside their peers, measured in the same run (never part of CI).
+## Needs etcd 3.4 from Debian (installed here if missing). Release build.
+bench:
+	command -v etcd >/dev/null || (apt-get update -qq && apt-get install -y -qq etcd-server etcd-client)
+	$(CARGO) build --release --bins
+	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/metadata-bench

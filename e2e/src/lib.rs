@@ -216,6 +216,11 @@ impl ServerProcess {
         wait_for_exit(&mut child, timeout)
     }
 
+    /// OS process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
