@@ -22,6 +22,7 @@ mod etcdpb {
 
 const RUN_FOR: Duration = Duration::from_secs(4);
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
+const SATURATION: Duration = Duration::from_secs(15);
 
 struct Measurement {
     ops: usize,
@@ -349,6 +350,47 @@ fn main() {
     println!("| p50 ms | p99 ms | max ms | target p99 |");
     println!("|---|---|---|---|");
     println!("| {} | {} | {} | < 2000 |", ms(pct(0.5)), ms(pct(0.99)), ms(*gaps.last().unwrap()));
+
+    // Spurious elections: saturate both cores for a while and count term changes.
+    let terms = |rt: &tokio::runtime::Runtime| -> Vec<u64> {
+        rt.block_on(async {
+            let mut terms = Vec::new();
+            for address in &addresses {
+                let mut admin = MetadataServerAdminClient::new(channel(address));
+                terms.push(admin.status(mpb::StatusRequest {}).await.map(|s| s.into_inner().term).unwrap_or(0));
+            }
+            terms
+        })
+    };
+    let before = terms(&runtime);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burners: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+                x
+            })
+        })
+        .collect();
+    std::thread::sleep(SATURATION);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for burner in burners {
+        let _ = burner.join();
+    }
+    let after = terms(&runtime);
+    println!("\n## Elections while 4 busy threads saturate both cores for {} s\n", SATURATION.as_secs());
+    println!("| term before | term after | elections |");
+    println!("|---|---|---|");
+    println!(
+        "| {} | {} | {} |",
+        before.iter().max().unwrap(),
+        after.iter().max().unwrap(),
+        after.iter().max().unwrap() - before.iter().max().unwrap()
+    );
 
     println!("\n## Peak resident memory during the compare-and-put runs\n");
     println!("| process | peak RSS MiB |");

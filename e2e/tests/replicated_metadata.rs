@@ -220,3 +220,29 @@ fn a_node_of_another_cluster_never_joins_the_replicated_store() {
     let servers = wait_for_members(&nodes[0], 1);
     assert_eq!(servers.len(), 1);
 }
+
+#[test]
+fn a_node_without_auto_join_becomes_a_member_by_add_node() {
+    let dir = TestDir::new("add-node");
+    let mut nodes = three_nodes(&dir);
+    nodes[2].set_env("RESTATE_METADATA_SERVER__AUTO_JOIN", "false");
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    wait_for_alive_nodes(&nodes[0], 3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = servers(&nodes[0]);
+        let n3 = s.iter().find(|s| s["name"] == "n3").cloned().unwrap_or_default();
+        let voters = s.iter().find(|s| s["is_leader"] == true).and_then(|l| l["members"].as_array().map(|m| m.len()));
+        if n3["status"] == "not-member" && voters == Some(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "expected n3 outside the store and 2 members: {s:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nodes[0].ctl(&["metadata-server", "add-node", "--node", "n3", "--yes"]).ok();
+    wait_for_members(&nodes[0], 3);
+    let text = nodes[0].ctl(&["metadata-server", "list-servers"]);
+    assert!(text.ok().contains("LOG-LENGTH"), "{}", text.stdout);
+}
