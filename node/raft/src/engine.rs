@@ -4,7 +4,8 @@
 //! changes), tick when due, then run ONE ready round over all groups:
 //! 1. per group, stage entries, hard state and received snapshots into one WriteBatch
 //!    and send the messages raft allows before persistence (leader appends);
-//! 2. write the batch with ONE fsync;
+//! 2. write the batch with ONE fsync (skipped when no group's ready needs one, e.g. only
+//!    the commit index moved);
 //! 3. per group, send `persisted_messages`, apply committed entries, advance, answer
 //!    proposals and reads, compact behind snapshots, publish status;
 //! 4. write what step 3 staged (commit index, conf states, snapshots) without sync: it
@@ -308,7 +309,8 @@ impl EngineLoop {
         if staged.is_empty() {
             return;
         }
-        self.write(durable, true);
+        let sync = staged.iter().any(|(_, ready)| ready.must_sync());
+        self.write(durable, sync);
         let mut after = WriteBatch::default();
         for (id, ready) in staged {
             let group = self.groups.get_mut(&id).expect("group staged above");

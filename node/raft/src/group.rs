@@ -208,7 +208,9 @@ impl RaftGroup {
     }
 
     /// First half of a ready round: stage everything that must be durable into `batch`
-    /// and hand out messages that may go before persistence. Returns the ready to finish.
+    /// and hand out messages that may go before persistence. Returns the ready to finish;
+    /// `Ready::must_sync` says whether the batch needs an fsync (a commit-index-only change
+    /// does not: it is recovered from the log).
     pub fn stage_ready(
         &mut self,
         batch: &mut WriteBatch,

@@ -103,6 +103,18 @@ async fn leader_of(nodes: &mut [TestNode], except: &[u64]) -> usize {
     .expect("a leader is elected")
 }
 
+/// Waits until `machine` has applied `n` commands. (A proposal's answer is sent before the
+/// round's status is published, so status-based waits right after proposing can be stale.)
+async fn wait_applied_commands(machine: &Recorder, n: usize) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while machine.0.lock().unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("machine stuck at {} of {n} commands", machine.0.lock().unwrap().len()));
+}
+
 fn command(v: u64) -> Bytes {
     Bytes::from(v.to_be_bytes().to_vec())
 }
@@ -121,9 +133,8 @@ async fn three_members_elect_a_leader_and_apply_the_same_sequence() {
         nodes[follower].engine.propose(GROUP, command(99)).await,
         Err(RaftError::NotLeader { leader: Some(_) })
     ));
-    let commit = nodes[leader].status.borrow().commit;
     for node in nodes.iter_mut() {
-        wait_for(&mut node.status, "applied", |s| s.applied >= commit).await;
+        wait_applied_commands(&node.machine, 50).await;
         assert_eq!(*node.machine.0.lock().unwrap(), (0..50).collect::<Vec<_>>());
         // The log was compacted behind snapshots (interval 20).
         assert!(node.status.borrow().snapshot_index >= 20, "{:?}", node.status.borrow());
@@ -154,8 +165,8 @@ async fn an_isolated_leader_is_replaced_and_catches_up_after_healing() {
         matches!(outcome, Err(RaftError::Dropped) | Err(RaftError::Timeout(_)) | Err(RaftError::NotLeader { .. })),
         "{outcome:?}"
     );
-    let commit = nodes[new].status.borrow().commit;
-    wait_for(&mut nodes[old].status, "old leader catches up", |s| s.applied >= commit && !s.is_leader).await;
+    wait_applied_commands(&nodes[old].machine, 9).await;
+    wait_for(&mut nodes[old].status, "old leader steps down", |s| !s.is_leader).await;
     assert_eq!(*nodes[old].machine.0.lock().unwrap(), (1..10).collect::<Vec<_>>());
 }
 
@@ -168,8 +179,7 @@ async fn a_restarted_member_replays_to_the_same_state() {
         nodes[leader].engine.propose(GROUP, command(v)).await.unwrap();
     }
     let victim = (leader + 1) % 3;
-    let commit = nodes[leader].status.borrow().commit;
-    wait_for(&mut nodes[victim].status, "victim applied", |s| s.applied >= commit).await;
+    wait_applied_commands(&nodes[victim].machine, 45).await;
     let peer = nodes[victim].engine.peer();
     nodes[victim].engine.shutdown();
     net.unregister(peer);
@@ -178,8 +188,8 @@ async fn a_restarted_member_replays_to_the_same_state() {
     drop(node.storage);
     drop(node.engine);
 
-    let mut restarted = start(&net, peer, dir, GroupInit::Existing).await;
-    wait_for(&mut restarted.status, "replayed", |s| s.applied >= commit).await;
+    let restarted = start(&net, peer, dir, GroupInit::Existing).await;
+    wait_applied_commands(&restarted.machine, 45).await;
     assert_eq!(*restarted.machine.0.lock().unwrap(), (0..45).collect::<Vec<_>>());
 }
 
@@ -194,8 +204,8 @@ async fn a_learner_catches_up_from_a_snapshot_then_votes() {
     let mut learner = start(&net, 4, tempfile::tempdir().unwrap(), GroupInit::Existing).await;
     let engine = nodes[leader].engine.clone();
     engine.change_membership(GROUP, MembershipChange::AddLearner { peer: 4, context: Bytes::new() }).await.unwrap();
-    let commit = nodes[leader].status.borrow().commit;
-    let status = wait_for(&mut learner.status, "learner caught up", |s| s.applied >= commit).await;
+    wait_applied_commands(&learner.machine, 60).await;
+    let status = wait_for(&mut learner.status, "learner listed", |s| s.learners.contains(&4)).await;
     assert!(status.learners.contains(&4));
     assert_eq!(*learner.machine.0.lock().unwrap(), (0..60).collect::<Vec<_>>());
 
