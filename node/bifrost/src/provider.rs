@@ -3,23 +3,28 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
+use restate_metadata::objects::Segment;
 use restate_storage::NodeStorage;
-use restate_types::LogletId;
+use restate_types::{LogProviderKind, LogletId};
 
+use crate::bifrost::{describe_nodeset, BifrostError, LogletProvider};
 use crate::local_loglet::LocalLoglet;
-use crate::loglet::LogletError;
+use crate::loglet::{Loglet, LogletError};
+
+type LogletCache = Arc<Mutex<HashMap<LogletId, Arc<LocalLoglet>>>>;
 
 /// Opens local loglets of one [`NodeStorage`] and caches them, so every caller asking for
 /// the same [`LogletId`] gets the same handle and thus the same in-memory tail. Loglets
 /// stay open (and keep the storage open) until the provider is dropped.
 pub struct LocalLogletProvider {
     storage: NodeStorage,
-    loglets: Mutex<HashMap<LogletId, Arc<LocalLoglet>>>,
+    loglets: LogletCache,
 }
 
 impl LocalLogletProvider {
     pub fn new(storage: NodeStorage) -> LocalLogletProvider {
-        LocalLogletProvider { storage, loglets: Mutex::new(HashMap::new()) }
+        LocalLogletProvider { storage, loglets: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     pub fn storage(&self) -> &NodeStorage {
@@ -30,12 +35,61 @@ impl LocalLogletProvider {
     /// unknown id is created empty. The first call for an id does blocking I/O (see
     /// [`LocalLoglet::open`]); later calls only look up the cache.
     pub fn get_or_open(&self, id: LogletId) -> Result<Arc<LocalLoglet>, LogletError> {
-        let mut loglets = self.loglets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(loglet) = loglets.get(&id) {
+        get_or_open_in(&self.storage, &self.loglets, id)
+    }
+
+    /// [`Self::get_or_open`] for async callers: the first open of an id runs on the
+    /// blocking pool instead of stalling an async worker thread.
+    pub async fn get_or_open_async(&self, id: LogletId) -> Result<Arc<LocalLoglet>, LogletError> {
+        if let Some(loglet) = lock(&self.loglets).get(&id) {
             return Ok(Arc::clone(loglet));
         }
-        let loglet = Arc::new(LocalLoglet::open(self.storage.clone(), id)?);
-        loglets.insert(id, Arc::clone(&loglet));
-        Ok(loglet)
+        let (storage, loglets) = (self.storage.clone(), Arc::clone(&self.loglets));
+        match tokio::task::spawn_blocking(move || get_or_open_in(&storage, &loglets, id)).await {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => Err(LogletError::Storage(format!(
+                "opening loglet {id}: storage task did not run: {err} (is the runtime shutting down?)"
+            ))),
+        }
+    }
+}
+
+fn lock(loglets: &LogletCache) -> std::sync::MutexGuard<'_, HashMap<LogletId, Arc<LocalLoglet>>> {
+    loglets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Looks up or opens loglet `id`. The lock is held across the open, so two callers can
+/// never open the same loglet twice (which would hand out the same LSNs twice).
+fn get_or_open_in(storage: &NodeStorage, loglets: &LogletCache, id: LogletId) -> Result<Arc<LocalLoglet>, LogletError> {
+    let mut loglets = lock(loglets);
+    if let Some(loglet) = loglets.get(&id) {
+        return Ok(Arc::clone(loglet));
+    }
+    let loglet = Arc::new(LocalLoglet::open(storage.clone(), id)?);
+    loglets.insert(id, Arc::clone(&loglet));
+    Ok(loglet)
+}
+
+/// Serves segments of kind [`LogProviderKind::Local`] from this node's storage. Whether
+/// the segment belongs to this node at all is [`crate::Bifrost`]'s check (see
+/// [`crate::Bifrost::with_node_id`]): this provider opens (or creates) whatever loglet id
+/// it is asked for.
+#[async_trait]
+impl LogletProvider for LocalLogletProvider {
+    async fn loglet(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
+        match segment.kind {
+            LogProviderKind::Local => {
+                let loglet: Arc<dyn Loglet> = self.get_or_open_async(segment.loglet_id).await?;
+                Ok(loglet)
+            }
+            LogProviderKind::Replicated => Err(BifrostError::Unavailable(format!(
+                "the segment starting at LSN {} (loglet {}, replication {}, nodeset {}) is replicated; replicated loglets are not available on this node yet",
+                segment.base_lsn,
+                segment.loglet_id,
+                segment.replication,
+                describe_nodeset(&segment.nodeset)
+            ))),
+        }
     }
 }
