@@ -13,6 +13,7 @@ mod fabric;
 mod ingress_http;
 mod lifecycle;
 mod listeners;
+mod logs_ctl;
 mod membership;
 mod metadata_join;
 mod metadata_role;

@@ -38,6 +38,9 @@ pub(crate) struct MembershipContext {
     pub auto_join: bool,
     /// One provisioning attempt at a time on this node.
     pub provision_lock: tokio::sync::Mutex<()>,
+    /// Gets this node's Bifrost once it runs.
+    pub(crate) logs: crate::logs_ctl::LogsHandle,
+    pub loglets: Arc<restate_bifrost::LocalLogletProvider>,
 }
 
 impl MembershipContext {
@@ -155,6 +158,9 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
     loop {
         match step(&ctx).await {
             Ok(Some(node)) => {
+                let bifrost =
+                    restate_bifrost::Bifrost::new(ctx.metadata.clone(), ctx.loglets.clone()).with_node_id(node.id);
+                ctx.logs.set(Arc::new(bifrost));
                 ctx.state.set(NodePhase::Running { node_id: node.current() });
                 ctx.join_metadata_store(&node, &shutdown).await;
                 return Ok(());

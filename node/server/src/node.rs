@@ -110,6 +110,7 @@ impl Node {
         let state = NodeState::new();
         let metrics = NodeMetrics::new(&config.node_name, &config.cluster_name);
         let default_log_provider = config.bifrost.default_provider;
+        let logs = crate::logs_ctl::LogsHandle::default();
         let membership = Arc::new(MembershipContext {
             cluster_name: config.cluster_name.clone(),
             auto_provision: config.auto_provision,
@@ -136,6 +137,8 @@ impl Node {
             registered_by_provisioning: Mutex::new(None),
             wake: Notify::new(),
             provision_lock: tokio::sync::Mutex::new(()),
+            logs: logs.clone(),
+            loglets: Arc::new(restate_bifrost::LocalLogletProvider::new(storage.clone())),
         });
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
@@ -146,6 +149,7 @@ impl Node {
             metadata,
             membership: membership.clone(),
             metrics: metrics.clone(),
+            logs,
         });
 
         let shutdown = CancellationToken::new();

@@ -26,6 +26,7 @@ pub(crate) struct NodeCtlContext {
     pub metadata: Arc<dyn MetadataStore>,
     pub membership: Arc<MembershipContext>,
     pub metrics: NodeMetrics,
+    pub logs: crate::logs_ctl::LogsHandle,
 }
 
 impl NodeCtlContext {
@@ -247,6 +248,40 @@ impl NodeCtl for NodeCtlService {
         self.ctx.metrics.request("join_metadata_cluster");
         self.join_metadata().await?;
         Ok(Response::new(pb::JoinMetadataClusterResponse {}))
+    }
+
+    async fn list_logs(&self, _: Request<pb::ListLogsRequest>) -> Result<Response<pb::ListLogsResponse>, Status> {
+        self.ctx.metrics.request("list_logs");
+        Ok(Response::new(self.ctx.logs.list().await?))
+    }
+
+    async fn describe_log(
+        &self,
+        request: Request<pb::DescribeLogRequest>,
+    ) -> Result<Response<pb::LogDescription>, Status> {
+        self.ctx.metrics.request("describe_log");
+        Ok(Response::new(self.ctx.logs.describe(request.into_inner().log_id).await?))
+    }
+
+    async fn trim_log(&self, request: Request<pb::TrimLogRequest>) -> Result<Response<pb::TrimLogResponse>, Status> {
+        self.ctx.metrics.request("trim_log");
+        let request = request.into_inner();
+        Ok(Response::new(self.ctx.logs.trim(request.log_id, request.trim_point).await?))
+    }
+
+    async fn append_log(
+        &self,
+        request: Request<pb::AppendLogRequest>,
+    ) -> Result<Response<pb::AppendLogResponse>, Status> {
+        self.ctx.metrics.request("append_log");
+        let request = request.into_inner();
+        Ok(Response::new(self.ctx.logs.append(request.log_id, request.records).await?))
+    }
+
+    async fn read_log(&self, request: Request<pb::ReadLogRequest>) -> Result<Response<pb::ReadLogResponse>, Status> {
+        self.ctx.metrics.request("read_log");
+        let r = request.into_inner();
+        Ok(Response::new(self.ctx.logs.read(r.log_id, r.from_lsn, r.max_records).await?))
     }
 }
 

@@ -77,3 +77,40 @@ async fn a_node_without_auto_provision_waits_and_says_why() {
     assert!(phase.reason().contains("restatectl provision"));
     assert_eq!(node.shutdown(None).await, NodeExit::Clean);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_append_read_trim_through_node_control() {
+    use restate_proto::node_ctl::{self as pb, node_ctl_client::NodeCtlClient};
+    let dir = tempfile::tempdir().unwrap();
+    let node =
+        Node::start(config(dir.path(), "logs", &[("RESTATE_DEFAULT_NUM_PARTITIONS", "4".into())])).await.unwrap();
+    wait_for_phase(&node, "running", |p| matches!(p, NodePhase::Running { .. })).await;
+    let mut client = NodeCtlClient::connect(node.advertised_address.clone()).await.unwrap();
+
+    let records: Vec<Vec<u8>> = (1..=10).map(|i| format!("r{i}").into_bytes()).collect();
+    let appended = client.append_log(pb::AppendLogRequest { log_id: 3, records }).await.unwrap().into_inner();
+    assert_eq!(appended.last_lsn, 10);
+    let read =
+        client.read_log(pb::ReadLogRequest { log_id: 3, from_lsn: 1, max_records: 100 }).await.unwrap().into_inner();
+    assert_eq!(read.records.iter().map(|r| r.lsn).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(read.records[9].payload, b"r10");
+
+    let trimmed = client.trim_log(pb::TrimLogRequest { log_id: 3, trim_point: 5 }).await.unwrap().into_inner();
+    assert_eq!(trimmed.trim_point, 5);
+    let read =
+        client.read_log(pb::ReadLogRequest { log_id: 3, from_lsn: 1, max_records: 100 }).await.unwrap().into_inner();
+    assert_eq!(read.trim_gap_to, Some(5));
+    let beyond = client.trim_log(pb::TrimLogRequest { log_id: 3, trim_point: 50 }).await.unwrap_err();
+    assert_eq!(beyond.code(), tonic::Code::InvalidArgument);
+    assert!(beyond.message().contains("50") && beyond.message().contains("10"), "{}", beyond.message());
+    let unknown = client.describe_log(pb::DescribeLogRequest { log_id: 999 }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert!(unknown.message().contains("999"), "{}", unknown.message());
+
+    let logs = client.list_logs(pb::ListLogsRequest {}).await.unwrap().into_inner().logs;
+    assert_eq!(logs.len(), 4);
+    let log3 = logs.iter().find(|l| l.log_id == 3).unwrap();
+    assert_eq!((log3.tail, log3.trim_point), (Some(11), Some(5)));
+    drop(client);
+    assert_eq!(node.shutdown(None).await, NodeExit::Clean);
+}

@@ -50,6 +50,29 @@ enum Command {
     /// Members of the replicated metadata store.
     #[command(subcommand)]
     MetadataServer(MetadataServerCmd),
+    /// Virtual logs (one per partition): segments, trim points, tails.
+    #[command(subcommand)]
+    Logs(LogsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum LogsCmd {
+    /// Every log with its tail segment (from LSN, kind, loglet, replication, nodeset),
+    /// trim point and tail.
+    List,
+    /// One log with all its segments.
+    Describe {
+        #[arg(long, value_name = "L")]
+        log_id: u32,
+    },
+    /// Trims a log up to an LSN (inclusive) and reports the trim point actually reached.
+    /// Trimming beyond the last written record is refused.
+    Trim {
+        #[arg(long, value_name = "L")]
+        log_id: u32,
+        #[arg(long, value_name = "LSN")]
+        trim_point: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +171,9 @@ fn main() -> ExitCode {
             Command::Metadata(MetadataCmd::Put { key, value, version }) => {
                 ctl::metadata_put(&globals, &key, &value, version).await
             }
+            Command::Logs(LogsCmd::List) => ctl::logs::list(&globals).await,
+            Command::Logs(LogsCmd::Describe { log_id }) => ctl::logs::describe(&globals, log_id).await,
+            Command::Logs(LogsCmd::Trim { log_id, trim_point }) => ctl::logs::trim(&globals, log_id, trim_point).await,
             Command::MetadataServer(MetadataServerCmd::ListServers) => {
                 ctl::metadata_server::list_servers(&globals).await
             }

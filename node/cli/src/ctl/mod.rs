@@ -2,6 +2,7 @@
 
 mod config;
 mod connection;
+pub mod logs;
 mod metadata;
 pub mod metadata_server;
 mod nodes;

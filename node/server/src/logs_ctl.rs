@@ -1,0 +1,107 @@
+//! Node-control requests about virtual logs, served through this node's [`Bifrost`].
+//!
+//! Bifrost exists once the node is registered (it needs the node's id to know which
+//! local loglets are its own); until then every request answers UNAVAILABLE.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use restate_bifrost::{Bifrost, BifrostError, LogDescription};
+use restate_proto::node_ctl as pb;
+use restate_types::{LogId, Lsn};
+use tonic::Status;
+
+/// The node's Bifrost, set when the node starts running.
+#[derive(Clone, Default)]
+pub(crate) struct LogsHandle(Arc<OnceLock<Arc<Bifrost>>>);
+
+const MAX_READ: u32 = 10_000;
+
+impl LogsHandle {
+    pub fn set(&self, bifrost: Arc<Bifrost>) {
+        let _ = self.0.set(bifrost);
+    }
+
+    fn bifrost(&self) -> Result<&Arc<Bifrost>, Status> {
+        self.0.get().ok_or_else(|| {
+            Status::unavailable("this node has not joined the cluster yet; logs are served once it runs")
+        })
+    }
+
+    pub async fn list(&self) -> Result<pb::ListLogsResponse, Status> {
+        let bifrost = self.bifrost()?;
+        let mut logs = Vec::new();
+        for log in bifrost.list().await.map_err(status)? {
+            logs.push(describe_to_wire(bifrost.describe(log).await.map_err(status)?));
+        }
+        Ok(pb::ListLogsResponse { logs })
+    }
+
+    pub async fn describe(&self, log_id: u32) -> Result<pb::LogDescription, Status> {
+        let description = self.bifrost()?.describe(LogId(log_id)).await.map_err(status)?;
+        Ok(describe_to_wire(description))
+    }
+
+    pub async fn trim(&self, log_id: u32, trim_point: u64) -> Result<pb::TrimLogResponse, Status> {
+        let reached = self.bifrost()?.trim(LogId(log_id), Lsn(trim_point)).await.map_err(status)?;
+        tracing::info!(log = log_id, requested = trim_point, reached = reached.0, "log trimmed");
+        Ok(pb::TrimLogResponse { trim_point: reached.0 })
+    }
+
+    pub async fn append(&self, log_id: u32, records: Vec<Vec<u8>>) -> Result<pb::AppendLogResponse, Status> {
+        if records.is_empty() {
+            return Err(Status::invalid_argument("an append needs at least one record"));
+        }
+        let records = records.into_iter().map(Bytes::from).collect();
+        let last = self.bifrost()?.append(LogId(log_id), records).await.map_err(status)?;
+        Ok(pb::AppendLogResponse { last_lsn: last.0 })
+    }
+
+    pub async fn read(&self, log_id: u32, from: u64, max_records: u32) -> Result<pb::ReadLogResponse, Status> {
+        let max = if max_records == 0 { 100 } else { max_records.min(MAX_READ) };
+        let batch = self.bifrost()?.read(LogId(log_id), Lsn(from), max as usize).await.map_err(status)?;
+        Ok(pb::ReadLogResponse {
+            records: batch
+                .records
+                .into_iter()
+                .map(|r| pb::LogRecord { lsn: r.lsn.0, payload: r.payload.to_vec() })
+                .collect(),
+            trim_gap_to: batch.trim_gap.map(|g| g.to.0),
+            next_lsn: batch.next_lsn.0,
+        })
+    }
+}
+
+fn status(err: BifrostError) -> Status {
+    match err {
+        BifrostError::UnknownLog(_) => Status::not_found(err.to_string()),
+        BifrostError::InvalidInput(m) => Status::invalid_argument(m),
+        BifrostError::Unavailable(m) => Status::unavailable(m),
+        BifrostError::Loglet(restate_bifrost::LogletError::InvalidInput(m)) => Status::invalid_argument(m),
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
+fn describe_to_wire(d: LogDescription) -> pb::LogDescription {
+    pb::LogDescription {
+        log_id: d.log_id.0,
+        segments: d
+            .segments
+            .into_iter()
+            .map(|s| pb::LogSegment {
+                base_lsn: s.base_lsn.0,
+                kind: s.kind.to_string(),
+                loglet_id: s.loglet_id.0,
+                replication: s.replication,
+                nodeset: s.nodeset.iter().map(|n| n.to_string()).collect(),
+                sealed: s.sealed,
+                tail: s.tail.map(|l| l.0),
+                trim_point: s.trim_point.map(|l| l.0),
+                unavailable: s.unavailable.unwrap_or_default(),
+            })
+            .collect(),
+        trim_point: d.trim_point.map(|l| l.0),
+        tail: d.tail.map(|l| l.0),
+        metadata_version: d.metadata_version.0,
+    }
+}
