@@ -14,9 +14,10 @@ mod bifrost;
 mod local_loglet;
 mod loglet;
 mod provider;
+pub mod replicated;
 pub mod segment_math;
 
 pub use bifrost::{Bifrost, BifrostError, LogDescription, LogReadBatch, LogTail, LogletProvider, SegmentDescription};
 pub use local_loglet::LocalLoglet;
 pub use loglet::{LogEntry, LogRecord, Loglet, LogletError, LogletReadStream, ReadBatch, TailState, TrimGap};
-pub use provider::LocalLogletProvider;
+pub use provider::{ClusterLogletProvider, LocalLogletProvider};

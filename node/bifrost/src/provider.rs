@@ -93,3 +93,61 @@ impl LogletProvider for LocalLogletProvider {
         }
     }
 }
+
+/// Loglets of every kind: local ones from this node's storage, replicated ones as
+/// clients of their nodeset's log-servers (addresses from NodesConfiguration).
+pub struct ClusterLogletProvider {
+    local: Arc<LocalLogletProvider>,
+    metadata: Arc<dyn restate_metadata::MetadataStore>,
+    replicated:
+        std::sync::Mutex<std::collections::HashMap<restate_types::LogletId, Arc<crate::replicated::ReplicatedLoglet>>>,
+}
+
+impl ClusterLogletProvider {
+    pub fn new(
+        local: Arc<LocalLogletProvider>,
+        metadata: Arc<dyn restate_metadata::MetadataStore>,
+    ) -> ClusterLogletProvider {
+        ClusterLogletProvider { local, metadata, replicated: Default::default() }
+    }
+}
+
+#[async_trait]
+impl LogletProvider for ClusterLogletProvider {
+    async fn loglet(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
+        if segment.kind == LogProviderKind::Local {
+            return self.local.loglet(segment).await;
+        }
+        if segment.nodeset.is_empty() {
+            return Err(BifrostError::Unavailable(format!(
+                "the replicated segment starting at LSN {} (loglet {}) waits for log-servers: replication {} needs {} of them",
+                segment.base_lsn,
+                segment.loglet_id,
+                segment.replication,
+                segment.replication * 2 - 1
+            )));
+        }
+        if let Some(loglet) = self.replicated.lock().expect("not poisoned").get(&segment.loglet_id) {
+            return Ok(loglet.clone());
+        }
+        let (nodes, _) =
+            restate_metadata::typed::get::<restate_metadata::objects::NodesConfiguration>(self.metadata.as_ref())
+                .await?
+                .unwrap_or_default();
+        let mut members = Vec::new();
+        for id in &segment.nodeset {
+            match nodes.nodes.get(id) {
+                Some(node) => members.push(node.address.clone()),
+                None => {
+                    return Err(BifrostError::Unavailable(format!(
+                        "loglet {}: nodeset member {id} is not in NodesConfiguration",
+                        segment.loglet_id
+                    )))
+                }
+            }
+        }
+        let loglet = Arc::new(crate::replicated::ReplicatedLoglet::new(segment.loglet_id, members));
+        self.replicated.lock().expect("not poisoned").insert(segment.loglet_id, loglet.clone());
+        Ok(loglet)
+    }
+}

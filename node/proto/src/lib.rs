@@ -14,3 +14,7 @@ pub mod node_ctl {
 pub mod raft {
     tonic::include_proto!("restate.raft");
 }
+
+pub mod log_server {
+    tonic::include_proto!("restate.log_server");
+}

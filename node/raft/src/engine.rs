@@ -218,6 +218,16 @@ impl EngineLoop {
             Command::CreateGroup { group, machine, init, reply } => {
                 let _ = reply.send(self.create_group(group, machine, init));
             }
+            // Messages for another raft id (an older incarnation of this node, whose data
+            // was wiped, still addressed by the others) must never reach this one.
+            Command::Step { group, message } if message.to != self.peer => {
+                tracing::debug!(
+                    group,
+                    to = message.to,
+                    me = self.peer,
+                    "dropping a raft message addressed to another incarnation"
+                );
+            }
             Command::Step { group, message } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     if let Err(e) = g.node.step(message) {

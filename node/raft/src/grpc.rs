@@ -144,6 +144,8 @@ impl RaftTransport for Arc<GrpcTransport> {
     }
 }
 
+pub type RaftTransportServer = raft_transport_server::RaftTransportServer<RaftTransportService>;
+
 /// Receives raft messages for the local engine.
 pub struct RaftTransportService {
     engine: RaftEngine,

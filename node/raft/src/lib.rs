@@ -25,3 +25,11 @@ pub use state_machine::{MembershipChange, StateMachine};
 pub use storage::GroupStorage;
 pub use transport::{LocalNetwork, RaftTransport};
 pub use types::{GroupStatus, RaftError, RaftOptions};
+
+/// The raft id of a node's storage incarnation, derived from its random storage id:
+/// wiped data means a new member, so an old incarnation can never vote again.
+pub fn raft_id_for_storage(storage_id: &str) -> u64 {
+    let id = u64::from_str_radix(storage_id.get(..16).unwrap_or(storage_id), 16).unwrap_or(0);
+    // Raft reserves 0; keep ids positive in signed contexts (JSON tooling) too.
+    (id & (u64::MAX >> 1)).max(1)
+}

@@ -243,3 +243,21 @@ async fn a_single_voter_bootstraps_and_the_last_voter_cannot_leave() {
         nodes[0].engine.create_group(GROUP, Box::new(Recorder::default()), GroupInit::Existing).await.unwrap_err();
     assert_eq!(err, RaftError::GroupExists(GROUP));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_for_another_incarnation_are_dropped() {
+    let net = LocalNetwork::default();
+    let fresh = start(&net, 5, tempfile::tempdir().unwrap(), GroupInit::Existing).await;
+    // A heartbeat with a commit index far beyond this empty log, addressed to the raft id
+    // this node's wiped predecessor had: raft-rs would abort on it.
+    let mut heartbeat = restate_raft::Message::default();
+    heartbeat.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeat);
+    heartbeat.to = 4;
+    heartbeat.from = 1;
+    heartbeat.term = 3;
+    heartbeat.commit = 11;
+    fresh.engine.step(GROUP, heartbeat);
+    // The engine is still alive (a dead one answers `Stopped`) and learned nothing.
+    assert_eq!(fresh.engine.read_index(GROUP).await, Err(RaftError::NotLeader { leader: None }));
+    assert_eq!(fresh.status.borrow().commit, 0);
+}

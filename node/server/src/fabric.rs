@@ -8,13 +8,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::NodeState;
 use crate::listeners::BoundListener;
-use crate::metadata_role::MetadataRole;
+use crate::metadata_role::{MetadataRole, RaftHost};
 use crate::metrics::NodeMetrics;
 use crate::node_ctl::{NodeCtlContext, NodeCtlService};
 
 pub(crate) fn router(
     ctx: Arc<NodeCtlContext>,
     metadata_role: &MetadataRole,
+    raft: Option<&RaftHost>,
+    loglets: Option<std::sync::Arc<restate_bifrost::replicated::ReplicatedLogletHost>>,
     state: NodeState,
     metrics: NodeMetrics,
 ) -> Router {
@@ -22,9 +24,14 @@ pub(crate) fn router(
     let grpc = tonic::service::Routes::new(restate_proto::node_ctl::node_ctl_server::NodeCtlServer::new(
         NodeCtlService::new(ctx),
     ));
-    metadata_role
-        .add_services(grpc, &node_name)
-        .into_axum_router()
+    let mut grpc = metadata_role.add_services(grpc, &node_name);
+    if let Some(raft) = raft {
+        grpc = grpc.add_service(raft.transport_service());
+    }
+    if let Some(host) = loglets {
+        grpc = grpc.add_service(restate_bifrost::replicated::LogServerService::new(host));
+    }
+    grpc.into_axum_router()
         // Liveness: the node's servers listen. Provisioning state is `restatectl status`'s business.
         .route("/health", get(|| async { "OK\n" }))
         .route(

@@ -13,6 +13,8 @@ mod fabric;
 mod ingress_http;
 mod lifecycle;
 mod listeners;
+mod log_placement;
+mod loglet_hosting;
 mod logs_ctl;
 mod membership;
 mod metadata_join;

@@ -41,6 +41,8 @@ pub(crate) struct MembershipContext {
     /// Gets this node's Bifrost once it runs.
     pub(crate) logs: crate::logs_ctl::LogsHandle,
     pub loglets: Arc<restate_bifrost::LocalLogletProvider>,
+    /// Replicated loglets this node hosts (log-server role).
+    pub loglet_host: Option<Arc<restate_bifrost::replicated::ReplicatedLogletHost>>,
 }
 
 impl MembershipContext {
@@ -158,9 +160,21 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
     loop {
         match step(&ctx).await {
             Ok(Some(node)) => {
+                let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.metadata.clone());
                 let bifrost =
-                    restate_bifrost::Bifrost::new(ctx.metadata.clone(), ctx.loglets.clone()).with_node_id(node.id);
+                    restate_bifrost::Bifrost::new(ctx.metadata.clone(), Arc::new(provider)).with_node_id(node.id);
                 ctx.logs.set(Arc::new(bifrost));
+                if ctx.me.roles.contains(restate_types::Role::Admin) {
+                    tokio::spawn(crate::log_placement::run(ctx.metadata.clone(), shutdown.clone()));
+                }
+                if let Some(host) = &ctx.loglet_host {
+                    tokio::spawn(crate::loglet_hosting::run(
+                        host.clone(),
+                        ctx.metadata.clone(),
+                        node.id,
+                        shutdown.clone(),
+                    ));
+                }
                 ctx.state.set(NodePhase::Running { node_id: node.current() });
                 ctx.join_metadata_store(&node, &shutdown).await;
                 return Ok(());

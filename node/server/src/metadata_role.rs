@@ -28,15 +28,52 @@ pub(crate) enum MetadataRole {
 #[derive(Clone)]
 pub(crate) struct ReplicatedRole {
     pub server: Arc<ReplicatedMetadataServer>,
+}
+
+pub(crate) fn raft_id_for(storage_id: &str) -> u64 {
+    restate_raft::raft_id_for_storage(storage_id)
+}
+
+/// The node's raft engine: on nodes with a replicated metadata server or the log-server
+/// role; one engine hosts every raft group of the node.
+#[derive(Clone)]
+pub(crate) struct RaftHost {
+    pub raft_id: u64,
     pub engine: RaftEngine,
     pub peers: PeerAddresses,
 }
 
-/// A raft id per storage incarnation: wiped data means a new member.
-pub(crate) fn raft_id_for(storage_id: &str) -> u64 {
-    let id = u64::from_str_radix(storage_id.get(..16).unwrap_or(storage_id), 16).unwrap_or(0);
-    // Raft reserves 0; keep ids positive in signed contexts (JSON tooling) too.
-    (id & (u64::MAX >> 1)).max(1)
+impl RaftHost {
+    pub fn needed(config: &Config) -> bool {
+        config.roles.contains(Role::LogServer)
+            || (config.roles.contains(Role::MetadataServer)
+                && config.metadata_server.kind == MetadataServerKind::Replicated)
+    }
+
+    pub fn start(config: &Config, storage: &NodeStorage, storage_id: &str, advertised: &str) -> RaftHost {
+        let raft_id = raft_id_for(storage_id);
+        let peers = PeerAddresses::default();
+        peers.set(raft_id, advertised.to_owned());
+        let transport = GrpcTransport::new(raft_id, peers.clone());
+        let engine = RaftEngine::start(
+            storage.clone(),
+            raft_id,
+            Arc::new(transport.clone()) as Arc<dyn RaftTransport>,
+            raft_options(config),
+        );
+        transport.attach(engine.clone());
+        RaftHost { raft_id, engine, peers }
+    }
+
+    pub fn transport_service(&self) -> restate_raft::grpc::RaftTransportServer {
+        RaftTransportService::new(self.engine.clone(), self.peers.clone())
+    }
+
+    /// Stops the engine thread (after the servers stopped).
+    pub async fn shutdown(&self) {
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
+    }
 }
 
 fn raft_options(config: &Config) -> RaftOptions {
@@ -56,8 +93,8 @@ impl MetadataRole {
     pub async fn start(
         config: &Config,
         storage: &NodeStorage,
-        storage_id: &str,
         advertised: &str,
+        raft: Option<&RaftHost>,
     ) -> Result<MetadataRole, StartupError> {
         if !config.roles.contains(Role::MetadataServer) {
             return Ok(MetadataRole::None);
@@ -65,17 +102,8 @@ impl MetadataRole {
         if config.metadata_server.kind == MetadataServerKind::Local {
             return Ok(MetadataRole::Local(Arc::new(LocalMetadataStore::new(storage.clone()))));
         }
-        let raft_id = raft_id_for(storage_id);
-        let peers = PeerAddresses::default();
-        peers.set(raft_id, advertised.to_owned());
-        let transport = GrpcTransport::new(raft_id, peers.clone());
-        let engine = RaftEngine::start(
-            storage.clone(),
-            raft_id,
-            Arc::new(transport.clone()) as Arc<dyn RaftTransport>,
-            raft_options(config),
-        );
-        transport.attach(engine.clone());
+        let raft = raft.expect("a replicated metadata server runs on the node's raft engine");
+        let (raft_id, engine, peers) = (raft.raft_id, raft.engine.clone(), raft.peers.clone());
         let server = Arc::new(ReplicatedMetadataServer::new(engine.clone(), raft_id, peers.clone()));
         let initialized = GroupStorage::load(storage, METADATA_GROUP)
             .map_err(|e| StartupError::MetadataClient(format!("reading the metadata raft state: {e}")))?
@@ -85,7 +113,7 @@ impl MetadataRole {
         } else {
             migrate_local_store(config, storage, &server, advertised).await?;
         }
-        Ok(MetadataRole::Replicated(ReplicatedRole { server, engine, peers }))
+        Ok(MetadataRole::Replicated(ReplicatedRole { server }))
     }
 
     /// The gRPC services this role serves on the node port.
@@ -101,8 +129,7 @@ impl MetadataRole {
                     .add_service(
                         MetadataServerService::new(role.server.clone() as Arc<dyn MetadataStore>).into_server(),
                     )
-                    .add_service(MetadataAdminService::new(role.server.clone(), node_name.to_owned()))
-                    .add_service(RaftTransportService::new(role.engine.clone(), role.peers.clone()));
+                    .add_service(MetadataAdminService::new(role.server.clone(), node_name.to_owned()));
             }
         }
         routes
@@ -112,14 +139,6 @@ impl MetadataRole {
         match self {
             MetadataRole::Replicated(role) => Some(role),
             _ => None,
-        }
-    }
-
-    /// Stops the raft engine thread (after the servers stopped).
-    pub async fn shutdown(&self) {
-        if let MetadataRole::Replicated(role) = self {
-            let engine = role.engine.clone();
-            let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
         }
     }
 }

@@ -15,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::lifecycle::NodeState;
 use crate::listeners::{bind, env_var_for};
 use crate::membership::{self, MembershipContext};
-use crate::metadata_role::MetadataRole;
+use crate::metadata_role::{MetadataRole, RaftHost};
 use crate::metrics::NodeMetrics;
 use crate::node_ctl::NodeCtlContext;
 use crate::provisioning::{ProvisionParams, Provisioner};
 use crate::{admin_http, fabric, ingress_http, pgsql};
+use restate_bifrost::replicated::ReplicatedLogletHost;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -54,6 +55,7 @@ pub struct Node {
     tasks: JoinSet<()>,
     failures: mpsc::UnboundedReceiver<String>,
     metadata_role: Arc<MetadataRole>,
+    raft_host: Option<RaftHost>,
 }
 
 fn url_text(url: &url::Url) -> String {
@@ -98,8 +100,14 @@ impl Node {
             MetadataClient::new(&client_addresses, MetadataClientOptions::default())
                 .map_err(|e| StartupError::MetadataClient(e.to_string()))?,
         );
+        let raft_host = RaftHost::needed(&config)
+            .then(|| RaftHost::start(&config, &storage, &identity.storage_id, &advertised_address));
         let metadata_role =
-            Arc::new(MetadataRole::start(&config, &storage, &identity.storage_id, &advertised_address).await?);
+            Arc::new(MetadataRole::start(&config, &storage, &advertised_address, raft_host.as_ref()).await?);
+        let loglet_host = match (&raft_host, config.roles.contains(Role::LogServer)) {
+            (Some(raft), true) => Some(Arc::new(ReplicatedLogletHost::new(raft.engine.clone(), raft.peers.clone()))),
+            _ => None,
+        };
         let metadata_member = match metadata_role.as_ref() {
             MetadataRole::None => false,
             MetadataRole::Local(_) => client_addresses.contains(&advertised_address),
@@ -139,6 +147,7 @@ impl Node {
             provision_lock: tokio::sync::Mutex::new(()),
             logs: logs.clone(),
             loglets: Arc::new(restate_bifrost::LocalLogletProvider::new(storage.clone())),
+            loglet_host: loglet_host.clone(),
         });
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
@@ -161,7 +170,11 @@ impl Node {
         let pgsql_address = pgsql_listener.as_ref().map(|l| l.local_addr);
 
         let servers = [
-            Some((fabric_listener, fabric::router(ctl, &metadata_role, state.clone(), metrics), "node port (fabric)")),
+            Some((
+                fabric_listener,
+                fabric::router(ctl, &metadata_role, raft_host.as_ref(), loglet_host.clone(), state.clone(), metrics),
+                "node port (fabric)",
+            )),
             admin_listener.map(|l| (l, admin_http::router(state.clone()), "admin API")),
             ingress_listener.map(|l| (l, ingress_http::router(), "ingress")),
         ];
@@ -205,6 +218,7 @@ impl Node {
             tasks,
             failures,
             metadata_role,
+            raft_host,
         })
     }
 
@@ -228,7 +242,10 @@ impl Node {
             tracing::warn!("some tasks did not stop within 20s; aborting them");
             self.tasks.abort_all();
         }
-        self.metadata_role.shutdown().await;
+        if let Some(raft) = &self.raft_host {
+            raft.shutdown().await;
+        }
+        drop(self.metadata_role);
         if let Err(e) = self.storage.flush() {
             return NodeExit::Failed(format!("flushing storage on shutdown failed: {e}"));
         }

@@ -114,3 +114,56 @@ async fn logs_append_read_trim_through_node_control() {
     drop(client);
     assert_eq!(node.shutdown(None).await, NodeExit::Clean);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_moves_its_logs_from_local_to_replicated_without_losing_records() {
+    use restate_proto::node_ctl::{self as pb, node_ctl_client::NodeCtlClient};
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("RESTATE_DEFAULT_NUM_PARTITIONS", "2".to_owned())];
+    let node = Node::start(config(dir.path(), "grow", &env)).await.unwrap();
+    wait_for_phase(&node, "running", |p| matches!(p, NodePhase::Running { .. })).await;
+    let mut client = NodeCtlClient::connect(node.advertised_address.clone()).await.unwrap();
+    let append = |from: u32, to: u32| pb::AppendLogRequest {
+        log_id: 0,
+        records: (from..=to).map(|i| format!("r{i}").into_bytes()).collect(),
+    };
+    assert_eq!(client.append_log(append(1, 5)).await.unwrap().into_inner().last_lsn, 5);
+
+    // The seed's migration command: the logs continue on replicated segments.
+    let changed = client
+        .set_cluster_configuration(pb::SetClusterConfigurationRequest {
+            log_provider: Some("replicated".into()),
+            replication: Some(1),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(changed.log_provider, "replicated");
+    assert_eq!(client.append_log(append(6, 10)).await.unwrap().into_inner().last_lsn, 10);
+
+    let read_all = |mut client: NodeCtlClient<tonic::transport::Channel>| async move {
+        let read = client
+            .read_log(pb::ReadLogRequest { log_id: 0, from_lsn: 1, max_records: 100 })
+            .await
+            .unwrap()
+            .into_inner();
+        read.records.iter().map(|r| (r.lsn, String::from_utf8(r.payload.clone()).unwrap())).collect::<Vec<_>>()
+    };
+    let expected: Vec<(u64, String)> = (1..=10).map(|i| (i, format!("r{i}"))).collect();
+    assert_eq!(read_all(client.clone()).await, expected);
+    let described = client.describe_log(pb::DescribeLogRequest { log_id: 0 }).await.unwrap().into_inner();
+    assert_eq!(described.segments.len(), 2);
+    assert_eq!((described.segments[1].kind.as_str(), described.segments[1].base_lsn), ("replicated", 6));
+    assert!(described.segments[0].sealed);
+    drop(client);
+    assert_eq!(node.shutdown(None).await, NodeExit::Clean);
+
+    // After a restart the replicated segment is recovered from the node's raft storage.
+    let node = Node::start(config(dir.path(), "grow", &env)).await.unwrap();
+    wait_for_phase(&node, "running", |p| matches!(p, NodePhase::Running { .. })).await;
+    let mut client = NodeCtlClient::connect(node.advertised_address.clone()).await.unwrap();
+    assert_eq!(read_all(client.clone()).await, expected);
+    assert_eq!(client.append_log(append(11, 11)).await.unwrap().into_inner().last_lsn, 11);
+    drop(client);
+    assert_eq!(node.shutdown(None).await, NodeExit::Clean);
+}

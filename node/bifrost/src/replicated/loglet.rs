@@ -1,0 +1,215 @@
+//! A replicated loglet as any node uses it: a client of the log-servers in its nodeset.
+//! Writes go to the group's leader (following leader hints), reads to any member.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use restate_proto::log_server::{self as pb, log_server_client::LogServerClient};
+use restate_types::{LogletId, Lsn};
+use tonic::transport::{Channel, Endpoint};
+
+use super::service::LOGLET_LEADER_HEADER;
+use crate::loglet::{LogRecord, Loglet, LogletError, ReadBatch, TailState, TrimGap};
+
+pub struct ReplicatedLoglet {
+    id: LogletId,
+    /// Advertised addresses of the nodeset's log-servers.
+    members: Vec<String>,
+    clients: std::sync::Mutex<std::collections::HashMap<String, LogServerClient<Channel>>>,
+}
+
+fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
+    let endpoint = Endpoint::from_shared(address.to_owned())
+        .map_err(|e| format!("bad log-server address {address}: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10));
+    Ok(LogServerClient::new(endpoint.connect_lazy()).max_decoding_message_size(64 << 20))
+}
+
+impl ReplicatedLoglet {
+    pub fn new(id: LogletId, members: Vec<String>) -> ReplicatedLoglet {
+        ReplicatedLoglet { id, members, clients: Default::default() }
+    }
+
+    pub fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// One connection per log-server, reused across calls.
+    fn client(&self, address: &str) -> Result<LogServerClient<Channel>, String> {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        if let Some(c) = clients.get(address) {
+            return Ok(c.clone());
+        }
+        let c = new_client(address)?;
+        clients.insert(address.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// Tries the members (and leaders they name) for up to ~10 s until one answers.
+    /// A non-idempotent request (`idempotent == false`, appends) is sent again only when
+    /// it certainly did not apply; otherwise the caller learns the outcome is unknown.
+    async fn call<T, F, Fut>(&self, what: &str, idempotent: bool, call: F) -> Result<T, LogletError>
+    where
+        F: Fn(LogServerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let mut queue = self.members.clone();
+            let mut tried = Vec::new();
+            let mut failures = Vec::new();
+            while let Some(address) = (!queue.is_empty()).then(|| queue.remove(0)) {
+                if tried.contains(&address) {
+                    continue;
+                }
+                tried.push(address.clone());
+                let c = self.client(&address).map_err(LogletError::InvalidInput)?;
+                match call(c).await {
+                    Ok(r) => return Ok(r.into_inner()),
+                    Err(s) if s.code() == tonic::Code::InvalidArgument => return Err(LogletError::InvalidInput(s.message().to_owned())),
+                    Err(s) if !idempotent && !certainly_not_applied(&s) => {
+                        return Err(LogletError::Storage(format!(
+                            "{what} on replicated loglet {} has an unknown outcome (it may or may not have been applied): {address}: {}",
+                            self.id,
+                            s.message()
+                        )))
+                    }
+                    Err(s) => {
+                        if let Some(leader) = s.metadata().get(LOGLET_LEADER_HEADER).and_then(|v| v.to_str().ok()) {
+                            queue.insert(0, leader.to_owned());
+                        }
+                        failures.push(format!("{address}: {}", s.message()));
+                    }
+                }
+            }
+            if tokio::time::Instant::now() + backoff > deadline {
+                return Err(LogletError::Storage(format!(
+                    "{what} on replicated loglet {} failed: no log-server of its nodeset answered ({})",
+                    self.id,
+                    failures.join("; ")
+                )));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Whether a failed request never took effect: refused by a non-leader or non-member,
+/// dropped before commit, or never delivered (no connection).
+fn certainly_not_applied(status: &tonic::Status) -> bool {
+    if status.metadata().get(LOGLET_LEADER_HEADER).is_some() {
+        return true;
+    }
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        text.push_str(&format!(": {err}"));
+        source = err.source();
+    }
+    [
+        "not the leader",
+        "not hosted",
+        "not applied",
+        "tcp connect error",
+        "error trying to connect",
+        "Connection refused",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+#[async_trait]
+impl Loglet for ReplicatedLoglet {
+    async fn append(&self, records: Vec<Bytes>) -> Result<Lsn, LogletError> {
+        if records.is_empty() {
+            return Err(LogletError::InvalidInput("an append needs at least one record".into()));
+        }
+        let records: Vec<Vec<u8>> = records.iter().map(|r| r.to_vec()).collect();
+        let loglet_id = self.id.0;
+        let answer = self
+            .call("append", false, |mut c| {
+                let records = records.clone();
+                async move { c.append(pb::AppendRequest { loglet_id, records }).await }
+            })
+            .await?;
+        if answer.sealed {
+            return Err(LogletError::Sealed);
+        }
+        Ok(Lsn(answer.last_lsn))
+    }
+
+    async fn read(&self, from: Lsn, max_records: usize) -> Result<ReadBatch, LogletError> {
+        if max_records == 0 {
+            return Err(LogletError::InvalidInput("max_records must be at least 1".into()));
+        }
+        let from = from.max(Lsn::OLDEST);
+        let loglet_id = self.id.0;
+        let answer = self
+            .call("read", true, |mut c| async move {
+                c.read(pb::ReadRequest { loglet_id, from_lsn: from.0, max_records: max_records as u32 }).await
+            })
+            .await?;
+        let trim_gap = (from.0 <= answer.trim_point).then_some(TrimGap { from, to: Lsn(answer.trim_point) });
+        let records: Vec<LogRecord> = answer
+            .records
+            .into_iter()
+            .map(|r| LogRecord { lsn: Lsn(r.lsn), payload: Bytes::from(r.payload) })
+            .collect();
+        let next_lsn = records.last().map_or(from.max(Lsn(answer.trim_point + 1)), |r| r.lsn.next());
+        Ok(ReadBatch {
+            trim_gap,
+            records,
+            next_lsn,
+            tail: TailState { next_lsn: Lsn(answer.next_lsn), sealed: answer.sealed },
+        })
+    }
+
+    async fn wait_for_tail(&self, beyond: Lsn) -> Result<TailState, LogletError> {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let tail = self.find_tail().await?;
+            if tail.next_lsn > beyond.next() || tail.sealed {
+                return Ok(tail);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    async fn find_tail(&self) -> Result<TailState, LogletError> {
+        let loglet_id = self.id.0;
+        let answer = self
+            .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id }).await })
+            .await?;
+        Ok(TailState { next_lsn: Lsn(answer.next_lsn), sealed: answer.sealed })
+    }
+
+    async fn trim(&self, trim_point: Lsn) -> Result<Lsn, LogletError> {
+        let loglet_id = self.id.0;
+        let answer =
+            self.call("trim", true, |mut c| async move {
+                c.trim(pb::TrimRequest { loglet_id, trim_point: trim_point.0 }).await
+            })
+            .await?;
+        if !answer.refused.is_empty() {
+            return Err(LogletError::InvalidInput(format!("loglet {}: {}", self.id, answer.refused)));
+        }
+        Ok(Lsn(answer.trim_point))
+    }
+
+    async fn trim_point(&self) -> Result<Lsn, LogletError> {
+        let batch = self.read(Lsn::OLDEST, 1).await?;
+        Ok(batch.trim_gap.map_or(Lsn::INVALID, |g| g.to))
+    }
+
+    async fn seal(&self) -> Result<TailState, LogletError> {
+        let loglet_id = self.id.0;
+        let answer =
+            self.call("seal", true, |mut c| async move { c.seal(pb::SealRequest { loglet_id }).await }).await?;
+        Ok(TailState { next_lsn: Lsn(answer.next_lsn), sealed: answer.sealed })
+    }
+}

@@ -1,0 +1,13 @@
+//! Replicated loglets: each a raft group over the log-servers of its nodeset
+//! (`2r-1` voters for replication `r`, so a record is on `r` of them before it is
+//! acknowledged).
+
+mod host;
+mod loglet;
+mod service;
+mod state;
+
+pub use host::{group_of, HostedLoglet, ReplicatedLogletHost, LOGLET_GROUP_BASE};
+pub use loglet::ReplicatedLoglet;
+pub use service::{LogServerService, LOGLET_LEADER_HEADER};
+pub use state::{Command, LogletState, Outcome};

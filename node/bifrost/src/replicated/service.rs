@@ -1,0 +1,120 @@
+//! gRPC `LogServer`: the replicated loglets hosted on this node.
+
+use std::sync::Arc;
+
+use restate_proto::log_server::{self as pb, log_server_server::LogServer};
+use restate_raft::RaftError;
+use restate_types::LogletId;
+use tonic::{Request, Response, Status};
+
+use super::host::ReplicatedLogletHost;
+use super::state::{Command, Outcome};
+
+/// Header naming the loglet leader's address on UNAVAILABLE answers.
+pub const LOGLET_LEADER_HEADER: &str = "x-restate-loglet-leader";
+
+pub struct LogServerService {
+    host: Arc<ReplicatedLogletHost>,
+}
+
+impl LogServerService {
+    pub fn new(host: Arc<ReplicatedLogletHost>) -> pb::log_server_server::LogServerServer<LogServerService> {
+        pb::log_server_server::LogServerServer::new(LogServerService { host }).max_decoding_message_size(64 << 20)
+    }
+
+    fn hosted(&self, loglet: u64) -> Result<Arc<super::host::HostedLoglet>, Status> {
+        self.host.get(LogletId(loglet)).ok_or_else(|| {
+            Status::unavailable(format!(
+                "loglet {loglet} is not hosted on this node (not in its nodeset, or not started yet)"
+            ))
+        })
+    }
+
+    fn raft_status(&self, loglet: u64, err: RaftError) -> Status {
+        match err {
+            RaftError::NotLeader { leader } => {
+                let mut status = Status::unavailable(format!("not the leader of loglet {loglet}"));
+                if let Some(address) = self.host.leader_address(LogletId(loglet), leader).and_then(|a| a.parse().ok()) {
+                    status.metadata_mut().insert(LOGLET_LEADER_HEADER, address);
+                }
+                status
+            }
+            // Certainly not applied: safe for the client to send again.
+            RaftError::Dropped => {
+                Status::unavailable(format!("loglet {loglet}: not applied (leadership changed); retry"))
+            }
+            RaftError::Timeout(_) => Status::deadline_exceeded(format!(
+                "loglet {loglet}: {err_text}",
+                err_text = RaftError::Timeout(std::time::Duration::from_secs(5))
+            )),
+            other => Status::unavailable(format!("loglet {loglet}: {other}")),
+        }
+    }
+
+    async fn propose(&self, loglet: u64, command: Command) -> Result<Outcome, Status> {
+        self.hosted(loglet)?;
+        self.host.propose(LogletId(loglet), command).await.map_err(|e| self.raft_status(loglet, e))
+    }
+}
+
+#[tonic::async_trait]
+impl LogServer for LogServerService {
+    async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+        let r = request.into_inner();
+        let records = r.records.into_iter().map(bytes::Bytes::from).collect();
+        match self.propose(r.loglet_id, Command::Append(records)).await? {
+            Outcome::Appended(last) => Ok(Response::new(pb::AppendResponse { last_lsn: last, sealed: false })),
+            Outcome::Sealed(_) => Ok(Response::new(pb::AppendResponse { last_lsn: 0, sealed: true })),
+            Outcome::Refused(reason) => Err(Status::invalid_argument(reason)),
+            other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
+        let r = request.into_inner();
+        let hosted = self.hosted(r.loglet_id)?;
+        // Applied records never change, so any member may serve what it has applied.
+        let state = hosted.state.read().expect("not poisoned");
+        let from = r.from_lsn.max(state.trim_point + 1).max(1);
+        let max = (r.max_records.max(1) as usize).min(10_000);
+        let records = state
+            .records
+            .range(from..)
+            .take(max)
+            .map(|(lsn, payload)| pb::Record { lsn: *lsn, payload: payload.to_vec() })
+            .collect();
+        Ok(Response::new(pb::ReadResponse {
+            records,
+            trim_point: state.trim_point,
+            next_lsn: state.next_lsn,
+            sealed: state.sealed,
+        }))
+    }
+
+    async fn find_tail(&self, request: Request<pb::FindTailRequest>) -> Result<Response<pb::TailResponse>, Status> {
+        let loglet = request.into_inner().loglet_id;
+        let hosted = self.hosted(loglet)?;
+        self.host.read_barrier(LogletId(loglet)).await.map_err(|e| self.raft_status(loglet, e))?;
+        let state = hosted.state.read().expect("not poisoned");
+        Ok(Response::new(pb::TailResponse { next_lsn: state.next_lsn, sealed: state.sealed }))
+    }
+
+    async fn seal(&self, request: Request<pb::SealRequest>) -> Result<Response<pb::TailResponse>, Status> {
+        let loglet = request.into_inner().loglet_id;
+        match self.propose(loglet, Command::Seal).await? {
+            Outcome::SealedAt(next) => Ok(Response::new(pb::TailResponse { next_lsn: next, sealed: true })),
+            other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    async fn trim(&self, request: Request<pb::TrimRequest>) -> Result<Response<pb::TrimResponse>, Status> {
+        let r = request.into_inner();
+        match self.propose(r.loglet_id, Command::Trim(r.trim_point)).await? {
+            Outcome::Trimmed(point) => {
+                Ok(Response::new(pb::TrimResponse { trim_point: point, refused: String::new() }))
+            }
+            Outcome::Refused(reason) => Ok(Response::new(pb::TrimResponse { trim_point: 0, refused: reason })),
+            other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        }
+    }
+}
