@@ -132,3 +132,94 @@ fn acknowledged_records_survive_a_log_server_kill_on_every_replica() {
         }
     }
 }
+
+fn append(runtime: &tokio::runtime::Runtime, address: &str, log_id: u32, from: u32, to: u32) -> u64 {
+    runtime.block_on(async {
+        let mut ctl = NodeCtlClient::connect(address.to_owned()).await.unwrap();
+        let records = (from..=to).map(|i| format!("r{i}").into_bytes()).collect();
+        ctl.append_log(AppendLogRequest { log_id, records })
+            .await
+            .unwrap_or_else(|s| panic!("append {from}..={to}: {s:?}"))
+            .into_inner()
+            .last_lsn
+    })
+}
+
+fn read_all(runtime: &tokio::runtime::Runtime, address: &str, log_id: u32) -> Vec<(u64, String)> {
+    read_from(runtime, address, log_id, 1)
+}
+
+fn read_from(runtime: &tokio::runtime::Runtime, address: &str, log_id: u32, from_lsn: u64) -> Vec<(u64, String)> {
+    runtime.block_on(async {
+        let mut ctl = NodeCtlClient::connect(address.to_owned()).await.unwrap();
+        let read = ctl
+            .read_log(restate_proto::node_ctl::ReadLogRequest { log_id, from_lsn, max_records: 1000 })
+            .await
+            .unwrap()
+            .into_inner();
+        read.records.into_iter().map(|r| (r.lsn, String::from_utf8(r.payload).unwrap())).collect()
+    })
+}
+
+#[test]
+fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
+    let dir = TestDir::new("grow");
+    let mut n1 = ServerProcess::new(
+        &dir,
+        "n1",
+        "grow",
+        &[("RESTATE_METADATA_SERVER__TYPE", "replicated"), ("RESTATE_DEFAULT_NUM_PARTITIONS", "2")],
+    );
+    n1.start_and_wait_healthy();
+    wait_for_alive_nodes(&n1, 1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let a1 = n1.address();
+
+    assert_eq!(append(&runtime, &a1, 0, 1, 5), 5);
+    // The seed's migration step, as written.
+    n1.ctl(&["config", "set", "--log-provider", "replicated", "--log-replication", "1"]).ok();
+    assert_eq!(append(&runtime, &a1, 0, 6, 10), 10);
+    let expected = |n: u64| (1..=n).map(|i| (i, format!("r{i}"))).collect::<Vec<_>>();
+    assert_eq!(read_all(&runtime, &a1, 0), expected(10));
+
+    // Two nodes join through the first one's address, as the seed's guide says.
+    let list = format!("[\"{a1}\"]");
+    let mut others: Vec<ServerProcess> = ["n2", "n3"]
+        .iter()
+        .map(|name| {
+            ServerProcess::new(
+                &dir,
+                name,
+                "grow",
+                &[
+                    ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
+                    ("RESTATE_METADATA_CLIENT__ADDRESSES", &list),
+                    ("RESTATE_AUTO_PROVISION", "false"),
+                ],
+            )
+        })
+        .collect();
+    for node in others.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    wait_for_alive_nodes(&n1, 3);
+    let raised = n1.ctl(&["config", "set", "--log-replication", "2", "--json"]).json();
+    assert_eq!(raised["log_replication"], 2);
+    let logs = n1.ctl(&["logs", "describe", "--log-id", "0", "--json"]).json();
+    assert_eq!(logs["nodeset"], serde_json::json!(["N1", "N2", "N3"]), "{logs:#}");
+    assert_eq!(append(&runtime, &a1, 0, 11, 15), 15);
+
+    // One node down: replication 2 out of 3 keeps accepting records.
+    others[1].kill();
+    assert_eq!(append(&runtime, &a1, 0, 16, 20), 20);
+    assert_eq!(read_all(&runtime, &a1, 0), expected(20));
+    // Records of the first (local) segment live on n1 alone; the replicated ones are
+    // readable through any node.
+    assert_eq!(read_from(&runtime, &others[0].address(), 0, 6), expected(20)[5..].to_vec());
+    let described = n1.ctl(&["logs", "describe", "--log-id", "0", "--json"]).json();
+    assert_eq!(
+        described["segments"].as_array().unwrap().len(),
+        3,
+        "local, replicated r=1, replicated r=2: {described:#}"
+    );
+}
