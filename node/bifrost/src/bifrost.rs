@@ -126,6 +126,7 @@ pub struct Bifrost {
     /// opened (and thus created empty) in this node's storage.
     me: Option<PlainNodeId>,
     cache: RwLock<Option<Arc<CachedLogs>>>,
+    metrics: Option<crate::metrics::BifrostMetrics>,
 }
 
 struct CachedLogs {
@@ -143,7 +144,13 @@ const EXTEND_ATTEMPTS: usize = 32;
 
 impl Bifrost {
     pub fn new(metadata: Arc<dyn MetadataStore>, provider: Arc<dyn LogletProvider>) -> Bifrost {
-        Bifrost { metadata, provider, me: None, cache: RwLock::new(None) }
+        Bifrost { metadata, provider, me: None, cache: RwLock::new(None), metrics: None }
+    }
+
+    /// Records append and trim metrics.
+    pub fn with_metrics(mut self, metrics: crate::metrics::BifrostMetrics) -> Bifrost {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Declares which node this is. Local segments record their node in the nodeset;
@@ -161,6 +168,19 @@ impl Bifrost {
     /// 10 s for it before answering [`BifrostError::Unavailable`]. Each record lands
     /// exactly once: a sealed loglet rejects the whole batch without writing any of it.
     pub async fn append(&self, log: LogId, records: Vec<Bytes>) -> Result<Lsn, BifrostError> {
+        let started = std::time::Instant::now();
+        let (count, bytes) = (records.len(), records.iter().map(Bytes::len).sum::<usize>());
+        let result = self.append_inner(log, records).await;
+        if let Some(metrics) = &self.metrics {
+            match &result {
+                Ok(_) => metrics.appended(log.0, count, bytes, started.elapsed().as_secs_f64()),
+                Err(_) => metrics.append_failed(),
+            }
+        }
+        result
+    }
+
+    async fn append_inner(&self, log: LogId, records: Vec<Bytes>) -> Result<Lsn, BifrostError> {
         if records.is_empty() {
             return Err(BifrostError::InvalidInput(format!(
                 "cannot append to log {log}: the batch is empty; pass at least one record"
@@ -324,6 +344,14 @@ impl Bifrost {
     /// changes nothing and returns the current one; one beyond the last written record is
     /// [`BifrostError::InvalidInput`] and changes nothing.
     pub async fn trim(&self, log: LogId, trim_point: Lsn) -> Result<Lsn, BifrostError> {
+        let reached = self.trim_inner(log, trim_point).await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.trimmed(log.0, reached.0);
+        }
+        Ok(reached)
+    }
+
+    async fn trim_inner(&self, log: LogId, trim_point: Lsn) -> Result<Lsn, BifrostError> {
         let segments = self.chain(log, true).await?.1;
         let tail = segments.last().expect("checked chains are non-empty");
         let tail_state = self.loglet(log, tail).await?.find_tail().await?;

@@ -13,6 +13,7 @@
 mod bifrost;
 mod local_loglet;
 mod loglet;
+mod metrics;
 mod provider;
 pub mod replicated;
 pub mod segment_math;
@@ -20,4 +21,5 @@ pub mod segment_math;
 pub use bifrost::{Bifrost, BifrostError, LogDescription, LogReadBatch, LogTail, LogletProvider, SegmentDescription};
 pub use local_loglet::LocalLoglet;
 pub use loglet::{LogEntry, LogRecord, Loglet, LogletError, LogletReadStream, ReadBatch, TailState, TrimGap};
+pub use metrics::BifrostMetrics;
 pub use provider::{ClusterLogletProvider, LocalLogletProvider};

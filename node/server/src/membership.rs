@@ -41,6 +41,7 @@ pub(crate) struct MembershipContext {
     /// Gets this node's Bifrost once it runs.
     pub(crate) logs: crate::logs_ctl::LogsHandle,
     pub loglets: Arc<restate_bifrost::LocalLogletProvider>,
+    pub(crate) metrics: crate::metrics::NodeMetrics,
     /// Replicated loglets this node hosts (log-server role).
     pub loglet_host: Option<Arc<restate_bifrost::replicated::ReplicatedLogletHost>>,
 }
@@ -161,8 +162,12 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
         match step(&ctx).await {
             Ok(Some(node)) => {
                 let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.metadata.clone());
-                let bifrost =
+                let mut bifrost =
                     restate_bifrost::Bifrost::new(ctx.metadata.clone(), Arc::new(provider)).with_node_id(node.id);
+                match restate_bifrost::BifrostMetrics::register(ctx.metrics.registry()) {
+                    Ok(metrics) => bifrost = bifrost.with_metrics(metrics),
+                    Err(e) => tracing::warn!("bifrost metrics unavailable: {e}"),
+                }
                 ctx.logs.set(Arc::new(bifrost));
                 if ctx.me.roles.contains(restate_types::Role::Admin) {
                     tokio::spawn(crate::log_placement::run(ctx.metadata.clone(), shutdown.clone()));

@@ -57,6 +57,11 @@ impl NodeMetrics {
         self.uptime_seconds.set(uptime.as_secs() as i64);
     }
 
+    /// The registry other layers register their metrics in (Bifrost).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");

@@ -148,6 +148,7 @@ impl Node {
             logs: logs.clone(),
             loglets: Arc::new(restate_bifrost::LocalLogletProvider::new(storage.clone())),
             loglet_host: loglet_host.clone(),
+            metrics: metrics.clone(),
         });
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),

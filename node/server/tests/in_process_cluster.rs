@@ -24,6 +24,15 @@ fn config(dir: &std::path::Path, name: &str, env: &[(&str, String)]) -> restate_
     config
 }
 
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 async fn wait_for_phase(node: &Node, what: &str, predicate: impl Fn(&NodePhase) -> bool) -> NodePhase {
     let mut phases = node.state().subscribe();
     let waited = tokio::time::timeout(Duration::from_secs(20), async {
@@ -106,6 +115,11 @@ async fn logs_append_read_trim_through_node_control() {
     let unknown = client.describe_log(pb::DescribeLogRequest { log_id: 999 }).await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
     assert!(unknown.message().contains("999"), "{}", unknown.message());
+
+    let metrics = http_get(node.fabric_address, "/metrics").await;
+    assert!(metrics.contains("restate_bifrost_append_records_total{log=\"3\"} 10"), "{metrics}");
+    assert!(metrics.contains("restate_bifrost_trim_point{log=\"3\"} 5"), "{metrics}");
+    assert!(metrics.contains("restate_bifrost_append_latency_seconds_count 1"), "{metrics}");
 
     let logs = client.list_logs(pb::ListLogsRequest {}).await.unwrap().into_inner().logs;
     assert_eq!(logs.len(), 4);
