@@ -223,3 +223,76 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
         "local, replicated r=1, replicated r=2: {described:#}"
     );
 }
+
+#[test]
+fn five_nodes_with_replication_3_keep_appending_with_two_down() {
+    let dir = TestDir::new("five");
+    let names = ["n1", "n2", "n3", "n4", "n5"];
+    let mut nodes: Vec<ServerProcess> = names
+        .iter()
+        .map(|name| {
+            ServerProcess::new(
+                &dir,
+                name,
+                "five",
+                &[
+                    ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
+                    ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+                    ("RESTATE_DEFAULT_REPLICATION", "3"),
+                    ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
+                    ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "32 MiB"),
+                ],
+            )
+        })
+        .collect();
+    let list = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
+        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
+    }
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    wait_for_alive_nodes(&nodes[0], 5);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let loglet = loop {
+        let v = nodes[0].ctl(&["logs", "list", "--json"]).json();
+        let log = v["logs"][0].clone();
+        if log["nodeset"].as_array().is_some_and(|n| n.len() == 5) {
+            assert_eq!(log["replication"], 3);
+            break log["loglet_id"].as_u64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "log never placed on 5 nodes: {v:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let a1 = nodes[0].address();
+    assert_eq!(append(&runtime, &a1, 0, 1, 10), 10);
+
+    // Two of five down: a majority of the loglet's voters (3) remains.
+    nodes[3].kill();
+    nodes[4].kill();
+    assert_eq!(append(&runtime, &a1, 0, 11, 20), 20);
+
+    // They come back and catch up: their replicas hold all 20 records.
+    nodes[3].start_and_wait_healthy();
+    nodes[4].start_and_wait_healthy();
+    assert_eq!(append(&runtime, &a1, 0, 21, 25), 25);
+    for node in &nodes[3..] {
+        let address = node.address();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let read = runtime.block_on(async {
+                let mut client = LogServerClient::connect(address.clone()).await.ok()?;
+                client.read(ReadRequest { loglet_id: loglet, from_lsn: 1, max_records: 100 }).await.ok()
+            });
+            let lsns: Vec<u64> =
+                read.map(|r| r.into_inner().records.iter().map(|r| r.lsn).collect()).unwrap_or_default();
+            if lsns == (1..=25).collect::<Vec<_>>() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{} never caught up: {lsns:?}", node.name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
