@@ -38,3 +38,4 @@ bench:
 	command -v etcd >/dev/null || (apt-get update -qq && apt-get install -y -qq etcd-server etcd-client)
 	$(CARGO) build --release --bins
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/metadata-bench
+	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/logs-bench

@@ -1,0 +1,157 @@
+//! `make bench` (logs): append throughput and latency of 512-byte records on a replicated
+//! loglet (3 nodes, replication 2) at 1, 16 and 64 concurrent appenders, beside the
+//! machine's measured limit in the same run (a single-file write + fdatasync loop).
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use restate_e2e::{wait_until, ServerProcess, TestDir};
+use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
+use tonic::transport::{Channel, Endpoint};
+
+const RUN_FOR: Duration = Duration::from_secs(4);
+const RECORD: usize = 512;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// The physical limit: 4 KiB writes, each followed by fdatasync, for 3 seconds.
+fn fsync_limit(dir: &std::path::Path) -> (f64, Vec<Duration>) {
+    let file =
+        std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(dir.join("fsync-probe")).unwrap();
+    let block = vec![7u8; 4096];
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    let mut offset = 0u64;
+    while start.elapsed() < Duration::from_secs(3) {
+        let began = Instant::now();
+        file.write_all_at(&block, offset).unwrap();
+        file.sync_data().unwrap();
+        latencies.push(began.elapsed());
+        offset += 4096;
+    }
+    latencies.sort();
+    (latencies.len() as f64 / start.elapsed().as_secs_f64(), latencies)
+}
+
+fn channel(address: &str) -> Channel {
+    Endpoint::from_shared(address.to_owned()).unwrap().timeout(Duration::from_secs(5)).connect_lazy()
+}
+
+async fn leader_of(addresses: &[String], loglet: u64) -> Option<String> {
+    for address in addresses {
+        let mut client = LogServerClient::new(channel(address));
+        let request = AppendRequest { loglet_id: loglet, records: vec![b"probe".to_vec()] };
+        if client.append(request).await.is_ok() {
+            return Some(address.clone());
+        }
+    }
+    None
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _context = runtime.enter();
+    let dir = TestDir::new("logs-bench");
+    let (syncs_per_second, fsync) = fsync_limit(dir.path());
+
+    let mut nodes: Vec<ServerProcess> = ["l1", "l2", "l3"]
+        .iter()
+        .map(|n| {
+            ServerProcess::new(
+                &dir,
+                n,
+                "logs-bench",
+                &[
+                    ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
+                    ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+                    ("RESTATE_DEFAULT_REPLICATION", "2"),
+                    ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
+                    ("RUST_LOG", "warn"),
+                ],
+            )
+        })
+        .collect();
+    let list = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
+        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
+        node.set_env("RUST_LOG", "warn");
+    }
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    let addresses: Vec<String> = nodes.iter().map(|n| n.address()).collect();
+    let mut loglet = 0;
+    wait_until("the log to be placed on 3 log-servers", Duration::from_secs(60), || {
+        let out = nodes[0].ctl(&["logs", "list", "--json"]);
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&out.stdout) else { return false };
+        let log = &v["logs"][0];
+        loglet = log["loglet_id"].as_u64().unwrap_or(0);
+        log["nodeset"].as_array().is_some_and(|n| n.len() == 3)
+    });
+    let mut leader = None;
+    wait_until("the loglet to elect a leader", Duration::from_secs(30), || {
+        leader = runtime.block_on(leader_of(&addresses, loglet));
+        leader.is_some()
+    });
+    let leader = leader.unwrap();
+
+    println!(
+        "## Replicated loglet appends, 3 nodes, replication 2, {RECORD}-byte records ({}s per row)\n",
+        RUN_FOR.as_secs()
+    );
+    println!(
+        "Machine limit measured in this run: {:.0} fdatasync/s, p50 {} ms, p99 {} ms (4 KiB write + fdatasync loop).\n",
+        syncs_per_second,
+        ms(percentile(&fsync, 0.5)),
+        ms(percentile(&fsync, 0.99))
+    );
+    println!("| appenders | records/s | MB/s | p50 ms | p99 ms | p99 / fsync p99 | records/s / syncs/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for appenders in [1usize, 16, 64] {
+        let deadline = Instant::now() + RUN_FOR;
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..appenders)
+            .map(|_| {
+                let mut client = LogServerClient::new(channel(&leader));
+                runtime.spawn(async move {
+                    let mut latencies = Vec::new();
+                    while Instant::now() < deadline {
+                        let began = Instant::now();
+                        let request = AppendRequest { loglet_id: loglet, records: vec![vec![b'x'; RECORD]] };
+                        client.append(request).await.expect("append");
+                        latencies.push(began.elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        let mut latencies: Vec<Duration> = Vec::new();
+        for task in tasks {
+            latencies.extend(runtime.block_on(task).unwrap());
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        latencies.sort();
+        let rate = latencies.len() as f64 / elapsed;
+        println!(
+            "| {appenders} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} |",
+            rate,
+            rate * RECORD as f64 / 1e6,
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99)),
+            percentile(&latencies, 0.99).as_secs_f64() / percentile(&fsync, 0.99).as_secs_f64(),
+            rate / syncs_per_second,
+        );
+    }
+    std::io::stdout().flush().unwrap();
+}
