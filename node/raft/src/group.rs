@@ -336,7 +336,8 @@ impl RaftGroup {
     /// a member added later must find itself in the snapshot it is sent, or raft-rs
     /// refuses to restore it.
     fn maybe_compact(&mut self, batch: &mut WriteBatch, storage: &NodeStorage, options: &RaftOptions) {
-        let due = self.applied >= self.storage.snapshot_index() + options.snapshot_interval_entries;
+        let interval = self.machine.snapshot_interval_entries().unwrap_or(options.snapshot_interval_entries);
+        let due = self.applied >= self.storage.snapshot_index() + interval;
         if due || (self.storage.snapshot_conf_is_stale() && self.applied > self.storage.snapshot_index()) {
             let data = self.machine.snapshot();
             self.storage.compact_to_snapshot(self.applied, data, batch, storage.cf(CF_RAFT));

@@ -47,4 +47,10 @@ pub trait StateMachine: Send + 'static {
 
     /// Replaces the state with a snapshot taken at `index`.
     fn restore(&mut self, index: u64, snapshot: &[u8]);
+
+    /// Applied entries between snapshots, when this machine's snapshots are costlier
+    /// (or cheaper) than the engine default assumes.
+    fn snapshot_interval_entries(&self) -> Option<u64> {
+        None
+    }
 }

@@ -45,7 +45,15 @@ impl StateMachine for LogletMachine {
     fn restore(&mut self, _index: u64, snapshot: &[u8]) {
         *self.state.write().expect("not poisoned") = LogletState::decode(snapshot).unwrap_or_else(|e| panic!("{e}"));
     }
+
+    /// A snapshot carries every untrimmed record, so it is taken rarely; trimming keeps
+    /// both the records and the raft log short.
+    fn snapshot_interval_entries(&self) -> Option<u64> {
+        Some(LOGLET_SNAPSHOT_INTERVAL)
+    }
 }
+
+const LOGLET_SNAPSHOT_INTERVAL: u64 = 20_000;
 
 pub struct ReplicatedLogletHost {
     engine: RaftEngine,
