@@ -213,8 +213,9 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
     others[1].kill();
     assert_eq!(append(&runtime, &a1, 0, 16, 20), 20);
     assert_eq!(read_all(&runtime, &a1, 0), expected(20));
-    // Records of the first (local) segment live on n1 alone; the replicated ones are
-    // readable through any node.
+    // The whole history reads the same through another node: the first (local)
+    // segment is read through n1, the replicated ones from their log-servers.
+    assert_eq!(read_all(&runtime, &others[0].address(), 0), expected(20));
     assert_eq!(read_from(&runtime, &others[0].address(), 0, 6), expected(20)[5..].to_vec());
     let described = n1.ctl(&["logs", "describe", "--log-id", "0", "--json"]).json();
     assert_eq!(

@@ -57,6 +57,16 @@ pub trait LogletProvider: Send + Sync {
     /// The loglet storing `segment`, or [`BifrostError::Unavailable`] saying why this
     /// node cannot reach it.
     async fn loglet(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError>;
+
+    /// A local segment held by another node, read through that node (read-only).
+    async fn remote_local(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
+        Err(BifrostError::Unavailable(format!(
+            "the segment starting at LSN {} (loglet {}) is a local loglet on {}",
+            segment.base_lsn,
+            segment.loglet_id,
+            describe_nodeset(&segment.nodeset)
+        )))
+    }
 }
 
 /// The answer to one [`Bifrost::read`]; every LSN in it is virtual.
@@ -519,6 +529,9 @@ impl Bifrost {
     async fn loglet(&self, log: LogId, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
         if let Some(me) = self.me {
             if segment.kind == LogProviderKind::Local && !segment.nodeset.is_empty() && !segment.nodeset.contains(&me) {
+                if let Ok(remote) = self.provider.remote_local(segment).await {
+                    return Ok(remote);
+                }
                 return Err(BifrostError::Unavailable(format!(
                     "log {log}: the segment starting at LSN {} (loglet {}) is a local loglet on {}; this node is {me} and cannot reach it",
                     segment.base_lsn,

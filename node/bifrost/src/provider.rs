@@ -112,8 +112,34 @@ impl ClusterLogletProvider {
     }
 }
 
+impl ClusterLogletProvider {
+    async fn addresses(&self, segment: &Segment) -> Result<Vec<String>, BifrostError> {
+        let (nodes, _) =
+            restate_metadata::typed::get::<restate_metadata::objects::NodesConfiguration>(self.metadata.as_ref())
+                .await?
+                .unwrap_or_default();
+        segment
+            .nodeset
+            .iter()
+            .map(|id| {
+                nodes.nodes.get(id).map(|n| n.address.clone()).ok_or_else(|| {
+                    BifrostError::Unavailable(format!(
+                        "loglet {}: nodeset member {id} is not in NodesConfiguration",
+                        segment.loglet_id
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl LogletProvider for ClusterLogletProvider {
+    async fn remote_local(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
+        let owner = self.addresses(segment).await?;
+        Ok(Arc::new(crate::replicated::ReplicatedLoglet::remote_local(segment.loglet_id, owner)))
+    }
+
     async fn loglet(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
         if segment.kind == LogProviderKind::Local {
             return self.local.loglet(segment).await;

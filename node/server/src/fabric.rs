@@ -17,6 +17,7 @@ pub(crate) fn router(
     metadata_role: &MetadataRole,
     raft: Option<&RaftHost>,
     loglets: Option<std::sync::Arc<restate_bifrost::replicated::ReplicatedLogletHost>>,
+    local_loglets: std::sync::Arc<restate_bifrost::LocalLogletProvider>,
     state: NodeState,
     metrics: NodeMetrics,
 ) -> Router {
@@ -29,7 +30,7 @@ pub(crate) fn router(
         grpc = grpc.add_service(raft.transport_service());
     }
     if let Some(host) = loglets {
-        grpc = grpc.add_service(restate_bifrost::replicated::LogServerService::new(host));
+        grpc = grpc.add_service(restate_bifrost::replicated::LogServerService::new(host, local_loglets));
     }
     grpc.into_axum_router()
         // Liveness: the node's servers listen. Provisioning state is `restatectl status`'s business.

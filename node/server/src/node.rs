@@ -119,6 +119,8 @@ impl Node {
         let metrics = NodeMetrics::new(&config.node_name, &config.cluster_name);
         let default_log_provider = config.bifrost.default_provider;
         let logs = crate::logs_ctl::LogsHandle::default();
+        // One provider per node: it hands out the only handle of each local loglet.
+        let local_loglets = Arc::new(restate_bifrost::LocalLogletProvider::new(storage.clone()));
         let membership = Arc::new(MembershipContext {
             cluster_name: config.cluster_name.clone(),
             auto_provision: config.auto_provision,
@@ -146,7 +148,7 @@ impl Node {
             wake: Notify::new(),
             provision_lock: tokio::sync::Mutex::new(()),
             logs: logs.clone(),
-            loglets: Arc::new(restate_bifrost::LocalLogletProvider::new(storage.clone())),
+            loglets: local_loglets.clone(),
             loglet_host: loglet_host.clone(),
             metrics: metrics.clone(),
         });
@@ -173,7 +175,15 @@ impl Node {
         let servers = [
             Some((
                 fabric_listener,
-                fabric::router(ctl, &metadata_role, raft_host.as_ref(), loglet_host.clone(), state.clone(), metrics),
+                fabric::router(
+                    ctl,
+                    &metadata_role,
+                    raft_host.as_ref(),
+                    loglet_host.clone(),
+                    local_loglets.clone(),
+                    state.clone(),
+                    metrics,
+                ),
                 "node port (fabric)",
             )),
             admin_listener.map(|l| (l, admin_http::router(state.clone()), "admin API")),

@@ -17,6 +17,8 @@ pub struct ReplicatedLoglet {
     /// Advertised addresses of the nodeset's log-servers.
     members: Vec<String>,
     clients: std::sync::Mutex<std::collections::HashMap<String, LogServerClient<Channel>>>,
+    /// A local loglet of another node, read through it: writes are refused here.
+    read_only: bool,
 }
 
 fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
@@ -29,7 +31,23 @@ fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
 
 impl ReplicatedLoglet {
     pub fn new(id: LogletId, members: Vec<String>) -> ReplicatedLoglet {
-        ReplicatedLoglet { id, members, clients: Default::default() }
+        ReplicatedLoglet { id, members, clients: Default::default(), read_only: false }
+    }
+
+    /// Another node's local loglet, read through that node's log-server.
+    pub fn remote_local(id: LogletId, owner: Vec<String>) -> ReplicatedLoglet {
+        ReplicatedLoglet { read_only: true, ..ReplicatedLoglet::new(id, owner) }
+    }
+
+    fn refuse_write(&self, what: &str) -> Result<(), LogletError> {
+        if self.read_only {
+            return Err(LogletError::InvalidInput(format!(
+                "cannot {what} loglet {}: it is a local loglet of the node at {}, and only that node writes it",
+                self.id,
+                self.members.join(", ")
+            )));
+        }
+        Ok(())
     }
 
     pub fn members(&self) -> &[String] {
@@ -125,6 +143,7 @@ fn certainly_not_applied(status: &tonic::Status) -> bool {
 #[async_trait]
 impl Loglet for ReplicatedLoglet {
     async fn append(&self, records: Vec<Bytes>) -> Result<Lsn, LogletError> {
+        self.refuse_write("append to")?;
         if records.is_empty() {
             return Err(LogletError::InvalidInput("an append needs at least one record".into()));
         }
@@ -189,6 +208,7 @@ impl Loglet for ReplicatedLoglet {
     }
 
     async fn trim(&self, trim_point: Lsn) -> Result<Lsn, LogletError> {
+        self.refuse_write("trim")?;
         let loglet_id = self.id.0;
         let answer =
             self.call("trim", true, |mut c| async move {
@@ -207,6 +227,7 @@ impl Loglet for ReplicatedLoglet {
     }
 
     async fn seal(&self) -> Result<TailState, LogletError> {
+        self.refuse_write("seal")?;
         let loglet_id = self.id.0;
         let answer =
             self.call("seal", true, |mut c| async move { c.seal(pb::SealRequest { loglet_id }).await }).await?;

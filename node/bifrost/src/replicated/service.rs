@@ -15,11 +15,42 @@ pub const LOGLET_LEADER_HEADER: &str = "x-restate-loglet-leader";
 
 pub struct LogServerService {
     host: Arc<ReplicatedLogletHost>,
+    /// This node's local loglets, served read-only to other nodes.
+    local: Arc<crate::LocalLogletProvider>,
 }
 
 impl LogServerService {
-    pub fn new(host: Arc<ReplicatedLogletHost>) -> pb::log_server_server::LogServerServer<LogServerService> {
-        pb::log_server_server::LogServerServer::new(LogServerService { host }).max_decoding_message_size(64 << 20)
+    pub fn new(
+        host: Arc<ReplicatedLogletHost>,
+        local: Arc<crate::LocalLogletProvider>,
+    ) -> pb::log_server_server::LogServerServer<LogServerService> {
+        pb::log_server_server::LogServerServer::new(LogServerService { host, local })
+            .max_decoding_message_size(64 << 20)
+    }
+
+    /// Reads a local loglet of this node (not hosted as replicated).
+    async fn read_local(&self, r: &pb::ReadRequest) -> Result<pb::ReadResponse, Status> {
+        use crate::Loglet;
+        let loglet = self
+            .local
+            .get_or_open_async(LogletId(r.loglet_id))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let batch = loglet
+            .read(restate_types::Lsn(r.from_lsn), (r.max_records.max(1) as usize).min(10_000))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let trim_point = loglet.trim_point().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(pb::ReadResponse {
+            records: batch
+                .records
+                .into_iter()
+                .map(|rec| pb::Record { lsn: rec.lsn.0, payload: rec.payload.to_vec() })
+                .collect(),
+            trim_point: trim_point.0,
+            next_lsn: batch.tail.next_lsn.0,
+            sealed: batch.tail.sealed,
+        })
     }
 
     fn hosted(&self, loglet: u64) -> Result<Arc<super::host::HostedLoglet>, Status> {
@@ -72,7 +103,9 @@ impl LogServer for LogServerService {
 
     async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
         let r = request.into_inner();
-        let hosted = self.hosted(r.loglet_id)?;
+        let Ok(hosted) = self.hosted(r.loglet_id) else {
+            return Ok(Response::new(self.read_local(&r).await?));
+        };
         // Applied records never change, so any member may serve what it has applied.
         let state = hosted.state.read().expect("not poisoned");
         let from = r.from_lsn.max(state.trim_point + 1).max(1);
@@ -93,7 +126,13 @@ impl LogServer for LogServerService {
 
     async fn find_tail(&self, request: Request<pb::FindTailRequest>) -> Result<Response<pb::TailResponse>, Status> {
         let loglet = request.into_inner().loglet_id;
-        let hosted = self.hosted(loglet)?;
+        let Ok(hosted) = self.hosted(loglet) else {
+            use crate::Loglet;
+            let local =
+                self.local.get_or_open_async(LogletId(loglet)).await.map_err(|e| Status::unavailable(e.to_string()))?;
+            let tail = local.find_tail().await.map_err(|e| Status::unavailable(e.to_string()))?;
+            return Ok(Response::new(pb::TailResponse { next_lsn: tail.next_lsn.0, sealed: tail.sealed }));
+        };
         self.host.read_barrier(LogletId(loglet)).await.map_err(|e| self.raft_status(loglet, e))?;
         let state = hosted.state.read().expect("not poisoned");
         Ok(Response::new(pb::TailResponse { next_lsn: state.next_lsn, sealed: state.sealed }))
