@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use restate_e2e::{wait_until, ServerProcess, TestDir};
+use restate_e2e::{replicated_cluster, wait_until, TestDir};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 use tonic::transport::{Channel, Endpoint};
 
@@ -64,27 +64,17 @@ fn main() {
     let dir = TestDir::new("logs-bench");
     let (syncs_per_second, fsync) = fsync_limit(dir.path());
 
-    let mut nodes: Vec<ServerProcess> = ["l1", "l2", "l3"]
-        .iter()
-        .map(|n| {
-            ServerProcess::new(
-                &dir,
-                n,
-                "logs-bench",
-                &[
-                    ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
-                    ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
-                    ("RESTATE_DEFAULT_REPLICATION", "2"),
-                    ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
-                    ("RUST_LOG", "warn"),
-                ],
-            )
-        })
-        .collect();
-    let list = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
-        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
+    let mut nodes = replicated_cluster(
+        &dir,
+        "logs-bench",
+        &["l1", "l2", "l3"],
+        &[
+            ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            ("RESTATE_DEFAULT_REPLICATION", "2"),
+            ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
+        ],
+    );
+    for node in nodes.iter_mut() {
         node.set_env("RUST_LOG", "warn");
     }
     for node in nodes.iter_mut() {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use restate_e2e::{free_port, wait_until, ServerProcess, TestDir};
+use restate_e2e::{free_port, replicated_cluster, wait_until, ServerProcess, TestDir};
 use restate_proto::metadata::{
     self as mpb, metadata_server_admin_client::MetadataServerAdminClient, metadata_server_client::MetadataServerClient,
 };
@@ -225,21 +225,8 @@ fn ms(d: Duration) -> String {
 }
 
 fn three_restate_nodes(dir: &TestDir) -> Vec<ServerProcess> {
-    let mut nodes: Vec<ServerProcess> = ["b1", "b2", "b3"]
-        .iter()
-        .map(|n| {
-            ServerProcess::new(
-                dir,
-                n,
-                "bench",
-                &[("RESTATE_METADATA_SERVER__TYPE", "replicated"), ("RESTATE_LOG_FILTER", "warn")],
-            )
-        })
-        .collect();
-    let list = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
-        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
+    let mut nodes = replicated_cluster(dir, "bench", &["b1", "b2", "b3"], &[("RESTATE_LOG_FILTER", "warn")]);
+    for node in nodes.iter_mut() {
         node.set_env("RUST_LOG", "warn");
     }
     nodes

@@ -322,3 +322,22 @@ pub fn wait_for_alive_nodes(node: &ServerProcess, count: usize) -> serde_json::V
     }
     panic!("{} never reported {count} alive nodes; last status: {last:#}", node.name);
 }
+
+/// Nodes of one cluster configured only through the environment, as the seed's compose
+/// file does: every node is a replicated metadata server and lists all nodes as
+/// metadata-client addresses; the first one auto-provisions, the others wait for it.
+/// `env` applies to every node. Nothing is started.
+pub fn replicated_cluster(dir: &TestDir, cluster: &str, names: &[&str], env: &[(&str, &str)]) -> Vec<ServerProcess> {
+    let mut base = vec![("RESTATE_METADATA_SERVER__TYPE", "replicated")];
+    base.extend_from_slice(env);
+    let mut nodes: Vec<ServerProcess> =
+        names.iter().map(|name| ServerProcess::new(dir, name, cluster, &base)).collect();
+    let list = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
+        let advertised = node.address();
+        node.set_env("RESTATE_ADVERTISED_ADDRESS", &advertised);
+        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
+    }
+    nodes
+}

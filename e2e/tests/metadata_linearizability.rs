@@ -94,16 +94,8 @@ fn run_client(client: u32, addresses: Vec<String>, recorder: HistoryRecorder, st
 #[test]
 fn compare_and_put_history_under_node_kills_is_linearizable() {
     let dir = TestDir::new("linearizable");
-    let mut nodes: Vec<ServerProcess> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|name| ServerProcess::new(&dir, name, "lin", &[("RESTATE_METADATA_SERVER__TYPE", "replicated")]))
-        .collect();
+    let mut nodes = replicated_cluster(&dir, "lin", &["n1", "n2", "n3"], &[]);
     let addresses: Vec<String> = nodes.iter().map(|n| n.address()).collect();
-    let list = format!("[{}]", addresses.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(","));
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
-        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
-    }
     for node in nodes.iter_mut() {
         node.start_and_wait_healthy();
     }

@@ -10,28 +10,16 @@ use restate_proto::log_server::{log_server_client::LogServerClient, ReadRequest}
 use restate_proto::node_ctl::{node_ctl_client::NodeCtlClient, AppendLogRequest};
 
 fn cluster(dir: &TestDir) -> Vec<ServerProcess> {
-    let mut nodes: Vec<ServerProcess> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|name| {
-            ServerProcess::new(
-                dir,
-                name,
-                "logs",
-                &[
-                    ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
-                    ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
-                    ("RESTATE_DEFAULT_REPLICATION", "2"),
-                    ("RESTATE_DEFAULT_NUM_PARTITIONS", "2"),
-                ],
-            )
-        })
-        .collect();
-    let list = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
-        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
-    }
-    nodes
+    replicated_cluster(
+        dir,
+        "logs",
+        &["n1", "n2", "n3"],
+        &[
+            ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            ("RESTATE_DEFAULT_REPLICATION", "2"),
+            ("RESTATE_DEFAULT_NUM_PARTITIONS", "2"),
+        ],
+    )
 }
 
 /// (log id, loglet id) of every replicated segment, once every log is placed on 3 nodes.
@@ -228,29 +216,17 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
 #[test]
 fn five_nodes_with_replication_3_keep_appending_with_two_down() {
     let dir = TestDir::new("five");
-    let names = ["n1", "n2", "n3", "n4", "n5"];
-    let mut nodes: Vec<ServerProcess> = names
-        .iter()
-        .map(|name| {
-            ServerProcess::new(
-                &dir,
-                name,
-                "five",
-                &[
-                    ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
-                    ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
-                    ("RESTATE_DEFAULT_REPLICATION", "3"),
-                    ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
-                    ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "32 MiB"),
-                ],
-            )
-        })
-        .collect();
-    let list = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &list);
-        node.set_env("RESTATE_AUTO_PROVISION", if i == 0 { "true" } else { "false" });
-    }
+    let mut nodes = replicated_cluster(
+        &dir,
+        "five",
+        &["n1", "n2", "n3", "n4", "n5"],
+        &[
+            ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            ("RESTATE_DEFAULT_REPLICATION", "3"),
+            ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
+            ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "32 MiB"),
+        ],
+    );
     for node in nodes.iter_mut() {
         node.start_and_wait_healthy();
     }

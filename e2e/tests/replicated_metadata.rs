@@ -8,25 +8,7 @@ use restate_e2e::*;
 /// Three nodes configured only through the environment, as in the seed's compose file:
 /// `n1` auto-provisions, every node is a replicated metadata server.
 fn three_nodes(dir: &TestDir) -> Vec<ServerProcess> {
-    let mut nodes: Vec<ServerProcess> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|name| {
-            ServerProcess::new(
-                dir,
-                name,
-                "replicated",
-                &[("RESTATE_METADATA_SERVER__TYPE", "replicated"), ("RESTATE_AUTO_PROVISION", "false")],
-            )
-        })
-        .collect();
-    let addresses = format!("[{}]", nodes.iter().map(|n| format!("\"{}\"", n.address())).collect::<Vec<_>>().join(","));
-    for node in nodes.iter_mut() {
-        node.set_env("RESTATE_METADATA_CLIENT__ADDRESSES", &addresses);
-        let advertised = node.address();
-        node.set_env("RESTATE_ADVERTISED_ADDRESS", &advertised);
-    }
-    nodes[0].set_env("RESTATE_AUTO_PROVISION", "true");
-    nodes
+    replicated_cluster(dir, "replicated", &["n1", "n2", "n3"], &[])
 }
 
 fn servers(node: &ServerProcess) -> Vec<serde_json::Value> {

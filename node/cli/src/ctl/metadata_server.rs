@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use restate_proto::metadata::{self as mpb, metadata_server_admin_client::MetadataServerAdminClient};
-use restate_proto::node_ctl::{self as pb, GetClusterStatusRequest};
+use restate_proto::node_ctl as pb;
 use serde_json::json;
 use tonic::transport::Endpoint;
 
@@ -22,16 +22,7 @@ async fn admin(address: &str) -> Result<MetadataServerAdminClient<tonic::transpo
 }
 
 async fn cluster_nodes(globals: &Globals) -> Result<Vec<pb::NodeStatus>, CtlError> {
-    let mut client = connect(&globals.address).await?;
-    let status = client
-        .get_cluster_status(GetClusterStatusRequest {})
-        .await
-        .map_err(|s| CtlError::from_status(&globals.address, s))?
-        .into_inner();
-    if !status.provisioned {
-        let reason = status.answered_by.map(|i| i.state_reason).unwrap_or_default();
-        return Err(CtlError(format!("the cluster is not provisioned: {reason}")));
-    }
+    let status = super::status::fetch_provisioned_status(globals, "the cluster is not provisioned").await?;
     Ok(status.nodes.into_iter().filter(|n| n.roles.iter().any(|r| r == "metadata-server")).collect())
 }
 

@@ -1,21 +1,11 @@
-use restate_proto::node_ctl::GetClusterStatusRequest;
 use serde_json::json;
 
 use super::status::node_status_json;
-use super::{connect, CtlError, Globals};
+use super::{CtlError, Globals};
 use crate::output::{print_json, table};
 
 pub async fn nodes_list(globals: &Globals) -> Result<(), CtlError> {
-    let mut client = connect(&globals.address).await?;
-    let status = client
-        .get_cluster_status(GetClusterStatusRequest {})
-        .await
-        .map_err(|s| CtlError::from_status(&globals.address, s))?
-        .into_inner();
-    if !status.provisioned {
-        let reason = status.answered_by.map(|i| i.state_reason).unwrap_or_default();
-        return Err(CtlError(format!("the cluster has no nodes yet: {reason}")));
-    }
+    let status = super::status::fetch_provisioned_status(globals, "the cluster has no nodes yet").await?;
     if globals.json {
         print_json(&json!({ "nodes": status.nodes.iter().map(node_status_json).collect::<Vec<_>>() }));
         return Ok(());

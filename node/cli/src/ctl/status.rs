@@ -4,13 +4,28 @@ use serde_json::{json, Value};
 use super::{connect, CtlError, Globals};
 use crate::output::{key_values, print_json, table};
 
-pub async fn status(globals: &Globals) -> Result<(), CtlError> {
+/// The cluster as the node at `--address` sees it.
+pub(crate) async fn fetch_cluster_status(globals: &Globals) -> Result<pb::ClusterStatus, CtlError> {
     let mut client = connect(&globals.address).await?;
-    let status = client
+    Ok(client
         .get_cluster_status(GetClusterStatusRequest {})
         .await
         .map_err(|s| CtlError::from_status(&globals.address, s))?
-        .into_inner();
+        .into_inner())
+}
+
+/// Like [`fetch_cluster_status`], but an unprovisioned cluster is an error that says why.
+pub(crate) async fn fetch_provisioned_status(globals: &Globals, what: &str) -> Result<pb::ClusterStatus, CtlError> {
+    let status = fetch_cluster_status(globals).await?;
+    if !status.provisioned {
+        let reason = status.answered_by.map(|i| i.state_reason).unwrap_or_default();
+        return Err(CtlError(format!("{what}: {reason}")));
+    }
+    Ok(status)
+}
+
+pub async fn status(globals: &Globals) -> Result<(), CtlError> {
+    let status = fetch_cluster_status(globals).await?;
     if globals.json {
         print_json(&status_json(&status));
     } else {
