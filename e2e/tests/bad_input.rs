@@ -73,3 +73,19 @@ fn an_unreachable_node_is_one_line_and_exit_1() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("--address"), "{}", bad.stderr);
 }
+
+#[test]
+fn status_answers_promptly_when_no_metadata_server_is_reachable() {
+    let dir = TestDir::new("no-metadata");
+    let closed = free_port();
+    let list = format!("[\"http://127.0.0.1:{closed}\"]");
+    let mut node = ServerProcess::new(&dir, "lonely", "c1", &[("RESTATE_METADATA_CLIENT__ADDRESSES", &list)]);
+    node.start_and_wait_healthy();
+    let started = std::time::Instant::now();
+    let status = node.ctl(&["status", "--json"]).json();
+    assert!(started.elapsed() < Duration::from_secs(6), "status took {:?}", started.elapsed());
+    assert_eq!(status["provisioned"], false);
+    let reason = status["answered_by"]["state_reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("127.0.0.1:{closed}")), "the reason names the address tried: {reason}");
+    assert!(node.stop().success(), "SIGTERM exits 0 even while waiting for metadata");
+}

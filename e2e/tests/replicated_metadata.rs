@@ -89,6 +89,10 @@ fn three_members_survive_the_loss_of_the_leader() {
     }
     let got = nodes[leader].ctl(&["metadata", "get", "--key", "k", "--json"]).json();
     assert_eq!((got["value"].as_str(), got["version"].as_u64()), (Some("after"), Some(version)));
+
+    // Clean shutdown of a member (raft engine included) exits 0.
+    let exit = nodes[survivor].stop();
+    assert!(exit.success(), "SIGTERM must exit 0, got {exit}");
 }
 
 #[test]

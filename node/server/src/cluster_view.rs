@@ -25,7 +25,7 @@ pub(crate) fn configuration_to_wire(c: &ClusterConfiguration, version: u32) -> p
 
 pub(crate) async fn cluster_status(ctx: &NodeCtlContext) -> Result<pb::ClusterStatus, MetadataStoreError> {
     let me = ctx.node_info();
-    let metadata = ctx.metadata.as_ref();
+    let metadata = ctx.status_metadata.as_ref();
     let Some((configuration, config_version)) = typed::get::<ClusterConfiguration>(metadata).await? else {
         return Ok(pb::ClusterStatus {
             cluster_name: ctx.config.cluster_name.clone(),

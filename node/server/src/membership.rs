@@ -159,7 +159,12 @@ pub struct MembershipFailure(pub String);
 pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Result<(), MembershipFailure> {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match step(&ctx).await {
+        // A step may wait on metadata for seconds; shutdown must not wait for it.
+        let stepped = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            stepped = step(&ctx) => stepped,
+        };
+        match stepped {
             Ok(Some(node)) => {
                 let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.metadata.clone());
                 let mut bifrost =

@@ -100,6 +100,17 @@ impl Node {
             MetadataClient::new(&client_addresses, MetadataClientOptions::default())
                 .map_err(|e| StartupError::MetadataClient(e.to_string()))?,
         );
+        // Status views must answer quickly even when no metadata server does.
+        let status_metadata: Arc<dyn MetadataStore> = Arc::new(
+            MetadataClient::new(
+                &client_addresses,
+                MetadataClientOptions {
+                    retry_budget: std::time::Duration::from_secs(2),
+                    ..MetadataClientOptions::default()
+                },
+            )
+            .map_err(|e| StartupError::MetadataClient(e.to_string()))?,
+        );
         let raft_host = RaftHost::needed(&config)
             .then(|| RaftHost::start(&config, &storage, &identity.storage_id, &advertised_address));
         let metadata_role =
@@ -159,6 +170,7 @@ impl Node {
             storage_id: identity.storage_id.clone(),
             state: state.clone(),
             metadata,
+            status_metadata,
             membership: membership.clone(),
             metrics: metrics.clone(),
             logs,

@@ -24,6 +24,8 @@ pub(crate) struct NodeCtlContext {
     pub storage_id: String,
     pub state: NodeState,
     pub metadata: Arc<dyn MetadataStore>,
+    /// The same store with a short retry budget, for status views.
+    pub status_metadata: Arc<dyn MetadataStore>,
     pub membership: Arc<MembershipContext>,
     pub metrics: NodeMetrics,
     pub logs: crate::logs_ctl::LogsHandle,
