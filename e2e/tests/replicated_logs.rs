@@ -52,6 +52,16 @@ fn acknowledged_records_survive_a_log_server_kill_on_every_replica() {
     wait_for_alive_nodes(&nodes[0], 3);
     let loglets = wait_for_placement(&nodes[0]);
     let addresses: Vec<String> = nodes.iter().map(|n| n.address()).collect();
+    // Each replicated log names its sequencer: the loglet group's leader, a nodeset member.
+    wait_until("every log to name its leader", Duration::from_secs(30), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&nodes[1].ctl(&["logs", "list", "--json"]).stdout).unwrap_or_default();
+        v["logs"].as_array().is_some_and(|logs| {
+            logs.iter().all(|l| {
+                l["leader"].as_str().is_some_and(|leader| l["nodeset"].as_array().unwrap().iter().any(|n| n == leader))
+            })
+        })
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     // Two clients append to both logs through n1 and n2 (n3 is the one that gets killed).

@@ -112,6 +112,9 @@ pub struct SegmentDescription {
     /// The virtual LSN up to which the segment's records were trimmed.
     pub trim_point: Option<Lsn>,
     pub unavailable: Option<String>,
+    /// The node ordering appends to this segment (replicated: the loglet leader; local:
+    /// its node).
+    pub sequencer: Option<String>,
 }
 
 /// What [`Bifrost::describe`] reports about one log.
@@ -467,11 +470,18 @@ impl Bifrost {
                 tail: None,
                 trim_point: None,
                 unavailable: None,
+                sequencer: match segment.kind {
+                    LogProviderKind::Local => segment.nodeset.first().map(|n| n.to_string()),
+                    LogProviderKind::Replicated => None,
+                },
             };
             let reached = async {
                 let loglet = self.loglet(log, segment).await?;
                 let state = loglet.find_tail().await?;
                 let trim_point = loglet.trim_point().await?;
+                if let Some(sequencer) = loglet.sequencer().await {
+                    description.sequencer = Some(sequencer);
+                }
                 Ok::<_, BifrostError>((
                     state.sealed,
                     virtual_lsn(log, segment, state.next_lsn)?,

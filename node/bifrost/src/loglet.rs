@@ -110,6 +110,11 @@ pub trait Loglet: Send + Sync {
     /// Durably seals the loglet: later appends fail with [`LogletError::Sealed`]. Waits for
     /// an append in progress, so the returned tail is final. Idempotent.
     async fn seal(&self) -> Result<TailState, LogletError>;
+
+    /// The node that orders appends right now (a replicated loglet's leader), if known.
+    async fn sequencer(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One step of a [`LogletReadStream`].

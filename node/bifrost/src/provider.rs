@@ -156,23 +156,20 @@ impl LogletProvider for ClusterLogletProvider {
         if let Some(loglet) = self.replicated.lock().expect("not poisoned").get(&segment.loglet_id) {
             return Ok(loglet.clone());
         }
+        let members = self.addresses(segment).await?;
         let (nodes, _) =
             restate_metadata::typed::get::<restate_metadata::objects::NodesConfiguration>(self.metadata.as_ref())
                 .await?
                 .unwrap_or_default();
-        let mut members = Vec::new();
-        for id in &segment.nodeset {
-            match nodes.nodes.get(id) {
-                Some(node) => members.push(node.address.clone()),
-                None => {
-                    return Err(BifrostError::Unavailable(format!(
-                        "loglet {}: nodeset member {id} is not in NodesConfiguration",
-                        segment.loglet_id
-                    )))
-                }
-            }
-        }
-        let loglet = Arc::new(crate::replicated::ReplicatedLoglet::new(segment.loglet_id, members));
+        // Raft ids follow from the nodes' storage ids; they name the loglet's leader.
+        let raft_ids = segment
+            .nodeset
+            .iter()
+            .filter_map(|id| nodes.nodes.get(id))
+            .map(|n| (restate_raft::raft_id_for_storage(&n.storage_id), n.id.to_string()))
+            .collect();
+        let loglet =
+            Arc::new(crate::replicated::ReplicatedLoglet::new(segment.loglet_id, members).with_raft_ids(raft_ids));
         self.replicated.lock().expect("not poisoned").insert(segment.loglet_id, loglet.clone());
         Ok(loglet)
     }

@@ -122,6 +122,7 @@ fn describe_to_wire(d: LogDescription) -> pb::LogDescription {
                 tail: s.tail.map(|l| l.0),
                 trim_point: s.trim_point.map(|l| l.0),
                 unavailable: s.unavailable.unwrap_or_default(),
+                sequencer: s.sequencer.unwrap_or_default(),
             })
             .collect(),
         trim_point: d.trim_point.map(|l| l.0),

@@ -19,6 +19,8 @@ pub struct ReplicatedLoglet {
     clients: std::sync::Mutex<std::collections::HashMap<String, LogServerClient<Channel>>>,
     /// A local loglet of another node, read through it: writes are refused here.
     read_only: bool,
+    /// Raft id -> node id of the nodeset members (to name the sequencer).
+    node_of_raft_id: std::collections::HashMap<u64, String>,
 }
 
 fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
@@ -31,7 +33,19 @@ fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
 
 impl ReplicatedLoglet {
     pub fn new(id: LogletId, members: Vec<String>) -> ReplicatedLoglet {
-        ReplicatedLoglet { id, members, clients: Default::default(), read_only: false }
+        ReplicatedLoglet {
+            id,
+            members,
+            clients: Default::default(),
+            read_only: false,
+            node_of_raft_id: Default::default(),
+        }
+    }
+
+    /// Names nodes by raft id, so [`Loglet::sequencer`] can say which node leads.
+    pub fn with_raft_ids(mut self, node_of_raft_id: std::collections::HashMap<u64, String>) -> ReplicatedLoglet {
+        self.node_of_raft_id = node_of_raft_id;
+        self
     }
 
     /// Another node's local loglet, read through that node's log-server.
@@ -224,6 +238,15 @@ impl Loglet for ReplicatedLoglet {
     async fn trim_point(&self) -> Result<Lsn, LogletError> {
         let batch = self.read(Lsn::OLDEST, 1).await?;
         Ok(batch.trim_gap.map_or(Lsn::INVALID, |g| g.to))
+    }
+
+    async fn sequencer(&self) -> Option<String> {
+        let loglet_id = self.id.0;
+        let answer = self
+            .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id }).await })
+            .await
+            .ok()?;
+        self.node_of_raft_id.get(&answer.leader_raft_id).cloned()
     }
 
     async fn seal(&self) -> Result<TailState, LogletError> {

@@ -131,17 +131,24 @@ impl LogServer for LogServerService {
             let local =
                 self.local.get_or_open_async(LogletId(loglet)).await.map_err(|e| Status::unavailable(e.to_string()))?;
             let tail = local.find_tail().await.map_err(|e| Status::unavailable(e.to_string()))?;
-            return Ok(Response::new(pb::TailResponse { next_lsn: tail.next_lsn.0, sealed: tail.sealed }));
+            return Ok(Response::new(pb::TailResponse {
+                next_lsn: tail.next_lsn.0,
+                sealed: tail.sealed,
+                leader_raft_id: 0,
+            }));
         };
         self.host.read_barrier(LogletId(loglet)).await.map_err(|e| self.raft_status(loglet, e))?;
+        let leader_raft_id = hosted.status.borrow().leader;
         let state = hosted.state.read().expect("not poisoned");
-        Ok(Response::new(pb::TailResponse { next_lsn: state.next_lsn, sealed: state.sealed }))
+        Ok(Response::new(pb::TailResponse { next_lsn: state.next_lsn, sealed: state.sealed, leader_raft_id }))
     }
 
     async fn seal(&self, request: Request<pb::SealRequest>) -> Result<Response<pb::TailResponse>, Status> {
         let loglet = request.into_inner().loglet_id;
         match self.propose(loglet, Command::Seal).await? {
-            Outcome::SealedAt(next) => Ok(Response::new(pb::TailResponse { next_lsn: next, sealed: true })),
+            Outcome::SealedAt(next) => {
+                Ok(Response::new(pb::TailResponse { next_lsn: next, sealed: true, leader_raft_id: 0 }))
+            }
             other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
         }
     }

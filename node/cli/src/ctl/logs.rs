@@ -22,8 +22,8 @@ fn log_json(log: &pb::LogDescription) -> Value {
         "loglet_id": tail.loglet_id,
         "replication": tail.replication,
         "nodeset": tail.nodeset,
-        // A local loglet is written by the one node that holds it.
-        "leader": if tail.kind == "local" { tail.nodeset.first().cloned() } else { None },
+        // The node that orders appends: a local loglet's node, a replicated loglet's leader.
+        "leader": if tail.sequencer.is_empty() { None } else { Some(tail.sequencer.clone()) },
         "from_lsn": tail.base_lsn,
         "trim_point": log.trim_point,
         "tail": log.tail,
@@ -36,6 +36,7 @@ fn segment_json(s: &pb::LogSegment) -> Value {
     json!({
         "base_lsn": s.base_lsn, "kind": s.kind, "loglet_id": s.loglet_id, "replication": s.replication,
         "nodeset": s.nodeset, "sealed": s.sealed, "tail": s.tail, "trim_point": s.trim_point,
+        "sequencer": if s.sequencer.is_empty() { None } else { Some(s.sequencer.clone()) },
         "unavailable": if s.unavailable.is_empty() { None } else { Some(s.unavailable.clone()) },
     })
 }
@@ -62,6 +63,7 @@ pub async fn list(globals: &Globals) -> Result<(), CtlError> {
                 tail.kind.clone(),
                 tail.loglet_id.to_string(),
                 tail.replication.to_string(),
+                if tail.sequencer.is_empty() { "-".into() } else { tail.sequencer.clone() },
                 if tail.nodeset.is_empty() { "(waiting for log-servers)".into() } else { tail.nodeset.join(",") },
                 opt(log.trim_point),
                 opt(log.tail),
@@ -72,7 +74,18 @@ pub async fn list(globals: &Globals) -> Result<(), CtlError> {
     print!(
         "{}",
         table(
-            &["LOG", "FROM-LSN", "KIND", "LOGLET", "REPLICATION", "NODESET", "TRIM-POINT", "TAIL", "SEGMENTS"],
+            &[
+                "LOG",
+                "FROM-LSN",
+                "KIND",
+                "LOGLET",
+                "REPLICATION",
+                "SEQUENCER",
+                "NODESET",
+                "TRIM-POINT",
+                "TAIL",
+                "SEGMENTS"
+            ],
             &rows
         )
     );
