@@ -3,6 +3,8 @@
 //! Only wire types live here; each layer converts them to its domain types in its own
 //! `wire` module, so domain code never sees protobuf structs.
 
+pub mod leader_hints;
+
 pub mod metadata {
     tonic::include_proto!("restate.metadata");
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use restate_metadata::objects::{ClusterConfiguration, MetadataServerState, NodeConfig, NodesConfiguration};
-use restate_metadata::replicated::{MemberInfo, MetadataState};
+use restate_metadata::replicated::MetadataState;
 use restate_metadata::{typed, MetadataClient, MetadataClientOptions, MetadataStore, MetadataStoreError};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -90,13 +90,7 @@ impl MembershipContext {
         let (configuration, node, ops) =
             provisioning::initial_metadata(&self.cluster_name, params, provisioning::new_fingerprint(), now, &me);
         let state = MetadataState::initial(ops)?;
-        let member = MemberInfo {
-            raft_id: role.server.raft_id(),
-            node_id: node.id.0,
-            name: me.name.clone(),
-            address: me.address.clone(),
-            voter: true,
-        };
+        let member = role.server.member_info(node.id.0, &me.name, &me.address);
         role.server.bootstrap(state, member).await.map_err(|e| MetadataStoreError::Unavailable(e.to_string()))?;
         let mut status = role.server.status_watch().expect("bootstrapped");
         tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.is_leader))
@@ -113,16 +107,10 @@ impl MembershipContext {
     /// until it succeeds or the node shuts down, then records it in NodesConfiguration.
     async fn join_metadata_store(&self, node: &NodeConfig, shutdown: &CancellationToken) {
         let Some(role) = &self.replicated else { return };
-        if !self.auto_join || role.server.members().iter().any(|m| m.raft_id == role.server.raft_id() && m.voter) {
+        if !self.auto_join || role.server.is_voter() {
             return;
         }
-        let me = MemberInfo {
-            raft_id: role.server.raft_id(),
-            node_id: node.id.0,
-            name: node.name.clone(),
-            address: node.address.clone(),
-            voter: false,
-        };
+        let me = role.server.member_info(node.id.0, &node.name, &node.address);
         let mut backoff = Duration::from_millis(200);
         loop {
             match crate::metadata_join::join(role, me.clone(), &self.client_addresses).await {

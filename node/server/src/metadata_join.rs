@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use restate_metadata::replicated::{MemberInfo, LEADER_HEADER};
+use restate_proto::leader_hints::AddressQueue;
 use restate_proto::metadata::{self as pb, metadata_server_admin_client::MetadataServerAdminClient};
 use tonic::transport::{Channel, Endpoint};
 
@@ -26,14 +27,9 @@ where
     F: Fn(MetadataServerAdminClient<Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    let mut queue: Vec<String> = addresses.to_vec();
-    let mut tried = Vec::new();
+    let mut queue = AddressQueue::new(addresses.iter().cloned());
     let mut failures = Vec::new();
-    while let Some(address) = (!queue.is_empty()).then(|| queue.remove(0)) {
-        if tried.contains(&address) {
-            continue;
-        }
-        tried.push(address.clone());
+    while let Some(address) = queue.next_untried() {
         let Some(client) = admin_client(&address) else {
             failures.push(format!("{address} (invalid address)"));
             continue;
@@ -41,9 +37,7 @@ where
         match call(client).await {
             Ok(response) => return Ok(response.into_inner()),
             Err(status) => {
-                if let Some(leader) = status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()) {
-                    queue.insert(0, leader.to_owned());
-                }
+                queue.follow_hint(&status, LEADER_HEADER);
                 failures.push(format!("{address} ({})", status.message()));
             }
         }
@@ -56,7 +50,7 @@ pub(crate) async fn join(role: &ReplicatedRole, me: MemberInfo, addresses: &[Str
     if !role.server.is_member() {
         role.server.start_joining().await.map_err(|e| e.to_string())?;
     }
-    if role.server.members().iter().any(|m| m.raft_id == me.raft_id && m.voter) {
+    if role.server.is_voter() {
         return Ok(());
     }
     let member = pb::Member {

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use restate_config::Config;
 use restate_metadata::objects::{MetadataObject, NodesConfiguration};
-use restate_metadata::replicated::{
-    MemberInfo, MetadataAdminService, MetadataState, ReplicatedMetadataServer, METADATA_GROUP,
-};
+use restate_metadata::replicated::{MetadataAdminService, MetadataState, ReplicatedMetadataServer, METADATA_GROUP};
 use restate_metadata::{LocalMetadataStore, MetadataServerService, MetadataStore};
 use restate_raft::grpc::{GrpcTransport, PeerAddresses, RaftTransportService};
 use restate_raft::{GroupStorage, RaftEngine, RaftOptions, RaftTransport};
@@ -163,13 +161,7 @@ async fn migrate_local_store(
         .unwrap_or(0);
     let count = entries.len();
     let state = MetadataState::with_values(entries, Vec::new());
-    let me = MemberInfo {
-        raft_id: server.raft_id(),
-        node_id,
-        name: config.node_name.clone(),
-        address: advertised.to_owned(),
-        voter: true,
-    };
+    let me = server.member_info(node_id, &config.node_name, advertised);
     server
         .bootstrap(state, me)
         .await

@@ -311,13 +311,7 @@ impl NodeCtlService {
                 self.ctx.state.phase().reason()
             )));
         };
-        let me = restate_metadata::replicated::MemberInfo {
-            raft_id: role.server.raft_id(),
-            node_id: node_id.id.0,
-            name: self.ctx.config.node_name.clone(),
-            address: self.ctx.advertised_address.clone(),
-            voter: false,
-        };
+        let me = role.server.member_info(node_id.id.0, &self.ctx.config.node_name, &self.ctx.advertised_address);
         crate::metadata_join::join(&role, me, &self.ctx.metadata_client_addresses).await.map_err(Status::unavailable)
     }
 }

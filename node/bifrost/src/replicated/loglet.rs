@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use restate_proto::leader_hints::AddressQueue;
 use restate_proto::log_server::{self as pb, log_server_client::LogServerClient};
 use restate_types::{LogletId, Lsn};
 use tonic::transport::{Channel, Endpoint};
@@ -90,14 +91,9 @@ impl ReplicatedLoglet {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut backoff = Duration::from_millis(20);
         loop {
-            let mut queue = self.members.clone();
-            let mut tried = Vec::new();
+            let mut queue = AddressQueue::new(self.members.iter().cloned());
             let mut failures = Vec::new();
-            while let Some(address) = (!queue.is_empty()).then(|| queue.remove(0)) {
-                if tried.contains(&address) {
-                    continue;
-                }
-                tried.push(address.clone());
+            while let Some(address) = queue.next_untried() {
                 let c = self.client(&address).map_err(LogletError::InvalidInput)?;
                 match call(c).await {
                     Ok(r) => return Ok(r.into_inner()),
@@ -110,9 +106,7 @@ impl ReplicatedLoglet {
                         )))
                     }
                     Err(s) => {
-                        if let Some(leader) = s.metadata().get(LOGLET_LEADER_HEADER).and_then(|v| v.to_str().ok()) {
-                            queue.insert(0, leader.to_owned());
-                        }
+                        queue.follow_hint(&s, LOGLET_LEADER_HEADER);
                         failures.push(format!("{address}: {}", s.message()));
                     }
                 }

@@ -11,7 +11,7 @@ use super::host::ReplicatedLogletHost;
 use super::state::{Command, Outcome};
 
 /// Header naming the loglet leader's address on UNAVAILABLE answers.
-pub const LOGLET_LEADER_HEADER: &str = "x-restate-loglet-leader";
+pub const LOGLET_LEADER_HEADER: &str = restate_proto::leader_hints::LOGLET_LEADER_HEADER;
 
 pub struct LogServerService {
     host: Arc<ReplicatedLogletHost>,

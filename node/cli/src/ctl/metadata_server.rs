@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use restate_proto::leader_hints::{AddressQueue, METADATA_LEADER_HEADER};
 use restate_proto::metadata::{self as mpb, metadata_server_admin_client::MetadataServerAdminClient};
 use restate_proto::node_ctl as pb;
 use serde_json::json;
@@ -9,8 +10,6 @@ use tonic::transport::Endpoint;
 
 use super::{connect, CtlError, Globals};
 use crate::output::{confirm, print_json, table};
-
-const LEADER_HEADER: &str = "x-restate-metadata-leader";
 
 async fn admin(address: &str) -> Result<MetadataServerAdminClient<tonic::transport::Channel>, String> {
     let endpoint = Endpoint::from_shared(address.to_owned())
@@ -143,14 +142,9 @@ where
     F: Fn(MetadataServerAdminClient<tonic::transport::Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    let mut queue = start;
-    let mut tried = Vec::new();
+    let mut queue = AddressQueue::new(start);
     let mut failures = Vec::new();
-    while let Some(address) = (!queue.is_empty()).then(|| queue.remove(0)) {
-        if tried.contains(&address) {
-            continue;
-        }
-        tried.push(address.clone());
+    while let Some(address) = queue.next_untried() {
         let client = match admin(&address).await {
             Ok(c) => c,
             Err(e) => {
@@ -164,9 +158,7 @@ where
                 return Err(CtlError(s.message().to_owned()));
             }
             Err(s) => {
-                if let Some(leader) = s.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()) {
-                    queue.insert(0, leader.to_owned());
-                }
+                queue.follow_hint(&s, METADATA_LEADER_HEADER);
                 failures.push(format!("{address}: {}", s.message()));
             }
         }

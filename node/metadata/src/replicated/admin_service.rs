@@ -8,7 +8,7 @@ use super::state::MemberInfo;
 use crate::store::MetadataStoreError;
 
 /// gRPC header that carries the leader's address on `UNAVAILABLE` answers.
-pub const LEADER_HEADER: &str = "x-restate-metadata-leader";
+pub const LEADER_HEADER: &str = restate_proto::leader_hints::METADATA_LEADER_HEADER;
 /// gRPC header on `UNAVAILABLE` answers for requests that were certainly not applied, so
 /// a client may retry a write elsewhere without risking applying it twice.
 pub const NOT_APPLIED_HEADER: &str = "x-restate-not-applied";

@@ -71,7 +71,8 @@ impl ReplicatedMetadataServer {
         self.create(GroupInit::Existing).await
     }
 
-    /// Starts a new store with this node as its only voter and `initial` as its content.
+    /// Starts a new store with this node (`me`, see [`Self::member_info`]) as its only
+    /// voter and `initial` as its content.
     pub async fn bootstrap(&self, mut initial: MetadataState, me: MemberInfo) -> Result<(), RaftError> {
         initial.members.insert(self.raft_id, MemberInfo { raft_id: self.raft_id, voter: true, ..me });
         self.create(GroupInit::Bootstrap { voters: vec![self.raft_id], initial_state: initial.encode() }).await?;
@@ -94,6 +95,16 @@ impl ReplicatedMetadataServer {
 
     pub fn status_watch(&self) -> Option<watch::Receiver<GroupStatus>> {
         self.status.lock().expect("not poisoned").clone()
+    }
+
+    /// This node as a member of the store (a learner until promoted).
+    pub fn member_info(&self, node_id: u32, name: &str, address: &str) -> MemberInfo {
+        MemberInfo { raft_id: self.raft_id, node_id, name: name.to_owned(), address: address.to_owned(), voter: false }
+    }
+
+    /// Whether this node votes in the store.
+    pub fn is_voter(&self) -> bool {
+        self.state.read().expect("not poisoned").members.get(&self.raft_id).is_some_and(|m| m.voter)
     }
 
     pub fn members(&self) -> Vec<MemberInfo> {
