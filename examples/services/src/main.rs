@@ -1,0 +1,97 @@
+//! `example-services`: Restate example services on the real Restate Rust SDK, served over
+//! HTTP/2 (prior knowledge only, as the SDK's server does) for tests of workers and ingress.
+
+mod counter;
+mod greeter;
+mod ticket;
+
+use std::io::IsTerminal;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use restate_sdk::prelude::{Endpoint, HttpServer};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+use crate::counter::Counter;
+use crate::greeter::Greeter;
+use crate::ticket::{Ticket, RUN_LOG_ENV};
+
+/// Serves the example Restate services on one HTTP/2 endpoint (prior knowledge, no HTTP/1.1).
+///
+/// Services: Greeter (service; greet(name) -> "Hello, {name}!"), Counter (virtual object;
+/// add(delta) -> new value, get() -> value, state key "count") and Ticket (service;
+/// issue(name) -> id drawn inside ctx.run). Endpoints: GET /discover, POST
+/// /invoke/{service}/{handler}. Prints one line with the address once it listens
+/// (useful with --port 0). Stops on SIGINT or SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "example-services", version)]
+struct Args {
+    /// TCP port to listen on, on all interfaces (0.0.0.0). 0 picks a free port.
+    #[arg(long, env = "PORT", default_value_t = 9080)]
+    port: u16,
+
+    /// File to which Ticket.issue appends one line per real execution of its ctx.run
+    /// closure (replays do not append). Unset: no log.
+    #[arg(long, env = RUN_LOG_ENV, value_name = "FILE")]
+    run_log: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.port));
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("example-services: cannot listen on {addr}: {err} (choose another with --port or PORT)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+
+    let endpoint = Endpoint::builder().bind(Greeter).bind(Counter).bind(Ticket { run_log: args.run_log }).build();
+
+    // Tests parse this line (the port after the last ':'), keep its shape.
+    println!("example-services listening on {local} (HTTP/2 prior knowledge; services: Greeter, Counter, Ticket)");
+
+    HttpServer::new(endpoint).serve_with_cancel(listener, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            eprintln!("example-services: cannot watch SIGTERM ({err}); stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Args;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Args::command().debug_assert();
+    }
+}

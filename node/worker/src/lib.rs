@@ -1,0 +1,17 @@
+//! Groundwork for the worker role: talking to service deployments built with a Restate SDK.
+//!
+//! - [`protocol`]: the service protocol's framing and messages (versions V5 to V7).
+//! - [`discovery`](mod@discovery): `GET {deployment}/discover`, the endpoint manifest.
+//! - [`invoke`](mod@invoke): one request/response invocation round, `POST {deployment}/invoke/...`.
+//!
+//! Deployments are reached over HTTP/2 with prior knowledge (cleartext `http://` only, as
+//! the SDKs' own servers speak no HTTP/1.1), through a [`DeploymentClient`].
+
+mod client;
+pub mod discovery;
+pub mod invoke;
+pub mod protocol;
+
+pub use client::{DeploymentClient, DeploymentClientError};
+pub use discovery::{discover, DiscoveryError, EndpointManifest};
+pub use invoke::{invoke, InvocationResponse, InvokeError};
