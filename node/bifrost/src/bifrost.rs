@@ -15,7 +15,10 @@
 //! `find_tail`) use the cache and refresh it when they meet an unknown log or a sealed
 //! tail (the sign that the chain grew); operations that change or report the chain
 //! (`seal_and_extend`, `trim`, `trim_point`, `describe`, `list`) read the store first. A
-//! stale cache can only be behind, never wrong: segments are never removed or altered.
+//! stale cache can only be behind, never wrong: segments are never removed and their
+//! base LSNs and loglets never change. Only a segment's nodeset changes (repair replaces
+//! a dead log-server); the cache is re-read when older than [`CACHE_MAX_AGE`], and an
+//! old nodeset still names a majority of the group's live members.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -146,7 +149,12 @@ struct CachedLogs {
     logs: Logs,
     /// `Version(0)` when the store holds no Logs yet.
     version: Version,
+    fetched_at: std::time::Instant,
 }
+
+/// The hot paths re-read Logs at least this often, so a nodeset changed by repair
+/// reaches every node within about this long.
+const CACHE_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// How long an append keeps waiting for the successor of a sealed tail segment before
 /// giving up. A seal_and_extend writes it right after sealing, so a long wait means the
@@ -435,12 +443,12 @@ impl Bifrost {
             logs.next_loglet_id = LogletId(loglet_id.0.checked_add(1).ok_or_else(|| {
                 inconsistent(format!("no loglet id is left after {loglet_id} (Logs.next_loglet_id)"))
             })?);
-            let segment = Segment { base_lsn, kind, loglet_id, replication, nodeset: nodeset.clone() };
+            let segment = Segment { base_lsn, kind, loglet_id, replication, nodeset: nodeset.clone(), joined: vec![] };
             logs.logs.get_mut(&log).expect("chain() found the log").segments.push(segment.clone());
 
             match typed::put(&*self.metadata, &logs, Precondition::MatchesVersion(cached.version)).await {
                 Ok(version) => {
-                    self.install(CachedLogs { logs, version });
+                    self.install(CachedLogs { logs, version, fetched_at: std::time::Instant::now() });
                     tracing::info!(%log, sealed_loglet = %tail.loglet_id, %base_lsn, %kind, new_loglet = %loglet_id, "sealed and extended log");
                     return Ok(segment);
                 }
@@ -572,15 +580,17 @@ impl Bifrost {
 
     async fn cached(&self) -> Result<Arc<CachedLogs>, BifrostError> {
         if let Some(cached) = self.cache.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            return Ok(Arc::clone(cached));
+            if cached.fetched_at.elapsed() < CACHE_MAX_AGE {
+                return Ok(Arc::clone(cached));
+            }
         }
         self.refresh().await
     }
 
     async fn refresh(&self) -> Result<Arc<CachedLogs>, BifrostError> {
         let fetched = match typed::get::<Logs>(&*self.metadata).await? {
-            Some((logs, version)) => CachedLogs { logs, version },
-            None => CachedLogs { logs: Logs::default(), version: Version(0) },
+            Some((logs, version)) => CachedLogs { logs, version, fetched_at: std::time::Instant::now() },
+            None => CachedLogs { logs: Logs::default(), version: Version(0), fetched_at: std::time::Instant::now() },
         };
         Ok(self.install(fetched))
     }

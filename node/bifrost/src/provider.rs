@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use restate_metadata::objects::Segment;
 use restate_storage::NodeStorage;
-use restate_types::{LogProviderKind, LogletId};
+use restate_types::{LogProviderKind, LogletId, PlainNodeId};
+
+use crate::replicated::ReplicatedLoglet;
 
 use crate::bifrost::{describe_nodeset, BifrostError, LogletProvider};
 use crate::local_loglet::LocalLoglet;
@@ -99,9 +101,11 @@ impl LogletProvider for LocalLogletProvider {
 pub struct ClusterLogletProvider {
     local: Arc<LocalLogletProvider>,
     metadata: Arc<dyn restate_metadata::MetadataStore>,
-    replicated:
-        std::sync::Mutex<std::collections::HashMap<restate_types::LogletId, Arc<crate::replicated::ReplicatedLoglet>>>,
+    replicated: std::sync::Mutex<std::collections::HashMap<LogletId, ReplicatedClient>>,
 }
+
+/// A replicated loglet's client and the nodeset it was made for.
+type ReplicatedClient = (Vec<PlainNodeId>, Arc<ReplicatedLoglet>);
 
 impl ClusterLogletProvider {
     pub fn new(
@@ -137,7 +141,7 @@ impl ClusterLogletProvider {
 impl LogletProvider for ClusterLogletProvider {
     async fn remote_local(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
         let owner = self.addresses(segment).await?;
-        Ok(Arc::new(crate::replicated::ReplicatedLoglet::remote_local(segment.loglet_id, owner)))
+        Ok(Arc::new(ReplicatedLoglet::remote_local(segment.loglet_id, owner)))
     }
 
     async fn loglet(&self, segment: &Segment) -> Result<Arc<dyn Loglet>, BifrostError> {
@@ -153,8 +157,11 @@ impl LogletProvider for ClusterLogletProvider {
                 segment.replication * 2 - 1
             )));
         }
-        if let Some(loglet) = self.replicated.lock().expect("not poisoned").get(&segment.loglet_id) {
-            return Ok(loglet.clone());
+        // Cached per loglet and nodeset: repair changes a segment's nodeset in place.
+        if let Some((nodeset, loglet)) = self.replicated.lock().expect("not poisoned").get(&segment.loglet_id) {
+            if *nodeset == segment.nodeset {
+                return Ok(loglet.clone());
+            }
         }
         let members = self.addresses(segment).await?;
         let (nodes, _) =
@@ -168,9 +175,11 @@ impl LogletProvider for ClusterLogletProvider {
             .filter_map(|id| nodes.nodes.get(id))
             .map(|n| (restate_raft::raft_id_for_storage(&n.storage_id), n.id.to_string()))
             .collect();
-        let loglet =
-            Arc::new(crate::replicated::ReplicatedLoglet::new(segment.loglet_id, members).with_raft_ids(raft_ids));
-        self.replicated.lock().expect("not poisoned").insert(segment.loglet_id, loglet.clone());
+        let loglet = Arc::new(ReplicatedLoglet::new(segment.loglet_id, members).with_raft_ids(raft_ids));
+        self.replicated
+            .lock()
+            .expect("not poisoned")
+            .insert(segment.loglet_id, (segment.nodeset.clone(), loglet.clone()));
         Ok(loglet)
     }
 }

@@ -97,6 +97,7 @@ mod tests {
                 loglet_id: LogletId(i as u64 + 1),
                 replication: 1,
                 nodeset: Vec::new(),
+                joined: Vec::new(),
             })
             .collect()
     }

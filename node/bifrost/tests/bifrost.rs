@@ -107,7 +107,8 @@ async fn appends_continue_across_a_seal_with_virtual_lsns() {
             kind: LogProviderKind::Local,
             loglet_id: next_loglet_id,
             replication: 1,
-            nodeset: vec![N1]
+            nodeset: vec![N1],
+            joined: vec![]
         }
     );
     let (stored, _) = typed::get::<Logs>(&*node.store).await.unwrap().unwrap();

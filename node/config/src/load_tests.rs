@@ -518,6 +518,17 @@ fn every_problem_of_every_source_is_reported() {
 }
 
 #[test]
+fn repair_grace_period_takes_durations_and_refuses_out_of_range_values() {
+    let config = loaded(&with_env(&[("RESTATE_ADMIN__LOG_SERVER_REPAIR_GRACE_PERIOD", "3s")])).config;
+    assert_eq!(config.admin.log_server_repair_grace_period_ms, 3_000);
+    single_problem(
+        &with_env(&[("RESTATE_ADMIN__LOG_SERVER_REPAIR_GRACE_PERIOD", "10ms")]),
+        "admin.log-server-repair-grace-period",
+        &env_source("RESTATE_ADMIN__LOG_SERVER_REPAIR_GRACE_PERIOD"),
+    );
+}
+
+#[test]
 fn a_bad_file_value_is_reported_even_when_env_overrides_it() {
     let mut sources = with_file("node-name = 5");
     sources.env = env_pairs(&[("RESTATE_NODE_NAME", "n1")]);
@@ -567,6 +578,7 @@ fn fully_populated() -> Config {
         admin: AdminOptions {
             bind_address: "0.0.0.0:19070".parse().unwrap(),
             query_engine: QueryEngineOptions { pgsql_bind_address: Some("0.0.0.0:9071".parse().unwrap()) },
+            log_server_repair_grace_period_ms: 5_000,
         },
         ingress: IngressOptions { bind_address: "0.0.0.0:18080".parse().unwrap() },
         worker: WorkerOptions {

@@ -210,6 +210,11 @@ pub struct MetadataClientOptions {
 pub struct AdminOptions {
     pub bind_address: SocketAddr,
     pub query_engine: QueryEngineOptions,
+    /// How long a log-server may stay unreachable before the cluster controller replaces
+    /// it in the nodesets of replicated loglets (when a spare log-server exists), in
+    /// milliseconds.
+    #[serde(rename = "log-server-repair-grace-period")]
+    pub log_server_repair_grace_period_ms: u64,
 }
 
 impl Default for AdminOptions {
@@ -217,6 +222,7 @@ impl Default for AdminOptions {
         AdminOptions {
             bind_address: SocketAddr::from(([0, 0, 0, 0], 9070)),
             query_engine: QueryEngineOptions::default(),
+            log_server_repair_grace_period_ms: 30_000,
         }
     }
 }

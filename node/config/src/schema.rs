@@ -106,6 +106,7 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("metadata-client.addresses", Kind::UrlList),
     key("admin", Kind::Table),
     key("admin.bind-address", Kind::SocketAddr { example: "0.0.0.0:9070" }),
+    key("admin.log-server-repair-grace-period", Kind::DurationMs { min_ms: 100, max_ms: 7 * 24 * 3_600_000 }),
     key("admin.query-engine", Kind::Table),
     key("admin.query-engine.pgsql-bind-address", Kind::SocketAddr { example: "0.0.0.0:9071" }),
     key("ingress", Kind::Table),

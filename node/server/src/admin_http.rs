@@ -1,17 +1,486 @@
-//! Admin REST API (9070). For now: `GET /health`; deployments arrive with the worker layer.
+//! Admin REST API (9070): `/health`, `/status`, and the service registry.
+//!
+//! - `POST /deployments` `{"uri", "additional_headers"?, "force"?, "dry_run"?}`: discovers
+//!   the deployment (`GET {uri}/discover`), then records it and its services in the
+//!   [`Schema`] metadata object (read-modify-write with a version precondition, so
+//!   concurrent registrations through different nodes never lose one another). 201 with
+//!   the deployment id and its services; 200 when the same URI is already registered
+//!   identically (nothing changes) or for a dry run.
+//! - `GET /deployments`, `GET /deployments/{id}`, `DELETE /deployments/{id}[?force=true]`.
+//! - `GET /services`, `GET /services/{name}`.
+//!
+//! Errors are JSON `{"message": ...}`: 400 for unusable requests, 404 for unknown ids and
+//! names, 409 for what `force` would allow, 502 when the deployment cannot be discovered,
+//! 503 when the metadata store does not answer. Client input never causes a 500.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use restate_metadata::objects::{
+    new_deployment_id, now_rfc3339, Deployment, HandlerDefinition, HandlerType, NewDeployment, Registration,
+    RegistrationOutcome, Schema, SchemaError, SchemaErrorKind, ServiceDefinition, ServiceSchema, ServiceType,
+};
+use restate_metadata::{typed, MetadataStore, MetadataStoreError};
+use restate_worker::discovery::{self, EndpointManifest, ProtocolMode};
+use restate_worker::protocol::ProtocolVersion;
+use restate_worker::{DeploymentClient, DiscoveryError};
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::lifecycle::NodeState;
 
-pub(crate) fn router(state: NodeState) -> Router {
-    Router::new().route("/health", get(|| async { "OK\n" })).route(
-        "/status",
-        get(move || {
-            let phase = state.phase();
-            async move { Json(json!({ "phase": phase.name(), "reason": phase.reason() })) }
-        }),
+/// What the registry handlers share.
+struct Admin {
+    metadata: Arc<dyn MetadataStore>,
+    deployments: DeploymentClient,
+}
+
+pub(crate) fn router(state: NodeState, metadata: Arc<dyn MetadataStore>) -> Router {
+    let admin = Arc::new(Admin { metadata, deployments: DeploymentClient::default() });
+    Router::new()
+        .route("/health", get(|| async { "OK\n" }))
+        .route(
+            "/status",
+            get(move || {
+                let phase = state.phase();
+                async move { Json(json!({ "phase": phase.name(), "reason": phase.reason() })) }
+            }),
+        )
+        .route("/deployments", get(list_deployments).post(register_deployment))
+        .route("/deployments/{id}", get(get_deployment).delete(delete_deployment))
+        .route("/services", get(list_services))
+        .route("/services/{name}", get(get_service))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(admin)
+}
+
+/// An error answer: `{"message": ...}` with a status code.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "message": self.message }))).into_response()
+    }
+}
+
+impl From<MetadataStoreError> for ApiError {
+    fn from(err: MetadataStoreError) -> ApiError {
+        let status = match err {
+            MetadataStoreError::Unavailable(_)
+            | MetadataStoreError::NotApplied(_)
+            | MetadataStoreError::NotLeader { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, format!("cannot access the service registry: {err}"))
+    }
+}
+
+impl From<SchemaError> for ApiError {
+    fn from(err: SchemaError) -> ApiError {
+        let status = match err.kind() {
+            SchemaErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            SchemaErrorKind::Conflict => StatusCode::CONFLICT,
+            SchemaErrorKind::NotFound => StatusCode::NOT_FOUND,
+        };
+        ApiError::new(status, err.to_string())
+    }
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such admin endpoint: {method} {}; the admin API serves /health, /status, /deployments[/{{id}}] and /services[/{{name}}]",
+            uri.path()
+        ),
     )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} does not accept {method}", uri.path()))
+}
+
+async fn current_schema(metadata: &dyn MetadataStore) -> Result<Schema, ApiError> {
+    Ok(typed::get::<Schema>(metadata).await?.map(|(schema, _)| schema).unwrap_or_default())
+}
+
+// ---- JSON shapes (close to Restate's admin API) ----
+
+fn handler_json(handler: &HandlerDefinition) -> Value {
+    json!({ "name": handler.name, "ty": handler.ty.map(HandlerType::as_str) })
+}
+
+fn service_json(service: &ServiceSchema) -> Value {
+    json!({
+        "name": service.name,
+        "ty": service.ty.as_str(),
+        "handlers": service.handlers.iter().map(handler_json).collect::<Vec<_>>(),
+        "deployment_id": service.deployment_id,
+        "revision": service.revision,
+    })
+}
+
+/// A deployment; `with_handlers` adds each service's handlers (the single-deployment view).
+fn deployment_json(schema: &Schema, deployment: &Deployment, with_handlers: bool) -> Value {
+    let services: Vec<Value> = deployment
+        .services
+        .iter()
+        .map(|s| {
+            let mut service = json!({
+                "name": s.definition.name,
+                "ty": s.definition.ty.as_str(),
+                "revision": s.revision,
+                // Whether this deployment still serves the service's latest revision.
+                "latest": schema.service(&s.definition.name).is_some_and(|latest| latest.deployment_id == deployment.id),
+            });
+            if with_handlers {
+                service["handlers"] = s.definition.handlers.iter().map(handler_json).collect();
+            }
+            service
+        })
+        .collect();
+    json!({
+        "id": deployment.id,
+        "uri": deployment.uri,
+        "protocol_mode": deployment.protocol_mode,
+        "min_protocol_version": deployment.min_protocol_version,
+        "max_protocol_version": deployment.max_protocol_version,
+        "additional_headers": deployment.additional_headers,
+        "created_at": deployment.created_at,
+        "services": services,
+    })
+}
+
+// ---- POST /deployments ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    /// The deployment's address, e.g. `http://127.0.0.1:9080`.
+    uri: String,
+    #[serde(default)]
+    additional_headers: BTreeMap<String, String>,
+    /// Overwrite a registration of the same URI that differs; allow service type changes.
+    #[serde(default)]
+    force: bool,
+    /// Discover and check, but write nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// Restate's flag for HTTP/1.1 deployments (only `false` is supported).
+    #[serde(default)]
+    use_http_11: bool,
+}
+
+const REGISTER_EXAMPLE: &str = r#"{"uri": "http://127.0.0.1:9080"}"#;
+
+fn parse_register_request(body: &[u8]) -> Result<RegisterRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(format!(
+            "the request body is empty; expected a JSON object like {REGISTER_EXAMPLE}"
+        )));
+    }
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    let request: RegisterRequest = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request(format!(
+                "the request body is not valid JSON ({inner}); expected e.g. {REGISTER_EXAMPLE}"
+            ))
+        } else if path == "." {
+            ApiError::bad_request(format!("invalid request body: {inner}; expected e.g. {REGISTER_EXAMPLE}"))
+        } else {
+            ApiError::bad_request(format!("invalid request body: field '{path}': {inner}"))
+        }
+    })?;
+    if request.use_http_11 {
+        return Err(ApiError::bad_request(
+            "field 'use_http_11': HTTP/1.1 deployments are not supported; deployments are reached over HTTP/2 (prior knowledge)",
+        ));
+    }
+    Ok(request)
+}
+
+fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ApiError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ApiError::bad_request(format!("field 'additional_headers': '{name}' is not a valid header name"))
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            ApiError::bad_request(format!("field 'additional_headers.{name}': the value is not a valid header value"))
+        })?;
+        map.insert(header, value);
+    }
+    Ok(map)
+}
+
+fn discovery_error(err: DiscoveryError) -> ApiError {
+    match err {
+        DiscoveryError::Address(_) => ApiError::bad_request(format!("field 'uri': {err}")),
+        _ => ApiError::new(StatusCode::BAD_GATEWAY, format!("discovery failed: {err}")),
+    }
+}
+
+fn new_deployment(uri: &str, headers: BTreeMap<String, String>, manifest: EndpointManifest) -> NewDeployment {
+    let service_ty = |ty| match ty {
+        discovery::ServiceType::Service => ServiceType::Service,
+        discovery::ServiceType::VirtualObject => ServiceType::VirtualObject,
+        discovery::ServiceType::Workflow => ServiceType::Workflow,
+    };
+    let handler_ty = |ty| match ty {
+        discovery::HandlerType::Workflow => HandlerType::Workflow,
+        discovery::HandlerType::Exclusive => HandlerType::Exclusive,
+        discovery::HandlerType::Shared => HandlerType::Shared,
+    };
+    NewDeployment {
+        uri: uri.to_owned(),
+        additional_headers: headers,
+        protocol_mode: manifest.protocol_mode.map(|mode| {
+            match mode {
+                ProtocolMode::BidiStream => "BIDI_STREAM",
+                ProtocolMode::RequestResponse => "REQUEST_RESPONSE",
+            }
+            .to_owned()
+        }),
+        min_protocol_version: manifest.min_protocol_version,
+        max_protocol_version: manifest.max_protocol_version,
+        services: manifest
+            .services
+            .iter()
+            .map(|service| ServiceDefinition {
+                name: service.name.clone(),
+                ty: service_ty(service.ty),
+                handlers: service
+                    .handlers
+                    .iter()
+                    .map(|h| HandlerDefinition { name: h.name.clone(), ty: h.effective_ty(service.ty).map(handler_ty) })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+async fn register_deployment(State(admin): State<Arc<Admin>>, body: Bytes) -> Result<Response, ApiError> {
+    let request = parse_register_request(&body)?;
+    let uri: http::Uri = request.uri.trim().parse().map_err(|err| {
+        ApiError::bad_request(format!(
+            "field 'uri': '{}' is not a URI ({err}); expected e.g. http://127.0.0.1:9080",
+            request.uri
+        ))
+    })?;
+    let headers = header_map(&request.additional_headers)?;
+    let manifest = admin.deployments.discover(&uri, &headers).await.map_err(discovery_error)?;
+    if manifest.negotiate_protocol_version().is_none() {
+        return Err(ApiError::bad_request(format!(
+            "the deployment at {uri} speaks service protocol versions {} to {}; this cluster speaks {} to {}",
+            manifest.min_protocol_version,
+            manifest.max_protocol_version,
+            ProtocolVersion::MIN.number(),
+            ProtocolVersion::MAX.number()
+        )));
+    }
+    let new = new_deployment(&request.uri, request.additional_headers.clone(), manifest);
+    let new_id = new_deployment_id();
+    let now = now_rfc3339();
+
+    if request.dry_run {
+        let mut schema = current_schema(admin.metadata.as_ref()).await?;
+        let registration = schema.register(new, request.force, &new_id, &now)?;
+        return Ok((StatusCode::OK, Json(registration_json(&schema, &registration, true))).into_response());
+    }
+
+    let mut registration: Option<Registration> = None;
+    let (schema, _) = typed::read_modify_write::<Schema, SchemaError, _>(admin.metadata.as_ref(), |current| {
+        let mut schema = current.unwrap_or_default();
+        let result = schema.register(new.clone(), request.force, &new_id, &now)?;
+        let changed = result.outcome != RegistrationOutcome::Unchanged;
+        registration = Some(result);
+        Ok(changed.then_some(schema))
+    })
+    .await??;
+    let registration = registration.expect("the update ran at least once");
+    let status = match registration.outcome {
+        RegistrationOutcome::Unchanged => StatusCode::OK,
+        RegistrationOutcome::Created | RegistrationOutcome::Overwritten => StatusCode::CREATED,
+    };
+    tracing::info!(
+        id = %registration.id,
+        uri = %new.uri,
+        outcome = ?registration.outcome,
+        services = ?registration.services.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "deployment registration"
+    );
+    Ok((status, Json(registration_json(&schema, &registration, false))).into_response())
+}
+
+fn registration_json(schema: &Schema, registration: &Registration, dry_run: bool) -> Value {
+    let deployment = schema.deployment(&registration.id);
+    json!({
+        "id": registration.id,
+        "uri": deployment.map(|d| d.uri.as_str()),
+        "outcome": registration.outcome,
+        "dry_run": dry_run,
+        "min_protocol_version": deployment.map(|d| d.min_protocol_version),
+        "max_protocol_version": deployment.map(|d| d.max_protocol_version),
+        "services": registration.services.iter().map(service_json).collect::<Vec<_>>(),
+        "removed_services": registration.removed_services,
+    })
+}
+
+// ---- deployments and services ----
+
+async fn list_deployments(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, ApiError> {
+    let schema = current_schema(admin.metadata.as_ref()).await?;
+    let deployments: Vec<Value> = schema.deployments.values().map(|d| deployment_json(&schema, d, false)).collect();
+    Ok(Json(json!({ "deployments": deployments })))
+}
+
+async fn get_deployment(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let schema = current_schema(admin.metadata.as_ref()).await?;
+    let deployment =
+        schema.deployment(&id).ok_or_else(|| ApiError::from(SchemaError::DeploymentNotFound { id: id.clone() }))?;
+    Ok(Json(deployment_json(&schema, deployment, true)))
+}
+
+/// `force` from a query string: absent or `false`/`0` is false, `true`/`1`/bare is true.
+fn parse_force(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut force = false;
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        match key {
+            "force" => {
+                force = match value {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "query parameter 'force': '{other}' is not a boolean (true or false)"
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter '{other}'; DELETE /deployments/{{id}} takes only 'force'"
+                )))
+            }
+        }
+    }
+    Ok(force)
+}
+
+async fn delete_deployment(
+    State(admin): State<Arc<Admin>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let force = parse_force(query.as_deref())?;
+    let mut removed: Option<Vec<String>> = None;
+    typed::read_modify_write::<Schema, SchemaError, _>(admin.metadata.as_ref(), |current| {
+        let mut schema = current.unwrap_or_default();
+        let removal = schema.remove_deployment(&id, force)?;
+        removed = Some(removal.removed_services);
+        Ok(Some(schema))
+    })
+    .await??;
+    let removed_services = removed.expect("the update ran at least once");
+    tracing::info!(%id, ?removed_services, "deployment removed");
+    Ok(Json(json!({ "id": id, "removed_services": removed_services })))
+}
+
+async fn list_services(State(admin): State<Arc<Admin>>) -> Result<Json<Value>, ApiError> {
+    let schema = current_schema(admin.metadata.as_ref()).await?;
+    let services: Vec<Value> = schema.services.values().map(service_json).collect();
+    Ok(Json(json!({ "services": services })))
+}
+
+async fn get_service(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let schema = current_schema(admin.metadata.as_ref()).await?;
+    let service = schema
+        .service(&name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("service '{name}' not found")))?;
+    Ok(Json(service_json(service)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(err: ApiError) -> (StatusCode, String) {
+        (err.status, err.message)
+    }
+
+    #[test]
+    fn register_requests_name_what_is_wrong() {
+        let (status, text) = message(parse_register_request(b"").unwrap_err());
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.contains("empty"), "{text}");
+
+        let (_, text) = message(parse_register_request(b"{\"uri\": ").unwrap_err());
+        assert!(text.contains("not valid JSON"), "{text}");
+
+        let (_, text) = message(parse_register_request(b"{}").unwrap_err());
+        assert!(text.contains("missing field `uri`"), "{text}");
+
+        let (_, text) = message(parse_register_request(br#"{"uri": "http://a", "force": "yes"}"#).unwrap_err());
+        assert!(text.contains("field 'force'"), "{text}");
+
+        let (_, text) = message(parse_register_request(br#"{"uri": "http://a", "forse": true}"#).unwrap_err());
+        assert!(text.contains("unknown field `forse`"), "{text}");
+
+        let (_, text) = message(parse_register_request(br#"{"uri": "http://a", "use_http_11": true}"#).unwrap_err());
+        assert!(text.contains("HTTP/1.1"), "{text}");
+
+        let (_, text) =
+            message(parse_register_request(br#"{"uri": "http://a", "additional_headers": {"a": 1}}"#).unwrap_err());
+        assert!(text.contains("field 'additional_headers.a'"), "{text}");
+
+        let ok = parse_register_request(br#"{"uri": "http://a", "additional_headers": {"x-k": "v"}, "force": true}"#)
+            .unwrap();
+        assert!(ok.force && !ok.dry_run);
+        assert_eq!(ok.additional_headers["x-k"], "v");
+    }
+
+    #[test]
+    fn bad_headers_are_refused() {
+        let headers = BTreeMap::from([("bad name".to_owned(), "v".to_owned())]);
+        let (status, text) = message(header_map(&headers).unwrap_err());
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.contains("'bad name'"), "{text}");
+        let headers = BTreeMap::from([("x-ok".to_owned(), "line\nbreak".to_owned())]);
+        assert!(header_map(&headers).is_err());
+    }
+
+    #[test]
+    fn force_query_parameter() {
+        assert!(!parse_force(None).unwrap());
+        assert!(parse_force(Some("force=true")).unwrap());
+        assert!(parse_force(Some("force")).unwrap());
+        assert!(!parse_force(Some("force=false")).unwrap());
+        assert_eq!(parse_force(Some("force=maybe")).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert!(parse_force(Some("forse=true")).unwrap_err().message.contains("'forse'"));
+    }
 }

@@ -13,7 +13,6 @@ mod fabric;
 mod ingress_http;
 mod lifecycle;
 mod listeners;
-mod log_placement;
 mod loglet_hosting;
 mod logs_ctl;
 mod membership;

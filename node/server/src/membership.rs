@@ -36,6 +36,8 @@ pub(crate) struct MembershipContext {
     pub(crate) replicated: Option<ReplicatedRole>,
     pub client_addresses: Vec<String>,
     pub auto_join: bool,
+    /// `[admin] log-server-repair-grace-period`, for the cluster controller.
+    pub repair_grace_period: Duration,
     /// One provisioning attempt at a time on this node.
     pub provision_lock: tokio::sync::Mutex<()>,
     /// Gets this node's Bifrost once it runs.
@@ -161,9 +163,11 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
                     Ok(metrics) => bifrost = bifrost.with_metrics(metrics),
                     Err(e) => tracing::warn!("bifrost metrics unavailable: {e}"),
                 }
-                ctx.logs.set(Arc::new(bifrost));
+                let bifrost = Arc::new(bifrost);
+                ctx.logs.set(bifrost.clone());
                 if ctx.me.roles.contains(restate_types::Role::Admin) {
-                    tokio::spawn(crate::log_placement::run(ctx.metadata.clone(), shutdown.clone()));
+                    let options = restate_cluster::ControllerOptions::new(node.id, ctx.repair_grace_period);
+                    tokio::spawn(restate_cluster::run(ctx.metadata.clone(), bifrost, options, shutdown.clone()));
                 }
                 if let Some(host) = &ctx.loglet_host {
                     tokio::spawn(crate::loglet_hosting::run(

@@ -154,6 +154,7 @@ impl Node {
             replicated: metadata_role.replicated().cloned(),
             client_addresses: client_addresses.clone(),
             auto_join: config.metadata_server.auto_join,
+            repair_grace_period: std::time::Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
             state: state.clone(),
             registered_by_provisioning: Mutex::new(None),
             wake: Notify::new(),
@@ -163,6 +164,7 @@ impl Node {
             loglet_host: loglet_host.clone(),
             metrics: metrics.clone(),
         });
+        let admin_metadata = metadata.clone();
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
             advertised_address: advertised_address.clone(),
@@ -198,7 +200,7 @@ impl Node {
                 ),
                 "node port (fabric)",
             )),
-            admin_listener.map(|l| (l, admin_http::router(state.clone()), "admin API")),
+            admin_listener.map(|l| (l, admin_http::router(state.clone(), admin_metadata), "admin API")),
             ingress_listener.map(|l| (l, ingress_http::router(), "ingress")),
         ];
         for (listener, router, what) in servers.into_iter().flatten() {

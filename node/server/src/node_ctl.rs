@@ -202,7 +202,9 @@ impl NodeCtl for NodeCtlService {
                     // Logs follow: seal each tail segment, continue on the new provider.
                     let nodeset: Vec<_> = match next.log_provider {
                         LogProviderKind::Replicated => {
-                            crate::log_placement::choose_nodeset(&nodes, next.replication).unwrap_or_default()
+                            let log_servers: Vec<_> = nodes.log_servers().map(|n| n.id).collect();
+                            restate_cluster::choose_nodeset(&log_servers, &Default::default(), next.replication)
+                                .unwrap_or_default()
                         }
                         LogProviderKind::Local => match self.ctx.state.phase() {
                             NodePhase::Running { node_id } => vec![node_id.id],

@@ -75,9 +75,10 @@ impl ReplicatedLogletHost {
         self.loglets.lock().expect("not poisoned").get(&loglet).cloned()
     }
 
-    /// Runs the loglet's group here. Every member bootstraps it identically (same voters,
-    /// empty state), so whichever member starts first, they agree; a member that ran it
-    /// before recovers it from its raft storage.
+    /// Runs the loglet's group here. Every initial member bootstraps it identically (same
+    /// voters, empty state), so whichever member starts first, they agree; a member that
+    /// ran it before recovers it from its raft storage. Empty `voters` means this node
+    /// joins an existing group (added by repair): it starts empty and waits for the leader.
     pub async fn ensure(&self, loglet: LogletId, voters: Vec<u64>) -> Result<Arc<HostedLoglet>, RaftError> {
         let _one_at_a_time = self.create.lock().await;
         if let Some(hosted) = self.get(loglet) {
@@ -87,14 +88,26 @@ impl ReplicatedLogletHost {
         let machine = || Box::new(LogletMachine { state: state.clone() });
         let group = group_of(loglet);
         let single = voters.len() == 1;
-        let status = match self
-            .engine
-            .create_group(group, machine(), GroupInit::Bootstrap { voters, initial_state: LogletState::new().encode() })
-            .await
-        {
-            Ok(status) => status,
-            Err(RaftError::GroupExists(_)) => self.engine.create_group(group, machine(), GroupInit::Existing).await?,
-            Err(other) => return Err(other),
+        let status = if voters.is_empty() {
+            // A member added later (repair): it starts empty and the leader sends it a
+            // snapshot once it is added as a learner.
+            self.engine.create_group(group, machine(), GroupInit::Existing).await?
+        } else {
+            match self
+                .engine
+                .create_group(
+                    group,
+                    machine(),
+                    GroupInit::Bootstrap { voters, initial_state: LogletState::new().encode() },
+                )
+                .await
+            {
+                Ok(status) => status,
+                Err(RaftError::GroupExists(_)) => {
+                    self.engine.create_group(group, machine(), GroupInit::Existing).await?
+                }
+                Err(other) => return Err(other),
+            }
         };
         if single {
             self.engine.campaign(group);
@@ -113,6 +126,11 @@ impl ReplicatedLogletHost {
     /// Linearizable barrier before reading the tail.
     pub async fn read_barrier(&self, loglet: LogletId) -> Result<(), RaftError> {
         self.engine.read_index(group_of(loglet)).await.map(|_| ())
+    }
+
+    /// Proposes one membership change of the loglet's group (this node must lead it).
+    pub async fn change_membership(&self, loglet: LogletId, change: MembershipChange) -> Result<(), RaftError> {
+        self.engine.change_membership(group_of(loglet), change).await
     }
 
     pub fn leader_address(&self, loglet: LogletId, leader: Option<u64>) -> Option<String> {

@@ -97,7 +97,9 @@ impl ReplicatedLoglet {
                 let c = self.client(&address).map_err(LogletError::InvalidInput)?;
                 match call(c).await {
                     Ok(r) => return Ok(r.into_inner()),
-                    Err(s) if s.code() == tonic::Code::InvalidArgument => return Err(LogletError::InvalidInput(s.message().to_owned())),
+                    Err(s) if matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
+                        return Err(LogletError::InvalidInput(s.message().to_owned()))
+                    }
                     Err(s) if !idempotent && !certainly_not_applied(&s) => {
                         return Err(LogletError::Storage(format!(
                             "{what} on replicated loglet {} has an unknown outcome (it may or may not have been applied): {address}: {}",
@@ -121,6 +123,70 @@ impl ReplicatedLoglet {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(500));
         }
+    }
+}
+
+/// The loglet group as its leader sees it (see [`ReplicatedLoglet::group_status`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogletGroupStatus {
+    pub leader: u64,
+    pub commit: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// (raft id, highest replicated index) of every member but the leader.
+    pub progress: Vec<(u64, u64)>,
+}
+
+/// One step of changing a loglet group's members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogletMembershipChange {
+    AddLearner { raft_id: u64, address: String },
+    AddVoter { raft_id: u64, address: String },
+    Remove { raft_id: u64 },
+}
+
+impl ReplicatedLoglet {
+    /// Members and replication progress, from the group's leader (following hints).
+    pub async fn group_status(&self) -> Result<LogletGroupStatus, LogletError> {
+        let loglet_id = self.id.0;
+        let answer =
+            self.call("group-status", true, |mut c| async move {
+                c.group_status(pb::GroupStatusRequest { loglet_id }).await
+            })
+            .await?;
+        Ok(LogletGroupStatus {
+            leader: answer.leader_raft_id,
+            commit: answer.commit,
+            voters: answer.voters,
+            learners: answer.learners,
+            progress: answer.progress.into_iter().map(|p| (p.raft_id, p.matched)).collect(),
+        })
+    }
+
+    /// Proposes one membership change through the group's leader and waits until it
+    /// applied there. Changes are idempotent in effect: the caller re-reads the status
+    /// before each step.
+    pub async fn change_membership(&self, change: LogletMembershipChange) -> Result<(), LogletError> {
+        self.refuse_write("change the members of")?;
+        let loglet_id = self.id.0;
+        let (kind, raft_id, address) = match change {
+            LogletMembershipChange::AddLearner { raft_id, address } => {
+                (pb::MembershipChangeKind::AddLearner, raft_id, address)
+            }
+            LogletMembershipChange::AddVoter { raft_id, address } => {
+                (pb::MembershipChangeKind::AddVoter, raft_id, address)
+            }
+            LogletMembershipChange::Remove { raft_id } => (pb::MembershipChangeKind::Remove, raft_id, String::new()),
+        };
+        self.call("change-membership", true, |mut c| {
+            let address = address.clone();
+            async move {
+                c.change_membership(pb::ChangeMembershipRequest { loglet_id, kind: kind as i32, raft_id, address })
+                    .await
+            }
+        })
+        .await?;
+        Ok(())
     }
 }
 

@@ -8,6 +8,6 @@ mod service;
 mod state;
 
 pub use host::{group_of, HostedLoglet, ReplicatedLogletHost, LOGLET_GROUP_BASE};
-pub use loglet::ReplicatedLoglet;
+pub use loglet::{LogletGroupStatus, LogletMembershipChange, ReplicatedLoglet};
 pub use service::{LogServerService, LOGLET_LEADER_HEADER};
 pub use state::{Command, LogletState, Outcome};

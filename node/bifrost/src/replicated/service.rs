@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use restate_proto::log_server::{self as pb, log_server_server::LogServer};
-use restate_raft::RaftError;
+use restate_raft::{MembershipChange, RaftError};
 use restate_types::LogletId;
 use tonic::{Request, Response, Status};
 
@@ -106,6 +106,17 @@ impl LogServer for LogServerService {
         let Ok(hosted) = self.hosted(r.loglet_id) else {
             return Ok(Response::new(self.read_local(&r).await?));
         };
+        // A member still catching up (a learner added by repair) may lack records that
+        // others have: it refuses, and the client asks another member.
+        {
+            let status = hosted.status.borrow();
+            if !status.voters.contains(&status.peer) {
+                return Err(Status::unavailable(format!(
+                    "loglet {} on this node is still catching up (not yet a voter); ask another member",
+                    r.loglet_id
+                )));
+            }
+        }
         // Applied records never change, so any member may serve what it has applied.
         let state = hosted.state.read().expect("not poisoned");
         let from = r.from_lsn.max(state.trim_point + 1).max(1);
@@ -150,6 +161,59 @@ impl LogServer for LogServerService {
                 Ok(Response::new(pb::TailResponse { next_lsn: next, sealed: true, leader_raft_id: 0 }))
             }
             other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    async fn group_status(
+        &self,
+        request: Request<pb::GroupStatusRequest>,
+    ) -> Result<Response<pb::GroupStatusResponse>, Status> {
+        let loglet = request.into_inner().loglet_id;
+        let status = self.hosted(loglet)?.status.borrow().clone();
+        if !status.is_leader {
+            let leader = (status.leader != 0).then_some(status.leader);
+            return Err(self.raft_status(loglet, RaftError::NotLeader { leader }));
+        }
+        Ok(Response::new(pb::GroupStatusResponse {
+            leader_raft_id: status.peer,
+            term: status.term,
+            commit: status.commit,
+            voters: status.voters,
+            learners: status.learners,
+            progress: status
+                .progress
+                .into_iter()
+                .map(|(raft_id, matched)| pb::MemberProgress { raft_id, matched })
+                .collect(),
+        }))
+    }
+
+    async fn change_membership(
+        &self,
+        request: Request<pb::ChangeMembershipRequest>,
+    ) -> Result<Response<pb::ChangeMembershipResponse>, Status> {
+        let r = request.into_inner();
+        self.hosted(r.loglet_id)?;
+        let change = match pb::MembershipChangeKind::try_from(r.kind) {
+            Ok(pb::MembershipChangeKind::AddLearner) => {
+                MembershipChange::AddLearner { peer: r.raft_id, context: Default::default() }
+            }
+            Ok(pb::MembershipChangeKind::AddVoter) => {
+                MembershipChange::AddVoter { peer: r.raft_id, context: Default::default() }
+            }
+            Ok(pb::MembershipChangeKind::Remove) => MembershipChange::Remove { peer: r.raft_id },
+            _ => return Err(Status::invalid_argument(format!("unknown membership change kind {}", r.kind))),
+        };
+        if !r.address.is_empty() {
+            self.host.peers().set(r.raft_id, r.address.clone());
+        }
+        match self.host.change_membership(LogletId(r.loglet_id), change.clone()).await {
+            Ok(()) => {
+                tracing::info!(loglet = r.loglet_id, change = ?change, "loglet group membership changed");
+                Ok(Response::new(pb::ChangeMembershipResponse {}))
+            }
+            Err(RaftError::InvalidMembership(reason)) => Err(Status::failed_precondition(reason)),
+            Err(e) => Err(self.raft_status(r.loglet_id, e)),
         }
     }
 

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use crate::error_chain as chain;
 use restate_proto::node_ctl::node_ctl_client::NodeCtlClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -27,19 +28,6 @@ impl CtlError {
             _ => CtlError(status.message().to_owned()),
         }
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(next) = source {
-        let next_text = next.to_string();
-        if !text.contains(&next_text) {
-            text = format!("{text}: {next_text}");
-        }
-        source = next.source();
-    }
-    text
 }
 
 /// Connects to a node's node-control service, failing with one line naming the address.

@@ -31,8 +31,20 @@ pub struct Segment {
     pub loglet_id: LogletId,
     pub replication: u32,
     /// Nodes that hold (or will hold) the segment's records; empty while a replicated
-    /// segment still waits for enough log-servers.
+    /// segment still waits for enough log-servers. Repair may replace a member.
     pub nodeset: Vec<PlainNodeId>,
+    /// Members added by repair after the loglet's group was formed: they join it empty
+    /// (the leader sends them a snapshot) instead of bootstrapping it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<PlainNodeId>,
+}
+
+impl Segment {
+    /// Whether `node` forms the loglet's group at creation (bootstraps it) rather than
+    /// joining it later. Only a never-repaired segment is bootstrapped.
+    pub fn bootstraps_on(&self, node: PlainNodeId) -> bool {
+        self.joined.is_empty() && self.nodeset.contains(&node)
+    }
 }
 
 impl Logs {
@@ -42,7 +54,14 @@ impl Logs {
         for log in 0..num_logs {
             let loglet_id = logs.next_loglet_id;
             logs.next_loglet_id = LogletId(loglet_id.0 + 1);
-            let segment = Segment { base_lsn: Lsn::OLDEST, kind, loglet_id, replication, nodeset: nodeset.clone() };
+            let segment = Segment {
+                base_lsn: Lsn::OLDEST,
+                kind,
+                loglet_id,
+                replication,
+                nodeset: nodeset.clone(),
+                joined: vec![],
+            };
             logs.logs.insert(LogId(log), Chain { segments: vec![segment] });
         }
         logs

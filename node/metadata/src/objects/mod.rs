@@ -5,11 +5,17 @@ mod cluster_config;
 mod logs;
 mod nodes_config;
 mod partition_table;
+mod schema;
 
 pub use cluster_config::ClusterConfiguration;
 pub use logs::{Chain, Logs, Segment};
 pub use nodes_config::{LogServerState, MetadataServerState, NodeConfig, NodeRegistration, NodesConfiguration};
 pub use partition_table::{Partition, PartitionTable};
+pub use schema::{
+    format_rfc3339_millis, new_deployment_id, normalize_uri, now_rfc3339, DeployedService, Deployment,
+    HandlerDefinition, HandlerType, NewDeployment, Registration, RegistrationOutcome, Removal, Schema, SchemaError,
+    SchemaErrorKind, ServiceDefinition, ServiceSchema, ServiceType,
+};
 
 /// A value kept under a fixed metadata key.
 pub trait MetadataObject: serde::Serialize + serde::de::DeserializeOwned + Send + Sync {
@@ -38,6 +44,11 @@ impl MetadataObject for PartitionTable {
     const NAME: &'static str = "PartitionTable";
 }
 
+impl MetadataObject for Schema {
+    const KEY: &'static str = "schema";
+    const NAME: &'static str = "Schema";
+}
+
 /// Checks that `bytes` decode as the typed object stored under `key`, if `key` is one of
 /// the well-known keys. Administrative writes call this so a typo cannot corrupt the
 /// cluster's own metadata.
@@ -52,6 +63,7 @@ pub fn check_well_known(key: &str, bytes: &[u8]) -> Result<(), String> {
         NodesConfiguration::KEY => check::<NodesConfiguration>(bytes),
         Logs::KEY => check::<Logs>(bytes),
         PartitionTable::KEY => check::<PartitionTable>(bytes),
+        Schema::KEY => check::<Schema>(bytes),
         _ => Ok(()),
     }
 }

@@ -1,0 +1,93 @@
+//! Service deployments for e2e tests: the `example-services` binary (real restate-sdk
+//! services) on a free port, and the `restate` CLI.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::{bin, CtlOutput, TestDir};
+
+/// Bound on `example-services` printing its listen line.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running `example-services` (Greeter, Counter, Ticket) on a free loopback port, killed
+/// on drop. Its stderr goes to `<test dir>/example-services.log`, printed when a test fails.
+pub struct ExampleServices {
+    child: Child,
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`.
+    pub uri: String,
+}
+
+impl ExampleServices {
+    /// Starts the binary with `--port 0` and reads the port from the line it prints once
+    /// it listens (so it accepts connections when this returns).
+    pub fn start(dir: &TestDir) -> ExampleServices {
+        let log_path = dir.path().join("example-services.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
+        let mut child = Command::new(bin("example-services"))
+            .args(["--port", "0"])
+            .env("RUST_LOG", "info")
+            .env("EXAMPLE_RUN_LOG", dir.path().join("example-services-runs.txt"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn example-services");
+        // Read the listen line on a thread so the wait has a deadline even if the child hangs.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = tx.send(reader.read_line(&mut line).map(|_| line));
+            // Keep draining so the child never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = match rx.recv_timeout(STARTUP_DEADLINE) {
+            Ok(Ok(line)) => line,
+            other => {
+                let _ = child.kill();
+                panic!("example-services printed no listen line within {STARTUP_DEADLINE:?} ({other:?})");
+            }
+        };
+        // "example-services listening on 0.0.0.0:PORT (...)"
+        let port = line
+            .split_whitespace()
+            .find(|word| word.contains(':'))
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in the listen line {line:?}"));
+        ExampleServices { child, port, uri: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for ExampleServices {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `restate --admin-url <admin_url> <args>` with stdin not a terminal.
+pub fn restate(admin_url: &str, args: &[&str]) -> CtlOutput {
+    let output: Output = Command::new(bin("restate"))
+        .arg("--admin-url")
+        .arg(admin_url)
+        .args(args)
+        .env_remove("RESTATE_ADMIN_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run restate");
+    CtlOutput {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `http://127.0.0.1:<admin port>` of a node.
+pub fn admin_url(node: &crate::ServerProcess) -> String {
+    format!("http://127.0.0.1:{}", node.ports.admin)
+}

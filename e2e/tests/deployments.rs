@@ -1,0 +1,177 @@
+//! Deployments and services through the admin API and the `restate` CLI, against the real
+//! restate-sdk services of `example-services`.
+
+use std::time::{Duration, Instant};
+
+use restate_e2e::services::{admin_url, restate, ExampleServices};
+use restate_e2e::*;
+use serde_json::Value;
+
+fn single_node(dir: &TestDir) -> ServerProcess {
+    let mut node = ServerProcess::new(dir, "n1", "deployments", &[]);
+    node.start_and_wait_healthy();
+    wait_for_alive_nodes(&node, 1);
+    node
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `(status, body as JSON)` of an admin request.
+fn admin_request(node: &ServerProcess, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, text) = http_request(node.ports.admin, method, path, body)
+        .unwrap_or_else(|| panic!("admin API of {} did not answer {method} {path}", node.name));
+    (status, json(&text))
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn register_list_and_register_again_on_one_node() {
+    let dir = TestDir::new("deployments");
+    let node = single_node(&dir);
+    let services = ExampleServices::start(&dir);
+    let admin = admin_url(&node);
+
+    let out = restate(&admin, &["dp", "register", &services.uri, "--yes"]);
+    let text = out.ok();
+    for expected in ["Greeter", "Counter", "Ticket", "greet", "add", "get", "issue", "registered"] {
+        assert!(text.contains(expected), "missing {expected} in: {text}");
+    }
+
+    let deployments = restate(&admin, &["deployments", "list", "--json"]).json();
+    let list = deployments["deployments"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{deployments:#}");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("dp_"), "{id}");
+    assert_eq!(list[0]["uri"], services.uri.as_str());
+    assert_eq!(names(&list[0]["services"]), ["Counter", "Greeter", "Ticket"]);
+
+    let listed = restate(&admin, &["services", "list", "--json"]).json();
+    let by_name = |name: &str| -> Value {
+        listed["services"].as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap_or_else(|| {
+            panic!("{name} not listed: {listed:#}");
+        })
+    };
+    assert_eq!(by_name("Greeter")["ty"], "SERVICE");
+    assert_eq!(by_name("Ticket")["ty"], "SERVICE");
+    let counter = by_name("Counter");
+    assert_eq!(counter["ty"], "VIRTUAL_OBJECT");
+    assert_eq!(counter["deployment_id"], id.as_str());
+    assert_eq!(counter["revision"], 1);
+    let handlers: Vec<(String, String)> = counter["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["name"].as_str().unwrap().to_owned(), h["ty"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(handlers, [("add".into(), "EXCLUSIVE".into()), ("get".into(), "SHARED".into())]);
+
+    // Registering the same URI again is a no-op that answers the same id.
+    let again = restate(&admin, &["deployments", "register", &services.uri, "--yes", "--json"]).json();
+    assert_eq!(again["id"], id.as_str());
+    assert_eq!(again["outcome"], "unchanged");
+    let text = restate(&admin, &["deployment", "register", &services.uri, "--yes"]);
+    assert!(text.ok().contains("nothing changed"), "{}", text.stdout);
+    let deployments = restate(&admin, &["dp", "list", "--json"]).json();
+    assert_eq!(deployments["deployments"].as_array().unwrap().len(), 1);
+
+    // The admin API directly: the same registration through POST answers 200 and the id.
+    let (status, body) = admin_request(&node, "POST", "/deployments", &format!("{{\"uri\": \"{}\"}}", services.uri));
+    assert_eq!((status, body["id"].as_str()), (200, Some(id.as_str())), "{body:#}");
+    let (status, body) = admin_request(&node, "GET", &format!("/deployments/{id}"), "");
+    assert_eq!(status, 200);
+    assert_eq!(body["services"][0]["handlers"][0]["name"], "add");
+    let (status, body) = admin_request(&node, "GET", "/services/Greeter", "");
+    assert_eq!((status, body["ty"].as_str()), (200, Some("SERVICE")));
+
+    // A deployment that still serves services is removed only with force.
+    let refused = restate(&admin, &["dp", "remove", &id, "--yes"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("still serves") && refused.stderr.contains("409"), "{}", refused.stderr);
+    restate(&admin, &["dp", "remove", &id, "--force", "--yes"]).ok();
+    let listed = restate(&admin, &["services", "list", "--json"]).json();
+    assert_eq!(listed["services"].as_array().unwrap().len(), 0, "{listed:#}");
+    assert_eq!(admin_request(&node, "GET", "/services/Greeter", "").0, 404);
+}
+
+#[test]
+fn unreachable_and_invalid_input_are_clear_errors() {
+    let dir = TestDir::new("deployments-errors");
+    let node = single_node(&dir);
+    let admin_address = admin_url(&node);
+
+    // Nothing listens at this URI.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let out = restate(&admin_address, &["dp", "register", &nowhere, "--yes"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains(&nowhere), "the error names the URI: {}", out.stderr);
+    assert!(out.stderr.contains("connect"), "the error says what failed: {}", out.stderr);
+    let listed = restate(&admin_address, &["services", "list", "--json"]).json();
+    assert_eq!(listed["services"].as_array().unwrap().len(), 0, "nothing was registered: {listed:#}");
+
+    // Bad request bodies: 400 naming the problem.
+    let (status, body) = admin_request(&node, "POST", "/deployments", "{\"uri\": ");
+    assert_eq!(status, 400, "{body:#}");
+    assert!(body["message"].as_str().unwrap().contains("not valid JSON"), "{body:#}");
+    let (status, body) = admin_request(&node, "POST", "/deployments", "{\"url\": \"http://127.0.0.1:9080\"}");
+    assert_eq!(status, 400, "{body:#}");
+    assert!(body["message"].as_str().unwrap().contains("url"), "{body:#}");
+    let (status, body) = admin_request(&node, "POST", "/deployments", "{\"uri\": \"ftp://127.0.0.1:9080\"}");
+    assert_eq!(status, 400, "{body:#}");
+    assert!(body["message"].as_str().unwrap().contains("ftp"), "{body:#}");
+    let (status, body) = admin_request(&node, "POST", "/deployments", &format!("{{\"uri\": \"{nowhere}\"}}"));
+    assert_eq!(status, 502, "{body:#}");
+
+    // Unknown ids and names: 404.
+    let (status, body) = admin_request(&node, "DELETE", "/deployments/dp_unknown", "");
+    assert_eq!(status, 404, "{body:#}");
+    assert!(body["message"].as_str().unwrap().contains("dp_unknown"), "{body:#}");
+    assert_eq!(admin_request(&node, "GET", "/deployments/dp_unknown", "").0, 404);
+    assert_eq!(admin_request(&node, "GET", "/services/Nope", "").0, 404);
+    assert_eq!(admin_request(&node, "DELETE", "/deployments/dp_unknown?force=maybe", "").0, 400);
+
+    // An admin API that does not answer: one line naming it.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = restate(&closed, &["services", "list"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains(&format!("cannot reach the admin API at {closed}")), "{}", out.stderr);
+}
+
+#[test]
+fn a_registration_through_one_node_is_visible_through_every_node() {
+    let dir = TestDir::new("deployments-cluster");
+    let mut nodes = replicated_cluster(&dir, "deployments", &["n1", "n2", "n3"], &[]);
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    wait_for_alive_nodes(&nodes[0], 3);
+    let services = ExampleServices::start(&dir);
+
+    let registered = restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes", "--json"]).json();
+    let id = registered["id"].as_str().unwrap().to_owned();
+    assert_eq!(registered["outcome"], "created", "{registered:#}");
+
+    for node in &nodes[1..] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let answer = http_get(node.ports.admin, "/services");
+            let listed = answer.as_ref().filter(|(status, _)| *status == 200).map(|(_, body)| json(body));
+            if let Some(listed) = &listed {
+                let services = listed["services"].as_array().unwrap();
+                if services.len() == 3 && services.iter().all(|s| s["deployment_id"] == id.as_str()) {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "{} never listed the services of {id}: {answer:?}", node.name);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // Registering again through another node is the same no-op.
+    let again = restate(&admin_url(&nodes[2]), &["dp", "register", &services.uri, "--yes", "--json"]).json();
+    assert_eq!((again["id"].as_str(), again["outcome"].as_str()), (Some(id.as_str()), Some("unchanged")));
+}

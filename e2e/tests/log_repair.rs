@@ -1,0 +1,165 @@
+//! Repair with real processes: 4 nodes, replication 2 (a loglet group of 3 plus one
+//! spare). A nodeset member is killed -9; after the grace period the cluster controller
+//! puts the spare in its place (learner, caught up, voter, dead member removed) while a
+//! client keeps appending. Then the dead node comes back and another original member is
+//! killed: appends continue only because the spare really votes. Every acknowledged
+//! record is read back once, in order, also from the spare's own replica.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use restate_e2e::*;
+use restate_proto::log_server::{log_server_client::LogServerClient, GroupStatusRequest, ReadRequest};
+use restate_proto::node_ctl::{node_ctl_client::NodeCtlClient, AppendLogRequest, ReadLogRequest};
+
+fn node_id(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) => format!("N{n}"),
+        other => other.as_str().unwrap().to_owned(),
+    }
+}
+
+/// The single log's tail: (loglet id, nodeset).
+fn tail_of_log(node: &ServerProcess) -> Option<(u64, Vec<String>)> {
+    let out = node.ctl(&["logs", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    let log = v["logs"].as_array()?.first()?.clone();
+    let nodeset: Vec<String> = log["nodeset"].as_array()?.iter().map(node_id).collect();
+    Some((log["loglet_id"].as_u64()?, nodeset))
+}
+
+/// Appends `record-{i}` one at a time through `address` until `stop`; returns the
+/// acknowledged (lsn, payload) pairs.
+async fn append_until(address: String, stop: tokio_util::sync::CancellationToken) -> Vec<(u64, String)> {
+    let mut acked = Vec::new();
+    let mut ctl = NodeCtlClient::connect(address).await.unwrap();
+    let mut i = 0u32;
+    while !stop.is_cancelled() {
+        let payload = format!("record-{i}");
+        i += 1;
+        let request = AppendLogRequest { log_id: 0, records: vec![payload.clone().into_bytes()] };
+        if let Ok(r) = ctl.append_log(request).await {
+            acked.push((r.into_inner().last_lsn, payload));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    acked
+}
+
+#[test]
+fn a_dead_log_server_is_replaced_by_a_spare_that_then_carries_the_log() {
+    let dir = TestDir::new("log-repair");
+    let mut nodes = replicated_cluster(
+        &dir,
+        "repair",
+        &["n1", "n2", "n3", "n4"],
+        &[
+            ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            ("RESTATE_DEFAULT_REPLICATION", "2"),
+            ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
+            ("RESTATE_ADMIN__LOG_SERVER_REPAIR_GRACE_PERIOD", "2s"),
+        ],
+    );
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    let status = wait_for_alive_nodes(&nodes[0], 4);
+    let id_of: BTreeMap<String, String> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().to_owned(), node_id(&n["node_id"])))
+        .collect();
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let index_of = |id: &str| names.iter().position(|name| id_of[name.as_str()] == id).unwrap();
+
+    let mut placed = None;
+    wait_until("the log to be placed on 3 log-servers", Duration::from_secs(60), || {
+        placed = tail_of_log(&nodes[0]).filter(|(_, nodeset)| nodeset.len() == 3);
+        placed.is_some()
+    });
+    let (loglet, nodeset) = placed.unwrap();
+    let spare = id_of.values().find(|id| !nodeset.contains(id)).unwrap().clone();
+    // The client talks to the first nodeset member; the victim is another one.
+    let (entry, victim, second_victim) = (index_of(&nodeset[0]), index_of(&nodeset[2]), index_of(&nodeset[1]));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let appender = runtime.spawn(append_until(nodes[entry].address(), stop.clone()));
+    wait_until("a few appends", Duration::from_secs(30), || tail_log(&nodes[entry]).is_some_and(|tail| tail > 5));
+
+    nodes[victim].kill();
+    let dead = id_of[nodes[victim].name.as_str()].clone();
+    let started = Instant::now();
+    wait_until("the spare to replace the dead log-server", Duration::from_secs(60), || {
+        tail_of_log(&nodes[entry]).is_some_and(|(l, ns)| l == loglet && ns.contains(&spare) && !ns.contains(&dead))
+    });
+    assert!(started.elapsed() >= Duration::from_secs(2), "replaced before the grace period ended");
+
+    // The group itself follows: 3 voters (the spare among them), no learner left.
+    let addresses: Vec<String> = nodes.iter().map(|n| n.address()).collect();
+    wait_until("the loglet group to have the nodeset's 3 voters", Duration::from_secs(60), || {
+        runtime.block_on(async {
+            for address in &addresses {
+                let Ok(mut c) = LogServerClient::connect(address.clone()).await else { continue };
+                if let Ok(s) = c.group_status(GroupStatusRequest { loglet_id: loglet }).await {
+                    let s = s.into_inner();
+                    return s.voters.len() == 3 && s.learners.is_empty();
+                }
+            }
+            false
+        })
+    });
+
+    // The dead node returns (it is no longer in the nodeset); another original member
+    // dies. The group {entry, second_victim, spare} keeps a majority only with the spare.
+    nodes[victim].start_and_wait_healthy();
+    nodes[second_victim].kill();
+    let before = tail_log(&nodes[entry]).unwrap_or(0);
+    wait_until("appends to continue with the spare voting", Duration::from_secs(60), || {
+        tail_log(&nodes[entry]).is_some_and(|tail| tail > before + 10)
+    });
+    stop.cancel();
+    let acked = runtime.block_on(appender).unwrap();
+    assert!(acked.len() > 20, "too few acknowledged appends: {}", acked.len());
+
+    // Through Bifrost: every acknowledged record once, in LSN order, no gaps.
+    let all = runtime.block_on(async {
+        let mut ctl = NodeCtlClient::connect(nodes[entry].address()).await.unwrap();
+        ctl.read_log(ReadLogRequest { log_id: 0, from_lsn: 1, max_records: 100_000 }).await.unwrap().into_inner()
+    });
+    let read: Vec<(u64, String)> =
+        all.records.iter().map(|r| (r.lsn, String::from_utf8(r.payload.clone()).unwrap())).collect();
+    let lsns: Vec<u64> = read.iter().map(|r| r.0).collect();
+    assert_eq!(lsns, (1..=lsns.len() as u64).collect::<Vec<_>>(), "gap or disorder");
+    let by_lsn: BTreeMap<u64, String> = read.iter().cloned().collect();
+    for (lsn, payload) in &acked {
+        assert_eq!(by_lsn.get(lsn), Some(payload), "acknowledged record at LSN {lsn} is missing or different");
+    }
+    let mut payloads: Vec<&String> = read.iter().map(|r| &r.1).collect();
+    payloads.sort();
+    payloads.dedup();
+    assert_eq!(payloads.len(), read.len(), "a record appears twice");
+
+    // The spare's own replica holds the whole loglet (it caught up from a snapshot).
+    let spare_index = index_of(&spare);
+    let replica = runtime.block_on(async {
+        let mut c = LogServerClient::connect(nodes[spare_index].address()).await.unwrap();
+        c.read(ReadRequest { loglet_id: loglet, from_lsn: 1, max_records: 100_000 }).await.unwrap().into_inner()
+    });
+    let replica_lsns: Vec<u64> = replica.records.iter().map(|r| r.lsn).collect();
+    assert!(
+        replica_lsns.len() >= acked.len(),
+        "the spare holds {} records, {} acknowledged",
+        replica_lsns.len(),
+        acked.len()
+    );
+    assert_eq!(replica_lsns, (1..=replica_lsns.len() as u64).collect::<Vec<_>>());
+}
+
+/// The log's tail LSN as `logs describe` reports it.
+fn tail_log(node: &ServerProcess) -> Option<u64> {
+    let out = node.ctl(&["logs", "describe", "--log-id", "0", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    v["tail"].as_u64()
+}

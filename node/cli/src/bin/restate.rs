@@ -1,0 +1,151 @@
+//! `restate`: registers service deployments and lists services through the admin API.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use restate_cli::restate::{deployments, parse_header, services, CliError, Globals};
+
+/// Manages the services of a Restate cluster through the admin REST API of any node.
+///
+/// Commands that change the registry ask for confirmation only when stdin is a terminal;
+/// --yes skips the question. Read commands take --json for scripts.
+#[derive(Debug, Parser)]
+#[command(name = "restate", version, about, long_about)]
+struct Cli {
+    /// Admin API of any node with the admin role.
+    #[arg(long, global = true, env = "RESTATE_ADMIN_URL", default_value = "http://127.0.0.1:9070", value_name = "URL")]
+    admin_url: String,
+    /// Print the admin API's JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y', global = true)]
+    yes: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Service deployments: endpoints that serve services built with a Restate SDK.
+    #[command(subcommand, visible_alias = "dp", alias = "deployment")]
+    Deployments(DeploymentsCmd),
+    /// Registered services with their handlers.
+    #[command(subcommand, visible_alias = "svc", alias = "service")]
+    Services(ServicesCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum DeploymentsCmd {
+    /// Discovers the deployment at URL (GET URL/discover), shows its services and
+    /// handlers, and registers it. Registering a URL again with the same services changes
+    /// nothing; with different services it needs --force.
+    #[command(visible_alias = "add")]
+    Register {
+        /// The deployment's address, e.g. http://127.0.0.1:9080.
+        url: String,
+        /// Overwrite a registration of the same URL that differs; allow service type changes.
+        #[arg(long)]
+        force: bool,
+        /// Header sent with every request to the deployment (repeatable), e.g.
+        /// --header authorization=Bearer 123.
+        #[arg(long = "header", alias = "extra-header", value_name = "K=V", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
+        /// Only show what would be registered.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Every deployment with its URL, creation time and services.
+    #[command(visible_alias = "ls")]
+    List,
+    /// One deployment with its services and their handlers.
+    #[command(visible_alias = "get")]
+    Describe {
+        /// Deployment id (dp_...).
+        id: String,
+    },
+    /// Removes a deployment. Refused while it serves the latest revision of a service,
+    /// unless --force, which removes those services too.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// Deployment id (dp_...).
+        id: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServicesCmd {
+    /// Every service with its type, revision, deployment and handlers.
+    #[command(visible_alias = "ls")]
+    List,
+    /// One service with its handlers and their types.
+    #[command(visible_alias = "get")]
+    Describe {
+        /// Service name.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let globals = Globals { admin_url: cli.admin_url.clone(), json: cli.json, yes: cli.yes };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result: Result<(), CliError> = runtime.block_on(async {
+        match cli.command {
+            Command::Deployments(DeploymentsCmd::Register { url, force, headers, dry_run }) => {
+                let args = deployments::RegisterArgs { url, force, headers, dry_run };
+                deployments::register(&globals, &args).await
+            }
+            Command::Deployments(DeploymentsCmd::List) => deployments::list(&globals).await,
+            Command::Deployments(DeploymentsCmd::Describe { id }) => deployments::describe(&globals, &id).await,
+            Command::Deployments(DeploymentsCmd::Remove { id, force }) => {
+                deployments::remove(&globals, &id, force).await
+            }
+            Command::Services(ServicesCmd::List) => services::list(&globals).await,
+            Command::Services(ServicesCmd::Describe { name }) => services::describe(&globals, &name).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn aliases_and_global_flags() {
+        let cli =
+            Cli::try_parse_from(["restate", "dp", "register", "http://a:9080", "--yes", "--header", "k=v"]).unwrap();
+        assert!(cli.yes);
+        match cli.command {
+            Command::Deployments(DeploymentsCmd::Register { url, headers, force, .. }) => {
+                assert_eq!(url, "http://a:9080");
+                assert_eq!(headers, [("k".to_owned(), "v".to_owned())]);
+                assert!(!force);
+            }
+            other => panic!("{other:?}"),
+        }
+        for words in [["restate", "deployment", "list"], ["restate", "deployments", "ls"], ["restate", "dp", "list"]] {
+            assert!(matches!(Cli::try_parse_from(words).unwrap().command, Command::Deployments(DeploymentsCmd::List)));
+        }
+        let cli = Cli::try_parse_from(["restate", "services", "list", "--json", "--admin-url", "http://x:1"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.admin_url, "http://x:1");
+        assert!(Cli::try_parse_from(["restate", "dp", "register", "http://a", "--header", "nope"]).is_err());
+    }
+}

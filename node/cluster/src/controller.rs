@@ -1,0 +1,247 @@
+//! The controller loop: hold (or wait for) the lease; while held, probe the log-servers,
+//! plan, and carry out the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use restate_bifrost::replicated::{LogletMembershipChange, ReplicatedLoglet};
+use restate_bifrost::Bifrost;
+use restate_metadata::objects::{ClusterConfiguration, Logs, NodesConfiguration, Segment};
+use restate_metadata::{typed, MetadataStore};
+use restate_types::{LogProviderKind, LogletId, PlainNodeId};
+use tokio_util::sync::CancellationToken;
+
+use crate::lease::{ControllerLease, LeaseStep, LeaseTracker};
+use crate::liveness::Liveness;
+use crate::membership::{next_step, MembershipStep};
+use crate::plan::{apply, plan, Action, ClusterView};
+use crate::probe::Prober;
+
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    pub me: PlainNodeId,
+    /// A log-server unreachable this long is replaced where a spare exists.
+    pub repair_grace_period: Duration,
+    /// How long a silent lease holder is waited for before another node takes over.
+    pub lease_duration: Duration,
+    /// Time between rounds (lease renewal, probes, planning).
+    pub round_interval: Duration,
+}
+
+impl ControllerOptions {
+    pub fn new(me: PlainNodeId, repair_grace_period: Duration) -> ControllerOptions {
+        ControllerOptions {
+            me,
+            repair_grace_period,
+            lease_duration: Duration::from_secs(4),
+            round_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs until `shutdown`. Every admin node runs it; only the lease holder acts.
+pub async fn run(
+    metadata: Arc<dyn MetadataStore>,
+    bifrost: Arc<Bifrost>,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
+    let mut controller = Controller {
+        metadata,
+        bifrost,
+        lease: LeaseTracker::new(options.me, options.lease_duration),
+        options,
+        liveness: Liveness::default(),
+        prober: Prober::default(),
+        synced: BTreeMap::new(),
+        was_leader: false,
+    };
+    loop {
+        controller.round().await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(controller.options.round_interval) => {}
+        }
+    }
+}
+
+struct Controller {
+    metadata: Arc<dyn MetadataStore>,
+    bifrost: Arc<Bifrost>,
+    options: ControllerOptions,
+    lease: LeaseTracker,
+    liveness: Liveness,
+    prober: Prober,
+    /// Loglet groups whose membership matched this nodeset (not asked again).
+    synced: BTreeMap<LogletId, Vec<PlainNodeId>>,
+    was_leader: bool,
+}
+
+impl Controller {
+    async fn round(&mut self) {
+        if let Err(e) = self.keep_lease().await {
+            tracing::debug!("cluster controller lease: {e}");
+        }
+        let leader = self.lease.is_held(Instant::now());
+        if leader != self.was_leader {
+            if leader {
+                tracing::info!(node = %self.options.me, "this node is now the cluster controller");
+            } else {
+                tracing::info!(node = %self.options.me, "this node is no longer the cluster controller");
+            }
+            self.was_leader = leader;
+            self.liveness = Liveness::default();
+            self.synced.clear();
+        }
+        if !leader {
+            return;
+        }
+        if let Err(e) = self.act().await {
+            tracing::debug!("cluster controller: {e}");
+        }
+    }
+
+    async fn keep_lease(&mut self) -> Result<(), String> {
+        let current = typed::get::<ControllerLease>(self.metadata.as_ref()).await.map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        match self.lease.next(current, started) {
+            LeaseStep::Wait { .. } => Ok(()),
+            LeaseStep::Write { next, precondition } => {
+                match typed::put(self.metadata.as_ref(), &next, precondition).await {
+                    Ok(_) => {
+                        self.lease.written(started);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.lease.lost();
+                        Err(e.to_string())
+                    }
+                }
+            }
+        }
+    }
+
+    async fn act(&mut self) -> Result<(), String> {
+        let store = self.metadata.as_ref();
+        let (nodes, _) = typed::get::<NodesConfiguration>(store).await.map_err(|e| e.to_string())?.unwrap_or_default();
+        let Some((logs, _)) = typed::get::<Logs>(store).await.map_err(|e| e.to_string())? else { return Ok(()) };
+        let config = typed::get::<ClusterConfiguration>(store).await.map_err(|e| e.to_string())?.map(|(c, _)| c);
+
+        let log_servers: Vec<(PlainNodeId, String)> = nodes.log_servers().map(|n| (n.id, n.address.clone())).collect();
+        let addresses: Vec<String> = log_servers.iter().map(|(_, a)| a.clone()).collect();
+        let answers = self.prober.probe_all(&addresses, Duration::from_secs(1)).await;
+        let now = Instant::now();
+        for ((node, _), answered) in log_servers.iter().zip(answers) {
+            if !answered && self.liveness.is_alive(*node) {
+                tracing::warn!(node = %node, "log-server stopped answering");
+            }
+            self.liveness.observe(*node, answered, now);
+        }
+        self.liveness.retain(|n| nodes.nodes.contains_key(&n));
+        let alive: BTreeSet<PlainNodeId> =
+            log_servers.iter().map(|(n, _)| *n).filter(|n| self.liveness.is_alive(*n)).collect();
+        let dead: BTreeSet<PlainNodeId> =
+            self.liveness.dead(self.options.repair_grace_period, now).into_iter().collect();
+
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: config.as_ref(), alive: &alive, dead: &dead };
+        for action in plan(&view) {
+            if let Err(e) = self.carry_out(&action).await {
+                tracing::warn!(action = ?action, "cluster controller: {e}");
+            }
+        }
+        self.sync_memberships(&nodes).await
+    }
+
+    async fn carry_out(&self, action: &Action) -> Result<(), String> {
+        match action {
+            Action::Improve { log, replication, nodeset } => {
+                let segment = self
+                    .bifrost
+                    .seal_and_extend(*log, LogProviderKind::Replicated, *replication, nodeset.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(log = %log, replication, nodeset = ?nodeset, loglet = %segment.loglet_id, "replication raised: the log continues on a new segment");
+                Ok(())
+            }
+            _ => {
+                let written = typed::read_modify_write::<Logs, String, _>(self.metadata.as_ref(), |current| {
+                    let Some(mut logs) = current else { return Ok(None) };
+                    Ok(apply(&mut logs, action).then_some(logs))
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                written?;
+                match action {
+                    Action::Place { log, loglet, nodeset } => {
+                        tracing::info!(log = %log, loglet = %loglet, nodeset = ?nodeset, "placed a replicated segment on log-servers")
+                    }
+                    Action::Replace { log, loglet, dead, spare } => {
+                        tracing::warn!(log = %log, loglet = %loglet, dead = %dead, spare = %spare, "replacing an unreachable log-server in a loglet's nodeset")
+                    }
+                    Action::Improve { .. } => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Drives every repaired loglet group toward its nodeset (one change per group per
+    /// round). Groups found in step are remembered and not asked again.
+    async fn sync_memberships(&mut self, nodes: &NodesConfiguration) -> Result<(), String> {
+        let Some((logs, _)) = typed::get::<Logs>(self.metadata.as_ref()).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let repaired: Vec<Segment> = logs
+            .logs
+            .values()
+            .flat_map(|c| c.segments.iter())
+            .filter(|s| s.kind == LogProviderKind::Replicated && !s.joined.is_empty())
+            .filter(|s| self.synced.get(&s.loglet_id) != Some(&s.nodeset))
+            .cloned()
+            .collect();
+        for segment in repaired {
+            match self.sync_one(&segment, nodes).await {
+                Ok(true) => {
+                    self.synced.insert(segment.loglet_id, segment.nodeset.clone());
+                }
+                Ok(false) => {}
+                Err(e) => tracing::info!(loglet = %segment.loglet_id, "loglet membership: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// One step for one group; true when its members are the nodeset's.
+    async fn sync_one(&self, segment: &Segment, nodes: &NodesConfiguration) -> Result<bool, String> {
+        let mut members = Vec::new();
+        let mut address_of = BTreeMap::new();
+        for id in &segment.nodeset {
+            let node =
+                nodes.nodes.get(id).ok_or_else(|| format!("nodeset member {id} is not in NodesConfiguration"))?;
+            let raft_id = restate_raft::raft_id_for_storage(&node.storage_id);
+            members.push(node.address.clone());
+            address_of.insert(raft_id, node.address.clone());
+        }
+        let desired: Vec<u64> = address_of.keys().copied().collect();
+        let loglet = ReplicatedLoglet::new(segment.loglet_id, members);
+        let status = loglet.group_status().await.map_err(|e| e.to_string())?;
+        let change = match next_step(&desired, &status) {
+            MembershipStep::Done => return Ok(true),
+            MembershipStep::WaitForCatchUp { raft_id, matched, commit } => {
+                tracing::info!(loglet = %segment.loglet_id, raft_id, matched, commit, "new loglet member is catching up");
+                return Ok(false);
+            }
+            MembershipStep::AddLearner(raft_id) => {
+                LogletMembershipChange::AddLearner { raft_id, address: address_of[&raft_id].clone() }
+            }
+            MembershipStep::Promote(raft_id) => {
+                LogletMembershipChange::AddVoter { raft_id, address: address_of[&raft_id].clone() }
+            }
+            MembershipStep::Remove(raft_id) => LogletMembershipChange::Remove { raft_id },
+        };
+        tracing::info!(loglet = %segment.loglet_id, change = ?change, "changing loglet group membership");
+        loglet.change_membership(change).await.map_err(|e| e.to_string())?;
+        Ok(false)
+    }
+}

@@ -1,0 +1,262 @@
+//! What the controller should change in the logs' placement, computed from metadata and
+//! liveness alone (pure), and how each change rewrites [`Logs`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use restate_metadata::objects::{ClusterConfiguration, Logs, NodesConfiguration, Segment};
+use restate_types::{LogId, LogProviderKind, LogletId, PlainNodeId};
+
+use crate::placement::{add_load, choose_nodeset, pick, tail_load};
+
+/// One change of a log's segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A replicated tail segment that waited for log-servers gets its nodeset.
+    Place { log: LogId, loglet: LogletId, nodeset: Vec<PlainNodeId> },
+    /// `dead` (unreachable beyond the grace period) leaves the segment's nodeset and
+    /// `spare` joins it; the loglet group follows (see [`crate::membership`]).
+    Replace { log: LogId, loglet: LogletId, dead: PlainNodeId, spare: PlainNodeId },
+    /// The tail has less replication than the cluster's configuration and enough
+    /// log-servers now answer: seal it and continue on a segment with `replication`.
+    Improve { log: LogId, replication: u32, nodeset: Vec<PlainNodeId> },
+}
+
+/// The inputs of one planning round.
+pub struct ClusterView<'a> {
+    pub logs: &'a Logs,
+    pub nodes: &'a NodesConfiguration,
+    pub config: Option<&'a ClusterConfiguration>,
+    /// Log-servers whose last probe answered.
+    pub alive: &'a BTreeSet<PlainNodeId>,
+    /// Log-servers unreachable for longer than the grace period.
+    pub dead: &'a BTreeSet<PlainNodeId>,
+}
+
+/// Every action for this round; at most one per segment.
+pub fn plan(view: &ClusterView<'_>) -> Vec<Action> {
+    let log_servers: BTreeSet<PlainNodeId> = view.nodes.log_servers().map(|n| n.id).collect();
+    let alive: Vec<PlainNodeId> = log_servers.intersection(view.alive).copied().collect();
+    let mut load = tail_load(view.logs);
+    let mut actions = Vec::new();
+    for (log, chain) in &view.logs.logs {
+        let last = chain.segments.len().saturating_sub(1);
+        for (i, segment) in chain.segments.iter().enumerate() {
+            if segment.kind != LogProviderKind::Replicated {
+                continue;
+            }
+            if segment.nodeset.is_empty() {
+                // Placement waits for registered log-servers, alive or not yet probed
+                // (a cluster still starting), as provisioning promised.
+                let candidates: Vec<PlainNodeId> =
+                    log_servers.iter().copied().filter(|n| !view.dead.contains(n)).collect();
+                if i == last {
+                    if let Some(nodeset) = choose_nodeset(&candidates, &load, segment.replication) {
+                        add_load(&mut load, &nodeset);
+                        actions.push(Action::Place { log: *log, loglet: segment.loglet_id, nodeset });
+                    }
+                }
+                continue;
+            }
+            if let Some(action) = replacement(*log, segment, &alive, view.dead, &load) {
+                if let Action::Replace { spare, .. } = &action {
+                    add_load(&mut load, &[*spare]);
+                }
+                actions.push(action);
+                continue;
+            }
+            if i == last {
+                if let Some(config) = view.config {
+                    if config.log_provider == LogProviderKind::Replicated && segment.replication < config.replication {
+                        if let Some(nodeset) = choose_nodeset(&alive, &load, config.replication) {
+                            add_load(&mut load, &nodeset);
+                            actions.push(Action::Improve { log: *log, replication: config.replication, nodeset });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    actions
+}
+
+/// A dead member of `segment` swapped for the least loaded alive log-server outside its
+/// nodeset, if the group still has a majority of alive members (a group without one
+/// cannot change its membership).
+fn replacement(
+    log: LogId,
+    segment: &Segment,
+    alive: &[PlainNodeId],
+    dead: &BTreeSet<PlainNodeId>,
+    load: &BTreeMap<PlainNodeId, usize>,
+) -> Option<Action> {
+    let dead_member = segment.nodeset.iter().copied().find(|n| dead.contains(n))?;
+    let alive_members = segment.nodeset.iter().filter(|n| alive.contains(n)).count();
+    if alive_members < segment.nodeset.len() / 2 + 1 {
+        return None;
+    }
+    let spares: Vec<PlainNodeId> = alive.iter().copied().filter(|n| !segment.nodeset.contains(n)).collect();
+    let spare = pick(&spares, load, 1)?[0];
+    Some(Action::Replace { log, loglet: segment.loglet_id, dead: dead_member, spare })
+}
+
+/// Applies a metadata-only action to `logs`; false if `logs` no longer matches what the
+/// action was planned from (then nothing changes). [`Action::Improve`] needs a seal and
+/// goes through Bifrost instead.
+pub fn apply(logs: &mut Logs, action: &Action) -> bool {
+    match action {
+        Action::Place { log, loglet, nodeset } => {
+            let Some(tail) = logs.logs.get_mut(log).and_then(|c| c.segments.last_mut()) else { return false };
+            if tail.loglet_id != *loglet || !tail.nodeset.is_empty() {
+                return false;
+            }
+            tail.nodeset = nodeset.clone();
+            true
+        }
+        Action::Replace { log, loglet, dead, spare } => {
+            let Some(segment) =
+                logs.logs.get_mut(log).and_then(|c| c.segments.iter_mut().find(|s| s.loglet_id == *loglet))
+            else {
+                return false;
+            };
+            if segment.nodeset.contains(spare) {
+                return false;
+            }
+            let Some(slot) = segment.nodeset.iter_mut().find(|n| *n == dead) else { return false };
+            *slot = *spare;
+            segment.nodeset.sort();
+            segment.joined.retain(|n| n != dead);
+            segment.joined.push(*spare);
+            true
+        }
+        Action::Improve { .. } => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use restate_types::{Lsn, RoleSet};
+
+    fn ids(v: &[u32]) -> Vec<PlainNodeId> {
+        v.iter().map(|i| PlainNodeId(*i)).collect()
+    }
+
+    fn nodes(n: u32) -> NodesConfiguration {
+        let mut nodes = NodesConfiguration::default();
+        for i in 1..=n {
+            nodes.register(&format!("n{i}"), "http://x:1", &RoleSet::all(), "s", false);
+        }
+        nodes
+    }
+
+    fn logs(replication: u32, nodeset: &[u32]) -> Logs {
+        Logs::initial(1, LogProviderKind::Replicated, replication, ids(nodeset))
+    }
+
+    fn config(replication: u32) -> ClusterConfiguration {
+        ClusterConfiguration {
+            cluster_name: "c".into(),
+            cluster_fingerprint: "f".into(),
+            num_partitions: 1,
+            replication,
+            log_provider: LogProviderKind::Replicated,
+            provisioned_at_unix_ms: 0,
+        }
+    }
+
+    fn set(v: &[u32]) -> BTreeSet<PlainNodeId> {
+        ids(v).into_iter().collect()
+    }
+
+    #[test]
+    fn waiting_segments_are_placed_once_enough_log_servers_registered() {
+        let logs = logs(2, &[]);
+        let (alive, dead) = (set(&[]), set(&[]));
+        let few = nodes(2);
+        let view = ClusterView { logs: &logs, nodes: &few, config: None, alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty());
+        let enough = nodes(3);
+        let view = ClusterView { logs: &logs, nodes: &enough, config: None, alive: &alive, dead: &dead };
+        assert_eq!(plan(&view), vec![Action::Place { log: LogId(0), loglet: LogletId(1), nodeset: ids(&[1, 2, 3]) }]);
+    }
+
+    #[test]
+    fn a_dead_member_is_replaced_by_an_alive_spare() {
+        let logs = logs(2, &[1, 2, 3]);
+        let nodes = nodes(4);
+        let (alive, dead) = (set(&[1, 2, 4]), set(&[3]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: None, alive: &alive, dead: &dead };
+        let actions = plan(&view);
+        assert_eq!(
+            actions,
+            vec![Action::Replace { log: LogId(0), loglet: LogletId(1), dead: PlainNodeId(3), spare: PlainNodeId(4) }]
+        );
+        let mut next = logs.clone();
+        assert!(apply(&mut next, &actions[0]));
+        let segment = &next.logs[&LogId(0)].segments[0];
+        assert_eq!(segment.nodeset, ids(&[1, 2, 4]));
+        assert_eq!(segment.joined, ids(&[4]));
+        assert!(!segment.bootstraps_on(PlainNodeId(1)), "a repaired group is never bootstrapped again");
+        // Applying the same action again changes nothing.
+        assert!(!apply(&mut next, &actions[0]));
+    }
+
+    #[test]
+    fn no_replacement_without_a_spare_or_without_a_live_majority() {
+        let logs = logs(2, &[1, 2, 3]);
+        let three = nodes(3);
+        let (alive, dead) = (set(&[1, 2]), set(&[3]));
+        let view = ClusterView { logs: &logs, nodes: &three, config: None, alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty(), "no spare");
+        let five = nodes(5);
+        let (alive, dead) = (set(&[1, 4, 5]), set(&[2, 3]));
+        let view = ClusterView { logs: &logs, nodes: &five, config: None, alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty(), "one live member of three cannot change the group");
+    }
+
+    #[test]
+    fn unreachable_but_not_yet_dead_members_are_left_alone() {
+        let logs = logs(2, &[1, 2, 3]);
+        let nodes = nodes(4);
+        let (alive, dead) = (set(&[1, 2, 4]), set(&[]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: None, alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty());
+    }
+
+    #[test]
+    fn replication_is_raised_when_the_cluster_can_satisfy_the_configuration() {
+        let logs = logs(1, &[1]);
+        let nodes = nodes(3);
+        let config = config(2);
+        let (alive, dead) = (set(&[1, 2]), set(&[]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty(), "two alive log-servers cannot hold replication 2");
+        let alive = set(&[1, 2, 3]);
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        assert_eq!(plan(&view), vec![Action::Improve { log: LogId(0), replication: 2, nodeset: ids(&[1, 2, 3]) }]);
+    }
+
+    #[test]
+    fn sealed_segments_are_repaired_but_never_improved() {
+        let mut logs = logs(1, &[1]);
+        let chain = logs.logs.get_mut(&LogId(0)).unwrap();
+        chain.segments.push(Segment {
+            base_lsn: Lsn(10),
+            kind: LogProviderKind::Replicated,
+            loglet_id: LogletId(7),
+            replication: 2,
+            nodeset: ids(&[1, 2, 3]),
+            joined: vec![],
+        });
+        let nodes = nodes(4);
+        let config = config(2);
+        let (alive, dead) = (set(&[2, 3, 4]), set(&[1]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        // Segment 0 (replication 1, its only member dead) has no live majority; the
+        // tail loses node 1 to the spare 4.
+        assert_eq!(
+            plan(&view),
+            vec![Action::Replace { log: LogId(0), loglet: LogletId(7), dead: PlainNodeId(1), spare: PlainNodeId(4) }]
+        );
+    }
+}
