@@ -163,3 +163,46 @@ fn tail_log(node: &ServerProcess) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
     v["tail"].as_u64()
 }
+
+/// The controller lease: one admin node holds it (status names it); when that node is
+/// killed, another takes over with a higher term.
+#[test]
+fn another_admin_node_takes_over_the_controller_lease_when_its_holder_dies() {
+    let dir = TestDir::new("controller-lease");
+    let mut nodes = replicated_cluster(&dir, "lease", &["n1", "n2", "n3"], &[]);
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    wait_for_alive_nodes(&nodes[0], 3);
+    let controller = |node: &ServerProcess| -> Option<(String, u64)> {
+        let v: serde_json::Value = serde_json::from_str(&node.ctl(&["status", "--json"]).stdout).ok()?;
+        Some((v["cluster_controller"].as_str()?.to_owned(), v["cluster_controller_term"].as_u64()?))
+    };
+    let mut first = None;
+    wait_until("a cluster controller", Duration::from_secs(30), || {
+        first = controller(&nodes[0]);
+        first.is_some()
+    });
+    let (holder, term) = first.unwrap();
+    let status = nodes[0].ctl(&["status"]);
+    assert!(status.stdout.contains(&format!("{holder} (term {term})")), "{}", status.stdout);
+
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let ids = wait_for_alive_nodes(&nodes[0], 3);
+    let holder_name = ids["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| node_id(&n["node_id"]) == holder)
+        .map(|n| n["name"].as_str().unwrap().to_owned())
+        .unwrap();
+    let victim = names.iter().position(|n| *n == holder_name).unwrap();
+    nodes[victim].kill();
+    let observer = (victim + 1) % 3;
+    let started = Instant::now();
+    wait_until("another node to take the controller lease", Duration::from_secs(60), || {
+        controller(&nodes[observer]).is_some_and(|(h, t)| h != holder && t > term)
+    });
+    // The lease is only taken over after it stayed unrenewed for its full duration.
+    assert!(started.elapsed() >= Duration::from_secs(3), "taken over too early: {:?}", started.elapsed());
+}

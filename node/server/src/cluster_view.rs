@@ -37,6 +37,7 @@ pub(crate) async fn cluster_status(ctx: &NodeCtlContext) -> Result<pb::ClusterSt
     let (nodes, nodes_version) = typed::get::<NodesConfiguration>(metadata).await?.unwrap_or_default();
     let probes = nodes.nodes.values().map(|node| probe(ctx, node, &me));
     let statuses = futures::future::join_all(probes).await;
+    let controller = typed::get::<restate_cluster::ControllerLease>(metadata).await?.map(|(lease, _)| lease);
     Ok(pb::ClusterStatus {
         cluster_name: configuration.cluster_name.clone(),
         provisioned: true,
@@ -45,6 +46,8 @@ pub(crate) async fn cluster_status(ctx: &NodeCtlContext) -> Result<pb::ClusterSt
         nodes: statuses,
         answered_by: Some(me),
         nodes_config_version: nodes_version.0,
+        cluster_controller: controller.as_ref().map(|l| l.holder.to_string()).unwrap_or_default(),
+        cluster_controller_term: controller.map_or(0, |l| l.term),
     })
 }
 

@@ -86,6 +86,8 @@ fn status_json(s: &pb::ClusterStatus) -> Value {
         "configuration": s.configuration.as_ref().map(configuration_json),
         "nodes": s.nodes.iter().map(node_status_json).collect::<Vec<_>>(),
         "nodes_config_version": s.nodes_config_version,
+        "cluster_controller": if s.cluster_controller.is_empty() { None } else { Some(s.cluster_controller.clone()) },
+        "cluster_controller_term": s.cluster_controller_term,
         "answered_by": s.answered_by.as_ref().map(node_info_json),
     })
 }
@@ -102,6 +104,14 @@ fn status_text(s: &pb::ClusterStatus) -> String {
     if let Some(c) = &s.configuration {
         pairs.push(("Partitions", c.num_partitions.to_string()));
         pairs.push(("Log provider", format!("{} (replication {})", c.log_provider, c.replication)));
+    }
+    if s.provisioned {
+        let controller = if s.cluster_controller.is_empty() {
+            "none yet (an admin node takes the lease within seconds)".to_owned()
+        } else {
+            format!("{} (term {})", s.cluster_controller, s.cluster_controller_term)
+        };
+        pairs.push(("Controller", controller));
     }
     pairs.push(("Metadata", format!("{} via {}", me.metadata_server_type, me.metadata_client_addresses.join(", "))));
     let answered = if me.node_id.is_empty() { me.name.clone() } else { format!("{} ({})", me.node_id, me.name) };
