@@ -205,4 +205,28 @@ fn another_admin_node_takes_over_the_controller_lease_when_its_holder_dies() {
     });
     // The lease is only taken over after it stayed unrenewed for its full duration.
     assert!(started.elapsed() >= Duration::from_secs(3), "taken over too early: {:?}", started.elapsed());
+
+    // The new controller moves the dead node's partition leaderships elsewhere, each
+    // with a higher epoch, and keeps the dead node as a follower.
+    let plan = |node: &ServerProcess| -> Option<serde_json::Value> {
+        let out = node.ctl(&["metadata", "get", "--key", "scheduling_plan", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).ok().map(|v| v["value"]["partitions"].clone())
+    };
+    let mut final_plan = None;
+    wait_until("partition leaders to move off the dead node", Duration::from_secs(60), || {
+        final_plan = plan(&nodes[observer]).filter(|partitions| {
+            partitions
+                .as_object()
+                .is_some_and(|p| !p.is_empty() && p.values().all(|placement| node_id(&placement["leader"]) != holder))
+        });
+        final_plan.is_some()
+    });
+    let partitions = final_plan.unwrap();
+    let moved = partitions.as_object().unwrap().values().filter(|p| p["leader_epoch"].as_u64() > Some(1)).count();
+    assert!(moved > 0, "no partition changed leader: {partitions}");
+    assert!(partitions.as_object().unwrap().values().all(|p| p["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| node_id(f) == holder)));
 }

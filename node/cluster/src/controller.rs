@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use restate_bifrost::replicated::{LogletMembershipChange, ReplicatedLoglet};
 use restate_bifrost::Bifrost;
-use restate_metadata::objects::{ClusterConfiguration, Logs, NodesConfiguration, Segment};
+use restate_metadata::objects::{
+    ClusterConfiguration, Logs, NodesConfiguration, PartitionTable, SchedulingPlan, Segment,
+};
 use restate_metadata::{typed, MetadataStore};
-use restate_types::{LogProviderKind, LogletId, PlainNodeId};
+use restate_types::{LogProviderKind, LogletId, PlainNodeId, Role};
 use tokio_util::sync::CancellationToken;
 
 use crate::lease::{ControllerLease, LeaseStep, LeaseTracker};
@@ -17,12 +19,15 @@ use crate::liveness::Liveness;
 use crate::membership::{next_step, MembershipStep};
 use crate::plan::{apply, plan, Action, ClusterView};
 use crate::probe::Prober;
+use crate::scheduling::schedule;
 
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
     pub me: PlainNodeId,
     /// A log-server unreachable this long is replaced where a spare exists.
     pub repair_grace_period: Duration,
+    /// A partition leader unreachable this long is replaced by another worker.
+    pub partition_failover_after: Duration,
     /// How long a silent lease holder is waited for before another node takes over.
     pub lease_duration: Duration,
     /// Time between rounds (lease renewal, probes, planning).
@@ -34,6 +39,7 @@ impl ControllerOptions {
         ControllerOptions {
             me,
             repair_grace_period,
+            partition_failover_after: Duration::from_secs(2),
             lease_duration: Duration::from_secs(4),
             round_interval: Duration::from_millis(500),
         }
@@ -128,21 +134,26 @@ impl Controller {
         let Some((logs, _)) = typed::get::<Logs>(store).await.map_err(|e| e.to_string())? else { return Ok(()) };
         let config = typed::get::<ClusterConfiguration>(store).await.map_err(|e| e.to_string())?.map(|(c, _)| c);
 
-        let log_servers: Vec<(PlainNodeId, String)> = nodes.log_servers().map(|n| (n.id, n.address.clone())).collect();
-        let addresses: Vec<String> = log_servers.iter().map(|(_, a)| a.clone()).collect();
+        let members: Vec<(PlainNodeId, String)> = nodes.nodes.values().map(|n| (n.id, n.address.clone())).collect();
+        let addresses: Vec<String> = members.iter().map(|(_, a)| a.clone()).collect();
         let answers = self.prober.probe_all(&addresses, Duration::from_secs(1)).await;
         let now = Instant::now();
-        for ((node, _), answered) in log_servers.iter().zip(answers) {
+        for ((node, _), answered) in members.iter().zip(answers) {
             if !answered && self.liveness.is_alive(*node) {
-                tracing::warn!(node = %node, "log-server stopped answering");
+                tracing::warn!(node = %node, "node stopped answering");
             }
             self.liveness.observe(*node, answered, now);
         }
         self.liveness.retain(|n| nodes.nodes.contains_key(&n));
         let alive: BTreeSet<PlainNodeId> =
-            log_servers.iter().map(|(n, _)| *n).filter(|n| self.liveness.is_alive(*n)).collect();
+            members.iter().map(|(n, _)| *n).filter(|n| self.liveness.is_alive(*n)).collect();
         let dead: BTreeSet<PlainNodeId> =
             self.liveness.dead(self.options.repair_grace_period, now).into_iter().collect();
+        let failed_workers: BTreeSet<PlainNodeId> =
+            self.liveness.dead(self.options.partition_failover_after, now).into_iter().collect();
+        if let Err(e) = self.schedule_partitions(&nodes, &alive, &failed_workers).await {
+            tracing::debug!("partition scheduling: {e}");
+        }
 
         let view = ClusterView { logs: &logs, nodes: &nodes, config: config.as_ref(), alive: &alive, dead: &dead };
         for action in plan(&view) {
@@ -151,6 +162,36 @@ impl Controller {
             }
         }
         self.sync_memberships(&nodes).await
+    }
+
+    /// Writes a new scheduling plan when partition leaders or followers change.
+    async fn schedule_partitions(
+        &self,
+        nodes: &NodesConfiguration,
+        alive: &BTreeSet<PlainNodeId>,
+        failed: &BTreeSet<PlainNodeId>,
+    ) -> Result<(), String> {
+        let store = self.metadata.as_ref();
+        let Some((table, _)) = typed::get::<PartitionTable>(store).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let workers: BTreeSet<PlainNodeId> =
+            nodes.nodes.values().filter(|n| n.roles.contains(Role::Worker)).map(|n| n.id).collect();
+        let mut changed = None;
+        let written = typed::read_modify_write::<SchedulingPlan, String, _>(store, |current| {
+            changed = schedule(&table, &current.unwrap_or_default(), &workers, alive, failed);
+            Ok(changed.clone())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        written?;
+        if let Some(plan) = changed {
+            for (partition, placement) in &plan.partitions {
+                tracing::debug!(partition = %partition, leader = %placement.leader, epoch = placement.leader_epoch, "partition placement");
+            }
+            tracing::info!(partitions = plan.partitions.len(), "scheduling plan updated");
+        }
+        Ok(())
     }
 
     async fn carry_out(&self, action: &Action) -> Result<(), String> {

@@ -3,7 +3,8 @@
 //! ([`liveness`]), and keeps the logs' segments placed and replicated ([`plan`]):
 //! places segments that wait for log-servers, replaces log-servers unreachable for
 //! longer than the grace period with spares (driving the loglet groups' membership,
-//! [`membership`]), and raises replication when the cluster can now satisfy it.
+//! [`membership`]), and raises replication when the cluster can now satisfy it. It also
+//! decides which worker leads each partition ([`scheduling`]).
 
 pub mod controller;
 pub mod lease;
@@ -12,6 +13,7 @@ pub mod membership;
 pub mod placement;
 pub mod plan;
 mod probe;
+pub mod scheduling;
 
 pub use controller::{run, ControllerOptions};
 pub use lease::{ControllerLease, LeaseTracker};

@@ -5,12 +5,14 @@ mod cluster_config;
 mod logs;
 mod nodes_config;
 mod partition_table;
+mod scheduling_plan;
 mod schema;
 
 pub use cluster_config::ClusterConfiguration;
 pub use logs::{Chain, Logs, Segment};
 pub use nodes_config::{LogServerState, MetadataServerState, NodeConfig, NodeRegistration, NodesConfiguration};
 pub use partition_table::{Partition, PartitionTable};
+pub use scheduling_plan::{PartitionPlacement, SchedulingPlan};
 pub use schema::{
     format_rfc3339_millis, new_deployment_id, normalize_uri, now_rfc3339, DeployedService, Deployment,
     HandlerDefinition, HandlerType, NewDeployment, Registration, RegistrationOutcome, Removal, Schema, SchemaError,
@@ -44,6 +46,11 @@ impl MetadataObject for PartitionTable {
     const NAME: &'static str = "PartitionTable";
 }
 
+impl MetadataObject for SchedulingPlan {
+    const KEY: &'static str = "scheduling_plan";
+    const NAME: &'static str = "SchedulingPlan";
+}
+
 impl MetadataObject for Schema {
     const KEY: &'static str = "schema";
     const NAME: &'static str = "Schema";
@@ -63,6 +70,7 @@ pub fn check_well_known(key: &str, bytes: &[u8]) -> Result<(), String> {
         NodesConfiguration::KEY => check::<NodesConfiguration>(bytes),
         Logs::KEY => check::<Logs>(bytes),
         PartitionTable::KEY => check::<PartitionTable>(bytes),
+        SchedulingPlan::KEY => check::<SchedulingPlan>(bytes),
         Schema::KEY => check::<Schema>(bytes),
         _ => Ok(()),
     }
