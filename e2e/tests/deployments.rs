@@ -175,3 +175,36 @@ fn a_registration_through_one_node_is_visible_through_every_node() {
     let again = restate(&admin_url(&nodes[2]), &["dp", "register", &services.uri, "--yes", "--json"]).json();
     assert_eq!((again["id"].as_str(), again["outcome"].as_str()), (Some(id.as_str()), Some("unchanged")));
 }
+
+/// Ingress routing against the registered services: every bad request gets its 4xx with
+/// a message naming what is wrong; a valid invocation is recognized (503 until partition
+/// processors serve invocations).
+#[test]
+fn ingress_refuses_bad_requests_with_the_right_status() {
+    let dir = TestDir::new("ingress-bad-input");
+    let mut node = ServerProcess::new(&dir, "n1", "ingress", &[("RESTATE_INGRESS__REQUEST_BODY_SIZE_LIMIT", "2 KiB")]);
+    node.start_and_wait_healthy();
+    wait_for_alive_nodes(&node, 1);
+    let services = ExampleServices::start(&dir);
+    restate(&admin_url(&node), &["dp", "register", &services.uri, "--yes"]).ok();
+
+    let port = node.ports.ingress;
+    let big = format!("\"{}\"", "x".repeat(4096));
+    let cases: [(&str, &str, &str, u16, &str); 9] = [
+        ("POST", "/Nope/greet", "\"a\"", 404, "service 'Nope' not found"),
+        ("POST", "/Greeter/wave", "\"a\"", 404, "no handler 'wave'"),
+        ("POST", "/Counter/add", "1", 404, "/Counter/{key}/{handler}"),
+        ("GET", "/Greeter/greet", "", 405, "use POST"),
+        ("POST", "/Greeter/greet/extra/more", "", 404, "unknown ingress path"),
+        ("POST", "/restate/health", "", 405, "accepts GET"),
+        ("GET", "/restate/invocation/inv_unknown/output", "", 404, "inv_unknown"),
+        ("POST", "/Greeter/greet", &big, 413, "request-body-size-limit"),
+        ("POST", "/Greeter/greet", "\"Sarah\"", 503, "Greeter/greet"),
+    ];
+    for (method, path, body, status, text) in cases {
+        let (got, answer) = http_request(port, method, path, body).unwrap();
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert!(answer.contains(text), "{method} {path}: {answer}");
+    }
+    assert_eq!(http_get(port, "/restate/health").unwrap().0, 200);
+}

@@ -580,7 +580,7 @@ fn fully_populated() -> Config {
             query_engine: QueryEngineOptions { pgsql_bind_address: Some("0.0.0.0:9071".parse().unwrap()) },
             log_server_repair_grace_period_ms: 5_000,
         },
-        ingress: IngressOptions { bind_address: "0.0.0.0:18080".parse().unwrap() },
+        ingress: IngressOptions { bind_address: "0.0.0.0:18080".parse().unwrap(), request_body_size_limit: 1 << 20 },
         worker: WorkerOptions {
             snapshots: SnapshotOptions {
                 destination: Some("s3://bucket/prefix".parse().unwrap()),

@@ -11,7 +11,7 @@ use restate_types::{LogProviderKind, MetadataServerKind, ParseError, RoleSet};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::size::GIB;
+use crate::size::{GIB, MIB};
 
 /// Shown instead of secret values in `Config::to_toml`.
 pub const REDACTED: &str = "***";
@@ -241,11 +241,14 @@ pub struct QueryEngineOptions {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IngressOptions {
     pub bind_address: SocketAddr,
+    /// Largest request body the ingress accepts; larger ones get 413.
+    #[serde(with = "crate::size::human_bytes")]
+    pub request_body_size_limit: u64,
 }
 
 impl Default for IngressOptions {
     fn default() -> Self {
-        IngressOptions { bind_address: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+        IngressOptions { bind_address: SocketAddr::from(([0, 0, 0, 0], 8080)), request_body_size_limit: 10 * MIB }
     }
 }
 

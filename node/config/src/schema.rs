@@ -111,6 +111,7 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("admin.query-engine.pgsql-bind-address", Kind::SocketAddr { example: "0.0.0.0:9071" }),
     key("ingress", Kind::Table),
     key("ingress.bind-address", Kind::SocketAddr { example: "0.0.0.0:8080" }),
+    key("ingress.request-body-size-limit", Kind::Size { min: 1024 }),
     key("worker", Kind::Table),
     key("worker.snapshots", Kind::Table),
     key("worker.snapshots.destination", Kind::SnapshotDestination),

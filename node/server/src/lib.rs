@@ -11,6 +11,7 @@ mod admin_http;
 mod cluster_view;
 mod fabric;
 mod ingress_http;
+mod ingress_route;
 mod lifecycle;
 mod listeners;
 mod loglet_hosting;

@@ -165,6 +165,7 @@ impl Node {
             metrics: metrics.clone(),
         });
         let admin_metadata = metadata.clone();
+        let ingress_metadata = metadata.clone();
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
             advertised_address: advertised_address.clone(),
@@ -201,7 +202,9 @@ impl Node {
                 "node port (fabric)",
             )),
             admin_listener.map(|l| (l, admin_http::router(state.clone(), admin_metadata), "admin API")),
-            ingress_listener.map(|l| (l, ingress_http::router(), "ingress")),
+            ingress_listener.map(|l| {
+                (l, ingress_http::router(ingress_metadata, config.ingress.request_body_size_limit), "ingress")
+            }),
         ];
         for (listener, router, what) in servers.into_iter().flatten() {
             let shutdown = shutdown.clone();
