@@ -46,7 +46,8 @@ impl ControllerOptions {
     }
 }
 
-/// Runs until `shutdown`. Every admin node runs it; only the lease holder acts.
+/// Runs until `shutdown` (returning promptly, also mid-round). Every admin node runs
+/// it; only the lease holder acts.
 pub async fn run(
     metadata: Arc<dyn MetadataStore>,
     bifrost: Arc<Bifrost>,
@@ -64,7 +65,10 @@ pub async fn run(
         was_leader: false,
     };
     loop {
-        controller.round().await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = controller.round() => {}
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(controller.options.round_interval) => {}

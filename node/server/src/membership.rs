@@ -165,10 +165,10 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
                 }
                 let bifrost = Arc::new(bifrost);
                 ctx.logs.set(bifrost.clone());
-                if ctx.me.roles.contains(restate_types::Role::Admin) {
+                let controller = ctx.me.roles.contains(restate_types::Role::Admin).then(|| {
                     let options = restate_cluster::ControllerOptions::new(node.id, ctx.repair_grace_period);
-                    tokio::spawn(restate_cluster::run(ctx.metadata.clone(), bifrost, options, shutdown.clone()));
-                }
+                    tokio::spawn(restate_cluster::run(ctx.metadata.clone(), bifrost, options, shutdown.clone()))
+                });
                 if let Some(host) = &ctx.loglet_host {
                     tokio::spawn(crate::loglet_hosting::run(
                         host.clone(),
@@ -179,6 +179,11 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
                 }
                 ctx.state.set(NodePhase::Running { node_id: node.current() });
                 ctx.join_metadata_store(&node, &shutdown).await;
+                // The controller holds this node's storage (through Bifrost): the node's
+                // shutdown, which waits for this task, must also wait for it to stop.
+                if let Some(controller) = controller {
+                    let _ = controller.await;
+                }
                 return Ok(());
             }
             Ok(None) => {}
