@@ -16,8 +16,11 @@ pub const CF_METADATA: &str = "metadata";
 pub const CF_LOGLET: &str = "loglet";
 /// Raft logs, hard states and snapshots of every raft group on this node.
 pub const CF_RAFT: &str = "raft";
+/// State of the partition processors on this node (invocations, journals, per-key user
+/// state, timers, outbox), keys prefixed with the partition id so partitions share it.
+pub const CF_PARTITION: &str = "partition";
 
-const ALL_CFS: [&str; 4] = [CF_NODE, CF_METADATA, CF_LOGLET, CF_RAFT];
+const ALL_CFS: [&str; 5] = [CF_NODE, CF_METADATA, CF_LOGLET, CF_RAFT, CF_PARTITION];
 const IDENTITY_KEY: &[u8] = b"identity";
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,555 @@
+//! How each command changes a partition's state. Called by
+//! [`PartitionStateMachine::apply`](super::PartitionStateMachine::apply) inside one
+//! [`Transaction`]; every handler is deterministic (no clock, no randomness, no I/O but
+//! the store) and idempotent by content where the command may arrive twice.
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use super::codec::to_json;
+use super::command::{Command, Failure, InvocationRequest, InvocationResult, ResponseSink, ServiceKind};
+use super::effect::Effect;
+use super::ids::InvocationId;
+use super::journal::{JournalEntry, NotificationId, CANCEL_SIGNAL_ID};
+use super::keys;
+use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
+use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
+use super::store::{KvRead, PartitionReads, StoreError};
+use super::transaction::Transaction;
+use crate::protocol::{pb, Message, MessageType};
+
+/// What became of a command: applied, or ignored with the reason (a duplicate, a record
+/// for a finished invocation, a malformed record). Ignoring is deterministic too: every
+/// replica ignores the same records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Ignored(String),
+}
+
+type Step = Result<Outcome, StoreError>;
+
+fn ignored(reason: impl Into<String>) -> Step {
+    Ok(Outcome::Ignored(reason.into()))
+}
+
+pub struct Applier<'a, S: KvRead + ?Sized> {
+    pub tx: Transaction<'a, S>,
+    pub effects: Vec<Effect>,
+}
+
+impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
+    pub fn new(store: &'a S) -> Applier<'a, S> {
+        Applier { tx: Transaction::new(store), effects: Vec::new() }
+    }
+
+    /// Applies every command but `AnnounceLeader` (the state machine handles that one).
+    pub fn apply(&mut self, command: &Command) -> Step {
+        match command {
+            Command::AnnounceLeader { .. } => unreachable!("the state machine applies announcements itself"),
+            Command::Invoke(request) => self.invoke(request),
+            Command::Journal { id, first_command_index, entries } => self.journal(id, *first_command_index, entries),
+            Command::Suspend { id, known_entries } => self.suspend(id, *known_entries),
+            Command::Complete { id, result, completed_at_ms } => self.complete_command(id, result, *completed_at_ms),
+            Command::TimerFired { id, completion_id } => self.timer_fired(id, *completion_id),
+            Command::CallResult { id, completion_id, result } => self.call_result(id, *completion_id, result),
+            Command::OutboxDelivered { seq } => self.outbox_delivered(*seq),
+            Command::Kill { id, at_ms } => self.kill(id, *at_ms),
+            Command::Cancel { id, at_ms } => self.cancel(id, *at_ms),
+            Command::PurgeIdempotency { older_than_ms } => self.purge(*older_than_ms),
+        }
+    }
+
+    /// A new invocation, unless its id or idempotency key is known: then the request's
+    /// sink joins the existing invocation (answered at once if it completed).
+    fn invoke(&mut self, request: &InvocationRequest) -> Step {
+        let id = request.id;
+        if let Some(record) = self.tx.invocation(&id)? {
+            self.attach(id, record, &request.response)?;
+            return Ok(Outcome::Applied);
+        }
+        let idempotency_key =
+            request.idempotency_key.as_deref().map(|key| IdempotencyKey::for_target(&request.target, key));
+        if let Some(idempotency_key) = &idempotency_key {
+            if let Some(owner) = self.tx.invocation_by_idempotency(idempotency_key)? {
+                if let Some(record) = self.tx.invocation(&owner)? {
+                    self.attach(owner, record, &request.response)?;
+                    return Ok(Outcome::Applied);
+                }
+            }
+        }
+        if request.target.kind != ServiceKind::Service && request.target.key.is_none() {
+            let reason = format!("{} is a handler of a virtual object or workflow and needs a key", request.target);
+            self.deliver(&request.response, id, Err(Failure::new(400, reason.clone())))?;
+            return ignored(reason);
+        }
+
+        let mut record = InvocationRecord {
+            target: request.target.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            submitted_at_ms: request.submitted_at_ms,
+            status: InvocationStatus::Invoked,
+            sinks: match request.response {
+                ResponseSink::None => Vec::new(),
+                ref sink => vec![sink.clone()],
+            },
+            journal: JournalMeta::default(),
+        };
+        self.append_command(&id, &mut record.journal, &JournalEntry::input(&request.input, &request.headers));
+        if let Some(idempotency_key) = &idempotency_key {
+            self.tx.put(keys::idempotency(idempotency_key), id.to_bytes().to_vec());
+        }
+        match record.target.object().filter(|_| record.target.is_exclusive()) {
+            Some((service, key)) if self.tx.lock_holder(service, key)?.is_some() => {
+                let seq = self.take_seq()?;
+                self.tx.put(keys::inbox(service, key, seq), id.to_bytes().to_vec());
+                record.status = InvocationStatus::Inboxed { seq };
+            }
+            Some((service, key)) => {
+                self.tx.put(keys::lock(service, key), id.to_bytes().to_vec());
+                self.effects.push(Effect::Invoke { id });
+            }
+            None => self.effects.push(Effect::Invoke { id }),
+        }
+        self.put_record(&id, &record);
+        Ok(Outcome::Applied)
+    }
+
+    /// Appends a round's entries and applies what the commands mean for state, timers
+    /// and the outbox.
+    fn journal(&mut self, id: &InvocationId, first_command_index: u32, entries: &[JournalEntry]) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if !record.status.is_running() {
+            return ignored(format!("invocation is {}", record.status.name()));
+        }
+        for (index, entry) in entries.iter().enumerate() {
+            if let Err(err) = entry.validate() {
+                return ignored(format!("entry {index} of the record is invalid: {err}"));
+            }
+        }
+        let commands = record.journal.commands;
+        if commands != first_command_index {
+            return ignored(if commands > first_command_index {
+                format!("already applied: the journal has {commands} commands, the record starts at command {first_command_index}")
+            } else {
+                format!("gap: the journal has {commands} commands, the record starts at command {first_command_index}")
+            });
+        }
+        let mut notified = false;
+        for entry in entries {
+            if entry.is_notification() {
+                notified |= self.add_notification(id, &mut record.journal, entry);
+            } else {
+                let command_index = record.journal.commands;
+                self.append_command(id, &mut record.journal, entry);
+                notified |= self.interpret_command(id, &mut record, command_index, entry)?;
+            }
+        }
+        if notified {
+            self.resume_if_suspended(id, &mut record);
+        }
+        self.put_record(id, &record);
+        Ok(Outcome::Applied)
+    }
+
+    /// What a command the SDK journaled asks of the runtime. Returns whether it added a
+    /// notification to the journal.
+    fn interpret_command(
+        &mut self,
+        id: &InvocationId,
+        record: &mut InvocationRecord,
+        command_index: u32,
+        entry: &JournalEntry,
+    ) -> Result<bool, StoreError> {
+        let object = record.target.object().map(|(s, k)| (s.to_owned(), k.to_owned()));
+        let message = entry.decode().expect("validated before");
+        Ok(match message {
+            Message::SetStateCommand(set) => {
+                if let Some((service, key)) = &object {
+                    let value = set.value.map(|v| v.content.to_vec()).unwrap_or_default();
+                    self.tx.put(keys::state(service, key, &set.key), value);
+                }
+                false
+            }
+            Message::ClearStateCommand(clear) => {
+                if let Some((service, key)) = &object {
+                    self.tx.delete(keys::state(service, key, &clear.key));
+                }
+                false
+            }
+            Message::ClearAllStateCommand(_) => {
+                if let Some((service, key)) = &object {
+                    for (k, _) in self.tx.scan_prefix(&keys::state_prefix(service, key))? {
+                        self.tx.delete(k);
+                    }
+                }
+                false
+            }
+            Message::GetLazyStateCommand(get) => {
+                let value = match &object {
+                    Some((service, key)) => self.tx.state_value(service, key, &get.key)?,
+                    None => None,
+                };
+                let notification = JournalEntry::lazy_state_completion(get.result_completion_id, value);
+                self.add_notification(id, &mut record.journal, &notification)
+            }
+            Message::Other { ty: MessageType::GetLazyStateKeysCommand, body, .. } => {
+                let Ok(get) = pb::GetLazyStateKeysCommandMessage::decode(body) else { return Ok(false) };
+                let keys = match &object {
+                    Some((service, key)) => self.tx.read_state(service, key)?.into_iter().map(|(k, _)| k).collect(),
+                    None => Vec::new(),
+                };
+                let notification = JournalEntry::lazy_state_keys_completion(get.result_completion_id, keys);
+                self.add_notification(id, &mut record.journal, &notification)
+            }
+            Message::SleepCommand(sleep) => {
+                let completion_id = sleep.result_completion_id;
+                self.tx.put(keys::timer(id, completion_id), sleep.wake_up_time.to_be_bytes().to_vec());
+                self.effects.push(Effect::ScheduleTimer { due_ms: sleep.wake_up_time, id: *id, completion_id });
+                false
+            }
+            Message::CallCommand(call) => self.call(
+                id,
+                record,
+                command_index,
+                Call {
+                    service: call.service_name,
+                    handler: call.handler_name,
+                    key: call.key,
+                    parameter: call.parameter,
+                    headers: call.headers,
+                    idempotency_key: call.idempotency_key,
+                    id_notification: call.invocation_id_notification_idx,
+                    response: ResponseSink::Caller { invocation_id: *id, completion_id: call.result_completion_id },
+                    deliver_at_ms: 0,
+                },
+            )?,
+            Message::OneWayCallCommand(send) => self.call(
+                id,
+                record,
+                command_index,
+                Call {
+                    service: send.service_name,
+                    handler: send.handler_name,
+                    key: send.key,
+                    parameter: send.parameter,
+                    headers: send.headers,
+                    idempotency_key: send.idempotency_key,
+                    id_notification: send.invocation_id_notification_idx,
+                    response: ResponseSink::None,
+                    deliver_at_ms: send.invoke_time,
+                },
+            )?,
+            _ => false,
+        })
+    }
+
+    /// A call or one-way call: the callee's id (derived from the caller and the command's
+    /// index, so a replay mints the same one) goes into the caller's journal, the call
+    /// into the outbox.
+    fn call(
+        &mut self,
+        caller: &InvocationId,
+        record: &mut InvocationRecord,
+        command_index: u32,
+        call: Call,
+    ) -> Result<bool, StoreError> {
+        let key = Some(call.key).filter(|k| !k.is_empty());
+        let idempotency_key = call.idempotency_key.filter(|k| !k.is_empty());
+        let uuid = InvocationId::derive_uuid(&[b"call", &caller.to_bytes(), &command_index.to_be_bytes()]);
+        let callee =
+            InvocationId::for_target(&call.service, &call.handler, key.as_deref(), idempotency_key.as_deref(), uuid);
+        let notified = call.id_notification != 0
+            && self.add_notification(
+                caller,
+                &mut record.journal,
+                &JournalEntry::call_invocation_id(call.id_notification, callee),
+            );
+        let outbound = OutboundInvocation {
+            id: callee,
+            service: call.service,
+            handler: call.handler,
+            key,
+            input: call.parameter,
+            headers: call.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            idempotency_key,
+            response: call.response,
+        };
+        self.push_outbox(call.deliver_at_ms, OutboxMessage::Invoke(outbound))?;
+        Ok(notified)
+    }
+
+    /// The round ended suspended: resume at once if a notification the SDK has not seen
+    /// arrived meanwhile, else wait for one.
+    fn suspend(&mut self, id: &InvocationId, known_entries: u32) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if record.status != InvocationStatus::Invoked {
+            return ignored(format!("invocation is {}", record.status.name()));
+        }
+        if record.journal.last_notification_index.is_some_and(|index| index >= known_entries) {
+            self.effects.push(Effect::Invoke { id: *id });
+        } else {
+            record.status = InvocationStatus::Suspended;
+            self.put_record(id, &record);
+        }
+        Ok(Outcome::Applied)
+    }
+
+    fn complete_command(&mut self, id: &InvocationId, result: &InvocationResult, at_ms: u64) -> Step {
+        let Some(record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if !record.status.is_running() {
+            return ignored(format!("invocation is {}", record.status.name()));
+        }
+        self.complete(id, record, result.clone(), at_ms)?;
+        Ok(Outcome::Applied)
+    }
+
+    fn timer_fired(&mut self, id: &InvocationId, completion_id: u32) -> Step {
+        let timer = keys::timer(id, completion_id);
+        if self.tx.get(&timer)?.is_none() {
+            return ignored("no such timer (fired already, or the invocation finished)");
+        }
+        self.tx.delete(timer);
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if record.status.is_running()
+            && self.add_notification(id, &mut record.journal, &JournalEntry::sleep_completion(completion_id))
+        {
+            self.resume_if_suspended(id, &mut record);
+            self.put_record(id, &record);
+        }
+        Ok(Outcome::Applied)
+    }
+
+    fn call_result(&mut self, id: &InvocationId, completion_id: u32, result: &InvocationResult) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if !record.status.is_running() {
+            return ignored(format!("invocation is {}", record.status.name()));
+        }
+        if !self.add_notification(id, &mut record.journal, &JournalEntry::call_completion(completion_id, result)) {
+            return ignored(format!("completion {completion_id} already has its result"));
+        }
+        self.resume_if_suspended(id, &mut record);
+        self.put_record(id, &record);
+        Ok(Outcome::Applied)
+    }
+
+    fn outbox_delivered(&mut self, seq: u64) -> Step {
+        let key = keys::outbox(seq);
+        if self.tx.get(&key)?.is_none() {
+            return ignored(format!("outbox entry {seq} is not pending"));
+        }
+        self.tx.delete(key);
+        Ok(Outcome::Applied)
+    }
+
+    fn kill(&mut self, id: &InvocationId, at_ms: u64) -> Step {
+        let Some(record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if let InvocationStatus::Completed { .. } = record.status {
+            return ignored("invocation is completed");
+        }
+        if record.status.is_running() {
+            self.effects.push(Effect::Abort { id: *id });
+        }
+        self.complete(id, record, Err(Failure::killed()), at_ms)?;
+        Ok(Outcome::Applied)
+    }
+
+    fn cancel(&mut self, id: &InvocationId, at_ms: u64) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        match record.status {
+            InvocationStatus::Completed { .. } => ignored("invocation is completed"),
+            InvocationStatus::Inboxed { .. } => {
+                self.complete(id, record, Err(Failure::cancelled()), at_ms)?;
+                Ok(Outcome::Applied)
+            }
+            InvocationStatus::Invoked | InvocationStatus::Suspended => {
+                if !self.add_notification(id, &mut record.journal, &JournalEntry::cancel_signal()) {
+                    return ignored("already cancelled");
+                }
+                self.resume_if_suspended(id, &mut record);
+                self.put_record(id, &record);
+                Ok(Outcome::Applied)
+            }
+        }
+    }
+
+    fn purge(&mut self, older_than_ms: u64) -> Step {
+        for (completed_at_ms, id) in self.tx.completed_before(older_than_ms)? {
+            self.tx.delete(keys::retention(completed_at_ms, &id));
+            let Some(record) = self.tx.invocation(&id)? else { continue };
+            if !matches!(record.status, InvocationStatus::Completed { completed_at_ms: at, .. } if at == completed_at_ms)
+            {
+                continue;
+            }
+            self.tx.delete(keys::invocation(&id));
+            if let Some(idempotency_key) = &record.idempotency_key {
+                let key = IdempotencyKey::for_target(&record.target, idempotency_key);
+                if self.tx.invocation_by_idempotency(&key)? == Some(id) {
+                    self.tx.delete(keys::idempotency(&key));
+                }
+            }
+        }
+        Ok(Outcome::Applied)
+    }
+
+    /// Finishes an invocation in any state: drops its journal and timers, leaves its
+    /// inbox, hands its key's lock to the next in line, stores the result and answers
+    /// every waiting sink.
+    fn complete(
+        &mut self,
+        id: &InvocationId,
+        mut record: InvocationRecord,
+        result: InvocationResult,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        for (key, _) in self.tx.scan_prefix(&keys::journal_prefix(id))? {
+            self.tx.delete(key);
+        }
+        for (key, _) in self.tx.scan_prefix(&keys::timer_prefix(id))? {
+            self.tx.delete(key);
+        }
+        if let Some((service, key)) = record.target.object().filter(|_| record.target.is_exclusive()) {
+            let (service, key) = (service.to_owned(), key.to_owned());
+            if let InvocationStatus::Inboxed { seq } = record.status {
+                self.tx.delete(keys::inbox(&service, &key, seq));
+            } else if self.tx.lock_holder(&service, &key)? == Some(*id) {
+                self.release_lock(&service, &key)?;
+            }
+        }
+        let sinks = std::mem::take(&mut record.sinks);
+        record.status = InvocationStatus::Completed { result: result.clone(), completed_at_ms: at_ms };
+        record.journal = JournalMeta::default();
+        self.put_record(id, &record);
+        self.tx.put(keys::retention(at_ms, id), Vec::new());
+        for sink in &sinks {
+            self.deliver(sink, *id, result.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Gives the key's lock to the first inboxed invocation (and starts it), or frees it.
+    fn release_lock(&mut self, service: &str, key: &str) -> Result<(), StoreError> {
+        for (seq, next) in self.tx.inbox(service, key)? {
+            self.tx.delete(keys::inbox(service, key, seq));
+            let Some(mut record) = self.tx.invocation(&next)? else { continue };
+            if !matches!(record.status, InvocationStatus::Inboxed { .. }) {
+                continue;
+            }
+            record.status = InvocationStatus::Invoked;
+            self.put_record(&next, &record);
+            self.tx.put(keys::lock(service, key), next.to_bytes().to_vec());
+            self.effects.push(Effect::Invoke { id: next });
+            return Ok(());
+        }
+        self.tx.delete(keys::lock(service, key));
+        Ok(())
+    }
+
+    /// Adds `sink` to a known invocation's waiters, or answers it if the result is known.
+    fn attach(
+        &mut self,
+        id: InvocationId,
+        mut record: InvocationRecord,
+        sink: &ResponseSink,
+    ) -> Result<(), StoreError> {
+        match &record.status {
+            _ if *sink == ResponseSink::None => {}
+            InvocationStatus::Completed { result, .. } => self.deliver(sink, id, result.clone())?,
+            _ if record.sinks.contains(sink) => {}
+            _ => {
+                record.sinks.push(sink.clone());
+                self.put_record(&id, &record);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a result to a sink: an effect for the ingress, the outbox for a caller.
+    fn deliver(&mut self, sink: &ResponseSink, id: InvocationId, result: InvocationResult) -> Result<(), StoreError> {
+        match sink {
+            ResponseSink::None => {}
+            ResponseSink::Ingress { request_id } => {
+                self.effects.push(Effect::Respond { request_id: request_id.clone(), id, result })
+            }
+            ResponseSink::Caller { invocation_id, completion_id } => self.push_outbox(
+                0,
+                OutboxMessage::CallResult { caller: *invocation_id, completion_id: *completion_id, result },
+            )?,
+        }
+        Ok(())
+    }
+
+    fn resume_if_suspended(&mut self, id: &InvocationId, record: &mut InvocationRecord) {
+        if record.status == InvocationStatus::Suspended {
+            record.status = InvocationStatus::Invoked;
+            self.effects.push(Effect::Invoke { id: *id });
+        }
+    }
+
+    fn append_command(&mut self, id: &InvocationId, journal: &mut JournalMeta, entry: &JournalEntry) {
+        self.tx.put(keys::journal_entry(id, journal.known_entries), entry.to_stored());
+        journal.known_entries += 1;
+        journal.commands += 1;
+    }
+
+    /// Appends a notification unless its completion already has one (or, for CANCEL, the
+    /// signal is already there). Returns whether it was appended.
+    fn add_notification(&mut self, id: &InvocationId, journal: &mut JournalMeta, entry: &JournalEntry) -> bool {
+        let notification = entry.notification_id();
+        match &notification {
+            Some(NotificationId::Completion(completion_id)) if journal.has_completion(*completion_id) => return false,
+            Some(NotificationId::Signal(CANCEL_SIGNAL_ID)) if journal.cancel_signalled => return false,
+            _ => {}
+        }
+        let index = journal.known_entries;
+        self.tx.put(keys::journal_entry(id, index), entry.to_stored());
+        journal.known_entries += 1;
+        journal.last_notification_index = Some(index);
+        match notification {
+            Some(NotificationId::Completion(completion_id)) => {
+                let at = journal.completed_ids.binary_search(&completion_id).unwrap_or_else(|at| at);
+                journal.completed_ids.insert(at, completion_id);
+            }
+            Some(NotificationId::Signal(CANCEL_SIGNAL_ID)) => journal.cancel_signalled = true,
+            _ => {}
+        }
+        true
+    }
+
+    fn push_outbox(&mut self, deliver_at_ms: u64, message: OutboxMessage) -> Result<(), StoreError> {
+        let seq = self.take_seq()?;
+        let entry = OutboxEntry { seq, deliver_at_ms, message };
+        self.tx.put(keys::outbox(seq), to_json(&entry));
+        self.effects.push(Effect::Send { entry });
+        Ok(())
+    }
+
+    fn take_seq(&mut self) -> Result<u64, StoreError> {
+        let seq = self.tx.next_seq()?;
+        self.tx.put(keys::NEXT_SEQ.to_vec(), (seq + 1).to_be_bytes().to_vec());
+        Ok(seq)
+    }
+
+    /// Stores a record, keeping the index of running invocations in step.
+    fn put_record(&mut self, id: &InvocationId, record: &InvocationRecord) {
+        self.tx.put(keys::invocation(id), to_json(record));
+        if record.status.is_running() {
+            self.tx.put(keys::running(id), Vec::new());
+        } else {
+            self.tx.delete(keys::running(id));
+        }
+    }
+}
+
+/// The fields of `CallCommand` and `OneWayCallCommand` the runtime uses.
+struct Call {
+    service: String,
+    handler: String,
+    key: String,
+    parameter: Bytes,
+    headers: Vec<pb::Header>,
+    idempotency_key: Option<String>,
+    id_notification: u32,
+    response: ResponseSink,
+    deliver_at_ms: u64,
+}

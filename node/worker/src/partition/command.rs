@@ -1,0 +1,353 @@
+//! The records of a partition's log: [`Envelope`]s carrying [`Command`]s, and their
+//! encoding (one format-version byte, then JSON).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::codec::{base64_bytes, invocation_result};
+use super::ids::InvocationId;
+use super::journal::JournalEntry;
+
+/// First byte of every encoded envelope. Readers refuse other versions (see
+/// [`EnvelopeError::UnsupportedVersion`]) rather than guess, so a record written by a
+/// newer node stops an older processor instead of being skipped.
+pub const ENVELOPE_FORMAT_VERSION: u8 = 1;
+
+/// The result of an invocation: the handler's output bytes, or a terminal failure.
+pub type InvocationResult = Result<Bytes, Failure>;
+
+/// One record of a partition's log.
+///
+/// `epoch` is the leader epoch of the proposer. Commands only a partition's own leader
+/// proposes ([`Command::is_leader_proposal`]) are ignored when `epoch` is below the
+/// highest epoch announced so far: that fences a deposed leader. Commands from elsewhere
+/// (the ingress, other partitions' leaders, operators) are applied whatever their epoch
+/// (by convention 0, see [`Envelope::external`]) and are idempotent by content instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub epoch: u64,
+    pub command: Command,
+}
+
+impl Envelope {
+    /// A record proposed by the partition's leader of `epoch`.
+    pub fn from_leader(epoch: u64, command: Command) -> Envelope {
+        Envelope { epoch, command }
+    }
+
+    /// A record proposed by something other than this partition's leader (epoch 0).
+    pub fn external(command: Command) -> Envelope {
+        Envelope { epoch: 0, command }
+    }
+
+    /// The announcement a new leader appends before anything else.
+    pub fn announce_leader(epoch: u64, node: impl Into<String>) -> Envelope {
+        Envelope { epoch, command: Command::AnnounceLeader { epoch, node: node.into() } }
+    }
+
+    /// `[ENVELOPE_FORMAT_VERSION] ++ JSON`.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.put_u8(ENVELOPE_FORMAT_VERSION);
+        serde_json::to_writer((&mut buf).writer(), self).expect("envelopes serialize to JSON");
+        buf.freeze()
+    }
+
+    /// Inverse of [`Envelope::encode`].
+    pub fn decode(record: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let (&version, body) = record.split_first().ok_or(EnvelopeError::Empty)?;
+        if version != ENVELOPE_FORMAT_VERSION {
+            return Err(EnvelopeError::UnsupportedVersion { version });
+        }
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::Invalid {
+            detail: e.to_string(),
+            excerpt: String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned(),
+        })
+    }
+}
+
+/// Why a log record is not an [`Envelope`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("empty log record (an envelope starts with its format version byte)")]
+    Empty,
+    #[error("log record has envelope format version {version}, this node reads version {ENVELOPE_FORMAT_VERSION} only; was it written by a newer restate-server? Upgrade this node")]
+    UnsupportedVersion { version: u8 },
+    #[error("log record is not a valid envelope: {detail} (record starts with: {excerpt})")]
+    Invalid { detail: String, excerpt: String },
+}
+
+/// What a log record asks the partition to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// A new leader took over with `epoch` (strictly higher than any before, or ignored;
+    /// the envelope's own epoch is not consulted).
+    AnnounceLeader { epoch: u64, node: String },
+    /// A new invocation (or a repeated one: same id, or same idempotency key).
+    Invoke(InvocationRequest),
+    /// Entries the SDK produced in one round (and notifications the leader derived from
+    /// them, e.g. `RunCompletionNotification` for a proposed `ctx.run` result), in order.
+    ///
+    /// `first_command_index` is the number of commands the journal held before these
+    /// entries (the leader knows it: the commands it sent in the round's request, plus
+    /// those it appended since). The record applies only when it matches the journal, so
+    /// a record appended twice is applied once.
+    Journal { id: InvocationId, first_command_index: u32, entries: Vec<JournalEntry> },
+    /// The round ended with a `Suspension`. `known_entries` is `StartMessage.known_entries`
+    /// of that round: the SDK has seen journal entries below it and its own commands, so
+    /// any notification at or past it is news and resumes the invocation at once.
+    Suspend { id: InvocationId, known_entries: u32 },
+    /// The invocation finished (the round ended with `End` after an `OutputCommand`, or it
+    /// failed for good).
+    Complete {
+        id: InvocationId,
+        #[serde(with = "invocation_result")]
+        result: InvocationResult,
+        completed_at_ms: u64,
+    },
+    /// A timer registered by a `SleepCommand` is due.
+    TimerFired { id: InvocationId, completion_id: u32 },
+    /// The result of a call made by `id`'s `CallCommand` (`completion_id` is its
+    /// `result_completion_id`); appended by the callee's partition leader.
+    CallResult {
+        id: InvocationId,
+        completion_id: u32,
+        #[serde(with = "invocation_result")]
+        result: InvocationResult,
+    },
+    /// The leader routed outbox entry `seq` (appended it to its destination log).
+    OutboxDelivered { seq: u64 },
+    /// Stop the invocation at once, failing it with 409 "killed" (no compensation).
+    Kill { id: InvocationId, at_ms: u64 },
+    /// Ask the invocation to cancel: an inboxed one fails with 409 "cancelled" at once, a
+    /// running one gets the CANCEL signal in its journal (the SDK fails the handler).
+    Cancel { id: InvocationId, at_ms: u64 },
+    /// Forget completed invocations (result and idempotency key) completed before
+    /// `older_than_ms` (retention).
+    PurgeIdempotency { older_than_ms: u64 },
+}
+
+impl Command {
+    /// Whether only this partition's leader proposes the command, so it is fenced by
+    /// epoch. The others come from outside the partition and are idempotent by content.
+    pub fn is_leader_proposal(&self) -> bool {
+        match self {
+            Command::Journal { .. }
+            | Command::Suspend { .. }
+            | Command::Complete { .. }
+            | Command::TimerFired { .. }
+            | Command::OutboxDelivered { .. }
+            | Command::PurgeIdempotency { .. } => true,
+            Command::AnnounceLeader { .. }
+            | Command::Invoke(_)
+            | Command::CallResult { .. }
+            | Command::Kill { .. }
+            | Command::Cancel { .. } => false,
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::AnnounceLeader { .. } => "announce_leader",
+            Command::Invoke(_) => "invoke",
+            Command::Journal { .. } => "journal",
+            Command::Suspend { .. } => "suspend",
+            Command::Complete { .. } => "complete",
+            Command::TimerFired { .. } => "timer_fired",
+            Command::CallResult { .. } => "call_result",
+            Command::OutboxDelivered { .. } => "outbox_delivered",
+            Command::Kill { .. } => "kill",
+            Command::Cancel { .. } => "cancel",
+            Command::PurgeIdempotency { .. } => "purge_idempotency",
+        }
+    }
+}
+
+/// A request to run `target` with `input`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvocationRequest {
+    /// See [`InvocationId::for_target`]: the id's partition key must be this partition's.
+    pub id: InvocationId,
+    pub target: Target,
+    #[serde(with = "base64_bytes")]
+    pub input: Bytes,
+    /// Headers passed to the handler (in the journal's `InputCommand`).
+    pub headers: Vec<(String, String)>,
+    /// Deduplicates per (service, handler, key, idempotency key) while the result is kept.
+    pub idempotency_key: Option<String>,
+    /// Who waits for the result.
+    pub response: ResponseSink,
+    /// Proposer's wall clock; informational, and the completion time of a request refused
+    /// at apply time.
+    pub submitted_at_ms: u64,
+}
+
+/// The handler an invocation runs, with what the state machine needs from the schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub service: String,
+    pub handler: String,
+    /// The virtual object's or workflow's key; `None` for plain services.
+    pub key: Option<String>,
+    pub kind: ServiceKind,
+    /// A shared handler of a virtual object or workflow: runs concurrently, never takes
+    /// the key's lock (and, by the SDK's contract, does not write state).
+    pub handler_shared: bool,
+}
+
+impl Target {
+    /// Whether the invocation must hold its key's lock: non-shared handlers of virtual
+    /// objects and workflows.
+    pub fn is_exclusive(&self) -> bool {
+        self.kind != ServiceKind::Service && !self.handler_shared
+    }
+
+    /// `(service, key)` of a keyed target (virtual object or workflow with a key).
+    pub fn object(&self) -> Option<(&str, &str)> {
+        match (&self.kind, &self.key) {
+            (ServiceKind::Service, _) | (_, None) => None,
+            (_, Some(key)) => Some((&self.service, key)),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "{}/{}/{}", self.service, key, self.handler),
+            None => write!(f, "{}/{}", self.service, self.handler),
+        }
+    }
+}
+
+/// Kind of service (from the deployment's manifest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    Service,
+    VirtualObject,
+    Workflow,
+}
+
+/// Where an invocation's result goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseSink {
+    /// Nobody waits (one-way send; the result stays readable by id until purged).
+    None,
+    /// An ingress request waits; the leader answers it with [`super::Effect::Respond`].
+    Ingress { request_id: String },
+    /// Another invocation's `CallCommand` waits; the result travels to the caller's
+    /// partition through the outbox as a [`Command::CallResult`].
+    Caller { invocation_id: InvocationId, completion_id: u32 },
+}
+
+/// A terminal failure, as the protocol's `Failure` (an HTTP-like code and a message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: u32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u32, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+
+    /// 409 "killed": the result of [`Command::Kill`].
+    pub fn killed() -> Failure {
+        Failure::new(409, "killed")
+    }
+
+    /// 409 "cancelled": the result of [`Command::Cancel`] on an invocation that never ran.
+    pub fn cancelled() -> Failure {
+        Failure::new(409, "cancelled")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> InvocationRequest {
+        InvocationRequest {
+            id: InvocationId::new(42, [9; 16]),
+            target: Target {
+                service: "Counter".into(),
+                handler: "add".into(),
+                key: Some("k".into()),
+                kind: ServiceKind::VirtualObject,
+                handler_shared: false,
+            },
+            input: Bytes::from_static(b"1"),
+            headers: vec![("x".into(), "y".into())],
+            idempotency_key: Some("idem".into()),
+            response: ResponseSink::Ingress { request_id: "r1".into() },
+            submitted_at_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn envelopes_round_trip_with_a_version_byte() {
+        for envelope in [
+            Envelope::announce_leader(3, "N1"),
+            Envelope::external(Command::Invoke(request())),
+            Envelope::from_leader(
+                3,
+                Command::Complete {
+                    id: InvocationId::new(1, [1; 16]),
+                    result: Err(Failure::killed()),
+                    completed_at_ms: 5,
+                },
+            ),
+            Envelope::from_leader(
+                3,
+                Command::Journal {
+                    id: InvocationId::new(1, [1; 16]),
+                    first_command_index: 1,
+                    entries: vec![JournalEntry { ty: 0x0411, flags: 0, body: Bytes::from_static(b"\x58\x01") }],
+                },
+            ),
+        ] {
+            let bytes = envelope.encode();
+            assert_eq!(bytes[0], ENVELOPE_FORMAT_VERSION);
+            assert_eq!(Envelope::decode(&bytes).unwrap(), envelope);
+        }
+    }
+
+    #[test]
+    fn undecodable_records_say_why() {
+        assert_eq!(Envelope::decode(b""), Err(EnvelopeError::Empty));
+        let err = Envelope::decode(b"\x07{}").unwrap_err();
+        assert_eq!(err, EnvelopeError::UnsupportedVersion { version: 7 });
+        assert!(err.to_string().contains("newer restate-server"), "{err}");
+        let err = Envelope::decode(b"\x01{\"epoch\":1}").unwrap_err();
+        assert!(err.to_string().contains("missing field `command`"), "{err}");
+        assert!(err.to_string().contains("{\"epoch\":1}"), "{err}");
+    }
+
+    #[test]
+    fn only_leader_proposals_are_fenced() {
+        let id = InvocationId::new(1, [1; 16]);
+        assert!(Command::Suspend { id, known_entries: 1 }.is_leader_proposal());
+        assert!(Command::TimerFired { id, completion_id: 1 }.is_leader_proposal());
+        assert!(!Command::Invoke(request()).is_leader_proposal());
+        assert!(!Command::CallResult { id, completion_id: 1, result: Ok(Bytes::new()) }.is_leader_proposal());
+    }
+
+    #[test]
+    fn exclusivity_follows_kind_and_shared_flag() {
+        let mut target = request().target;
+        assert!(target.is_exclusive());
+        assert_eq!(target.object(), Some(("Counter", "k")));
+        target.handler_shared = true;
+        assert!(!target.is_exclusive());
+        target.kind = ServiceKind::Service;
+        target.handler_shared = false;
+        assert!(!target.is_exclusive());
+        assert_eq!(target.object(), None);
+        assert_eq!(target.to_string(), "Counter/k/add");
+    }
+}

@@ -1,0 +1,116 @@
+//! What a partition stores per invocation, leader, timer and idempotency key (the values
+//! behind the keys of [`super::keys`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::invocation_result;
+use super::command::{InvocationResult, ResponseSink, Target};
+use super::ids::InvocationId;
+
+/// The leader the log announced last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderEpoch {
+    pub epoch: u64,
+    pub node: String,
+}
+
+/// Everything about one invocation except its journal entries (stored one per key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvocationRecord {
+    pub target: Target,
+    pub idempotency_key: Option<String>,
+    pub submitted_at_ms: u64,
+    pub status: InvocationStatus,
+    /// Who waits for the result: every sink attached so far (the first request's, then
+    /// repeats with the same id or idempotency key), without duplicates. Emptied when the
+    /// invocation completes (each got its answer then).
+    pub sinks: Vec<ResponseSink>,
+    pub journal: JournalMeta,
+}
+
+/// Where an invocation is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvocationStatus {
+    /// Waiting in its key's inbox for the exclusive lock; `seq` orders the inbox.
+    Inboxed { seq: u64 },
+    /// Running (or to be run) by the leader's invoker.
+    Invoked,
+    /// Waiting for a notification; the next one appended to its journal resumes it.
+    Suspended,
+    /// Finished; the result is kept until purged by retention. The journal is deleted.
+    Completed {
+        #[serde(with = "invocation_result")]
+        result: InvocationResult,
+        completed_at_ms: u64,
+    },
+}
+
+impl InvocationStatus {
+    /// Short name for listings: `inboxed`, `invoked`, `suspended`, `completed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InvocationStatus::Inboxed { .. } => "inboxed",
+            InvocationStatus::Invoked => "invoked",
+            InvocationStatus::Suspended => "suspended",
+            InvocationStatus::Completed { .. } => "completed",
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self, InvocationStatus::Invoked | InvocationStatus::Suspended)
+    }
+}
+
+/// Counters over an invocation's journal, kept beside it so applying a record never
+/// scans the journal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalMeta {
+    /// Number of entries (commands + notifications): `StartMessage.known_entries`.
+    pub known_entries: u32,
+    /// Number of commands (the next command's index).
+    pub commands: u32,
+    /// Completion ids that already have a notification, ascending (a second one for the
+    /// same id is dropped).
+    pub completed_ids: Vec<u32>,
+    /// Index of the newest notification, if any.
+    pub last_notification_index: Option<u32>,
+    /// Whether the CANCEL signal is in the journal.
+    pub cancel_signalled: bool,
+}
+
+impl JournalMeta {
+    pub fn has_completion(&self, completion_id: u32) -> bool {
+        self.completed_ids.binary_search(&completion_id).is_ok()
+    }
+}
+
+/// A durable timer of a `SleepCommand`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timer {
+    /// Wake-up time, milliseconds since the UNIX epoch (the command's `wake_up_time`).
+    pub due_ms: u64,
+    pub id: InvocationId,
+    pub completion_id: u32,
+}
+
+/// The scope of an idempotency key: a repeated request matches when all four agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyKey {
+    pub service: String,
+    pub handler: String,
+    pub key: Option<String>,
+    pub idempotency_key: String,
+}
+
+impl IdempotencyKey {
+    /// The scope of `idempotency_key` for requests to `target`.
+    pub fn for_target(target: &Target, idempotency_key: &str) -> IdempotencyKey {
+        IdempotencyKey {
+            service: target.service.clone(),
+            handler: target.handler.clone(),
+            key: target.key.clone(),
+            idempotency_key: idempotency_key.to_owned(),
+        }
+    }
+}

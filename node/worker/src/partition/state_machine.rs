@@ -1,0 +1,173 @@
+//! [`PartitionStateMachine`]: applies a partition's log, record by record, to its store.
+
+use restate_types::{Lsn, PartitionId};
+
+use super::apply::{Applier, Outcome};
+use super::command::{Command, Envelope, EnvelopeError};
+use super::effect::{Effect, PendingWork};
+use super::keys;
+use super::record::{InvocationStatus, LeaderEpoch};
+use super::start::{start_request, StartRequest};
+use super::store::{PartitionReads, PartitionStore, StoreError};
+use super::InvocationId;
+use crate::partition::codec::to_json;
+
+/// Why a record could not be applied. The state is unchanged (nothing of the record was
+/// committed), so the caller may retry the same LSN once the cause is fixed; it must not
+/// skip it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("partition {partition}: LSN {lsn} is not a readable envelope: {source}")]
+    Envelope {
+        partition: PartitionId,
+        lsn: Lsn,
+        #[source]
+        source: EnvelopeError,
+    },
+    #[error("partition {partition}: cannot apply LSN {lsn} ({command}): {source}")]
+    Store {
+        partition: PartitionId,
+        lsn: Lsn,
+        command: &'static str,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// The deterministic state machine of one partition. Every replica (leader and
+/// followers) applies the same log to it and ends in the same state; only the leader
+/// acts on the returned [`Effect`]s.
+///
+/// It holds the store and caches two values from it (applied LSN and leader epoch),
+/// updated only after a record's changes are committed.
+pub struct PartitionStateMachine<S: PartitionStore> {
+    store: S,
+    applied_lsn: Lsn,
+    leader: Option<LeaderEpoch>,
+}
+
+impl<S: PartitionStore> PartitionStateMachine<S> {
+    /// Resumes from whatever `store` holds (empty: applied LSN 0, no leader).
+    pub fn open(store: S) -> Result<PartitionStateMachine<S>, StoreError> {
+        let applied_lsn = store.applied_lsn()?;
+        let leader = store.leader()?;
+        Ok(PartitionStateMachine { store, applied_lsn, leader })
+    }
+
+    pub fn partition_id(&self) -> PartitionId {
+        self.store.partition_id()
+    }
+
+    /// LSN of the last applied (or ignored) record; the next record to read is the one
+    /// after it.
+    pub fn applied_lsn(&self) -> Lsn {
+        self.applied_lsn
+    }
+
+    /// The leader announced last.
+    pub fn leader(&self) -> Option<&LeaderEpoch> {
+        self.leader.as_ref()
+    }
+
+    /// The epoch announced last (0 before any announcement). A new leader must announce
+    /// a higher one.
+    pub fn leader_epoch(&self) -> u64 {
+        self.leader.as_ref().map_or(0, |leader| leader.epoch)
+    }
+
+    /// The store, for reads (clone it to read from another task).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Decodes a log record and applies it (see [`PartitionStateMachine::apply`]). A
+    /// record that does not decode is an error, not skipped: skipping could make this
+    /// replica diverge from one that can read it (e.g. a newer format).
+    pub fn apply_record(&mut self, lsn: Lsn, record: &[u8]) -> Result<Vec<Effect>, ApplyError> {
+        if lsn <= self.applied_lsn {
+            return Ok(Vec::new());
+        }
+        let envelope = Envelope::decode(record).map_err(|source| ApplyError::Envelope {
+            partition: self.partition_id(),
+            lsn,
+            source,
+        })?;
+        self.apply(lsn, &envelope)
+    }
+
+    /// Applies the record at `lsn`.
+    ///
+    /// - `lsn <= applied_lsn()`: already applied, nothing happens (no effects).
+    /// - `AnnounceLeader` with an epoch above the current one makes it current; others are
+    ///   ignored.
+    /// - A leader-only command ([`Command::is_leader_proposal`]) whose envelope epoch is
+    ///   below the current epoch is ignored (a deposed leader's proposal).
+    /// - Anything else changes state as the module documentation describes.
+    ///
+    /// All changes and the new applied LSN are committed in one write; ignored records
+    /// advance the applied LSN too. LSNs must ascend but may skip numbers (the caller
+    /// must not feed records past a trim gap it has not restored a snapshot for).
+    pub fn apply(&mut self, lsn: Lsn, envelope: &Envelope) -> Result<Vec<Effect>, ApplyError> {
+        if lsn <= self.applied_lsn {
+            return Ok(Vec::new());
+        }
+        let command = &envelope.command;
+        let store_error =
+            |source| ApplyError::Store { partition: self.partition_id(), lsn, command: command.name(), source };
+        let mut applier = Applier::new(&self.store);
+        let mut new_leader = None;
+        let outcome = match command {
+            Command::AnnounceLeader { epoch, node } => {
+                if self.leader.as_ref().is_none_or(|current| *epoch > current.epoch) {
+                    let leader = LeaderEpoch { epoch: *epoch, node: node.clone() };
+                    applier.tx.put(keys::LEADER.to_vec(), to_json(&leader));
+                    new_leader = Some(leader);
+                    Outcome::Applied
+                } else {
+                    Outcome::Ignored(format!("epoch {epoch} is not above the current epoch {}", self.leader_epoch()))
+                }
+            }
+            command if command.is_leader_proposal() && envelope.epoch < self.leader_epoch() => {
+                Outcome::Ignored(format!(
+                    "fenced: proposed in epoch {}, the current leader's epoch is {}",
+                    envelope.epoch,
+                    self.leader_epoch()
+                ))
+            }
+            command => applier.apply(command).map_err(store_error)?,
+        };
+        applier.tx.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
+        let Applier { tx, effects } = applier;
+        self.store.commit(tx.into_writes()).map_err(store_error)?;
+
+        self.applied_lsn = lsn;
+        if let Some(leader) = new_leader {
+            self.leader = Some(leader);
+        }
+        if let Outcome::Ignored(reason) = &outcome {
+            tracing::debug!(partition = %self.partition_id(), %lsn, command = command.name(), reason, "log record ignored");
+        }
+        Ok(effects)
+    }
+
+    /// Everything in progress according to the stored state: what a new leader resumes
+    /// (see [`PendingWork::effects`]).
+    pub fn pending_work(&self) -> Result<PendingWork, StoreError> {
+        let mut work = PendingWork::default();
+        for id in self.store.running_invocations()? {
+            match self.store.invocation(&id)?.map(|record| record.status) {
+                Some(InvocationStatus::Invoked) => work.invoked.push(id),
+                Some(InvocationStatus::Suspended) => work.suspended.push(id),
+                _ => {}
+            }
+        }
+        work.timers = self.store.timers()?;
+        work.outbox = self.store.outbox()?;
+        Ok(work)
+    }
+
+    /// The request that starts or resumes `id` (see [`start_request`]).
+    pub fn start_request(&self, id: &InvocationId) -> Result<Option<StartRequest>, StoreError> {
+        start_request(&self.store, id)
+    }
+}
