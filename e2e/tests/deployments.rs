@@ -174,11 +174,23 @@ fn a_registration_through_one_node_is_visible_through_every_node() {
     // Registering again through another node is the same no-op.
     let again = restate(&admin_url(&nodes[2]), &["dp", "register", &services.uri, "--yes", "--json"]).json();
     assert_eq!((again["id"].as_str(), again["outcome"].as_str()), (Some(id.as_str()), Some("unchanged")));
+
+    // The seed's three curls: Greeter through every node's ingress (partitions are led by
+    // all three nodes, so most calls cross to another node's leader).
+    for (node, name) in nodes.iter().zip(["Sarah", "Bob", "Eve"]) {
+        let (status, body) =
+            http_request(node.ports.ingress, "POST", "/Greeter/greet", &format!("\"{name}\"")).unwrap();
+        assert_eq!((status, body), (200, format!("\"Hello, {name}!\"")), "through {}", node.name);
+    }
+    // One counter, added to through every node: each add sees the previous ones.
+    for (i, node) in nodes.iter().cycle().take(6).enumerate() {
+        let (status, body) = http_request(node.ports.ingress, "POST", "/Counter/shared/add", "1").unwrap();
+        assert_eq!((status, body), (200, (i + 1).to_string()), "through {}", node.name);
+    }
 }
 
 /// Ingress routing against the registered services: every bad request gets its 4xx with
-/// a message naming what is wrong; a valid invocation is recognized (503 until partition
-/// processors serve invocations).
+/// a message naming what is wrong; a valid invocation runs.
 #[test]
 fn ingress_refuses_bad_requests_with_the_right_status() {
     let dir = TestDir::new("ingress-bad-input");
@@ -199,7 +211,7 @@ fn ingress_refuses_bad_requests_with_the_right_status() {
         ("POST", "/restate/health", "", 405, "accepts GET"),
         ("GET", "/restate/invocation/inv_unknown/output", "", 404, "inv_unknown"),
         ("POST", "/Greeter/greet", &big, 413, "request-body-size-limit"),
-        ("POST", "/Greeter/greet", "\"Sarah\"", 503, "Greeter/greet"),
+        ("POST", "/Greeter/greet", "\"Sarah\"", 200, "Hello, Sarah!"),
     ];
     for (method, path, body, status, text) in cases {
         let (got, answer) = http_request(port, method, path, body).unwrap();
@@ -207,4 +219,39 @@ fn ingress_refuses_bad_requests_with_the_right_status() {
         assert!(answer.contains(text), "{method} {path}: {answer}");
     }
     assert_eq!(http_get(port, "/restate/health").unwrap().0, 200);
+}
+
+/// The seed's quickstart on one node: Greeter through the ingress, Counter state kept per
+/// key, `/send` answers an id at once, an idempotency key returns the original result,
+/// and `ctx.run` runs its side effect once.
+#[test]
+fn invocations_run_through_the_ingress() {
+    let dir = TestDir::new("invocations");
+    let node = single_node(&dir);
+    let services = ExampleServices::start(&dir);
+    restate(&admin_url(&node), &["dp", "register", &services.uri, "--yes"]).ok();
+    let port = node.ports.ingress;
+
+    let (status, body) = http_request(port, "POST", "/Greeter/greet", "\"Sarah\"").unwrap();
+    assert_eq!((status, body.as_str()), (200, "\"Hello, Sarah!\""));
+
+    for expected in 1..=3 {
+        let (status, body) = http_request(port, "POST", "/Counter/alice/add", "1").unwrap();
+        assert_eq!((status, body), (200, expected.to_string()));
+    }
+    let (status, body) = http_request(port, "POST", "/Counter/bob/add", "5").unwrap();
+    assert_eq!((status, body.as_str()), (200, "5"), "keys have their own state");
+    let (status, body) = http_request(port, "POST", "/Counter/alice/get", "").unwrap();
+    assert_eq!((status, body.as_str()), (200, "3"));
+
+    let (status, body) = http_request(port, "POST", "/Counter/carol/add/send", "7").unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert!(json(&body)["invocationId"].as_str().unwrap().starts_with("inv_"), "{body}");
+    wait_until("the sent add to apply", Duration::from_secs(30), || {
+        http_request(port, "POST", "/Counter/carol/get", "").is_some_and(|(s, b)| s == 200 && b == "7")
+    });
+
+    let (status, first) = http_request(port, "POST", "/Ticket/issue", "\"t\"").unwrap();
+    assert_eq!(status, 200, "{first}");
+    assert!(first.starts_with("\"t-"), "{first}");
 }

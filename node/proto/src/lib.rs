@@ -20,3 +20,7 @@ pub mod raft {
 pub mod log_server {
     tonic::include_proto!("restate.log_server");
 }
+
+pub mod worker {
+    tonic::include_proto!("restate.worker");
+}

@@ -12,6 +12,8 @@ use crate::metadata_role::{MetadataRole, RaftHost};
 use crate::metrics::NodeMetrics;
 use crate::node_ctl::{NodeCtlContext, NodeCtlService};
 
+// Wiring only: each argument is one service (or its state) mounted on the node port.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn router(
     ctx: Arc<NodeCtlContext>,
     metadata_role: &MetadataRole,
@@ -20,6 +22,7 @@ pub(crate) fn router(
     local_loglets: std::sync::Arc<restate_bifrost::LocalLogletProvider>,
     state: NodeState,
     metrics: NodeMetrics,
+    worker: crate::invocations::WorkerHandle,
 ) -> Router {
     let node_name = ctx.config.node_name.clone();
     let grpc = tonic::service::Routes::new(restate_proto::node_ctl::node_ctl_server::NodeCtlServer::new(
@@ -32,6 +35,10 @@ pub(crate) fn router(
     if let Some(host) = loglets {
         grpc = grpc.add_service(restate_bifrost::replicated::LogServerService::new(host, local_loglets));
     }
+    grpc = grpc.add_service(
+        restate_proto::worker::worker_server::WorkerServer::new(crate::invocations::WorkerService(worker))
+            .max_decoding_message_size(64 << 20),
+    );
     grpc.into_axum_router()
         // Liveness: the node's servers listen. Provisioning state is `restatectl status`'s business.
         .route("/health", get(|| async { "OK\n" }))

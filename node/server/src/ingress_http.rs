@@ -3,8 +3,9 @@
 //! Every request is routed against the registered services (the `schema` metadata
 //! object) by [`crate::ingress_route`]: unknown services or handlers get 404 naming
 //! them, wrong methods 405, bodies over `[ingress] request-body-size-limit` 413. Valid
-//! invocations are answered 503 for now: executing them needs the partition
-//! processors, which are not wired to the ingress yet.
+//! invocations go to their partition's leader ([`crate::invocations::submit`]): the
+//! call waits for the result (200 with the handler's output, or the failure's code),
+//! `/send` answers 202 with the invocation id at once.
 
 use std::sync::Arc;
 
@@ -17,17 +18,24 @@ use restate_metadata::objects::Schema;
 use restate_metadata::{typed, MetadataStore};
 use serde_json::json;
 
-use crate::ingress_route::{route, IngressRequest};
+use crate::ingress_route::{route, IngressRequest, Target};
+use crate::invocations::WorkerHandle;
+use restate_metadata::objects::{HandlerType, ServiceType};
+use restate_worker::partition::{self as partition, InvocationId, InvocationRequest, ResponseSink, ServiceKind};
 
 #[derive(Clone)]
 struct Ingress {
     metadata: Arc<dyn MetadataStore>,
+    worker: WorkerHandle,
     body_limit: usize,
 }
 
-pub(crate) fn router(metadata: Arc<dyn MetadataStore>, body_limit: u64) -> Router {
+pub(crate) fn router(metadata: Arc<dyn MetadataStore>, worker: WorkerHandle, body_limit: u64) -> Router {
     let body_limit = usize::try_from(body_limit).unwrap_or(usize::MAX);
-    Router::new().fallback(handle).with_state(Ingress { metadata, body_limit }).layer(DefaultBodyLimit::disable())
+    Router::new()
+        .fallback(handle)
+        .with_state(Ingress { metadata, worker, body_limit })
+        .layer(DefaultBodyLimit::disable())
 }
 
 fn answer(status: StatusCode, code: &str, message: String) -> Response {
@@ -74,20 +82,86 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
     };
     match request {
         IngressRequest::Health => Json(json!({ "status": "ok" })).into_response(),
-        IngressRequest::Invoke { target, send } => answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!(
-                "{}{}/{}{} ({} bytes) is a valid invocation, but this build does not execute invocations yet: partition processors are not wired to the ingress",
-                target.service,
-                target.key.map(|k| format!("/{k}")).unwrap_or_default(),
-                target.handler,
-                if send { "/send" } else { "" },
-                body.len()
-            ),
-        ),
+        IngressRequest::Invoke { target, send } => {
+            let idempotency_key = parts.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let headers = parts
+                .headers
+                .iter()
+                .filter(|(name, _)| !name.as_str().starts_with("content-") && *name != http::header::HOST)
+                .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+                .collect();
+            let request = invocation_request(target, body, headers, idempotency_key);
+            let id = request.id;
+            match crate::invocations::submit(ingress.metadata.as_ref(), &ingress.worker, request, !send).await {
+                Ok(None) => {
+                    (StatusCode::ACCEPTED, Json(json!({ "invocationId": id.to_string(), "status": "Accepted" })))
+                        .into_response()
+                }
+                Ok(Some(Ok(output))) => {
+                    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], output).into_response()
+                }
+                Ok(Some(Err(failure))) => {
+                    let status = u16::try_from(failure.code)
+                        .ok()
+                        .and_then(|c| StatusCode::from_u16(c).ok())
+                        .filter(|s| s.is_client_error() || s.is_server_error())
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    answer(status, "invocation_failed", failure.message)
+                }
+                Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
+            }
+        }
         IngressRequest::Attach { invocation_id } | IngressRequest::Output { invocation_id } => {
             answer(StatusCode::NOT_FOUND, "not_found", format!("invocation '{invocation_id}' not found"))
         }
+    }
+}
+
+/// The log command for a routed invocation. With an idempotency key the id is derived
+/// from (service, handler, key, idempotency key), so a repeated request is the same
+/// invocation; otherwise it is random.
+fn invocation_request(
+    target: Target,
+    input: Bytes,
+    headers: Vec<(String, String)>,
+    idempotency_key: Option<String>,
+) -> InvocationRequest {
+    let uuid = match &idempotency_key {
+        Some(k) => InvocationId::derive_uuid(&[
+            target.service.as_bytes(),
+            target.handler.as_bytes(),
+            target.key.as_deref().unwrap_or("").as_bytes(),
+            k.as_bytes(),
+        ]),
+        None => rand::random(),
+    };
+    let id = InvocationId::for_target(
+        &target.service,
+        &target.handler,
+        target.key.as_deref(),
+        idempotency_key.as_deref(),
+        uuid,
+    );
+    let kind = match target.ty {
+        ServiceType::Service => ServiceKind::Service,
+        ServiceType::VirtualObject => ServiceKind::VirtualObject,
+        ServiceType::Workflow => ServiceKind::Workflow,
+    };
+    InvocationRequest {
+        id,
+        target: partition::Target {
+            service: target.service,
+            handler: target.handler,
+            key: target.key,
+            kind,
+            handler_shared: target.handler_ty == Some(HandlerType::Shared),
+        },
+        input,
+        headers,
+        idempotency_key,
+        response: ResponseSink::None,
+        submitted_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
     }
 }

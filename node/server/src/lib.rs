@@ -12,6 +12,7 @@ mod cluster_view;
 mod fabric;
 mod ingress_http;
 mod ingress_route;
+mod invocations;
 mod lifecycle;
 mod listeners;
 mod loglet_hosting;

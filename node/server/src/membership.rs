@@ -38,6 +38,8 @@ pub(crate) struct MembershipContext {
     pub auto_join: bool,
     /// `[admin] log-server-repair-grace-period`, for the cluster controller.
     pub repair_grace_period: Duration,
+    /// Set to this node's partition processors once it runs (worker role).
+    pub(crate) worker: crate::invocations::WorkerHandle,
     /// One provisioning attempt at a time on this node.
     pub provision_lock: tokio::sync::Mutex<()>,
     /// Gets this node's Bifrost once it runs.
@@ -167,7 +169,20 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
                 ctx.logs.set(bifrost.clone());
                 let controller = ctx.me.roles.contains(restate_types::Role::Admin).then(|| {
                     let options = restate_cluster::ControllerOptions::new(node.id, ctx.repair_grace_period);
-                    tokio::spawn(restate_cluster::run(ctx.metadata.clone(), bifrost, options, shutdown.clone()))
+                    tokio::spawn(restate_cluster::run(ctx.metadata.clone(), bifrost.clone(), options, shutdown.clone()))
+                });
+                let worker = ctx.me.roles.contains(restate_types::Role::Worker).then(|| {
+                    let worker = restate_worker::processor::Worker::new(restate_worker::processor::WorkerContext {
+                        me: node.id,
+                        node_name: node.name.clone(),
+                        metadata: ctx.metadata.clone(),
+                        bifrost: bifrost.clone(),
+                        storage: ctx.loglets.storage().clone(),
+                        deployments: restate_worker::DeploymentClient::default(),
+                        tasks: Default::default(),
+                    });
+                    ctx.worker.set(worker.clone());
+                    tokio::spawn(worker.run(shutdown.clone()))
                 });
                 if let Some(host) = &ctx.loglet_host {
                     tokio::spawn(crate::loglet_hosting::run(
@@ -181,8 +196,8 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
                 ctx.join_metadata_store(&node, &shutdown).await;
                 // The controller holds this node's storage (through Bifrost): the node's
                 // shutdown, which waits for this task, must also wait for it to stop.
-                if let Some(controller) = controller {
-                    let _ = controller.await;
+                for task in controller.into_iter().chain(worker) {
+                    let _ = task.await;
                 }
                 return Ok(());
             }

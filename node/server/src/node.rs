@@ -132,6 +132,7 @@ impl Node {
         let logs = crate::logs_ctl::LogsHandle::default();
         // One provider per node: it hands out the only handle of each local loglet.
         let local_loglets = Arc::new(restate_bifrost::LocalLogletProvider::new(storage.clone()));
+        let worker_handle = crate::invocations::WorkerHandle::default();
         let membership = Arc::new(MembershipContext {
             cluster_name: config.cluster_name.clone(),
             auto_provision: config.auto_provision,
@@ -155,6 +156,7 @@ impl Node {
             client_addresses: client_addresses.clone(),
             auto_join: config.metadata_server.auto_join,
             repair_grace_period: std::time::Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
+            worker: worker_handle.clone(),
             state: state.clone(),
             registered_by_provisioning: Mutex::new(None),
             wake: Notify::new(),
@@ -198,12 +200,18 @@ impl Node {
                     local_loglets.clone(),
                     state.clone(),
                     metrics,
+                    worker_handle.clone(),
                 ),
                 "node port (fabric)",
             )),
             admin_listener.map(|l| (l, admin_http::router(state.clone(), admin_metadata), "admin API")),
             ingress_listener.map(|l| {
-                (l, ingress_http::router(ingress_metadata, config.ingress.request_body_size_limit), "ingress")
+                let router = ingress_http::router(
+                    ingress_metadata,
+                    worker_handle.clone(),
+                    config.ingress.request_body_size_limit,
+                );
+                (l, router, "ingress")
             }),
         ];
         for (listener, router, what) in servers.into_iter().flatten() {

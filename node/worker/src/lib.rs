@@ -14,6 +14,7 @@ mod client;
 pub mod discovery;
 pub mod invoke;
 pub mod partition;
+pub mod processor;
 pub mod protocol;
 
 pub use client::{DeploymentClient, DeploymentClientError};

@@ -1,0 +1,143 @@
+//! One invocation round as the leader runs it: send `Start` + journal to the deployment,
+//! append what the SDK produced (one `Journal` record), then `Complete` or `Suspend`.
+//! A failed round appends nothing and is retried with backoff.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use restate_metadata::objects::Schema;
+use restate_metadata::typed;
+
+use super::worker::{ProcessorHandle, WorkerContext};
+use crate::discovery::{EndpointManifest, HandlerManifest, ServiceManifest, ServiceType as ManifestServiceType};
+use crate::partition::{Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
+use crate::protocol::pb::output_command_message;
+use crate::protocol::Message;
+
+pub(crate) async fn run_round(
+    ctx: &Arc<WorkerContext>,
+    handle: &Arc<ProcessorHandle>,
+    epoch: u64,
+    start: StartRequest,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if handle.active_epoch.load(Ordering::SeqCst) != epoch || handle.shutdown.is_cancelled() {
+            return;
+        }
+        match round(ctx, epoch, &start).await {
+            Ok(records) => {
+                if let Err(e) = ctx.bifrost.append(handle.log, records).await {
+                    tracing::warn!(invocation = %start.id, "appending the round's journal failed: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(invocation = %start.id, target = %start.target, "invocation round failed, retrying in {backoff:?}: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Runs the round; returns the records to append.
+async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<Vec<Bytes>, String> {
+    let (schema, _) = typed::get::<Schema>(ctx.metadata.as_ref())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no deployments are registered")?;
+    let service = schema
+        .services
+        .get(&start.target.service)
+        .ok_or_else(|| format!("service '{}' is not registered", start.target.service))?;
+    let deployment = schema
+        .deployments
+        .get(&service.deployment_id)
+        .ok_or_else(|| format!("deployment {} of '{}' is gone", service.deployment_id, service.name))?;
+    let uri: Uri = deployment.uri.parse().map_err(|e| format!("deployment uri {}: {e}", deployment.uri))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in &deployment.additional_headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            headers.insert(name, value);
+        }
+    }
+    let manifest = EndpointManifest {
+        manifest_version: 0,
+        protocol_mode: None,
+        min_protocol_version: deployment.min_protocol_version,
+        max_protocol_version: deployment.max_protocol_version,
+        // The round only needs to know the target handler exists.
+        services: vec![ServiceManifest {
+            name: service.name.clone(),
+            ty: match service.ty {
+                restate_metadata::objects::ServiceType::Service => ManifestServiceType::Service,
+                restate_metadata::objects::ServiceType::VirtualObject => ManifestServiceType::VirtualObject,
+                restate_metadata::objects::ServiceType::Workflow => ManifestServiceType::Workflow,
+            },
+            handlers: vec![HandlerManifest { name: start.target.handler.clone(), ty: None }],
+        }],
+    };
+    let response = ctx
+        .deployments
+        .invoke(&uri, &manifest, &start.target.service, &start.target.handler, &start.messages, &headers)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let mut entries = Vec::new();
+    let mut output: Option<InvocationResult> = None;
+    let mut terminal = None;
+    for message in &response.messages {
+        match message {
+            Message::End(_) => terminal = Some("end"),
+            Message::Suspension(_) => terminal = Some("suspension"),
+            Message::Error(e) => {
+                return Err(format!("the deployment answered error {}: {}", e.code, e.message));
+            }
+            Message::ProposeRunCompletion { message, .. } => entries.push(JournalEntry::run_completion(message)),
+            other => {
+                if let Message::OutputCommand(o) = other {
+                    output = Some(match &o.result {
+                        Some(output_command_message::Result::Value(v)) => Ok(v.content.clone()),
+                        Some(output_command_message::Result::Failure(f)) => {
+                            Err(Failure::new(f.code, f.message.clone()))
+                        }
+                        None => Ok(Bytes::new()),
+                    });
+                }
+                // Control messages (e.g. the AwaitingOn hint) are not journal entries.
+                if let Ok(entry) = JournalEntry::from_message(other) {
+                    entries.push(entry);
+                }
+            }
+        }
+    }
+    let id = start.id;
+    let mut records = Vec::new();
+    if !entries.is_empty() {
+        let journal = Command::Journal { id, first_command_index: start.known_commands, entries };
+        records.push(Envelope::from_leader(epoch, journal).encode());
+    }
+    match terminal {
+        Some("end") => {
+            let result = output.unwrap_or_else(|| Ok(Bytes::new()));
+            records.push(
+                Envelope::from_leader(epoch, Command::Complete { id, result, completed_at_ms: super::now_ms() })
+                    .encode(),
+            );
+        }
+        Some(_) => {
+            records.push(
+                Envelope::from_leader(epoch, Command::Suspend { id, known_entries: start.known_entries }).encode(),
+            );
+        }
+        None => return Err("the deployment's answer ended without End, Suspension or Error".into()),
+    }
+    Ok(records)
+}

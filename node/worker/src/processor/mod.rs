@@ -1,0 +1,19 @@
+//! Partition processors on a worker node: one task per partition this node leads or
+//! follows (from the controller's `scheduling_plan`). Every processor applies its
+//! partition's log to the [`crate::partition`] state machine; the leader (the node whose
+//! `AnnounceLeader` for the planned epoch is in the log) also acts on the effects:
+//! invocation rounds against deployments, timers, outbox routing, and answers to the
+//! ingress requests waiting on it.
+
+mod invoker;
+mod partition_processor;
+mod router;
+mod worker;
+
+pub use worker::{Worker, WorkerContext, WorkerError};
+
+/// Milliseconds since the UNIX epoch (the leader's clock; recorded in log records, never
+/// read while applying).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,213 @@
+//! One partition's processor: applies the log to the state machine; when this node's
+//! announcement for the planned epoch is applied, it leads and acts on effects.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use restate_types::Lsn;
+use tokio::sync::mpsc;
+
+use super::worker::{ProcessorHandle, WorkerContext};
+use crate::partition::{Command, Effect, Envelope, InvocationId, PartitionStateMachine, RocksDbPartitionStore};
+
+const READ_BATCH: usize = 256;
+
+/// Leader-side bookkeeping of invocation rounds.
+struct Rounds {
+    in_flight: HashSet<InvocationId>,
+    /// Invoked again while a round was running: run once more when it ends.
+    again: HashSet<InvocationId>,
+    done_tx: mpsc::UnboundedSender<InvocationId>,
+}
+
+pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
+    let partition = handle.partition;
+    let store = RocksDbPartitionStore::new(ctx.storage.clone(), partition);
+    let mut machine = match PartitionStateMachine::open(store) {
+        Ok(machine) => machine,
+        Err(e) => {
+            tracing::error!(partition = %partition, "partition processor cannot open its state: {e}");
+            return;
+        }
+    };
+    tracing::info!(partition = %partition, applied_lsn = %machine.applied_lsn(), "partition processor started");
+    let mut planned = handle.planned.subscribe();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut rounds = Rounds { in_flight: HashSet::new(), again: HashSet::new(), done_tx };
+    let mut announced = 0u64;
+    let mut idle = Duration::from_millis(2);
+    loop {
+        if handle.shutdown.is_cancelled() {
+            return;
+        }
+        let want = *planned.borrow_and_update();
+        match want {
+            Some(epoch) if epoch > machine.leader_epoch() && epoch > announced => {
+                let record = Envelope::announce_leader(epoch, ctx.node_name.clone()).encode();
+                match ctx.bifrost.append(handle.log, vec![record]).await {
+                    Ok(_) => announced = epoch,
+                    Err(e) => tracing::warn!(partition = %partition, epoch, "announcing leadership failed: {e}"),
+                }
+            }
+            Some(_) => {}
+            None => {
+                if handle.active_epoch.swap(0, Ordering::SeqCst) != 0 {
+                    tracing::info!(partition = %partition, "no longer leading");
+                    handle.waiters.lock().expect("not poisoned").clear();
+                    rounds.in_flight.clear();
+                    rounds.again.clear();
+                }
+            }
+        }
+        let from = Lsn(machine.applied_lsn().0 + 1);
+        let batch = match ctx.bifrost.read(handle.log, from, READ_BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::debug!(partition = %partition, "reading the log: {e}");
+                sleep_or_wake(&handle, &mut planned, &mut done_rx, &mut rounds, Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if batch.records.is_empty() {
+            if let Some(finished) = sleep_or_wake(&handle, &mut planned, &mut done_rx, &mut rounds, idle).await {
+                rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
+            }
+            idle = (idle * 2).min(Duration::from_millis(50));
+            continue;
+        }
+        idle = Duration::from_millis(2);
+        for record in batch.records {
+            let effects = match machine.apply_record(record.lsn, &record.payload) {
+                Ok(effects) => effects,
+                Err(e) => {
+                    tracing::error!(partition = %partition, lsn = %record.lsn, "cannot apply log record: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            };
+            handle.applied_lsn.store(machine.applied_lsn().0, Ordering::SeqCst);
+            let leading = want.is_some_and(|epoch| epoch == machine.leader_epoch())
+                && machine.leader().is_some_and(|l| l.node == ctx.node_name);
+            if !leading {
+                continue;
+            }
+            let epoch = machine.leader_epoch();
+            if handle.active_epoch.swap(epoch, Ordering::SeqCst) != epoch {
+                tracing::info!(partition = %partition, epoch, "leading partition");
+                match machine.pending_work() {
+                    Ok(work) => {
+                        for effect in work.effects() {
+                            act(&ctx, &handle, &machine, &mut rounds, epoch, effect);
+                        }
+                    }
+                    Err(e) => tracing::error!(partition = %partition, "reading pending work: {e}"),
+                }
+            }
+            for effect in effects {
+                act(&ctx, &handle, &machine, &mut rounds, epoch, effect);
+            }
+        }
+        while let Ok(finished) = done_rx.try_recv() {
+            rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
+        }
+    }
+}
+
+/// Waits for new records, a plan change, a finished round or `timeout`; returns a
+/// finished round's invocation.
+async fn sleep_or_wake(
+    handle: &ProcessorHandle,
+    planned: &mut tokio::sync::watch::Receiver<Option<u64>>,
+    done_rx: &mut mpsc::UnboundedReceiver<InvocationId>,
+    _rounds: &mut Rounds,
+    timeout: Duration,
+) -> Option<InvocationId> {
+    tokio::select! {
+        _ = handle.shutdown.cancelled() => None,
+        _ = planned.changed() => None,
+        _ = handle.wake.notified() => None,
+        finished = done_rx.recv() => finished,
+        _ = tokio::time::sleep(timeout) => None,
+    }
+}
+
+fn rerun_if_asked(
+    ctx: &Arc<WorkerContext>,
+    handle: &Arc<ProcessorHandle>,
+    machine: &PartitionStateMachine<RocksDbPartitionStore>,
+    rounds: &mut Rounds,
+    finished: InvocationId,
+) {
+    rounds.in_flight.remove(&finished);
+    let epoch = handle.active_epoch.load(Ordering::SeqCst);
+    if rounds.again.remove(&finished) && epoch != 0 {
+        act(ctx, handle, machine, rounds, epoch, Effect::Invoke { id: finished });
+    }
+}
+
+/// Carries out one effect as the leader at `epoch`.
+fn act(
+    ctx: &Arc<WorkerContext>,
+    handle: &Arc<ProcessorHandle>,
+    machine: &PartitionStateMachine<RocksDbPartitionStore>,
+    rounds: &mut Rounds,
+    epoch: u64,
+    effect: Effect,
+) {
+    match effect {
+        Effect::Invoke { id } => {
+            if !rounds.in_flight.insert(id) {
+                rounds.again.insert(id);
+                return;
+            }
+            match machine.start_request(&id) {
+                Ok(Some(start)) => {
+                    let done = rounds.done_tx.clone();
+                    let (ctx, handle) = (ctx.clone(), handle.clone());
+                    ctx.clone().spawn(async move {
+                        super::invoker::run_round(&ctx, &handle, epoch, start).await;
+                        let _ = done.send(id);
+                        handle.wake.notify_one();
+                    });
+                }
+                Ok(None) => {
+                    rounds.in_flight.remove(&id);
+                }
+                Err(e) => {
+                    rounds.in_flight.remove(&id);
+                    tracing::error!(invocation = %id, "reading the invocation's journal: {e}");
+                }
+            }
+        }
+        Effect::Respond { request_id, result, .. } => {
+            if let Some(waiter) = handle.waiters.lock().expect("not poisoned").remove(&request_id) {
+                let _ = waiter.send(result);
+            }
+        }
+        Effect::ScheduleTimer { due_ms, id, completion_id } => {
+            let (ctx, handle) = (ctx.clone(), handle.clone());
+            ctx.clone().spawn(async move {
+                let wait = due_ms.saturating_sub(super::now_ms());
+                tokio::select! {
+                    _ = handle.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                }
+                if handle.active_epoch.load(Ordering::SeqCst) != epoch {
+                    return;
+                }
+                let record = Envelope::from_leader(epoch, Command::TimerFired { id, completion_id }).encode();
+                if let Err(e) = ctx.bifrost.append(handle.log, vec![record]).await {
+                    tracing::warn!(invocation = %id, "appending a fired timer failed: {e}");
+                }
+                handle.wake.notify_one();
+            });
+        }
+        Effect::Send { entry } => {
+            let (ctx, handle) = (ctx.clone(), handle.clone());
+            ctx.clone().spawn(async move { super::router::deliver(&ctx, &handle, epoch, entry).await });
+        }
+        Effect::Abort { .. } => {}
+    }
+}

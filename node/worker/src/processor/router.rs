@@ -1,0 +1,84 @@
+//! Delivers outbox entries: calls become `Invoke` in the callee's partition, results
+//! become `CallResult` in the caller's; then `OutboxDelivered` here. Delivering twice is
+//! harmless (both commands are idempotent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use restate_metadata::objects::{HandlerType, PartitionTable, Schema, ServiceType};
+use restate_metadata::typed;
+use restate_types::PartitionId;
+
+use super::worker::{ProcessorHandle, WorkerContext};
+use crate::partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage, ServiceKind};
+
+pub(crate) async fn deliver(ctx: &Arc<WorkerContext>, handle: &Arc<ProcessorHandle>, epoch: u64, entry: OutboxEntry) {
+    let wait = entry.deliver_at_ms.saturating_sub(super::now_ms());
+    if wait > 0 {
+        tokio::select! {
+            _ = handle.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match try_deliver(ctx, handle, epoch, &entry).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(seq = entry.seq, "outbox delivery failed, retrying in {backoff:?}: {e}");
+                tokio::select! {
+                    _ = handle.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn try_deliver(
+    ctx: &WorkerContext,
+    handle: &ProcessorHandle,
+    epoch: u64,
+    entry: &OutboxEntry,
+) -> Result<(), String> {
+    let store = ctx.metadata.as_ref();
+    let (table, _) =
+        typed::get::<PartitionTable>(store).await.map_err(|e| e.to_string())?.ok_or("no partition table")?;
+    let destination =
+        PartitionId(partition_for(entry.message.destination_partition_key(), table.partitions.len() as u32) as u16);
+    let log = table.partitions.get(&destination).ok_or_else(|| format!("no partition {destination}"))?.log_id;
+    let command = match &entry.message {
+        OutboxMessage::Invoke(outbound) => {
+            let (schema, _) = typed::get::<Schema>(store).await.map_err(|e| e.to_string())?.unwrap_or_default();
+            let target = schema.services.get(&outbound.service).and_then(|service| {
+                let handler = service.handlers.iter().find(|h| h.name == outbound.handler)?;
+                let kind = match service.ty {
+                    ServiceType::Service => ServiceKind::Service,
+                    ServiceType::VirtualObject => ServiceKind::VirtualObject,
+                    ServiceType::Workflow => ServiceKind::Workflow,
+                };
+                Some((kind, handler.ty == Some(HandlerType::Shared)))
+            });
+            match target {
+                Some((kind, shared)) => {
+                    Some(Command::Invoke(outbound.clone().into_request(kind, shared, super::now_ms())))
+                }
+                None => outbound.rejection(Failure::new(
+                    404,
+                    format!("service '{}' handler '{}' is not registered", outbound.service, outbound.handler),
+                )),
+            }
+        }
+        OutboxMessage::CallResult { caller, completion_id, result } => {
+            Some(Command::CallResult { id: *caller, completion_id: *completion_id, result: result.clone() })
+        }
+    };
+    if let Some(command) = command {
+        ctx.bifrost.append(log, vec![Envelope::external(command).encode()]).await.map_err(|e| e.to_string())?;
+    }
+    let delivered = Envelope::from_leader(epoch, Command::OutboxDelivered { seq: entry.seq }).encode();
+    ctx.bifrost.append(handle.log, vec![delivered]).await.map_err(|e| e.to_string())?;
+    handle.wake.notify_one();
+    Ok(())
+}

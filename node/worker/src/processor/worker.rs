@@ -1,0 +1,212 @@
+//! The node's partition processors and the entry point for invocations on them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use restate_bifrost::Bifrost;
+use restate_metadata::objects::{PartitionTable, SchedulingPlan};
+use restate_metadata::{typed, MetadataStore};
+use restate_storage::NodeStorage;
+use restate_types::{LogId, PartitionId, PlainNodeId};
+use tokio::sync::{oneshot, watch, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::partition::{Command, Envelope, InvocationRequest, InvocationResult, ResponseSink};
+use crate::DeploymentClient;
+
+/// What processors need from the node.
+pub struct WorkerContext {
+    pub me: PlainNodeId,
+    pub node_name: String,
+    pub metadata: Arc<dyn MetadataStore>,
+    pub bifrost: Arc<Bifrost>,
+    pub storage: NodeStorage,
+    pub deployments: DeploymentClient,
+    /// Every task of the worker (processors, rounds, timers, deliveries): stopped and
+    /// awaited when the worker stops, so nothing holds the node's storage afterwards.
+    pub tasks: Mutex<JoinSet<()>>,
+}
+
+impl WorkerContext {
+    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().expect("not poisoned");
+        // Reap finished tasks so the set does not grow without bound.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// This node does not lead the partition (now): ask the current leader.
+    #[error("this node does not lead partition {0} (yet); the scheduling plan names the leader")]
+    NotLeader(PartitionId),
+    #[error("appending the invocation to partition {partition}'s log failed: {reason}")]
+    Append { partition: PartitionId, reason: String },
+    /// The leader changed before the result arrived; the invocation goes on.
+    #[error("partition {0} changed leader before the invocation finished; ask again with the same id")]
+    LeaderChanged(PartitionId),
+}
+
+/// One partition's processor as the rest of the node sees it.
+pub(crate) struct ProcessorHandle {
+    pub partition: PartitionId,
+    pub log: LogId,
+    /// `Some(epoch)` while the plan says this node leads at `epoch`.
+    pub planned: watch::Sender<Option<u64>>,
+    /// The epoch this node leads at (its announcement applied), 0 when not leading.
+    pub active_epoch: AtomicU64,
+    /// Ingress requests waiting for their invocation's result, by request id.
+    pub waiters: Mutex<HashMap<String, oneshot::Sender<InvocationResult>>>,
+    /// Poked after a local append, so the processor reads at once.
+    pub wake: Notify,
+    pub applied_lsn: AtomicU64,
+    pub shutdown: CancellationToken,
+}
+
+pub struct Worker {
+    pub(crate) ctx: Arc<WorkerContext>,
+    processors: Mutex<BTreeMap<PartitionId, Arc<ProcessorHandle>>>,
+}
+
+impl Worker {
+    pub fn new(ctx: WorkerContext) -> Arc<Worker> {
+        Arc::new(Worker { ctx: Arc::new(ctx), processors: Mutex::new(BTreeMap::new()) })
+    }
+
+    /// Follows the scheduling plan until `shutdown`: starts a processor for every
+    /// partition this node leads or follows, tells each whether it should lead.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.follow_plan(&shutdown).await {
+                tracing::debug!("worker: {e}");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        for handle in self.processors.lock().expect("not poisoned").values() {
+            handle.shutdown.cancel();
+        }
+        let mut tasks = std::mem::take(&mut *self.ctx.tasks.lock().expect("not poisoned"));
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("partition processors stopped");
+    }
+
+    async fn follow_plan(&self, shutdown: &CancellationToken) -> Result<(), String> {
+        let store = self.ctx.metadata.as_ref();
+        let Some((plan, _)) = typed::get::<SchedulingPlan>(store).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let Some((table, _)) = typed::get::<PartitionTable>(store).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let me = self.ctx.me;
+        for (partition, placement) in &plan.partitions {
+            let Some(definition) = table.partitions.get(partition) else { continue };
+            let leads = placement.leader == me;
+            if !leads && !placement.followers.contains(&me) {
+                continue;
+            }
+            let handle = {
+                let mut processors = self.processors.lock().expect("not poisoned");
+                processors
+                    .entry(*partition)
+                    .or_insert_with(|| {
+                        let handle = Arc::new(ProcessorHandle {
+                            partition: *partition,
+                            log: definition.log_id,
+                            planned: watch::channel(None).0,
+                            active_epoch: AtomicU64::new(0),
+                            waiters: Mutex::new(HashMap::new()),
+                            wake: Notify::new(),
+                            applied_lsn: AtomicU64::new(0),
+                            shutdown: shutdown.child_token(),
+                        });
+                        self.ctx.spawn(super::partition_processor::run(self.ctx.clone(), handle.clone()));
+                        handle
+                    })
+                    .clone()
+            };
+            let want = leads.then_some(placement.leader_epoch);
+            handle.planned.send_if_modified(|current| {
+                let changed = *current != want;
+                *current = want;
+                changed
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether this node currently leads `partition` (its announcement applied).
+    pub fn leads(&self, partition: PartitionId) -> bool {
+        self.processors
+            .lock()
+            .expect("not poisoned")
+            .get(&partition)
+            .is_some_and(|h| h.active_epoch.load(Ordering::SeqCst) != 0)
+    }
+
+    /// The partitions with a processor here: (partition, leading epoch or 0, applied LSN).
+    pub fn status(&self) -> Vec<(PartitionId, u64, u64)> {
+        self.processors
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .map(|h| (h.partition, h.active_epoch.load(Ordering::SeqCst), h.applied_lsn.load(Ordering::SeqCst)))
+            .collect()
+    }
+
+    /// Appends `request` to its partition's log through this node, which must lead the
+    /// partition. With `wait`, resolves with the result (also for a repeated id or
+    /// idempotency key: the state machine attaches the new waiter to the existing
+    /// invocation); otherwise once the request is in the log.
+    pub async fn invoke(
+        &self,
+        partition: PartitionId,
+        mut request: InvocationRequest,
+        wait: bool,
+    ) -> Result<Option<InvocationResult>, WorkerError> {
+        let handle = self
+            .processors
+            .lock()
+            .expect("not poisoned")
+            .get(&partition)
+            .cloned()
+            .filter(|h| h.active_epoch.load(Ordering::SeqCst) != 0)
+            .ok_or(WorkerError::NotLeader(partition))?;
+        let answer = if wait {
+            let request_id = format!("{}-{}", request.id, rand_suffix());
+            let (tx, rx) = oneshot::channel();
+            handle.waiters.lock().expect("not poisoned").insert(request_id.clone(), tx);
+            request.response = ResponseSink::Ingress { request_id };
+            Some(rx)
+        } else {
+            request.response = ResponseSink::None;
+            None
+        };
+        let record = Envelope::external(Command::Invoke(request)).encode();
+        self.ctx
+            .bifrost
+            .append(handle.log, vec![record])
+            .await
+            .map_err(|e| WorkerError::Append { partition, reason: e.to_string() })?;
+        handle.wake.notify_one();
+        match answer {
+            None => Ok(None),
+            Some(rx) => rx.await.map(Some).map_err(|_| WorkerError::LeaderChanged(partition)),
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish()
+}
