@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use restate_e2e::{replicated_cluster, wait_until, TestDir};
+use restate_e2e::{replicated_cluster, wait_until, TestDir, LOG_ONLY_ROLES};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 use tonic::transport::{Channel, Endpoint};
 
@@ -70,6 +70,7 @@ fn main() {
         &["l1", "l2", "l3"],
         &[
             ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            LOG_ONLY_ROLES,
             ("RESTATE_DEFAULT_REPLICATION", "2"),
             ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
         ],

@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Roles for tests that append raw records to partition logs: no `worker`, so no
+/// partition processor reads (and chokes on) them.
+pub const LOG_ONLY_ROLES: (&str, &str) = ("RESTATE_ROLES", r#"["admin","metadata-server","log-server"]"#);
+
 /// Directory of the built binaries.
 pub fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("RESTATE_BIN_DIR") {

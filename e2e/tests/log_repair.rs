@@ -55,6 +55,7 @@ fn a_dead_log_server_is_replaced_by_a_spare_that_then_carries_the_log() {
         &["n1", "n2", "n3", "n4"],
         &[
             ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            LOG_ONLY_ROLES,
             ("RESTATE_DEFAULT_REPLICATION", "2"),
             ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
             ("RESTATE_ADMIN__LOG_SERVER_REPAIR_GRACE_PERIOD", "2s"),

@@ -16,6 +16,7 @@ fn cluster(dir: &TestDir) -> Vec<ServerProcess> {
         &["n1", "n2", "n3"],
         &[
             ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            LOG_ONLY_ROLES,
             ("RESTATE_DEFAULT_REPLICATION", "2"),
             ("RESTATE_DEFAULT_NUM_PARTITIONS", "2"),
         ],
@@ -166,7 +167,7 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
         &dir,
         "n1",
         "grow",
-        &[("RESTATE_METADATA_SERVER__TYPE", "replicated"), ("RESTATE_DEFAULT_NUM_PARTITIONS", "2")],
+        &[LOG_ONLY_ROLES, ("RESTATE_METADATA_SERVER__TYPE", "replicated"), ("RESTATE_DEFAULT_NUM_PARTITIONS", "2")],
     );
     n1.start_and_wait_healthy();
     wait_for_alive_nodes(&n1, 1);
@@ -190,6 +191,7 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
                 name,
                 "grow",
                 &[
+                    LOG_ONLY_ROLES,
                     ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
                     ("RESTATE_METADATA_CLIENT__ADDRESSES", &list),
                     ("RESTATE_AUTO_PROVISION", "false"),
@@ -232,6 +234,7 @@ fn five_nodes_with_replication_3_keep_appending_with_two_down() {
         &["n1", "n2", "n3", "n4", "n5"],
         &[
             ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+            LOG_ONLY_ROLES,
             ("RESTATE_DEFAULT_REPLICATION", "3"),
             ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
             ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", "32 MiB"),

@@ -14,6 +14,9 @@ fn config(dir: &std::path::Path, name: &str, env: &[(&str, String)]) -> restate_
         ("RESTATE_ADMIN__BIND_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
         ("RESTATE_INGRESS__BIND_ADDRESS".to_owned(), "127.0.0.1:0".to_owned()),
         ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE".to_owned(), "32 MiB".to_owned()),
+        // These tests append raw records to partition logs: no worker role, so no
+        // partition processor reads them.
+        ("RESTATE_ROLES".to_owned(), r#"["admin","metadata-server","log-server"]"#.to_owned()),
     ];
     for (k, v) in env {
         vars.retain(|(existing, _)| existing != k);
