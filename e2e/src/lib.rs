@@ -40,8 +40,22 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, below Linux's ephemeral range
+/// (32768-60999): a port the kernel hands out to outgoing connections (nodes make many)
+/// could be taken again before the node binds it. Never the same port twice per process.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Different test processes start at different places (by pid and time).
+    let seed =
+        std::process::id() ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let _ = NEXT.compare_exchange(0, seed % 15_000 + 1, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..15_000 {
+        let port = 15_000 + (NEXT.fetch_add(1, Ordering::SeqCst) % 15_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().unwrap().port()
 }
 
