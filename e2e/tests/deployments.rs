@@ -182,6 +182,23 @@ fn a_registration_through_one_node_is_visible_through_every_node() {
             http_request(node.ports.ingress, "POST", "/Greeter/greet", &format!("\"{name}\"")).unwrap();
         assert_eq!((status, body), (200, format!("\"Hello, {name}!\"")), "through {}", node.name);
     }
+    // Every partition runs on all three workers, one of them leading.
+    let mut last = Value::Null;
+    wait_until("one leader and two followers per partition", Duration::from_secs(30), || {
+        last = nodes[1].ctl(&["partitions", "list", "--json"]).json();
+        let rows = last["partitions"].as_array().cloned().unwrap_or_default();
+        let mut per_partition: std::collections::BTreeMap<u64, (usize, usize)> = Default::default();
+        for row in &rows {
+            let entry = per_partition.entry(row["partition_id"].as_u64().unwrap()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(row["mode"] == "leader");
+        }
+        !per_partition.is_empty() && per_partition.values().all(|(n, leaders)| *n == 3 && *leaders == 1)
+    });
+    assert!(last["partitions"][0]["epoch"].as_u64() >= Some(1), "{last:#}");
+    let text = nodes[0].ctl(&["partitions", "list"]).ok().to_owned();
+    assert!(text.contains("PARTITION") && text.contains("leader") && text.contains("follower"), "{text}");
+
     // One counter, added to through every node: each add sees the previous ones.
     for (i, node) in nodes.iter().cycle().take(6).enumerate() {
         let (status, body) = http_request(node.ports.ingress, "POST", "/Counter/shared/add", "1").unwrap();

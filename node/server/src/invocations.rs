@@ -23,7 +23,7 @@ impl WorkerHandle {
         let _ = self.0.set(worker);
     }
 
-    fn get(&self) -> Option<&Arc<Worker>> {
+    pub fn get(&self) -> Option<&Arc<Worker>> {
         self.0.get()
     }
 }

@@ -270,6 +270,29 @@ impl NodeCtl for NodeCtlService {
         Ok(Response::new(self.ctx.logs.list().await?))
     }
 
+    async fn list_partition_processors(
+        &self,
+        _: Request<pb::ListPartitionProcessorsRequest>,
+    ) -> Result<Response<pb::ListPartitionProcessorsResponse>, Status> {
+        self.ctx.metrics.request("list_partition_processors");
+        let processors = self
+            .ctx
+            .membership
+            .worker
+            .get()
+            .map(|worker| worker.status())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| pb::PartitionProcessorStatus {
+                partition_id: p.partition.0 as u32,
+                mode: if p.leading { "leader" } else { "follower" }.to_owned(),
+                epoch: p.epoch,
+                applied_lsn: p.applied_lsn,
+            })
+            .collect();
+        Ok(Response::new(pb::ListPartitionProcessorsResponse { processors }))
+    }
+
     async fn describe_log(
         &self,
         request: Request<pb::DescribeLogRequest>,

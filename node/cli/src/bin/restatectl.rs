@@ -53,6 +53,16 @@ enum Command {
     /// Virtual logs (one per partition): segments, trim points, tails.
     #[command(subcommand)]
     Logs(LogsCmd),
+    /// Partition processors on the worker nodes.
+    #[command(subcommand)]
+    Partitions(PartitionsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum PartitionsCmd {
+    /// Every partition processor of every alive worker: node, mode (leader/follower),
+    /// leader epoch, applied LSN and lag behind the partition's most advanced processor.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +182,7 @@ fn main() -> ExitCode {
                 ctl::metadata_put(&globals, &key, &value, version).await
             }
             Command::Logs(LogsCmd::List) => ctl::logs::list(&globals).await,
+            Command::Partitions(PartitionsCmd::List) => ctl::partitions::list(&globals).await,
             Command::Logs(LogsCmd::Describe { log_id }) => ctl::logs::describe(&globals, log_id).await,
             Command::Logs(LogsCmd::Trim { log_id, trim_point }) => ctl::logs::trim(&globals, log_id, trim_point).await,
             Command::MetadataServer(MetadataServerCmd::ListServers) => {

@@ -6,6 +6,7 @@ pub mod logs;
 mod metadata;
 pub mod metadata_server;
 mod nodes;
+pub mod partitions;
 mod provision;
 mod status;
 

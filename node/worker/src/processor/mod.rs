@@ -10,7 +10,7 @@ mod partition_processor;
 mod router;
 mod worker;
 
-pub use worker::{Worker, WorkerContext, WorkerError};
+pub use worker::{ProcessorStatus, Worker, WorkerContext, WorkerError};
 
 /// Milliseconds since the UNIX epoch (the leader's clock; recorded in log records, never
 /// read while applying).

@@ -88,6 +88,7 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
                 }
             };
             handle.applied_lsn.store(machine.applied_lsn().0, Ordering::SeqCst);
+            handle.known_epoch.store(machine.leader_epoch(), Ordering::SeqCst);
             let leading = want.is_some_and(|epoch| epoch == machine.leader_epoch())
                 && machine.leader().is_some_and(|l| l.node == ctx.node_name);
             if !leading {

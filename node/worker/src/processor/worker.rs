@@ -51,6 +51,16 @@ pub enum WorkerError {
     LeaderChanged(PartitionId),
 }
 
+/// What `Worker::status` reports of one processor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorStatus {
+    pub partition: PartitionId,
+    pub leading: bool,
+    /// The last leader epoch applied from the log.
+    pub epoch: u64,
+    pub applied_lsn: u64,
+}
+
 /// One partition's processor as the rest of the node sees it.
 pub(crate) struct ProcessorHandle {
     pub partition: PartitionId,
@@ -64,6 +74,8 @@ pub(crate) struct ProcessorHandle {
     /// Poked after a local append, so the processor reads at once.
     pub wake: Notify,
     pub applied_lsn: AtomicU64,
+    /// The last leader epoch applied from the log.
+    pub known_epoch: AtomicU64,
     pub shutdown: CancellationToken,
 }
 
@@ -126,6 +138,7 @@ impl Worker {
                             waiters: Mutex::new(HashMap::new()),
                             wake: Notify::new(),
                             applied_lsn: AtomicU64::new(0),
+                            known_epoch: AtomicU64::new(0),
                             shutdown: shutdown.child_token(),
                         });
                         self.ctx.spawn(super::partition_processor::run(self.ctx.clone(), handle.clone()));
@@ -152,13 +165,18 @@ impl Worker {
             .is_some_and(|h| h.active_epoch.load(Ordering::SeqCst) != 0)
     }
 
-    /// The partitions with a processor here: (partition, leading epoch or 0, applied LSN).
-    pub fn status(&self) -> Vec<(PartitionId, u64, u64)> {
+    /// The partitions with a processor here, in partition order.
+    pub fn status(&self) -> Vec<ProcessorStatus> {
         self.processors
             .lock()
             .expect("not poisoned")
             .values()
-            .map(|h| (h.partition, h.active_epoch.load(Ordering::SeqCst), h.applied_lsn.load(Ordering::SeqCst)))
+            .map(|h| ProcessorStatus {
+                partition: h.partition,
+                leading: h.active_epoch.load(Ordering::SeqCst) != 0,
+                epoch: h.known_epoch.load(Ordering::SeqCst),
+                applied_lsn: h.applied_lsn.load(Ordering::SeqCst),
+            })
             .collect()
     }
 
