@@ -66,12 +66,16 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::debug!(partition = %partition, "reading the log: {e}");
-                sleep_or_wake(&handle, &mut planned, &mut done_rx, &mut rounds, Duration::from_millis(200)).await;
+                if let Some(finished) =
+                    sleep_or_wake(&handle, &mut planned, &mut done_rx, Duration::from_millis(200)).await
+                {
+                    rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
+                }
                 continue;
             }
         };
         if batch.records.is_empty() {
-            if let Some(finished) = sleep_or_wake(&handle, &mut planned, &mut done_rx, &mut rounds, idle).await {
+            if let Some(finished) = sleep_or_wake(&handle, &mut planned, &mut done_rx, idle).await {
                 rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
             }
             idle = (idle * 2).min(Duration::from_millis(50));
@@ -122,7 +126,6 @@ async fn sleep_or_wake(
     handle: &ProcessorHandle,
     planned: &mut tokio::sync::watch::Receiver<Option<u64>>,
     done_rx: &mut mpsc::UnboundedReceiver<InvocationId>,
-    _rounds: &mut Rounds,
     timeout: Duration,
 ) -> Option<InvocationId> {
     tokio::select! {
