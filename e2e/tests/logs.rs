@@ -5,7 +5,8 @@ use restate_e2e::*;
 #[test]
 fn logs_are_listed_described_and_bad_trims_refused() {
     let dir = TestDir::new("logs");
-    let mut node = ServerProcess::new(&dir, "n1", "logs", &[("RESTATE_DEFAULT_NUM_PARTITIONS", "3")]);
+    // No worker: the logs stay empty (a partition leader would announce itself in them).
+    let mut node = ServerProcess::new(&dir, "n1", "logs", &[LOG_ONLY_ROLES, ("RESTATE_DEFAULT_NUM_PARTITIONS", "3")]);
     node.start_and_wait_healthy();
     wait_for_alive_nodes(&node, 1);
 
