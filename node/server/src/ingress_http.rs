@@ -20,8 +20,8 @@ use serde_json::json;
 
 use crate::ingress_route::{route, IngressRequest, Target};
 use crate::invocations::WorkerHandle;
-use restate_metadata::objects::{HandlerType, ServiceType};
-use restate_worker::partition::{self as partition, InvocationId, InvocationRequest, ResponseSink, ServiceKind};
+use restate_metadata::objects::HandlerType;
+use restate_worker::partition::{self as partition, InvocationId, InvocationRequest, ResponseSink};
 
 #[derive(Clone)]
 struct Ingress {
@@ -142,26 +142,19 @@ fn invocation_request(
         idempotency_key.as_deref(),
         uuid,
     );
-    let kind = match target.ty {
-        ServiceType::Service => ServiceKind::Service,
-        ServiceType::VirtualObject => ServiceKind::VirtualObject,
-        ServiceType::Workflow => ServiceKind::Workflow,
-    };
     InvocationRequest {
         id,
         target: partition::Target {
             service: target.service,
             handler: target.handler,
             key: target.key,
-            kind,
+            kind: restate_worker::processor::service_kind(target.ty),
             handler_shared: target.handler_ty == Some(HandlerType::Shared),
         },
         input,
         headers,
         idempotency_key,
         response: ResponseSink::None,
-        submitted_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
+        submitted_at_ms: restate_worker::processor::now_ms(),
     }
 }

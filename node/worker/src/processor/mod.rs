@@ -12,8 +12,19 @@ mod worker;
 
 pub use worker::{ProcessorStatus, Worker, WorkerContext, WorkerError};
 
-/// Milliseconds since the UNIX epoch (the leader's clock; recorded in log records, never
-/// read while applying).
-pub(crate) fn now_ms() -> u64 {
+/// The state machine's kind of a registered service.
+pub fn service_kind(ty: restate_metadata::objects::ServiceType) -> crate::partition::ServiceKind {
+    use crate::partition::ServiceKind;
+    use restate_metadata::objects::ServiceType;
+    match ty {
+        ServiceType::Service => ServiceKind::Service,
+        ServiceType::VirtualObject => ServiceKind::VirtualObject,
+        ServiceType::Workflow => ServiceKind::Workflow,
+    }
+}
+
+/// Milliseconds since the UNIX epoch (the proposer's clock; recorded in log records,
+/// never read while applying).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use restate_metadata::objects::{HandlerType, PartitionTable, Schema, ServiceType};
+use restate_metadata::objects::{HandlerType, PartitionTable, Schema};
 use restate_metadata::typed;
 use restate_types::PartitionId;
 
 use super::worker::{ProcessorHandle, WorkerContext};
-use crate::partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage, ServiceKind};
+use crate::partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage};
 
 pub(crate) async fn deliver(ctx: &Arc<WorkerContext>, handle: &Arc<ProcessorHandle>, epoch: u64, entry: OutboxEntry) {
     let wait = entry.deliver_at_ms.saturating_sub(super::now_ms());
@@ -53,12 +53,7 @@ async fn try_deliver(
             let (schema, _) = typed::get::<Schema>(store).await.map_err(|e| e.to_string())?.unwrap_or_default();
             let target = schema.services.get(&outbound.service).and_then(|service| {
                 let handler = service.handlers.iter().find(|h| h.name == outbound.handler)?;
-                let kind = match service.ty {
-                    ServiceType::Service => ServiceKind::Service,
-                    ServiceType::VirtualObject => ServiceKind::VirtualObject,
-                    ServiceType::Workflow => ServiceKind::Workflow,
-                };
-                Some((kind, handler.ty == Some(HandlerType::Shared)))
+                Some((super::service_kind(service.ty), handler.ty == Some(HandlerType::Shared)))
             });
             match target {
                 Some((kind, shared)) => {
