@@ -310,10 +310,24 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 pub fn http_request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_call(port, method, path, body, &[], Duration::from_secs(5))
+}
+
+/// An HTTP/1.1 request on loopback with extra headers, waiting up to `timeout` for the
+/// answer: (status, body), or None on any transport failure.
+pub fn http_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).ok()?;

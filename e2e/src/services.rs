@@ -91,3 +91,23 @@ pub fn restate(admin_url: &str, args: &[&str]) -> CtlOutput {
 pub fn admin_url(node: &crate::ServerProcess) -> String {
     format!("http://127.0.0.1:{}", node.ports.admin)
 }
+
+/// The env of a worker cluster with replicated logs at replication 2 and 4 partitions.
+pub const REPLICATED_WORKERS: [(&str, &str); 3] = [
+    ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+    ("RESTATE_DEFAULT_REPLICATION", "2"),
+    ("RESTATE_DEFAULT_NUM_PARTITIONS", "4"),
+];
+
+/// Three nodes (`n1`..`n3`, all roles, [`REPLICATED_WORKERS`]) started and provisioned,
+/// and the example services registered once through `n1`.
+pub fn three_workers_with_services(dir: &TestDir, cluster: &str) -> (Vec<crate::ServerProcess>, ExampleServices) {
+    let mut nodes = crate::replicated_cluster(dir, cluster, &["n1", "n2", "n3"], &REPLICATED_WORKERS);
+    for node in nodes.iter_mut() {
+        node.start_and_wait_healthy();
+    }
+    crate::wait_for_alive_nodes(&nodes[0], 3);
+    let services = ExampleServices::start(dir);
+    restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes"]).ok();
+    (nodes, services)
+}

@@ -226,7 +226,7 @@ fn ingress_refuses_bad_requests_with_the_right_status() {
         ("GET", "/Greeter/greet", "", 405, "use POST"),
         ("POST", "/Greeter/greet/extra/more", "", 404, "unknown ingress path"),
         ("POST", "/restate/health", "", 405, "accepts GET"),
-        ("GET", "/restate/invocation/inv_unknown/output", "", 404, "inv_unknown"),
+        ("GET", "/restate/invocation/inv_unknown/output", "", 400, "is not an invocation id"),
         ("POST", "/Greeter/greet", &big, 413, "request-body-size-limit"),
         ("POST", "/Greeter/greet", "\"Sarah\"", 200, "Hello, Sarah!"),
     ];

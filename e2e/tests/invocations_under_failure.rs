@@ -4,28 +4,16 @@
 //! (same key) through another node. Afterwards the counter equals the number of adds:
 //! nothing lost, nothing counted twice.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use restate_e2e::services::{admin_url, restate, ExampleServices};
+use restate_e2e::services::three_workers_with_services;
 use restate_e2e::*;
 
 /// POST with an idempotency key; (status, body) or None on any transport failure.
 fn post(port: u16, path: &str, body: &str, idempotency_key: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(40))).ok()?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nidempotency-key: {idempotency_key}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+    http_call(port, "POST", path, body, &[("idempotency-key", idempotency_key)], Duration::from_secs(40))
 }
 
 const ADDS: usize = 1000;
@@ -34,22 +22,7 @@ const CLIENTS: usize = 4;
 #[test]
 fn counter_adds_survive_a_node_kill_exactly_once() {
     let dir = TestDir::new("invocations-failure");
-    let mut nodes = replicated_cluster(
-        &dir,
-        "invocations",
-        &["n1", "n2", "n3"],
-        &[
-            ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
-            ("RESTATE_DEFAULT_REPLICATION", "2"),
-            ("RESTATE_DEFAULT_NUM_PARTITIONS", "4"),
-        ],
-    );
-    for node in nodes.iter_mut() {
-        node.start_and_wait_healthy();
-    }
-    wait_for_alive_nodes(&nodes[0], 3);
-    let services = ExampleServices::start(&dir);
-    restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes"]).ok();
+    let (mut nodes, _services) = three_workers_with_services(&dir, "invocations");
     let ports: Vec<u16> = nodes.iter().map(|n| n.ports.ingress).collect();
     wait_until("the first add to succeed", Duration::from_secs(60), || {
         post(ports[0], "/Counter/total/add", "0", "warm-up").is_some_and(|(s, _)| s == 200)

@@ -4,7 +4,12 @@ use std::convert::Infallible;
 
 use restate_sdk::prelude::*;
 
-/// Stateless service with one handler.
+use crate::counter::CounterClient;
+
+/// The `Counter` key that counts every `greetCounted` greeting (through one-way sends).
+pub const GREETINGS_COUNTER: &str = "greetings";
+
+/// Stateless service: a plain greeting, and one that calls and messages `Counter`.
 pub struct Greeter;
 
 #[service]
@@ -14,5 +19,15 @@ impl Greeter {
     #[handler]
     async fn greet(&self, _ctx: Context<'_>, name: String) -> Result<String, Infallible> {
         Ok(format!("Hello, {name}!"))
+    }
+
+    /// Calls `Counter/{name}/add(1)` and waits for the new count (a request-response call
+    /// to another service), sends `Counter/greetings/add(1)` one-way (not waited for),
+    /// then returns `"Hello, {name}! Visit {count}."`.
+    #[handler(name = "greetCounted")]
+    async fn greet_counted(&self, ctx: Context<'_>, name: String) -> Result<String, HandlerError> {
+        let count = ctx.object_client::<CounterClient>(name.clone()).add(1).call().await?;
+        ctx.object_client::<CounterClient>(GREETINGS_COUNTER).add(1).send();
+        Ok(format!("Hello, {name}! Visit {count}."))
     }
 }

@@ -22,9 +22,11 @@ use crate::ticket::{Ticket, RUN_LOG_ENV};
 
 /// Serves the example Restate services on one HTTP/2 endpoint (prior knowledge, no HTTP/1.1).
 ///
-/// Services: Greeter (service; greet(name) -> "Hello, {name}!"), Counter (virtual object;
+/// Services: Greeter (service; greet(name) -> "Hello, {name}!", greetCounted(name) calls
+/// Counter/{name}/add and sends Counter/greetings/add), Counter (virtual object;
 /// add(delta) -> new value, get() -> value, state key "count") and Ticket (service;
-/// issue(name) -> id drawn inside ctx.run). Endpoints: GET /discover, POST
+/// issue(name) -> id drawn inside ctx.run, issueAndHold(name) the same then a 3 s durable
+/// sleep). Endpoints: GET /discover, POST
 /// /invoke/{service}/{handler}. Prints one line with the address once it listens
 /// (useful with --port 0). Stops on SIGINT or SIGTERM.
 #[derive(Debug, Parser)]

@@ -3,6 +3,7 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use rand::Rng;
 use restate_sdk::prelude::*;
@@ -27,6 +28,26 @@ impl Ticket {
     /// Failing to append to the run log is a retryable error of the closure.
     #[handler]
     async fn issue(&self, ctx: Context<'_>, name: String) -> Result<String, HandlerError> {
+        self.draw(&ctx, name).await
+    }
+
+    /// As `issue`, then sleeps [`HOLD`] (a durable timer) before returning the ticket:
+    /// a window in which tests kill the partition's leader, to see that the new leader
+    /// replays the journaled ticket instead of drawing (and logging) another.
+    #[handler(name = "issueAndHold")]
+    async fn issue_and_hold(&self, ctx: Context<'_>, name: String) -> Result<String, HandlerError> {
+        let ticket = self.draw(&ctx, name).await?;
+        ctx.sleep(HOLD).await?;
+        Ok(ticket)
+    }
+}
+
+/// How long `issueAndHold` sleeps after drawing its ticket.
+pub const HOLD: Duration = Duration::from_secs(3);
+
+impl Ticket {
+    /// Draws the ticket inside `ctx.run` named `issue-ticket`, logging the real execution.
+    async fn draw(&self, ctx: &Context<'_>, name: String) -> Result<String, HandlerError> {
         let run_log = self.run_log.clone();
         let ticket = ctx
             .run(|| async move {

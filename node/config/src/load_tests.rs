@@ -529,6 +529,18 @@ fn repair_grace_period_takes_durations_and_refuses_out_of_range_values() {
 }
 
 #[test]
+fn idempotency_retention_defaults_to_a_day_and_takes_hours() {
+    assert_eq!(loaded(&with_env(&[])).config.worker.idempotency_retention_ms, 24 * 3_600_000);
+    let config = loaded(&with_file("[worker]\nidempotency-retention = \"2h\"")).config;
+    assert_eq!(config.worker.idempotency_retention_ms, 2 * 3_600_000);
+    single_problem(
+        &with_env(&[("RESTATE_WORKER__IDEMPOTENCY_RETENTION", "5 fortnights")]),
+        "worker.idempotency-retention",
+        &env_source("RESTATE_WORKER__IDEMPOTENCY_RETENTION"),
+    );
+}
+
+#[test]
 fn a_bad_file_value_is_reported_even_when_env_overrides_it() {
     let mut sources = with_file("node-name = 5");
     sources.env = env_pairs(&[("RESTATE_NODE_NAME", "n1")]);
@@ -582,6 +594,7 @@ fn fully_populated() -> Config {
         },
         ingress: IngressOptions { bind_address: "0.0.0.0:18080".parse().unwrap(), request_body_size_limit: 1 << 20 },
         worker: WorkerOptions {
+            idempotency_retention_ms: 3_600_000,
             snapshots: SnapshotOptions {
                 destination: Some("s3://bucket/prefix".parse().unwrap()),
                 snapshot_interval_num_records: Some(10_000),

@@ -253,10 +253,21 @@ impl Default for IngressOptions {
 }
 
 /// `[worker]`: partition processing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WorkerOptions {
+    /// How long a completed invocation's result (and its idempotency key) is kept, in
+    /// milliseconds: a repeated request with the same key within it gets the stored
+    /// result, `/attach` and `/output` find it. Purged by the partition leader after.
+    #[serde(rename = "idempotency-retention")]
+    pub idempotency_retention_ms: u64,
     pub snapshots: SnapshotOptions,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions { idempotency_retention_ms: 24 * 3_600_000, snapshots: SnapshotOptions::default() }
+    }
 }
 
 /// `[worker.snapshots]`: where and how often partition snapshots are written. The `aws-*`

@@ -113,6 +113,7 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("ingress.bind-address", Kind::SocketAddr { example: "0.0.0.0:8080" }),
     key("ingress.request-body-size-limit", Kind::Size { min: 1024 }),
     key("worker", Kind::Table),
+    key("worker.idempotency-retention", Kind::DurationMs { min_ms: 1_000, max_ms: 365 * 24 * 3_600_000 }),
     key("worker.snapshots", Kind::Table),
     key("worker.snapshots.destination", Kind::SnapshotDestination),
     key("worker.snapshots.snapshot-interval-num-records", Kind::Integer { min: 1, max: TOML_INT_MAX }),
@@ -149,7 +150,9 @@ impl Kind {
             Kind::UrlList => "a list of URLs like [\"http://node1:5122\", \"http://node2:5122\"]".to_owned(),
             Kind::RoleList => "a list of roles like [\"worker\", \"admin\"]".to_owned(),
             Kind::Size { .. } => "a size like \"1 GiB\" or an integer number of bytes".to_owned(),
-            Kind::DurationMs { .. } => "a duration like \"50ms\" or \"2s\", or an integer of milliseconds".to_owned(),
+            Kind::DurationMs { .. } => {
+                "a duration like \"50ms\", \"2s\" or \"24h\", or an integer of milliseconds".to_owned()
+            }
             Kind::Enum(values) => format!("one of {}", quoted_list(values)),
             Kind::SnapshotDestination => {
                 "a destination string like \"s3://bucket/prefix\" or \"file:///absolute/path\"".to_owned()
@@ -312,8 +315,14 @@ pub(crate) fn parse_duration_ms(text: &str) -> Result<u64, String> {
         "ms" => 1.0,
         "s" => 1000.0,
         "m" | "min" => 60_000.0,
-        "" => return Err(format!("duration '{text}' needs a unit: ms, s or m (or give an integer of milliseconds)")),
-        other => return Err(format!("unknown duration unit '{other}' in '{text}'; use ms, s or m")),
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        "" => {
+            return Err(format!(
+                "duration '{text}' needs a unit: ms, s, m, h or d (or give an integer of milliseconds)"
+            ))
+        }
+        other => return Err(format!("unknown duration unit '{other}' in '{text}'; use ms, s, m, h or d")),
     };
     Ok((number * factor).round() as u64)
 }

@@ -8,6 +8,7 @@
 //! - [`objects`] are the typed values (NodesConfiguration, ClusterConfiguration, Logs,
 //!   PartitionTable) and [`typed`] reads/writes them by their well-known keys.
 
+mod cached;
 mod client;
 mod local_store;
 pub mod objects;
@@ -17,6 +18,7 @@ mod store;
 pub mod typed;
 mod wire;
 
+pub use cached::Cached;
 pub use client::{MetadataClient, MetadataClientOptions};
 pub use local_store::LocalMetadataStore;
 pub use service::MetadataServerService;

@@ -8,6 +8,7 @@
 //!   identically (nothing changes) or for a dry run.
 //! - `GET /deployments`, `GET /deployments/{id}`, `DELETE /deployments/{id}[?force=true]`.
 //! - `GET /services`, `GET /services/{name}`.
+//! - `/invocations`: see [`crate::admin_invocations`].
 //!
 //! Errors are JSON `{"message": ...}`: 400 for unusable requests, 404 for unknown ids and
 //! names, 409 for what `force` would allow, 502 when the deployment cannot be discovered,
@@ -43,6 +44,7 @@ struct Admin {
 }
 
 pub(crate) fn router(state: NodeState, metadata: Arc<dyn MetadataStore>) -> Router {
+    let invocations = crate::admin_invocations::router(metadata.clone());
     let admin = Arc::new(Admin { metadata, deployments: DeploymentClient::default() });
     Router::new()
         .route("/health", get(|| async { "OK\n" }))
@@ -57,24 +59,25 @@ pub(crate) fn router(state: NodeState, metadata: Arc<dyn MetadataStore>) -> Rout
         .route("/deployments/{id}", get(get_deployment).delete(delete_deployment))
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
+        .with_state(admin)
+        .merge(invocations)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(admin)
 }
 
 /// An error answer: `{"message": ...}` with a status code.
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
 
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 }
@@ -112,7 +115,7 @@ async fn unknown_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no such admin endpoint: {method} {}; the admin API serves /health, /status, /deployments[/{{id}}] and /services[/{{name}}]",
+            "no such admin endpoint: {method} {}; the admin API serves /health, /status, /deployments[/{{id}}], /services[/{{name}}] and /invocations[/{{id}}[/cancel|/kill]]",
             uri.path()
         ),
     )

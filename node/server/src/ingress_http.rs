@@ -15,17 +15,25 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use restate_metadata::objects::Schema;
-use restate_metadata::{typed, MetadataStore};
+use restate_metadata::MetadataStore;
 use serde_json::json;
 
 use crate::ingress_route::{route, IngressRequest, Target};
 use crate::invocations::WorkerHandle;
+use crate::routing_metadata::RoutingMetadata;
+
+/// What routing sees before any deployment was registered.
+static EMPTY_SCHEMA: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(Schema::default);
 use restate_metadata::objects::HandlerType;
-use restate_worker::partition::{self as partition, InvocationId, InvocationRequest, ResponseSink};
+use restate_proto::worker as pb;
+use restate_worker::partition::{
+    self as partition, Failure, InvocationId, InvocationRequest, InvocationResult, ResponseSink,
+};
+use restate_worker::processor::InvocationLookup;
 
 #[derive(Clone)]
 struct Ingress {
-    metadata: Arc<dyn MetadataStore>,
+    metadata: Arc<RoutingMetadata>,
     worker: WorkerHandle,
     body_limit: usize,
 }
@@ -34,7 +42,7 @@ pub(crate) fn router(metadata: Arc<dyn MetadataStore>, worker: WorkerHandle, bod
     let body_limit = usize::try_from(body_limit).unwrap_or(usize::MAX);
     Router::new()
         .fallback(handle)
-        .with_state(Ingress { metadata, worker, body_limit })
+        .with_state(Ingress { metadata: RoutingMetadata::new(metadata), worker, body_limit })
         .layer(DefaultBodyLimit::disable())
 }
 
@@ -48,15 +56,25 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
     if path == "/restate/health" && parts.method == http::Method::GET {
         return Json(json!({ "status": "ok" })).into_response();
     }
-    let schema = match typed::get::<Schema>(ingress.metadata.as_ref()).await {
-        Ok(found) => found.map(|(s, _)| s).unwrap_or_default(),
-        Err(e) => {
-            return answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("service registry unavailable: {e}"))
+    // The cached registry first; a 404 is only answered after a fresh read (the service
+    // may have been registered through another node a moment ago).
+    let mut routed = Err(None);
+    for fresh in [false, true] {
+        routed = match ingress.metadata.schema(fresh).await {
+            Ok(schema) => route(&parts.method, &path, schema.as_ref().map_or(&EMPTY_SCHEMA, |s| &s.0)).map_err(Some),
+            Err(e) => {
+                let reason = format!("service registry unavailable: {e}");
+                return answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason);
+            }
+        };
+        if !matches!(&routed, Err(Some(refusal)) if refusal.status == StatusCode::NOT_FOUND) {
+            break;
         }
-    };
-    let request = match route(&parts.method, &path, &schema) {
+    }
+    let request = match routed {
         Ok(request) => request,
         Err(refusal) => {
+            let refusal = refusal.expect("routed at least once");
             let code = if refusal.status == StatusCode::NOT_FOUND { "not_found" } else { "bad_request" };
             return answer(refusal.status, code, refusal.message);
         }
@@ -92,27 +110,80 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
                 .collect();
             let request = invocation_request(target, body, headers, idempotency_key);
             let id = request.id;
-            match crate::invocations::submit(ingress.metadata.as_ref(), &ingress.worker, request, !send).await {
+            match crate::invocations::submit(&ingress.metadata, &ingress.worker, request, !send).await {
                 Ok(None) => {
                     (StatusCode::ACCEPTED, Json(json!({ "invocationId": id.to_string(), "status": "Accepted" })))
                         .into_response()
                 }
-                Ok(Some(Ok(output))) => {
-                    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], output).into_response()
-                }
-                Ok(Some(Err(failure))) => {
-                    let status = u16::try_from(failure.code)
-                        .ok()
-                        .and_then(|c| StatusCode::from_u16(c).ok())
-                        .filter(|s| s.is_client_error() || s.is_server_error())
-                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                    answer(status, "invocation_failed", failure.message)
+                Ok(Some(result)) => result_response(result),
+                Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
+            }
+        }
+        IngressRequest::Attach { invocation_id } => {
+            let id = match parse_id(&invocation_id) {
+                Ok(id) => id,
+                Err(refusal) => return *refusal,
+            };
+            let attached = crate::invocations::on_leader(&ingress.metadata, &id, |mut client, partition| {
+                let reference = pb::InvocationRef { partition_id: partition.0 as u32, invocation_id: id.to_string() };
+                async move { client.attach(reference).await }
+            })
+            .await;
+            match attached.map(crate::invocations::from_wire) {
+                Ok(Some(result)) => result_response(result),
+                Ok(None) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the leader gave no result".into()),
+                Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
+            }
+        }
+        IngressRequest::Output { invocation_id } => {
+            let id = match parse_id(&invocation_id) {
+                Ok(id) => id,
+                Err(refusal) => return *refusal,
+            };
+            let found = crate::invocations::on_leader(&ingress.metadata, &id, |mut client, partition| {
+                let reference = pb::InvocationRef { partition_id: partition.0 as u32, invocation_id: id.to_string() };
+                async move { client.lookup(reference).await }
+            })
+            .await;
+            match found.map(crate::invocations::lookup_from_wire) {
+                Ok(InvocationLookup::Completed(result)) => result_response(result),
+                Ok(InvocationLookup::Running { status }) => answer(
+                    NOT_READY,
+                    "not_ready",
+                    format!("invocation {id} has not completed yet (status: {status}); GET .../attach waits for it"),
+                ),
+                Ok(InvocationLookup::NotFound) => {
+                    answer(StatusCode::NOT_FOUND, "not_found", Failure::not_found(&id).message)
                 }
                 Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
             }
         }
-        IngressRequest::Attach { invocation_id } | IngressRequest::Output { invocation_id } => {
-            answer(StatusCode::NOT_FOUND, "not_found", format!("invocation '{invocation_id}' not found"))
+    }
+}
+
+/// Restate's status for `/output` of an invocation that has not completed yet.
+const NOT_READY: StatusCode = match StatusCode::from_u16(470) {
+    Ok(status) => status,
+    Err(_) => panic!("470 is a valid status code"),
+};
+
+/// The id in an attach/output path, or the 400 answer.
+fn parse_id(text: &str) -> Result<InvocationId, Box<Response>> {
+    text.parse().map_err(|e| Box::new(answer(StatusCode::BAD_REQUEST, "bad_request", format!("{e}"))))
+}
+
+/// 200 with the handler's output, or the failure's code (a 4xx/5xx; anything else 500)
+/// with its message.
+fn result_response(result: InvocationResult) -> Response {
+    match result {
+        Ok(output) => (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], output).into_response(),
+        Err(failure) => {
+            let status = u16::try_from(failure.code)
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            answer(status, "invocation_failed", failure.message)
         }
     }
 }

@@ -5,13 +5,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::routing_metadata::RoutingMetadata;
 use bytes::Bytes;
-use restate_metadata::objects::{NodesConfiguration, PartitionTable, SchedulingPlan};
-use restate_metadata::{typed, MetadataStore};
 use restate_proto::worker::{self as pb, worker_client::WorkerClient};
 use restate_types::PartitionId;
-use restate_worker::partition::{partition_for, Failure, InvocationRequest, InvocationResult};
-use restate_worker::processor::{Worker, WorkerError};
+use restate_worker::partition::{Failure, InvocationId, InvocationRequest, InvocationResult};
+use restate_worker::processor::{InvocationLookup, Signal, Worker, WorkerError};
 use tonic::{Request, Response, Status};
 
 /// This node's worker, set once the node runs with the worker role.
@@ -45,6 +44,96 @@ impl pb::worker_server::Worker for WorkerService {
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
     }
+
+    async fn attach(&self, request: Request<pb::InvocationRef>) -> Result<Response<pb::InvokeResponse>, Status> {
+        let (worker, partition, id) = self.target(request.into_inner())?;
+        let result = worker.attach(partition, id).await.map_err(unavailable)?;
+        Ok(Response::new(to_wire(Some(result))))
+    }
+
+    async fn lookup(&self, request: Request<pb::InvocationRef>) -> Result<Response<pb::LookupResponse>, Status> {
+        let (worker, partition, id) = self.target(request.into_inner())?;
+        Ok(Response::new(lookup_to_wire(worker.lookup(partition, id).await.map_err(unavailable)?)))
+    }
+
+    async fn signal(&self, request: Request<pb::SignalRequest>) -> Result<Response<pb::LookupResponse>, Status> {
+        let r = request.into_inner();
+        let signal = if r.kill { Signal::Kill } else { Signal::Cancel };
+        let reference = pb::InvocationRef { partition_id: r.partition_id, invocation_id: r.invocation_id };
+        let (worker, partition, id) = self.target(reference)?;
+        Ok(Response::new(lookup_to_wire(worker.signal(partition, id, signal).await.map_err(unavailable)?)))
+    }
+
+    async fn list_invocations(
+        &self,
+        _request: Request<pb::ListInvocationsRequest>,
+    ) -> Result<Response<pb::ListInvocationsResponse>, Status> {
+        let Some(worker) = self.0.get() else { return Ok(Response::new(Default::default())) };
+        let invocations = worker.list_invocations().map_err(unavailable)?;
+        let invocations = invocations
+            .into_iter()
+            .map(|i| pb::InvocationSummary {
+                invocation_id: i.id.to_string(),
+                partition_id: i.partition.0 as u32,
+                target: i.target,
+                status: i.status.to_owned(),
+                idempotency_key: i.idempotency_key,
+                submitted_at_ms: i.submitted_at_ms,
+                completed_at_ms: i.completed_at_ms,
+                failed: i.failure.is_some(),
+                failure_code: i.failure.as_ref().map_or(0, |f| f.0),
+                failure_message: i.failure.map(|f| f.1).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListInvocationsResponse { invocations }))
+    }
+}
+
+impl WorkerService {
+    fn target(&self, r: pb::InvocationRef) -> Result<(&Arc<Worker>, PartitionId, InvocationId), Status> {
+        let worker = self.0.get().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
+        let id: InvocationId =
+            r.invocation_id.parse().map_err(|e| Status::invalid_argument(format!("invocation id: {e}")))?;
+        Ok((worker, PartitionId(r.partition_id as u16), id))
+    }
+}
+
+/// Worker errors are all "ask again, maybe elsewhere": UNAVAILABLE.
+fn unavailable(e: WorkerError) -> Status {
+    match e {
+        WorkerError::NotLeader(_) => Status::unavailable(format!("not the leader: {e}")),
+        e => Status::unavailable(e.to_string()),
+    }
+}
+
+fn lookup_to_wire(found: InvocationLookup) -> pb::LookupResponse {
+    match found {
+        InvocationLookup::NotFound => pb::LookupResponse::default(),
+        InvocationLookup::Running { status } => {
+            pb::LookupResponse { found: true, status: status.to_owned(), result: None }
+        }
+        InvocationLookup::Completed(result) => {
+            pb::LookupResponse { found: true, status: "completed".to_owned(), result: Some(to_wire(Some(result))) }
+        }
+    }
+}
+
+/// [`lookup_to_wire`] read back.
+pub(crate) fn lookup_from_wire(r: pb::LookupResponse) -> InvocationLookup {
+    match (r.found, r.result.and_then(from_wire)) {
+        (false, _) => InvocationLookup::NotFound,
+        (true, Some(result)) => InvocationLookup::Completed(result),
+        (true, None) => InvocationLookup::Running { status: status_name(&r.status) },
+    }
+}
+
+fn status_name(status: &str) -> &'static str {
+    match status {
+        "inboxed" => "inboxed",
+        "invoked" => "invoked",
+        "suspended" => "suspended",
+        _ => "running",
+    }
 }
 
 fn to_wire(result: Option<InvocationResult>) -> pb::InvokeResponse {
@@ -61,7 +150,7 @@ fn to_wire(result: Option<InvocationResult>) -> pb::InvokeResponse {
     }
 }
 
-fn from_wire(r: pb::InvokeResponse) -> Option<InvocationResult> {
+pub(crate) fn from_wire(r: pb::InvokeResponse) -> Option<InvocationResult> {
     if !r.completed {
         return None;
     }
@@ -74,7 +163,7 @@ const LEADER_WAIT: Duration = Duration::from_secs(30);
 /// Submits `request` to its partition's leader, following leader changes (the same id
 /// is resubmitted, which the state machine deduplicates). `Ok(None)` for `send`.
 pub(crate) async fn submit(
-    metadata: &dyn MetadataStore,
+    metadata: &RoutingMetadata,
     local: &WorkerHandle,
     request: InvocationRequest,
     wait: bool,
@@ -82,11 +171,13 @@ pub(crate) async fn submit(
     let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;
     let mut backoff = Duration::from_millis(50);
+    let mut fresh = false;
     loop {
-        let last_error = match try_submit(metadata, local, &request, &body, wait).await {
+        let last_error = match try_submit(metadata, fresh, local, &request, &body, wait).await {
             Ok(result) => return Ok(result),
             Err(e) => e,
         };
+        fresh = true;
         if tokio::time::Instant::now() + backoff > deadline {
             return Err(format!(
                 "invocation {} not accepted within {}s: {last_error}",
@@ -99,43 +190,108 @@ pub(crate) async fn submit(
     }
 }
 
-async fn try_submit(
-    metadata: &dyn MetadataStore,
-    local: &WorkerHandle,
-    request: &InvocationRequest,
-    body: &[u8],
-    wait: bool,
-) -> Result<Option<InvocationResult>, String> {
-    let (table, _) = typed::get::<PartitionTable>(metadata)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the cluster has no partitions yet")?;
-    let partition = PartitionId(partition_for(request.id.partition_key(), table.partitions.len() as u32) as u16);
-    let (plan, _) = typed::get::<SchedulingPlan>(metadata)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no partition has a leader yet")?;
-    let placement =
-        plan.partitions.get(&partition).ok_or_else(|| format!("partition {partition} has no leader yet"))?;
-    if let Some(worker) = local.get() {
-        if worker.leads(partition) {
-            return worker.invoke(partition, request.clone(), wait).await.map_err(|e| e.to_string());
-        }
-    }
-    let (nodes, _) = typed::get::<NodesConfiguration>(metadata).await.map_err(|e| e.to_string())?.unwrap_or_default();
-    let address = nodes
-        .nodes
-        .get(&placement.leader)
-        .map(|n| n.address.clone())
-        .ok_or_else(|| format!("leader {} of partition {partition} is not a known node", placement.leader))?;
-    let channel = tonic::transport::Endpoint::from_shared(address.clone())
+async fn worker_client(address: &str) -> Result<WorkerClient<tonic::transport::Channel>, String> {
+    let channel = tonic::transport::Endpoint::from_shared(address.to_owned())
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(2))
         .connect()
         .await
         .map_err(|e| format!("{address}: {e}"))?;
-    let answer = WorkerClient::new(channel)
-        .max_decoding_message_size(64 << 20)
+    Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// Runs `call` against the leader of `id`'s partition, following leader changes for up
+/// to [`LEADER_WAIT`] (UNAVAILABLE answers and connection failures are retried; other
+/// statuses are returned).
+pub(crate) async fn on_leader<T, F, Fut>(metadata: &RoutingMetadata, id: &InvocationId, call: F) -> Result<T, String>
+where
+    F: Fn(WorkerClient<tonic::transport::Channel>, PartitionId) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+{
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    let mut backoff = Duration::from_millis(50);
+    let mut fresh = false;
+    loop {
+        let attempt = async {
+            let partition = metadata.partition_of(id, fresh).await?;
+            let address = metadata.leader_address(partition, fresh).await?;
+            let client = worker_client(&address).await?;
+            match call(client, partition).await {
+                Ok(answer) => Ok(Ok(answer.into_inner())),
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    Err(format!("{address}: {}", status.message()))
+                }
+                Err(status) => Ok(Err(format!("{address}: {}", status.message()))),
+            }
+        };
+        let last_error = match attempt.await {
+            Ok(answer) => return answer,
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() + backoff > deadline {
+            return Err(format!(
+                "invocation {id}: no partition leader answered within {}s: {last_error}",
+                LEADER_WAIT.as_secs()
+            ));
+        }
+        fresh = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Every invocation in the cluster, from each partition leader; partitions whose leader
+/// did not answer are listed in the second value with the reason.
+pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::InvocationSummary>, Vec<String>), String> {
+    let (plan, nodes) = metadata.plan_and_nodes().await?;
+    let mut leaders: std::collections::BTreeMap<_, Vec<PartitionId>> = Default::default();
+    for (partition, placement) in &plan.partitions {
+        leaders.entry(placement.leader).or_default().push(*partition);
+    }
+    let mut all = Vec::new();
+    let mut missing = Vec::new();
+    for (leader, partitions) in leaders {
+        let Some(node) = nodes.nodes.get(&leader) else {
+            missing.push(format!("partitions {partitions:?}: leader {leader} is not a known node"));
+            continue;
+        };
+        let answer = match worker_client(&node.address).await {
+            Ok(mut client) => client
+                .list_invocations(pb::ListInvocationsRequest {})
+                .await
+                .map_err(|s| format!("{}: {}", node.address, s.message())),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(list) => {
+                // A node that just lost a partition may still list it: keep what the plan gives it.
+                let list = list.into_inner().invocations;
+                all.extend(list.into_iter().filter(|i| partitions.contains(&PartitionId(i.partition_id as u16))));
+            }
+            Err(e) => missing.push(format!("partitions {partitions:?} (leader {leader}): {e}")),
+        }
+    }
+    all.sort_by(|a, b| a.submitted_at_ms.cmp(&b.submitted_at_ms).then_with(|| a.invocation_id.cmp(&b.invocation_id)));
+    Ok((all, missing))
+}
+
+async fn try_submit(
+    metadata: &RoutingMetadata,
+    fresh: bool,
+    local: &WorkerHandle,
+    request: &InvocationRequest,
+    body: &[u8],
+    wait: bool,
+) -> Result<Option<InvocationResult>, String> {
+    let partition = metadata.partition_of(&request.id, fresh).await?;
+    if let Some(worker) = local.get() {
+        if worker.leads(partition) {
+            return worker.invoke(partition, request.clone(), wait).await.map_err(|e| e.to_string());
+        }
+    }
+    let address = metadata.leader_address(partition, fresh).await?;
+    let answer = worker_client(&address)
+        .await?
         .invoke(pb::InvokeRequest { partition_id: partition.0 as u32, request: body.to_vec(), wait })
         .await
         .map_err(|s| format!("{address}: {}", s.message()))?;

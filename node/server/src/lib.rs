@@ -8,6 +8,7 @@
 //! 4. the [`membership`] task finds (or provisions) the cluster and registers the node.
 
 mod admin_http;
+mod admin_invocations;
 mod cluster_view;
 mod fabric;
 mod ingress_http;
@@ -25,6 +26,7 @@ mod node;
 mod node_ctl;
 mod pgsql;
 pub mod provisioning;
+mod routing_metadata;
 
 pub use lifecycle::{NodePhase, NodeState};
 pub use node::{Node, NodeExit, StartupError};

@@ -38,6 +38,8 @@ pub(crate) struct MembershipContext {
     pub auto_join: bool,
     /// `[admin] log-server-repair-grace-period`, for the cluster controller.
     pub repair_grace_period: Duration,
+    /// `[worker] idempotency-retention`, for the partition processors.
+    pub idempotency_retention: Duration,
     /// Set to this node's partition processors once it runs (worker role).
     pub(crate) worker: crate::invocations::WorkerHandle,
     /// One provisioning attempt at a time on this node.
@@ -179,6 +181,7 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
                         bifrost: bifrost.clone(),
                         storage: ctx.loglets.storage().clone(),
                         deployments: restate_worker::DeploymentClient::default(),
+                        idempotency_retention: ctx.idempotency_retention,
                         tasks: Default::default(),
                     });
                     ctx.worker.set(worker.clone());

@@ -156,6 +156,7 @@ impl Node {
             client_addresses: client_addresses.clone(),
             auto_join: config.metadata_server.auto_join,
             repair_grace_period: std::time::Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
+            idempotency_retention: std::time::Duration::from_millis(config.worker.idempotency_retention_ms),
             worker: worker_handle.clone(),
             state: state.clone(),
             registered_by_provisioning: Mutex::new(None),

@@ -6,6 +6,7 @@
 mod ids;
 mod kinds;
 mod role;
+pub mod time;
 
 pub use ids::{GenerationalNodeId, LogId, LogletId, Lsn, PartitionId, PlainNodeId, Version};
 pub use kinds::{LogProviderKind, MetadataServerKind};

@@ -1,9 +1,10 @@
-//! `restate`: registers service deployments and lists services through the admin API.
+//! `restate`: registers service deployments, lists services and manages invocations
+//! through the admin API.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use restate_cli::restate::{deployments, parse_header, services, CliError, Globals};
+use restate_cli::restate::{deployments, invocations, parse_header, services, CliError, Globals};
 
 /// Manages the services of a Restate cluster through the admin REST API of any node.
 ///
@@ -33,6 +34,44 @@ enum Command {
     /// Registered services with their handlers.
     #[command(subcommand, visible_alias = "svc", alias = "service")]
     Services(ServicesCmd),
+    /// Invocations held by the partitions: running, suspended, inboxed, and completed ones
+    /// within [worker] idempotency-retention.
+    #[command(subcommand, visible_alias = "inv", alias = "invocation")]
+    Invocations(InvocationsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum InvocationsCmd {
+    /// Every invocation, oldest first, with its target, status and outcome.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only invocations with this status.
+        #[arg(long, value_parser = ["inboxed", "invoked", "suspended", "completed"])]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// One invocation's status, and its output or failure once completed.
+    #[command(visible_alias = "get")]
+    Describe {
+        /// Invocation id (inv_...).
+        id: String,
+    },
+    /// Asks a running invocation to stop: the handler sees the cancellation and can run
+    /// compensations; an inboxed one is dropped. Its result is a 409 "cancelled" failure.
+    Cancel {
+        /// Invocation id (inv_...).
+        id: String,
+        /// Kill instead: stop at once, no compensations.
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Stops a running invocation at once (no compensations); its result is 409 "killed".
+    Kill {
+        /// Invocation id (inv_...).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +144,12 @@ fn main() -> ExitCode {
             }
             Command::Services(ServicesCmd::List) => services::list(&globals).await,
             Command::Services(ServicesCmd::Describe { name }) => services::describe(&globals, &name).await,
+            Command::Invocations(InvocationsCmd::List { status, limit }) => {
+                invocations::list(&globals, status.as_deref(), limit).await
+            }
+            Command::Invocations(InvocationsCmd::Describe { id }) => invocations::describe(&globals, &id).await,
+            Command::Invocations(InvocationsCmd::Cancel { id, kill }) => invocations::cancel(&globals, &id, kill).await,
+            Command::Invocations(InvocationsCmd::Kill { id }) => invocations::cancel(&globals, &id, true).await,
         }
     });
     match result {

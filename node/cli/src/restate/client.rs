@@ -62,6 +62,10 @@ impl AdminClient {
         self.send(Method::POST, path, Some(body)).await
     }
 
+    pub async fn patch(&self, path: &str) -> Result<Value, CliError> {
+        self.send(Method::PATCH, path, None).await.map(|(_, body)| body)
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
         self.send(Method::DELETE, path, None).await.map(|(_, body)| body)
     }

@@ -1,12 +1,14 @@
 //! `restate`: the service registry through the admin REST API (`--admin-url`, 9070).
 //!
 //! `restate deployments register|list|describe|remove` (alias `dp`) and
-//! `restate services list|describe` (alias `svc`). Registration first asks the admin API
+//! `restate services list|describe` (alias `svc`), and `restate invocations
+//! list|describe|cancel|kill` (alias `inv`). Registration first asks the admin API
 //! for a dry run, shows the services and handlers discovered, asks for confirmation when
 //! stdin is a terminal (`--yes` skips it), then registers.
 
 mod client;
 pub mod deployments;
+pub mod invocations;
 pub mod services;
 
 pub use client::AdminClient;

@@ -516,34 +516,12 @@ fn deployment_id_from(millis: u64, random: u128) -> String {
     out
 }
 
+pub use restate_types::time::format_rfc3339_millis;
+
 /// Now as RFC 3339 in UTC with milliseconds, e.g. `2025-01-31T09:30:00.123Z`.
 pub fn now_rfc3339() -> String {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
     format_rfc3339_millis(millis)
-}
-
-/// Milliseconds since the Unix epoch as RFC 3339 in UTC.
-pub fn format_rfc3339_millis(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Days since 1970-01-01 to a proleptic Gregorian date (eras of 400 years).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::Kill { id, at_ms } => self.kill(id, *at_ms),
             Command::Cancel { id, at_ms } => self.cancel(id, *at_ms),
             Command::PurgeIdempotency { older_than_ms } => self.purge(*older_than_ms),
+            Command::Attach { id, response } => self.attach_command(id, response),
         }
     }
 
@@ -369,6 +370,19 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 self.resume_if_suspended(id, &mut record);
                 self.put_record(id, &record);
                 Ok(Outcome::Applied)
+            }
+        }
+    }
+
+    fn attach_command(&mut self, id: &InvocationId, response: &ResponseSink) -> Step {
+        match self.tx.invocation(id)? {
+            Some(record) => {
+                self.attach(*id, record, response)?;
+                Ok(Outcome::Applied)
+            }
+            None => {
+                self.deliver(response, *id, Err(Failure::not_found(id)))?;
+                ignored("unknown invocation")
             }
         }
     }

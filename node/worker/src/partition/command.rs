@@ -126,6 +126,11 @@ pub enum Command {
     /// Forget completed invocations (result and idempotency key) completed before
     /// `older_than_ms` (retention).
     PurgeIdempotency { older_than_ms: u64 },
+    /// `response` waits for invocation `id`'s result (answered at once if it completed;
+    /// with 404 "not found" if the partition does not know the id: never submitted, or
+    /// purged after its retention). Appended after the invocation's own record by anyone
+    /// who saw that record acknowledged, so it never overtakes it.
+    Attach { id: InvocationId, response: ResponseSink },
 }
 
 impl Command {
@@ -143,7 +148,8 @@ impl Command {
             | Command::Invoke(_)
             | Command::CallResult { .. }
             | Command::Kill { .. }
-            | Command::Cancel { .. } => false,
+            | Command::Cancel { .. }
+            | Command::Attach { .. } => false,
         }
     }
 
@@ -161,6 +167,7 @@ impl Command {
             Command::Kill { .. } => "kill",
             Command::Cancel { .. } => "cancel",
             Command::PurgeIdempotency { .. } => "purge_idempotency",
+            Command::Attach { .. } => "attach",
         }
     }
 }
@@ -264,6 +271,14 @@ impl Failure {
     /// 409 "cancelled": the result of [`Command::Cancel`] on an invocation that never ran.
     pub fn cancelled() -> Failure {
         Failure::new(409, "cancelled")
+    }
+
+    /// 404: [`Command::Attach`] to an id the partition does not know.
+    pub fn not_found(id: &InvocationId) -> Failure {
+        Failure::new(
+            404,
+            format!("invocation {id} not found (never submitted, or its result was purged after the retention period)"),
+        )
     }
 }
 

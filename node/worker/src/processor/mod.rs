@@ -5,11 +5,13 @@
 //! invocation rounds against deployments, timers, outbox routing, and answers to the
 //! ingress requests waiting on it.
 
+mod invocation_ops;
 mod invoker;
 mod partition_processor;
 mod router;
 mod worker;
 
+pub use invocation_ops::{InvocationLookup, InvocationSummary, Signal};
 pub use worker::{ProcessorStatus, Worker, WorkerContext, WorkerError};
 
 /// The state machine's kind of a registered service.

@@ -10,7 +10,9 @@ use restate_types::Lsn;
 use tokio::sync::mpsc;
 
 use super::worker::{ProcessorHandle, WorkerContext};
-use crate::partition::{Command, Effect, Envelope, InvocationId, PartitionStateMachine, RocksDbPartitionStore};
+use crate::partition::{
+    Command, Effect, Envelope, InvocationId, PartitionReads, PartitionStateMachine, RocksDbPartitionStore,
+};
 
 const READ_BATCH: usize = 256;
 
@@ -38,9 +40,14 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
     let mut rounds = Rounds { in_flight: HashSet::new(), again: HashSet::new(), done_tx };
     let mut announced = 0u64;
     let mut idle = Duration::from_millis(2);
+    let mut next_purge = tokio::time::Instant::now();
     loop {
         if handle.shutdown.is_cancelled() {
             return;
+        }
+        if tokio::time::Instant::now() >= next_purge {
+            next_purge = tokio::time::Instant::now() + purge_interval(ctx.idempotency_retention);
+            purge_expired(&ctx, &handle, &machine).await;
         }
         let want = *planned.borrow_and_update();
         match want {
@@ -117,6 +124,39 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
         while let Ok(finished) = done_rx.try_recv() {
             rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
         }
+    }
+}
+
+/// How often a leader looks for completed invocations past their retention: a tenth of
+/// the retention, between 1 s and 1 min.
+fn purge_interval(retention: Duration) -> Duration {
+    (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// As the leader, appends `PurgeIdempotency` when completed invocations are older than
+/// the retention (nothing when none are, so an idle partition's log does not grow).
+async fn purge_expired(
+    ctx: &WorkerContext,
+    handle: &ProcessorHandle,
+    machine: &PartitionStateMachine<RocksDbPartitionStore>,
+) {
+    let epoch = handle.active_epoch.load(Ordering::SeqCst);
+    if epoch == 0 {
+        return;
+    }
+    let older_than_ms = super::now_ms().saturating_sub(ctx.idempotency_retention.as_millis() as u64);
+    match machine.store().completed_before(older_than_ms) {
+        Ok(expired) if expired.is_empty() => {}
+        Ok(expired) => {
+            let record = Envelope::from_leader(epoch, Command::PurgeIdempotency { older_than_ms }).encode();
+            match ctx.bifrost.append(handle.log, vec![record]).await {
+                Ok(_) => {
+                    tracing::debug!(partition = %handle.partition, count = expired.len(), "purging completed invocations past their retention")
+                }
+                Err(e) => tracing::warn!(partition = %handle.partition, "appending a retention purge failed: {e}"),
+            }
+        }
+        Err(e) => tracing::error!(partition = %handle.partition, "reading completed invocations: {e}"),
     }
 }
 

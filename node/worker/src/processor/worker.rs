@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::partition::{Command, Envelope, InvocationRequest, InvocationResult, ResponseSink};
+use crate::partition::{Command, Envelope, InvocationId, InvocationRequest, InvocationResult, ResponseSink};
 use crate::DeploymentClient;
 
 /// What processors need from the node.
@@ -25,6 +25,9 @@ pub struct WorkerContext {
     pub bifrost: Arc<Bifrost>,
     pub storage: NodeStorage,
     pub deployments: DeploymentClient,
+    /// How long completed invocations (results, idempotency keys) are kept before the
+    /// leader purges them (`[worker] idempotency-retention`).
+    pub idempotency_retention: Duration,
     /// Every task of the worker (processors, rounds, timers, deliveries): stopped and
     /// awaited when the worker stops, so nothing holds the node's storage afterwards.
     pub tasks: Mutex<JoinSet<()>>,
@@ -46,6 +49,9 @@ pub enum WorkerError {
     NotLeader(PartitionId),
     #[error("appending the invocation to partition {partition}'s log failed: {reason}")]
     Append { partition: PartitionId, reason: String },
+    /// The partition's stored state could not be read (or not caught up in time).
+    #[error("partition {partition}: {reason}")]
+    Store { partition: PartitionId, reason: String },
     /// The leader changed before the result arrived; the invocation goes on.
     #[error("partition {0} changed leader before the invocation finished; ask again with the same id")]
     LeaderChanged(PartitionId),
@@ -156,6 +162,30 @@ impl Worker {
         Ok(())
     }
 
+    /// The processor of `partition` if this node leads it (its announcement applied).
+    pub(crate) fn leader_handle(&self, partition: PartitionId) -> Result<Arc<ProcessorHandle>, WorkerError> {
+        self.processors
+            .lock()
+            .expect("not poisoned")
+            .get(&partition)
+            .cloned()
+            .filter(|h| h.active_epoch.load(Ordering::SeqCst) != 0)
+            .ok_or(WorkerError::NotLeader(partition))
+    }
+
+    /// Appends `command` from outside the partition (epoch 0) to the log of the partition
+    /// `handle` leads, and wakes its processor to apply it at once.
+    pub(crate) async fn append_external(&self, handle: &ProcessorHandle, command: Command) -> Result<(), WorkerError> {
+        let record = Envelope::external(command).encode();
+        self.ctx
+            .bifrost
+            .append(handle.log, vec![record])
+            .await
+            .map_err(|e| WorkerError::Append { partition: handle.partition, reason: e.to_string() })?;
+        handle.wake.notify_one();
+        Ok(())
+    }
+
     /// Whether this node currently leads `partition` (its announcement applied).
     pub fn leads(&self, partition: PartitionId) -> bool {
         self.processors
@@ -190,35 +220,31 @@ impl Worker {
         mut request: InvocationRequest,
         wait: bool,
     ) -> Result<Option<InvocationResult>, WorkerError> {
-        let handle = self
-            .processors
-            .lock()
-            .expect("not poisoned")
-            .get(&partition)
-            .cloned()
-            .filter(|h| h.active_epoch.load(Ordering::SeqCst) != 0)
-            .ok_or(WorkerError::NotLeader(partition))?;
+        let handle = self.leader_handle(partition)?;
         let answer = if wait {
-            let request_id = format!("{}-{}", request.id, rand_suffix());
-            let (tx, rx) = oneshot::channel();
-            handle.waiters.lock().expect("not poisoned").insert(request_id.clone(), tx);
-            request.response = ResponseSink::Ingress { request_id };
+            let (sink, rx) = handle.waiter(&request.id);
+            request.response = sink;
             Some(rx)
         } else {
             request.response = ResponseSink::None;
             None
         };
-        let record = Envelope::external(Command::Invoke(request)).encode();
-        self.ctx
-            .bifrost
-            .append(handle.log, vec![record])
-            .await
-            .map_err(|e| WorkerError::Append { partition, reason: e.to_string() })?;
-        handle.wake.notify_one();
+        self.append_external(&handle, Command::Invoke(request)).await?;
         match answer {
             None => Ok(None),
             Some(rx) => rx.await.map(Some).map_err(|_| WorkerError::LeaderChanged(partition)),
         }
+    }
+}
+
+impl ProcessorHandle {
+    /// A new ingress sink for invocation `id` and the receiver its result arrives on
+    /// (through [`crate::partition::Effect::Respond`] while this node leads).
+    pub(crate) fn waiter(&self, id: &InvocationId) -> (ResponseSink, oneshot::Receiver<InvocationResult>) {
+        let request_id = format!("{id}-{}", rand_suffix());
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().expect("not poisoned").insert(request_id.clone(), tx);
+        (ResponseSink::Ingress { request_id }, rx)
     }
 }
 

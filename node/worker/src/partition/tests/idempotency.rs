@@ -74,3 +74,28 @@ fn idempotency_keys_are_scoped_to_the_handler_and_object_key() {
     p.invoke(c.clone());
     assert!(matches!(p.status(c.id), InvocationStatus::Inboxed { .. }), "another handler: a new invocation");
 }
+
+#[test]
+fn attach_waits_for_a_running_invocation_and_answers_a_completed_or_unknown_one() {
+    let mut p = memory();
+    let mut sent = service_request(1);
+    sent.response = ResponseSink::None;
+    p.invoke(sent.clone());
+
+    let attach = |n: u8| Command::Attach { id: sent.id, response: ingress(n) };
+    assert_eq!(p.external(attach(2)), vec![], "running: the sink waits");
+    assert_eq!(p.record(sent.id).sinks, vec![ingress(2)]);
+    assert_eq!(p.complete(sent.id, b"\"hi\""), vec![respond(2, sent.id, b"\"hi\"")]);
+    assert_eq!(p.external(attach(3)), vec![respond(3, sent.id, b"\"hi\"")], "completed: answered at once");
+
+    let unknown = service_request(9).id;
+    let effects = p.external(Command::Attach { id: unknown, response: ingress(4) });
+    match effects.as_slice() {
+        [Effect::Respond { request_id, id, result: Err(failure) }] => {
+            assert_eq!((request_id.as_str(), *id, failure.code), ("req-4", unknown, 404));
+            assert!(failure.message.contains(&unknown.to_string()), "{}", failure.message);
+        }
+        other => panic!("expected one 404 answer, got {other:?}"),
+    }
+    assert_eq!(p.sm.store().invocation(&unknown).unwrap(), None, "nothing stored for an unknown id");
+}

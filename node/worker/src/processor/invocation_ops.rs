@@ -1,0 +1,163 @@
+//! Operations on invocations that already exist, on the node leading their partition:
+//! attach to a result, look one up, cancel or kill it, list them.
+//!
+//! Reads answer from the leader's store after it has applied its log up to the tail it
+//! found when asked, so anything acknowledged before the question (a `/send`, a kill) is
+//! visible in the answer.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use restate_types::{Lsn, PartitionId};
+
+use super::worker::{Worker, WorkerError};
+use crate::partition::{
+    Command, InvocationId, InvocationRecord, InvocationResult, InvocationStatus, PartitionReads, RocksDbPartitionStore,
+};
+
+/// How long a read waits for the leader to apply its log up to the tail.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
+
+/// What the leader knows of one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvocationLookup {
+    /// Never submitted to this partition, or purged after the retention period.
+    NotFound,
+    /// Inboxed, invoked or suspended (the status's [`InvocationStatus::name`]).
+    Running {
+        status: &'static str,
+    },
+    Completed(InvocationResult),
+}
+
+impl InvocationLookup {
+    fn of(record: Option<&InvocationRecord>) -> InvocationLookup {
+        match record.map(|r| &r.status) {
+            None => InvocationLookup::NotFound,
+            Some(InvocationStatus::Completed { result, .. }) => InvocationLookup::Completed(result.clone()),
+            Some(status) => InvocationLookup::Running { status: status.name() },
+        }
+    }
+}
+
+/// What `Worker::list_invocations` reports of one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationSummary {
+    pub id: InvocationId,
+    pub partition: PartitionId,
+    /// `Service/handler` or `Object/key/handler`.
+    pub target: String,
+    /// `inboxed`, `invoked`, `suspended` or `completed`.
+    pub status: &'static str,
+    pub idempotency_key: Option<String>,
+    pub submitted_at_ms: u64,
+    pub completed_at_ms: Option<u64>,
+    /// For completed ones: whether the result is a failure, with its code and message.
+    pub failure: Option<(u32, String)>,
+}
+
+/// Kill stops an invocation at once; cancel asks it to stop (see [`Command::Cancel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Cancel,
+    Kill,
+}
+
+impl Worker {
+    /// Waits for `id`'s result (at once if it completed). 404 failure if the partition
+    /// does not know `id`.
+    pub async fn attach(&self, partition: PartitionId, id: InvocationId) -> Result<InvocationResult, WorkerError> {
+        let handle = self.leader_handle(partition)?;
+        let (response, rx) = handle.waiter(&id);
+        self.append_external(&handle, Command::Attach { id, response }).await?;
+        rx.await.map_err(|_| WorkerError::LeaderChanged(partition))
+    }
+
+    /// `id`'s state now, without waiting for it to complete.
+    pub async fn lookup(&self, partition: PartitionId, id: InvocationId) -> Result<InvocationLookup, WorkerError> {
+        let store = self.caught_up_store(partition).await?;
+        let record = store.invocation(&id).map_err(|e| WorkerError::Store { partition, reason: e.to_string() })?;
+        Ok(InvocationLookup::of(record.as_ref()))
+    }
+
+    /// Cancels or kills `id` if it is still running; answers what it found before. A
+    /// completed or unknown invocation is left alone.
+    pub async fn signal(
+        &self,
+        partition: PartitionId,
+        id: InvocationId,
+        signal: Signal,
+    ) -> Result<InvocationLookup, WorkerError> {
+        let found = self.lookup(partition, id).await?;
+        if let InvocationLookup::Running { .. } = found {
+            let at_ms = super::now_ms();
+            let command = match signal {
+                Signal::Cancel => Command::Cancel { id, at_ms },
+                Signal::Kill => Command::Kill { id, at_ms },
+            };
+            let handle = self.leader_handle(partition)?;
+            self.append_external(&handle, command).await?;
+        }
+        Ok(found)
+    }
+
+    /// Every invocation of the partitions this node leads (as of their applied LSN),
+    /// by partition, then id.
+    pub fn list_invocations(&self) -> Result<Vec<InvocationSummary>, WorkerError> {
+        let mut all = Vec::new();
+        for status in self.status().into_iter().filter(|s| s.leading) {
+            let partition = status.partition;
+            let store = RocksDbPartitionStore::new(self.ctx.storage.clone(), partition);
+            let invocations =
+                store.invocations().map_err(|e| WorkerError::Store { partition, reason: e.to_string() })?;
+            all.extend(invocations.into_iter().map(|(id, record)| summary(partition, id, record)));
+        }
+        Ok(all)
+    }
+
+    /// The leader's store once it applied everything up to the log's tail as of now.
+    async fn caught_up_store(&self, partition: PartitionId) -> Result<RocksDbPartitionStore, WorkerError> {
+        let handle = self.leader_handle(partition)?;
+        let tail = self
+            .ctx
+            .bifrost
+            .find_tail(handle.log)
+            .await
+            .map_err(|e| WorkerError::Append { partition, reason: format!("finding the log's tail: {e}") })?;
+        let last = Lsn(tail.next_lsn.0.saturating_sub(1));
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        while handle.applied_lsn.load(Ordering::SeqCst) < last.0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WorkerError::Store {
+                    partition,
+                    reason: format!(
+                        "the processor did not apply its log up to LSN {last} within {}s (applied: {})",
+                        CATCH_UP_WAIT.as_secs(),
+                        handle.applied_lsn.load(Ordering::SeqCst)
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(RocksDbPartitionStore::new(self.ctx.storage.clone(), partition))
+    }
+}
+
+fn summary(partition: PartitionId, id: InvocationId, record: InvocationRecord) -> InvocationSummary {
+    let (completed_at_ms, failure) = match &record.status {
+        InvocationStatus::Completed { result, completed_at_ms } => {
+            (Some(*completed_at_ms), result.as_ref().err().map(|f| (f.code, f.message.clone())))
+        }
+        _ => (None, None),
+    };
+    InvocationSummary {
+        id,
+        partition,
+        target: record.target.to_string(),
+        status: record.status.name(),
+        idempotency_key: record.idempotency_key,
+        submitted_at_ms: record.submitted_at_ms,
+        completed_at_ms,
+        failure,
+    }
+}
