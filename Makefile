@@ -39,3 +39,4 @@ bench:
 	$(CARGO) build --release --bins
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/metadata-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/logs-bench
+	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/invocations-bench

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use restate_sdk::prelude::{Endpoint, HttpServer};
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use restate_sdk::hyper::HyperEndpoint;
+use restate_sdk::prelude::Endpoint;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -66,8 +70,44 @@ async fn main() -> ExitCode {
     // Tests parse this line (the port after the last ':'), keep its shape.
     println!("example-services listening on {local} (HTTP/2 prior knowledge; services: Greeter, Counter, Ticket)");
 
-    HttpServer::new(endpoint).serve_with_cancel(listener, shutdown_signal()).await;
+    serve(listener, endpoint).await;
     ExitCode::SUCCESS
+}
+
+/// The SDK's HTTP/2 endpoint on every accepted connection, with TCP_NODELAY: the SDK
+/// writes a response as several small HTTP/2 frames, and Nagle's algorithm would hold
+/// the later ones until the server's delayed ACK (~40 ms per round). Stops accepting on
+/// SIGINT/SIGTERM and lets open connections finish.
+async fn serve(listener: TcpListener, endpoint: Endpoint) {
+    let endpoint = HyperEndpoint::new(endpoint);
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        eprintln!("example-services: accept failed: {err}");
+                        continue;
+                    }
+                };
+                if let Err(err) = stream.set_nodelay(true) {
+                    eprintln!("example-services: TCP_NODELAY for {remote}: {err}");
+                }
+                let connection = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), endpoint.clone());
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!("connection from {remote} ended: {err}");
+                    }
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    graceful.shutdown().await;
 }
 
 /// Completes on the first SIGINT or SIGTERM.

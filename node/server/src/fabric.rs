@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +56,7 @@ pub(crate) fn router(
         )
 }
 
-/// Serves `router` until `shutdown`; in-flight requests finish first.
+/// Serves `router` until `shutdown` (TCP_NODELAY on every connection); in-flight requests finish first.
 pub(crate) async fn serve(
     bound: BoundListener,
     router: Router,
@@ -63,5 +64,11 @@ pub(crate) async fn serve(
     what: &'static str,
 ) -> std::io::Result<()> {
     tracing::info!(address = %bound.local_addr, "{what} listening");
-    axum::serve(bound.listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    // Answers are small and latency-bound: no Nagle delay waiting for the peer's ACK.
+    let listener = bound.listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on an accepted connection: {e}");
+        }
+    });
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

@@ -15,6 +15,9 @@ use crate::partition::{
 };
 
 const READ_BATCH: usize = 256;
+/// Bounds of the pause between reads that found nothing new (doubling while idle).
+const MIN_IDLE: Duration = Duration::from_millis(1);
+const MAX_IDLE: Duration = Duration::from_millis(50);
 
 /// Leader-side bookkeeping of invocation rounds.
 struct Rounds {
@@ -39,7 +42,7 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut rounds = Rounds { in_flight: HashSet::new(), again: HashSet::new(), done_tx };
     let mut announced = 0u64;
-    let mut idle = Duration::from_millis(2);
+    let mut idle = MIN_IDLE;
     let mut next_purge = tokio::time::Instant::now();
     loop {
         if handle.shutdown.is_cancelled() {
@@ -73,7 +76,7 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::debug!(partition = %partition, "reading the log: {e}");
-                if let Some(finished) =
+                if let Woke::RoundDone(finished) =
                     sleep_or_wake(&handle, &mut planned, &mut done_rx, Duration::from_millis(200)).await
                 {
                     rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
@@ -82,13 +85,22 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
             }
         };
         if batch.records.is_empty() {
-            if let Some(finished) = sleep_or_wake(&handle, &mut planned, &mut done_rx, idle).await {
-                rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
-            }
-            idle = (idle * 2).min(Duration::from_millis(50));
+            // Caught up: an announcement of ours applied before a restart still stands
+            // when the plan keeps us leader at its epoch (no new record will say so).
+            take_leadership_if_announced(&ctx, &handle, &machine, &mut rounds, want);
+            // Poll again soon after a signal: an append acknowledged through this node may
+            // become readable here a moment later (the replica applies after the commit).
+            idle = match sleep_or_wake(&handle, &mut planned, &mut done_rx, idle).await {
+                Woke::TimedOut => (idle * 2).min(MAX_IDLE),
+                Woke::Signalled => MIN_IDLE,
+                Woke::RoundDone(finished) => {
+                    rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
+                    MIN_IDLE
+                }
+            };
             continue;
         }
-        idle = Duration::from_millis(2);
+        idle = MIN_IDLE;
         for record in batch.records {
             let effects = match machine.apply_record(record.lsn, &record.payload) {
                 Ok(effects) => effects,
@@ -100,23 +112,9 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
             };
             handle.applied_lsn.store(machine.applied_lsn().0, Ordering::SeqCst);
             handle.known_epoch.store(machine.leader_epoch(), Ordering::SeqCst);
-            let leading = want.is_some_and(|epoch| epoch == machine.leader_epoch())
-                && machine.leader().is_some_and(|l| l.node == ctx.node_name);
-            if !leading {
+            let Some(epoch) = take_leadership_if_announced(&ctx, &handle, &machine, &mut rounds, want) else {
                 continue;
-            }
-            let epoch = machine.leader_epoch();
-            if handle.active_epoch.swap(epoch, Ordering::SeqCst) != epoch {
-                tracing::info!(partition = %partition, epoch, "leading partition");
-                match machine.pending_work() {
-                    Ok(work) => {
-                        for effect in work.effects() {
-                            act(&ctx, &handle, &machine, &mut rounds, epoch, effect);
-                        }
-                    }
-                    Err(e) => tracing::error!(partition = %partition, "reading pending work: {e}"),
-                }
-            }
+            };
             for effect in effects {
                 act(&ctx, &handle, &machine, &mut rounds, epoch, effect);
             }
@@ -125,6 +123,35 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
             rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
         }
     }
+}
+
+/// Leads when the plan wants this node to lead at the epoch of the last announcement
+/// applied, and that announcement is this node's; picks up the pending work on the
+/// transition. The epoch led at, or `None` when not leading.
+fn take_leadership_if_announced(
+    ctx: &Arc<WorkerContext>,
+    handle: &Arc<ProcessorHandle>,
+    machine: &PartitionStateMachine<RocksDbPartitionStore>,
+    rounds: &mut Rounds,
+    want: Option<u64>,
+) -> Option<u64> {
+    let epoch = machine.leader_epoch();
+    let leading = want == Some(epoch) && machine.leader().is_some_and(|l| l.node == ctx.node_name);
+    if !leading {
+        return None;
+    }
+    if handle.active_epoch.swap(epoch, Ordering::SeqCst) != epoch {
+        tracing::info!(partition = %handle.partition, epoch, "leading partition");
+        match machine.pending_work() {
+            Ok(work) => {
+                for effect in work.effects() {
+                    act(ctx, handle, machine, rounds, epoch, effect);
+                }
+            }
+            Err(e) => tracing::error!(partition = %handle.partition, "reading pending work: {e}"),
+        }
+    }
+    Some(epoch)
 }
 
 /// How often a leader looks for completed invocations past their retention: a tenth of
@@ -160,20 +187,29 @@ async fn purge_expired(
     }
 }
 
-/// Waits for new records, a plan change, a finished round or `timeout`; returns a
-/// finished round's invocation.
+/// Why [`sleep_or_wake`] returned.
+enum Woke {
+    /// Nothing happened within the timeout.
+    TimedOut,
+    /// Shutdown, a plan change, or a record appended through this node.
+    Signalled,
+    /// A round of this invocation finished.
+    RoundDone(InvocationId),
+}
+
+/// Waits for new records, a plan change, a finished round or `timeout`.
 async fn sleep_or_wake(
     handle: &ProcessorHandle,
     planned: &mut tokio::sync::watch::Receiver<Option<u64>>,
     done_rx: &mut mpsc::UnboundedReceiver<InvocationId>,
     timeout: Duration,
-) -> Option<InvocationId> {
+) -> Woke {
     tokio::select! {
-        _ = handle.shutdown.cancelled() => None,
-        _ = planned.changed() => None,
-        _ = handle.wake.notified() => None,
-        finished = done_rx.recv() => finished,
-        _ = tokio::time::sleep(timeout) => None,
+        _ = handle.shutdown.cancelled() => Woke::Signalled,
+        _ = planned.changed() => Woke::Signalled,
+        _ = handle.wake.notified() => Woke::Signalled,
+        finished = done_rx.recv() => finished.map_or(Woke::Signalled, Woke::RoundDone),
+        _ = tokio::time::sleep(timeout) => Woke::TimedOut,
     }
 }
 

@@ -1,0 +1,173 @@
+//! `make bench` (invocations): `Greeter.greet` through the ingresses of a 3-node cluster
+//! (replicated logs, replication 2, 4 partitions; the example services on the real
+//! restate-sdk) at 1, 16 and 64 concurrent clients: throughput, p50 and p99, beside the
+//! floor this design implies, measured in the same run: an invocation needs at least
+//! two replicated appends (the invocation, then the round's journal and completion), so
+//! the floor is twice the p50 of one replicated append to a partition's log. Also each
+//! node's resident memory idle and its peak under the 64-client load, against the
+//! 512 MiB budget.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
+use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
+use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
+use restate_worker::partition::{Command, Envelope};
+use tonic::transport::{Channel, Endpoint};
+
+const RUN_FOR: Duration = Duration::from_secs(5);
+const MEMORY_BUDGET_MIB: f64 = 512.0;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// `VmRSS` (now) or `VmHWM` (peak) of a process, in MiB.
+fn memory_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .map_or(0.0, |kib: f64| kib / 1024.0)
+}
+
+fn channel(address: &str) -> Channel {
+    Endpoint::from_shared(address.to_owned()).unwrap().timeout(Duration::from_secs(5)).connect_lazy()
+}
+
+/// A record every partition processor decodes and ignores (a leader command at epoch 0,
+/// below any announced leader), so appending it measures the log without disturbing
+/// the partition.
+fn harmless_record() -> Vec<u8> {
+    Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0 }).encode().to_vec()
+}
+
+/// p50 of one replicated append to partition 0's log, appended one at a time to the
+/// loglet's leader for `RUN_FOR`.
+fn append_p50(runtime: &tokio::runtime::Runtime, nodes: &[ServerProcess]) -> Duration {
+    let logs = nodes[0].ctl(&["logs", "list", "--json"]).json();
+    let loglet = logs["logs"][0]["loglet_id"].as_u64().expect("partition 0's log has a replicated loglet");
+    let addresses: Vec<String> = nodes.iter().map(ServerProcess::address).collect();
+    runtime.block_on(async {
+        let mut leader = None;
+        for address in &addresses {
+            let mut client = LogServerClient::new(channel(address));
+            let probe = AppendRequest { loglet_id: loglet, records: vec![harmless_record()] };
+            if client.append(probe).await.is_ok() {
+                leader = Some(client);
+                break;
+            }
+        }
+        let mut client = leader.expect("a log-server leads partition 0's loglet");
+        let mut latencies = Vec::new();
+        let deadline = Instant::now() + RUN_FOR;
+        while Instant::now() < deadline {
+            let began = Instant::now();
+            client.append(AppendRequest { loglet_id: loglet, records: vec![harmless_record()] }).await.expect("append");
+            latencies.push(began.elapsed());
+        }
+        latencies.sort();
+        percentile(&latencies, 0.5)
+    })
+}
+
+/// `clients` threads calling Greeter.greet round-robin over `ports` for `RUN_FOR`;
+/// the sorted latencies and the number of failed calls.
+fn greet_load(ports: &[u16], clients: usize) -> (Vec<Duration>, usize) {
+    let deadline = Instant::now() + RUN_FOR;
+    let threads: Vec<_> = (0..clients)
+        .map(|client| {
+            let ports = ports.to_vec();
+            std::thread::spawn(move || {
+                let (mut latencies, mut failures) = (Vec::new(), 0);
+                let mut i = client;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let began = Instant::now();
+                    let answer = http_call(
+                        ports[i % ports.len()],
+                        "POST",
+                        "/Greeter/greet",
+                        "\"bench\"",
+                        &[],
+                        Duration::from_secs(30),
+                    );
+                    match answer {
+                        Some((200, _)) => latencies.push(began.elapsed()),
+                        _ => failures += 1,
+                    }
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let (mut all, mut failures) = (Vec::new(), 0);
+    for thread in threads {
+        let (latencies, failed) = thread.join().unwrap();
+        all.extend(latencies);
+        failures += failed;
+    }
+    all.sort();
+    (all, failures)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let dir = TestDir::new("invocations-bench");
+    let mut nodes = replicated_cluster(&dir, "invocations-bench", &["w1", "w2", "w3"], &REPLICATED_WORKERS);
+    for node in nodes.iter_mut() {
+        node.set_env("RUST_LOG", "warn");
+        node.start_and_wait_healthy();
+    }
+    wait_for_alive_nodes(&nodes[0], 3);
+    let services = ExampleServices::start(&dir);
+    restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes"]).ok();
+    let ports: Vec<u16> = nodes.iter().map(|n| n.ports.ingress).collect();
+    wait_until("every ingress to answer Greeter.greet", Duration::from_secs(60), || {
+        ports.iter().all(|port| {
+            http_call(*port, "POST", "/Greeter/greet", "\"warm-up\"", &[], Duration::from_secs(30))
+                .is_some_and(|(s, _)| s == 200)
+        })
+    });
+    // Warm every partition's leader and connection before measuring.
+    greet_load(&ports, 4);
+    let idle: Vec<f64> = nodes.iter().map(|n| memory_mib(n.pid().unwrap(), "VmRSS:")).collect();
+
+    let floor = append_p50(&runtime, &nodes) * 2;
+    println!(
+        "## Greeter.greet through the ingress, 3 nodes, replication 2, 4 partitions ({}s per row)\n",
+        RUN_FOR.as_secs()
+    );
+    println!(
+        "Floor measured in this run: two replicated appends = 2 x {} ms = {} ms (p50 of one append to a partition's log).\n",
+        ms(floor / 2),
+        ms(floor)
+    );
+    println!("| clients | invocations/s | p50 ms | p99 ms | failed | p50 / floor |");
+    println!("|---|---|---|---|---|---|");
+    for clients in [1usize, 16, 64] {
+        let start = Instant::now();
+        let (latencies, failures) = greet_load(&ports, clients);
+        let rate = latencies.len() as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "| {clients} | {rate:.0} | {} | {} | {failures} | {:.2} |",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99)),
+            percentile(&latencies, 0.5).as_secs_f64() / floor.as_secs_f64(),
+        );
+    }
+    println!("\n| node | RSS idle MiB | peak RSS MiB (under load) | peak / {MEMORY_BUDGET_MIB:.0} MiB budget |");
+    println!("|---|---|---|---|");
+    for (node, idle) in nodes.iter().zip(idle) {
+        let peak = memory_mib(node.pid().unwrap(), "VmHWM:");
+        println!("| {} | {idle:.0} | {peak:.0} | {:.2} |", node.name, peak / MEMORY_BUDGET_MIB);
+    }
+    std::io::stdout().flush().unwrap();
+}
