@@ -24,10 +24,16 @@ impl ExampleServices {
     /// Starts the binary with `--port 0` and reads the port from the line it prints once
     /// it listens (so it accepts connections when this returns).
     pub fn start(dir: &TestDir) -> ExampleServices {
+        ExampleServices::start_on(dir, 0)
+    }
+
+    /// As [`ExampleServices::start`] on `port` (0: a free one), e.g. to bring a stopped
+    /// deployment back at its registered address.
+    pub fn start_on(dir: &TestDir, port: u16) -> ExampleServices {
         let log_path = dir.path().join("example-services.log");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
         let mut child = Command::new(bin("example-services"))
-            .args(["--port", "0"])
+            .args(["--port", &port.to_string()])
             .env("RUST_LOG", "info")
             .env("EXAMPLE_RUN_LOG", dir.path().join("example-services-runs.txt"))
             .stdin(Stdio::null())

@@ -156,6 +156,30 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
     assert_eq!(runs(&dir, "idem-").len(), 2);
 }
 
+/// A deployment that does not answer is retried with backoff: the invocation completes
+/// once it is back, with the `ctx.run` side effect executed once.
+#[test]
+fn an_unreachable_deployment_is_retried_until_it_answers() {
+    let dir = TestDir::new("deployment-retry");
+    let mut node = ServerProcess::new(&dir, "n1", "deployment-retry", &[]);
+    node.start_and_wait_healthy();
+    wait_for_alive_nodes(&node, 1);
+    let services = ExampleServices::start(&dir);
+    restate(&admin_url(&node), &["dp", "register", &services.uri, "--yes"]).ok();
+    let port = services.port;
+    drop(services);
+
+    let id = send(node.ports.ingress, "/Ticket/issue", "\"retry\"", &[]);
+    wait_until("the node to log a failed round", Duration::from_secs(30), || {
+        node.log().contains("invocation round failed, retrying")
+    });
+    assert_eq!(output(node.ports.ingress, &id).0, 470, "still running while the deployment is down");
+    let _back = ExampleServices::start_on(&dir, port);
+    let (status, ticket) = attach(node.ports.ingress, &id);
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(runs(&dir, "retry-"), vec![ticket.trim_matches('"').to_owned()]);
+}
+
 /// A single node restarted (SIGTERM, then started again) leads its partitions again at
 /// once: its own announcements are the last in the logs and the plan still names it, so
 /// no new epoch is needed. State from before the restart is served.
