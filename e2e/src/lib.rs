@@ -8,6 +8,7 @@
 //! - When a test panics, every node's log is printed and the directory is kept.
 
 pub mod linearizability;
+pub mod s3;
 pub mod services;
 
 use std::io::{Read, Write};

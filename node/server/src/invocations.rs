@@ -87,6 +87,23 @@ impl pb::worker_server::Worker for WorkerService {
             .collect();
         Ok(Response::new(pb::ListInvocationsResponse { invocations }))
     }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
+        let worker = self.0.get().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
+        let partition = PartitionId(request.into_inner().partition_id as u16);
+        match worker.create_snapshot(partition).await {
+            Ok(created) => Ok(Response::new(pb::CreateSnapshotResponse {
+                snapshot_id: created.snapshot_id,
+                lsn: created.lsn.0,
+                published: created.published,
+            })),
+            Err(e @ WorkerError::Snapshot { .. }) => Err(Status::failed_precondition(e.to_string())),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
 }
 
 impl WorkerService {
@@ -208,12 +225,40 @@ where
     F: Fn(WorkerClient<tonic::transport::Channel>, PartitionId) -> Fut,
     Fut: std::future::Future<Output = Result<Response<T>, Status>>,
 {
+    on_partition_leader(metadata, Target::Invocation(id), call).await
+}
+
+/// What [`on_partition_leader`] routes by.
+pub(crate) enum Target<'a> {
+    Invocation(&'a InvocationId),
+    Partition(PartitionId),
+}
+
+/// Runs `call` against the leader of a partition (given, or of an invocation id),
+/// following leader changes for up to [`LEADER_WAIT`] (UNAVAILABLE answers and
+/// connection failures are retried; other statuses are returned).
+pub(crate) async fn on_partition_leader<T, F, Fut>(
+    metadata: &RoutingMetadata,
+    target: Target<'_>,
+    call: F,
+) -> Result<T, String>
+where
+    F: Fn(WorkerClient<tonic::transport::Channel>, PartitionId) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+{
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;
     let mut backoff = Duration::from_millis(50);
     let mut fresh = false;
+    let what = match &target {
+        Target::Invocation(id) => format!("invocation {id}"),
+        Target::Partition(partition) => format!("partition {partition}"),
+    };
     loop {
         let attempt = async {
-            let partition = metadata.partition_of(id, fresh).await?;
+            let partition = match &target {
+                Target::Invocation(id) => metadata.partition_of(id, fresh).await?,
+                Target::Partition(partition) => *partition,
+            };
             let address = metadata.leader_address(partition, fresh).await?;
             let client = worker_client(&address).await?;
             match call(client, partition).await {
@@ -230,7 +275,7 @@ where
         };
         if tokio::time::Instant::now() + backoff > deadline {
             return Err(format!(
-                "invocation {id}: no partition leader answered within {}s: {last_error}",
+                "{what}: no partition leader answered within {}s: {last_error}",
                 LEADER_WAIT.as_secs()
             ));
         }

@@ -27,6 +27,7 @@ mod node_ctl;
 mod pgsql;
 pub mod provisioning;
 mod routing_metadata;
+mod snapshots_ctl;
 
 pub use lifecycle::{NodePhase, NodeState};
 pub use node::{Node, NodeExit, StartupError};

@@ -22,6 +22,11 @@ impl LogsHandle {
         let _ = self.0.set(bifrost);
     }
 
+    /// This node's Bifrost, or UNAVAILABLE before the node runs.
+    pub fn bifrost_arc(&self) -> Result<Arc<Bifrost>, Status> {
+        self.bifrost().cloned()
+    }
+
     fn bifrost(&self) -> Result<&Arc<Bifrost>, Status> {
         self.0.get().ok_or_else(|| {
             Status::unavailable("this node has not joined the cluster yet; logs are served once it runs")

@@ -102,7 +102,10 @@ async fn run(config: restate_config::Config) -> ExitCode {
             eprintln!("error: {e}");
             tracing::error!("startup failed: {e}");
             return ExitCode::from(match e {
-                StartupError::Bind { .. } | StartupError::Unsupported { .. } | StartupError::MetadataClient(_) => 2,
+                StartupError::Bind { .. }
+                | StartupError::Unsupported { .. }
+                | StartupError::MetadataClient(_)
+                | StartupError::Snapshots(_) => 2,
                 StartupError::Storage(restate_storage::StorageError::Identity(_)) => 2,
                 StartupError::Storage(_) => 1,
             });

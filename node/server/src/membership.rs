@@ -40,6 +40,10 @@ pub(crate) struct MembershipContext {
     pub repair_grace_period: Duration,
     /// `[worker] idempotency-retention`, for the partition processors.
     pub idempotency_retention: Duration,
+    /// `[worker.snapshots] destination`, for the partition processors.
+    pub snapshots: Option<restate_snapshots::SnapshotRepository>,
+    /// `[worker.snapshots] snapshot-interval-num-records`.
+    pub snapshot_interval_records: Option<u64>,
     /// Set to this node's partition processors once it runs (worker role).
     pub(crate) worker: crate::invocations::WorkerHandle,
     /// One provisioning attempt at a time on this node.
@@ -182,9 +186,18 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
                         storage: ctx.loglets.storage().clone(),
                         deployments: restate_worker::DeploymentClient::default(),
                         idempotency_retention: ctx.idempotency_retention,
+                        snapshots: ctx.snapshots.clone(),
+                        snapshot_interval_records: ctx.snapshot_interval_records,
+                        cluster_name: ctx.cluster_name.clone(),
                         tasks: Default::default(),
                     });
                     ctx.worker.set(worker.clone());
+                    tokio::spawn(crate::snapshots_ctl::run_auto_trim(
+                        crate::routing_metadata::RoutingMetadata::new(ctx.metadata.clone()),
+                        bifrost.clone(),
+                        ctx.worker.clone(),
+                        shutdown.clone(),
+                    ));
                     tokio::spawn(worker.run(shutdown.clone()))
                 });
                 if let Some(host) = &ctx.loglet_host {

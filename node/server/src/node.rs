@@ -32,6 +32,8 @@ pub enum StartupError {
     Unsupported { key: &'static str, message: String },
     #[error("metadata client: {0}")]
     MetadataClient(String),
+    #[error("[worker.snapshots]: {0}")]
+    Snapshots(String),
 }
 
 /// How a node ended.
@@ -125,6 +127,15 @@ impl Node {
             MetadataRole::Replicated(role) => role.server.is_member(),
         };
 
+        // Built without contacting the repository: an unreachable S3 must not stop the
+        // node; snapshot operations report it when they run.
+        let snapshots = restate_snapshots::SnapshotRepository::from_options(&config.worker.snapshots)
+            .await
+            .map_err(|e| StartupError::Snapshots(e.to_string()))?;
+        if let Some(repository) = &snapshots {
+            tracing::info!(repository = %repository.describe(), "partition snapshots go to the configured repository");
+        }
+
         let config = Arc::new(config);
         let state = NodeState::new();
         let metrics = NodeMetrics::new(&config.node_name, &config.cluster_name);
@@ -157,6 +168,8 @@ impl Node {
             auto_join: config.metadata_server.auto_join,
             repair_grace_period: std::time::Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
             idempotency_retention: std::time::Duration::from_millis(config.worker.idempotency_retention_ms),
+            snapshots,
+            snapshot_interval_records: config.worker.snapshots.snapshot_interval_num_records,
             worker: worker_handle.clone(),
             state: state.clone(),
             registered_by_provisioning: Mutex::new(None),
@@ -175,11 +188,12 @@ impl Node {
             metadata_client_addresses: client_addresses.clone(),
             storage_id: identity.storage_id.clone(),
             state: state.clone(),
-            metadata,
             status_metadata,
             membership: membership.clone(),
             metrics: metrics.clone(),
             logs,
+            routing: crate::routing_metadata::RoutingMetadata::new(metadata.clone()),
+            metadata,
         });
 
         let shutdown = CancellationToken::new();

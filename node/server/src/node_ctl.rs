@@ -29,6 +29,8 @@ pub(crate) struct NodeCtlContext {
     pub membership: Arc<MembershipContext>,
     pub metrics: NodeMetrics,
     pub logs: crate::logs_ctl::LogsHandle,
+    /// Cached routing metadata, for requests answered by partition leaders.
+    pub routing: Arc<crate::routing_metadata::RoutingMetadata>,
 }
 
 impl NodeCtlContext {
@@ -288,9 +290,30 @@ impl NodeCtl for NodeCtlService {
                 mode: if p.leading { "leader" } else { "follower" }.to_owned(),
                 epoch: p.epoch,
                 applied_lsn: p.applied_lsn,
+                archived_lsn: p.archived_lsn,
             })
             .collect();
         Ok(Response::new(pb::ListPartitionProcessorsResponse { processors }))
+    }
+
+    async fn create_snapshots(
+        &self,
+        request: Request<pb::CreateSnapshotsRequest>,
+    ) -> Result<Response<pb::CreateSnapshotsResponse>, Status> {
+        self.ctx.metrics.request("create_snapshots");
+        let request = request.into_inner();
+        let mut partitions = Vec::new();
+        for id in request.partition_ids {
+            let id = u16::try_from(id)
+                .map_err(|_| Status::invalid_argument(format!("partition id {id} is out of range (0..65535)")))?;
+            partitions.push(restate_types::PartitionId(id));
+        }
+        let bifrost = self.ctx.logs.bifrost_arc()?;
+        let snapshots =
+            crate::snapshots_ctl::create_snapshots(&self.ctx.routing, &bifrost, partitions, request.trim_log)
+                .await
+                .map_err(Status::unavailable)?;
+        Ok(Response::new(pb::CreateSnapshotsResponse { snapshots }))
     }
 
     async fn describe_log(

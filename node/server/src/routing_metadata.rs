@@ -49,6 +49,12 @@ impl RoutingMetadata {
         Ok(PartitionId(partition_for(id.partition_key(), table.0.partitions.len() as u32) as u16))
     }
 
+    /// The partition table, read fresh (for administrative requests).
+    pub async fn partition_table(&self) -> Result<Arc<PartitionTable>, String> {
+        let table = self.partitions.refresh(self.store.as_ref()).await.map_err(|e| e.to_string())?;
+        Ok(Arc::new(table.map(|t| t.0.clone()).ok_or("the cluster has no partitions yet (is it provisioned?)")?))
+    }
+
     /// The node address of `partition`'s planned leader.
     pub async fn leader_address(&self, partition: PartitionId, fresh: bool) -> Result<String, String> {
         let store = self.store.as_ref();

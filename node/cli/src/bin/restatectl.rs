@@ -56,6 +56,25 @@ enum Command {
     /// Partition processors on the worker nodes.
     #[command(subcommand)]
     Partitions(PartitionsCmd),
+    /// Partition snapshots in the repository of [worker.snapshots] destination.
+    #[command(subcommand, alias = "snapshot")]
+    Snapshots(SnapshotsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotsCmd {
+    /// Exports each partition's state through its leader and publishes it as the
+    /// partition's latest snapshot; prints each snapshot's id and LSN (the partition's
+    /// new archived LSN). Every partition unless some are named.
+    Create {
+        /// Then trim each partition's log up to its snapshot's LSN, but never past what
+        /// a live replica has applied; prints the trim point reached.
+        #[arg(long)]
+        trim_log: bool,
+        /// Partition ids (default: all).
+        #[arg(value_name = "PARTITION")]
+        partitions: Vec<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +202,9 @@ fn main() -> ExitCode {
             }
             Command::Logs(LogsCmd::List) => ctl::logs::list(&globals).await,
             Command::Partitions(PartitionsCmd::List) => ctl::partitions::list(&globals).await,
+            Command::Snapshots(SnapshotsCmd::Create { trim_log, partitions }) => {
+                ctl::snapshots::create(&globals, &partitions, trim_log).await
+            }
             Command::Logs(LogsCmd::Describe { log_id }) => ctl::logs::describe(&globals, log_id).await,
             Command::Logs(LogsCmd::Trim { log_id, trim_point }) => ctl::logs::trim(&globals, log_id, trim_point).await,
             Command::MetadataServer(MetadataServerCmd::ListServers) => {

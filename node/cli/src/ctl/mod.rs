@@ -8,6 +8,7 @@ pub mod metadata_server;
 mod nodes;
 pub mod partitions;
 mod provision;
+pub mod snapshots;
 mod status;
 
 pub use config::{config_get, config_set};

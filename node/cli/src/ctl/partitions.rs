@@ -13,6 +13,8 @@ struct Row {
     mode: String,
     epoch: u64,
     applied_lsn: u64,
+    /// The latest published snapshot's LSN known on that node (0: none).
+    archived_lsn: u64,
     /// Behind the partition's most advanced processor.
     lag: u64,
 }
@@ -41,6 +43,7 @@ pub async fn list(globals: &Globals) -> Result<(), CtlError> {
                 mode: p.mode,
                 epoch: p.epoch,
                 applied_lsn: p.applied_lsn,
+                archived_lsn: p.archived_lsn,
                 lag: 0,
             })),
             Err(reason) => unreachable.push(format!("{} ({}): {reason}", node.node_id, node.name)),
@@ -62,9 +65,10 @@ pub async fn list(globals: &Globals) -> Result<(), CtlError> {
                 json!({
                     "partition_id": r.partition_id, "node_id": r.node_id, "name": r.name, "mode": r.mode,
                     "epoch": r.epoch, "applied_lsn": r.applied_lsn,
-                    // Not tracked yet: applied state is flushed with the node's RocksDB, and
-                    // snapshots (archived LSN) arrive with the snapshot work.
-                    "durable_lsn": Value::Null, "archived_lsn": Value::Null,
+                    // Not tracked: applied state is flushed with the node's RocksDB when it
+                    // decides; what survives a machine crash is the archived (snapshot) LSN.
+                    "durable_lsn": Value::Null,
+                    "archived_lsn": (r.archived_lsn > 0).then_some(r.archived_lsn),
                     "lag": r.lag,
                 })
             })
@@ -82,11 +86,15 @@ pub async fn list(globals: &Globals) -> Result<(), CtlError> {
                 r.mode.clone(),
                 r.epoch.to_string(),
                 r.applied_lsn.to_string(),
+                if r.archived_lsn > 0 { r.archived_lsn.to_string() } else { "-".to_owned() },
                 r.lag.to_string(),
             ]
         })
         .collect();
-    print!("{}", table(&["PARTITION", "NODE", "NAME", "MODE", "EPOCH", "APPLIED-LSN", "LAG"], &table_rows));
+    print!(
+        "{}",
+        table(&["PARTITION", "NODE", "NAME", "MODE", "EPOCH", "APPLIED-LSN", "ARCHIVED-LSN", "LAG"], &table_rows)
+    );
     for line in unreachable {
         println!("not answering: {line}");
     }

@@ -127,6 +127,7 @@ mod record;
 mod rocksdb_store;
 mod start;
 mod state_machine;
+pub mod state_snapshot;
 mod store;
 mod transaction;
 

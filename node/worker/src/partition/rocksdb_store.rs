@@ -38,6 +38,19 @@ impl RocksDbPartitionStore {
         RocksDbPartitionStore { storage, partition, prefix: partition.0.to_be_bytes() }
     }
 
+    pub fn partition(&self) -> PartitionId {
+        self.partition
+    }
+
+    pub(crate) fn storage(&self) -> &NodeStorage {
+        &self.storage
+    }
+
+    /// The prefix of every key of this partition in the column family.
+    pub(crate) fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
     fn full_key(&self, key: &[u8]) -> Vec<u8> {
         let mut full = Vec::with_capacity(2 + key.len());
         full.extend_from_slice(&self.prefix);

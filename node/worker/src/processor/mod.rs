@@ -9,9 +9,11 @@ mod invocation_ops;
 mod invoker;
 mod partition_processor;
 mod router;
+mod snapshots;
 mod worker;
 
 pub use invocation_ops::{InvocationLookup, InvocationSummary, Signal};
+pub use snapshots::SnapshotCreated;
 pub use worker::{ProcessorStatus, Worker, WorkerContext, WorkerError};
 
 /// The state machine's kind of a registered service.

@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use restate_types::Lsn;
+use restate_types::{Lsn, PartitionId};
 use tokio::sync::mpsc;
 
+use super::snapshots;
 use super::worker::{ProcessorHandle, WorkerContext};
 use crate::partition::{
     Command, Effect, Envelope, InvocationId, PartitionReads, PartitionStateMachine, RocksDbPartitionStore,
@@ -27,17 +28,39 @@ struct Rounds {
     done_tx: mpsc::UnboundedSender<InvocationId>,
 }
 
-pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
-    let partition = handle.partition;
-    let store = RocksDbPartitionStore::new(ctx.storage.clone(), partition);
-    let mut machine = match PartitionStateMachine::open(store) {
-        Ok(machine) => machine,
+fn open(ctx: &WorkerContext, partition: PartitionId) -> Option<PartitionStateMachine<RocksDbPartitionStore>> {
+    match PartitionStateMachine::open(RocksDbPartitionStore::new(ctx.storage.clone(), partition)) {
+        Ok(machine) => Some(machine),
         Err(e) => {
             tracing::error!(partition = %partition, "partition processor cannot open its state: {e}");
-            return;
+            None
         }
-    };
+    }
+}
+
+pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
+    let partition = handle.partition;
+    let Some(mut machine) = open(&ctx, partition) else { return };
+    if machine.applied_lsn() == Lsn::INVALID {
+        // No state here (a new or wiped node): the latest snapshot, when there is one,
+        // saves replaying the log from its start. If the repository cannot be read now,
+        // the log is the fallback; a trim gap met later retries the restore.
+        match snapshots::restore(&ctx, &handle, Lsn::INVALID).await {
+            Ok(Some(_)) => {
+                let Some(restored) = open(&ctx, partition) else { return };
+                machine = restored;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(partition = %partition, "no snapshot restored, reading the log from its start: {e}")
+            }
+        }
+    } else {
+        snapshots::refresh_archived_lsn(&ctx, &handle).await;
+    }
+    report_progress(&handle, &machine);
     tracing::info!(partition = %partition, applied_lsn = %machine.applied_lsn(), "partition processor started");
+    let mut since_snapshot = 0u64;
     let mut planned = handle.planned.subscribe();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut rounds = Rounds { in_flight: HashSet::new(), again: HashSet::new(), done_tx };
@@ -73,6 +96,30 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
         }
         let from = Lsn(machine.applied_lsn().0 + 1);
         let batch = match ctx.bifrost.read(handle.log, from, READ_BATCH).await {
+            Ok(batch) if batch.trim_gap.is_some_and(|gap| gap.to >= from) => {
+                // Records this processor has not applied are gone: only a snapshot at or
+                // past the trim point can continue it. Never skip the gap.
+                let gap = batch.trim_gap.expect("checked");
+                match snapshots::restore(&ctx, &handle, gap.to).await {
+                    Ok(_) => {
+                        let Some(restored) = open(&ctx, partition) else { return };
+                        machine = restored;
+                        report_progress(&handle, &machine);
+                        if handle.active_epoch.swap(0, Ordering::SeqCst) != 0 {
+                            rounds.in_flight.clear();
+                            rounds.again.clear();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = %partition, "the log is trimmed up to LSN {} past this processor's applied LSN {}; restoring a snapshot failed, retrying in 2 s: {e}", gap.to, machine.applied_lsn());
+                        tokio::select! {
+                            _ = handle.shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        }
+                    }
+                }
+                continue;
+            }
             Ok(batch) => batch,
             Err(e) => {
                 tracing::debug!(partition = %partition, "reading the log: {e}");
@@ -101,6 +148,7 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
             continue;
         }
         idle = MIN_IDLE;
+        since_snapshot += batch.records.len() as u64;
         for record in batch.records {
             let effects = match machine.apply_record(record.lsn, &record.payload) {
                 Ok(effects) => effects,
@@ -110,8 +158,7 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
                     break;
                 }
             };
-            handle.applied_lsn.store(machine.applied_lsn().0, Ordering::SeqCst);
-            handle.known_epoch.store(machine.leader_epoch(), Ordering::SeqCst);
+            report_progress(&handle, &machine);
             let Some(epoch) = take_leadership_if_announced(&ctx, &handle, &machine, &mut rounds, want) else {
                 continue;
             };
@@ -122,7 +169,27 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
         while let Ok(finished) = done_rx.try_recv() {
             rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
         }
+        if ctx.snapshot_interval_records.is_some_and(|every| since_snapshot >= every)
+            && handle.active_epoch.load(Ordering::SeqCst) != 0
+            && ctx.snapshots.is_some()
+            && !handle.snapshot_in_flight.swap(true, Ordering::SeqCst)
+        {
+            since_snapshot = 0;
+            let (ctx, handle) = (ctx.clone(), handle.clone());
+            ctx.clone().spawn(async move {
+                if let Err(e) = snapshots::create(&ctx, &handle).await {
+                    tracing::warn!(partition = %handle.partition, "automatic snapshot failed: {e}");
+                }
+                handle.snapshot_in_flight.store(false, Ordering::SeqCst);
+            });
+        }
     }
+}
+
+/// Makes the machine's applied LSN and leader epoch visible to status and readers.
+fn report_progress(handle: &ProcessorHandle, machine: &PartitionStateMachine<RocksDbPartitionStore>) {
+    handle.applied_lsn.store(machine.applied_lsn().0, Ordering::SeqCst);
+    handle.known_epoch.store(machine.leader_epoch(), Ordering::SeqCst);
 }
 
 /// Leads when the plan wants this node to lead at the epoch of the last announcement

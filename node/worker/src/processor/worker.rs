@@ -1,7 +1,7 @@
 //! The node's partition processors and the entry point for invocations on them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,12 @@ pub struct WorkerContext {
     /// How long completed invocations (results, idempotency keys) are kept before the
     /// leader purges them (`[worker] idempotency-retention`).
     pub idempotency_retention: Duration,
+    /// Where partition snapshots go (`[worker.snapshots] destination`), if anywhere.
+    pub snapshots: Option<restate_snapshots::SnapshotRepository>,
+    /// Leaders snapshot after this many applied records (`snapshot-interval-num-records`).
+    pub snapshot_interval_records: Option<u64>,
+    /// Recorded in snapshot metadata.
+    pub cluster_name: String,
     /// Every task of the worker (processors, rounds, timers, deliveries): stopped and
     /// awaited when the worker stops, so nothing holds the node's storage afterwards.
     pub tasks: Mutex<JoinSet<()>>,
@@ -49,6 +55,9 @@ pub enum WorkerError {
     NotLeader(PartitionId),
     #[error("appending the invocation to partition {partition}'s log failed: {reason}")]
     Append { partition: PartitionId, reason: String },
+    /// A snapshot could not be made or published.
+    #[error("partition {partition}: snapshot failed: {reason}")]
+    Snapshot { partition: PartitionId, reason: String },
     /// The partition's stored state could not be read (or not caught up in time).
     #[error("partition {partition}: {reason}")]
     Store { partition: PartitionId, reason: String },
@@ -65,6 +74,8 @@ pub struct ProcessorStatus {
     /// The last leader epoch applied from the log.
     pub epoch: u64,
     pub applied_lsn: u64,
+    /// LSN of the latest published snapshot this node knows of (0: none).
+    pub archived_lsn: u64,
 }
 
 /// One partition's processor as the rest of the node sees it.
@@ -82,6 +93,10 @@ pub(crate) struct ProcessorHandle {
     pub applied_lsn: AtomicU64,
     /// The last leader epoch applied from the log.
     pub known_epoch: AtomicU64,
+    /// LSN of the latest published snapshot known here (0: none).
+    pub archived_lsn: AtomicU64,
+    /// A leader's automatic snapshot is being made (at most one at a time).
+    pub snapshot_in_flight: AtomicBool,
     pub shutdown: CancellationToken,
 }
 
@@ -145,6 +160,8 @@ impl Worker {
                             wake: Notify::new(),
                             applied_lsn: AtomicU64::new(0),
                             known_epoch: AtomicU64::new(0),
+                            archived_lsn: AtomicU64::new(0),
+                            snapshot_in_flight: AtomicBool::new(false),
                             shutdown: shutdown.child_token(),
                         });
                         self.ctx.spawn(super::partition_processor::run(self.ctx.clone(), handle.clone()));
@@ -206,6 +223,7 @@ impl Worker {
                 leading: h.active_epoch.load(Ordering::SeqCst) != 0,
                 epoch: h.known_epoch.load(Ordering::SeqCst),
                 applied_lsn: h.applied_lsn.load(Ordering::SeqCst),
+                archived_lsn: h.archived_lsn.load(Ordering::SeqCst),
             })
             .collect()
     }
