@@ -79,6 +79,27 @@ impl MotoServer {
         keys
     }
 
+    /// An object's size (its `Content-Length` on HEAD), `None` when it does not exist.
+    pub fn size(&self, bucket: &str, key: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let request = format!(
+            "HEAD /{bucket}/{key} HTTP/1.1\r\nHost: 127.0.0.1\r\n{}: {}\r\nConnection: close\r\n\r\n",
+            FAKE_SIGNATURE.0, FAKE_SIGNATURE.1
+        );
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        if response.split_whitespace().nth(1)? != "200" {
+            return None;
+        }
+        response.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok()).flatten()
+        })
+    }
+
     /// An object's body as text.
     pub fn get(&self, bucket: &str, key: &str) -> Option<String> {
         match http_call(self.port, "GET", &format!("/{bucket}/{key}"), "", &[FAKE_SIGNATURE], Duration::from_secs(10)) {
