@@ -33,10 +33,12 @@ fmt:
 	$(CARGO) fmt --all
 
 ## Benchmarks beside their peers, measured in the same run (never part of CI).
-## Needs etcd 3.4 from Debian (installed here if missing). Release build.
+## Needs etcd 3.4 from Debian and moto_server from PyPI (installed here if missing). Release build.
 bench:
 	command -v etcd >/dev/null || (apt-get update -qq && apt-get install -y -qq etcd-server etcd-client)
+	command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]'
 	$(CARGO) build --release --bins
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/metadata-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/logs-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/invocations-bench
+	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/snapshots-bench

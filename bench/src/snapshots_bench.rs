@@ -1,0 +1,250 @@
+//! `make bench` (snapshots), two tables:
+//!
+//! 1. Export + upload of one partition of about `SNAPSHOT_BENCH_MB` MB (default 500) to a
+//!    local S3 server (moto): the partition's state is built by applying invocation
+//!    records (1 KiB inputs) to the real state machine over RocksDB, exported as an SST
+//!    and published through the snapshot repository (upload, read-back check, conditional
+//!    `latest.json`). Beside it, the limit measured in the same run: one plain PUT of the
+//!    same file to the same server.
+//! 2. Time for a new node to become a caught-up follower: from the snapshot (restore, then
+//!    the log's rest) versus replaying the whole log, on a cluster holding
+//!    `SNAPSHOT_BENCH_INVOCATIONS` completed invocations (default 3000).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use restate_config::{SnapshotDestination, SnapshotOptions};
+use restate_e2e::s3::{snapshot_env, MotoServer};
+use restate_e2e::services::{admin_url, restate, ExampleServices};
+use restate_e2e::{http_call, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
+use restate_snapshots::{new_snapshot_id, LocalSnapshot, PublishOutcome, SnapshotRepository};
+use restate_storage::{NodeStorage, StorageOptions};
+use restate_types::{Lsn, PartitionId};
+use restate_worker::partition::state_snapshot;
+use restate_worker::partition::{
+    Command, Envelope, InvocationId, InvocationRequest, PartitionStateMachine, ResponseSink, RocksDbPartitionStore,
+    ServiceKind, Target,
+};
+
+const BUCKET: &str = "bench-snapshots";
+const INPUT: usize = 1024;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// Applies invocations with `INPUT`-byte inputs until the partition holds about
+/// `target_bytes`; returns the number applied.
+fn build_partition(storage: &NodeStorage, target_bytes: u64) -> u64 {
+    let store = RocksDbPartitionStore::new(storage.clone(), PartitionId(0));
+    let mut machine = PartitionStateMachine::open(store).expect("open partition");
+    let count = target_bytes / INPUT as u64;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 1..=count {
+        // Incompressible input (xorshift), so the file is as large as the state.
+        let input: Vec<u8> = (0..INPUT)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let mut uuid = [0u8; 16];
+        uuid[..8].copy_from_slice(&i.to_be_bytes());
+        let request = InvocationRequest {
+            id: InvocationId::new(0, uuid),
+            target: Target {
+                service: "Greeter".into(),
+                handler: "greet".into(),
+                key: None,
+                kind: ServiceKind::Service,
+                handler_shared: false,
+            },
+            input: Bytes::from(input),
+            headers: Vec::new(),
+            idempotency_key: None,
+            response: ResponseSink::None,
+            submitted_at_ms: i,
+        };
+        machine.apply(Lsn(i), &Envelope::external(Command::Invoke(request))).expect("apply");
+    }
+    count
+}
+
+/// One plain PUT of `file` to `bucket/key` on moto (unchecked signature): the server's
+/// own ingestion limit for these bytes. Seconds taken.
+fn raw_put_seconds(moto: &MotoServer, key: &str, file: &std::path::Path) -> f64 {
+    let body = std::fs::read(file).unwrap();
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", moto.port)).unwrap();
+    let head = format!(
+        "PUT /{BUCKET}/{key} HTTP/1.1\r\nHost: 127.0.0.1\r\nauthorization: AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "raw PUT: {}", response.lines().next().unwrap_or(""));
+    started.elapsed().as_secs_f64()
+}
+
+fn export_and_upload(dir: &TestDir, moto: &MotoServer, runtime: &tokio::runtime::Runtime) {
+    let target = env_number("SNAPSHOT_BENCH_MB", 500) * 1_000_000;
+    let storage = NodeStorage::open(&dir.path().join("partition-db"), &StorageOptions::default()).unwrap();
+    let built = Instant::now();
+    let invocations = build_partition(&storage, target);
+    let build_secs = built.elapsed().as_secs_f64();
+
+    let file = dir.path().join("p0.sst");
+    let store = RocksDbPartitionStore::new(storage.clone(), PartitionId(0));
+    let exported = Instant::now();
+    let lsn = state_snapshot::export(&store, &file).expect("export");
+    let export_secs = exported.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&file).unwrap().len();
+
+    let options = SnapshotOptions {
+        destination: Some(SnapshotDestination::S3 { bucket: BUCKET.into(), prefix: "bench".into() }),
+        aws_endpoint_url: Some(url::Url::parse(&moto.endpoint()).unwrap()),
+        aws_allow_http: Some(true),
+        aws_region: Some("us-east-1".into()),
+        aws_access_key_id: Some("bench".into()),
+        aws_secret_access_key: Some("bench".into()),
+        ..SnapshotOptions::default()
+    };
+    let repository = runtime.block_on(SnapshotRepository::from_options(&options)).unwrap().expect("configured");
+    let local = LocalSnapshot {
+        partition: PartitionId(0),
+        snapshot_id: new_snapshot_id(),
+        lsn,
+        file: file.clone(),
+        node_name: "bench".into(),
+        cluster_name: "bench".into(),
+    };
+    let published = Instant::now();
+    let outcome = runtime.block_on(repository.publish(&local)).expect("publish");
+    assert!(matches!(outcome, PublishOutcome::Published(_)), "{outcome:?}");
+    let publish_secs = published.elapsed().as_secs_f64();
+    let raw_secs = raw_put_seconds(moto, "bench/raw-put.sst", &file);
+
+    println!("## Snapshot export and upload, one partition, local S3 (moto)\n");
+    println!(
+        "Partition built from {invocations} applied invocations ({INPUT}-byte inputs) in {build_secs:.1} s; SST of {:.0} MB at LSN {lsn}.\n",
+        mb(size)
+    );
+    println!("| step | seconds | MB/s | limit MB/s (one plain PUT of the same file) | ratio |");
+    println!("|---|---|---|---|---|");
+    let raw = mb(size) / raw_secs;
+    println!("| export (SST from a RocksDB snapshot) | {export_secs:.2} | {:.0} | - | - |", mb(size) / export_secs);
+    println!(
+        "| publish (upload + read-back check + latest.json) | {publish_secs:.2} | {:.0} | {raw:.0} | {:.2} |",
+        mb(size) / publish_secs,
+        mb(size) / publish_secs / raw
+    );
+    let total = export_secs + publish_secs;
+    println!(
+        "| export + publish | {total:.2} | {:.0} | {raw:.0} | {:.2} |\n",
+        mb(size) / total,
+        mb(size) / total / raw
+    );
+}
+
+/// Seconds until `name` runs caught-up processors of every partition (applied LSN at
+/// least the leader's as of the start).
+fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> f64 {
+    let leaders: Vec<(u64, u64)> = processors(observer)
+        .iter()
+        .filter(|p| p["mode"] == "leader")
+        .map(|p| (p["partition_id"].as_u64().unwrap(), p["applied_lsn"].as_u64().unwrap()))
+        .collect();
+    let started = Instant::now();
+    node.start_and_wait_healthy();
+    let name = node.name.clone();
+    wait_until(&format!("{name} to catch up"), Duration::from_secs(600), || {
+        let now = processors(observer);
+        leaders.iter().all(|(partition, lsn)| {
+            now.iter().any(|p| {
+                p["name"] == name.as_str() && p["partition_id"] == *partition && p["applied_lsn"].as_u64() >= Some(*lsn)
+            })
+        })
+    });
+    started.elapsed().as_secs_f64()
+}
+
+fn processors(node: &ServerProcess) -> Vec<serde_json::Value> {
+    let out = node.ctl(&["partitions", "list", "--json"]);
+    if out.code != 0 {
+        return Vec::new();
+    }
+    out.json()["partitions"].as_array().cloned().unwrap_or_default()
+}
+
+fn catch_up(dir: &TestDir, moto: &MotoServer) {
+    let invocations = env_number("SNAPSHOT_BENCH_INVOCATIONS", 3000);
+    let s3 = snapshot_env(moto, BUCKET, "catch-up");
+    let with_snapshots: Vec<(&str, &str)> = s3.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut base = vec![
+        ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
+        ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+        ("RESTATE_DEFAULT_REPLICATION", "1"),
+        ("RESTATE_DEFAULT_NUM_PARTITIONS", "4"),
+        ("RUST_LOG", "warn"),
+    ];
+    base.extend(with_snapshots.iter().copied());
+    let mut n1 = ServerProcess::new(dir, "n1", "catch-up", &base);
+    n1.start_and_wait_healthy();
+    wait_for_alive_nodes(&n1, 1);
+    let services = ExampleServices::start(dir);
+    restate(&admin_url(&n1), &["dp", "register", &services.uri, "--yes"]).ok();
+    for i in 0..invocations {
+        let path = format!("/Counter/k{}/add", i % 64);
+        let answer = http_call(n1.ports.ingress, "POST", &path, "1", &[], Duration::from_secs(30));
+        assert!(matches!(answer, Some((200, _))), "{answer:?}");
+    }
+    let list = format!("[\"{}\"]", n1.address());
+    let joiner = |name: &str, snapshots: bool| {
+        let mut env = vec![
+            ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
+            ("RESTATE_METADATA_CLIENT__ADDRESSES", list.as_str()),
+            ("RESTATE_AUTO_PROVISION", "false"),
+            ("RESTATE_ROLES", r#"["worker"]"#),
+        ];
+        if snapshots {
+            env.extend(with_snapshots.iter().copied());
+        }
+        ServerProcess::new(dir, name, "catch-up", &env)
+    };
+    // Full replay first: once a snapshot exists, the leader trims the log behind it.
+    let mut from_log = joiner("n2", false);
+    let replay_secs = catch_up_seconds(&n1, &mut from_log);
+    let snapshot = n1.ctl(&["snapshots", "create", "--json"]);
+    assert_eq!(snapshot.code, 0, "{snapshot:?}");
+    let mut from_snapshot = joiner("n3", true);
+    let snapshot_secs = catch_up_seconds(&n1, &mut from_snapshot);
+
+    println!("## A new node becoming a caught-up follower ({invocations} invocations, 4 partitions)\n");
+    println!("| how | seconds | ratio to full replay |");
+    println!("|---|---|---|");
+    println!(
+        "| restore the latest snapshot, then the log's rest | {snapshot_secs:.2} | {:.2} |",
+        snapshot_secs / replay_secs
+    );
+    println!("| replay the whole log | {replay_secs:.2} | 1.00 |");
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = TestDir::new("snapshots-bench");
+    let moto = MotoServer::start(&dir);
+    moto.create_bucket(BUCKET);
+    export_and_upload(&dir, &moto, &runtime);
+    catch_up(&dir, &moto);
+    std::io::stdout().flush().unwrap();
+}
