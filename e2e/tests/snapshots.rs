@@ -127,6 +127,20 @@ fn snapshots_go_to_s3_logs_are_trimmed_and_wiped_and_new_nodes_restore() {
     assert!(text.contains("ARCHIVED-LSN"), "{text}");
     let archived: Vec<u64> = processors(&nodes[0]).iter().filter_map(|p| p["archived_lsn"].as_u64()).collect();
     assert!(!archived.is_empty(), "leaders report their archived LSN");
+    // Metrics show archived LSNs (per processor) and trim points (per log).
+    let mut metrics = String::new();
+    for node in &nodes {
+        metrics.push_str(&http_get(node.ports.fabric, "/metrics").unwrap().1);
+    }
+    let archived_metric = metrics
+        .lines()
+        .filter(|l| l.starts_with("restate_partition_lsn{") && l.contains("kind=\"archived\""))
+        .any(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > 0));
+    assert!(archived_metric, "restate_partition_lsn{{kind=\"archived\"}} > 0 on some node");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("restate_bifrost_trim_point{") && !l.ends_with(" 0")),
+        "trim points in metrics"
+    );
 
     // n3 loses its data and comes back with the same name and address.
     let wanted: Vec<(u64, u64)> = snapshot_lsns.iter().map(|(p, _, lsn)| (*p, *lsn)).collect();

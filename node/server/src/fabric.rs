@@ -37,7 +37,7 @@ pub(crate) fn router(
         grpc = grpc.add_service(restate_bifrost::replicated::LogServerService::new(host, local_loglets));
     }
     grpc = grpc.add_service(
-        restate_proto::worker::worker_server::WorkerServer::new(crate::invocations::WorkerService(worker))
+        restate_proto::worker::worker_server::WorkerServer::new(crate::invocations::WorkerService(worker.clone()))
             .max_decoding_message_size(64 << 20),
     );
     grpc.into_axum_router()
@@ -48,8 +48,12 @@ pub(crate) fn router(
             get(move || {
                 let metrics = metrics.clone();
                 let state = state.clone();
+                let worker = worker.clone();
                 async move {
                     metrics.observe_phase(&state.phase(), state.uptime());
+                    if let Some(worker) = worker.get() {
+                        metrics.observe_partitions(&worker.status());
+                    }
                     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
                 }
             }),

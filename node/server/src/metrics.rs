@@ -10,6 +10,7 @@ pub(crate) struct NodeMetrics {
     node_ctl_requests: IntCounterVec,
     phase: IntGaugeVec,
     uptime_seconds: IntGauge,
+    partition_lsn: IntGaugeVec,
 }
 
 const PHASES: [&str; 5] = ["starting", "waiting-for-metadata", "waiting-for-provisioning", "running", "failed"];
@@ -35,15 +36,24 @@ impl NodeMetrics {
         )
         .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), node_name, cluster_name]).set(1);
+        let partition_lsn = IntGaugeVec::new(
+            Opts::new(
+                "restate_partition_lsn",
+                "Per partition processor on this node: the LSN it applied (kind=applied) and the latest published snapshot's (kind=archived), and whether it leads (kind=leader, 1/0)",
+            ),
+            &["partition", "kind"],
+        )
+        .expect("valid metric");
         for collector in [
-            Box::new(node_ctl_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(partition_lsn.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(node_ctl_requests.clone()),
             Box::new(phase.clone()),
             Box::new(uptime_seconds.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
-        NodeMetrics { registry, node_ctl_requests, phase, uptime_seconds }
+        NodeMetrics { registry, node_ctl_requests, phase, uptime_seconds, partition_lsn }
     }
 
     pub fn request(&self, method: &str) {
@@ -55,6 +65,16 @@ impl NodeMetrics {
             self.phase.with_label_values(&[name]).set(i64::from(name == current.name()));
         }
         self.uptime_seconds.set(uptime.as_secs() as i64);
+    }
+
+    pub fn observe_partitions(&self, processors: &[restate_worker::processor::ProcessorStatus]) {
+        for p in processors {
+            let partition = p.partition.0.to_string();
+            let gauge = |kind: &str| self.partition_lsn.with_label_values(&[partition.as_str(), kind]);
+            gauge("applied").set(p.applied_lsn as i64);
+            gauge("archived").set(p.archived_lsn as i64);
+            gauge("leader").set(i64::from(p.leading));
+        }
     }
 
     /// The registry other layers register their metrics in (Bifrost).
