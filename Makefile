@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/restate-cluster/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: build run test unit e2e-local e2e bench clippy fmt
+.PHONY: build run test unit e2e-local e2e bench clippy fmt image-base images
 
 build:
 	$(CARGO) build --workspace --bins
@@ -42,3 +42,12 @@ bench:
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/logs-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/invocations-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/snapshots-bench
+
+## Container images from host-built release binaries (docker/README.md). The base image
+## debian:bookworm-slim is made locally with debootstrap when it cannot be pulled.
+image-base:
+	scripts/images/base-image.sh
+
+images:
+	$(CARGO) build --release --bins
+	scripts/images/build.sh
