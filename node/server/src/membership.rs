@@ -27,6 +27,8 @@ pub(crate) struct MembershipContext {
     pub default_params: ProvisionParams,
     pub me: Provisioner,
     pub metadata: Arc<dyn MetadataStore>,
+    /// The same store with a short retry budget (2 s), for lookups that must not stall.
+    pub quick_metadata: Arc<dyn MetadataStore>,
     pub state: NodeState,
     /// Set by a successful `Provision` request: this process registered as that node.
     pub registered_by_provisioning: Mutex<Option<NodeConfig>>,
@@ -233,7 +235,11 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
 
 /// One look at the cluster: Some(node) once registered, None to wait and look again.
 async fn step(ctx: &MembershipContext) -> Result<Option<NodeConfig>, MembershipFailure> {
-    let configuration = match typed::get::<ClusterConfiguration>(ctx.metadata.as_ref()).await {
+    // The first node of a new replicated cluster finds nobody serving metadata: ask with a
+    // short budget so it starts the store (and provisions) in about 2 s, not 10.
+    let may_start_store = ctx.auto_provision && ctx.replicated.as_ref().is_some_and(|r| !r.server.is_member());
+    let lookup = if may_start_store { ctx.quick_metadata.as_ref() } else { ctx.metadata.as_ref() };
+    let configuration = match typed::get::<ClusterConfiguration>(lookup).await {
         Ok(found) => found,
         // Nobody serves metadata yet: a replicated metadata node that may provision
         // starts the store itself (the first node of a new cluster).

@@ -163,6 +163,7 @@ impl Node {
                 metadata_member,
             },
             metadata: metadata.clone(),
+            quick_metadata: status_metadata.clone(),
             replicated: metadata_role.replicated().cloned(),
             client_addresses: client_addresses.clone(),
             auto_join: config.metadata_server.auto_join,
