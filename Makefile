@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/restate-cluster/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: build run test unit e2e-local e2e bench clippy fmt image-base images
+.PHONY: build run test unit e2e-local e2e bench clippy fmt crds image-base images
 
 build:
 	$(CARGO) build --workspace --bins
@@ -31,6 +31,13 @@ clippy:
 
 fmt:
 	$(CARGO) fmt --all
+
+## The RestateCluster CRD from the operator's types, for kubectl and the Helm chart (the chart
+## renders it as a template so that `helm upgrade` updates it). A test fails when either is stale.
+crds:
+	$(CARGO) run -q -p restate-operator --bin crdgen > crds/restateclusters.yaml.tmp
+	mv crds/restateclusters.yaml.tmp crds/restateclusters.yaml
+	cp crds/restateclusters.yaml charts/restate-operator/templates/crd-restateclusters.yaml
 
 ## Benchmarks beside their peers, measured in the same run (never part of CI).
 ## Needs etcd 3.4 from Debian and moto_server from PyPI (installed here if missing). Release build.

@@ -1,0 +1,12 @@
+//! Why an owned object could not be built.
+
+/// A builder's failure. Both cases are the user's or the caller's to fix, never transient.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// Objects read from the API server always have these; a hand-made one may not.
+    #[error("the RestateCluster has no {0}; builders need an object as the API server returns it")]
+    MissingMetadata(&'static str),
+    /// `spec.config` is not TOML.
+    #[error("spec.config is not valid TOML: {0}")]
+    InvalidConfig(String),
+}

@@ -1,0 +1,24 @@
+//! The Restate Kubernetes operator, first part: the `RestateCluster` CRD and pure builders of
+//! every object a cluster owns. The reconcile loop that applies them comes later; it is meant
+//! to server-side apply the builders' output under one field manager.
+//!
+//! - [`crd`]: the resource's spec and status, and the CRD YAML (`crdgen`).
+//! - [`names`]: object names, labels, stable pod DNS names and node addresses.
+//! - [`config`]: the rendered `restate.toml` and the merge with the user's config.
+//! - [`objects`]: ConfigMap, Services, StatefulSet, PodDisruptionBudget, ServiceAccount,
+//!   NetworkPolicy.
+//! - [`replication`] and [`conditions`]: the replication-versus-nodes rule and status
+//!   conditions.
+
+pub mod conditions;
+pub mod config;
+pub mod crd;
+pub mod error;
+pub mod names;
+pub mod objects;
+pub mod replication;
+
+pub use config::{OverriddenKey, RenderedConfig};
+pub use crd::{RestateCluster, RestateClusterSpec, RestateClusterStatus};
+pub use error::BuildError;
+pub use objects::{owned_objects, BuildContext, OwnedObjects};

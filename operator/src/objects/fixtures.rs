@@ -1,0 +1,85 @@
+//! Sample clusters for the builders' tests.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use crate::crd::{ImagePullPolicy, NetworkSpec, RestateCluster, RestateClusterSpec, SnapshotsSpec, StorageSpec};
+
+pub const UID: &str = "0b5e1c1e-7a4f-4d0e-9a55-2f4ad1d7c001";
+
+/// `demo` in `prod`: 3 nodes, replication 2, nothing optional.
+pub fn cluster() -> RestateCluster {
+    RestateCluster {
+        metadata: ObjectMeta {
+            name: Some("demo".into()),
+            namespace: Some("prod".into()),
+            uid: Some(UID.into()),
+            generation: Some(1),
+            ..ObjectMeta::default()
+        },
+        spec: RestateClusterSpec {
+            replicas: 3,
+            image: "restate-cluster:0.1.0".into(),
+            image_pull_policy: None,
+            image_pull_secrets: None,
+            config: None,
+            replication: 2,
+            partitions: 24,
+            storage: StorageSpec { size: Quantity("10Gi".into()), storage_class_name: None },
+            resources: None,
+            snapshots: None,
+            env: None,
+            node_selector: None,
+            tolerations: None,
+            affinity: None,
+            annotations: None,
+            labels: None,
+            network: None,
+        },
+        status: None,
+    }
+}
+
+/// `cluster()` with every optional field set.
+pub fn full_cluster() -> RestateCluster {
+    let mut cluster = cluster();
+    let spec = &mut cluster.spec;
+    spec.image_pull_policy = Some(ImagePullPolicy::IfNotPresent);
+    spec.config = Some("rocksdb-total-memory-size = \"512 MiB\"\n".into());
+    spec.storage.storage_class_name = Some("fast".into());
+    spec.resources = Some(ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".into(), Quantity("500m".into()))])),
+        limits: Some(BTreeMap::from([("memory".into(), Quantity("2Gi".into()))])),
+        claims: None,
+    });
+    spec.snapshots = Some(SnapshotsSpec {
+        destination: "s3://snapshots/demo".into(),
+        interval: Some("1h".into()),
+        interval_num_records: Some(10_000),
+        trim: true,
+        credentials_secret: Some("s3-credentials".into()),
+        endpoint: Some("http://minio.storage:9000".into()),
+        region: Some("us-east-1".into()),
+    });
+    spec.env = Some(vec![EnvVar { name: "RUST_BACKTRACE".into(), value: Some("1".into()), value_from: None }]);
+    spec.node_selector = Some(BTreeMap::from([("disk".into(), "ssd".into())]));
+    spec.tolerations = Some(vec![Toleration {
+        key: Some("dedicated".into()),
+        operator: Some("Equal".into()),
+        value: Some("restate".into()),
+        effect: Some("NoSchedule".into()),
+        toleration_seconds: None,
+    }]);
+    spec.annotations = Some(BTreeMap::from([("team".into(), "payments".into())]));
+    spec.labels = Some(BTreeMap::from([("tier".into(), "backend".into())]));
+    spec.network = Some(NetworkSpec {
+        ingress_namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([("restate-client".into(), "true".into())])),
+            match_expressions: None,
+        }),
+    });
+    cluster
+}
