@@ -115,7 +115,7 @@ build_kubernetes() {
   (cd "$dl" && apt-get source --download-only -qq kubernetes >"$BUILD_DIR/apt-source.log" 2>&1) \
     || { tail -n 20 "$BUILD_DIR/apt-source.log" >&2; die "apt-get source kubernetes failed"; }
   local orig
-  orig=$(ls "$dl"/kubernetes_*.orig.tar.* 2>/dev/null | head -n 1)
+  orig=$(find "$dl" -maxdepth 1 -name 'kubernetes_*.orig.tar.*' | head -n 1)
   [[ -n $orig ]] || die "no kubernetes orig tarball in $dl: $(ls "$dl")"
   log "unpacking $(basename "$orig")..."
   mkdir -p "$BUILD_DIR/src"
@@ -144,7 +144,7 @@ build_kubernetes() {
     (
       cd "$src"
       export GOPATH=$src/.go GOCACHE=$BUILD_DIR/gocache GO111MODULE=off CGO_ENABLED=0 \
-        GOFLAGS= KUBE_GIT_VERSION=v$KUBE_VERSION
+        GOFLAGS='' KUBE_GIT_VERSION=v$KUBE_VERSION
       make WHAT="cmd/$what"
     ) >>"$BUILD_DIR/build.log" 2>&1 \
       || { tail -n 40 "$BUILD_DIR/build.log" >&2; die "building $what failed (full log: $BUILD_DIR/build.log)"; }
@@ -189,7 +189,451 @@ cmd_install() {
   log "installed ${BINARIES[*]} into $BIN_DIR ($((SECONDS - started)) s)"
 }
 
-case ${1:-} in
-  install) shift; cmd_install "$@" ;;
-  *) echo "usage: $0 install|start [DIR]|stop [DIR]|status [DIR]|env [DIR]" >&2; exit 2 ;;
+# ---------------------------------------------------------------- helpers for start/stop
+
+testbed_dir() { realpath -m "${1:-$DEFAULT_DIR}"; }
+
+# A TCP port on 127.0.0.1 that nothing listens on, outside the ephemeral range.
+declare -A PICKED_PORTS=()
+port_free() {
+  local p=$1
+  [[ -z ${PICKED_PORTS[$p]:-} ]] || return 1
+  if command -v ss >/dev/null; then
+    if ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then return 1; fi
+  else
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then return 1; fi
+  fi
+  return 0
+}
+pick_port() { # VAR [previous]
+  local var=$1 prev=${2:-} p i
+  if [[ -n $prev ]] && port_free "$prev"; then p=$prev
+  else
+    for ((i = 0; i < 200; i++)); do
+      p=$((20000 + RANDOM % 12000))
+      port_free "$p" && break
+      p=
+    done
+    [[ -n $p ]] || die "no free TCP port found"
+  fi
+  PICKED_PORTS[$p]=1
+  printf -v "$var" '%s' "$p"
+}
+
+pid_of() { # DIR NAME -> pid if running and really that program
+  local pidfile=$1/$2.pid pid pattern
+  [[ -s $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  alive "$pid" || return 1
+  case $2 in node-heartbeat) pattern=__heartbeat ;; *) pattern=$2 ;; esac
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
+  echo "$pid"
+}
+
+load_conf() { # DIR
+  # shellcheck disable=SC1091
+  [[ -f $1/testbed.conf ]] && source "$1/testbed.conf"
+  return 0
+}
+
+required_components() {
+  echo etcd kube-apiserver kube-controller-manager kube-scheduler
+  [[ ${CONF_NODE_LIFECYCLE:-0} == 1 ]] && echo node-heartbeat
+  return 0
+}
+
+api() { # METHOD PATH [BODY [CONTENT-TYPE]]  (needs API_PORT, TOKEN)
+  local args=(-sS -k --fail --max-time 10 -H "Authorization: Bearer $TOKEN" -X "$1")
+  if [[ $# -ge 3 ]]; then
+    args+=(-H "Content-Type: ${4:-application/json}" --data-binary "$3")
+  fi
+  curl "${args[@]}" "https://127.0.0.1:$API_PORT$2"
+}
+
+now_rfc3339() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+
+node_status_json() {
+  local now; now=$(now_rfc3339)
+  local res='{"cpu":"2","memory":"24Gi","pods":"110","ephemeral-storage":"100Gi"}'
+  cat <<JSON
+{"capacity":$res,"allocatable":$res,
+ "conditions":[
+  {"type":"Ready","status":"True","reason":"KubeletReady","message":"restate testbed node (no kubelet)","lastHeartbeatTime":"$now","lastTransitionTime":"$now"},
+  {"type":"MemoryPressure","status":"False","reason":"KubeletHasSufficientMemory","message":"","lastHeartbeatTime":"$now","lastTransitionTime":"$now"},
+  {"type":"DiskPressure","status":"False","reason":"KubeletHasNoDiskPressure","message":"","lastHeartbeatTime":"$now","lastTransitionTime":"$now"},
+  {"type":"PIDPressure","status":"False","reason":"KubeletHasSufficientPID","message":"","lastHeartbeatTime":"$now","lastTransitionTime":"$now"}],
+ "addresses":[{"type":"InternalIP","address":"127.0.0.1"},{"type":"Hostname","address":"$NODE_NAME"}],
+ "nodeInfo":{"machineID":"","systemUUID":"","bootID":"","kernelVersion":"$(uname -r)","osImage":"restate testbed","containerRuntimeVersion":"docker://testbed","kubeletVersion":"v$KUBE_VERSION","kubeProxyVersion":"v$KUBE_VERSION","operatingSystem":"linux","architecture":"amd64"}}
+JSON
+}
+
+ensure_node() {
+  local node
+  if api GET "/api/v1/nodes/$NODE_NAME" >/dev/null 2>&1; then
+    api PATCH "/api/v1/nodes/$NODE_NAME/status" "{\"status\":$(node_status_json)}" \
+      application/strategic-merge-patch+json >/dev/null
+    log "node $NODE_NAME existed: status refreshed"
+  else
+    node="{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"$NODE_NAME\",\"labels\":{
+      \"kubernetes.io/hostname\":\"$NODE_NAME\",\"kubernetes.io/os\":\"linux\",\"kubernetes.io/arch\":\"amd64\",
+      \"beta.kubernetes.io/os\":\"linux\",\"beta.kubernetes.io/arch\":\"amd64\"}},
+      \"spec\":{},\"status\":$(node_status_json)}"
+    api POST /api/v1/nodes "$node" >/dev/null
+    log "node $NODE_NAME created (cpu 2, memory 24Gi, pods 110, Ready)"
+  fi
+  # Without the node lifecycle controller nothing would ever lift these taints (the
+  # TaintNodesByCondition admission plugin, disabled above, adds not-ready on create).
+  if [[ ${CONF_NODE_LIFECYCLE:-0} != 1 ]]; then
+    local key
+    for key in node.kubernetes.io/not-ready node.kubernetes.io/unreachable; do
+      if api GET "/api/v1/nodes/$NODE_NAME" | grep -q "\"key\": *\"$key\""; then
+        "$BIN_DIR/kubectl" --kubeconfig "$START_DIR/kubeconfig" taint node "$NODE_NAME" "$key-" >/dev/null
+        log "removed taint $key from $NODE_NAME"
+      fi
+    done
+  fi
+}
+
+# Background loop (RESTATE_TESTBED_NODE_LIFECYCLE=1): plays the kubelet's status heartbeat.
+cmd_heartbeat() {
+  local dir; dir=$(testbed_dir "${1:-}")
+  load_conf "$dir"
+  API_PORT=$CONF_API_PORT TOKEN=$(<"$dir/token")
+  local now
+  while :; do
+    now=$(now_rfc3339)
+    api PATCH "/api/v1/nodes/$NODE_NAME/status" \
+      "{\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"restate testbed heartbeat\",\"lastHeartbeatTime\":\"$now\"}]}}" \
+      application/strategic-merge-patch+json >/dev/null && echo "$now heartbeat ok" \
+      || echo "$now heartbeat failed"
+    sleep "$HEARTBEAT_INTERVAL"
+  done
+}
+
+launch() { # DIR NAME CMD...
+  local dir=$1 name=$2 i
+  shift 2
+  rm -f "$dir/$name.pid"
+  echo "==== $(date -u +%FT%TZ) testbed start: $*" >>"$dir/$name.log"
+  # shellcheck disable=SC2016 # expanded by the child bash
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/$name.pid" "$@" </dev/null >>"$dir/$name.log" 2>&1 8>&- 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $dir/$name.pid ]] && return 0
+    sleep 0.1
+  done
+  die "$name did not start (see $dir/$name.log)"
+}
+
+gen_certs() { # DIR
+  local d=$1
+  if [[ ! -s $d/ca.crt || ! -s $d/ca.key ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" \
+      -days 3650 -subj "/CN=restate-testbed-ca" 2>/dev/null
+    rm -f "$d/apiserver.crt"
+  fi
+  if [[ ! -s $d/apiserver.crt || ! -s $d/apiserver.key ]]; then
+    cat >"$d/apiserver.ext" <<EXT
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+EXT
+    openssl req -newkey rsa:2048 -nodes -keyout "$d/apiserver.key" -out "$d/apiserver.csr" \
+      -subj "/CN=kube-apiserver" 2>/dev/null
+    openssl x509 -req -in "$d/apiserver.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+      -out "$d/apiserver.crt" -days 3650 -extfile "$d/apiserver.ext" 2>/dev/null
+    rm -f "$d/apiserver.csr" "$d/ca.srl"
+  fi
+  if [[ ! -s $d/sa.key || ! -s $d/sa.pub ]]; then
+    openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  fi
+  if [[ ! -s $d/token ]]; then
+    openssl rand -hex 24 >"$d/token"
+  fi
+  printf '%s,admin,admin,"system:masters"\n' "$(<"$d/token")" >"$d/tokens.csv"
+  chmod 600 "$d"/*.key "$d/token" "$d/tokens.csv"
+}
+
+write_kubeconfigs() { # DIR
+  local d=$1 token; token=$(<"$d/token")
+  # For users and tests: token auth, TLS verification off (as asked for kubectl and kube-rs).
+  cat >"$d/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: testbed
+  cluster:
+    server: https://127.0.0.1:$CONF_API_PORT
+    insecure-skip-tls-verify: true
+users:
+- name: admin
+  user:
+    token: $token
+contexts:
+- name: testbed
+  context:
+    cluster: testbed
+    user: admin
+    namespace: default
+current-context: testbed
+KC
+  # Same credentials, server certificate verified against DIR/ca.crt (used by the components).
+  sed -e "s|    insecure-skip-tls-verify: true|    certificate-authority: $d/ca.crt|" \
+    "$d/kubeconfig" >"$d/kubeconfig-verified"
+  chmod 600 "$d/kubeconfig" "$d/kubeconfig-verified"
+}
+
+env_lines() { # DIR
+  local d=$1
+  printf 'export RESTATE_TESTBED_DIR=%q\n' "$d"
+  printf 'export KUBECONFIG=%q\n' "$d/kubeconfig"
+  printf 'export RESTATE_TESTBED_NODE=%q\n' "$NODE_NAME"
+  # shellcheck disable=SC2016 # $PATH expands where the line is sourced
+  printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
+}
+
+# Running and not a zombie (the processes are reparented to init, which may reap late).
+alive() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state=$(sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+stop_components() { # DIR [quiet]
+  local dir=$1 quiet=${2:-} name pid i any=0
+  for name in node-heartbeat kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    if pid=$(pid_of "$dir" "$name"); then
+      any=1
+      kill -TERM "$pid" 2>/dev/null || true
+      for ((i = 0; i < 150; i++)); do alive "$pid" || break; sleep 0.1; done
+      if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+      [[ -n $quiet ]] || log "stopped $name (pid $pid)"
+    fi
+    rm -f "$dir/$name.pid"
+  done
+  [[ -n $quiet || $any == 1 ]] || log "nothing running in $dir"
+  return 0
+}
+
+START_DIR=
+start_failed() {
+  local msg=$1 name
+  echo "testbed: error: $msg" >&2
+  for name in "${COMPONENTS[@]}"; do
+    [[ -f $START_DIR/$name.log ]] || continue
+    echo "---- last 25 lines of $START_DIR/$name.log" >&2
+    tail -n 25 "$START_DIR/$name.log" >&2
+  done
+  echo "testbed: stopping what was started (logs stay in $START_DIR)" >&2
+  stop_components "$START_DIR" quiet
+  exit 1
+}
+
+# Wait until CHECK (a command) succeeds; fail early when a component died.
+wait_for() { # DESCRIPTION DEADLINE CHECK...
+  local what=$1 deadline=$2 name
+  shift 2
+  while :; do
+    "$@" >/dev/null 2>&1 && return 0
+    for name in $(required_components); do
+      [[ -f $START_DIR/$name.pid ]] || continue
+      pid_of "$START_DIR" "$name" >/dev/null || start_failed "$name exited while waiting for $what"
+    done
+    ((SECONDS < deadline)) || start_failed "timed out after ${START_TIMEOUT}s waiting for $what"
+    sleep 0.5
+  done
+}
+
+kc() { "$BIN_DIR/kubectl" --kubeconfig "$START_DIR/kubeconfig" --request-timeout=5s "$@"; }
+check_etcd() { curl -sf --max-time 2 "http://127.0.0.1:$CONF_ETCD_PORT/health" | grep -q '"health":"true"'; }
+check_api() { [[ $(kc get --raw /readyz 2>/dev/null) == ok ]]; }
+check_healthz() { [[ $(curl -sk --max-time 2 "https://127.0.0.1:$1/healthz") == ok ]]; }
+check_sa() { [[ -n $(kc -n default get serviceaccount default -o 'jsonpath={.secrets[0].name}') ]]; }
+
+all_running() { # DIR
+  local name
+  for name in $(required_components); do pid_of "$1" "$name" >/dev/null || return 1; done
+}
+
+cmd_start() {
+  local dir; dir=$(testbed_dir "${1:-}")
+  START_DIR=$dir
+  binaries_present || die "kubernetes binaries missing in $BIN_DIR: run '$0 install' first"
+  local t
+  for t in etcd openssl curl; do
+    command -v "$t" >/dev/null || die "$t not found: run '$0 install' first"
+  done
+  mkdir -p "$dir"
+  exec 8>"$dir/.lock"
+  flock -w 300 8 || die "another start/stop holds $dir/.lock"
+
+  load_conf "$dir"
+  if [[ -f $dir/testbed.conf ]] && all_running "$dir" && check_api; then
+    log "already running in $dir (API https://127.0.0.1:$CONF_API_PORT)"
+    API_PORT=$CONF_API_PORT TOKEN=$(<"$dir/token")
+    ensure_node
+    env_lines "$dir" >"$dir/env"
+    log "use it with: source $dir/env"
+    return 0
+  fi
+  stop_components "$dir" quiet
+
+  local started=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
+  gen_certs "$dir"
+  pick_port CONF_ETCD_PORT "${CONF_ETCD_PORT:-}"
+  pick_port CONF_ETCD_PEER_PORT "${CONF_ETCD_PEER_PORT:-}"
+  pick_port CONF_API_PORT "${CONF_API_PORT:-}"
+  pick_port CONF_CM_PORT "${CONF_CM_PORT:-}"
+  pick_port CONF_SCHED_PORT "${CONF_SCHED_PORT:-}"
+  CONF_NODE_LIFECYCLE=$NODE_LIFECYCLE
+  cat >"$dir/testbed.conf" <<CONF
+CONF_ETCD_PORT=$CONF_ETCD_PORT
+CONF_ETCD_PEER_PORT=$CONF_ETCD_PEER_PORT
+CONF_API_PORT=$CONF_API_PORT
+CONF_CM_PORT=$CONF_CM_PORT
+CONF_SCHED_PORT=$CONF_SCHED_PORT
+CONF_NODE_LIFECYCLE=$CONF_NODE_LIFECYCLE
+CONF
+  write_kubeconfigs "$dir"
+  env_lines "$dir" >"$dir/env"
+
+  log "starting etcd on 127.0.0.1:$CONF_ETCD_PORT (data in $dir/etcd)"
+  launch "$dir" etcd etcd --name testbed --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$CONF_ETCD_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$CONF_ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$CONF_ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$CONF_ETCD_PEER_PORT" \
+    --initial-cluster "testbed=http://127.0.0.1:$CONF_ETCD_PEER_PORT"
+  wait_for "etcd health" "$deadline" check_etcd
+
+  log "starting kube-apiserver on https://127.0.0.1:$CONF_API_PORT"
+  launch "$dir" kube-apiserver "$BIN_DIR/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$CONF_ETCD_PORT" \
+    --bind-address 127.0.0.1 --secure-port "$CONF_API_PORT" --insecure-port 0 \
+    --advertise-address 127.0.0.1 --endpoint-reconciler-type none \
+    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
+    --client-ca-file "$dir/ca.crt" \
+    --token-auth-file "$dir/tokens.csv" \
+    --authorization-mode RBAC \
+    --service-account-key-file "$dir/sa.pub" \
+    --service-account-signing-key-file "$dir/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --disable-admission-plugins TaintNodesByCondition \
+    --allow-privileged=true --profiling=false
+  wait_for "kube-apiserver /readyz" "$deadline" check_api
+
+  log "starting kube-controller-manager and kube-scheduler"
+  local controllers='*,-nodeipam,-nodelifecycle'
+  [[ $CONF_NODE_LIFECYCLE == 1 ]] && controllers='*,-nodeipam'
+  launch "$dir" kube-controller-manager "$BIN_DIR/kube-controller-manager" \
+    --kubeconfig "$dir/kubeconfig-verified" \
+    --authentication-kubeconfig "$dir/kubeconfig-verified" \
+    --authorization-kubeconfig "$dir/kubeconfig-verified" \
+    --bind-address 127.0.0.1 --secure-port "$CONF_CM_PORT" --port 0 \
+    --controllers "$controllers" \
+    --service-account-private-key-file "$dir/sa.key" \
+    --root-ca-file "$dir/ca.crt" \
+    --cluster-signing-cert-file "$dir/ca.crt" --cluster-signing-key-file "$dir/ca.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --leader-elect=false --profiling=false
+  launch "$dir" kube-scheduler "$BIN_DIR/kube-scheduler" \
+    --kubeconfig "$dir/kubeconfig-verified" \
+    --authentication-kubeconfig "$dir/kubeconfig-verified" \
+    --authorization-kubeconfig "$dir/kubeconfig-verified" \
+    --bind-address 127.0.0.1 --secure-port "$CONF_SCHED_PORT" --port 0 \
+    --leader-elect=false --profiling=false
+  wait_for "kube-controller-manager /healthz" "$deadline" check_healthz "$CONF_CM_PORT"
+  wait_for "kube-scheduler /healthz" "$deadline" check_healthz "$CONF_SCHED_PORT"
+  wait_for "ServiceAccount default/default and its token" "$deadline" check_sa
+
+  API_PORT=$CONF_API_PORT TOKEN=$(<"$dir/token")
+  ensure_node || start_failed "could not create node $NODE_NAME"
+  if [[ $CONF_NODE_LIFECYCLE == 1 ]]; then
+    launch "$dir" node-heartbeat bash "$(realpath "$0")" __heartbeat "$dir"
+    log "node lifecycle controller on; heartbeat loop every ${HEARTBEAT_INTERVAL}s"
+  fi
+  log "ready in $((SECONDS - started)) s: API https://127.0.0.1:$CONF_API_PORT, logs and pids in $dir"
+  log "use it with: source $dir/env   (or: eval \"\$($0 env $dir)\")"
+}
+
+cmd_stop() {
+  local dir; dir=$(testbed_dir "${1:-}")
+  [[ -d $dir ]] || { log "nothing running in $dir"; return 0; }
+  exec 8>"$dir/.lock"
+  flock -w 300 8 || die "another start/stop holds $dir/.lock"
+  stop_components "$dir"
+}
+
+cmd_status() {
+  local dir; dir=$(testbed_dir "${1:-}")
+  START_DIR=$dir
+  load_conf "$dir"
+  local name pid ok=0 port
+  echo "testbed dir: $dir"
+  for name in "${COMPONENTS[@]}"; do
+    case $name in
+      etcd) port=${CONF_ETCD_PORT:-} ;;
+      kube-apiserver) port=${CONF_API_PORT:-} ;;
+      kube-controller-manager) port=${CONF_CM_PORT:-} ;;
+      kube-scheduler) port=${CONF_SCHED_PORT:-} ;;
+      *) port= ;;
+    esac
+    if pid=$(pid_of "$dir" "$name"); then
+      printf '  %-24s running  pid %-8s %s\n' "$name" "$pid" "${port:+127.0.0.1:$port}"
+    elif [[ $name == node-heartbeat && ${CONF_NODE_LIFECYCLE:-0} != 1 ]]; then
+      printf '  %-24s not used (node lifecycle controller disabled)\n' "$name"
+    else
+      printf '  %-24s stopped\n' "$name"
+    fi
+  done
+  if all_running "$dir" && [[ -f $dir/testbed.conf ]]; then
+    if check_api; then
+      echo "  API https://127.0.0.1:$CONF_API_PORT ready; nodes:"
+      kc get nodes --no-headers 2>/dev/null | sed 's/^/    /'
+    else
+      echo "  API https://127.0.0.1:$CONF_API_PORT not ready"
+      ok=3
+    fi
+  else
+    ok=3
+  fi
+  return $ok
+}
+
+cmd_env() {
+  local dir; dir=$(testbed_dir "${1:-}")
+  [[ -f $dir/kubeconfig ]] || log "warning: $dir/kubeconfig does not exist yet (run start)"
+  env_lines "$dir"
+}
+
+usage() {
+  cat >&2 <<USAGE
+usage: $0 COMMAND [DIR]
+  install        apt packages + build kube-apiserver, kube-controller-manager, kube-scheduler,
+                 kubectl $KUBE_VERSION once into $BIN_DIR
+  start  [DIR]   start etcd, apiserver, controller-manager, scheduler; create node $NODE_NAME;
+                 write DIR/kubeconfig and DIR/env
+  stop   [DIR]   kill what start started
+  status [DIR]   what runs (exit 0 when all of it runs, 3 otherwise)
+  env    [DIR]   print the export lines (KUBECONFIG, PATH, ...)
+DIR defaults to $DEFAULT_DIR. Environment: RESTATE_TESTBED_CACHE, RESTATE_TESTBED_START_TIMEOUT
+(120), RESTATE_TESTBED_NODE_LIFECYCLE (0; 1 = node lifecycle controller + heartbeat loop).
+USAGE
+}
+
+cmd=${1:-}
+[[ $# -gt 0 ]] && shift
+case $cmd in
+  install) cmd_install "$@" ;;
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  status) cmd_status "$@" ;;
+  env) cmd_env "$@" ;;
+  __heartbeat) cmd_heartbeat "$@" ;;
+  -h | --help | help) usage ;;
+  *) usage; exit 2 ;;
 esac
