@@ -8,7 +8,7 @@
 //! - [`objects`]: ConfigMap, Services, StatefulSet, PodDisruptionBudget, ServiceAccount,
 //!   NetworkPolicy.
 //! - [`replication`] and [`conditions`]: the replication-versus-nodes rule and status
-//!   conditions.
+//!   conditions; [`status`]: the status a reconcile round writes from what it observed.
 
 pub mod conditions;
 pub mod config;
@@ -17,6 +17,7 @@ pub mod error;
 pub mod names;
 pub mod objects;
 pub mod replication;
+pub mod status;
 
 pub use config::{OverriddenKey, RenderedConfig};
 pub use crd::{RestateCluster, RestateClusterSpec, RestateClusterStatus};

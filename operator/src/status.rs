@@ -1,0 +1,261 @@
+//! The status a reconcile round writes, computed from what it observed: phase, ready
+//! nodes, the provisioning record (which never goes back), replication and conditions.
+//! Pure: the reconciler gathers an [`Observation`] and writes what [`next_status`] returns.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::conditions::{condition, config_overridden, replication_pending, set_condition, ConditionType};
+use crate::config::OverriddenKey;
+use crate::crd::{ClusterPhase, RestateCluster, RestateClusterStatus};
+use crate::replication::ReplicationPlan;
+
+/// What one reconcile round saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// Pods of the StatefulSet that pass their readiness probe.
+    pub ready_pods: u32,
+    /// The StatefulSet's current `spec.replicas` (differs from the cluster's
+    /// `spec.replicas` while scaling in is held back by a drain).
+    pub statefulset_replicas: u32,
+    /// The fingerprint provisioning returned this round, if it ran.
+    pub provisioned_now: Option<String>,
+    /// Nodes the cluster itself reports alive (node control), when it could be asked.
+    pub alive_nodes: Option<u32>,
+    /// The log replication the cluster's configuration says, when it could be asked.
+    pub log_replication: Option<u32>,
+    /// Members of the replicated metadata store, when they could be listed.
+    pub metadata_members: Option<Vec<String>>,
+    /// The node being drained before a scale-in, if any.
+    pub draining: Option<String>,
+    /// Operator-owned keys the user set in `spec.config` / `spec.env`.
+    pub overridden: Vec<OverriddenKey>,
+}
+
+/// The status after this round: `cluster.status` (possibly absent) updated with
+/// `observed` at `now`. `provisioned` and `clusterFingerprint` never go back once set;
+/// condition transition times move only when a condition's status changes.
+pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) -> RestateClusterStatus {
+    let generation = cluster.metadata.generation;
+    let previous = cluster.status.clone().unwrap_or_default();
+    let wanted = u32::try_from(cluster.spec.replicas).unwrap_or(0);
+    let provisioned = previous.provisioned == Some(true) || observed.provisioned_now.is_some();
+    let fingerprint = previous.cluster_fingerprint.clone().or_else(|| observed.provisioned_now.clone());
+    let scaling = provisioned && (observed.statefulset_replicas != wanted || observed.draining.is_some());
+    let all_ready = observed.ready_pods >= wanted && wanted > 0;
+    let phase = match (provisioned, all_ready) {
+        (false, false) => ClusterPhase::Pending,
+        (false, true) => ClusterPhase::Provisioning,
+        (true, _) if scaling => ClusterPhase::Scaling,
+        (true, true) => ClusterPhase::Running,
+        (true, false) => ClusterPhase::Degraded,
+    };
+
+    let nodes_for_replication = observed.alive_nodes.unwrap_or(observed.ready_pods).min(wanted);
+    let replication = u32::try_from(cluster.spec.replication).unwrap_or(1);
+    let plan = ReplicationPlan::new(replication, nodes_for_replication);
+
+    let mut conditions = previous.conditions.clone().unwrap_or_default();
+    let ready_message = format!("{} of {wanted} nodes ready", observed.ready_pods.min(wanted));
+    let updates = [
+        condition(
+            ConditionType::Ready,
+            provisioned && all_ready && !scaling,
+            if !provisioned {
+                "NotProvisioned"
+            } else if all_ready {
+                "AllNodesReady"
+            } else {
+                "NodesNotReady"
+            },
+            ready_message.clone(),
+            generation,
+            now.clone(),
+        ),
+        condition(
+            ConditionType::Provisioned,
+            provisioned,
+            if provisioned {
+                "Provisioned"
+            } else if all_ready {
+                "Provisioning"
+            } else {
+                "WaitingForPods"
+            },
+            match (&fingerprint, provisioned) {
+                (Some(fingerprint), true) => format!("provisioned once through pod 0; fingerprint {fingerprint}"),
+                _ if all_ready => "every pod runs; provisioning through pod 0".to_owned(),
+                _ => format!("waiting for every pod to run before provisioning ({ready_message})"),
+            },
+            generation,
+            now.clone(),
+        ),
+        condition(
+            ConditionType::Scaling,
+            scaling,
+            if scaling { "ReplicasChanging" } else { "Stable" },
+            match &observed.draining {
+                Some(node) => format!("draining {node} before the StatefulSet shrinks to {wanted}"),
+                None if scaling => format!("from {} to {wanted} nodes", observed.statefulset_replicas),
+                None => format!("{wanted} nodes"),
+            },
+            generation,
+            now.clone(),
+        ),
+        condition(
+            ConditionType::Degraded,
+            provisioned && !all_ready,
+            if provisioned && !all_ready { "NodesNotReady" } else { "Healthy" },
+            ready_message,
+            generation,
+            now.clone(),
+        ),
+        replication_pending(&plan, generation, now.clone()),
+        config_overridden(&observed.overridden, generation, now),
+    ];
+    for update in updates {
+        set_condition(&mut conditions, update);
+    }
+
+    RestateClusterStatus {
+        observed_generation: generation,
+        phase: Some(phase),
+        ready_nodes: Some(i32::try_from(observed.ready_pods).unwrap_or(i32::MAX)),
+        provisioned: Some(provisioned),
+        cluster_fingerprint: fingerprint,
+        metadata_members: observed.metadata_members.clone().or(previous.metadata_members),
+        log_replication: observed
+            .log_replication
+            .map(|r| i32::try_from(r).unwrap_or(i32::MAX))
+            .or(previous.log_replication),
+        last_snapshot: previous.last_snapshot,
+        conditions: Some(conditions),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::objects::fixtures;
+
+    fn at(seconds: i64) -> Time {
+        Time(Utc.timestamp_opt(1_700_000_000 + seconds, 0).unwrap())
+    }
+
+    fn observed(ready: u32, statefulset: u32) -> Observation {
+        Observation { ready_pods: ready, statefulset_replicas: statefulset, ..Observation::default() }
+    }
+
+    fn condition_status(status: &RestateClusterStatus, kind: ConditionType) -> (String, String) {
+        let c = status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == kind.as_str()).unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn a_new_cluster_goes_pending_then_provisioning_then_running() {
+        let mut cluster = fixtures::cluster();
+        let status = next_status(&cluster, &observed(1, 3), at(0));
+        assert_eq!(status.phase, Some(ClusterPhase::Pending));
+        assert_eq!(status.provisioned, Some(false));
+        assert_eq!(condition_status(&status, ConditionType::Provisioned), ("False".into(), "WaitingForPods".into()));
+
+        cluster.status = Some(status);
+        let status = next_status(&cluster, &observed(3, 3), at(5));
+        assert_eq!(status.phase, Some(ClusterPhase::Provisioning));
+
+        cluster.status = Some(status);
+        let mut round = observed(3, 3);
+        round.provisioned_now = Some("fp-1".into());
+        let status = next_status(&cluster, &round, at(10));
+        assert_eq!(status.phase, Some(ClusterPhase::Running));
+        assert_eq!((status.provisioned, status.cluster_fingerprint.as_deref()), (Some(true), Some("fp-1")));
+        assert_eq!(condition_status(&status, ConditionType::Ready), ("True".into(), "AllNodesReady".into()));
+        assert_eq!(status.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn provisioning_is_never_forgotten_and_a_lost_pod_degrades() {
+        let mut cluster = fixtures::cluster();
+        let mut round = observed(3, 3);
+        round.provisioned_now = Some("fp-1".into());
+        cluster.status = Some(next_status(&cluster, &round, at(0)));
+
+        // A later round without provisioning (and a pod down) keeps the record.
+        let status = next_status(&cluster, &observed(2, 3), at(30));
+        assert_eq!((status.provisioned, status.cluster_fingerprint.as_deref()), (Some(true), Some("fp-1")));
+        assert_eq!(status.phase, Some(ClusterPhase::Degraded));
+        assert_eq!(condition_status(&status, ConditionType::Degraded), ("True".into(), "NodesNotReady".into()));
+        assert_eq!(condition_status(&status, ConditionType::Ready).0, "False");
+
+        // A second provisioning answer (already provisioned) does not change the fingerprint.
+        cluster.status = Some(status);
+        let mut again = observed(3, 3);
+        again.provisioned_now = Some("fp-other".into());
+        assert_eq!(next_status(&cluster, &again, at(40)).cluster_fingerprint.as_deref(), Some("fp-1"));
+    }
+
+    #[test]
+    fn scaling_is_reported_until_the_statefulset_matches_and_no_drain_runs() {
+        let mut cluster = fixtures::cluster();
+        let mut round = observed(3, 3);
+        round.provisioned_now = Some("fp".into());
+        cluster.status = Some(next_status(&cluster, &round, at(0)));
+        cluster.spec.replicas = 5;
+
+        let status = next_status(&cluster, &observed(3, 3), at(10));
+        assert_eq!(status.phase, Some(ClusterPhase::Scaling));
+        let scaling = status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Scaling").unwrap().clone();
+        assert_eq!((scaling.status.as_str(), scaling.message.as_str()), ("True", "from 3 to 5 nodes"));
+
+        cluster.status = Some(status);
+        let status = next_status(&cluster, &observed(5, 5), at(20));
+        assert_eq!(status.phase, Some(ClusterPhase::Running));
+
+        cluster.status = Some(status);
+        cluster.spec.replicas = 3;
+        let mut draining = observed(5, 5);
+        draining.draining = Some("demo-4".into());
+        let status = next_status(&cluster, &draining, at(30));
+        assert_eq!(status.phase, Some(ClusterPhase::Scaling));
+        let scaling = status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Scaling").unwrap();
+        assert!(scaling.message.contains("draining demo-4"), "{}", scaling.message);
+    }
+
+    #[test]
+    fn replication_waits_for_enough_nodes_and_transition_times_move_only_on_change() {
+        let mut cluster = fixtures::cluster();
+        cluster.spec.replicas = 2;
+        let mut round = observed(2, 2);
+        round.provisioned_now = Some("fp".into());
+        let status = next_status(&cluster, &round, at(0));
+        assert_eq!(
+            condition_status(&status, ConditionType::ReplicationPending),
+            ("True".into(), "NotEnoughNodes".into())
+        );
+        let since = |s: &RestateClusterStatus| {
+            s.conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == "ReplicationPending")
+                .unwrap()
+                .last_transition_time
+                .clone()
+        };
+        cluster.status = Some(status);
+        let unchanged = next_status(&cluster, &observed(2, 2), at(60));
+        assert_eq!(since(&unchanged), at(0), "same status, same transition time");
+
+        cluster.spec.replicas = 3;
+        cluster.status = Some(unchanged);
+        let mut grown = observed(3, 3);
+        grown.alive_nodes = Some(3);
+        let reached = next_status(&cluster, &grown, at(90));
+        assert_eq!(
+            condition_status(&reached, ConditionType::ReplicationPending),
+            ("False".into(), "ReplicationReached".into())
+        );
+        assert_eq!(since(&reached), at(90));
+    }
+}
