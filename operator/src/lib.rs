@@ -1,6 +1,6 @@
-//! The Restate Kubernetes operator, first part: the `RestateCluster` CRD and pure builders of
-//! every object a cluster owns. The reconcile loop that applies them comes later; it is meant
-//! to server-side apply the builders' output under one field manager.
+//! The Restate Kubernetes operator: the `RestateCluster` CRD, pure builders of every object a
+//! cluster owns, and the reconcile loop ([`reconcile`]) that server-side applies them under
+//! one field manager, provisions each cluster once and writes its status.
 //!
 //! - [`crd`]: the resource's spec and status, and the CRD YAML (`crdgen`).
 //! - [`names`]: object names, labels, stable pod DNS names and node addresses.
@@ -16,6 +16,7 @@ pub mod crd;
 pub mod error;
 pub mod names;
 pub mod objects;
+pub mod reconcile;
 pub mod replication;
 pub mod status;
 

@@ -1,0 +1,132 @@
+//! The reconcile loop: for one `RestateCluster`, server-side apply every owned object,
+//! observe the StatefulSet, provision once through pod 0 when every pod is ready, and
+//! write the status [`crate::status::next_status`] computes.
+//!
+//! Scaling with drain and the snapshot schedule are not reconciled yet; the `Scaling`
+//! condition reports a StatefulSet whose size differs from `spec.replicas`.
+
+mod apply;
+mod provision;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::chrono::Utc;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
+
+pub use apply::FIELD_MANAGER;
+
+use crate::crd::{ClusterPhase, RestateCluster};
+use crate::objects::{cluster_names, owned_objects, BuildContext};
+use crate::replication::ReplicationPlan;
+use crate::status::{next_status, Observation};
+use crate::BuildError;
+
+/// What every reconcile round shares.
+pub struct Context {
+    pub client: Client,
+    pub build: BuildContext,
+}
+
+/// Why a round failed; the controller retries with [`error_policy`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("applying {what} failed: {source}")]
+    Apply { what: String, source: kube::Error },
+    #[error("reading StatefulSet {what} failed: {source}")]
+    Observe { what: String, source: kube::Error },
+    #[error("writing the status of RestateCluster {what} failed: {source}")]
+    Status { what: String, source: kube::Error },
+}
+
+/// One round for `cluster`.
+pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let namespace = cluster.namespace().ok_or(BuildError::MissingMetadata("metadata.namespace"))?;
+    let names = cluster_names(&cluster, &ctx.build)?;
+    let objects = owned_objects(&cluster, &ctx.build)?;
+    apply::apply_owned(&ctx.client, &namespace, &objects, ctx.build.server_minor)
+        .await
+        .map_err(|(what, source)| ReconcileError::Apply { what, source })?;
+
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let statefulset = statefulsets
+        .get_opt(&names.statefulset())
+        .await
+        .map_err(|source| ReconcileError::Observe { what: format!("{namespace}/{}", names.statefulset()), source })?;
+    let wanted = u32::try_from(cluster.spec.replicas).unwrap_or(0);
+    let mut observation = Observation {
+        ready_pods: statefulset
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .and_then(|s| s.ready_replicas)
+            .map_or(0, |r| u32::try_from(r).unwrap_or(0)),
+        statefulset_replicas: statefulset
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.replicas)
+            .map_or(0, |r| u32::try_from(r).unwrap_or(0)),
+        overridden: objects.rendered.overridden.clone(),
+        ..Observation::default()
+    };
+
+    let provisioned = cluster.status.as_ref().and_then(|s| s.provisioned) == Some(true);
+    if !provisioned && wanted > 0 && observation.ready_pods >= wanted {
+        let address = names.node_address(0);
+        let replication = ReplicationPlan::new(u32::try_from(cluster.spec.replication).unwrap_or(1), wanted).effective;
+        let partitions = u32::try_from(cluster.spec.partitions).unwrap_or(1);
+        match provision::provision(&address, partitions, replication).await {
+            Ok(fingerprint) => {
+                tracing::info!(cluster = %cluster.name_any(), namespace = %namespace, %fingerprint, "cluster provisioned through {address}");
+                observation.provisioned_now = Some(fingerprint);
+            }
+            Err(reason) => {
+                tracing::warn!(cluster = %cluster.name_any(), namespace = %namespace, "provisioning failed, retrying: {reason}")
+            }
+        }
+    }
+
+    let status = next_status(&cluster, &observation, Time(Utc::now()));
+    let phase = status.phase;
+    let patch = serde_json::json!({ "apiVersion": "restate.dev/v1", "kind": "RestateCluster", "status": status });
+    let clusters: Api<RestateCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    clusters
+        .patch_status(&cluster.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| ReconcileError::Status { what: format!("{namespace}/{}", cluster.name_any()), source })?;
+    Ok(Action::requeue(requeue_after(phase)))
+}
+
+/// How soon to look again: often while the cluster is on its way, rarely once it runs
+/// (changes to owned StatefulSets trigger a round anyway).
+pub fn requeue_after(phase: Option<ClusterPhase>) -> Duration {
+    match phase {
+        Some(ClusterPhase::Running) => Duration::from_secs(60),
+        _ => Duration::from_secs(5),
+    }
+}
+
+/// After a failed round: log it and retry in 10 s.
+pub fn error_policy(cluster: Arc<RestateCluster>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), "reconcile failed, retrying in 10 s: {error}");
+    Action::requeue(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clusters_on_their_way_are_looked_at_often() {
+        assert_eq!(requeue_after(Some(ClusterPhase::Running)), Duration::from_secs(60));
+        for phase in [None, Some(ClusterPhase::Pending), Some(ClusterPhase::Provisioning), Some(ClusterPhase::Degraded)]
+        {
+            assert_eq!(requeue_after(phase), Duration::from_secs(5));
+        }
+    }
+}
