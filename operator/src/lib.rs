@@ -18,6 +18,7 @@ pub mod names;
 pub mod objects;
 pub mod reconcile;
 pub mod replication;
+pub mod snapshot_schedule;
 pub mod status;
 
 pub use config::{OverriddenKey, RenderedConfig};

@@ -6,11 +6,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions::{condition, config_overridden, replication_pending, set_condition, ConditionType};
 use crate::config::OverriddenKey;
-use crate::crd::{ClusterPhase, RestateCluster, RestateClusterStatus};
+use crate::crd::{ClusterPhase, RestateCluster, RestateClusterStatus, SnapshotSummary};
 use crate::replication::ReplicationPlan;
 
 /// What one reconcile round saw.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observation {
     /// Pods of the StatefulSet that pass their readiness probe.
     pub ready_pods: u32,
@@ -29,6 +29,8 @@ pub struct Observation {
     pub draining: Option<String>,
     /// Operator-owned keys the user set in `spec.config` / `spec.env`.
     pub overridden: Vec<OverriddenKey>,
+    /// The snapshots this round made (see [`crate::snapshot_schedule`]).
+    pub last_snapshot: Option<SnapshotSummary>,
 }
 
 /// The status after this round: `cluster.status` (possibly absent) updated with
@@ -127,7 +129,7 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
             .log_replication
             .map(|r| i32::try_from(r).unwrap_or(i32::MAX))
             .or(previous.log_replication),
-        last_snapshot: previous.last_snapshot,
+        last_snapshot: observed.last_snapshot.clone().or(previous.last_snapshot),
         conditions: Some(conditions),
     }
 }

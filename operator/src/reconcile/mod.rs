@@ -2,8 +2,10 @@
 //! observe the StatefulSet, provision once through pod 0 when every pod is ready, and
 //! write the status [`crate::status::next_status`] computes.
 //!
-//! Scaling with drain and the snapshot schedule are not reconciled yet; the `Scaling`
-//! condition reports a StatefulSet whose size differs from `spec.replicas`.
+//! On `spec.snapshots.interval` it also asks pod 0 for snapshots of every partition
+//! (trimming the logs when `spec.snapshots.trim`) and records them in `lastSnapshot`.
+//! Scaling with drain is not reconciled yet; the `Scaling` condition reports a
+//! StatefulSet whose size differs from `spec.replicas`.
 
 mod apply;
 mod provision;
@@ -23,6 +25,7 @@ pub use apply::FIELD_MANAGER;
 use crate::crd::{ClusterPhase, RestateCluster};
 use crate::objects::{cluster_names, owned_objects, BuildContext};
 use crate::replication::ReplicationPlan;
+use crate::snapshot_schedule;
 use crate::status::{next_status, Observation};
 use crate::BuildError;
 
@@ -91,15 +94,42 @@ pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Resul
         }
     }
 
-    let status = next_status(&cluster, &observation, Time(Utc::now()));
+    let now = Time(Utc::now());
+    match snapshot_schedule::snapshot_due(&cluster, &now) {
+        Ok(true) => {
+            let trim = cluster.spec.snapshots.as_ref().is_some_and(|s| s.trim);
+            match provision::create_snapshots(&names.node_address(0), trim).await {
+                Ok(answers) => {
+                    let summary = snapshot_schedule::summarize(&answers, trim, Time(Utc::now()));
+                    tracing::info!(cluster = %cluster.name_any(), namespace = %namespace, partitions = ?summary.partitions, failed = ?summary.failed_partitions, "scheduled snapshot");
+                    observation.last_snapshot = Some(summary);
+                }
+                Err(reason) => {
+                    tracing::warn!(cluster = %cluster.name_any(), namespace = %namespace, "scheduled snapshot failed, retrying: {reason}")
+                }
+            }
+        }
+        Ok(false) => {}
+        Err(invalid) => {
+            tracing::warn!(cluster = %cluster.name_any(), namespace = %namespace, "no snapshot schedule: {invalid}")
+        }
+    }
+
+    let status = next_status(&cluster, &observation, now.clone());
     let phase = status.phase;
-    let patch = serde_json::json!({ "apiVersion": "restate.dev/v1", "kind": "RestateCluster", "status": status });
+    let patch = serde_json::json!({ "apiVersion": "restate.dev/v1", "kind": "RestateCluster", "status": &status });
     let clusters: Api<RestateCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     clusters
         .patch_status(&cluster.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(|source| ReconcileError::Status { what: format!("{namespace}/{}", cluster.name_any()), source })?;
-    Ok(Action::requeue(requeue_after(phase)))
+    let mut after = requeue_after(phase);
+    let mut scheduled = cluster.as_ref().clone();
+    scheduled.status = Some(status);
+    if let Some(due) = snapshot_schedule::until_due(&scheduled, &now) {
+        after = after.min(due.max(Duration::from_secs(1)));
+    }
+    Ok(Action::requeue(after))
 }
 
 /// How soon to look again: often while the cluster is on its way, rarely once it runs

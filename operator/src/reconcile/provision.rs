@@ -1,20 +1,39 @@
-//! Provisioning through pod 0's node-control API (`NodeCtl.Provision`), exactly as
+//! Calls of pod 0's node-control API: provisioning (`NodeCtl.Provision`, exactly as
 //! `restatectl provision` does: a cluster that is already provisioned answers with its
-//! fingerprint and `newly_provisioned = false`, which counts as success.
+//! fingerprint and `newly_provisioned = false`, which counts as success) and snapshots
+//! (`NodeCtl.CreateSnapshots`, as `restatectl snapshots create`).
 
 use std::time::Duration;
 
-use restate_proto::node_ctl::{node_ctl_client::NodeCtlClient, ProvisionRequest};
+use restate_proto::node_ctl::{
+    node_ctl_client::NodeCtlClient, CreateSnapshotsRequest, PartitionSnapshot, ProvisionRequest,
+};
+
+async fn connect(address: &str, timeout: Duration) -> Result<NodeCtlClient<tonic::transport::Channel>, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
+        .map_err(|e| format!("node address {address}: {e}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(timeout);
+    let channel = endpoint.connect().await.map_err(|e| format!("cannot reach {address}: {e}"))?;
+    Ok(NodeCtlClient::new(channel))
+}
+
+/// Snapshots every partition through the node at `address` (which finds each partition's
+/// leader), trimming the logs behind them when `trim_log`; one answer per partition.
+pub async fn create_snapshots(address: &str, trim_log: bool) -> Result<Vec<PartitionSnapshot>, String> {
+    let answer = connect(address, Duration::from_secs(300))
+        .await?
+        .create_snapshots(CreateSnapshotsRequest { partition_ids: Vec::new(), trim_log })
+        .await
+        .map_err(|s| format!("{address} could not create snapshots: {}", s.message()))?;
+    Ok(answer.into_inner().snapshots)
+}
 
 /// Provisions the cluster through the node at `address` with `partitions` partitions,
 /// replicated logs at `replication`; returns the cluster's fingerprint.
 pub async fn provision(address: &str, partitions: u32, replication: u32) -> Result<String, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
-        .map_err(|e| format!("node address {address}: {e}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30));
-    let channel = endpoint.connect().await.map_err(|e| format!("cannot reach {address}: {e}"))?;
-    let answer = NodeCtlClient::new(channel)
+    let answer = connect(address, Duration::from_secs(30))
+        .await?
         .provision(ProvisionRequest {
             num_partitions: Some(partitions),
             replication: Some(replication),
