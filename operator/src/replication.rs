@@ -71,6 +71,19 @@ impl ReplicationPlan {
     }
 }
 
+/// The log replication to set now, if it should change: raised to what `spec.replication`
+/// and the alive nodes allow; lowered only when `spec.replication` itself is below the
+/// current one (nodes that are down for a while do not lower it: their replicas come back
+/// or are repaired).
+pub fn replication_change(requested: u32, alive_nodes: u32, current: u32) -> Option<u32> {
+    let requested = requested.max(1);
+    if requested < current {
+        return Some(requested);
+    }
+    let reachable = ReplicationPlan::new(requested, alive_nodes).effective;
+    (reachable > current).then_some(reachable)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +133,15 @@ mod tests {
         assert!(plan.message().contains("1 node allows at most 1"), "{}", plan.message());
         assert!(!ReplicationPlan::new(1, 1).is_pending());
         assert_eq!(ReplicationPlan::new(0, 3).requested, 1, "0 is treated as 1");
+    }
+
+    #[test]
+    fn replication_rises_with_the_nodes_and_falls_only_with_the_spec() {
+        assert_eq!(replication_change(2, 1, 1), None, "one node allows 1");
+        assert_eq!(replication_change(2, 3, 1), Some(2), "three nodes allow 2");
+        assert_eq!(replication_change(3, 4, 2), None, "replication 3 needs 5 nodes");
+        assert_eq!(replication_change(3, 5, 2), Some(3));
+        assert_eq!(replication_change(2, 2, 2), None, "a node down does not lower it");
+        assert_eq!(replication_change(1, 5, 2), Some(1), "the spec lowers it");
     }
 }

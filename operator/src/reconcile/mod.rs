@@ -2,6 +2,8 @@
 //! observe the StatefulSet, provision once through pod 0 when every pod is ready, and
 //! write the status [`crate::status::next_status`] computes.
 //!
+//! Once provisioned, it reads the cluster's own status (alive nodes, replication, metadata
+//! members) and raises the log replication as nodes join, up to `spec.replication`.
 //! On `spec.snapshots.interval` it also asks pod 0 for snapshots of every partition
 //! (trimming the logs when `spec.snapshots.trim`) and records them in `lastSnapshot`.
 //! Scaling with drain is not reconciled yet; the `Scaling` condition reports a
@@ -24,7 +26,7 @@ pub use apply::FIELD_MANAGER;
 
 use crate::crd::{ClusterPhase, RestateCluster};
 use crate::objects::{cluster_names, owned_objects, BuildContext};
-use crate::replication::ReplicationPlan;
+use crate::replication::{replication_change, ReplicationPlan};
 use crate::snapshot_schedule;
 use crate::status::{next_status, Observation};
 use crate::BuildError;
@@ -94,6 +96,10 @@ pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Resul
         }
     }
 
+    if provisioned || observation.provisioned_now.is_some() {
+        observe_and_raise_replication(&cluster, &names.node_address(0), &mut observation).await;
+    }
+
     let now = Time(Utc::now());
     match snapshot_schedule::snapshot_due(&cluster, &now) {
         Ok(true) => {
@@ -130,6 +136,32 @@ pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Resul
         after = after.min(due.max(Duration::from_secs(1)));
     }
     Ok(Action::requeue(after))
+}
+
+/// Reads what the cluster says of itself (alive nodes, replication, metadata members) into
+/// `observation`, and raises the log replication when enough nodes are alive for more of
+/// `spec.replication` (lowers it only when the spec asks for less). Failures are logged:
+/// the next round tries again.
+async fn observe_and_raise_replication(cluster: &RestateCluster, address: &str, observation: &mut Observation) {
+    let view = match provision::cluster_view(address).await {
+        Ok(view) => view,
+        Err(reason) => {
+            tracing::warn!(cluster = %cluster.name_any(), "cannot read the cluster's status: {reason}");
+            return;
+        }
+    };
+    observation.alive_nodes = Some(view.alive_nodes);
+    observation.log_replication = Some(view.log_replication);
+    observation.metadata_members = Some(view.metadata_members);
+    let requested = u32::try_from(cluster.spec.replication).unwrap_or(1);
+    let Some(target) = replication_change(requested, view.alive_nodes, view.log_replication) else { return };
+    match provision::set_replication(address, target).await {
+        Ok(()) => {
+            tracing::info!(cluster = %cluster.name_any(), from = view.log_replication, to = target, "log replication changed");
+            observation.log_replication = Some(target);
+        }
+        Err(reason) => tracing::warn!(cluster = %cluster.name_any(), "changing the log replication: {reason}"),
+    }
 }
 
 /// How soon to look again: often while the cluster is on its way, rarely once it runs

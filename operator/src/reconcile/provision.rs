@@ -1,13 +1,56 @@
 //! Calls of pod 0's node-control API: provisioning (`NodeCtl.Provision`, exactly as
 //! `restatectl provision` does: a cluster that is already provisioned answers with its
 //! fingerprint and `newly_provisioned = false`, which counts as success) and snapshots
-//! (`NodeCtl.CreateSnapshots`, as `restatectl snapshots create`).
+//! (`NodeCtl.CreateSnapshots`, as `restatectl snapshots create`), the cluster's status and
+//! its log replication (`GetClusterStatus`, `SetClusterConfiguration`).
 
 use std::time::Duration;
 
 use restate_proto::node_ctl::{
-    node_ctl_client::NodeCtlClient, CreateSnapshotsRequest, PartitionSnapshot, ProvisionRequest,
+    node_ctl_client::NodeCtlClient, CreateSnapshotsRequest, GetClusterStatusRequest, PartitionSnapshot,
+    ProvisionRequest, SetClusterConfigurationRequest,
 };
+
+/// What the cluster says of itself (node control `GetClusterStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub alive_nodes: u32,
+    pub log_replication: u32,
+    /// Names of the nodes that are members of the replicated metadata store.
+    pub metadata_members: Vec<String>,
+}
+
+/// The cluster's view through the node at `address`.
+pub async fn cluster_view(address: &str) -> Result<ClusterView, String> {
+    let status = connect(address, Duration::from_secs(10))
+        .await?
+        .get_cluster_status(GetClusterStatusRequest {})
+        .await
+        .map_err(|s| format!("{address} did not report the cluster's status: {}", s.message()))?
+        .into_inner();
+    let mut metadata_members: Vec<String> =
+        status.nodes.iter().filter(|n| n.metadata_server_state == "member").map(|n| n.name.clone()).collect();
+    metadata_members.sort();
+    Ok(ClusterView {
+        alive_nodes: status.nodes.iter().filter(|n| n.alive).count() as u32,
+        log_replication: status.configuration.map_or(0, |c| c.replication),
+        metadata_members,
+    })
+}
+
+/// Sets the cluster's log replication through the node at `address` (as `restatectl
+/// config set --log-replication`).
+pub async fn set_replication(address: &str, replication: u32) -> Result<(), String> {
+    connect(address, Duration::from_secs(60))
+        .await?
+        .set_cluster_configuration(SetClusterConfigurationRequest {
+            log_provider: None,
+            replication: Some(replication),
+        })
+        .await
+        .map_err(|s| format!("{address} refused replication {replication}: {}", s.message()))?;
+    Ok(())
+}
 
 async fn connect(address: &str, timeout: Duration) -> Result<NodeCtlClient<tonic::transport::Channel>, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
