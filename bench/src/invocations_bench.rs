@@ -10,25 +10,14 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use restate_bench::{lazy_channel, ms, percentile};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 use restate_worker::partition::{Command, Envelope};
-use tonic::transport::{Channel, Endpoint};
 
 const RUN_FOR: Duration = Duration::from_secs(5);
 const MEMORY_BUDGET_MIB: f64 = 512.0;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
 
 /// `VmRSS` (now) or `VmHWM` (peak) of a process, in MiB.
 fn memory_mib(pid: u32, field: &str) -> f64 {
@@ -36,10 +25,6 @@ fn memory_mib(pid: u32, field: &str) -> f64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .map_or(0.0, |kib: f64| kib / 1024.0)
-}
-
-fn channel(address: &str) -> Channel {
-    Endpoint::from_shared(address.to_owned()).unwrap().timeout(Duration::from_secs(5)).connect_lazy()
 }
 
 /// A record every partition processor decodes and ignores (a leader command at epoch 0,
@@ -58,7 +43,7 @@ fn append_p50(runtime: &tokio::runtime::Runtime, nodes: &[ServerProcess]) -> Dur
     runtime.block_on(async {
         let mut leader = None;
         for address in &addresses {
-            let mut client = LogServerClient::new(channel(address));
+            let mut client = LogServerClient::new(lazy_channel(address));
             let probe = AppendRequest { loglet_id: loglet, records: vec![harmless_record()] };
             if client.append(probe).await.is_ok() {
                 leader = Some(client);

@@ -6,23 +6,12 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
+use restate_bench::{lazy_channel, ms, percentile};
 use restate_e2e::{replicated_cluster, wait_until, TestDir, LOG_ONLY_ROLES};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
-use tonic::transport::{Channel, Endpoint};
 
 const RUN_FOR: Duration = Duration::from_secs(4);
 const RECORD: usize = 512;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
 
 /// The physical limit: 4 KiB writes, each followed by fdatasync, for 3 seconds.
 fn fsync_limit(dir: &std::path::Path) -> (f64, Vec<Duration>) {
@@ -43,13 +32,9 @@ fn fsync_limit(dir: &std::path::Path) -> (f64, Vec<Duration>) {
     (latencies.len() as f64 / start.elapsed().as_secs_f64(), latencies)
 }
 
-fn channel(address: &str) -> Channel {
-    Endpoint::from_shared(address.to_owned()).unwrap().timeout(Duration::from_secs(5)).connect_lazy()
-}
-
 async fn leader_of(addresses: &[String], loglet: u64) -> Option<String> {
     for address in addresses {
-        let mut client = LogServerClient::new(channel(address));
+        let mut client = LogServerClient::new(lazy_channel(address));
         let request = AppendRequest { loglet_id: loglet, records: vec![b"probe".to_vec()] };
         if client.append(request).await.is_ok() {
             return Some(address.clone());
@@ -114,7 +99,7 @@ fn main() {
         let start = Instant::now();
         let tasks: Vec<_> = (0..appenders)
             .map(|_| {
-                let mut client = LogServerClient::new(channel(&leader));
+                let mut client = LogServerClient::new(lazy_channel(&leader));
                 runtime.spawn(async move {
                     let mut latencies = Vec::new();
                     while Instant::now() < deadline {

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use restate_bench::ms;
 use restate_e2e::{free_port, replicated_cluster, wait_until, ServerProcess, TestDir};
 use restate_proto::metadata::{
     self as mpb, metadata_server_admin_client::MetadataServerAdminClient, metadata_server_client::MetadataServerClient,
@@ -37,10 +38,7 @@ impl Measurement {
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
+        restate_bench::percentile(&sorted, p)
     }
 }
 
@@ -218,10 +216,6 @@ fn peak_rss_kib(pid: u32) -> u64 {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
 fn three_restate_nodes(dir: &TestDir) -> Vec<ServerProcess> {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use restate_config::{SnapshotDestination, SnapshotOptions};
 use restate_e2e::s3::{snapshot_env, MotoServer};
 use restate_e2e::services::{admin_url, restate, ExampleServices};
-use restate_e2e::{http_call, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
+use restate_e2e::{http_call, partition_processors, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
 use restate_snapshots::{new_snapshot_id, LocalSnapshot, PublishOutcome, SnapshotRepository};
 use restate_storage::{NodeStorage, StorageOptions};
 use restate_types::{Lsn, PartitionId};
@@ -159,7 +159,7 @@ fn export_and_upload(dir: &TestDir, moto: &MotoServer, runtime: &tokio::runtime:
 /// Seconds until `name` runs caught-up processors of every partition (applied LSN at
 /// least the leader's as of the start).
 fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> f64 {
-    let leaders: Vec<(u64, u64)> = processors(observer)
+    let leaders: Vec<(u64, u64)> = partition_processors(observer)
         .iter()
         .filter(|p| p["mode"] == "leader")
         .map(|p| (p["partition_id"].as_u64().unwrap(), p["applied_lsn"].as_u64().unwrap()))
@@ -168,7 +168,7 @@ fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> f64 {
     node.start_and_wait_healthy();
     let name = node.name.clone();
     wait_until(&format!("{name} to catch up"), Duration::from_secs(600), || {
-        let now = processors(observer);
+        let now = partition_processors(observer);
         leaders.iter().all(|(partition, lsn)| {
             now.iter().any(|p| {
                 p["name"] == name.as_str() && p["partition_id"] == *partition && p["applied_lsn"].as_u64() >= Some(*lsn)
@@ -176,14 +176,6 @@ fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> f64 {
         })
     });
     started.elapsed().as_secs_f64()
-}
-
-fn processors(node: &ServerProcess) -> Vec<serde_json::Value> {
-    let out = node.ctl(&["partitions", "list", "--json"]);
-    if out.code != 0 {
-        return Vec::new();
-    }
-    out.json()["partitions"].as_array().cloned().unwrap_or_default()
 }
 
 fn catch_up(dir: &TestDir, moto: &MotoServer) {

@@ -339,6 +339,16 @@ pub fn http_call(
     Some((status, body))
 }
 
+/// Every partition processor `restatectl partitions list --json` reports through `node`
+/// (empty when the command fails, e.g. while the node starts).
+pub fn partition_processors(node: &ServerProcess) -> Vec<serde_json::Value> {
+    let out = node.ctl(&["partitions", "list", "--json"]);
+    if out.code != 0 {
+        return Vec::new();
+    }
+    out.json()["partitions"].as_array().cloned().unwrap_or_default()
+}
+
 /// Waits until the node at `node` reports the cluster provisioned with `count` alive nodes.
 pub fn wait_for_alive_nodes(node: &ServerProcess, count: usize) -> serde_json::Value {
     let mut last = serde_json::Value::Null;

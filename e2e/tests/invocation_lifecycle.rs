@@ -238,13 +238,11 @@ fn ctx_run_happens_once_across_a_leader_kill() {
     // The leader of the invocation's partition.
     let listed = json(restate(&admin_url(&nodes[0]), &["invocations", "list", "--json"]).ok());
     let partition = invocation(&listed, &id)["partition_id"].as_u64().unwrap();
-    let processors = nodes[0].ctl(&["partitions", "list", "--json"]).json();
-    let leader = processors["partitions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no partitions in {processors:#}"))
+    let processors = partition_processors(&nodes[0]);
+    let leader = processors
         .iter()
         .find(|p| p["partition_id"] == partition && p["mode"] == "leader")
-        .unwrap_or_else(|| panic!("no leader of partition {partition}: {processors:#}"))["name"]
+        .unwrap_or_else(|| panic!("no leader of partition {partition}: {processors:#?}"))["name"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -16,15 +16,6 @@ fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-/// Processors per partition from `restatectl partitions list --json`.
-fn processors(node: &ServerProcess) -> Vec<Value> {
-    let out = node.ctl(&["partitions", "list", "--json"]);
-    if out.code != 0 {
-        return Vec::new();
-    }
-    out.json()["partitions"].as_array().cloned().unwrap_or_default()
-}
-
 /// Trim point of every log, by log id.
 fn trim_points(node: &ServerProcess) -> Vec<(u64, u64)> {
     let logs = node.ctl(&["logs", "list", "--json"]).json();
@@ -47,7 +38,7 @@ fn counter(port: u16, key: usize) -> Option<String> {
 fn wait_caught_up(observer: &ServerProcess, name: &str, at_least: &[(u64, u64)]) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let last = processors(observer);
+        let last = partition_processors(observer);
         let caught_up = at_least.iter().all(|(partition, lsn)| {
             last.iter().any(|p| {
                 p["name"] == name && p["partition_id"] == *partition && p["applied_lsn"].as_u64() >= Some(*lsn)
@@ -125,7 +116,8 @@ fn snapshots_go_to_s3_logs_are_trimmed_and_wiped_and_new_nodes_restore() {
     }
     let text = nodes[0].ctl(&["partitions", "list"]).ok().to_owned();
     assert!(text.contains("ARCHIVED-LSN"), "{text}");
-    let archived: Vec<u64> = processors(&nodes[0]).iter().filter_map(|p| p["archived_lsn"].as_u64()).collect();
+    let archived: Vec<u64> =
+        partition_processors(&nodes[0]).iter().filter_map(|p| p["archived_lsn"].as_u64()).collect();
     assert!(!archived.is_empty(), "leaders report their archived LSN");
     // Metrics show archived LSNs (per processor) and trim points (per log).
     let mut metrics = String::new();

@@ -319,33 +319,18 @@ pub fn validate_config(rendered: &RenderedConfig, names: &ClusterNames) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{SnapshotsSpec, StorageSpec};
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use crate::crd::SnapshotsSpec;
 
     fn names() -> ClusterNames {
         ClusterNames::new("demo", "prod", "cluster.local")
     }
 
+    /// The fixture cluster's spec (3 nodes, replication 2) with 12 partitions and `config`.
     fn spec(config: Option<&str>) -> RestateClusterSpec {
-        RestateClusterSpec {
-            replicas: 3,
-            image: "restate:dev".into(),
-            image_pull_policy: None,
-            image_pull_secrets: None,
-            config: config.map(str::to_owned),
-            replication: 2,
-            partitions: 12,
-            storage: StorageSpec { size: Quantity("1Gi".into()), storage_class_name: None },
-            resources: None,
-            snapshots: None,
-            env: None,
-            node_selector: None,
-            tolerations: None,
-            affinity: None,
-            annotations: None,
-            labels: None,
-            network: None,
-        }
+        let mut spec = crate::objects::fixtures::cluster().spec;
+        spec.partitions = 12;
+        spec.config = config.map(str::to_owned);
+        spec
     }
 
     fn parsed(rendered: &RenderedConfig) -> Table {

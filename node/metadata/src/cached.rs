@@ -41,6 +41,19 @@ impl<T: MetadataObject> Cached<T> {
         self.refresh(store).await
     }
 
+    /// [`Cached::refresh`] when `fresh` (the caller met a stale copy), else [`Cached::get`].
+    pub async fn read(
+        &self,
+        store: &dyn MetadataStore,
+        fresh: bool,
+    ) -> Result<Option<Arc<(T, Version)>>, MetadataStoreError> {
+        if fresh {
+            self.refresh(store).await
+        } else {
+            self.get(store).await
+        }
+    }
+
     /// Reads the object from the store now and keeps it. A concurrent refresh that read
     /// a newer version is not overwritten by an older one.
     pub async fn refresh(&self, store: &dyn MetadataStore) -> Result<Option<Arc<(T, Version)>>, MetadataStoreError> {

@@ -36,15 +36,12 @@ impl RoutingMetadata {
 
     /// The registered services (`None` when none were ever registered).
     pub async fn schema(&self, fresh: bool) -> Result<Option<Arc<(Schema, Version)>>, String> {
-        let store = self.store.as_ref();
-        let found = if fresh { self.schema.refresh(store).await } else { self.schema.get(store).await };
-        found.map_err(|e| e.to_string())
+        self.schema.read(self.store.as_ref(), fresh).await.map_err(|e| e.to_string())
     }
 
     /// The partition an invocation id belongs to.
     pub async fn partition_of(&self, id: &InvocationId, fresh: bool) -> Result<PartitionId, String> {
-        let store = self.store.as_ref();
-        let table = if fresh { self.partitions.refresh(store).await } else { self.partitions.get(store).await };
+        let table = self.partitions.read(self.store.as_ref(), fresh).await;
         let table = table.map_err(|e| e.to_string())?.ok_or("the cluster has no partitions yet")?;
         Ok(PartitionId(partition_for(id.partition_key(), table.0.partitions.len() as u32) as u16))
     }
@@ -58,7 +55,7 @@ impl RoutingMetadata {
     /// The node address of `partition`'s planned leader.
     pub async fn leader_address(&self, partition: PartitionId, fresh: bool) -> Result<String, String> {
         let store = self.store.as_ref();
-        let plan = if fresh { self.plan.refresh(store).await } else { self.plan.get(store).await };
+        let plan = self.plan.read(store, fresh).await;
         let plan = plan.map_err(|e| e.to_string())?.ok_or("no partition has a leader yet")?;
         let placement =
             plan.0.partitions.get(&partition).ok_or_else(|| format!("partition {partition} has no leader yet"))?;
@@ -74,7 +71,7 @@ impl RoutingMetadata {
             .ok_or_else(|| format!("leader {leader} of partition {partition} is not a known node"))
     }
 
-    /// The scheduling plan and nodes, as fresh as the cache allows (for listings).
+    /// The scheduling plan and nodes, read fresh (for listings and administrative requests).
     pub async fn plan_and_nodes(&self) -> Result<(Arc<SchedulingPlan>, Arc<NodesConfiguration>), String> {
         let store = self.store.as_ref();
         let plan = self.plan.refresh(store).await.map_err(|e| e.to_string())?;

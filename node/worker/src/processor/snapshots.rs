@@ -88,25 +88,22 @@ pub(crate) async fn restore(
     at_least: Lsn,
 ) -> Result<Option<Lsn>, String> {
     let partition = handle.partition;
-    let Some(repository) = ctx.snapshots.as_ref() else {
-        return if at_least.0 == 0 {
+    // Without a snapshot, the log's beginning is the place to start, unless it is trimmed.
+    let nothing_to_restore = |why: String| {
+        if at_least == Lsn::INVALID {
             Ok(None)
         } else {
-            Err(format!(
-                "the log of partition {partition} is trimmed up to LSN {at_least} and no snapshot repository is configured ([worker.snapshots] destination) to restore from"
-            ))
-        };
+            Err(format!("the log of partition {partition} is trimmed up to LSN {at_least}, but {why}"))
+        }
+    };
+    let Some(repository) = ctx.snapshots.as_ref() else {
+        return nothing_to_restore(
+            "no snapshot repository is configured ([worker.snapshots] destination) to restore from".to_owned(),
+        );
     };
     let latest = repository.latest(partition).await.map_err(|e| e.to_string())?;
     let Some(metadata) = latest else {
-        return if at_least.0 == 0 {
-            Ok(None)
-        } else {
-            Err(format!(
-                "the log of partition {partition} is trimmed up to LSN {at_least}, but {} holds no snapshot of it",
-                repository.describe()
-            ))
-        };
+        return nothing_to_restore(format!("{} holds no snapshot of it", repository.describe()));
     };
     if metadata.partition_id != partition.0 {
         return Err(format!(
