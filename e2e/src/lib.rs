@@ -7,6 +7,7 @@
 //! - Waits are on conditions with bounded timeouts, never bare sleeps.
 //! - When a test panics, every node's log is printed and the directory is kept.
 
+pub mod kube_testbed;
 pub mod linearizability;
 pub mod s3;
 pub mod services;

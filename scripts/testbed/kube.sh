@@ -24,6 +24,11 @@ START_TIMEOUT=${RESTATE_TESTBED_START_TIMEOUT:-120}
 NODE_LIFECYCLE=${RESTATE_TESTBED_NODE_LIFECYCLE:-0}
 HEARTBEAT_INTERVAL=${RESTATE_TESTBED_HEARTBEAT_INTERVAL:-10}
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler node-heartbeat)
+# Pods run as containers on this Docker network (the test kubelet, e2e/src/bin/test-kubelet);
+# they reach the API server at the network's gateway, which the serving certificate names.
+DOCKER_NETWORK=${RESTATE_TESTBED_NETWORK:-restate-testbed}
+DOCKER_SUBNET=${RESTATE_TESTBED_SUBNET:-172.30.0.0/16}
+DOCKER_GATEWAY=${RESTATE_TESTBED_GATEWAY:-172.30.0.1}
 
 log() { echo "testbed: $*" >&2; }
 die() { echo "testbed: error: $*" >&2; exit 1; }
@@ -332,12 +337,16 @@ gen_certs() { # DIR
       -days 3650 -subj "/CN=restate-testbed-ca" 2>/dev/null
     rm -f "$d/apiserver.crt"
   fi
+  if [[ -s $d/apiserver.crt ]] && ! openssl x509 -in "$d/apiserver.crt" -noout -text 2>/dev/null \
+      | grep -q "IP Address:$DOCKER_GATEWAY"; then
+    rm -f "$d/apiserver.crt" # made before the Docker network's gateway was named in it
+  fi
   if [[ ! -s $d/apiserver.crt || ! -s $d/apiserver.key ]]; then
     cat >"$d/apiserver.ext" <<EXT
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:10.96.0.1,IP:$DOCKER_GATEWAY,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EXT
     openssl req -newkey rsa:2048 -nodes -keyout "$d/apiserver.key" -out "$d/apiserver.csr" \
       -subj "/CN=kube-apiserver" 2>/dev/null
@@ -390,6 +399,9 @@ env_lines() { # DIR
   printf 'export RESTATE_TESTBED_DIR=%q\n' "$d"
   printf 'export KUBECONFIG=%q\n' "$d/kubeconfig"
   printf 'export RESTATE_TESTBED_NODE=%q\n' "$NODE_NAME"
+  printf 'export RESTATE_TESTBED_NETWORK=%q\n' "$DOCKER_NETWORK"
+  printf 'export RESTATE_TESTBED_API_HOST=%q\n' "$DOCKER_GATEWAY"
+  printf 'export RESTATE_TESTBED_API_PORT=%q\n' "${CONF_API_PORT:-}"
   # shellcheck disable=SC2016 # $PATH expands where the line is sourced
   printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
 }
@@ -416,6 +428,21 @@ stop_components() { # DIR [quiet]
   done
   [[ -n $quiet || $any == 1 ]] || log "nothing running in $dir"
   return 0
+}
+
+# The pods' network: created once with a fixed subnet so the gateway (the API server as
+# the pods see it) is known before the certificate is made.
+ensure_docker_network() {
+  command -v docker >/dev/null || die "docker not found: the test kubelet runs pods as containers"
+  local gw
+  if gw=$(docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' "$DOCKER_NETWORK" 2>/dev/null); then
+    [[ $gw == "$DOCKER_GATEWAY" ]] \
+      || die "docker network $DOCKER_NETWORK has gateway '$gw', expected $DOCKER_GATEWAY: remove it (docker network rm $DOCKER_NETWORK) or set RESTATE_TESTBED_GATEWAY"
+    return 0
+  fi
+  docker network create --driver bridge --subnet "$DOCKER_SUBNET" --gateway "$DOCKER_GATEWAY" "$DOCKER_NETWORK" >/dev/null \
+    || die "could not create docker network $DOCKER_NETWORK ($DOCKER_SUBNET): another network may use the subnet; set RESTATE_TESTBED_SUBNET and RESTATE_TESTBED_GATEWAY"
+  log "created docker network $DOCKER_NETWORK ($DOCKER_SUBNET, gateway $DOCKER_GATEWAY)"
 }
 
 START_DIR=
@@ -482,6 +509,7 @@ cmd_start() {
   stop_components "$dir" quiet
 
   local started=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
+  ensure_docker_network
   gen_certs "$dir"
   pick_port CONF_ETCD_PORT "${CONF_ETCD_PORT:-}"
   pick_port CONF_ETCD_PEER_PORT "${CONF_ETCD_PEER_PORT:-}"
@@ -512,7 +540,7 @@ CONF
   log "starting kube-apiserver on https://127.0.0.1:$CONF_API_PORT"
   launch "$dir" kube-apiserver "$BIN_DIR/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$CONF_ETCD_PORT" \
-    --bind-address 127.0.0.1 --secure-port "$CONF_API_PORT" --insecure-port 0 \
+    --bind-address 0.0.0.0 --secure-port "$CONF_API_PORT" --insecure-port 0 \
     --advertise-address 127.0.0.1 --endpoint-reconciler-type none \
     --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
     --client-ca-file "$dir/ca.crt" \

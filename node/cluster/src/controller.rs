@@ -11,7 +11,7 @@ use restate_metadata::objects::{
     ClusterConfiguration, Logs, NodesConfiguration, PartitionTable, SchedulingPlan, Segment,
 };
 use restate_metadata::{typed, MetadataStore};
-use restate_types::{LogProviderKind, LogletId, PlainNodeId, Role};
+use restate_types::{LogProviderKind, LogletId, PlainNodeId};
 use tokio_util::sync::CancellationToken;
 
 use crate::lease::{ControllerLease, LeaseStep, LeaseTracker};
@@ -179,8 +179,7 @@ impl Controller {
         let Some((table, _)) = typed::get::<PartitionTable>(store).await.map_err(|e| e.to_string())? else {
             return Ok(());
         };
-        let workers: BTreeSet<PlainNodeId> =
-            nodes.nodes.values().filter(|n| n.roles.contains(Role::Worker)).map(|n| n.id).collect();
+        let workers: BTreeSet<PlainNodeId> = nodes.active_workers().map(|n| n.id).collect();
         let mut changed = None;
         let written = typed::read_modify_write::<SchedulingPlan, String, _>(store, |current| {
             changed = schedule(&table, &current.unwrap_or_default(), &workers, alive, failed);

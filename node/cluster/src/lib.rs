@@ -7,6 +7,7 @@
 //! decides which worker leads each partition ([`scheduling`]).
 
 pub mod controller;
+pub mod drain;
 pub mod lease;
 pub mod liveness;
 pub mod membership;

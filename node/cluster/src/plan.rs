@@ -13,8 +13,8 @@ use crate::placement::{add_load, choose_nodeset, pick, tail_load};
 pub enum Action {
     /// A replicated tail segment that waited for log-servers gets its nodeset.
     Place { log: LogId, loglet: LogletId, nodeset: Vec<PlainNodeId> },
-    /// `dead` (unreachable beyond the grace period) leaves the segment's nodeset and
-    /// `spare` joins it; the loglet group follows (see [`crate::membership`]).
+    /// `dead` (unreachable beyond the grace period, or draining) leaves the segment's
+    /// nodeset and `spare` joins it; the loglet group follows (see [`crate::membership`]).
     Replace { log: LogId, loglet: LogletId, dead: PlainNodeId, spare: PlainNodeId },
     /// The tail has less replication than the cluster's configuration and enough
     /// log-servers now answer: seal it and continue on a segment with `replication`.
@@ -57,7 +57,7 @@ pub fn plan(view: &ClusterView<'_>) -> Vec<Action> {
                 }
                 continue;
             }
-            if let Some(action) = replacement(*log, segment, &alive, view.dead, &load) {
+            if let Some(action) = replacement(*log, segment, &alive, view, &load) {
                 if let Action::Replace { spare, .. } = &action {
                     add_load(&mut load, &[*spare]);
                 }
@@ -79,24 +79,31 @@ pub fn plan(view: &ClusterView<'_>) -> Vec<Action> {
     actions
 }
 
-/// A dead member of `segment` swapped for the least loaded alive log-server outside its
-/// nodeset, if the group still has a majority of alive members (a group without one
-/// cannot change its membership).
+/// A dead (or removed) member of `segment`, else a draining one, swapped for the least loaded alive
+/// log-server outside its nodeset, if the group still has a majority of reachable members
+/// (a group without one cannot change its membership). Dead members go first: they cost
+/// redundancy now, a draining member still serves.
 fn replacement(
     log: LogId,
     segment: &Segment,
     alive: &[PlainNodeId],
-    dead: &BTreeSet<PlainNodeId>,
+    view: &ClusterView<'_>,
     load: &BTreeMap<PlainNodeId, usize>,
 ) -> Option<Action> {
-    let dead_member = segment.nodeset.iter().copied().find(|n| dead.contains(n))?;
-    let alive_members = segment.nodeset.iter().filter(|n| alive.contains(n)).count();
-    if alive_members < segment.nodeset.len() / 2 + 1 {
+    let draining = |n: &PlainNodeId| view.nodes.nodes.get(n).is_some_and(|c| c.draining);
+    let leaving = segment
+        .nodeset
+        .iter()
+        .copied()
+        .find(|n| view.dead.contains(n) || !view.nodes.nodes.contains_key(n))
+        .or_else(|| segment.nodeset.iter().copied().find(|n| draining(n) && view.alive.contains(n)))?;
+    let reachable_members = segment.nodeset.iter().filter(|n| view.alive.contains(n)).count();
+    if reachable_members < segment.nodeset.len() / 2 + 1 {
         return None;
     }
     let spares: Vec<PlainNodeId> = alive.iter().copied().filter(|n| !segment.nodeset.contains(n)).collect();
     let spare = pick(&spares, load, 1)?[0];
-    Some(Action::Replace { log, loglet: segment.loglet_id, dead: dead_member, spare })
+    Some(Action::Replace { log, loglet: segment.loglet_id, dead: leaving, spare })
 }
 
 /// Applies a metadata-only action to `logs`; false if `logs` no longer matches what the
@@ -212,6 +219,33 @@ mod tests {
         let (alive, dead) = (set(&[1, 4, 5]), set(&[2, 3]));
         let view = ClusterView { logs: &logs, nodes: &five, config: None, alive: &alive, dead: &dead };
         assert!(plan(&view).is_empty(), "one live member of three cannot change the group");
+    }
+
+    #[test]
+    fn a_draining_member_is_replaced_while_it_still_serves() {
+        let logs = logs(2, &[1, 2, 3]);
+        let mut nodes = nodes(4);
+        assert!(nodes.start_draining(PlainNodeId(2)));
+        let (alive, dead) = (set(&[1, 2, 3, 4]), set(&[]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: None, alive: &alive, dead: &dead };
+        assert_eq!(
+            plan(&view),
+            vec![Action::Replace { log: LogId(0), loglet: LogletId(1), dead: PlainNodeId(2), spare: PlainNodeId(4) }]
+        );
+        // No read-write spare: the draining member stays until one exists.
+        let three = {
+            let mut n = self::nodes(3);
+            n.start_draining(PlainNodeId(2));
+            n
+        };
+        let view = ClusterView { logs: &logs, nodes: &three, config: None, alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty());
+        // A draining node is never chosen as a spare.
+        let mut four = self::nodes(4);
+        four.start_draining(PlainNodeId(4));
+        let (alive, dead) = (set(&[1, 2, 4]), set(&[3]));
+        let view = ClusterView { logs: &logs, nodes: &four, config: None, alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod admin_http;
 mod admin_invocations;
 mod cluster_view;
+mod drain_ctl;
 mod fabric;
 mod ingress_http;
 mod ingress_route;

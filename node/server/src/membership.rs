@@ -122,6 +122,10 @@ impl MembershipContext {
         if !self.auto_join || role.server.is_voter() {
             return;
         }
+        if node.draining {
+            tracing::info!("draining: not joining the metadata store");
+            return;
+        }
         let me = role.server.member_info(node.id.0, &node.name, &node.address);
         let mut backoff = Duration::from_millis(200);
         loop {

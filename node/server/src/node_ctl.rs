@@ -316,6 +316,23 @@ impl NodeCtl for NodeCtlService {
         Ok(Response::new(pb::CreateSnapshotsResponse { snapshots }))
     }
 
+    async fn drain_node(
+        &self,
+        request: Request<pb::DrainNodeRequest>,
+    ) -> Result<Response<pb::DrainNodeResponse>, Status> {
+        self.ctx.metrics.request("drain_node");
+        Ok(Response::new(crate::drain_ctl::drain(&self.ctx, &request.into_inner().node).await?))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        self.ctx.metrics.request("remove_node");
+        let request = request.into_inner();
+        Ok(Response::new(crate::drain_ctl::remove(&self.ctx, &request.node, request.force).await?))
+    }
+
     async fn describe_log(
         &self,
         request: Request<pb::DescribeLogRequest>,

@@ -155,6 +155,28 @@ enum ConfigCmd {
 enum NodesCmd {
     /// Every node with id, generation, roles, role states and liveness.
     List,
+    /// Moves everything off a node before it is stopped for good: its log replicas go to
+    /// other log-servers, its partitions to other workers, and it leaves the metadata
+    /// store. Idempotent: run it again (or with --wait) to see what is left. Refused when
+    /// the rest of the cluster could not hold the log replication.
+    Drain {
+        /// Node id (N4) or name.
+        node: String,
+        /// Wait until the node is drained, printing progress.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+    },
+    /// Forgets a drained (and stopped) node; its id is never reused.
+    Remove {
+        /// Node id (N4) or name.
+        node: String,
+        /// Remove even if not drained: for a node that is gone for good (asks first, --yes skips).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +218,10 @@ fn main() -> ExitCode {
                 ctl::config_set(&globals, log_provider, log_replication).await
             }
             Command::Nodes(NodesCmd::List) => ctl::nodes_list(&globals).await,
+            Command::Nodes(NodesCmd::Drain { node, wait, timeout }) => {
+                ctl::nodes_drain(&globals, &node, wait, std::time::Duration::from_secs(timeout)).await
+            }
+            Command::Nodes(NodesCmd::Remove { node, force }) => ctl::nodes_remove(&globals, &node, force).await,
             Command::Metadata(MetadataCmd::Get { key }) => ctl::metadata_get(&globals, &key).await,
             Command::Metadata(MetadataCmd::Put { key, value, version }) => {
                 ctl::metadata_put(&globals, &key, &value, version).await

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub struct NodesConfiguration {
     pub cluster_name: String,
     pub nodes: BTreeMap<PlainNodeId, NodeConfig>,
+    /// The highest id ever given out, so a removed node's id is never reused.
+    #[serde(default)]
+    pub last_node_id: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +25,11 @@ pub struct NodeConfig {
     pub log_server_state: LogServerState,
     /// The storage id of the node's data; a new one means the data was wiped.
     pub storage_id: String,
+    /// Leaving the cluster (`restatectl nodes drain`): its log replicas move to other
+    /// log-servers, it leads no partition and leaves the metadata store; kept across
+    /// restarts until the node is removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 impl NodeConfig {
@@ -87,7 +95,8 @@ impl NodesConfiguration {
     }
 
     pub fn next_free_id(&self) -> PlainNodeId {
-        PlainNodeId(self.nodes.keys().next_back().map_or(1, |id| id.0 + 1))
+        let highest = self.nodes.keys().next_back().map_or(0, |id| id.0);
+        PlainNodeId(highest.max(self.last_node_id) + 1)
     }
 
     /// Records a starting node and returns how it was recorded. Pure: the caller writes
@@ -113,11 +122,18 @@ impl NodesConfiguration {
             existing.address = address.to_owned();
             existing.roles = roles.clone();
             existing.storage_id = storage_id.to_owned();
-            existing.metadata_server_state = metadata_server_state;
-            // A draining node stays read-only across restarts.
-            if !(existing.log_server_state == LogServerState::ReadOnly && roles.contains(Role::LogServer)) {
-                existing.log_server_state = log_server_state;
-            }
+            // A draining node stays out of the metadata store and read-only across restarts.
+            existing.metadata_server_state =
+                if existing.draining && metadata_server_state == MetadataServerState::Member {
+                    MetadataServerState::Standby
+                } else {
+                    metadata_server_state
+                };
+            let read_only = existing.draining || existing.log_server_state == LogServerState::ReadOnly;
+            existing.log_server_state = match log_server_state {
+                LogServerState::ReadWrite if read_only => LogServerState::ReadOnly,
+                other => other,
+            };
             return Registration::Restarted(existing.clone());
         }
         let id = self.next_free_id();
@@ -130,14 +146,35 @@ impl NodesConfiguration {
             metadata_server_state,
             log_server_state,
             storage_id: storage_id.to_owned(),
+            draining: false,
         };
         self.nodes.insert(id, node.clone());
+        self.last_node_id = self.last_node_id.max(id.0);
         Registration::New(node)
     }
 
     /// Nodes that may host log replicas.
     pub fn log_servers(&self) -> impl Iterator<Item = &NodeConfig> {
         self.nodes.values().filter(|n| n.log_server_state == LogServerState::ReadWrite)
+    }
+
+    /// Workers that may lead and follow partitions (draining ones excluded).
+    pub fn active_workers(&self) -> impl Iterator<Item = &NodeConfig> {
+        self.nodes.values().filter(|n| n.roles.contains(restate_types::Role::Worker) && !n.draining)
+    }
+
+    /// Marks `id` as draining (log-server read-only, no partition leadership, out of the
+    /// metadata store). Pure; false when nothing changed (already draining, or unknown).
+    pub fn start_draining(&mut self, id: PlainNodeId) -> bool {
+        let Some(node) = self.nodes.get_mut(&id) else { return false };
+        if node.draining {
+            return false;
+        }
+        node.draining = true;
+        if node.log_server_state == LogServerState::ReadWrite {
+            node.log_server_state = LogServerState::ReadOnly;
+        }
+        true
     }
 }
 
@@ -160,6 +197,31 @@ mod tests {
         assert_eq!(a2.current().to_string(), "N1:2");
         assert_eq!(nodes.find_by_name("a").unwrap().address, "http://a2:5122");
         assert_eq!(nodes.log_servers().count(), 2);
+    }
+
+    #[test]
+    fn a_draining_node_stays_read_only_and_out_of_the_metadata_store_across_restarts() {
+        let mut nodes = NodesConfiguration::default();
+        let Registration::New(a) = nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true) else { panic!() };
+        assert!(nodes.start_draining(a.id));
+        assert!(!nodes.start_draining(a.id), "idempotent");
+        assert_eq!(nodes.log_servers().count(), 0);
+        assert_eq!(nodes.active_workers().count(), 0);
+        let Registration::Restarted(again) = nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true) else {
+            panic!()
+        };
+        assert!(again.draining);
+        assert_eq!(again.log_server_state, LogServerState::ReadOnly);
+        assert_eq!(again.metadata_server_state, MetadataServerState::Standby);
+        let json = serde_json::to_string(&nodes).unwrap();
+        assert!(json.contains("\"draining\":true"), "{json}");
+        // A removed node's id is not given out again.
+        nodes.nodes.remove(&a.id);
+        let Registration::New(b) = nodes.register("b", "http://b:5122", &RoleSet::all(), "s2", true) else { panic!() };
+        assert_eq!(b.id, PlainNodeId(2));
+        // Older metadata (written before draining existed) still reads.
+        let old = r#"{"cluster_name":"c","nodes":{}}"#;
+        assert!(serde_json::from_str::<NodesConfiguration>(old).is_ok());
     }
 
     #[test]

@@ -144,6 +144,13 @@ impl Worker {
             let Some(definition) = table.partitions.get(partition) else { continue };
             let leads = placement.leader == me;
             if !leads && !placement.followers.contains(&me) {
+                // Not placed here (any more, e.g. this node is draining): stop its processor.
+                let removed = self.processors.lock().expect("not poisoned").remove(partition);
+                if let Some(handle) = removed {
+                    handle.planned.send_replace(None);
+                    handle.shutdown.cancel();
+                    tracing::info!(partition = %partition, "partition no longer placed on this node: processor stopped");
+                }
                 continue;
             }
             let handle = {

@@ -1,0 +1,271 @@
+//! The operator on a real Kubernetes API server (v1.20.2), as a platform engineer uses it:
+//! Helm installs the operator from `charts/`, `kubectl apply -f config/restatecluster-3.yaml`
+//! makes a cluster that `kubectl get restateclusters` reports Ready and provisioned, the
+//! seed's Greeter curl answers through a pod's ingress, growing to 5 nodes keeps the
+//! counters, a killed container is reported Degraded then Ready, provisioning happened
+//! once, and bad manifests are refused without touching anything.
+//!
+//! Needs the testbed (`make e2e` starts it: scripts/testbed/kube.sh) and the images
+//! (`make e2e` builds them: scripts/images/build.sh); pods run as containers through the
+//! test kubelet. Ignored by `cargo test` unless asked for (`make e2e` runs it).
+
+use std::process::Command;
+use std::time::Duration;
+
+use restate_e2e::kube_testbed::{container_of, wait_for, Kubelet, Testbed};
+use restate_e2e::*;
+
+const NS: &str = "default";
+const OPERATOR_NS: &str = "restate-operator";
+
+fn repo_file(path: &str) -> String {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cluster(testbed: &Testbed) -> serde_json::Value {
+    testbed.get_json(&["restatecluster", "demo", "-n", NS]).unwrap_or_default()
+}
+
+fn condition(cluster: &serde_json::Value, kind: &str) -> Option<String> {
+    cluster["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str().map(str::to_owned))
+}
+
+fn pod_ip(testbed: &Testbed, pod: &str) -> Option<String> {
+    let pod = testbed.get_json(&["pod", pod, "-n", NS])?;
+    pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()).map(str::to_owned)
+}
+
+/// curl-like POST to `http://ip:port/path` from the host (pods' IPs are reachable on the
+/// Docker bridge).
+fn post(ip: &str, port: u16, path: &str, body: &str) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--json", body])
+        .arg(format!("http://{ip}:{port}{path}"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n')?;
+    Some((code.trim().parse().ok()?, body.to_owned()))
+}
+
+fn describe(testbed: &Testbed) -> String {
+    let rsc = testbed.kubectl(&["get", "restateclusters", "-A", "-o", "wide"], None);
+    let pods = testbed.kubectl(&["get", "pods", "-A", "-o", "wide"], None);
+    format!(
+        "{}\n{}\n{:#}",
+        String::from_utf8_lossy(&rsc.stdout),
+        String::from_utf8_lossy(&pods.stdout),
+        cluster(testbed)["status"]
+    )
+}
+
+#[test]
+#[ignore = "needs the Kubernetes testbed and images: run `make e2e`"]
+fn operator_runs_a_cluster_on_kubernetes() {
+    let testbed = Testbed::from_env();
+    let dir = TestDir::new("kubernetes");
+    let kubelet = Kubelet::start(&testbed, &dir);
+
+    // Helm installs the operator (CRD, RBAC, Deployment) from the chart.
+    let install = testbed.helm(&[
+        "install",
+        "restate-operator",
+        &repo_file("charts/restate-operator"),
+        "--namespace",
+        OPERATOR_NS,
+        "--set",
+        "image.tag=dev",
+        "--set",
+        "logLevel=info,restate_operator=debug",
+    ]);
+    assert!(install.status.success(), "helm install failed: {}", String::from_utf8_lossy(&install.stderr));
+    wait_for(
+        "the operator's pod to be ready",
+        Duration::from_secs(120),
+        || {
+            let pods = testbed.get_json(&["pods", "-n", OPERATOR_NS])?;
+            pods["items"]
+                .as_array()?
+                .iter()
+                .any(|p| {
+                    p["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                })
+                .then_some(())
+        },
+        || describe(&testbed),
+    );
+
+    // A malformed manifest is refused before anything exists.
+    let bad_replicas = testbed.kubectl(
+        &["apply", "-f", "-"],
+        Some("apiVersion: restate.dev/v1\nkind: RestateCluster\nmetadata:\n  name: bad\nspec:\n  replicas: 0\n  image: x\n  storage:\n    size: 1Gi\n"),
+    );
+    let stderr = String::from_utf8_lossy(&bad_replicas.stderr);
+    assert!(!bad_replicas.status.success(), "replicas 0 was accepted");
+    assert!(stderr.contains("spec.replicas"), "the error names the field: {stderr}");
+
+    // The user's manifest, as in the README.
+    testbed.kubectl_ok(&["apply", "-n", NS, "-f", &repo_file("config/restatecluster-3.yaml")]);
+    let ready = wait_for(
+        "3 nodes ready and provisioned",
+        Duration::from_secs(300),
+        || {
+            let c = cluster(&testbed);
+            let s = &c["status"];
+            (s["readyNodes"] == 3 && s["provisioned"] == true && condition(&c, "Ready").as_deref() == Some("True"))
+                .then_some(c)
+        },
+        || describe(&testbed),
+    );
+    assert_eq!(ready["status"]["logReplication"], 2, "{:#}", ready["status"]);
+    let table = testbed.kubectl_ok(&["get", "restateclusters", "-n", NS]);
+    eprintln!("{table}");
+    let row = table.lines().find(|l| l.starts_with("demo")).expect("demo in kubectl get restateclusters");
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&columns[1..5], &["3", "3", "true", "2"], "NAME NODES READY PROVISIONED REPLICATION: {row}");
+
+    // The example services, registered once; the seed's curl through a pod's ingress.
+    let services = format!("restate-e2e-services-{}", std::process::id());
+    let started = Command::new("docker")
+        .args(["run", "-d", "--rm", "--name", &services, "--network", &testbed.network])
+        .args(["--network-alias", "services", "restate-example-services:dev"])
+        .output()
+        .expect("docker run");
+    assert!(started.status.success(), "example services: {}", String::from_utf8_lossy(&started.stderr));
+    let _services = ContainerGuard(services);
+    let ip0 = pod_ip(&testbed, "demo-0").expect("demo-0 has an IP");
+    let register = Command::new(bin("restate"))
+        .args(["--admin-url", &format!("http://{ip0}:9070"), "dp", "register", "http://services:9080", "--yes"])
+        .output()
+        .expect("restate dp register");
+    assert!(register.status.success(), "register: {}", String::from_utf8_lossy(&register.stderr));
+    let greeting = wait_for(
+        "the Greeter to answer through demo-1's ingress",
+        Duration::from_secs(60),
+        || {
+            let ip = pod_ip(&testbed, "demo-1")?;
+            post(&ip, 8080, "/Greeter/greet", "\"Sarah\"").filter(|(s, _)| *s == 200).map(|(_, b)| b)
+        },
+        || describe(&testbed),
+    );
+    assert!(greeting.contains("Sarah"), "{greeting}");
+    for i in 0..8 {
+        let ip = pod_ip(&testbed, &format!("demo-{}", i % 3)).unwrap();
+        let added = wait_for(
+            "a counter add",
+            Duration::from_secs(60),
+            || post(&ip, 8080, &format!("/Counter/k8s-{i}/add"), "7").filter(|(s, _)| *s == 200),
+            || describe(&testbed),
+        );
+        assert_eq!(added.1.trim(), "7");
+    }
+
+    // Grow to 5: two pods join, 5 metadata members, replication as the spec asks.
+    testbed.kubectl_ok(&[
+        "patch",
+        "restatecluster",
+        "demo",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":5,"replication":3}}"#,
+    ]);
+    let grown = wait_for(
+        "5 nodes ready, 5 metadata members, replication 3",
+        Duration::from_secs(300),
+        || {
+            let c = cluster(&testbed);
+            let s = &c["status"];
+            let members = s["metadataMembers"].as_array().map_or(0, Vec::len);
+            (s["readyNodes"] == 5
+                && members == 5
+                && s["logReplication"] == 3
+                && condition(&c, "Ready").as_deref() == Some("True"))
+            .then_some(c)
+        },
+        || describe(&testbed),
+    );
+    assert_eq!(condition(&grown, "ReplicationPending").as_deref(), Some("False"), "{:#}", grown["status"]);
+    for i in 0..8 {
+        let ip = pod_ip(&testbed, &format!("demo-{}", 3 + i % 2)).unwrap();
+        let added = wait_for(
+            "a counter add through a new pod",
+            Duration::from_secs(60),
+            || post(&ip, 8080, &format!("/Counter/k8s-{i}/add"), "1").filter(|(s, _)| *s == 200),
+            || describe(&testbed),
+        );
+        assert_eq!(added.1.trim(), "8", "counter k8s-{i} kept its state across the scale-out");
+    }
+
+    // A killed container: Degraded, then Ready again once the kubelet restarted it.
+    let victim = container_of(NS, "demo-2").expect("demo-2's container");
+    assert!(Command::new("docker").args(["kill", &victim]).status().unwrap().success());
+    wait_for(
+        "the operator to report Degraded",
+        Duration::from_secs(60),
+        || (condition(&cluster(&testbed), "Degraded").as_deref() == Some("True")).then_some(()),
+        || describe(&testbed),
+    );
+    let ip = pod_ip(&testbed, "demo-0").unwrap();
+    let during = post(&ip, 8080, "/Counter/k8s-0/add", "1");
+    assert_eq!(during.map(|(s, b)| (s, b.trim().to_owned())), Some((200, "9".to_owned())), "available meanwhile");
+    wait_for(
+        "the operator to report Ready again",
+        Duration::from_secs(180),
+        || {
+            let c = cluster(&testbed);
+            (condition(&c, "Ready").as_deref() == Some("True") && condition(&c, "Degraded").as_deref() == Some("False"))
+                .then_some(())
+        },
+        || describe(&testbed),
+    );
+
+    // Provisioned exactly once: one node logged it, once.
+    let provisions: usize =
+        (0..5).map(|i| kubelet.pod_logs(NS, &format!("demo-{i}")).matches("cluster provisioned").count()).sum();
+    assert_eq!(provisions, 1, "provisioning must happen exactly once");
+
+    // An unknown field is refused; replication 3 on 3 nodes is accepted as ReplicationPending.
+    let generation = cluster(&testbed)["metadata"]["generation"].clone();
+    let unknown = testbed.kubectl(
+        &["apply", "-f", "-"],
+        Some("apiVersion: restate.dev/v1\nkind: RestateCluster\nmetadata:\n  name: demo\n  namespace: default\nspec:\n  replicas: 5\n  image: restate-cluster:dev\n  replicaz: 3\n  storage:\n    size: 1Gi\n"),
+    );
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success(), "an unknown field was accepted");
+    assert!(stderr.contains("replicaz"), "the error names the field: {stderr}");
+    assert_eq!(cluster(&testbed)["metadata"]["generation"], generation, "the refused manifest changed nothing");
+    testbed.kubectl_ok(&["create", "namespace", "pending"]);
+    let _ = testbed.kubectl(
+        &["apply", "-n", "pending", "-f", "-"],
+        Some("apiVersion: restate.dev/v1\nkind: RestateCluster\nmetadata:\n  name: pending\nspec:\n  replicas: 3\n  image: restate-cluster:dev\n  replication: 3\n  storage:\n    size: 1Gi\n"),
+    );
+    wait_for(
+        "ReplicationPending on replication 3 with 3 nodes",
+        Duration::from_secs(60),
+        || {
+            let c = testbed.get_json(&["restatecluster", "pending", "-n", "pending"])?;
+            (condition(&c, "ReplicationPending").as_deref() == Some("True")).then_some(())
+        },
+        || format!("{:#}", testbed.get_json(&["restatecluster", "pending", "-n", "pending"]).unwrap_or_default()),
+    );
+    testbed.kubectl_ok(&["delete", "namespace", "pending", "--wait=false"]);
+    drop(kubelet);
+}
+
+/// Removes a container started by the test.
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
