@@ -79,8 +79,6 @@ fn operator_runs_a_cluster_on_kubernetes() {
         OPERATOR_NS,
         "--set",
         "image.tag=dev",
-        "--set",
-        "logLevel=info,restate_operator=debug",
     ]);
     assert!(install.status.success(), "helm install failed: {}", String::from_utf8_lossy(&install.stderr));
     wait_for(

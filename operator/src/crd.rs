@@ -181,6 +181,13 @@ pub struct StorageSpec {
     /// StorageClass of the volumes; unset uses the namespace's default class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+
+    /// Delete the nodes' volume claims (and with them, depending on the StorageClass's reclaim
+    /// policy, their data) when the RestateCluster is deleted. Default false: the claims
+    /// `data-<name>-<i>` are kept, so that a cluster re-created under the same name finds its
+    /// data, and must be deleted by hand to free the volumes.
+    #[serde(default)]
+    pub delete_claims_on_delete: bool,
 }
 
 /// Partition snapshots and log trimming.

@@ -10,3 +10,13 @@ pub enum BuildError {
     #[error("spec.config is not valid TOML: {0}")]
     InvalidConfig(String),
 }
+
+impl BuildError {
+    /// Short stable name of the variant, the `kind` label of the error metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BuildError::MissingMetadata(_) => "missing_metadata",
+            BuildError::InvalidConfig(_) => "invalid_config",
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The Restate Kubernetes operator: the `RestateCluster` CRD, pure builders of every object a
-//! cluster owns, and the reconcile loop ([`reconcile`]) that server-side applies them under
-//! one field manager, provisions each cluster once and writes its status.
+//! cluster owns, the reconcile loop ([`reconcile`]) that server-side applies them under one
+//! field manager, provisions each cluster once and writes its status, and the process
+//! around it ([`runtime`]: leader election, `/health` `/ready` `/metrics`, retry backoff).
 //!
 //! - [`crd`]: the resource's spec and status, and the CRD YAML (`crdgen`).
 //! - [`names`]: object names, labels, stable pod DNS names and node addresses.
@@ -9,6 +10,7 @@
 //!   NetworkPolicy.
 //! - [`replication`] and [`conditions`]: the replication-versus-nodes rule and status
 //!   conditions; [`status`]: the status a reconcile round writes from what it observed.
+//! - [`reconcile`]: the round, its finalizer (volume claims on deletion) and Events.
 
 pub mod conditions;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod names;
 pub mod objects;
 pub mod reconcile;
 pub mod replication;
+pub mod runtime;
 pub mod snapshot_schedule;
 pub mod status;
 

@@ -19,6 +19,8 @@ pub struct Observation {
     pub statefulset_replicas: u32,
     /// The fingerprint provisioning returned this round, if it ran.
     pub provisioned_now: Option<String>,
+    /// Why provisioning failed this round, if it ran and failed.
+    pub provision_failure: Option<String>,
     /// Nodes the cluster itself reports alive (node control), when it could be asked.
     pub alive_nodes: Option<u32>,
     /// The log replication the cluster's configuration says, when it could be asked.
@@ -42,8 +44,11 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
     let wanted = u32::try_from(cluster.spec.replicas).unwrap_or(0);
     let provisioned = previous.provisioned == Some(true) || observed.provisioned_now.is_some();
     let fingerprint = previous.cluster_fingerprint.clone().or_else(|| observed.provisioned_now.clone());
-    let scaling = provisioned && (observed.statefulset_replicas != wanted || observed.draining.is_some());
     let all_ready = observed.ready_pods >= wanted && wanted > 0;
+    // Nodes added by a scale-out are still joining until they are ready: the cluster stays
+    // Scaling (not Degraded) after the StatefulSet has its new size.
+    let joining = previous.phase == Some(ClusterPhase::Scaling) && !all_ready;
+    let scaling = provisioned && (observed.statefulset_replicas != wanted || observed.draining.is_some() || joining);
     let phase = match (provisioned, all_ready) {
         (false, false) => ClusterPhase::Pending,
         (false, true) => ClusterPhase::Provisioning,
@@ -78,13 +83,16 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
             provisioned,
             if provisioned {
                 "Provisioned"
+            } else if observed.provision_failure.is_some() {
+                "ProvisioningFailed"
             } else if all_ready {
                 "Provisioning"
             } else {
                 "WaitingForPods"
             },
-            match (&fingerprint, provisioned) {
-                (Some(fingerprint), true) => format!("provisioned once through pod 0; fingerprint {fingerprint}"),
+            match (&fingerprint, provisioned, &observed.provision_failure) {
+                (Some(fingerprint), true, _) => format!("provisioned once through pod 0; fingerprint {fingerprint}"),
+                (_, false, Some(failure)) => format!("provisioning through pod 0 failed, retrying: {failure}"),
                 _ if all_ready => "every pod runs; provisioning through pod 0".to_owned(),
                 _ => format!("waiting for every pod to run before provisioning ({ready_message})"),
             },
@@ -97,7 +105,12 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
             if scaling { "ReplicasChanging" } else { "Stable" },
             match &observed.draining {
                 Some(node) => format!("draining {node} before the StatefulSet shrinks to {wanted}"),
-                None if scaling => format!("from {} to {wanted} nodes", observed.statefulset_replicas),
+                None if observed.statefulset_replicas != wanted => {
+                    format!("from {} to {wanted} nodes", observed.statefulset_replicas)
+                }
+                None if scaling => {
+                    format!("{} of {wanted} nodes ready; the new nodes are joining", observed.ready_pods)
+                }
                 None => format!("{wanted} nodes"),
             },
             generation,
@@ -166,6 +179,15 @@ mod tests {
         let status = next_status(&cluster, &observed(3, 3), at(5));
         assert_eq!(status.phase, Some(ClusterPhase::Provisioning));
 
+        let mut failing = observed(3, 3);
+        failing.provision_failure = Some("cannot reach demo-0".into());
+        let failed = next_status(&cluster, &failing, at(5));
+        assert_eq!(
+            condition_status(&failed, ConditionType::Provisioned),
+            ("False".into(), "ProvisioningFailed".into())
+        );
+        assert_eq!(failed.phase, Some(ClusterPhase::Provisioning));
+
         cluster.status = Some(status);
         let mut round = observed(3, 3);
         round.provisioned_now = Some("fp-1".into());
@@ -210,11 +232,23 @@ mod tests {
         let scaling = status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Scaling").unwrap().clone();
         assert_eq!((scaling.status.as_str(), scaling.message.as_str()), ("True", "from 3 to 5 nodes"));
 
+        // Resized, but the new nodes are not ready yet: still Scaling, not Degraded.
+        cluster.status = Some(status);
+        let status = next_status(&cluster, &observed(3, 5), at(15));
+        assert_eq!(status.phase, Some(ClusterPhase::Scaling));
+        assert_eq!(condition_status(&status, ConditionType::Scaling).0, "True");
+
         cluster.status = Some(status);
         let status = next_status(&cluster, &observed(5, 5), at(20));
         assert_eq!(status.phase, Some(ClusterPhase::Running));
-
+        assert_eq!(next_status(&cluster, &observed(4, 5), at(25)).phase, Some(ClusterPhase::Scaling));
         cluster.status = Some(status);
+        assert_eq!(
+            next_status(&cluster, &observed(4, 5), at(30)).phase,
+            Some(ClusterPhase::Degraded),
+            "once Running, a lost node degrades"
+        );
+
         cluster.spec.replicas = 3;
         let mut draining = observed(5, 5);
         draining.draining = Some("demo-4".into());

@@ -28,7 +28,11 @@ pub fn cluster() -> RestateCluster {
             config: None,
             replication: 2,
             partitions: 24,
-            storage: StorageSpec { size: Quantity("10Gi".into()), storage_class_name: None },
+            storage: StorageSpec {
+                size: Quantity("10Gi".into()),
+                storage_class_name: None,
+                delete_claims_on_delete: false,
+            },
             resources: None,
             snapshots: None,
             env: None,

@@ -7,26 +7,39 @@
 //! On `spec.snapshots.interval` it also asks pod 0 for snapshots of every partition
 //! (trimming the logs when `spec.snapshots.trim`) and records them in `lastSnapshot`.
 //! Scaling with drain is not reconciled yet; the `Scaling` condition reports a
-//! StatefulSet whose size differs from `spec.replicas`.
+//! StatefulSet whose size differs from `spec.replicas`, and added nodes until they are ready.
+//!
+//! Around each round: the finalizer ([`finalizer`]) that handles the volume claims on
+//! deletion, Events on transitions ([`events`]), the metrics, and retries with a per-object
+//! exponential backoff ([`error_policy`]).
 
 mod apply;
+pub mod events;
+pub mod finalizer;
 mod provision;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::chrono::Utc;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+use kube::runtime::finalizer::{finalizer as with_finalizer, Error as FinalizerError, Event as FinalizerEvent};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 
 pub use apply::FIELD_MANAGER;
+pub use finalizer::FINALIZER;
 
 use crate::crd::{ClusterPhase, RestateCluster};
 use crate::objects::{cluster_names, owned_objects, BuildContext};
 use crate::replication::{replication_change, ReplicationPlan};
+use crate::runtime::backoff::Backoff;
+use crate::runtime::leader::Leadership;
+use crate::runtime::metrics::OperatorMetrics;
 use crate::snapshot_schedule;
 use crate::status::{next_status, Observation};
 use crate::BuildError;
@@ -35,6 +48,13 @@ use crate::BuildError;
 pub struct Context {
     pub client: Client,
     pub build: BuildContext,
+    /// Publishes Events on the clusters (events.k8s.io/v1).
+    pub recorder: Recorder,
+    pub metrics: Arc<OperatorMetrics>,
+    /// Failures in a row per cluster, for [`error_policy`].
+    pub backoff: Backoff<ObjectRef<RestateCluster>>,
+    /// Checked before each round: no round starts once this replica may no longer lead.
+    pub leadership: Leadership,
 }
 
 /// Why a round failed; the controller retries with [`error_policy`].
@@ -48,13 +68,79 @@ pub enum ReconcileError {
     Observe { what: String, source: kube::Error },
     #[error("writing the status of RestateCluster {what} failed: {source}")]
     Status { what: String, source: kube::Error },
+    #[error("{action} the finalizer {FINALIZER} of RestateCluster {what} failed: {reason}")]
+    Finalizer { action: &'static str, what: String, reason: String },
+    #[error("cleaning up after the deletion of a RestateCluster: {what} failed: {source}")]
+    Cleanup { what: String, source: kube::Error },
 }
 
-/// One round for `cluster`.
+impl ReconcileError {
+    /// Every [`ReconcileError::kind`].
+    pub const KINDS: [&'static str; 7] =
+        ["missing_metadata", "invalid_config", "apply", "observe", "status", "finalizer", "cleanup"];
+
+    /// Short stable name of the variant, the `kind` label of the error metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::Build(e) => e.kind(),
+            ReconcileError::Apply { .. } => "apply",
+            ReconcileError::Observe { .. } => "observe",
+            ReconcileError::Status { .. } => "status",
+            ReconcileError::Finalizer { .. } => "finalizer",
+            ReconcileError::Cleanup { .. } => "cleanup",
+        }
+    }
+}
+
+/// One round for `cluster`, timed and counted: the finalizer first, then either a normal
+/// round ([`apply_round`]) or, once the cluster is being deleted, [`finalizer::cleanup`].
+/// A round that succeeds resets the cluster's backoff.
 pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    if !ctx.leadership.holds() {
+        // The election task notices too and ends the process; until then, do nothing.
+        tracing::warn!(cluster = %cluster.name_any(), "not reconciling: the leader Lease was not renewed in time");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let started = Instant::now();
+    let key = ObjectRef::from_obj(cluster.as_ref());
+    let result = finalized_round(cluster, &ctx).await;
+    ctx.metrics.reconciled(started.elapsed(), result.as_ref().err().map(ReconcileError::kind));
+    if result.is_ok() {
+        ctx.backoff.reset(&key);
+    }
+    result
+}
+
+async fn finalized_round(cluster: Arc<RestateCluster>, ctx: &Context) -> Result<Action, ReconcileError> {
     let namespace = cluster.namespace().ok_or(BuildError::MissingMetadata("metadata.namespace"))?;
-    let names = cluster_names(&cluster, &ctx.build)?;
-    let objects = owned_objects(&cluster, &ctx.build)?;
+    let what = format!("{namespace}/{}", cluster.name_any());
+    let clusters: Api<RestateCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    with_finalizer(&clusters, FINALIZER, cluster, |event| async move {
+        match event {
+            FinalizerEvent::Apply(cluster) => apply_round(&cluster, ctx).await,
+            FinalizerEvent::Cleanup(cluster) => finalizer::cleanup(&cluster, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        FinalizerError::AddFinalizer(e) => ReconcileError::Finalizer { action: "adding", what, reason: e.to_string() },
+        FinalizerError::RemoveFinalizer(e) => {
+            ReconcileError::Finalizer { action: "removing", what, reason: e.to_string() }
+        }
+        FinalizerError::UnnamedObject => ReconcileError::Build(BuildError::MissingMetadata("metadata.name")),
+        FinalizerError::InvalidFinalizer => {
+            ReconcileError::Finalizer { action: "naming", what, reason: "not a JSON pointer segment".to_owned() }
+        }
+    })
+}
+
+/// A normal round for `cluster` (see the module docs); publishes the Events of the status
+/// change once the status is written.
+async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, ReconcileError> {
+    let namespace = cluster.namespace().ok_or(BuildError::MissingMetadata("metadata.namespace"))?;
+    let names = cluster_names(cluster, &ctx.build)?;
+    let objects = owned_objects(cluster, &ctx.build)?;
     apply::apply_owned(&ctx.client, &namespace, &objects, ctx.build.server_minor)
         .await
         .map_err(|(what, source)| ReconcileError::Apply { what, source })?;
@@ -91,17 +177,18 @@ pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Resul
                 observation.provisioned_now = Some(fingerprint);
             }
             Err(reason) => {
-                tracing::warn!(cluster = %cluster.name_any(), namespace = %namespace, "provisioning failed, retrying: {reason}")
+                tracing::warn!(cluster = %cluster.name_any(), namespace = %namespace, "provisioning failed, retrying: {reason}");
+                observation.provision_failure = Some(reason);
             }
         }
     }
 
     if provisioned || observation.provisioned_now.is_some() {
-        observe_and_raise_replication(&cluster, &names.node_address(0), &mut observation).await;
+        observe_and_raise_replication(cluster, &names.node_address(0), &mut observation).await;
     }
 
     let now = Time(Utc::now());
-    match snapshot_schedule::snapshot_due(&cluster, &now) {
+    match snapshot_schedule::snapshot_due(cluster, &now) {
         Ok(true) => {
             let trim = cluster.spec.snapshots.as_ref().is_some_and(|s| s.trim);
             match provision::create_snapshots(&names.node_address(0), trim).await {
@@ -111,7 +198,8 @@ pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Resul
                     observation.last_snapshot = Some(summary);
                 }
                 Err(reason) => {
-                    tracing::warn!(cluster = %cluster.name_any(), namespace = %namespace, "scheduled snapshot failed, retrying: {reason}")
+                    tracing::warn!(cluster = %cluster.name_any(), namespace = %namespace, "scheduled snapshot failed, retrying: {reason}");
+                    events::publish(&ctx.recorder, cluster, &[events::snapshot_call_failed(&reason)]).await;
                 }
             }
         }
@@ -121,7 +209,7 @@ pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Resul
         }
     }
 
-    let status = next_status(&cluster, &observation, now.clone());
+    let status = next_status(cluster, &observation, now.clone());
     let phase = status.phase;
     let patch = serde_json::json!({ "apiVersion": "restate.dev/v1", "kind": "RestateCluster", "status": &status });
     let clusters: Api<RestateCluster> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -129,8 +217,9 @@ pub async fn reconcile(cluster: Arc<RestateCluster>, ctx: Arc<Context>) -> Resul
         .patch_status(&cluster.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(|source| ReconcileError::Status { what: format!("{namespace}/{}", cluster.name_any()), source })?;
+    events::publish(&ctx.recorder, cluster, &events::transitions(cluster.status.as_ref(), &status)).await;
     let mut after = requeue_after(phase);
-    let mut scheduled = cluster.as_ref().clone();
+    let mut scheduled = cluster.clone();
     scheduled.status = Some(status);
     if let Some(due) = snapshot_schedule::until_due(&scheduled, &now) {
         after = after.min(due.max(Duration::from_secs(1)));
@@ -173,10 +262,12 @@ pub fn requeue_after(phase: Option<ClusterPhase>) -> Duration {
     }
 }
 
-/// After a failed round: log it and retry in 10 s.
-pub fn error_policy(cluster: Arc<RestateCluster>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), "reconcile failed, retrying in 10 s: {error}");
-    Action::requeue(Duration::from_secs(10))
+/// After a failed round: log it and retry after the cluster's backoff (5 s, doubling with
+/// every failure in a row, at most 5 min; see [`crate::runtime::backoff`]).
+pub fn error_policy(cluster: Arc<RestateCluster>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failed(ObjectRef::from_obj(cluster.as_ref()));
+    tracing::warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), kind = error.kind(), "reconcile failed, retrying in {delay:?}: {error}");
+    Action::requeue(delay)
 }
 
 #[cfg(test)]
@@ -190,5 +281,32 @@ mod tests {
         {
             assert_eq!(requeue_after(phase), Duration::from_secs(5));
         }
+    }
+
+    #[test]
+    fn every_error_kind_is_listed_for_the_metrics() {
+        let api_error = || {
+            kube::Error::Api(kube::core::ErrorResponse {
+                status: "Failure".into(),
+                message: "forbidden".into(),
+                reason: "Forbidden".into(),
+                code: 403,
+            })
+        };
+        let errors = [
+            ReconcileError::Build(BuildError::MissingMetadata("metadata.uid")),
+            ReconcileError::Build(BuildError::InvalidConfig("x".into())),
+            ReconcileError::Apply { what: "ConfigMap a/b".into(), source: api_error() },
+            ReconcileError::Observe { what: "a/b".into(), source: api_error() },
+            ReconcileError::Status { what: "a/b".into(), source: api_error() },
+            ReconcileError::Finalizer { action: "adding", what: "a/b".into(), reason: "conflict".into() },
+            ReconcileError::Cleanup { what: "listing".into(), source: api_error() },
+        ];
+        let kinds: Vec<&str> = errors.iter().map(ReconcileError::kind).collect();
+        assert_eq!(kinds, ReconcileError::KINDS);
+        assert_eq!(
+            errors[5].to_string(),
+            "adding the finalizer restate.dev/cleanup of RestateCluster a/b failed: conflict"
+        );
     }
 }
