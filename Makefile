@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/restate-cluster/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: build run test unit e2e-local e2e bench clippy fmt crds image-base images
+.PHONY: build run test unit e2e-local e2e e2e-kube bench clippy fmt crds image-base images
 
 build:
 	$(CARGO) build --workspace --bins
@@ -23,8 +23,21 @@ unit:
 e2e-local: build
 	$(CARGO) test -p restate-e2e -- --test-threads=1
 
-## Containers and Kubernetes arrive with the operator work; for now the loopback suite.
-e2e: e2e-local
+## Containers and Kubernetes: the loopback suite, then the operator on the Kubernetes testbed
+## (kube-apiserver 1.20.2 built once from Debian's source and cached; pods run as containers
+## of the images built from the debug binaries by the test kubelet). See docs/testbed.md.
+e2e: e2e-local e2e-kube
+
+TESTBED_DIR ?= /tmp/restate-e2e-testbed
+e2e-kube: build
+	python3 -c 'import helm_python' 2>/dev/null || python3 -m pip install -q helm-python-sdk
+	scripts/testbed/kube.sh install
+	scripts/images/build.sh --binaries $(CARGO_TARGET_DIR)/debug
+	scripts/testbed/kube.sh stop $(TESTBED_DIR)
+	rm -rf $(TESTBED_DIR)
+	scripts/testbed/kube.sh start $(TESTBED_DIR)
+	RESTATE_TESTBED_DIR=$(TESTBED_DIR) $(CARGO) test -p restate-e2e --test kubernetes -- --ignored --test-threads=1; \
+	  rc=$$?; scripts/testbed/kube.sh stop $(TESTBED_DIR); exit $$rc
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

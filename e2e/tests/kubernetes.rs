@@ -231,6 +231,94 @@ fn operator_runs_a_cluster_on_kubernetes() {
         (0..5).map(|i| kubelet.pod_logs(NS, &format!("demo-{i}")).matches("cluster provisioned").count()).sum();
     assert_eq!(provisions, 1, "provisioning must happen exactly once");
 
+    // Back to 3 with replication 2: demo-3 and demo-4 are drained first, then the
+    // StatefulSet shrinks, the nodes are removed and their volume claims deleted.
+    testbed.kubectl_ok(&[
+        "patch",
+        "restatecluster",
+        "demo",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":3,"replication":2}}"#,
+    ]);
+    wait_for(
+        "the scale-in to 3: drained, shrunk, nodes removed, claims of demo-3/4 deleted",
+        Duration::from_secs(300),
+        || {
+            let c = cluster(&testbed);
+            let s = &c["status"];
+            let claims = testbed.get_json(&["pvc", "-n", NS])?;
+            let names: Vec<&str> =
+                claims["items"].as_array()?.iter().filter_map(|c| c["metadata"]["name"].as_str()).collect();
+            (s["readyNodes"] == 3
+                && s["logReplication"] == 2
+                && s["metadataMembers"].as_array().map_or(0, Vec::len) == 3
+                && condition(&c, "Ready").as_deref() == Some("True")
+                && !names.contains(&"data-demo-3")
+                && !names.contains(&"data-demo-4")
+                && names.contains(&"data-demo-2"))
+            .then_some(())
+        },
+        || describe(&testbed),
+    );
+    let ip = pod_ip(&testbed, "demo-1").unwrap();
+    for i in 0..8 {
+        let added = wait_for(
+            "a counter add after the scale-in",
+            Duration::from_secs(60),
+            || post(&ip, 8080, &format!("/Counter/k8s-{i}/add"), "0").filter(|(s, _)| *s == 200),
+            || describe(&testbed),
+        );
+        let expected = if i == 0 { "9" } else { "8" };
+        assert_eq!(added.1.trim(), expected, "counter k8s-{i} kept its state across the scale-in");
+    }
+    let nodes = Command::new(bin("restatectl"))
+        .args(["--address", &format!("http://{ip}:5122"), "nodes", "list", "--json"])
+        .output()
+        .expect("restatectl nodes list");
+    let listed: serde_json::Value = serde_json::from_slice(&nodes.stdout).unwrap_or_default();
+    assert_eq!(listed["nodes"].as_array().map_or(0, Vec::len), 3, "the drained nodes were removed: {listed:#}");
+
+    // Below what replication 2 needs (3 nodes): refused, the StatefulSet keeps its size.
+    testbed.kubectl_ok(&[
+        "patch",
+        "restatecluster",
+        "demo",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":2}}"#,
+    ]);
+    let refused = wait_for(
+        "the scale-in to 2 to be refused",
+        Duration::from_secs(60),
+        || {
+            let c = cluster(&testbed);
+            let scaling = c["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Scaling")?.clone();
+            (scaling["reason"] == "ScaleInRefused").then_some(scaling)
+        },
+        || describe(&testbed),
+    );
+    assert!(refused["message"].as_str().unwrap_or_default().contains("needs 3"), "{refused:#}");
+    let sts = testbed.get_json(&["statefulset", "demo", "-n", NS]).unwrap();
+    assert_eq!(sts["spec"]["replicas"], 3, "a refused scale-in keeps the StatefulSet");
+    testbed.kubectl_ok(&[
+        "patch",
+        "restatecluster",
+        "demo",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ]);
+
     // An unknown field is refused; replication 3 on 3 nodes is accepted as ReplicationPending.
     let generation = cluster(&testbed)["metadata"]["generation"].clone();
     let unknown = testbed.kubectl(
@@ -256,6 +344,20 @@ fn operator_runs_a_cluster_on_kubernetes() {
         || format!("{:#}", testbed.get_json(&["restatecluster", "pending", "-n", "pending"]).unwrap_or_default()),
     );
     testbed.kubectl_ok(&["delete", "namespace", "pending", "--wait=false"]);
+
+    // Deleting the cluster keeps its volume claims (the spec does not ask otherwise).
+    testbed.kubectl_ok(&["delete", "restatecluster", "demo", "-n", NS, "--wait=false"]);
+    wait_for(
+        "the RestateCluster and its pods to be gone, the claims kept",
+        Duration::from_secs(180),
+        || {
+            let gone = testbed.get_json(&["restatecluster", "demo", "-n", NS]).is_none();
+            let pods = testbed.get_json(&["pods", "-n", NS])?;
+            let claims = testbed.get_json(&["pvc", "-n", NS])?;
+            (gone && pods["items"].as_array()?.is_empty() && claims["items"].as_array()?.len() == 3).then_some(())
+        },
+        || describe(&testbed),
+    );
     drop(kubelet);
 }
 

@@ -10,6 +10,7 @@
 //!   NetworkPolicy.
 //! - [`replication`] and [`conditions`]: the replication-versus-nodes rule and status
 //!   conditions; [`status`]: the status a reconcile round writes from what it observed.
+//! - [`scale_in`]: the StatefulSet size while leaving nodes drain (pure).
 //! - [`reconcile`]: the round, its finalizer (volume claims on deletion) and Events.
 
 pub mod conditions;
@@ -21,6 +22,7 @@ pub mod objects;
 pub mod reconcile;
 pub mod replication;
 pub mod runtime;
+pub mod scale_in;
 pub mod snapshot_schedule;
 pub mod status;
 

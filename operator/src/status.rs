@@ -29,6 +29,8 @@ pub struct Observation {
     pub metadata_members: Option<Vec<String>>,
     /// The node being drained before a scale-in, if any.
     pub draining: Option<String>,
+    /// Why a scale-in is refused (the StatefulSet keeps its size), if it is.
+    pub scale_in_refused: Option<String>,
     /// Operator-owned keys the user set in `spec.config` / `spec.env`.
     pub overridden: Vec<OverriddenKey>,
     /// The snapshots this round made (see [`crate::snapshot_schedule`]).
@@ -102,16 +104,21 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
         condition(
             ConditionType::Scaling,
             scaling,
-            if scaling { "ReplicasChanging" } else { "Stable" },
-            match &observed.draining {
-                Some(node) => format!("draining {node} before the StatefulSet shrinks to {wanted}"),
-                None if observed.statefulset_replicas != wanted => {
+            match (&observed.scale_in_refused, scaling) {
+                (Some(_), _) => "ScaleInRefused",
+                (None, true) => "ReplicasChanging",
+                (None, false) => "Stable",
+            },
+            match (&observed.scale_in_refused, &observed.draining) {
+                (Some(why), _) => format!("scaling in to {wanted} refused: {why}"),
+                (None, Some(node)) => format!("draining {node} before the StatefulSet shrinks to {wanted}"),
+                (None, None) if observed.statefulset_replicas != wanted => {
                     format!("from {} to {wanted} nodes", observed.statefulset_replicas)
                 }
-                None if scaling => {
+                (None, None) if scaling => {
                     format!("{} of {wanted} nodes ready; the new nodes are joining", observed.ready_pods)
                 }
-                None => format!("{wanted} nodes"),
+                (None, None) => format!("{wanted} nodes"),
             },
             generation,
             now.clone(),

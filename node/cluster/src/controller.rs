@@ -223,6 +223,9 @@ impl Controller {
                     Action::Replace { log, loglet, dead, spare } => {
                         tracing::warn!(log = %log, loglet = %loglet, dead = %dead, spare = %spare, "replacing an unreachable log-server in a loglet's nodeset")
                     }
+                    Action::Shrink { log, loglet, leaving } => {
+                        tracing::info!(log = %log, loglet = %loglet, leaving = %leaving, "a draining log-server leaves a loglet's nodeset (no spare needed)")
+                    }
                     Action::Improve { .. } => {}
                 }
                 Ok(())

@@ -16,6 +16,11 @@ pub enum Action {
     /// `dead` (unreachable beyond the grace period, or draining) leaves the segment's
     /// nodeset and `spare` joins it; the loglet group follows (see [`crate::membership`]).
     Replace { log: LogId, loglet: LogletId, dead: PlainNodeId, spare: PlainNodeId },
+    /// A draining member leaves a nodeset that has no spare to take its place but is
+    /// larger than the cluster's replication needs (e.g. a sealed segment written at a
+    /// higher replication): the group shrinks, and the segment's replication becomes what
+    /// the smaller group holds.
+    Shrink { log: LogId, loglet: LogletId, leaving: PlainNodeId },
     /// The tail has less replication than the cluster's configuration and enough
     /// log-servers now answer: seal it and continue on a segment with `replication`.
     Improve { log: LogId, replication: u32, nodeset: Vec<PlainNodeId> },
@@ -102,8 +107,14 @@ fn replacement(
         return None;
     }
     let spares: Vec<PlainNodeId> = alive.iter().copied().filter(|n| !segment.nodeset.contains(n)).collect();
-    let spare = pick(&spares, load, 1)?[0];
-    Some(Action::Replace { log, loglet: segment.loglet_id, dead: leaving, spare })
+    if let Some(spare) = pick(&spares, load, 1).map(|s| s[0]) {
+        return Some(Action::Replace { log, loglet: segment.loglet_id, dead: leaving, spare });
+    }
+    // No spare: a draining member may still go if the rest holds the configured replication.
+    let configured = view.config.map_or(segment.replication, |c| c.replication);
+    let rest = segment.nodeset.len() as u32 - 1;
+    (draining(&leaving) && rest >= ClusterConfiguration::log_servers_needed(configured).max(1))
+        .then_some(Action::Shrink { log, loglet: segment.loglet_id, leaving })
 }
 
 /// Applies a metadata-only action to `logs`; false if `logs` no longer matches what the
@@ -133,6 +144,21 @@ pub fn apply(logs: &mut Logs, action: &Action) -> bool {
             segment.nodeset.sort();
             segment.joined.retain(|n| n != dead);
             segment.joined.push(*spare);
+            true
+        }
+        Action::Shrink { log, loglet, leaving } => {
+            let Some(segment) =
+                logs.logs.get_mut(log).and_then(|c| c.segments.iter_mut().find(|s| s.loglet_id == *loglet))
+            else {
+                return false;
+            };
+            if !segment.nodeset.contains(leaving) || segment.nodeset.len() < 2 {
+                return false;
+            }
+            segment.nodeset.retain(|n| n != leaving);
+            segment.joined.retain(|n| n != leaving);
+            // A raft group of n members holds a record on a majority of them.
+            segment.replication = segment.replication.min(segment.nodeset.len() as u32 / 2 + 1);
             true
         }
         Action::Improve { .. } => false,
@@ -245,6 +271,31 @@ mod tests {
         four.start_draining(PlainNodeId(4));
         let (alive, dead) = (set(&[1, 2, 4]), set(&[3]));
         let view = ClusterView { logs: &logs, nodes: &four, config: None, alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty());
+    }
+
+    #[test]
+    fn a_draining_member_without_a_spare_shrinks_a_nodeset_larger_than_needed() {
+        // Sealed at replication 3 over all five nodes; the cluster now runs at 2.
+        let logs = logs(3, &[1, 2, 3, 4, 5]);
+        let mut nodes = nodes(5);
+        nodes.start_draining(PlainNodeId(5));
+        let config = config(2);
+        let (alive, dead) = (set(&[1, 2, 3, 4, 5]), set(&[]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        let actions = plan(&view);
+        assert_eq!(actions, vec![Action::Shrink { log: LogId(0), loglet: LogletId(1), leaving: PlainNodeId(5) }]);
+        let mut next = logs.clone();
+        assert!(apply(&mut next, &actions[0]));
+        let segment = &next.logs[&LogId(0)].segments[0];
+        assert_eq!((segment.nodeset.clone(), segment.replication), (ids(&[1, 2, 3, 4]), 3));
+        assert!(!apply(&mut next, &actions[0]), "applied once");
+        // At the configured replication's minimum (3 for r=2), nothing shrinks further.
+        let small = self::logs(2, &[1, 2, 3]);
+        let mut three = self::nodes(3);
+        three.start_draining(PlainNodeId(3));
+        let alive = set(&[1, 2, 3]);
+        let view = ClusterView { logs: &small, nodes: &three, config: Some(&config), alive: &alive, dead: &dead };
         assert!(plan(&view).is_empty());
     }
 

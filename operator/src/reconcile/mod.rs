@@ -6,8 +6,10 @@
 //! members) and raises the log replication as nodes join, up to `spec.replication`.
 //! On `spec.snapshots.interval` it also asks pod 0 for snapshots of every partition
 //! (trimming the logs when `spec.snapshots.trim`) and records them in `lastSnapshot`.
-//! Scaling with drain is not reconciled yet; the `Scaling` condition reports a
-//! StatefulSet whose size differs from `spec.replicas`, and added nodes until they are ready.
+//! Scaling out resizes the StatefulSet at once; scaling in first drains the leaving pods'
+//! nodes through pod 0 and shrinks the StatefulSet only once all are drained (never below
+//! what the log replication needs, see [`crate::scale_in`]), then removes those nodes from
+//! the cluster and deletes their volume claims. The `Scaling` condition tells the progress.
 //!
 //! Around each round: the finalizer ([`finalizer`]) that handles the volume claims on
 //! deletion, Events on transitions ([`events`]), the metrics, and retries with a per-object
@@ -22,9 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::chrono::Utc;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{finalizer as with_finalizer, Error as FinalizerError, Event as FinalizerEvent};
@@ -35,11 +38,13 @@ pub use apply::FIELD_MANAGER;
 pub use finalizer::FINALIZER;
 
 use crate::crd::{ClusterPhase, RestateCluster};
+use crate::names::ClusterNames;
 use crate::objects::{cluster_names, owned_objects, BuildContext};
 use crate::replication::{replication_change, ReplicationPlan};
 use crate::runtime::backoff::Backoff;
 use crate::runtime::leader::Leadership;
 use crate::runtime::metrics::OperatorMetrics;
+use crate::scale_in::{plan_scale, ScalePlan};
 use crate::snapshot_schedule;
 use crate::status::{next_status, Observation};
 use crate::BuildError;
@@ -140,17 +145,24 @@ async fn finalized_round(cluster: Arc<RestateCluster>, ctx: &Context) -> Result<
 async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, ReconcileError> {
     let namespace = cluster.namespace().ok_or(BuildError::MissingMetadata("metadata.namespace"))?;
     let names = cluster_names(cluster, &ctx.build)?;
-    let objects = owned_objects(cluster, &ctx.build)?;
+    let wanted = u32::try_from(cluster.spec.replicas).unwrap_or(0);
+    let provisioned = cluster.status.as_ref().and_then(|s| s.provisioned) == Some(true);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let observe_error =
+        |source| ReconcileError::Observe { what: format!("{namespace}/{}", names.statefulset()), source };
+    let before = statefulsets.get_opt(&names.statefulset()).await.map_err(observe_error)?;
+    let current = before.as_ref().and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map_or(0, |r| r.max(0) as u32);
+    let scale = plan_scale_round(cluster, &names, current, wanted, provisioned).await;
+
+    let mut objects = owned_objects(cluster, &ctx.build)?;
+    if let Some(spec) = objects.statefulset.spec.as_mut() {
+        spec.replicas = Some(i32::try_from(scale.statefulset_replicas).unwrap_or(i32::MAX));
+    }
     apply::apply_owned(&ctx.client, &namespace, &objects, ctx.build.server_minor)
         .await
         .map_err(|(what, source)| ReconcileError::Apply { what, source })?;
 
-    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let statefulset = statefulsets
-        .get_opt(&names.statefulset())
-        .await
-        .map_err(|source| ReconcileError::Observe { what: format!("{namespace}/{}", names.statefulset()), source })?;
-    let wanted = u32::try_from(cluster.spec.replicas).unwrap_or(0);
+    let statefulset = statefulsets.get_opt(&names.statefulset()).await.map_err(observe_error)?;
     let mut observation = Observation {
         ready_pods: statefulset
             .as_ref()
@@ -163,10 +175,17 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
             .and_then(|s| s.replicas)
             .map_or(0, |r| u32::try_from(r).unwrap_or(0)),
         overridden: objects.rendered.overridden.clone(),
+        draining: scale.draining.clone(),
+        scale_in_refused: scale.refused.clone(),
         ..Observation::default()
     };
+    if provisioned && scale.statefulset_replicas == wanted {
+        let pods = statefulset.as_ref().and_then(|s| s.status.as_ref()).map_or(0, |s| s.replicas.max(0) as u32);
+        if pods <= wanted {
+            forget_departed_nodes(cluster, ctx, &names, wanted).await;
+        }
+    }
 
-    let provisioned = cluster.status.as_ref().and_then(|s| s.provisioned) == Some(true);
     if !provisioned && wanted > 0 && observation.ready_pods >= wanted {
         let address = names.node_address(0);
         let replication = ReplicationPlan::new(u32::try_from(cluster.spec.replication).unwrap_or(1), wanted).effective;
@@ -225,6 +244,79 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
         after = after.min(due.max(Duration::from_secs(1)));
     }
     Ok(Action::requeue(after))
+}
+
+/// The StatefulSet's size this round (see [`crate::scale_in`]): the spec's, except while
+/// scaling in, when the leaving pods are asked to drain (through pod 0) and the size holds
+/// until all of them are drained, and never below what the log replication needs.
+async fn plan_scale_round(
+    cluster: &RestateCluster,
+    names: &ClusterNames,
+    current: u32,
+    wanted: u32,
+    provisioned: bool,
+) -> ScalePlan {
+    let statefulset = names.statefulset();
+    if !provisioned || wanted >= current {
+        return plan_scale(&statefulset, current, wanted, None, provisioned, &[]);
+    }
+    let address = names.node_address(0);
+    // The spec may ask for less replication than runs now: this round lowers it first
+    // (observe_and_raise_replication), so the check uses the lower one.
+    let requested = u32::try_from(cluster.spec.replication).unwrap_or(1);
+    let replication = match provision::cluster_view(&address).await {
+        Ok(view) => Some(view.log_replication.min(requested)),
+        Err(reason) => {
+            tracing::warn!(cluster = %cluster.name_any(), "scale-in waits: cannot read the cluster's status: {reason}");
+            None
+        }
+    };
+    let first = plan_scale(&statefulset, current, wanted, replication, provisioned, &[]);
+    if first.to_drain.is_empty() {
+        return first;
+    }
+    let mut answers = Vec::new();
+    for pod in &first.to_drain {
+        let answer = provision::drain_node(&address, pod).await;
+        tracing::info!(cluster = %cluster.name_any(), pod = %pod, drained = answer.drained, "drain before scale-in: {}", answer.summary);
+        answers.push(answer);
+    }
+    plan_scale(&statefulset, current, wanted, replication, provisioned, &answers)
+}
+
+/// After a scale-in: nodes named after pods at or past `wanted` (drained, their pods gone)
+/// are removed from the cluster and their volume claims deleted. Failures are logged; the
+/// next round tries again.
+async fn forget_departed_nodes(cluster: &RestateCluster, ctx: &Context, names: &ClusterNames, wanted: u32) {
+    let address = names.node_address(0);
+    let Ok(view) = provision::cluster_view(&address).await else { return };
+    let prefix = format!("{}-", names.statefulset());
+    let departed = view.registered.iter().filter_map(|name| {
+        let ordinal: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+        (ordinal >= wanted).then_some((name.clone(), ordinal))
+    });
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    for (node, ordinal) in departed {
+        match provision::remove_node(&address, &node).await {
+            Ok(_) => {
+                tracing::info!(cluster = %cluster.name_any(), node = %node, "scale-in: drained node removed from the cluster")
+            }
+            Err(reason) => {
+                tracing::warn!(cluster = %cluster.name_any(), node = %node, "scale-in: removing the node: {reason}");
+                continue;
+            }
+        }
+        let claim = names.volume_claim(ordinal);
+        match claims.delete(&claim, &DeleteParams::default()).await {
+            Ok(_) => {
+                tracing::info!(cluster = %cluster.name_any(), claim = %claim, "scale-in: volume claim of the drained node deleted")
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.name_any(), claim = %claim, "scale-in: deleting the volume claim: {e}")
+            }
+        }
+    }
 }
 
 /// Reads what the cluster says of itself (alive nodes, replication, metadata members) into

@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use restate_proto::node_ctl::{
-    node_ctl_client::NodeCtlClient, CreateSnapshotsRequest, GetClusterStatusRequest, PartitionSnapshot,
-    ProvisionRequest, SetClusterConfigurationRequest,
+    node_ctl_client::NodeCtlClient, CreateSnapshotsRequest, DrainNodeRequest, GetClusterStatusRequest,
+    PartitionSnapshot, ProvisionRequest, RemoveNodeRequest, SetClusterConfigurationRequest,
 };
+
+use crate::scale_in::DrainAnswer;
 
 /// What the cluster says of itself (node control `GetClusterStatus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub struct ClusterView {
     pub log_replication: u32,
     /// Names of the nodes that are members of the replicated metadata store.
     pub metadata_members: Vec<String>,
+    /// Names of every registered node (alive or not).
+    pub registered: Vec<String>,
 }
 
 /// The cluster's view through the node at `address`.
@@ -35,6 +39,7 @@ pub async fn cluster_view(address: &str) -> Result<ClusterView, String> {
         alive_nodes: status.nodes.iter().filter(|n| n.alive).count() as u32,
         log_replication: status.configuration.map_or(0, |c| c.replication),
         metadata_members,
+        registered: status.nodes.iter().map(|n| n.name.clone()).collect(),
     })
 }
 
@@ -89,4 +94,32 @@ pub async fn provision(address: &str, partitions: u32, replication: u32) -> Resu
         return Err(format!("{address} answered provisioning without a cluster fingerprint"));
     }
     Ok(answer.cluster_fingerprint)
+}
+
+/// Asks the node at `address` to drain `node` (idempotent; as `restatectl nodes drain`). A
+/// refusal or an unreachable node is an undrained answer whose summary says why.
+pub async fn drain_node(address: &str, node: &str) -> DrainAnswer {
+    let answer = match connect(address, Duration::from_secs(30)).await {
+        Ok(mut client) => {
+            client.drain_node(DrainNodeRequest { node: node.to_owned() }).await.map_err(|s| s.message().to_owned())
+        }
+        Err(reason) => Err(reason),
+    };
+    match answer {
+        Ok(r) => {
+            let r = r.into_inner();
+            DrainAnswer { pod: node.to_owned(), drained: r.drained, summary: r.summary }
+        }
+        Err(reason) => DrainAnswer { pod: node.to_owned(), drained: false, summary: reason },
+    }
+}
+
+/// Forgets the drained `node` (as `restatectl nodes remove`); true if it was registered.
+pub async fn remove_node(address: &str, node: &str) -> Result<bool, String> {
+    let answer = connect(address, Duration::from_secs(30))
+        .await?
+        .remove_node(RemoveNodeRequest { node: node.to_owned(), force: false })
+        .await
+        .map_err(|s| format!("{address} did not remove {node}: {}", s.message()))?;
+    Ok(answer.into_inner().removed)
 }
