@@ -53,7 +53,8 @@ crds:
 	cp crds/restateclusters.yaml charts/restate-operator/templates/crd-restateclusters.yaml
 
 ## Benchmarks beside their peers, measured in the same run (never part of CI).
-## Needs etcd 3.4 from Debian and moto_server from PyPI (installed here if missing). Release build.
+## Needs etcd 3.4 from Debian and moto_server from PyPI (installed here if missing), and for the
+## operator's memory the Kubernetes testbed and the images (built here). Release build.
 bench:
 	command -v etcd >/dev/null || (apt-get update -qq && apt-get install -y -qq etcd-server etcd-client)
 	command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]'
@@ -62,6 +63,12 @@ bench:
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/logs-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/invocations-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/snapshots-bench
+	scripts/testbed/kube.sh install
+	scripts/images/build.sh
+	scripts/testbed/kube.sh stop /tmp/restate-bench-testbed; rm -rf /tmp/restate-bench-testbed
+	scripts/testbed/kube.sh start /tmp/restate-bench-testbed
+	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release RESTATE_TESTBED_DIR=/tmp/restate-bench-testbed \
+	  $(CARGO_TARGET_DIR)/release/operator-bench; rc=$$?; scripts/testbed/kube.sh stop /tmp/restate-bench-testbed; exit $$rc
 
 ## Container images from host-built release binaries (docker/README.md). The base image
 ## debian:bookworm-slim is made locally with debootstrap when it cannot be pulled.

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use restate_bench::{lazy_channel, ms, percentile};
+use restate_bench::{lazy_channel, memory_mib, ms, percentile};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
@@ -18,14 +18,6 @@ use restate_worker::partition::{Command, Envelope};
 
 const RUN_FOR: Duration = Duration::from_secs(5);
 const MEMORY_BUDGET_MIB: f64 = 512.0;
-
-/// `VmRSS` (now) or `VmHWM` (peak) of a process, in MiB.
-fn memory_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .map_or(0.0, |kib: f64| kib / 1024.0)
-}
 
 /// A record every partition processor decodes and ignores (a leader command at epoch 0,
 /// below any announced leader), so appending it measures the log without disturbing

@@ -1,5 +1,5 @@
-//! What every `make bench` binary shares: latency percentiles and their printing, and a
-//! lazily connecting gRPC channel.
+//! What every `make bench` binary shares: latency percentiles and their printing, a
+//! lazily connecting gRPC channel, and a process's resident memory.
 
 use std::time::Duration;
 
@@ -21,6 +21,14 @@ pub fn ms(d: Duration) -> String {
 /// A channel to `address` that connects on first use; every call times out after 5 s.
 pub fn lazy_channel(address: &str) -> Channel {
     Endpoint::from_shared(address.to_owned()).unwrap().timeout(Duration::from_secs(5)).connect_lazy()
+}
+
+/// `VmRSS:` (now) or `VmHWM:` (peak) of process `pid`, in MiB; 0 when unreadable.
+pub fn memory_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .map_or(0.0, |kib: f64| kib / 1024.0)
 }
 
 #[cfg(test)]
