@@ -18,7 +18,7 @@ use crate::lease::{ControllerLease, LeaseStep, LeaseTracker};
 use crate::liveness::Liveness;
 use crate::membership::{next_step, MembershipStep};
 use crate::plan::{apply, plan, Action, ClusterView};
-use crate::probe::Prober;
+use crate::probe::{Probe, Prober};
 use crate::scheduling::schedule;
 
 #[derive(Debug, Clone)]
@@ -114,8 +114,18 @@ impl Controller {
 
     async fn keep_lease(&mut self) -> Result<(), String> {
         let current = typed::get::<ControllerLease>(self.metadata.as_ref()).await.map_err(|e| e.to_string())?;
+        let holder_down = match &current {
+            Some((lease, _)) if lease.holder != self.options.me => {
+                let down = self.refuses_connections(lease.holder).await;
+                if down {
+                    tracing::info!(holder = %lease.holder, "the cluster controller's node refuses connections: taking over its lease");
+                }
+                down
+            }
+            _ => false,
+        };
         let started = Instant::now();
-        match self.lease.next(current, started) {
+        match self.lease.next(current, started, holder_down) {
             LeaseStep::Wait { .. } => Ok(()),
             LeaseStep::Write { next, precondition } => {
                 match typed::put(self.metadata.as_ref(), &next, precondition).await {
@@ -132,6 +142,13 @@ impl Controller {
         }
     }
 
+    /// Whether `node`'s port refuses connections now (its process is gone).
+    async fn refuses_connections(&mut self, node: PlainNodeId) -> bool {
+        let Ok(Some((nodes, _))) = typed::get::<NodesConfiguration>(self.metadata.as_ref()).await else { return false };
+        let Some(address) = nodes.nodes.get(&node).map(|n| n.address.clone()) else { return false };
+        self.prober.probe_all(&[address], Duration::from_secs(1)).await == [Probe::Refused]
+    }
+
     async fn act(&mut self) -> Result<(), String> {
         let store = self.metadata.as_ref();
         let (nodes, _) = typed::get::<NodesConfiguration>(store).await.map_err(|e| e.to_string())?.unwrap_or_default();
@@ -142,11 +159,11 @@ impl Controller {
         let addresses: Vec<String> = members.iter().map(|(_, a)| a.clone()).collect();
         let answers = self.prober.probe_all(&addresses, Duration::from_secs(1)).await;
         let now = Instant::now();
-        for ((node, _), answered) in members.iter().zip(answers) {
-            if !answered && self.liveness.is_alive(*node) {
-                tracing::warn!(node = %node, "node stopped answering");
+        for ((node, _), probe) in members.iter().zip(answers) {
+            if probe != Probe::Answered && self.liveness.is_alive(*node) {
+                tracing::warn!(node = %node, ?probe, "node stopped answering");
             }
-            self.liveness.observe(*node, answered, now);
+            self.liveness.observe(*node, probe, now);
         }
         self.liveness.retain(|n| nodes.nodes.contains_key(&n));
         let alive: BTreeSet<PlainNodeId> =
@@ -154,7 +171,7 @@ impl Controller {
         let dead: BTreeSet<PlainNodeId> =
             self.liveness.dead(self.options.repair_grace_period, now).into_iter().collect();
         let failed_workers: BTreeSet<PlainNodeId> =
-            self.liveness.dead(self.options.partition_failover_after, now).into_iter().collect();
+            self.liveness.failed(self.options.partition_failover_after, now).into_iter().collect();
         if let Err(e) = self.schedule_partitions(&nodes, &alive, &failed_workers).await {
             tracing::debug!("partition scheduling: {e}");
         }

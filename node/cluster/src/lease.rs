@@ -54,7 +54,9 @@ impl LeaseTracker {
     }
 
     /// Decides the next step from the record read at `now` (`None`: never written).
-    pub fn next(&mut self, current: Option<(ControllerLease, Version)>, now: Instant) -> LeaseStep {
+    /// `holder_down`: the holder's node refuses connections (no process listens there, so
+    /// it cannot be acting): taken over at once instead of after the whole duration.
+    pub fn next(&mut self, current: Option<(ControllerLease, Version)>, now: Instant, holder_down: bool) -> LeaseStep {
         let Some((lease, version)) = current else {
             return LeaseStep::Write {
                 next: ControllerLease { holder: self.me, term: 1, renewals: 0 },
@@ -70,6 +72,12 @@ impl LeaseTracker {
         }
         // Someone else's record: this node no longer holds it.
         self.held_until = None;
+        if holder_down {
+            return LeaseStep::Write {
+                next: ControllerLease { holder: self.me, term: lease.term + 1, renewals: 0 },
+                precondition: Precondition::MatchesVersion(version),
+            };
+        }
         match self.observed {
             Some((seen, since)) if seen == version && now.duration_since(since) >= self.duration => LeaseStep::Write {
                 next: ControllerLease { holder: self.me, term: lease.term + 1, renewals: 0 },
@@ -114,7 +122,7 @@ mod tests {
         let mut t = LeaseTracker::new(PlainNodeId(1), D);
         let now = Instant::now();
         assert_eq!(
-            t.next(None, now),
+            t.next(None, now, false),
             LeaseStep::Write { next: lease(1, 1, 0), precondition: Precondition::DoesNotExist }
         );
         assert!(!t.is_held(now));
@@ -126,7 +134,7 @@ mod tests {
     #[test]
     fn holder_renews_with_the_version_it_read() {
         let mut t = LeaseTracker::new(PlainNodeId(1), D);
-        let step = t.next(Some((lease(1, 3, 7), Version(12))), Instant::now());
+        let step = t.next(Some((lease(1, 3, 7), Version(12))), Instant::now(), false);
         assert_eq!(
             step,
             LeaseStep::Write { next: lease(1, 3, 8), precondition: Precondition::MatchesVersion(Version(12)) }
@@ -137,17 +145,33 @@ mod tests {
     fn takeover_only_after_the_same_version_was_seen_for_the_whole_duration() {
         let mut t = LeaseTracker::new(PlainNodeId(2), D);
         let t0 = Instant::now();
-        assert_eq!(t.next(Some((lease(1, 1, 5), Version(9))), t0), LeaseStep::Wait { holder: PlainNodeId(1) });
-        assert_eq!(t.next(Some((lease(1, 1, 5), Version(9))), t0 + D / 2), LeaseStep::Wait { holder: PlainNodeId(1) });
-        // The holder renewed: the clock starts again.
-        assert_eq!(t.next(Some((lease(1, 1, 6), Version(10))), t0 + D), LeaseStep::Wait { holder: PlainNodeId(1) });
+        assert_eq!(t.next(Some((lease(1, 1, 5), Version(9))), t0, false), LeaseStep::Wait { holder: PlainNodeId(1) });
         assert_eq!(
-            t.next(Some((lease(1, 1, 6), Version(10))), t0 + D + D / 2),
+            t.next(Some((lease(1, 1, 5), Version(9))), t0 + D / 2, false),
+            LeaseStep::Wait { holder: PlainNodeId(1) }
+        );
+        // The holder renewed: the clock starts again.
+        assert_eq!(
+            t.next(Some((lease(1, 1, 6), Version(10))), t0 + D, false),
             LeaseStep::Wait { holder: PlainNodeId(1) }
         );
         assert_eq!(
-            t.next(Some((lease(1, 1, 6), Version(10))), t0 + 2 * D),
+            t.next(Some((lease(1, 1, 6), Version(10))), t0 + D + D / 2, false),
+            LeaseStep::Wait { holder: PlainNodeId(1) }
+        );
+        assert_eq!(
+            t.next(Some((lease(1, 1, 6), Version(10))), t0 + 2 * D, false),
             LeaseStep::Write { next: lease(2, 2, 0), precondition: Precondition::MatchesVersion(Version(10)) }
+        );
+    }
+
+    #[test]
+    fn a_holder_whose_node_refuses_connections_is_taken_over_at_once() {
+        let mut t = LeaseTracker::new(PlainNodeId(2), D);
+        let t0 = Instant::now();
+        assert_eq!(
+            t.next(Some((lease(1, 4, 9), Version(30))), t0, true),
+            LeaseStep::Write { next: lease(2, 5, 0), precondition: Precondition::MatchesVersion(Version(30)) }
         );
     }
 
@@ -157,7 +181,7 @@ mod tests {
         let t0 = Instant::now();
         t.written(t0);
         assert!(t.is_held(t0));
-        t.next(Some((lease(2, 2, 0), Version(20))), t0 + Duration::from_millis(10));
+        t.next(Some((lease(2, 2, 0), Version(20))), t0 + Duration::from_millis(10), false);
         assert!(!t.is_held(t0 + Duration::from_millis(10)));
     }
 
@@ -170,9 +194,12 @@ mod tests {
         holder.written(h);
         let mut challenger = LeaseTracker::new(PlainNodeId(2), D);
         let c = h + Duration::from_millis(1);
-        challenger.next(Some((lease(1, 1, 0), Version(1))), c);
+        challenger.next(Some((lease(1, 1, 0), Version(1))), c, false);
         let takeover_at = c + D;
-        assert!(matches!(challenger.next(Some((lease(1, 1, 0), Version(1))), takeover_at), LeaseStep::Write { .. }));
+        assert!(matches!(
+            challenger.next(Some((lease(1, 1, 0), Version(1))), takeover_at, false),
+            LeaseStep::Write { .. }
+        ));
         assert!(!holder.is_held(takeover_at));
     }
 }

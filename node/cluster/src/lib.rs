@@ -13,7 +13,7 @@ pub mod liveness;
 pub mod membership;
 pub mod placement;
 pub mod plan;
-mod probe;
+pub mod probe;
 pub mod scheduling;
 
 pub use controller::{run, ControllerOptions};

@@ -193,6 +193,15 @@ impl RaftGroup {
         );
     }
 
+    fn fail_unresolved_reads(&mut self) {
+        let lost: Vec<u64> = self.reads.iter().filter(|(_, r)| r.read_index.is_none()).map(|(id, _)| *id).collect();
+        let leader = self.leader_hint();
+        for id in lost {
+            let pending = self.reads.remove(&id).expect("present");
+            let _ = pending.reply.send(Err(RaftError::NotLeader { leader }));
+        }
+    }
+
     /// Fails requests past their deadline; called on every tick.
     pub fn expire(&mut self, now: Instant, options: &RaftOptions) {
         let expired: Vec<u64> = self.proposals.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
@@ -235,6 +244,12 @@ impl RaftGroup {
         }
         if let Some(hs) = ready.hs() {
             self.storage.set_hard_state(hs.clone(), batch, cf);
+        }
+        if ready.ss().is_some() {
+            // Leadership changed: a ReadIndex request still waiting for its index was sent to
+            // (or held by) the old leader and will never be answered. Fail it now so the
+            // caller retries at the new leader, instead of at its deadline.
+            self.fail_unresolved_reads();
         }
         for state in ready.take_read_states() {
             if let Some(pending) = request_id(b'r', &state.request_ctx).and_then(|id| self.reads.get_mut(&id)) {
