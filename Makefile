@@ -63,6 +63,7 @@ bench:
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/logs-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/invocations-bench
 	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/snapshots-bench
+	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/failover-bench
 	scripts/testbed/kube.sh install
 	scripts/images/build.sh
 	scripts/testbed/kube.sh stop /tmp/restate-bench-testbed; rm -rf /tmp/restate-bench-testbed
