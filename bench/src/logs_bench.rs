@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use restate_bench::{lazy_channel, ms, percentile};
+use restate_bench::{lazy_channel, ms, percentile, record_summary};
 use restate_e2e::{replicated_cluster, wait_until, TestDir, LOG_ONLY_ROLES};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 
@@ -127,6 +127,13 @@ fn main() {
             ms(percentile(&latencies, 0.99)),
             percentile(&latencies, 0.99).as_secs_f64() / percentile(&fsync, 0.99).as_secs_f64(),
             rate / syncs_per_second,
+        );
+        record_summary(
+            &format!("replicated log append, {appenders} appenders, {RECORD} B"),
+            &format!("{rate:.0} records/s, p99 {} ms", ms(percentile(&latencies, 0.99))),
+            &format!("fdatasync {syncs_per_second:.0}/s, p99 {} ms", ms(percentile(&fsync, 0.99))),
+            percentile(&latencies, 0.99).as_secs_f64() / percentile(&fsync, 0.99).as_secs_f64(),
+            "append p99 / fsync p99",
         );
     }
     std::io::stdout().flush().unwrap();

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use restate_bench::ms;
+use restate_bench::{ms, record_summary};
 use restate_e2e::{free_port, replicated_cluster, wait_until, ServerProcess, TestDir};
 use restate_proto::metadata::{
     self as mpb, metadata_server_admin_client::MetadataServerAdminClient, metadata_server_client::MetadataServerClient,
@@ -282,6 +282,13 @@ fn main() {
             ours.throughput() / theirs.throughput(),
             ours.percentile(0.99).as_secs_f64() / theirs.percentile(0.99).as_secs_f64(),
         );
+        record_summary(
+            &format!("metadata compare-and-put, {clients} clients"),
+            &format!("{:.0} ops/s, p99 {} ms", ours.throughput(), ms(ours.percentile(0.99))),
+            &format!("etcd {:.0} ops/s, p99 {} ms", theirs.throughput(), ms(theirs.percentile(0.99))),
+            ours.throughput() / theirs.throughput(),
+            "throughput / etcd's",
+        );
     }
 
     let mut memory: Vec<(String, u64)> =
@@ -331,6 +338,13 @@ fn main() {
     println!("| p50 ms | p99 ms | max ms | target p99 |");
     println!("|---|---|---|---|");
     println!("| {} | {} | {} | < 2000 |", ms(pct(0.5)), ms(pct(0.99)), ms(*gaps.last().unwrap()));
+    record_summary(
+        &format!("metadata leader fail-over gap, {kills} kills"),
+        &format!("p50 {} ms, p99 {} ms", ms(pct(0.5)), ms(pct(0.99))),
+        "target p99 2000 ms",
+        pct(0.99).as_secs_f64() / 2.0,
+        "p99 / target",
+    );
 
     // Spurious elections: saturate both cores for a while and count term changes.
     let terms = |rt: &tokio::runtime::Runtime| -> Vec<u64> {
@@ -376,7 +390,17 @@ fn main() {
     println!("\n## Peak resident memory during the compare-and-put runs\n");
     println!("| process | peak RSS MiB |");
     println!("|---|---|");
-    for (name, kib) in memory {
-        println!("| {name} | {:.1} |", kib as f64 / 1024.0);
+    for (name, kib) in &memory {
+        println!("| {name} | {:.1} |", *kib as f64 / 1024.0);
     }
+    let peak_of = |prefix: &str| {
+        memory.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, kib)| *kib as f64 / 1024.0).fold(0.0, f64::max)
+    };
+    record_summary(
+        "peak RSS per process, metadata cluster under compare-and-put",
+        &format!("restate-server {:.0} MiB", peak_of("restate-server")),
+        &format!("etcd {:.0} MiB", peak_of("etcd")),
+        peak_of("restate-server") / peak_of("etcd"),
+        "peak RSS / etcd's",
+    );
 }

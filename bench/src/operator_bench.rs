@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use restate_bench::memory_mib;
+use restate_bench::{memory_mib, record_summary};
 use restate_e2e::kube_testbed::{container_of, wait_for, Kubelet, Testbed};
 use restate_e2e::TestDir;
 
@@ -101,6 +101,13 @@ fn main() {
     println!("| restate-operator | {rss:.1} | {peak:.1} | {:.2} |", peak / BUDGET_MIB);
     println!("| kube-controller-manager (peer, same objects) | {controller_manager:.1} | - | - |");
     println!("\n{CLUSTERS} clusters provisioned and Ready {:.1} s after the first was applied.", converged.as_secs_f64());
+    record_summary(
+        &format!("operator resident memory, {CLUSTERS} RestateClusters"),
+        &format!("restate-operator peak {peak:.0} MiB"),
+        &format!("budget {BUDGET_MIB:.0} MiB (kube-controller-manager {controller_manager:.0} MiB)"),
+        peak / BUDGET_MIB,
+        "peak RSS / budget",
+    );
     if peak > BUDGET_MIB {
         println!("OVER BUDGET: the operator peaked at {peak:.1} MiB");
     }

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use restate_bench::record_summary;
 use bytes::Bytes;
 use restate_config::{SnapshotDestination, SnapshotOptions};
 use restate_e2e::s3::{snapshot_env, MotoServer};
@@ -153,6 +154,13 @@ fn export_and_upload(dir: &TestDir, moto: &MotoServer, runtime: &tokio::runtime:
         "| export + publish | {total:.2} | {:.0} | {raw:.0} | {:.2} |\n",
         mb(size) / total,
         mb(size) / total / raw
+    );
+    record_summary(
+        &format!("snapshot publish, {:.0} MB partition, local S3", mb(size)),
+        &format!("{:.0} MB/s", mb(size) / publish_secs),
+        &format!("one plain PUT {raw:.0} MB/s"),
+        mb(size) / publish_secs / raw,
+        "throughput / plain PUT's",
     );
 }
 

@@ -7,8 +7,10 @@
 //! - Waits are on conditions with bounded timeouts, never bare sleeps.
 //! - When a test panics, every node's log is printed and the directory is kept.
 
+pub mod compose;
 pub mod kube_testbed;
 pub mod linearizability;
+pub mod load;
 pub mod s3;
 pub mod services;
 
@@ -73,7 +75,11 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
-/// A directory holding the nodes of one test; printed and kept when the test fails.
+/// Set (to anything) to keep every test's directory, passed or not.
+pub const KEEP_ENV: &str = "RESTATE_E2E_KEEP_DIRS";
+
+/// A directory holding the nodes of one test; printed and kept when the test fails (or
+/// kept whenever [`KEEP_ENV`] is set).
 pub struct TestDir {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
@@ -93,6 +99,11 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
+        if std::env::var_os(KEEP_ENV).is_some() && !std::thread::panicking() {
+            let dir = self.dir.take().expect("dir present").keep();
+            eprintln!("==== {KEEP_ENV} set; test directory kept in {} ====", dir.display());
+            return;
+        }
         if std::thread::panicking() {
             let dir = self.dir.take().expect("dir present").keep();
             eprintln!("==== test failed; node logs kept in {} ====", dir.display());

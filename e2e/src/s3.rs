@@ -24,16 +24,22 @@ impl MotoServer {
     /// Starts `moto_server -H 127.0.0.1 -p <free port>` and waits until it accepts
     /// connections. Its output goes to `<test dir>/moto.log`.
     pub fn start(dir: &TestDir) -> MotoServer {
-        MotoServer::spawn(dir, "moto.log", false)
+        MotoServer::spawn(dir, "moto.log", false, "127.0.0.1")
+    }
+
+    /// As [`MotoServer::start`], listening on every interface (0.0.0.0) so that containers
+    /// reach it through the Docker bridge (`host.docker.internal:<port>`).
+    pub fn start_for_containers(dir: &TestDir) -> MotoServer {
+        MotoServer::spawn(dir, "moto.log", false, "0.0.0.0")
     }
 
     /// A server that checks credentials (`INITIAL_NO_AUTH_ACTION_COUNT=0`): it knows no
     /// access key, so every signed request is refused with `InvalidAccessKeyId`.
     pub fn start_rejecting_credentials(dir: &TestDir) -> MotoServer {
-        MotoServer::spawn(dir, "moto-auth.log", true)
+        MotoServer::spawn(dir, "moto-auth.log", true, "127.0.0.1")
     }
 
-    fn spawn(dir: &TestDir, log_name: &str, check_credentials: bool) -> MotoServer {
+    fn spawn(dir: &TestDir, log_name: &str, check_credentials: bool, host: &str) -> MotoServer {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join(log_name)).expect("moto log file");
         let mut command = Command::new("moto_server");
@@ -41,7 +47,7 @@ impl MotoServer {
             command.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
         }
         let child = command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", host, "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)

@@ -150,8 +150,7 @@ fn certainly_not_applied(status: &tonic::Status) -> bool {
     if status.metadata().get(crate::replicated::NOT_APPLIED_HEADER).is_some() || status.code() == Code::Unimplemented {
         return true;
     }
-    let text = describe_transport(status);
-    ["tcp connect error", "error trying to connect", "Connection refused"].iter().any(|m| text.contains(m))
+    restate_proto::transport_errors::never_connected(status)
 }
 
 /// Maps a gRPC status of one attempt: transport-level trouble and servers without the
@@ -166,7 +165,7 @@ fn classify_write(status: tonic::Status) -> Result<MetadataStoreError, AttemptFa
         Code::InvalidArgument => Ok(MetadataStoreError::InvalidRequest(status.message().to_owned())),
         _ => Ok(MetadataStoreError::Unavailable(format!(
             "the write's outcome is unknown (it may or may not have applied): {}",
-            describe_transport(&status)
+            restate_proto::transport_errors::describe(&status)
         ))),
     }
 }
@@ -180,7 +179,7 @@ fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure>
             redirect: None,
         }),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => Err(AttemptFailure {
-            reason: describe_transport(&status),
+            reason: restate_proto::transport_errors::describe(&status),
             retryable: true,
             redirect: status
                 .metadata()
@@ -194,17 +193,6 @@ fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure>
             redirect: None,
         }),
     }
-}
-
-fn describe_transport(status: &tonic::Status) -> String {
-    use std::error::Error;
-    let mut text = status.message().to_owned();
-    let mut source = status.source();
-    while let Some(err) = source {
-        text = format!("{text}: {err}");
-        source = err.source();
-    }
-    text
 }
 
 #[async_trait]

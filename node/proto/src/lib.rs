@@ -4,6 +4,7 @@
 //! `wire` module, so domain code never sees protobuf structs.
 
 pub mod leader_hints;
+pub mod transport_errors;
 
 pub mod metadata {
     tonic::include_proto!("restate.metadata");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use restate_proto::leader_hints::AddressQueue;
+use restate_proto::leader_hints::{AddressPreference, AddressQueue};
 use restate_proto::log_server::{self as pb, log_server_client::LogServerClient};
 use restate_types::{LogletId, Lsn};
 use tonic::transport::{Channel, Endpoint};
@@ -18,6 +18,8 @@ pub struct ReplicatedLoglet {
     /// Advertised addresses of the nodeset's log-servers.
     members: Vec<String>,
     clients: std::sync::Mutex<std::collections::HashMap<String, LogServerClient<Channel>>>,
+    /// Which member to try first (the last to answer; dead members last).
+    preference: AddressPreference,
     /// A local loglet of another node, read through it: writes are refused here.
     read_only: bool,
     /// Raft id -> node id of the nodeset members (to name the sequencer).
@@ -38,6 +40,7 @@ impl ReplicatedLoglet {
             id,
             members,
             clients: Default::default(),
+            preference: AddressPreference::default(),
             read_only: false,
             node_of_raft_id: Default::default(),
         }
@@ -91,11 +94,25 @@ impl ReplicatedLoglet {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut backoff = Duration::from_millis(20);
         loop {
-            let mut queue = AddressQueue::new(self.members.iter().cloned());
+            let order = self.preference.order(&self.members, std::time::Instant::now());
+            let mut queue = AddressQueue::new(order);
             let mut failures = Vec::new();
             while let Some(address) = queue.next_untried() {
                 let c = self.client(&address).map_err(LogletError::InvalidInput)?;
-                match call(c).await {
+                let answer = call(c).await;
+                match &answer {
+                    Ok(_) => self.preference.answered(&address),
+                    // A refusal that names the leader: the hint decides the next try.
+                    Err(s) if s.metadata().get(LOGLET_LEADER_HEADER).is_some() => {}
+                    Err(s)
+                        if restate_proto::transport_errors::never_connected(s)
+                            || matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) =>
+                    {
+                        self.preference.unreachable(&address, std::time::Instant::now())
+                    }
+                    Err(_) => {}
+                }
+                match answer {
                     Ok(r) => return Ok(r.into_inner()),
                     Err(s) if matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition) => {
                         return Err(LogletError::InvalidInput(s.message().to_owned()))
@@ -196,22 +213,9 @@ fn certainly_not_applied(status: &tonic::Status) -> bool {
     if status.metadata().get(LOGLET_LEADER_HEADER).is_some() {
         return true;
     }
-    let mut text = status.message().to_owned();
-    let mut source = std::error::Error::source(status);
-    while let Some(err) = source {
-        text.push_str(&format!(": {err}"));
-        source = err.source();
-    }
-    [
-        "not the leader",
-        "not hosted",
-        "not applied",
-        "tcp connect error",
-        "error trying to connect",
-        "Connection refused",
-    ]
-    .iter()
-    .any(|m| text.contains(m))
+    let text = restate_proto::transport_errors::describe(status);
+    ["not the leader", "not hosted", "not applied"].iter().any(|m| text.contains(m))
+        || restate_proto::transport_errors::never_connected(status)
 }
 
 #[async_trait]

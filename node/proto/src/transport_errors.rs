@@ -1,0 +1,53 @@
+//! What a failed gRPC call says about delivery: whether the request certainly never
+//! reached a server (so even a non-idempotent request may be sent again, elsewhere).
+
+/// The status's message and every source under it, joined with `: ` (tonic and hyper keep
+/// the useful part, such as "Connection refused" or "dns error", in the sources).
+pub fn describe(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        text = format!("{text}: {err}");
+        source = err.source();
+    }
+    text
+}
+
+/// Whether no connection was ever made for this call: the address did not resolve (a
+/// stopped container's name vanishes from Docker's DNS), the connect was refused (nothing
+/// listens: the process is gone) or failed otherwise. Such a request was never sent.
+pub fn never_connected(status: &tonic::Status) -> bool {
+    let text = describe(status);
+    NEVER_CONNECTED.iter().any(|m| text.contains(m))
+}
+
+/// Fragments of hyper's and tonic's connect-failure messages.
+const NEVER_CONNECTED: [&str; 4] = ["tcp connect error", "error trying to connect", "Connection refused", "dns error"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Cause(&'static str);
+    impl std::fmt::Display for Cause {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Cause {}
+
+    fn status_with_cause(cause: &'static str) -> tonic::Status {
+        tonic::Status::from_error(Box::new(Cause(cause)))
+    }
+
+    #[test]
+    fn connect_failures_of_every_kind_were_never_sent() {
+        assert!(never_connected(&status_with_cause("dns error: failed to lookup address information")));
+        assert!(never_connected(&status_with_cause("tcp connect error: Connection refused (os error 111)")));
+        assert!(never_connected(&tonic::Status::unavailable("error trying to connect: timed out")));
+        assert!(!never_connected(&status_with_cause("connection reset by peer")));
+        assert!(!never_connected(&tonic::Status::unavailable("request timed out")));
+        assert!(describe(&status_with_cause("dns error")).contains("dns error"));
+    }
+}
