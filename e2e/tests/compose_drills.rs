@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use restate_e2e::compose::{curl_json, ComposeProject};
-use restate_e2e::load::Load;
+use restate_e2e::load::{Load, LoadReport};
 use restate_e2e::s3::MotoServer;
 use restate_e2e::services::ExampleServices;
 use restate_e2e::{bin, wait_until, TestDir};
@@ -111,6 +111,18 @@ fn gap_after(load: &Load, what: &str, hurt: impl FnOnce()) -> Duration {
     gap
 }
 
+/// Stops `load`, checks every counter through `check_port` and that no request was lost,
+/// and prints `summary` with the request counts.
+fn finish(load: Load, check_port: u16, summary: &str) -> LoadReport {
+    let report = load.stop_and_check(check_port);
+    assert_eq!(report.lost, 0, "{summary}: {report:?}");
+    println!(
+        "{summary}; requests acknowledged {}, failed attempts retried {}, lost {}",
+        report.acknowledged, report.failed_attempts, report.lost
+    );
+    report
+}
+
 /// The seed's quickstart: status, register, the three curls, kill restate-1 under load
 /// (fail-over gap), restart it, snapshot into the bucket.
 #[test]
@@ -152,8 +164,11 @@ fn quickstart_three_nodes() {
     assert!(answer.contains("Sarah"), "{answer}");
     load.use_ports(&drill.ingress_ports());
     load.wait_for_progress(3, Duration::from_secs(120));
-    let report = load.stop_and_check(8080);
-    assert_eq!(report.lost, 0, "{report:?}");
+    finish(
+        load,
+        8080,
+        &format!("quickstart drill: fail-over gap after `docker compose kill restate-1` {} ms", gap.as_millis()),
+    );
 
     // docker compose exec restate-1 restatectl snapshot create
     let (code, out, stderr) = project.exec("restate-1", &["restatectl", "snapshot", "create"]);
@@ -162,15 +177,6 @@ fn quickstart_three_nodes() {
     let objects = drill.moto.keys("restate", "snapshots/");
     assert!(objects.iter().any(|k| k.ends_with("latest.json")), "snapshots in the bucket: {objects:?}");
     println!("restatectl snapshot create:\n{out}{} objects under s3://restate/snapshots/", objects.len());
-
-    println!(
-        "quickstart drill: fail-over gap after `docker compose kill restate-1` {} ms; requests acknowledged {}, \
-         failed attempts retried {}, lost {}",
-        gap.as_millis(),
-        report.acknowledged,
-        report.failed_attempts,
-        report.lost
-    );
 }
 
 /// Five nodes at replication 3: two killed at once, the other three keep serving and keep
@@ -203,15 +209,10 @@ fn five_nodes_survive_two_down() {
     project.wait_for_alive_nodes("restate-1", 5, STARTUP);
     drill.wait_for_greeter(48080, "four");
     drill.wait_for_greeter(58080, "five");
-    let report = load.stop_and_check(58080);
-    assert_eq!(report.lost, 0, "{report:?}");
-    println!(
-        "five-node drill: fail-over gap after killing restate-4 and restate-5 {} ms; requests acknowledged {}, \
-         failed attempts retried {}, lost {}",
-        gap.as_millis(),
-        report.acknowledged,
-        report.failed_attempts,
-        report.lost
+    finish(
+        load,
+        58080,
+        &format!("five-node drill: fail-over gap after killing restate-4 and restate-5 {} ms", gap.as_millis()),
     );
 }
 
@@ -240,17 +241,12 @@ fn network_partition_of_one_node_heals() {
     let heal = healed_at.elapsed();
     // Its ingress serves again and reads what was written while it was away.
     drill.wait_for_greeter(38080, "after");
-    let report = load.stop_and_check(38080);
-    assert_eq!(report.lost, 0, "{report:?}");
-    println!(
-        "partition drill: fail-over gap after cutting restate-3 off {} ms; rejoined {:.1} s after the heal; \
-         requests acknowledged {}, failed attempts retried {}, lost {}",
+    let summary = format!(
+        "partition drill: fail-over gap after cutting restate-3 off {} ms; rejoined {:.1} s after the heal",
         gap.as_millis(),
-        heal.as_secs_f64(),
-        report.acknowledged,
-        report.failed_attempts,
-        report.lost
+        heal.as_secs_f64()
     );
+    finish(load, 38080, &summary);
 }
 
 /// Every node restarted one by one (`docker compose restart`, SIGTERM then start) under a
@@ -279,15 +275,7 @@ fn rolling_restart_under_load_loses_nothing() {
             load.acknowledged() - before
         );
     }
-    let report = load.stop_and_check(8080);
-    assert_eq!(report.lost, 0, "{report:?}");
+    let summary = format!("rolling-restart drill: {:.1} s for three restarts", started.elapsed().as_secs_f64());
+    let report = finish(load, 8080, &summary);
     assert!(report.acknowledged > 0);
-    println!(
-        "rolling-restart drill: {:.1} s for three restarts; requests acknowledged {}, failed attempts retried {}, \
-         lost {}",
-        started.elapsed().as_secs_f64(),
-        report.acknowledged,
-        report.failed_attempts,
-        report.lost
-    );
 }

@@ -165,8 +165,9 @@ fn tail_log(node: &ServerProcess) -> Option<u64> {
     v["tail"].as_u64()
 }
 
-/// The controller lease: one admin node holds it (status names it); when that node is
-/// killed, another takes over with a higher term.
+/// The controller lease: one admin node holds it (status names it); when that node stops
+/// answering, another takes over with a higher term, not before the lease ran out; once
+/// it is dead, its partition leaderships move.
 #[test]
 fn another_admin_node_takes_over_the_controller_lease_when_its_holder_dies() {
     let dir = TestDir::new("controller-lease");
@@ -198,14 +199,18 @@ fn another_admin_node_takes_over_the_controller_lease_when_its_holder_dies() {
         .map(|n| n["name"].as_str().unwrap().to_owned())
         .unwrap();
     let victim = names.iter().position(|n| *n == holder_name).unwrap();
-    nodes[victim].kill();
+    // A silent holder (stopped: its port still accepts connections, nothing answers) may
+    // only be replaced once its lease stayed unrenewed for its full duration.
+    let pid = nodes[victim].pid().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let observer = (victim + 1) % 3;
     let started = Instant::now();
     wait_until("another node to take the controller lease", Duration::from_secs(60), || {
         controller(&nodes[observer]).is_some_and(|(h, t)| h != holder && t > term)
     });
-    // The lease is only taken over after it stayed unrenewed for its full duration.
     assert!(started.elapsed() >= Duration::from_secs(3), "taken over too early: {:?}", started.elapsed());
+    // Now dead for good (a refused port: its leaderships move at the next round).
+    nodes[victim].kill();
 
     // The new controller moves the dead node's partition leaderships elsewhere, each
     // with a higher epoch, and keeps the dead node as a follower.
