@@ -141,7 +141,11 @@ fn main() {
         );
         record_summary(
             &format!("Greeter.greet invocation, {clients} clients"),
-            &format!("{rate:.0}/s, p50 {} ms, p99 {} ms, {failures} failed", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99))),
+            &format!(
+                "{rate:.0}/s, p50 {} ms, p99 {} ms, {failures} failed",
+                ms(percentile(&latencies, 0.5)),
+                ms(percentile(&latencies, 0.99))
+            ),
             &format!("two appends {} ms", ms(floor)),
             percentile(&latencies, 0.5).as_secs_f64() / floor.as_secs_f64(),
             "p50 / two-append floor",

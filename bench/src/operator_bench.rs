@@ -96,11 +96,17 @@ fn main() {
     let controller_manager = testbed_pid(&testbed, "kube-controller-manager").map_or(0.0, |p| memory_mib(p, "VmRSS:"));
 
     println!("\n## Operator memory ({CLUSTERS} RestateClusters, one node each, Kubernetes 1.20.2 testbed)\n");
-    println!("| process | RSS MiB (max over {}s) | peak RSS MiB | / {BUDGET_MIB:.0} MiB budget |", SAMPLE_FOR.as_secs());
+    println!(
+        "| process | RSS MiB (max over {}s) | peak RSS MiB | / {BUDGET_MIB:.0} MiB budget |",
+        SAMPLE_FOR.as_secs()
+    );
     println!("|---|---|---|---|");
     println!("| restate-operator | {rss:.1} | {peak:.1} | {:.2} |", peak / BUDGET_MIB);
     println!("| kube-controller-manager (peer, same objects) | {controller_manager:.1} | - | - |");
-    println!("\n{CLUSTERS} clusters provisioned and Ready {:.1} s after the first was applied.", converged.as_secs_f64());
+    println!(
+        "\n{CLUSTERS} clusters provisioned and Ready {:.1} s after the first was applied.",
+        converged.as_secs_f64()
+    );
     record_summary(
         &format!("operator resident memory, {CLUSTERS} RestateClusters"),
         &format!("restate-operator peak {peak:.0} MiB"),

@@ -14,8 +14,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use restate_bench::record_summary;
 use bytes::Bytes;
+use restate_bench::record_summary;
 use restate_config::{SnapshotDestination, SnapshotOptions};
 use restate_e2e::s3::{snapshot_env, MotoServer};
 use restate_e2e::services::{admin_url, restate, ExampleServices};

@@ -175,12 +175,7 @@ impl Drop for ComposeProject {
 /// `docker <args>`, panicking with the output unless it succeeds.
 pub fn docker_ok(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).stdin(Stdio::null()).output().expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

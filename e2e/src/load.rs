@@ -87,15 +87,22 @@ impl Load {
     pub fn gap_since_mark(&self) -> Option<Duration> {
         let mark = (*self.shared.mark.lock().unwrap())?;
         let firsts = self.shared.first_after_mark.lock().unwrap();
-        firsts.iter().map(|t| t.map(|t| t.saturating_duration_since(mark))).collect::<Option<Vec<_>>>()?.into_iter().max()
+        firsts
+            .iter()
+            .map(|t| t.map(|t| t.saturating_duration_since(mark)))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
     }
 
     /// Waits until every client has `n` more acknowledged requests than now (bounded).
     pub fn wait_for_progress(&self, n: usize, timeout: Duration) {
         let start: Vec<usize> = self.shared.acknowledged.iter().map(|a| a.load(Ordering::SeqCst)).collect();
-        crate::wait_until(&format!("every client of load {} to get {n} more acknowledgements", self.prefix), timeout, || {
-            self.shared.acknowledged.iter().zip(&start).all(|(a, s)| a.load(Ordering::SeqCst) >= s + n)
-        });
+        crate::wait_until(
+            &format!("every client of load {} to get {n} more acknowledgements", self.prefix),
+            timeout,
+            || self.shared.acknowledged.iter().zip(&start).all(|(a, s)| a.load(Ordering::SeqCst) >= s + n),
+        );
     }
 
     /// Stops the clients (each finishes its request in flight, retries included) and
@@ -115,9 +122,14 @@ impl Load {
             let acknowledged = acknowledged.load(Ordering::SeqCst);
             let path = format!("/Counter/{}-{client}/get", self.prefix);
             let answer = http_call(port, "POST", &path, "", &[], Duration::from_secs(30));
-            let value: Option<usize> = answer.as_ref().filter(|(s, _)| *s == 200).and_then(|(_, b)| b.trim().parse().ok());
+            let value: Option<usize> =
+                answer.as_ref().filter(|(s, _)| *s == 200).and_then(|(_, b)| b.trim().parse().ok());
             if report.lost == 0 {
-                assert_eq!(value, Some(acknowledged), "{path}: counter {answer:?} but {acknowledged} adds acknowledged");
+                assert_eq!(
+                    value,
+                    Some(acknowledged),
+                    "{path}: counter {answer:?} but {acknowledged} adds acknowledged"
+                );
             } else {
                 // A lost request may or may not have been applied.
                 assert!(value.is_some_and(|v| v >= acknowledged), "{path}: {answer:?} < {acknowledged} acknowledged");

@@ -29,8 +29,8 @@ impl Prober {
         if let Some(channel) = self.channels.get(address) {
             return Some(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(address.to_owned()).ok()?.connect_timeout(timeout).timeout(timeout);
-        let channel = endpoint.connect_lazy();
+        let endpoint = Endpoint::from_shared(address.to_owned()).ok()?.timeout(timeout);
+        let channel = restate_proto::channel::lazy_channel(endpoint, timeout);
         self.channels.insert(address.to_owned(), channel.clone());
         Some(channel)
     }

@@ -65,9 +65,8 @@ impl MetadataClient {
     fn channel(address: &str, options: &MetadataClientOptions) -> Result<Channel, MetadataStoreError> {
         let endpoint = Endpoint::from_shared(address.to_owned())
             .map_err(|e| MetadataStoreError::InvalidRequest(format!("metadata-client address '{address}': {e}")))?
-            .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout);
-        Ok(endpoint.connect_lazy())
+        Ok(restate_proto::channel::lazy_channel(endpoint, options.connect_timeout))
     }
 
     pub fn addresses(&self) -> Vec<String> {

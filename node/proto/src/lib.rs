@@ -3,6 +3,7 @@
 //! Only wire types live here; each layer converts them to its domain types in its own
 //! `wire` module, so domain code never sees protobuf structs.
 
+pub mod channel;
 pub mod leader_hints;
 pub mod transport_errors;
 

@@ -86,12 +86,10 @@ impl GrpcTransport {
                 client = match Endpoint::from_shared(address.clone()) {
                     Ok(endpoint) => Some((
                         address.clone(),
-                        RaftTransportClient::new(
-                            endpoint
-                                .connect_timeout(Duration::from_secs(1))
-                                .timeout(Duration::from_secs(5))
-                                .connect_lazy(),
-                        ),
+                        RaftTransportClient::new(restate_proto::channel::lazy_channel(
+                            endpoint.timeout(Duration::from_secs(5)),
+                            Duration::from_secs(1),
+                        )),
                     )),
                     Err(e) => {
                         tracing::warn!(peer, %address, "invalid raft peer address: {e}");

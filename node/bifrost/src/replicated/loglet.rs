@@ -29,9 +29,9 @@ pub struct ReplicatedLoglet {
 fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
     let endpoint = Endpoint::from_shared(address.to_owned())
         .map_err(|e| format!("bad log-server address {address}: {e}"))?
-        .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10));
-    Ok(LogServerClient::new(endpoint.connect_lazy()).max_decoding_message_size(64 << 20))
+    let channel = restate_proto::channel::lazy_channel(endpoint, Duration::from_secs(2));
+    Ok(LogServerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
 impl ReplicatedLoglet {
