@@ -167,7 +167,14 @@ async fn a_single_node_moves_its_logs_from_local_to_replicated_without_losing_re
         read.records.iter().map(|r| (r.lsn, String::from_utf8(r.payload.clone()).unwrap())).collect::<Vec<_>>()
     };
     let expected: Vec<(u64, String)> = (1..=10).map(|i| (i, format!("r{i}"))).collect();
-    assert_eq!(read_all(client.clone()).await, expected);
+    // An acknowledged record is committed; the replica applies it a moment later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut read = read_all(client.clone()).await;
+    while read.len() < expected.len() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        read = read_all(client.clone()).await;
+    }
+    assert_eq!(read, expected);
     let described = client.describe_log(pb::DescribeLogRequest { log_id: 0 }).await.unwrap().into_inner();
     assert_eq!(described.segments.len(), 2);
     assert_eq!((described.segments[1].kind.as_str(), described.segments[1].base_lsn), ("replicated", 6));
