@@ -84,11 +84,11 @@ bench:
 	$(CARGO) build --release --bins
 	rm -f $(BENCH_SUMMARY)
 	export RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release RESTATE_BENCH_SUMMARY=$(BENCH_SUMMARY); \
+	  $(CARGO_TARGET_DIR)/release/failover-bench && \
 	  $(CARGO_TARGET_DIR)/release/metadata-bench && \
 	  $(CARGO_TARGET_DIR)/release/logs-bench && \
 	  $(CARGO_TARGET_DIR)/release/invocations-bench && \
-	  $(CARGO_TARGET_DIR)/release/snapshots-bench && \
-	  $(CARGO_TARGET_DIR)/release/failover-bench
+	  $(CARGO_TARGET_DIR)/release/snapshots-bench
 	scripts/testbed/kube.sh install
 	scripts/images/build.sh
 	scripts/testbed/kube.sh stop /tmp/restate-bench-testbed; rm -rf /tmp/restate-bench-testbed
