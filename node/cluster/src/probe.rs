@@ -47,7 +47,7 @@ impl Prober {
                     Ok(Ok(_)) => Probe::Answered,
                     Ok(Err(status))
                         if status.code() == tonic::Code::Unavailable
-                            && (began.elapsed() < timeout / 2 || nothing_there(&status)) =>
+                            && (began.elapsed() < timeout / 2 || restate_proto::transport_errors::peer_gone(&status)) =>
                     {
                         Probe::Refused
                     }
@@ -57,12 +57,4 @@ impl Prober {
         });
         futures::future::join_all(probes).await
     }
-}
-
-/// The failure says no process is there however long it took to say so: the port refused
-/// the connection, or the name no longer resolves (a stopped container's name leaves
-/// Docker's DNS, a deleted pod's its headless Service; that lookup can take seconds).
-fn nothing_there(status: &tonic::Status) -> bool {
-    let text = restate_proto::transport_errors::describe(status);
-    text.contains("dns error") || text.contains("Connection refused")
 }

@@ -21,6 +21,15 @@ pub fn never_connected(status: &tonic::Status) -> bool {
     NEVER_CONNECTED.iter().any(|m| text.contains(m))
 }
 
+/// Whether the failure says no process is there, however long it took to say so: the port
+/// refused the connection, or the name no longer resolves (a stopped container's name
+/// leaves Docker's DNS, a deleted pod's its headless Service). A connect that merely timed
+/// out says nothing of the kind (a partitioned or paused peer).
+pub fn peer_gone(status: &tonic::Status) -> bool {
+    let text = describe(status);
+    text.contains("dns error") || text.contains("Connection refused")
+}
+
 /// Fragments of hyper's and tonic's connect-failure messages.
 const NEVER_CONNECTED: [&str; 4] = ["tcp connect error", "error trying to connect", "Connection refused", "dns error"];
 
@@ -49,5 +58,8 @@ mod tests {
         assert!(!never_connected(&status_with_cause("connection reset by peer")));
         assert!(!never_connected(&tonic::Status::unavailable("request timed out")));
         assert!(describe(&status_with_cause("dns error")).contains("dns error"));
+        assert!(peer_gone(&status_with_cause("dns error: no-such-host: failed to lookup")));
+        assert!(peer_gone(&status_with_cause("tcp connect error: Connection refused (os error 111)")));
+        assert!(!peer_gone(&status_with_cause("tcp connect error: 10.0.0.1:5122: no answer within 1s")));
     }
 }
