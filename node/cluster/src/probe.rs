@@ -47,7 +47,8 @@ impl Prober {
                     Ok(Ok(_)) => Probe::Answered,
                     Ok(Err(status))
                         if status.code() == tonic::Code::Unavailable
-                            && (began.elapsed() < timeout / 2 || restate_proto::transport_errors::peer_gone(&status)) =>
+                            && (began.elapsed() < timeout / 2
+                                || restate_proto::transport_errors::peer_gone(&status)) =>
                     {
                         Probe::Refused
                     }

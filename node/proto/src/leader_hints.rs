@@ -87,10 +87,14 @@ impl AddressPreference {
         state.answered_last = Some(address.to_owned());
     }
 
-    /// No connection to `address` could be made at `now`.
+    /// No connection to `address` could be made at `now`. A failure after the penalty
+    /// ended starts a new one (a member still dead keeps going last).
     pub fn unreachable(&self, address: &str, now: std::time::Instant) {
         let mut state = self.state.lock().expect("not poisoned");
-        state.unreachable_since.entry(address.to_owned()).or_insert(now);
+        let since = state.unreachable_since.entry(address.to_owned()).or_insert(now);
+        if now.duration_since(*since) >= UNREACHABLE_PENALTY {
+            *since = now;
+        }
         if state.answered_last.as_deref() == Some(address) {
             state.answered_last = None;
         }
@@ -119,8 +123,14 @@ mod tests {
         assert_eq!(preference.order(&members, now + std::time::Duration::from_secs(1)), names(&["b", "a", "c"]));
         // After the penalty both are back in their places; an answer clears it at once.
         assert_eq!(preference.order(&members, now + UNREACHABLE_PENALTY * 2), members);
+        // A member that fails again after its penalty ended goes last again.
+        let later = now + UNREACHABLE_PENALTY * 2;
+        preference.unreachable("c", later);
+        assert_eq!(preference.order(&members, later), names(&["a", "b", "c"]));
+        preference.unreachable("a", later);
+        assert_eq!(preference.order(&members, later), names(&["b", "a", "c"]));
         preference.answered("a");
-        assert_eq!(preference.order(&members, now + std::time::Duration::from_secs(2)), names(&["a", "b", "c"]));
+        assert_eq!(preference.order(&members, later), names(&["a", "b", "c"]));
     }
 
     #[test]
