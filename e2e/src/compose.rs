@@ -108,8 +108,7 @@ impl ComposeProject {
         let mut last = serde_json::Value::Null;
         while Instant::now() < deadline {
             if let Some(status) = self.status(service) {
-                let alive = status["nodes"].as_array().map_or(0, |n| n.iter().filter(|n| n["alive"] == true).count());
-                if status["provisioned"] == true && alive == count {
+                if crate::reports_alive_nodes(&status, count) {
                     return status;
                 }
                 last = status;

@@ -361,6 +361,13 @@ pub fn partition_processors(node: &ServerProcess) -> Vec<serde_json::Value> {
     out.json()["partitions"].as_array().cloned().unwrap_or_default()
 }
 
+/// Whether a `restatectl status --json` answer reports the cluster provisioned with exactly
+/// `count` alive nodes.
+pub fn reports_alive_nodes(status: &serde_json::Value, count: usize) -> bool {
+    let alive = status["nodes"].as_array().map_or(0, |n| n.iter().filter(|n| n["alive"] == true).count());
+    status["provisioned"] == true && alive == count
+}
+
 /// Waits until the node at `node` reports the cluster provisioned with `count` alive nodes.
 pub fn wait_for_alive_nodes(node: &ServerProcess, count: usize) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
@@ -369,8 +376,7 @@ pub fn wait_for_alive_nodes(node: &ServerProcess, count: usize) -> serde_json::V
         let out = node.ctl(&["status", "--json"]);
         if out.code == 0 {
             last = serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null);
-            let alive = last["nodes"].as_array().map_or(0, |n| n.iter().filter(|n| n["alive"] == true).count());
-            if last["provisioned"] == true && alive == count {
+            if reports_alive_nodes(&last, count) {
                 return last;
             }
         }
