@@ -1,7 +1,7 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use restate_proto::leader_hints::{AddressPreference, AddressQueue};
 use restate_proto::metadata::{self as pb, metadata_server_client::MetadataServerClient, write_response::Outcome};
 use restate_types::Version;
 use tonic::transport::{Channel, Endpoint};
@@ -29,20 +29,29 @@ impl Default for MetadataClientOptions {
 }
 
 /// The metadata store as every node (and the operator) reaches it: over gRPC to the
-/// `[metadata-client] addresses`, trying each in turn from the last one that answered,
-/// with backoff, for at most `retry_budget`. When all fail, the error lists every
-/// address tried and why.
+/// `[metadata-client] addresses`, starting each call at the address that answered last and
+/// trying the ones that could not be connected to last (`AddressPreference`), following
+/// leader hints, with short backoff between passes (a leader election takes about a
+/// second), for at most `retry_budget`. When all fail, the error lists every address tried
+/// and why.
 pub struct MetadataClient {
     /// Configured addresses first; leaders learned from hints are added at the end.
     endpoints: std::sync::Mutex<Vec<(String, Channel)>>,
-    preferred: AtomicUsize,
+    preference: AddressPreference,
     options: MetadataClientOptions,
 }
+
+/// The longest pause between two passes over the addresses. Short: while a new metadata
+/// leader is being elected every pass fails, and a longer pause would delay the first call
+/// after the election by up to that much.
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Why one address did not serve a call; `retryable` when another attempt may succeed.
 struct AttemptFailure {
     reason: String,
     retryable: bool,
+    /// No connection could be made (the address goes last for a while).
+    unreachable: bool,
     /// The leader's address, when the server named it.
     redirect: Option<String>,
 }
@@ -59,7 +68,11 @@ impl MetadataClient {
             .iter()
             .map(|address| Ok((address.clone(), Self::channel(address, &options)?)))
             .collect::<Result<Vec<_>, MetadataStoreError>>()?;
-        Ok(MetadataClient { endpoints: std::sync::Mutex::new(endpoints), preferred: AtomicUsize::new(0), options })
+        Ok(MetadataClient {
+            endpoints: std::sync::Mutex::new(endpoints),
+            preference: AddressPreference::default(),
+            options,
+        })
     }
 
     fn channel(address: &str, options: &MetadataClientOptions) -> Result<Channel, MetadataStoreError> {
@@ -73,23 +86,16 @@ impl MetadataClient {
         self.endpoints.lock().expect("not poisoned").iter().map(|(a, _)| a.clone()).collect()
     }
 
-    /// Index of `address`, adding it (a leader learned from a hint) if unknown.
-    fn index_of(&self, address: &str) -> Option<usize> {
+    /// The channel of `address`, adding it (a leader learned from a hint) if unknown;
+    /// `None` when a hinted address does not parse.
+    fn channel_of(&self, address: &str) -> Option<Channel> {
         let mut endpoints = self.endpoints.lock().expect("not poisoned");
-        if let Some(i) = endpoints.iter().position(|(a, _)| a == address) {
-            return Some(i);
+        if let Some((_, channel)) = endpoints.iter().find(|(a, _)| a == address) {
+            return Some(channel.clone());
         }
         let channel = Self::channel(address, &self.options).ok()?;
-        endpoints.push((address.to_owned(), channel));
-        Some(endpoints.len() - 1)
-    }
-
-    fn endpoint(&self, index: usize) -> (String, Channel) {
-        self.endpoints.lock().expect("not poisoned")[index].clone()
-    }
-
-    fn endpoint_count(&self) -> usize {
-        self.endpoints.lock().expect("not poisoned").len()
+        endpoints.push((address.to_owned(), channel.clone()));
+        Some(channel)
     }
 
     /// Runs `call` against the addresses until one answers or the retry budget is spent.
@@ -99,33 +105,28 @@ impl MetadataClient {
         Fut: std::future::Future<Output = Result<T, AttemptFailure>>,
     {
         let deadline = tokio::time::Instant::now() + self.options.retry_budget;
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Duration::from_millis(20);
         loop {
             let mut failures = Vec::new();
-            let start = self.preferred.load(Ordering::Relaxed);
-            let count = self.endpoint_count();
-            let mut order: Vec<usize> = (0..count).map(|offset| (start + offset) % count).collect();
-            let mut tried = std::collections::HashSet::new();
-            while let Some(index) = (!order.is_empty()).then(|| order.remove(0)) {
-                if !tried.insert(index) {
-                    continue;
-                }
-                let (address, channel) = self.endpoint(index);
+            let mut queue = AddressQueue::new(self.preference.order(&self.addresses(), std::time::Instant::now()));
+            while let Some(address) = queue.next_untried() {
+                let Some(channel) = self.channel_of(&address) else { continue };
                 match call(MetadataServerClient::new(channel)).await {
                     Ok(value) => {
-                        self.preferred.store(index, Ordering::Relaxed);
+                        self.preference.answered(&address);
                         return Ok(value);
                     }
                     Err(AttemptFailure { reason, retryable: false, .. }) => {
                         return Err(MetadataStoreError::Unavailable(format!("{address}: {reason}")));
                     }
-                    Err(AttemptFailure { reason, redirect, .. }) => {
+                    Err(AttemptFailure { reason, redirect, unreachable, .. }) => {
+                        if unreachable {
+                            self.preference.unreachable(&address, std::time::Instant::now());
+                        }
                         failures.push(format!("{address} ({reason})"));
                         // Follow a leader hint before the remaining addresses.
-                        if let Some(leader) = redirect.and_then(|l| self.index_of(&l)) {
-                            if !tried.contains(&leader) {
-                                order.insert(0, leader);
-                            }
+                        if let Some(leader) = redirect {
+                            queue.try_next(leader);
                         }
                     }
                 }
@@ -138,7 +139,7 @@ impl MetadataClient {
                 )));
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }
@@ -175,11 +176,13 @@ fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure>
         Code::Unimplemented => Err(AttemptFailure {
             reason: "not a metadata server (the node lacks the metadata-server role)".into(),
             retryable: true,
+            unreachable: false,
             redirect: None,
         }),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => Err(AttemptFailure {
             reason: restate_proto::transport_errors::describe(&status),
             retryable: true,
+            unreachable: restate_proto::transport_errors::never_connected(&status),
             redirect: status
                 .metadata()
                 .get(crate::replicated::LEADER_HEADER)
@@ -189,6 +192,7 @@ fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure>
         _ => Err(AttemptFailure {
             reason: format!("{:?}: {}", status.code(), status.message()),
             retryable: false,
+            unreachable: false,
             redirect: None,
         }),
     }

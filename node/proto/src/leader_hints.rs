@@ -34,8 +34,13 @@ impl AddressQueue {
     /// Puts the leader that `status` names in `header` (if any) at the front.
     pub fn follow_hint(&mut self, status: &tonic::Status, header: &str) {
         if let Some(leader) = status.metadata().get(header).and_then(|v| v.to_str().ok()) {
-            self.queue.push_front(leader.to_owned());
+            self.try_next(leader.to_owned());
         }
+    }
+
+    /// Puts `address` (a leader named by a server) at the front, unless already tried.
+    pub fn try_next(&mut self, address: String) {
+        self.queue.push_front(address);
     }
 }
 

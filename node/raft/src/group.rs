@@ -28,9 +28,19 @@ struct PendingProposal {
 struct PendingRead {
     /// Applied index that makes the read linearizable (known once raft confirms it).
     read_index: Option<u64>,
+    /// When the ReadIndex request was last handed to raft; `None` while it waits for this
+    /// (new) leader to commit an entry of its term.
+    issued: Option<Instant>,
     deadline: Instant,
     reply: Reply<u64>,
 }
+
+/// raft-rs drops a ReadIndex request without a word when it reaches a leader that has
+/// not yet committed an entry of its term (just after an election), or when the message
+/// is lost on the way to the leader. A request still unanswered this long after it was
+/// handed to raft is handed over again (same context: the first confirmation wins), so a
+/// read after a leader change waits about this long instead of its whole deadline.
+const READ_REISSUE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub(crate) struct RaftGroup {
     pub id: u64,
@@ -186,11 +196,37 @@ impl RaftGroup {
         }
         let request = self.next_request;
         self.next_request += 1;
-        self.node.read_index(request_context(b'r', request));
-        self.reads.insert(
-            request,
-            PendingRead { read_index: None, deadline: Instant::now() + options.proposal_timeout, reply },
-        );
+        let now = Instant::now();
+        let issued = self.can_confirm_reads().then(|| {
+            self.node.read_index(request_context(b'r', request));
+            now
+        });
+        self.reads.insert(request, PendingRead { read_index: None, issued, deadline: now + options.proposal_timeout, reply });
+    }
+
+    /// False on a leader that has not committed an entry of its term yet: raft-rs would
+    /// drop a ReadIndex request there (it cannot know the commit index is current).
+    fn can_confirm_reads(&self) -> bool {
+        !self.is_leader() || self.node.raft.commit_to_current_term()
+    }
+
+    /// Hands unconfirmed reads to raft again: those held back until this leader committed
+    /// in its term, and those raft may have dropped (unanswered for [`READ_REISSUE_AFTER`]).
+    fn reissue_reads(&mut self, now: Instant) {
+        if self.leader_hint().is_none() || !self.can_confirm_reads() {
+            return;
+        }
+        let due: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| r.read_index.is_none())
+            .filter(|(_, r)| r.issued.is_none_or(|at| now.duration_since(at) >= READ_REISSUE_AFTER))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.node.read_index(request_context(b'r', id));
+            self.reads.get_mut(&id).expect("present").issued = Some(now);
+        }
     }
 
     fn fail_unresolved_reads(&mut self) {
@@ -202,8 +238,10 @@ impl RaftGroup {
         }
     }
 
-    /// Fails requests past their deadline; called on every tick.
+    /// Fails requests past their deadline and hands dropped reads to raft again; called on
+    /// every tick.
     pub fn expire(&mut self, now: Instant, options: &RaftOptions) {
+        self.reissue_reads(now);
         let expired: Vec<u64> = self.proposals.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| *id).collect();
         for id in expired {
             let pending = self.proposals.remove(&id).expect("present");
@@ -253,7 +291,8 @@ impl RaftGroup {
         }
         for state in ready.take_read_states() {
             if let Some(pending) = request_id(b'r', &state.request_ctx).and_then(|id| self.reads.get_mut(&id)) {
-                pending.read_index = Some(state.index);
+                // A re-issued request may be confirmed twice: the first index suffices.
+                pending.read_index.get_or_insert(state.index);
             }
         }
         Some(ready)
@@ -280,6 +319,10 @@ impl RaftGroup {
         let committed = light.take_committed_entries();
         self.apply(committed, batch, storage);
         self.node.advance_apply();
+        if self.reads.values().any(|r| r.issued.is_none()) {
+            // This leader may just have committed its first entry: reads held back go now.
+            self.reissue_reads(Instant::now());
+        }
         self.answer_reads();
         self.maybe_compact(batch, storage, options);
         self.publish_status();

@@ -1,7 +1,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 
 use crate::engine::RaftEngine;
 
@@ -26,6 +26,8 @@ struct LocalNetworkInner {
     engines: RwLock<HashMap<u64, RaftEngine>>,
     /// Nodes cut off from everyone.
     isolated: Mutex<HashSet<u64>>,
+    /// Messages dropped by isolation: (from, message type).
+    dropped: Mutex<Vec<(u64, MessageType)>>,
 }
 
 impl LocalNetwork {
@@ -43,6 +45,11 @@ impl LocalNetwork {
 
     pub fn heal(&self, peer: u64) {
         self.inner.isolated.lock().unwrap().remove(&peer);
+    }
+
+    /// How many messages of `kind` sent by `from` isolation has dropped so far.
+    pub fn dropped(&self, from: u64, kind: MessageType) -> usize {
+        self.inner.dropped.lock().unwrap().iter().filter(|(f, k)| *f == from && *k == kind).count()
     }
 
     /// The transport of the engine with raft id `from`.
@@ -63,6 +70,7 @@ impl RaftTransport for LocalTransport {
         for (group, message) in messages {
             let to = message.to;
             if isolated.contains(&self.from) || isolated.contains(&to) {
+                self.network.inner.dropped.lock().unwrap().push((self.from, message.get_msg_type()));
                 continue;
             }
             match engines.get(&to) {

@@ -52,8 +52,18 @@ fn options() -> RaftOptions {
 }
 
 async fn start(net: &LocalNetwork, peer: u64, dir: tempfile::TempDir, init: GroupInit) -> TestNode {
+    start_with(net, peer, dir, init, options()).await
+}
+
+async fn start_with(
+    net: &LocalNetwork,
+    peer: u64,
+    dir: tempfile::TempDir,
+    init: GroupInit,
+    options: RaftOptions,
+) -> TestNode {
     let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
-    let engine = RaftEngine::start(storage.clone(), peer, net.transport(peer), options());
+    let engine = RaftEngine::start(storage.clone(), peer, net.transport(peer), options);
     net.register(peer, engine.clone());
     let machine = Recorder::default();
     let status = engine.create_group(GROUP, Box::new(machine.clone()), init).await.unwrap();
@@ -228,6 +238,45 @@ async fn read_index_on_a_follower_waits_for_the_committed_state() {
     let applied = nodes[follower].engine.read_index(GROUP).await.unwrap();
     assert!(applied >= nodes[leader].status.borrow().commit - 1);
     assert_eq!(nodes[follower].machine.0.lock().unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_whose_request_was_lost_is_asked_again_not_left_to_its_deadline() {
+    // Elections slow enough (1-2 s) that the short isolation below never starts one.
+    let slow_elections = RaftOptions { election_tick: 100, proposal_timeout: Duration::from_secs(10), ..options() };
+    let net = LocalNetwork::default();
+    let peers = [1, 2, 3];
+    let mut nodes = Vec::new();
+    for &peer in &peers {
+        let init = GroupInit::Bootstrap { voters: peers.to_vec(), initial_state: Vec::new() };
+        nodes.push(start_with(&net, peer, tempfile::tempdir().unwrap(), init, slow_elections.clone()).await);
+    }
+    let leader = leader_of(&mut nodes, &[]).await;
+    nodes[leader].engine.propose(GROUP, command(1)).await.unwrap();
+    let follower = (leader + 1) % 3;
+    let follower_peer = nodes[follower].engine.peer();
+    wait_for(&mut nodes[follower].status, "the follower to know the leader", |s| s.leader != 0).await;
+
+    // The follower's ReadIndex request to the leader is lost on the way.
+    net.isolate(follower_peer);
+    let started = std::time::Instant::now();
+    let read = {
+        let engine = nodes[follower].engine.clone();
+        tokio::spawn(async move { engine.read_index(GROUP).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while net.dropped(follower_peer, raft::eraftpb::MessageType::MsgReadIndex) == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the read request is sent (and dropped)");
+    net.heal(follower_peer);
+
+    let applied = read.await.unwrap().expect("the read is confirmed once the follower is reachable again");
+    assert!(applied >= 1);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "the lost read waited {waited:?}, toward its 10 s deadline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,6 +176,9 @@ pub(crate) fn from_wire(r: pb::InvokeResponse) -> Option<InvocationResult> {
 
 /// How long the ingress keeps looking for a partition leader that accepts the request.
 const LEADER_WAIT: Duration = Duration::from_secs(30);
+/// The longest pause between two attempts: after a leader change the new leader usually
+/// takes over within a second, and a request should not sleep long past that.
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Submits `request` to its partition's leader, following leader changes (the same id
 /// is resubmitted, which the state machine deduplicates). `Ok(None)` for `send`.
@@ -203,18 +206,8 @@ pub(crate) async fn submit(
             ));
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_millis(500));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-}
-
-async fn worker_client(address: &str) -> Result<WorkerClient<tonic::transport::Channel>, String> {
-    let channel = tonic::transport::Endpoint::from_shared(address.to_owned())
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .map_err(|e| format!("{address}: {e}"))?;
-    Ok(WorkerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
 /// Runs `call` against the leader of `id`'s partition, following leader changes for up
@@ -260,7 +253,7 @@ where
                 Target::Partition(partition) => *partition,
             };
             let address = metadata.leader_address(partition, fresh).await?;
-            let client = worker_client(&address).await?;
+            let client = metadata.workers.client(&address)?;
             match call(client, partition).await {
                 Ok(answer) => Ok(Ok(answer.into_inner())),
                 Err(status) if status.code() == tonic::Code::Unavailable => {
@@ -281,7 +274,7 @@ where
         }
         fresh = true;
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_millis(500));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -300,7 +293,7 @@ pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::Invo
             missing.push(format!("partitions {partitions:?}: leader {leader} is not a known node"));
             continue;
         };
-        let answer = match worker_client(&node.address).await {
+        let answer = match metadata.workers.client(&node.address) {
             Ok(mut client) => client
                 .list_invocations(pb::ListInvocationsRequest {})
                 .await
@@ -335,8 +328,9 @@ async fn try_submit(
         }
     }
     let address = metadata.leader_address(partition, fresh).await?;
-    let answer = worker_client(&address)
-        .await?
+    let answer = metadata
+        .workers
+        .client(&address)?
         .invoke(pb::InvokeRequest { partition_id: partition.0 as u32, request: body.to_vec(), wait })
         .await
         .map_err(|s| format!("{address}: {}", s.message()))?;

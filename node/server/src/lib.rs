@@ -29,6 +29,7 @@ mod pgsql;
 pub mod provisioning;
 mod routing_metadata;
 mod snapshots_ctl;
+mod worker_channels;
 
 pub use lifecycle::{NodePhase, NodeState};
 pub use node::{Node, NodeExit, StartupError};

@@ -11,12 +11,16 @@ use restate_metadata::{Cached, MetadataStore};
 use restate_types::{PartitionId, Version};
 use restate_worker::partition::{partition_for, InvocationId};
 
+use crate::worker_channels::WorkerChannels;
+
 /// How old a cached copy may be: registrations and leader changes made through another
 /// node are seen within this time even by requests that do not miss.
 pub(crate) const MAX_AGE: Duration = Duration::from_millis(500);
 
 pub(crate) struct RoutingMetadata {
     pub store: Arc<dyn MetadataStore>,
+    /// Channels to the nodes routed to (partition leaders).
+    pub workers: WorkerChannels,
     schema: Cached<Schema>,
     partitions: Cached<PartitionTable>,
     plan: Cached<SchedulingPlan>,
@@ -27,6 +31,7 @@ impl RoutingMetadata {
     pub fn new(store: Arc<dyn MetadataStore>) -> Arc<RoutingMetadata> {
         Arc::new(RoutingMetadata {
             store,
+            workers: WorkerChannels::default(),
             schema: Cached::new(MAX_AGE),
             partitions: Cached::new(MAX_AGE),
             plan: Cached::new(MAX_AGE),

@@ -138,7 +138,9 @@ impl ReplicatedLoglet {
                 )));
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            // Short: during a loglet leader election every pass fails, and the pause delays the
+            // first call after it.
+            backoff = (backoff * 2).min(Duration::from_millis(200));
         }
     }
 }
