@@ -74,6 +74,9 @@ enum Command {
     Campaign {
         group: u64,
     },
+    PeerGone {
+        peer: u64,
+    },
     Shutdown,
 }
 
@@ -97,7 +100,10 @@ impl RaftEngine {
         let (commands, inbox) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("raft-engine-{peer}"))
-            .spawn(move || EngineLoop { storage, peer, transport, options, groups: HashMap::new(), inbox }.run())
+            .spawn(move || {
+                EngineLoop { storage, peer, transport, options, groups: HashMap::new(), inbox, probed: HashMap::new() }
+                    .run()
+            })
             .expect("spawn raft engine thread");
         RaftEngine { commands, peer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) }
     }
@@ -151,6 +157,12 @@ impl RaftEngine {
         self.send(Command::Unreachable { group, peer });
     }
 
+    /// `peer`'s process is gone (its port refused a connection, its name no longer
+    /// resolves): groups it led may elect a successor at once ([`RaftTransport::probe`]).
+    pub fn report_gone(&self, peer: u64) {
+        self.send(Command::PeerGone { peer });
+    }
+
     /// Asks this node to start an election now (used when it is the only voter).
     pub fn campaign(&self, group: u64) {
         self.send(Command::Campaign { group });
@@ -172,6 +184,8 @@ struct EngineLoop {
     options: RaftOptions,
     groups: HashMap<u64, RaftGroup>,
     inbox: mpsc::Receiver<Command>,
+    /// When each silent leader was last probed (at most once per heartbeat interval).
+    probed: HashMap<u64, Instant>,
 }
 
 const MAX_COMMANDS_PER_ROUND: usize = 4096;
@@ -206,6 +220,7 @@ impl EngineLoop {
                     group.node.tick();
                     group.expire(now, &self.options);
                 }
+                self.probe_silent_leaders(now);
                 next_tick = now + self.options.tick_interval;
             }
             self.ready_round();
@@ -263,9 +278,35 @@ impl EngineLoop {
                     let _ = g.node.campaign();
                 }
             }
+            Command::PeerGone { peer } => {
+                for group in self.groups.values_mut() {
+                    if group.leader_gone(peer, &self.options) {
+                        tracing::info!(
+                            group = group.id,
+                            leader = peer,
+                            "the group's leader is gone (its node refuses connections): this node campaigns at once"
+                        );
+                    }
+                }
+            }
             Command::Shutdown => return false,
         }
         true
+    }
+
+    /// Asks the transport whether the leaders this node has stopped hearing from are still
+    /// there; a gone one comes back as `PeerGone`.
+    fn probe_silent_leaders(&mut self, now: Instant) {
+        let every = self.options.tick_interval * self.options.heartbeat_tick as u32;
+        let silent: std::collections::BTreeSet<u64> =
+            self.groups.values().filter_map(|g| g.silent_leader(&self.options)).collect();
+        self.probed.retain(|peer, _| silent.contains(peer));
+        for peer in silent {
+            if self.probed.get(&peer).is_none_or(|last| now.duration_since(*last) >= every) {
+                self.probed.insert(peer, now);
+                self.transport.probe(peer);
+            }
+        }
     }
 
     fn create_group(

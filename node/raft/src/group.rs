@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType, Message};
+use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType, Message, MessageType};
 use raft::{RawNode, StateRole};
 use restate_storage::rocksdb::WriteBatch;
 use restate_storage::NodeStorage;
@@ -66,6 +66,14 @@ fn request_id(kind: u8, ctx: &[u8]) -> Option<u64> {
     (ctx.len() == 9 && ctx[0] == kind).then(|| u64::from_be_bytes(ctx[1..].try_into().expect("8 bytes")))
 }
 
+/// The one voter that campaigns at once when `gone`, the leader, is reported gone: the
+/// lowest id among the other voters. Only one, so that two survivors do not split the vote;
+/// if it cannot win (it is down too, or its log is behind), the ordinary election timeout
+/// still elects someone.
+fn successor(gone: u64, voters: &[u64]) -> Option<u64> {
+    voters.iter().copied().filter(|v| *v != gone).min()
+}
+
 impl RaftGroup {
     pub fn open(
         id: u64,
@@ -111,6 +119,39 @@ impl RaftGroup {
     fn leader_hint(&self) -> Option<u64> {
         let leader = self.node.raft.leader_id;
         (leader != raft::INVALID_ID).then_some(leader)
+    }
+
+    /// The leader this follower has not heard from for longer than a heartbeat round, if
+    /// any: worth asking the transport whether its process is still there.
+    pub fn silent_leader(&self, options: &RaftOptions) -> Option<u64> {
+        let raft = &self.node.raft;
+        if raft.state != StateRole::Follower || raft.election_elapsed <= options.heartbeat_tick {
+            return None;
+        }
+        self.leader_hint()
+    }
+
+    /// `peer`'s process is gone (its port refuses connections, its name no longer
+    /// resolves). If it led this group, is still silent, and this node is its successor
+    /// ([`successor`]), this node campaigns now, as a leadership transfer would (no pre-vote;
+    /// the other voters set aside their leader lease), instead of waiting out the election
+    /// timeout. Returns whether it did. Safe whatever the report's truth: any voter may
+    /// start an election at any time; a wrong report costs one election.
+    pub fn leader_gone(&mut self, peer: u64, options: &RaftOptions) -> bool {
+        let raft = &self.node.raft;
+        if self.silent_leader(options) != Some(peer) || !raft.promotable() {
+            return false;
+        }
+        let voters: Vec<u64> = raft.prs().conf().voters().ids().iter().collect();
+        if successor(peer, &voters) != Some(raft.id) {
+            return false;
+        }
+        let mut timeout_now = Message::default();
+        timeout_now.set_msg_type(MessageType::MsgTimeoutNow);
+        timeout_now.from = peer;
+        timeout_now.to = raft.id;
+        timeout_now.term = raft.term;
+        self.node.step(timeout_now).is_ok()
     }
 
     fn is_leader(&self) -> bool {
@@ -201,7 +242,8 @@ impl RaftGroup {
             self.node.read_index(request_context(b'r', request));
             now
         });
-        self.reads.insert(request, PendingRead { read_index: None, issued, deadline: now + options.proposal_timeout, reply });
+        self.reads
+            .insert(request, PendingRead { read_index: None, issued, deadline: now + options.proposal_timeout, reply });
     }
 
     /// False on a leader that has not committed an entry of its term yet: raft-rs would
@@ -432,5 +474,18 @@ impl RaftGroup {
             *current = status;
             true
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::successor;
+
+    #[test]
+    fn the_successor_of_a_gone_leader_is_the_lowest_other_voter() {
+        assert_eq!(successor(1, &[1, 2, 3]), Some(2));
+        assert_eq!(successor(2, &[3, 1, 2]), Some(1));
+        assert_eq!(successor(7, &[7]), None, "a lone voter has no successor");
+        assert_eq!(successor(9, &[4, 5]), Some(4), "a leader that is no longer a voter");
     }
 }

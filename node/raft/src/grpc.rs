@@ -32,7 +32,8 @@ impl PeerAddresses {
 type Batch = Vec<(u64, Message)>;
 
 /// Sends each peer's messages in order through one queue and one task per peer; a failed
-/// batch is reported unreachable to the engine (raft retries on its own schedule).
+/// batch is reported unreachable to the engine (raft retries on its own schedule), and a
+/// peer whose port refuses connections (or whose name no longer resolves) is reported gone.
 pub struct GrpcTransport {
     from: u64,
     addresses: PeerAddresses,
@@ -115,6 +116,11 @@ impl GrpcTransport {
             if let Err(status) = c.send(request).await {
                 tracing::debug!(peer, %address, "raft send failed: {}", status.message());
                 self.report(peer, &batch);
+                if restate_proto::transport_errors::peer_gone(&status) {
+                    if let Some(engine) = self.engine.get() {
+                        engine.report_gone(peer);
+                    }
+                }
             }
         }
     }
@@ -139,6 +145,12 @@ impl RaftTransport for Arc<GrpcTransport> {
         for (peer, batch) in by_peer {
             let _ = self.queue(peer).send(batch);
         }
+    }
+
+    /// An empty batch through the peer's queue: a refused connection or a vanished name
+    /// reports the peer gone (see `peer_sender`).
+    fn probe(&self, peer: u64) {
+        let _ = self.queue(peer).send(Vec::new());
     }
 }
 

@@ -9,9 +9,16 @@ use crate::engine::RaftEngine;
 ///
 /// Contract: `send` never blocks; delivery is best effort (raft retries). Messages to one
 /// peer keep their order. A transport that knows a send failed calls
-/// `RaftEngine::report_unreachable` so raft slows down probing that peer.
+/// `RaftEngine::report_unreachable` so raft slows down probing that peer, and
+/// `RaftEngine::report_gone` when it learns the peer's process is gone.
 pub trait RaftTransport: Send + Sync + 'static {
     fn send(&self, messages: Vec<(u64, Message)>);
+
+    /// Finds out, without blocking, whether `peer` (a leader gone silent) is still there,
+    /// and calls `RaftEngine::report_gone` if it certainly is not (nothing listens at its
+    /// address, or the address no longer resolves). A silent or slow peer is not gone.
+    /// By default a transport cannot tell, and raft's election timeout decides.
+    fn probe(&self, _peer: u64) {}
 }
 
 /// In-process network of engines for deterministic tests: messages can be dropped per
@@ -24,7 +31,7 @@ pub struct LocalNetwork {
 #[derive(Default)]
 struct LocalNetworkInner {
     engines: RwLock<HashMap<u64, RaftEngine>>,
-    /// Nodes cut off from everyone.
+    /// Nodes cut off from everyone (silent, not gone: probes of them say nothing).
     isolated: Mutex<HashSet<u64>>,
     /// Messages dropped by isolation: (from, message type).
     dropped: Mutex<Vec<(u64, MessageType)>>,
@@ -80,6 +87,16 @@ impl RaftTransport for LocalTransport {
                         me.report_unreachable(group, to);
                     }
                 }
+            }
+        }
+    }
+
+    /// An unregistered engine is a crashed node: gone. An isolated one is only silent.
+    fn probe(&self, peer: u64) {
+        let engines = self.network.inner.engines.read().unwrap();
+        if !engines.contains_key(&peer) && !self.network.inner.isolated.lock().unwrap().contains(&self.from) {
+            if let Some(me) = engines.get(&self.from) {
+                me.report_gone(peer);
             }
         }
     }

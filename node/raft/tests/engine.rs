@@ -280,6 +280,36 @@ async fn a_read_whose_request_was_lost_is_asked_again_not_left_to_its_deadline()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_leader_is_succeeded_at_once_not_after_the_election_timeout() {
+    // Elections only by timeout would take 10-20 s here.
+    let slow_elections = RaftOptions { election_tick: 1000, ..options() };
+    let net = LocalNetwork::default();
+    let peers = [1, 2, 3];
+    let mut nodes = Vec::new();
+    for &peer in &peers {
+        let init = GroupInit::Bootstrap { voters: peers.to_vec(), initial_state: Vec::new() };
+        nodes.push(start_with(&net, peer, tempfile::tempdir().unwrap(), init, slow_elections.clone()).await);
+    }
+    nodes[2].engine.campaign(GROUP);
+    let old = leader_of(&mut nodes, &[]).await;
+    nodes[old].engine.propose(GROUP, command(1)).await.unwrap();
+    for node in nodes.iter_mut() {
+        wait_for(&mut node.status, "every member to know the leader", |s| s.leader != 0).await;
+    }
+
+    // The leader's process dies: its engine stops and its address answers nobody.
+    let old_peer = nodes[old].engine.peer();
+    nodes[old].engine.shutdown();
+    net.unregister(old_peer);
+    let started = std::time::Instant::now();
+    let new = leader_of(&mut nodes, &[old_peer]).await;
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "a successor took {waited:?}, as long as an election timeout");
+    assert_eq!(nodes[new].engine.peer(), if old_peer == 1 { 2 } else { 1 }, "the lowest surviving voter");
+    nodes[new].engine.propose(GROUP, command(2)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_voter_bootstraps_and_the_last_voter_cannot_leave() {
     let net = LocalNetwork::default();
     let mut nodes = cluster(&net, &[1]).await;
