@@ -71,10 +71,14 @@ async fn start_with(
 }
 
 async fn cluster(net: &LocalNetwork, peers: &[u64]) -> Vec<TestNode> {
+    cluster_with(net, peers, options()).await
+}
+
+async fn cluster_with(net: &LocalNetwork, peers: &[u64], options: RaftOptions) -> Vec<TestNode> {
     let mut nodes = Vec::new();
     for &peer in peers {
         let init = GroupInit::Bootstrap { voters: peers.to_vec(), initial_state: Vec::new() };
-        nodes.push(start(net, peer, tempfile::tempdir().unwrap(), init).await);
+        nodes.push(start_with(net, peer, tempfile::tempdir().unwrap(), init, options.clone()).await);
     }
     nodes
 }
@@ -245,12 +249,7 @@ async fn a_read_whose_request_was_lost_is_asked_again_not_left_to_its_deadline()
     // Elections slow enough (1-2 s) that the short isolation below never starts one.
     let slow_elections = RaftOptions { election_tick: 100, proposal_timeout: Duration::from_secs(10), ..options() };
     let net = LocalNetwork::default();
-    let peers = [1, 2, 3];
-    let mut nodes = Vec::new();
-    for &peer in &peers {
-        let init = GroupInit::Bootstrap { voters: peers.to_vec(), initial_state: Vec::new() };
-        nodes.push(start_with(&net, peer, tempfile::tempdir().unwrap(), init, slow_elections.clone()).await);
-    }
+    let mut nodes = cluster_with(&net, &[1, 2, 3], slow_elections).await;
     let leader = leader_of(&mut nodes, &[]).await;
     nodes[leader].engine.propose(GROUP, command(1)).await.unwrap();
     let follower = (leader + 1) % 3;
@@ -284,12 +283,7 @@ async fn a_crashed_leader_is_succeeded_at_once_not_after_the_election_timeout() 
     // Elections only by timeout would take 10-20 s here.
     let slow_elections = RaftOptions { election_tick: 1000, ..options() };
     let net = LocalNetwork::default();
-    let peers = [1, 2, 3];
-    let mut nodes = Vec::new();
-    for &peer in &peers {
-        let init = GroupInit::Bootstrap { voters: peers.to_vec(), initial_state: Vec::new() };
-        nodes.push(start_with(&net, peer, tempfile::tempdir().unwrap(), init, slow_elections.clone()).await);
-    }
+    let mut nodes = cluster_with(&net, &[1, 2, 3], slow_elections).await;
     nodes[2].engine.campaign(GROUP);
     let old = leader_of(&mut nodes, &[]).await;
     nodes[old].engine.propose(GROUP, command(1)).await.unwrap();
