@@ -30,6 +30,14 @@ pub fn peer_gone(status: &tonic::Status) -> bool {
     text.contains("dns error") || text.contains("Connection refused")
 }
 
+/// Whether the peer's host answered that nothing listens on the port: its process is gone,
+/// and this node can reach that host. Stricter than [`peer_gone`]: a node cut off from
+/// the network also sees every other node's name stop resolving, so a vanished name says
+/// as much about the asker as about the peer.
+pub fn refused(status: &tonic::Status) -> bool {
+    describe(status).contains("Connection refused")
+}
+
 /// Fragments of hyper's and tonic's connect-failure messages.
 const NEVER_CONNECTED: [&str; 4] = ["tcp connect error", "error trying to connect", "Connection refused", "dns error"];
 
@@ -58,6 +66,9 @@ mod tests {
         assert!(!never_connected(&status_with_cause("connection reset by peer")));
         assert!(!never_connected(&tonic::Status::unavailable("request timed out")));
         assert!(describe(&status_with_cause("dns error")).contains("dns error"));
+        assert!(refused(&status_with_cause("tcp connect error: Connection refused (os error 111)")));
+        assert!(!refused(&status_with_cause("dns error: failed to lookup address information")));
+        assert!(!refused(&tonic::Status::unavailable("error trying to connect: timed out")));
         assert!(peer_gone(&status_with_cause("dns error: no-such-host: failed to lookup")));
         assert!(peer_gone(&status_with_cause("tcp connect error: Connection refused (os error 111)")));
         assert!(!peer_gone(&status_with_cause("tcp connect error: 10.0.0.1:5122: no answer within 1s")));

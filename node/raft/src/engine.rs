@@ -157,8 +157,8 @@ impl RaftEngine {
         self.send(Command::Unreachable { group, peer });
     }
 
-    /// `peer`'s process is gone (its port refused a connection, its name no longer
-    /// resolves): groups it led may elect a successor at once ([`RaftTransport::probe`]).
+    /// `peer`'s process is gone (its port refused a connection): groups it led may elect a
+    /// successor at once ([`RaftTransport::probe`]).
     pub fn report_gone(&self, peer: u64) {
         self.send(Command::PeerGone { peer });
     }

@@ -33,7 +33,9 @@ type Batch = Vec<(u64, Message)>;
 
 /// Sends each peer's messages in order through one queue and one task per peer; a failed
 /// batch is reported unreachable to the engine (raft retries on its own schedule), and a
-/// peer whose port refuses connections (or whose name no longer resolves) is reported gone.
+/// peer whose port refuses connections is reported gone (a name that stopped resolving is
+/// not enough: a node cut off from the network sees that of everyone, and its campaign
+/// would raise the term and unseat the leader when it comes back).
 pub struct GrpcTransport {
     from: u64,
     addresses: PeerAddresses,
@@ -116,7 +118,7 @@ impl GrpcTransport {
             if let Err(status) = c.send(request).await {
                 tracing::debug!(peer, %address, "raft send failed: {}", status.message());
                 self.report(peer, &batch);
-                if restate_proto::transport_errors::peer_gone(&status) {
+                if restate_proto::transport_errors::refused(&status) {
                     if let Some(engine) = self.engine.get() {
                         engine.report_gone(peer);
                     }
@@ -147,8 +149,8 @@ impl RaftTransport for Arc<GrpcTransport> {
         }
     }
 
-    /// An empty batch through the peer's queue: a refused connection or a vanished name
-    /// reports the peer gone (see `peer_sender`).
+    /// An empty batch through the peer's queue: a refused connection reports the peer gone
+    /// (see `peer_sender`).
     fn probe(&self, peer: u64) {
         let _ = self.queue(peer).send(Vec::new());
     }

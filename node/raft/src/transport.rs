@@ -15,8 +15,8 @@ pub trait RaftTransport: Send + Sync + 'static {
     fn send(&self, messages: Vec<(u64, Message)>);
 
     /// Finds out, without blocking, whether `peer` (a leader gone silent) is still there,
-    /// and calls `RaftEngine::report_gone` if it certainly is not (nothing listens at its
-    /// address, or the address no longer resolves). A silent or slow peer is not gone.
+    /// and calls `RaftEngine::report_gone` if it certainly is not (its host answers that
+    /// nothing listens at its address). A silent or slow peer is not gone.
     /// By default a transport cannot tell, and raft's election timeout decides.
     fn probe(&self, _peer: u64) {}
 }
