@@ -81,6 +81,7 @@ BENCH_SUMMARY ?= /tmp/restate-bench-summary.jsonl
 bench:
 	command -v etcd >/dev/null || (apt-get update -qq && apt-get install -y -qq etcd-server etcd-client)
 	command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]'
+	python3 -c 'import helm_python' 2>/dev/null || python3 -m pip install -q helm-python-sdk
 	$(CARGO) build --release --bins
 	rm -f $(BENCH_SUMMARY)
 	export RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release RESTATE_BENCH_SUMMARY=$(BENCH_SUMMARY); \
