@@ -2,11 +2,10 @@
 //! A node whose port refuses the connection at once has no process listening (killed,
 //! crashed): that is told apart from one that stays silent (paused, partitioned, busy).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use restate_proto::channel_cache::ChannelCache;
 use restate_proto::node_ctl::{node_ctl_client::NodeCtlClient, GetNodeInfoRequest};
-use tonic::transport::{Channel, Endpoint};
 
 /// What one probe saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,29 +17,27 @@ pub enum Probe {
     Silent,
 }
 
+/// Longest a probe's TCP connect may take (the probe's own deadline may be shorter).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// One lazily connected channel per address, reused across rounds.
-#[derive(Default)]
 pub struct Prober {
-    channels: HashMap<String, Channel>,
+    channels: ChannelCache,
+}
+
+impl Default for Prober {
+    fn default() -> Self {
+        Prober { channels: ChannelCache::new(CONNECT_TIMEOUT) }
+    }
 }
 
 impl Prober {
-    fn channel(&mut self, address: &str, timeout: Duration) -> Option<Channel> {
-        if let Some(channel) = self.channels.get(address) {
-            return Some(channel.clone());
-        }
-        let endpoint = Endpoint::from_shared(address.to_owned()).ok()?.timeout(timeout);
-        let channel = restate_proto::channel::lazy_channel(endpoint, timeout);
-        self.channels.insert(address.to_owned(), channel.clone());
-        Some(channel)
-    }
-
     /// Probes every address concurrently, each with `timeout`.
-    pub async fn probe_all(&mut self, addresses: &[String], timeout: Duration) -> Vec<Probe> {
+    pub async fn probe_all(&self, addresses: &[String], timeout: Duration) -> Vec<Probe> {
         let probes = addresses.iter().map(|address| {
-            let channel = self.channel(address, timeout);
+            let channel = self.channels.get(address);
             async move {
-                let Some(channel) = channel else { return Probe::Silent };
+                let Ok(channel) = channel else { return Probe::Silent };
                 let mut client = NodeCtlClient::new(channel);
                 let began = Instant::now();
                 match tokio::time::timeout(timeout, client.get_node_info(GetNodeInfoRequest {})).await {

@@ -4,6 +4,7 @@
 //! `wire` module, so domain code never sees protobuf structs.
 
 pub mod channel;
+pub mod channel_cache;
 pub mod leader_hints;
 pub mod transport_errors;
 

@@ -134,8 +134,9 @@ impl RaftGroup {
     /// `peer`'s process is gone (its port refuses connections). If it led this group, is
     /// still silent, and this node is its successor ([`successor`]), this node campaigns
     /// now, as a leadership transfer would (no pre-vote; the other voters set aside their
-    /// leader lease), instead of waiting out the election timeout. Returns whether it did. Safe whatever the report's truth: any voter may
-    /// start an election at any time; a wrong report costs one election.
+    /// leader lease), instead of waiting out the election timeout. Returns whether it did.
+    /// Safe whatever the report's truth: any voter may start an election at any time; a
+    /// wrong report costs one election.
     pub fn leader_gone(&mut self, peer: u64, options: &RaftOptions) -> bool {
         let raft = &self.node.raft;
         if self.silent_leader(options) != Some(peer) || !raft.promotable() {

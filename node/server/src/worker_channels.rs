@@ -4,56 +4,38 @@
 //! renamed peer costs a bounded connection attempt (`restate_proto::channel`), after
 //! which the channel reconnects by itself when the peer is back.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use restate_proto::channel_cache::ChannelCache;
 use restate_proto::worker::worker_client::WorkerClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Longest a TCP connect to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest answer accepted (invocation outputs and lists).
 const MAX_MESSAGE: usize = 64 << 20;
 
-#[derive(Default)]
 pub(crate) struct WorkerChannels {
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: ChannelCache,
+}
+
+impl Default for WorkerChannels {
+    fn default() -> Self {
+        WorkerChannels { channels: ChannelCache::new(CONNECT_TIMEOUT) }
+    }
 }
 
 impl WorkerChannels {
     /// A client of `address`'s `Worker` service; an address that does not parse is an
     /// error naming it.
     pub fn client(&self, address: &str) -> Result<WorkerClient<Channel>, String> {
-        let mut channels = self.channels.lock().expect("not poisoned");
-        let channel = match channels.get(address) {
-            Some(channel) => channel.clone(),
-            None => {
-                let endpoint = Endpoint::from_shared(address.to_owned())
-                    .map_err(|e| format!("node address '{address}' is not a URI: {e}"))?;
-                let channel = restate_proto::channel::lazy_channel(endpoint, CONNECT_TIMEOUT);
-                channels.insert(address.to_owned(), channel.clone());
-                channel
-            }
-        };
-        Ok(WorkerClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+        Ok(WorkerClient::new(self.channels.get(address)?).max_decoding_message_size(MAX_MESSAGE))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn one_channel_per_address_and_bad_addresses_are_named() {
-        let channels = WorkerChannels::default();
-        channels.client("http://127.0.0.1:1").unwrap();
-        channels.client("http://127.0.0.1:1").unwrap();
-        channels.client("http://127.0.0.1:2").unwrap();
-        assert_eq!(channels.channels.lock().unwrap().len(), 2);
-        let err = channels.client("not a uri").unwrap_err();
-        assert!(err.contains("'not a uri'"), "{err}");
-    }
 
     #[tokio::test]
     async fn a_peer_that_refuses_fails_the_call_quickly_as_unavailable() {
