@@ -178,17 +178,3 @@ pub fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `curl <url> --json <body>` as the seed types it: (HTTP status, body), None when nothing
-/// answered within `timeout`.
-pub fn curl_json(url: &str, body: &str, headers: &[(&str, &str)], timeout: Duration) -> Option<(u16, String)> {
-    let mut command = Command::new("curl");
-    command.args(["-sS", "--max-time", &format!("{}", timeout.as_secs_f64()), "-o", "-", "-w", "\n%{http_code}"]);
-    for (name, value) in headers {
-        command.arg("-H").arg(format!("{name}: {value}"));
-    }
-    let out = command.arg(url).arg("--json").arg(body).stdin(Stdio::null()).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n')?;
-    let code: u16 = code.trim().parse().ok()?;
-    (code != 0).then_some((code, body.to_owned()))
-}

@@ -13,7 +13,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use restate_e2e::compose::{curl_json, ComposeProject};
+use restate_e2e::compose::ComposeProject;
+use restate_e2e::curl_json;
 use restate_e2e::load::{Load, LoadReport};
 use restate_e2e::s3::MotoServer;
 use restate_e2e::services::ExampleServices;

@@ -42,14 +42,7 @@ fn pod_ip(testbed: &Testbed, pod: &str) -> Option<String> {
 /// curl-like POST to `http://ip:port/path` from the host (pods' IPs are reachable on the
 /// Docker bridge).
 fn post(ip: &str, port: u16, path: &str, body: &str) -> Option<(u16, String)> {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "--json", body])
-        .arg(format!("http://{ip}:{port}{path}"))
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n')?;
-    Some((code.trim().parse().ok()?, body.to_owned()))
+    curl_json(&format!("http://{ip}:{port}{path}"), body, &[], Duration::from_secs(30))
 }
 
 fn describe(testbed: &Testbed) -> String {
