@@ -177,4 +177,3 @@ pub fn docker_ok(args: &[&str]) -> String {
     assert!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
-
