@@ -26,21 +26,22 @@ fn cluster(testbed: &Testbed) -> serde_json::Value {
     testbed.get_json(&["restatecluster", "demo", "-n", NS]).unwrap_or_default()
 }
 
-fn condition(cluster: &serde_json::Value, kind: &str) -> Option<String> {
+/// Field `field` of condition `kind` in the cluster's status.
+fn condition_field(cluster: &serde_json::Value, kind: &str, field: &str) -> Option<String> {
     cluster["status"]["conditions"]
         .as_array()?
         .iter()
         .find(|c| c["type"] == kind)
-        .and_then(|c| c["status"].as_str().map(str::to_owned))
+        .and_then(|c| c[field].as_str().map(str::to_owned))
+}
+
+fn condition(cluster: &serde_json::Value, kind: &str) -> Option<String> {
+    condition_field(cluster, kind, "status")
 }
 
 /// When condition `kind` last changed status (the operator moves it only on a change).
 fn condition_changed_at(cluster: &serde_json::Value, kind: &str) -> Option<String> {
-    cluster["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-        .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_owned))
+    condition_field(cluster, kind, "lastTransitionTime")
 }
 
 fn pod_ip(testbed: &Testbed, pod: &str) -> Option<String> {

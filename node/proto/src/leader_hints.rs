@@ -38,7 +38,8 @@ impl AddressQueue {
         }
     }
 
-    /// Puts `address` (a leader named by a server) at the front, unless already tried.
+    /// Puts `address` (a leader named by a server) at the front; `next_untried` skips it if
+    /// it was tried already.
     pub fn try_next(&mut self, address: String) {
         self.queue.push_front(address);
     }
