@@ -5,7 +5,9 @@ CARGO ?= cargo
 
 .PHONY: build run test unit e2e-local e2e e2e-compose drills e2e-kube bench clippy fmt crds image-base images
 
+## Installs the build's system packages first when any is missing (scripts/build-deps.sh).
 build:
+	scripts/build-deps.sh
 	$(CARGO) build --workspace --bins
 
 ## The main job on embedded defaults: a single node that provisions itself.
@@ -86,6 +88,7 @@ bench:
 	rm -f $(BENCH_SUMMARY)
 	export RESTATE_BIN_DIR=$(CARGO_TARGET_DIR)/release RESTATE_BENCH_SUMMARY=$(BENCH_SUMMARY); \
 	  $(CARGO_TARGET_DIR)/release/failover-bench && \
+	  $(CARGO_TARGET_DIR)/release/metadata-reads-bench && \
 	  $(CARGO_TARGET_DIR)/release/metadata-bench && \
 	  $(CARGO_TARGET_DIR)/release/logs-bench && \
 	  $(CARGO_TARGET_DIR)/release/invocations-bench && \

@@ -317,6 +317,14 @@ pub fn restatectl(address: &str, args: &[&str]) -> CtlOutput {
     }
 }
 
+/// The value of one sample on a node's `/metrics` (node port), e.g.
+/// `restate_metadata_view_version{object="schema"}` (labels in the order Prometheus prints
+/// them: by name); None when the node does not answer or has no such sample.
+pub fn metric_value(node: &ServerProcess, sample: &str) -> Option<f64> {
+    let (_, text) = http_get(node.ports.fabric, "/metrics")?;
+    text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// A plain HTTP/1.1 GET on loopback: (status, body), or None when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http_request(port, "GET", path, "")

@@ -152,8 +152,34 @@ fn a_registration_through_one_node_is_visible_through_every_node() {
     let services = ExampleServices::start(&dir);
 
     let registered = restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes", "--json"]).json();
+    let registered_at = Instant::now();
     let id = registered["id"].as_str().unwrap().to_owned();
     assert_eq!(registered["outcome"], "created", "{registered:#}");
+
+    // Every node's metadata view holds the registration within 1 s (pushed by the metadata
+    // leader), and its ingress routes the seed's curl from the view: no read of the schema
+    // from the metadata store.
+    const VIEW_SCHEMA: &str = r#"restate_metadata_view_version{object="schema"}"#;
+    const SCHEMA_READS: &str = r#"restate_metadata_reads_total{kind="linearizable",object="schema"}"#;
+    let written = metric_value(&nodes[0], VIEW_SCHEMA).expect("the registering node's view holds the schema");
+    assert!(written >= 1.0, "schema version {written}");
+    for node in &nodes[1..] {
+        let left = Duration::from_secs(1).saturating_sub(registered_at.elapsed());
+        wait_until(&format!("{}'s view to hold schema version {written}", node.name), left, || {
+            metric_value(node, VIEW_SCHEMA).is_some_and(|v| v >= written)
+        });
+    }
+    for node in &nodes[1..] {
+        let reads_before = metric_value(node, SCHEMA_READS).unwrap_or(0.0);
+        let (status, body) = http_request(node.ports.ingress, "POST", "/Greeter/greet", "\"View\"").unwrap();
+        assert_eq!((status, body.as_str()), (200, "\"Hello, View!\""), "through {}", node.name);
+        assert_eq!(
+            metric_value(node, SCHEMA_READS).unwrap_or(0.0),
+            reads_before,
+            "{} read the schema from the store",
+            node.name
+        );
+    }
 
     for node in &nodes[1..] {
         let deadline = Instant::now() + Duration::from_secs(5);

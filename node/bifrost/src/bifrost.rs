@@ -9,24 +9,24 @@
 //! segment (before the seal) or fails there with [`LogletError::Sealed`] having written
 //! nothing, and is retried on the new tail.
 //!
-//! # Metadata cache
+//! # Metadata
 //!
-//! [`Bifrost`] caches the last [`Logs`] it read. The hot paths (`append`, `read`,
-//! `find_tail`) use the cache and refresh it when they meet an unknown log or a sealed
-//! tail (the sign that the chain grew); operations that change or report the chain
-//! (`seal_and_extend`, `trim`, `trim_point`, `describe`, `list`) read the store first. A
-//! stale cache can only be behind, never wrong: segments are never removed and their
-//! base LSNs and loglets never change. Only a segment's nodeset changes (repair replaces
-//! a dead log-server); the cache is re-read when older than [`CACHE_MAX_AGE`], and an
-//! old nodeset still names a majority of the group's live members.
+//! [`Bifrost`] reads [`Logs`] from the node's [`MetadataView`]. The hot paths (`append`,
+//! `read`, `find_tail`) use the view's copy and read the store when they meet an unknown
+//! log or a sealed tail (the sign that the chain grew); operations that change or report
+//! the chain (`seal_and_extend`, `trim`, `trim_point`, `describe`, `list`) read the store
+//! first. A stale copy can only be behind, never wrong: segments are never removed and
+//! their base LSNs and loglets never change. Only a segment's nodeset changes (repair
+//! replaces a dead log-server); the view receives the change as the metadata store
+//! applies it, and an old nodeset still names a majority of the group's live members.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use restate_metadata::objects::{Logs, Segment};
-use restate_metadata::{typed, MetadataStore, MetadataStoreError, Precondition};
+use restate_metadata::{typed, MetadataStoreError, MetadataView, Precondition};
 use restate_types::{LogId, LogProviderKind, LogletId, Lsn, PlainNodeId, Version};
 
 use crate::loglet::{LogRecord, Loglet, LogletError, TrimGap};
@@ -136,25 +136,16 @@ pub struct LogDescription {
 
 /// The virtual logs of the cluster, as one node reads and writes them.
 pub struct Bifrost {
-    metadata: Arc<dyn MetadataStore>,
+    metadata: MetadataView,
     provider: Arc<dyn LogletProvider>,
     /// When set, local segments placed on other nodes are refused instead of being
     /// opened (and thus created empty) in this node's storage.
     me: Option<PlainNodeId>,
-    cache: RwLock<Option<Arc<CachedLogs>>>,
     metrics: Option<crate::metrics::BifrostMetrics>,
 }
 
-struct CachedLogs {
-    logs: Logs,
-    /// `Version(0)` when the store holds no Logs yet.
-    version: Version,
-    fetched_at: std::time::Instant,
-}
-
-/// The hot paths re-read Logs at least this often, so a nodeset changed by repair
-/// reaches every node within about this long.
-const CACHE_MAX_AGE: Duration = Duration::from_secs(1);
+/// The Logs a chain was read from, and its version (`Version(0)`: none stored yet).
+type LogsAt = Arc<(Logs, Version)>;
 
 /// How long an append keeps waiting for the successor of a sealed tail segment before
 /// giving up. A seal_and_extend writes it right after sealing, so a long wait means the
@@ -164,8 +155,8 @@ const SEALED_TAIL_WAIT: Duration = Duration::from_secs(10);
 const EXTEND_ATTEMPTS: usize = 32;
 
 impl Bifrost {
-    pub fn new(metadata: Arc<dyn MetadataStore>, provider: Arc<dyn LogletProvider>) -> Bifrost {
-        Bifrost { metadata, provider, me: None, cache: RwLock::new(None), metrics: None }
+    pub fn new(metadata: MetadataView, provider: Arc<dyn LogletProvider>) -> Bifrost {
+        Bifrost { metadata, provider, me: None, metrics: None }
     }
 
     /// Records append and trim metrics.
@@ -438,7 +429,7 @@ impl Bifrost {
             let sealed = loglet.seal().await?;
             let base_lsn = virtual_lsn(log, tail, sealed.next_lsn)?;
 
-            let mut logs = cached.logs.clone();
+            let mut logs = cached.0.clone();
             let loglet_id = logs.next_loglet_id;
             logs.next_loglet_id = LogletId(loglet_id.0.checked_add(1).ok_or_else(|| {
                 inconsistent(format!("no loglet id is left after {loglet_id} (Logs.next_loglet_id)"))
@@ -446,9 +437,9 @@ impl Bifrost {
             let segment = Segment { base_lsn, kind, loglet_id, replication, nodeset: nodeset.clone(), joined: vec![] };
             logs.logs.get_mut(&log).expect("chain() found the log").segments.push(segment.clone());
 
-            match typed::put(&*self.metadata, &logs, Precondition::MatchesVersion(cached.version)).await {
-                Ok(version) => {
-                    self.install(CachedLogs { logs, version, fetched_at: std::time::Instant::now() });
+            // Through the view's store: the view holds the new chain as soon as it is written.
+            match typed::put(self.metadata.store().as_ref(), &logs, Precondition::MatchesVersion(cached.1)).await {
+                Ok(_) => {
                     tracing::info!(%log, sealed_loglet = %tail.loglet_id, %base_lsn, %kind, new_loglet = %loglet_id, "sealed and extended log");
                     return Ok(segment);
                 }
@@ -509,7 +500,7 @@ impl Bifrost {
         }
         Ok(LogDescription {
             log_id: log,
-            metadata_version: cached.version,
+            metadata_version: cached.1,
             tail: described.last().and_then(|s| s.tail),
             trim_point: self.trim_point_of(log, &segments).await.ok(),
             segments: described,
@@ -518,7 +509,7 @@ impl Bifrost {
 
     /// Every log in the metadata, in id order.
     pub async fn list(&self) -> Result<Vec<LogId>, BifrostError> {
-        Ok(self.refresh().await?.logs.logs.keys().copied().collect())
+        Ok(self.logs(true).await?.0.logs.keys().copied().collect())
     }
 
     /// The virtual trim point, from the loglets' trim points: walks the segments oldest
@@ -564,49 +555,23 @@ impl Bifrost {
         })
     }
 
-    /// The checked chain of `log`, from the store if `fresh`, else from the cache (which
-    /// is refreshed once if it does not know the log).
-    async fn chain(&self, log: LogId, fresh: bool) -> Result<(Arc<CachedLogs>, Vec<Segment>), BifrostError> {
-        let mut cached = if fresh { self.refresh().await? } else { self.cached().await? };
-        if !fresh && !cached.logs.logs.contains_key(&log) {
-            cached = self.refresh().await?;
+    /// The checked chain of `log`, from the store if `fresh`, else from the view (read
+    /// from the store once if the view does not know the log).
+    async fn chain(&self, log: LogId, fresh: bool) -> Result<(LogsAt, Vec<Segment>), BifrostError> {
+        let mut logs = self.logs(fresh).await?;
+        if !fresh && !logs.0.logs.contains_key(&log) {
+            logs = self.logs(true).await?;
         }
-        let chain = cached.logs.logs.get(&log).ok_or(BifrostError::UnknownLog(log))?;
+        let chain = logs.0.logs.get(&log).ok_or(BifrostError::UnknownLog(log))?;
         check_chain(&chain.segments)
             .map_err(|reason| inconsistent(format!("the chain of log {log} is malformed: {reason}")))?;
         let segments = chain.segments.clone();
-        Ok((cached, segments))
+        Ok((logs, segments))
     }
 
-    async fn cached(&self) -> Result<Arc<CachedLogs>, BifrostError> {
-        if let Some(cached) = self.cache.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if cached.fetched_at.elapsed() < CACHE_MAX_AGE {
-                return Ok(Arc::clone(cached));
-            }
-        }
-        self.refresh().await
-    }
-
-    async fn refresh(&self) -> Result<Arc<CachedLogs>, BifrostError> {
-        let fetched = match typed::get::<Logs>(&*self.metadata).await? {
-            Some((logs, version)) => CachedLogs { logs, version, fetched_at: std::time::Instant::now() },
-            None => CachedLogs { logs: Logs::default(), version: Version(0), fetched_at: std::time::Instant::now() },
-        };
-        Ok(self.install(fetched))
-    }
-
-    /// Caches `fetched` unless the cache already holds a newer version (a slower
-    /// concurrent read must not take the cache back), and returns what is cached.
-    fn install(&self, fetched: CachedLogs) -> Arc<CachedLogs> {
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        match cache.as_ref() {
-            Some(current) if current.version > fetched.version => Arc::clone(current),
-            _ => {
-                let fetched = Arc::new(fetched);
-                *cache = Some(Arc::clone(&fetched));
-                fetched
-            }
-        }
+    async fn logs(&self, fresh: bool) -> Result<LogsAt, BifrostError> {
+        let read = self.metadata.read::<Logs>(fresh).await?;
+        Ok(read.unwrap_or_else(|| Arc::new((Logs::default(), Version(0)))))
     }
 }
 

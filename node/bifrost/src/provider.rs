@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use restate_metadata::objects::Segment;
+use restate_metadata::objects::{NodesConfiguration, Segment};
 use restate_storage::NodeStorage;
-use restate_types::{LogProviderKind, LogletId, PlainNodeId};
+use restate_types::{LogProviderKind, LogletId, PlainNodeId, Version};
 
 use crate::replicated::ReplicatedLoglet;
 
@@ -100,7 +100,7 @@ impl LogletProvider for LocalLogletProvider {
 /// clients of their nodeset's log-servers (addresses from NodesConfiguration).
 pub struct ClusterLogletProvider {
     local: Arc<LocalLogletProvider>,
-    metadata: Arc<dyn restate_metadata::MetadataStore>,
+    metadata: restate_metadata::MetadataView,
     replicated: std::sync::Mutex<std::collections::HashMap<LogletId, ReplicatedClient>>,
 }
 
@@ -108,20 +108,28 @@ pub struct ClusterLogletProvider {
 type ReplicatedClient = (Vec<PlainNodeId>, Arc<ReplicatedLoglet>);
 
 impl ClusterLogletProvider {
-    pub fn new(
-        local: Arc<LocalLogletProvider>,
-        metadata: Arc<dyn restate_metadata::MetadataStore>,
-    ) -> ClusterLogletProvider {
+    pub fn new(local: Arc<LocalLogletProvider>, metadata: restate_metadata::MetadataView) -> ClusterLogletProvider {
         ClusterLogletProvider { local, metadata, replicated: Default::default() }
     }
 }
 
 impl ClusterLogletProvider {
+    /// NodesConfiguration from the view, or read from the store when the view does not
+    /// know every member of `segment`'s nodeset (a node that just joined).
+    async fn nodes(&self, segment: &Segment) -> Result<Arc<(NodesConfiguration, Version)>, BifrostError> {
+        let knows_all = |nodes: &NodesConfiguration| segment.nodeset.iter().all(|id| nodes.nodes.contains_key(id));
+        if let Some(nodes) = self.metadata.get::<NodesConfiguration>().filter(|n| knows_all(&n.0)) {
+            return Ok(nodes);
+        }
+        Ok(self
+            .metadata
+            .refresh::<NodesConfiguration>()
+            .await?
+            .unwrap_or_else(|| Arc::new((NodesConfiguration::default(), Version(0)))))
+    }
+
     async fn addresses(&self, segment: &Segment) -> Result<Vec<String>, BifrostError> {
-        let (nodes, _) =
-            restate_metadata::typed::get::<restate_metadata::objects::NodesConfiguration>(self.metadata.as_ref())
-                .await?
-                .unwrap_or_default();
+        let nodes = &self.nodes(segment).await?.0;
         segment
             .nodeset
             .iter()
@@ -164,10 +172,7 @@ impl LogletProvider for ClusterLogletProvider {
             }
         }
         let members = self.addresses(segment).await?;
-        let (nodes, _) =
-            restate_metadata::typed::get::<restate_metadata::objects::NodesConfiguration>(self.metadata.as_ref())
-                .await?
-                .unwrap_or_default();
+        let nodes = &self.nodes(segment).await?.0;
         // Raft ids follow from the nodes' storage ids; they name the loglet's leader.
         let raft_ids = segment
             .nodeset

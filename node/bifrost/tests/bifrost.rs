@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use restate_bifrost::{Bifrost, BifrostError, LocalLogletProvider, LogReadBatch, LogRecord, TrimGap};
 use restate_metadata::objects::{Logs, Segment};
-use restate_metadata::{typed, LocalMetadataStore, Precondition};
+use restate_metadata::{typed, LocalMetadataStore, MetadataView, Precondition};
 use restate_storage::{NodeStorage, StorageOptions};
 use restate_types::{LogId, LogProviderKind, LogletId, Lsn, PlainNodeId};
 
@@ -26,7 +26,7 @@ fn open(dir: &tempfile::TempDir) -> Node {
     let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
     let store = Arc::new(LocalMetadataStore::new(storage.clone()));
     let provider = Arc::new(LocalLogletProvider::new(storage));
-    let bifrost = Arc::new(Bifrost::new(store.clone(), provider.clone()).with_node_id(N1));
+    let bifrost = Arc::new(Bifrost::new(MetadataView::new(store.clone()), provider.clone()).with_node_id(N1));
     Node { bifrost, store, provider }
 }
 
@@ -272,7 +272,7 @@ async fn appends_racing_seals_land_exactly_once() {
     // Seals come from another task, through a second Bifrost on the same node (same store
     // and loglet handles) whose metadata cache the appenders' Bifrost does not share: the
     // appenders only learn of each new segment by meeting the sealed old one.
-    let sealer = Bifrost::new(node.store.clone(), node.provider.clone());
+    let sealer = Bifrost::new(MetadataView::new(node.store.clone()), node.provider.clone());
     let sealing = tokio::spawn(async move {
         let mut bases = Vec::new();
         for _ in 0..SEALS {

@@ -1,5 +1,10 @@
 //! The controller loop: hold (or wait for) the lease; while held, probe the log-servers,
 //! plan, and carry out the plan.
+//!
+//! Every round reads the metadata from the node's [`MetadataView`] (no round trip to the
+//! metadata leader). Writes (the lease, Logs, the scheduling plan) go through the view's
+//! store with a version precondition, so a decision made on a stale view can only fail
+//! to apply; the changes that are written read the store first (`read_modify_write`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,7 +15,7 @@ use restate_bifrost::Bifrost;
 use restate_metadata::objects::{
     ClusterConfiguration, Logs, NodesConfiguration, PartitionTable, SchedulingPlan, Segment,
 };
-use restate_metadata::{typed, MetadataStore};
+use restate_metadata::{typed, MetadataStore, MetadataView};
 use restate_types::{LogProviderKind, LogletId, PlainNodeId};
 use tokio_util::sync::CancellationToken;
 
@@ -49,12 +54,13 @@ impl ControllerOptions {
 /// Runs until `shutdown` (returning promptly, also mid-round). Every admin node runs
 /// it; only the lease holder acts.
 pub async fn run(
-    metadata: Arc<dyn MetadataStore>,
+    metadata: MetadataView,
     bifrost: Arc<Bifrost>,
     options: ControllerOptions,
     shutdown: CancellationToken,
 ) {
     let mut controller = Controller {
+        store: metadata.store(),
         metadata,
         bifrost,
         lease: LeaseTracker::new(options.me, options.lease_duration),
@@ -77,7 +83,9 @@ pub async fn run(
 }
 
 struct Controller {
-    metadata: Arc<dyn MetadataStore>,
+    metadata: MetadataView,
+    /// Writes (and the reads that guard them), through the view.
+    store: Arc<dyn MetadataStore>,
     bifrost: Arc<Bifrost>,
     options: ControllerOptions,
     lease: LeaseTracker,
@@ -113,7 +121,7 @@ impl Controller {
     }
 
     async fn keep_lease(&mut self) -> Result<(), String> {
-        let current = typed::get::<ControllerLease>(self.metadata.as_ref()).await.map_err(|e| e.to_string())?;
+        let current = self.metadata.get::<ControllerLease>().map(|lease| lease.as_ref().clone());
         let holder_down = match &current {
             Some((lease, _)) if lease.holder != self.options.me => {
                 let down = self.refuses_connections(lease.holder).await;
@@ -128,7 +136,7 @@ impl Controller {
         match self.lease.next(current, started, holder_down) {
             LeaseStep::Wait { .. } => Ok(()),
             LeaseStep::Write { next, precondition } => {
-                match typed::put(self.metadata.as_ref(), &next, precondition).await {
+                match typed::put(self.store.as_ref(), &next, precondition).await {
                     Ok(_) => {
                         self.lease.written(started);
                         Ok(())
@@ -144,16 +152,17 @@ impl Controller {
 
     /// Whether `node`'s port refuses connections now (its process is gone).
     async fn refuses_connections(&mut self, node: PlainNodeId) -> bool {
-        let Ok(Some((nodes, _))) = typed::get::<NodesConfiguration>(self.metadata.as_ref()).await else { return false };
-        let Some(address) = nodes.nodes.get(&node).map(|n| n.address.clone()) else { return false };
+        let Some(nodes) = self.metadata.get::<NodesConfiguration>() else { return false };
+        let Some(address) = nodes.0.nodes.get(&node).map(|n| n.address.clone()) else { return false };
         self.prober.probe_all(&[address], Duration::from_secs(1)).await == [Probe::Refused]
     }
 
     async fn act(&mut self) -> Result<(), String> {
-        let store = self.metadata.as_ref();
-        let (nodes, _) = typed::get::<NodesConfiguration>(store).await.map_err(|e| e.to_string())?.unwrap_or_default();
-        let Some((logs, _)) = typed::get::<Logs>(store).await.map_err(|e| e.to_string())? else { return Ok(()) };
-        let config = typed::get::<ClusterConfiguration>(store).await.map_err(|e| e.to_string())?.map(|(c, _)| c);
+        let nodes = self.metadata.get::<NodesConfiguration>().map(|n| n.0.clone()).unwrap_or_default();
+        let Some(logs) = self.metadata.get::<Logs>() else { return Ok(()) };
+        let logs = &logs.0;
+        let config = self.metadata.get::<ClusterConfiguration>();
+        let config = config.as_ref().map(|c| &c.0);
 
         let members: Vec<(PlainNodeId, String)> = nodes.nodes.values().map(|n| (n.id, n.address.clone())).collect();
         let addresses: Vec<String> = members.iter().map(|(_, a)| a.clone()).collect();
@@ -176,7 +185,7 @@ impl Controller {
             tracing::debug!("partition scheduling: {e}");
         }
 
-        let view = ClusterView { logs: &logs, nodes: &nodes, config: config.as_ref(), alive: &alive, dead: &dead };
+        let view = ClusterView { logs, nodes: &nodes, config, alive: &alive, dead: &dead };
         for action in plan(&view) {
             if let Err(e) = self.carry_out(&action).await {
                 tracing::warn!(action = ?action, "cluster controller: {e}");
@@ -185,21 +194,25 @@ impl Controller {
         self.sync_memberships(&nodes).await
     }
 
-    /// Writes a new scheduling plan when partition leaders or followers change.
+    /// Writes a new scheduling plan when partition leaders or followers change. The plan
+    /// is computed from the view first; only a change is written (re-computed on the
+    /// store's current plan).
     async fn schedule_partitions(
         &self,
         nodes: &NodesConfiguration,
         alive: &BTreeSet<PlainNodeId>,
         failed: &BTreeSet<PlainNodeId>,
     ) -> Result<(), String> {
-        let store = self.metadata.as_ref();
-        let Some((table, _)) = typed::get::<PartitionTable>(store).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
+        let Some(table) = self.metadata.get::<PartitionTable>() else { return Ok(()) };
+        let table = &table.0;
         let workers: BTreeSet<PlainNodeId> = nodes.active_workers().map(|n| n.id).collect();
+        let viewed = self.metadata.get::<SchedulingPlan>().map(|p| p.0.clone()).unwrap_or_default();
+        if schedule(table, &viewed, &workers, alive, failed).is_none() {
+            return Ok(());
+        }
         let mut changed = None;
-        let written = typed::read_modify_write::<SchedulingPlan, String, _>(store, |current| {
-            changed = schedule(&table, &current.unwrap_or_default(), &workers, alive, failed);
+        let written = typed::read_modify_write::<SchedulingPlan, String, _>(self.store.as_ref(), |current| {
+            changed = schedule(table, &current.unwrap_or_default(), &workers, alive, failed);
             Ok(changed.clone())
         })
         .await
@@ -226,7 +239,7 @@ impl Controller {
                 Ok(())
             }
             _ => {
-                let written = typed::read_modify_write::<Logs, String, _>(self.metadata.as_ref(), |current| {
+                let written = typed::read_modify_write::<Logs, String, _>(self.store.as_ref(), |current| {
                     let Some(mut logs) = current else { return Ok(None) };
                     Ok(apply(&mut logs, action).then_some(logs))
                 })
@@ -253,10 +266,9 @@ impl Controller {
     /// Drives every repaired loglet group toward its nodeset (one change per group per
     /// round). Groups found in step are remembered and not asked again.
     async fn sync_memberships(&mut self, nodes: &NodesConfiguration) -> Result<(), String> {
-        let Some((logs, _)) = typed::get::<Logs>(self.metadata.as_ref()).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
+        let Some(logs) = self.metadata.get::<Logs>() else { return Ok(()) };
         let repaired: Vec<Segment> = logs
+            .0
             .logs
             .values()
             .flat_map(|c| c.segments.iter())

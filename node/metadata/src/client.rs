@@ -144,6 +144,21 @@ impl MetadataClient {
     }
 }
 
+impl MetadataClient {
+    /// Opens the store's change feed (`MetadataServer.Watch`) at whichever address serves
+    /// it (the replicated store's leader, found through leader hints), within the retry
+    /// budget.
+    pub async fn watch(&self) -> Result<tonic::Streaming<pb::WatchUpdate>, MetadataStoreError> {
+        self.with_failover(|mut client| async move {
+            match client.watch(pb::WatchRequest {}).await {
+                Ok(response) => Ok(Ok(response.into_inner())),
+                Err(status) => classify(status).map(Err),
+            }
+        })
+        .await?
+    }
+}
+
 /// Whether the request certainly never took effect: the server said so, or no
 /// connection was ever made. Only then may a write be sent again.
 fn certainly_not_applied(status: &tonic::Status) -> bool {
@@ -202,6 +217,7 @@ fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure>
 impl MetadataStore for MetadataClient {
     async fn get(&self, key: &str) -> Result<Option<VersionedValue>, MetadataStoreError> {
         validate_key(key)?;
+        crate::metrics::count_read(key, crate::ReadKind::Linearizable);
         let answer = self
             .with_failover(|mut client| async move {
                 match client.get(pb::GetRequest { key: key.to_owned() }).await {

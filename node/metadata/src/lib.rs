@@ -7,19 +7,26 @@
 //!   as every node sees it, through `[metadata-client] addresses`.
 //! - [`objects`] are the typed values (NodesConfiguration, ClusterConfiguration, Logs,
 //!   PartitionTable) and [`typed`] reads/writes them by their well-known keys.
+//! - [`MetadataView`] is the node's one in-memory copy of them, kept fresh by the metadata
+//!   server's change feed ([`feed`], followed by [`view_follower`]) and by the node's own
+//!   writes; components read from it instead of asking the store.
 
-mod cached;
 mod client;
+pub mod feed;
 mod local_store;
+mod metrics;
 pub mod objects;
 pub mod replicated;
 mod service;
 mod store;
 pub mod typed;
+mod view;
+pub mod view_follower;
 mod wire;
 
-pub use cached::Cached;
 pub use client::{MetadataClient, MetadataClientOptions};
 pub use local_store::LocalMetadataStore;
+pub use metrics::{metadata_metrics, ReadKind};
 pub use service::MetadataServerService;
 pub use store::{MetadataStore, MetadataStoreError, Precondition, VersionedValue, WriteOp};
+pub use view::MetadataView;

@@ -4,6 +4,7 @@ use restate_storage::{rocksdb::WriteBatch, NodeStorage, CF_METADATA};
 use restate_types::Version;
 use tokio::sync::Mutex;
 
+use crate::feed::FollowableStore;
 use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError, VersionedValue, WriteOp};
 
 /// The metadata store in this node's RocksDB (`[metadata-server] type = "local"`).
@@ -14,11 +15,13 @@ use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError
 pub struct LocalMetadataStore {
     storage: NodeStorage,
     write_lock: Mutex<()>,
+    /// Rises after every write (the change feed).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl LocalMetadataStore {
     pub fn new(storage: NodeStorage) -> LocalMetadataStore {
-        LocalMetadataStore { storage, write_lock: Mutex::new(()) }
+        LocalMetadataStore { storage, write_lock: Mutex::new(()), changed: tokio::sync::watch::channel(0).0 }
     }
 
     fn read(&self, key: &str) -> Result<Option<VersionedValue>, MetadataStoreError> {
@@ -98,7 +101,18 @@ impl MetadataStore for LocalMetadataStore {
             }
         }
         self.storage.write_durable(batch).map_err(|e| MetadataStoreError::Storage(e.to_string()))?;
+        self.changed.send_modify(|n| *n += 1);
         Ok(versions)
+    }
+}
+
+impl FollowableStore for LocalMetadataStore {
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn entries(&self) -> Result<std::collections::BTreeMap<String, VersionedValue>, MetadataStoreError> {
+        Ok(self.scan()?.into_iter().collect())
     }
 }
 

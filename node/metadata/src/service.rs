@@ -1,10 +1,18 @@
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use restate_proto::metadata::{self as pb, metadata_server_server::MetadataServer, write_response::Outcome};
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
+use crate::feed::{next_update, FeedUpdate, FollowableStore};
 use crate::store::{MetadataStore, MetadataStoreError};
 use crate::wire;
+
+/// While nothing changes, `Watch` sends an empty update this often (the subscriber's
+/// sign that the stream is alive).
+pub const WATCH_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Serves a metadata store over gRPC on the node port (nodes with the metadata-server role).
 ///
@@ -12,11 +20,12 @@ use crate::wire;
 /// errors; `UNAVAILABLE` means the caller may try another address.
 pub struct MetadataServerService {
     store: Arc<dyn MetadataStore>,
+    feed: Arc<dyn FollowableStore>,
 }
 
 impl MetadataServerService {
-    pub fn new(store: Arc<dyn MetadataStore>) -> Self {
-        MetadataServerService { store }
+    pub fn new<S: MetadataStore + FollowableStore + 'static>(store: Arc<S>) -> Self {
+        MetadataServerService { store: store.clone(), feed: store }
     }
 
     pub fn into_server(self) -> restate_proto::metadata::metadata_server_server::MetadataServerServer<Self> {
@@ -28,8 +37,56 @@ pub(crate) fn status_from_error(err: MetadataStoreError) -> Status {
     crate::replicated::status_from_store_error(err)
 }
 
+fn update_to_wire(update: FeedUpdate) -> pb::WatchUpdate {
+    pb::WatchUpdate {
+        full: update.full,
+        values: update
+            .values
+            .into_iter()
+            .map(|(key, value)| pb::KeyedValue { key, value: Some(wire::value_to_wire(value)) })
+            .collect(),
+        deleted: update.deleted,
+    }
+}
+
+type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchUpdate, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl MetadataServer for MetadataServerService {
+    type WatchStream = WatchStream;
+
+    /// See `WATCH_HEARTBEAT` and [`crate::feed`]. A server that may not serve the feed
+    /// (a follower) refuses before the stream starts; one that stops being allowed to
+    /// (lost leadership) ends the stream with that error.
+    async fn watch(&self, _request: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let feed = self.feed.clone();
+        let mut current = feed.entries().map_err(status_from_error)?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut changes = feed.changes();
+            let mut sent = None;
+            loop {
+                let update = next_update(&mut sent, &current);
+                if tx.send(Ok(update_to_wire(update))).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(WATCH_HEARTBEAT) => {}
+                    _ = tx.closed() => return,
+                }
+                match feed.entries() {
+                    Ok(entries) => current = entries,
+                    Err(e) => {
+                        let _ = tx.send(Err(status_from_error(e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let key = request.into_inner().key;
         let value = self.store.get(&key).await.map_err(status_from_error)?;

@@ -13,6 +13,7 @@ mod engine;
 mod group;
 pub mod grpc;
 mod keys;
+mod local_network;
 mod logger;
 mod state_machine;
 mod storage;
@@ -20,10 +21,11 @@ mod transport;
 mod types;
 
 pub use engine::{GroupInit, RaftEngine};
+pub use local_network::LocalNetwork;
 pub use raft::eraftpb::Message;
 pub use state_machine::{MembershipChange, StateMachine};
 pub use storage::GroupStorage;
-pub use transport::{LocalNetwork, RaftTransport};
+pub use transport::RaftTransport;
 pub use types::{GroupStatus, RaftError, RaftOptions};
 
 /// The raft id of a node's storage incarnation, derived from its random storage id:

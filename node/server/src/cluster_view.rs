@@ -7,7 +7,7 @@ use restate_metadata::{typed, MetadataStoreError};
 use restate_proto::node_ctl::{self as pb, node_ctl_client::NodeCtlClient};
 use tonic::transport::Endpoint;
 
-use crate::node_ctl::NodeCtlContext;
+use crate::node_ctl_context::NodeCtlContext;
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 

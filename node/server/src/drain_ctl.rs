@@ -16,7 +16,7 @@ use restate_proto::node_ctl as pb;
 use restate_types::PlainNodeId;
 use tonic::Status;
 
-use crate::node_ctl::NodeCtlContext;
+use crate::node_ctl_context::NodeCtlContext;
 
 /// Resolves `wanted` (N4, 4 or a node name) among the registered nodes.
 fn resolve(nodes: &NodesConfiguration, wanted: &str) -> Result<PlainNodeId, Status> {

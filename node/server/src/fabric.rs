@@ -11,7 +11,8 @@ use crate::lifecycle::NodeState;
 use crate::listeners::BoundListener;
 use crate::metadata_role::{MetadataRole, RaftHost};
 use crate::metrics::NodeMetrics;
-use crate::node_ctl::{NodeCtlContext, NodeCtlService};
+use crate::node_ctl::NodeCtlService;
+use crate::node_ctl_context::NodeCtlContext;
 
 // Wiring only: each argument is one service (or its state) mounted on the node port.
 #[allow(clippy::too_many_arguments)]

@@ -15,7 +15,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use restate_metadata::objects::Schema;
-use restate_metadata::MetadataStore;
 use serde_json::json;
 
 use crate::ingress_route::{route, IngressRequest, Target};
@@ -38,11 +37,11 @@ struct Ingress {
     body_limit: usize,
 }
 
-pub(crate) fn router(metadata: Arc<dyn MetadataStore>, worker: WorkerHandle, body_limit: u64) -> Router {
+pub(crate) fn router(metadata: Arc<RoutingMetadata>, worker: WorkerHandle, body_limit: u64) -> Router {
     let body_limit = usize::try_from(body_limit).unwrap_or(usize::MAX);
     Router::new()
         .fallback(handle)
-        .with_state(Ingress { metadata: RoutingMetadata::new(metadata), worker, body_limit })
+        .with_state(Ingress { metadata, worker, body_limit })
         .layer(DefaultBodyLimit::disable())
 }
 

@@ -7,8 +7,7 @@
 //! 3. serve; `/health` answers 200 from here on, provisioned or not;
 //! 4. the [`membership`] task finds (or provisions) the cluster and registers the node.
 
-mod admin_http;
-mod admin_invocations;
+mod admin;
 mod cluster_view;
 mod drain_ctl;
 mod fabric;
@@ -25,11 +24,15 @@ mod metadata_role;
 mod metrics;
 mod node;
 mod node_ctl;
+mod node_ctl_context;
 mod pgsql;
 pub mod provisioning;
+mod roles;
 mod routing_metadata;
 mod snapshots_ctl;
+mod startup_error;
 mod worker_channels;
 
 pub use lifecycle::{NodePhase, NodeState};
-pub use node::{Node, NodeExit, StartupError};
+pub use node::{Node, NodeExit};
+pub use startup_error::StartupError;

@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-use crate::node::StartupError;
+use crate::startup_error::StartupError;
 
 /// One network listener of the node, with the config key that sets its address.
 pub(crate) struct BoundListener {
@@ -22,23 +22,9 @@ pub(crate) async fn bind(
     Ok(BoundListener { listener, local_addr })
 }
 
-/// `RESTATE_` + key with `.` as `__` and `-` as `_`: the variable that sets `key`.
-pub(crate) fn env_var_for(key: &str) -> String {
-    format!("RESTATE_{}", key.replace('.', "__").replace('-', "_").to_uppercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_var_names_follow_the_restate_convention() {
-        assert_eq!(env_var_for("bind-address"), "RESTATE_BIND_ADDRESS");
-        assert_eq!(
-            env_var_for("admin.query-engine.pgsql-bind-address"),
-            "RESTATE_ADMIN__QUERY_ENGINE__PGSQL_BIND_ADDRESS"
-        );
-    }
 
     #[tokio::test]
     async fn a_port_in_use_names_the_key_to_change() {

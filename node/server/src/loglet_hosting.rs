@@ -1,41 +1,52 @@
 //! Runs, on a log-server node, the raft group of every replicated segment whose nodeset
-//! names this node (bootstrapping it, or joining it empty when repair added this node). It looks at the Logs and NodesConfiguration metadata every 500 ms;
-//! it stops on shutdown.
+//! names this node (bootstrapping it, or joining it empty when repair added this node).
+//! It looks at the Logs and NodesConfiguration of the node's metadata view whenever
+//! either changes (and again after a failed attempt); it stops on shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use restate_bifrost::replicated::ReplicatedLogletHost;
 use restate_metadata::objects::{Logs, NodesConfiguration};
-use restate_metadata::{typed, MetadataStore};
+use restate_metadata::MetadataView;
 use restate_types::{LogProviderKind, PlainNodeId};
 use tokio_util::sync::CancellationToken;
 
+/// After a failed attempt (a group that could not start), the next one comes this soon
+/// even if the metadata did not change.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
 pub(crate) async fn run(
     host: Arc<ReplicatedLogletHost>,
-    metadata: Arc<dyn MetadataStore>,
+    metadata: MetadataView,
     me: PlainNodeId,
     shutdown: CancellationToken,
 ) {
+    let mut logs_changes = metadata.subscribe::<Logs>();
+    let mut nodes_changes = metadata.subscribe::<NodesConfiguration>();
     loop {
-        if let Err(e) = host_my_segments(&host, metadata.as_ref(), me).await {
-            tracing::debug!("loglet hosting: {e}");
-        }
+        logs_changes.mark_unchanged();
+        nodes_changes.mark_unchanged();
+        let failed = match host_my_segments(&host, &metadata, me).await {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::debug!("loglet hosting: {e}");
+                true
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = logs_changes.changed() => {}
+            _ = nodes_changes.changed() => {}
+            _ = tokio::time::sleep(RETRY_AFTER), if failed => {}
         }
     }
 }
 
-async fn host_my_segments(
-    host: &ReplicatedLogletHost,
-    metadata: &dyn MetadataStore,
-    me: PlainNodeId,
-) -> Result<(), String> {
-    let Some((logs, _)) = typed::get::<Logs>(metadata).await.map_err(|e| e.to_string())? else { return Ok(()) };
-    let (nodes, _) = typed::get::<NodesConfiguration>(metadata).await.map_err(|e| e.to_string())?.unwrap_or_default();
-    for chain in logs.logs.values() {
+async fn host_my_segments(host: &ReplicatedLogletHost, metadata: &MetadataView, me: PlainNodeId) -> Result<(), String> {
+    let Some(logs) = metadata.get::<Logs>() else { return Ok(()) };
+    let nodes = metadata.get::<NodesConfiguration>().map(|n| n.0.clone()).unwrap_or_default();
+    for chain in logs.0.logs.values() {
         for segment in &chain.segments {
             if segment.kind != LogProviderKind::Replicated || !segment.nodeset.contains(&me) {
                 continue;

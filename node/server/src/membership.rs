@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use restate_metadata::objects::{ClusterConfiguration, MetadataServerState, NodeConfig, NodesConfiguration};
+use restate_metadata::objects::{ClusterConfiguration, NodeConfig, NodesConfiguration};
 use restate_metadata::replicated::MetadataState;
 use restate_metadata::{typed, MetadataClient, MetadataClientOptions, MetadataStore, MetadataStoreError};
 use tokio::sync::Notify;
@@ -26,7 +26,13 @@ pub(crate) struct MembershipContext {
     pub auto_provision: bool,
     pub default_params: ProvisionParams,
     pub me: Provisioner,
+    /// Writes and linearizable reads, through the node's metadata view (so the view sees
+    /// this node's writes at once).
     pub metadata: Arc<dyn MetadataStore>,
+    /// The node's metadata view, for the roles.
+    pub view: restate_metadata::MetadataView,
+    /// The routing metadata shared by the ingress, the admin API and node control.
+    pub(crate) routing: Arc<crate::routing_metadata::RoutingMetadata>,
     /// The same store with a short retry budget (2 s), for lookups that must not stall.
     pub quick_metadata: Arc<dyn MetadataStore>,
     pub state: NodeState,
@@ -114,45 +120,6 @@ impl MembershipContext {
         tracing::info!(cluster = %self.cluster_name, fingerprint = %configuration.cluster_fingerprint, node = %node.current(), "cluster provisioned with a new replicated metadata store");
         Ok(ProvisionOutcome::Provisioned { configuration, node })
     }
-
-    /// Joins the replicated store (if this node should and is not a voter yet), retrying
-    /// until it succeeds or the node shuts down, then records it in NodesConfiguration.
-    async fn join_metadata_store(&self, node: &NodeConfig, shutdown: &CancellationToken) {
-        let Some(role) = &self.replicated else { return };
-        if !self.auto_join || role.server.is_voter() {
-            return;
-        }
-        if node.draining {
-            tracing::info!("draining: not joining the metadata store");
-            return;
-        }
-        let me = role.server.member_info(node.id.0, &node.name, &node.address);
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match crate::metadata_join::join(role, me.clone(), &self.client_addresses).await {
-                Ok(()) => break,
-                Err(reason) => tracing::info!("joining the metadata store: {reason}; retrying in {backoff:?}"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
-            }
-        }
-        let name = node.name.clone();
-        let recorded = typed::read_modify_write::<NodesConfiguration, String, _>(self.metadata.as_ref(), |current| {
-            let mut nodes = current.unwrap_or_default();
-            let Some(entry) = nodes.nodes.values_mut().find(|n| n.name == name) else { return Ok(None) };
-            if entry.metadata_server_state == MetadataServerState::Member {
-                return Ok(None);
-            }
-            entry.metadata_server_state = MetadataServerState::Member;
-            Ok(Some(nodes))
-        })
-        .await;
-        if let Err(e) = recorded {
-            tracing::warn!("recording metadata membership in NodesConfiguration failed: {e}");
-        }
-    }
 }
 
 /// Why the node cannot join; it shuts down with this message.
@@ -160,69 +127,21 @@ impl MembershipContext {
 #[error("{0}")]
 pub struct MembershipFailure(pub String);
 
-pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Result<(), MembershipFailure> {
+/// Looks at the cluster until this node is registered in it (returns its registration),
+/// the node cannot join (fails it), or shutdown (`None`).
+pub async fn join(
+    ctx: &MembershipContext,
+    shutdown: &CancellationToken,
+) -> Result<Option<NodeConfig>, MembershipFailure> {
     let mut backoff = Duration::from_millis(100);
     loop {
         // A step may wait on metadata for seconds; shutdown must not wait for it.
         let stepped = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            stepped = step(&ctx) => stepped,
+            _ = shutdown.cancelled() => return Ok(None),
+            stepped = step(ctx) => stepped,
         };
         match stepped {
-            Ok(Some(node)) => {
-                let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.metadata.clone());
-                let mut bifrost =
-                    restate_bifrost::Bifrost::new(ctx.metadata.clone(), Arc::new(provider)).with_node_id(node.id);
-                match restate_bifrost::BifrostMetrics::register(ctx.metrics.registry()) {
-                    Ok(metrics) => bifrost = bifrost.with_metrics(metrics),
-                    Err(e) => tracing::warn!("bifrost metrics unavailable: {e}"),
-                }
-                let bifrost = Arc::new(bifrost);
-                ctx.logs.set(bifrost.clone());
-                let controller = ctx.me.roles.contains(restate_types::Role::Admin).then(|| {
-                    let options = restate_cluster::ControllerOptions::new(node.id, ctx.repair_grace_period);
-                    tokio::spawn(restate_cluster::run(ctx.metadata.clone(), bifrost.clone(), options, shutdown.clone()))
-                });
-                let worker = ctx.me.roles.contains(restate_types::Role::Worker).then(|| {
-                    let worker = restate_worker::processor::Worker::new(restate_worker::processor::WorkerContext {
-                        me: node.id,
-                        node_name: node.name.clone(),
-                        metadata: ctx.metadata.clone(),
-                        bifrost: bifrost.clone(),
-                        storage: ctx.loglets.storage().clone(),
-                        deployments: restate_worker::DeploymentClient::default(),
-                        idempotency_retention: ctx.idempotency_retention,
-                        snapshots: ctx.snapshots.clone(),
-                        snapshot_interval_records: ctx.snapshot_interval_records,
-                        cluster_name: ctx.cluster_name.clone(),
-                        tasks: Default::default(),
-                    });
-                    ctx.worker.set(worker.clone());
-                    tokio::spawn(crate::snapshots_ctl::run_auto_trim(
-                        crate::routing_metadata::RoutingMetadata::new(ctx.metadata.clone()),
-                        bifrost.clone(),
-                        ctx.worker.clone(),
-                        shutdown.clone(),
-                    ));
-                    tokio::spawn(worker.run(shutdown.clone()))
-                });
-                if let Some(host) = &ctx.loglet_host {
-                    tokio::spawn(crate::loglet_hosting::run(
-                        host.clone(),
-                        ctx.metadata.clone(),
-                        node.id,
-                        shutdown.clone(),
-                    ));
-                }
-                ctx.state.set(NodePhase::Running { node_id: node.current() });
-                ctx.join_metadata_store(&node, &shutdown).await;
-                // The controller holds this node's storage (through Bifrost): the node's
-                // shutdown, which waits for this task, must also wait for it to stop.
-                for task in controller.into_iter().chain(worker) {
-                    let _ = task.await;
-                }
-                return Ok(());
-            }
+            Ok(Some(node)) => return Ok(Some(node)),
             Ok(None) => {}
             Err(failure) => {
                 ctx.state.set(NodePhase::Failed { reason: failure.0.clone() });
@@ -230,7 +149,7 @@ pub async fn run(ctx: Arc<MembershipContext>, shutdown: CancellationToken) -> Re
             }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return Ok(None),
             _ = ctx.wake.notified() => backoff = Duration::from_millis(100),
             _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(2)),
         }

@@ -7,14 +7,14 @@ use std::time::Duration;
 use restate_config::Config;
 use restate_metadata::objects::{MetadataObject, NodesConfiguration};
 use restate_metadata::replicated::{MetadataAdminService, MetadataState, ReplicatedMetadataServer, METADATA_GROUP};
-use restate_metadata::{LocalMetadataStore, MetadataServerService, MetadataStore};
+use restate_metadata::{LocalMetadataStore, MetadataServerService};
 use restate_raft::grpc::{GrpcTransport, PeerAddresses, RaftTransportService};
 use restate_raft::{GroupStorage, RaftEngine, RaftOptions, RaftTransport};
 use restate_storage::rocksdb::WriteBatch;
 use restate_storage::{NodeStorage, CF_METADATA};
 use restate_types::{MetadataServerKind, Role};
 
-use crate::node::StartupError;
+use crate::startup_error::StartupError;
 
 pub(crate) enum MetadataRole {
     /// No metadata-server role: metadata is only reached through the client.
@@ -119,14 +119,11 @@ impl MetadataRole {
         match self {
             MetadataRole::None => {}
             MetadataRole::Local(store) => {
-                routes = routes
-                    .add_service(MetadataServerService::new(store.clone() as Arc<dyn MetadataStore>).into_server());
+                routes = routes.add_service(MetadataServerService::new(store.clone()).into_server());
             }
             MetadataRole::Replicated(role) => {
                 routes = routes
-                    .add_service(
-                        MetadataServerService::new(role.server.clone() as Arc<dyn MetadataStore>).into_server(),
-                    )
+                    .add_service(MetadataServerService::new(role.server.clone()).into_server())
                     .add_service(MetadataAdminService::new(role.server.clone(), node_name.to_owned()));
             }
         }

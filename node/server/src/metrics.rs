@@ -50,7 +50,10 @@ impl NodeMetrics {
             Box::new(phase.clone()),
             Box::new(uptime_seconds.clone()),
             Box::new(build_info),
-        ] {
+        ]
+        .into_iter()
+        .chain(restate_metadata::metadata_metrics())
+        {
             registry.register(collector).expect("metric names are unique");
         }
         NodeMetrics { registry, node_ctl_requests, phase, uptime_seconds, partition_lsn }

@@ -5,36 +5,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use restate_config::Config;
-use restate_metadata::{MetadataClient, MetadataClientOptions, MetadataStore};
-use restate_storage::{NodeStorage, StorageError, StorageOptions};
+use restate_metadata::{MetadataClient, MetadataClientOptions, MetadataStore, MetadataView};
+use restate_storage::{NodeStorage, StorageOptions};
 use restate_types::{LogProviderKind, Role};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::NodeState;
-use crate::listeners::{bind, env_var_for};
+use crate::listeners::bind;
 use crate::membership::{self, MembershipContext};
 use crate::metadata_role::{MetadataRole, RaftHost};
 use crate::metrics::NodeMetrics;
-use crate::node_ctl::NodeCtlContext;
+use crate::node_ctl_context::NodeCtlContext;
 use crate::provisioning::{ProvisionParams, Provisioner};
-use crate::{admin_http, fabric, ingress_http, pgsql};
+use crate::startup_error::StartupError;
+use crate::{admin, fabric, ingress_http, pgsql};
 use restate_bifrost::replicated::ReplicatedLogletHost;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("cannot listen on {addr} for the {what} (`{key}`): {source}. Change `{key}` in restate.toml (or {}) to a free address", env_var_for(key))]
-    Bind { key: &'static str, what: &'static str, addr: SocketAddr, source: std::io::Error },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("`{key}`: {message}")]
-    Unsupported { key: &'static str, message: String },
-    #[error("metadata client: {0}")]
-    MetadataClient(String),
-    #[error("[worker.snapshots]: {0}")]
-    Snapshots(String),
-}
 
 /// How a node ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +85,14 @@ impl Node {
         let advertised_address = url_text(&advertised);
         let client_addresses: Vec<String> =
             config.metadata_client_addresses_for(&advertised).iter().map(url_text).collect();
-        let metadata: Arc<dyn MetadataStore> = Arc::new(
+        let client = Arc::new(
             MetadataClient::new(&client_addresses, MetadataClientOptions::default())
                 .map_err(|e| StartupError::MetadataClient(e.to_string()))?,
         );
+        // The node's one view of the metadata; writes go through it so it sees them at once.
+        let view = MetadataView::new(client.clone());
+        let metadata: Arc<dyn MetadataStore> = view.store();
+        let routing = crate::routing_metadata::RoutingMetadata::new(view.clone());
         // Status views must answer quickly even when no metadata server does.
         let status_metadata: Arc<dyn MetadataStore> = Arc::new(
             MetadataClient::new(
@@ -163,6 +154,8 @@ impl Node {
                 metadata_member,
             },
             metadata: metadata.clone(),
+            view: view.clone(),
+            routing: routing.clone(),
             quick_metadata: status_metadata.clone(),
             replicated: metadata_role.replicated().cloned(),
             client_addresses: client_addresses.clone(),
@@ -182,7 +175,6 @@ impl Node {
             metrics: metrics.clone(),
         });
         let admin_metadata = metadata.clone();
-        let ingress_metadata = metadata.clone();
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
             advertised_address: advertised_address.clone(),
@@ -193,7 +185,7 @@ impl Node {
             membership: membership.clone(),
             metrics: metrics.clone(),
             logs,
-            routing: crate::routing_metadata::RoutingMetadata::new(metadata.clone()),
+            routing: routing.clone(),
             metadata,
         });
 
@@ -220,10 +212,10 @@ impl Node {
                 ),
                 "node port (fabric)",
             )),
-            admin_listener.map(|l| (l, admin_http::router(state.clone(), admin_metadata), "admin API")),
+            admin_listener.map(|l| (l, admin::router(state.clone(), admin_metadata, routing.clone()), "admin API")),
             ingress_listener.map(|l| {
                 let router = ingress_http::router(
-                    ingress_metadata,
+                    routing.clone(),
                     worker_handle.clone(),
                     config.ingress.request_body_size_limit,
                 );
@@ -239,14 +231,20 @@ impl Node {
                 }
             });
         }
+        tasks.spawn(restate_metadata::view_follower::follow(view, client, shutdown.clone()));
         if let Some(listener) = pgsql_listener {
             tasks.spawn(pgsql::serve(listener, shutdown.clone()));
         }
         {
             let shutdown = shutdown.clone();
+            // Join the cluster, then start the roles (they run until shutdown).
             tasks.spawn(async move {
-                if let Err(failure) = membership::run(membership, shutdown).await {
-                    let _ = failure_tx.send(failure.0);
+                match membership::join(&membership, &shutdown).await {
+                    Ok(Some(node)) => crate::roles::run(&membership, node, &shutdown).await,
+                    Ok(None) => {}
+                    Err(failure) => {
+                        let _ = failure_tx.send(failure.0);
+                    }
                 }
             });
         }

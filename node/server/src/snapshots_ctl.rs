@@ -145,7 +145,8 @@ pub(crate) async fn run_auto_trim(
             _ = tokio::time::sleep(AUTO_TRIM_EVERY) => {}
         }
         let Some(worker) = worker.get() else { continue };
-        let Ok(table) = metadata.partition_table().await else { continue };
+        let Some(table) = metadata.metadata.get::<restate_metadata::objects::PartitionTable>() else { continue };
+        let table = &table.0;
         for status in worker.status().into_iter().filter(|s| s.leading && s.archived_lsn > 0) {
             let archived = Lsn(status.archived_lsn);
             if trimmed.get(&status.partition).is_some_and(|done| *done >= archived) {

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::digest::{digest_of, ContentDigest, DigestAccumulator};
 use crate::error::SnapshotError;
-use crate::store::{ConditionalPutOutcome, ETag, PutCondition, VersionedObject};
+use crate::object::{ConditionalPutOutcome, ETag, PutCondition, VersionedObject};
 
 pub(crate) struct DirectoryStore {
     root: PathBuf,

@@ -12,6 +12,7 @@ mod error;
 mod layout;
 mod local_snapshot;
 mod metadata;
+mod object;
 mod publish_decision;
 mod repository;
 mod s3_client;

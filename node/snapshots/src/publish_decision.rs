@@ -2,7 +2,7 @@
 //! repository reads the current document, asks here, and performs the answer.
 
 use crate::metadata::{DecodeError, LatestPointer};
-use crate::store::{ETag, PutCondition};
+use crate::object::{ETag, PutCondition};
 
 /// The partition's `latest.json` as read just before publishing.
 #[derive(Debug)]

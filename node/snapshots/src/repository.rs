@@ -23,10 +23,11 @@ use crate::error::SnapshotError;
 use crate::layout::KeyLayout;
 use crate::local_snapshot::LocalSnapshot;
 use crate::metadata::{decode, encode, DecodeError, LatestPointer, SnapshotMetadata, FORMAT_VERSION};
+use crate::object::ConditionalPutOutcome;
 use crate::publish_decision::{next_publish_step, CurrentLatest, PublishStep};
 use crate::s3_store::S3Store;
 use crate::snapshot_id::check_snapshot_id;
-use crate::store::{ConditionalPutOutcome, ObjectStore};
+use crate::store::ObjectStore;
 
 /// Conditional puts of `latest.json` lost to concurrent publishers before giving up. Every lost
 /// round has a winner, and a publisher whose LSN is no longer above the winner's stops, so this

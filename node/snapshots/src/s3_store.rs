@@ -18,9 +18,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::digest::{ContentDigest, DigestAccumulator};
 use crate::error::SnapshotError;
+use crate::object::{ConditionalPutOutcome, ETag, PutCondition, VersionedObject};
 use crate::s3_client::{self, timeout_config, transfer_timeout, OPERATION_TIMEOUT};
 use crate::s3_errors::{error_chain, service_failure, to_snapshot_error, RequestContext, ServiceFailure};
-use crate::store::{ConditionalPutOutcome, ETag, PutCondition, VersionedObject};
 
 pub(crate) struct S3Store {
     client: aws_sdk_s3::Client,

@@ -1,8 +1,8 @@
-//! Prometheus metrics of the operator, served as text at `GET /metrics` (see [`super::http`]).
+//! Prometheus metrics of the operator, served as text at `GET /metrics` (see the `http` module).
 //!
 //! - `restate_operator_reconciles_total{result="ok|error"}`: finished reconcile rounds.
 //! - `restate_operator_reconcile_errors_total{kind}`: failed rounds by error kind
-//!   ([`crate::reconcile::ReconcileError::kind`]).
+//!   (`ReconcileError::kind` of the reconciler).
 //! - `restate_operator_reconcile_duration_seconds`: how long rounds take.
 //! - `restate_operator_leader`: 1 while this replica holds the Lease, else 0.
 //! - `restate_operator_clusters`: RestateClusters this replica watches (0 while standing by).

@@ -11,6 +11,8 @@ use super::state::{MemberInfo, MetadataState, WriteCommand, WriteOutcome};
 pub(crate) struct MetadataStateMachine {
     pub state: Arc<RwLock<MetadataState>>,
     pub peers: PeerAddresses,
+    /// Rises after every applied write or restored snapshot (the server's change feed).
+    pub changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl MetadataStateMachine {
@@ -27,6 +29,7 @@ impl StateMachine for MetadataStateMachine {
             Ok(command) => self.state.write().expect("not poisoned").apply_write(command),
             Err(e) => WriteOutcome::Invalid(format!("undecodable metadata command: {e}")),
         };
+        self.changed.send_modify(|n| *n += 1);
         Bytes::from(serde_json::to_vec(&outcome).expect("outcomes serialize"))
     }
 
@@ -61,5 +64,6 @@ impl StateMachine for MetadataStateMachine {
         let restored = MetadataState::decode(snapshot).unwrap_or_else(|e| panic!("{e}"));
         self.sync_peers(&restored);
         *self.state.write().expect("not poisoned") = restored;
+        self.changed.send_modify(|n| *n += 1);
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::machine::MetadataStateMachine;
 use super::state::{MemberInfo, MetadataState, WriteCommand, WriteOutcome};
+use crate::feed::FollowableStore;
 use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError, VersionedValue, WriteOp};
 
 /// The raft group that holds cluster metadata.
@@ -25,6 +26,7 @@ pub struct ReplicatedMetadataServer {
     state: Arc<RwLock<MetadataState>>,
     peers: PeerAddresses,
     status: Mutex<Option<watch::Receiver<GroupStatus>>>,
+    changed: Arc<watch::Sender<u64>>,
 }
 
 fn from_raft(err: RaftError, leader_address: impl Fn(u64) -> Option<String>) -> MetadataStoreError {
@@ -49,6 +51,7 @@ impl ReplicatedMetadataServer {
             state: Arc::new(RwLock::new(MetadataState::default())),
             peers,
             status: Mutex::new(None),
+            changed: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -57,7 +60,11 @@ impl ReplicatedMetadataServer {
     }
 
     fn machine(&self) -> Box<MetadataStateMachine> {
-        Box::new(MetadataStateMachine { state: self.state.clone(), peers: self.peers.clone() })
+        Box::new(MetadataStateMachine {
+            state: self.state.clone(),
+            peers: self.peers.clone(),
+            changed: self.changed.clone(),
+        })
     }
 
     async fn create(&self, init: GroupInit) -> Result<(), RaftError> {
@@ -222,5 +229,21 @@ impl MetadataStore for ReplicatedMetadataServer {
         let outcome: WriteOutcome = serde_json::from_slice(&answer)
             .map_err(|e| MetadataStoreError::Storage(format!("undecodable write outcome: {e}")))?;
         outcome.into_result()
+    }
+}
+
+impl FollowableStore for ReplicatedMetadataServer {
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Only the leader serves the feed: a follower's state may lag, and a subscriber would
+    /// take it for current.
+    fn entries(&self) -> Result<std::collections::BTreeMap<String, VersionedValue>, MetadataStoreError> {
+        let status = self.status().ok_or_else(Self::not_member)?;
+        if !status.is_leader {
+            return Err(MetadataStoreError::NotLeader { leader: self.leader_address() });
+        }
+        Ok(self.state.read().expect("not poisoned").values())
     }
 }

@@ -182,6 +182,16 @@ impl MetadataState {
         self.entries.is_empty()
     }
 
+    /// Every key with its value.
+    pub fn values(&self) -> BTreeMap<String, VersionedValue> {
+        self.entries
+            .iter()
+            .map(|(k, v)| {
+                (k.clone(), VersionedValue { version: Version(v.version), value: Bytes::copy_from_slice(&v.value) })
+            })
+            .collect()
+    }
+
     /// Every key with its version (for migration checks and inspection).
     pub fn versions(&self) -> BTreeMap<String, Version> {
         self.entries.iter().map(|(k, v)| (k.clone(), Version(v.version))).collect()

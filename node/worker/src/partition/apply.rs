@@ -7,12 +7,13 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::codec::to_json;
-use super::command::{Command, Failure, InvocationRequest, InvocationResult, ResponseSink, ServiceKind};
+use super::command::{Command, InvocationRequest, ResponseSink, ServiceKind};
 use super::effect::Effect;
 use super::ids::InvocationId;
 use super::journal::{JournalEntry, NotificationId, CANCEL_SIGNAL_ID};
 use super::keys;
 use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
+use super::outcome::{Failure, InvocationResult};
 use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
 use super::store::{KvRead, PartitionReads, StoreError};
 use super::transaction::Transaction;

@@ -4,17 +4,15 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{base64_bytes, invocation_result};
+use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
+use super::outcome::{invocation_result, InvocationResult};
 
 /// First byte of every encoded envelope. Readers refuse other versions (see
 /// [`EnvelopeError::UnsupportedVersion`]) rather than guess, so a record written by a
 /// newer node stops an older processor instead of being skipped.
 pub const ENVELOPE_FORMAT_VERSION: u8 = 1;
-
-/// The result of an invocation: the handler's output bytes, or a terminal failure.
-pub type InvocationResult = Result<Bytes, Failure>;
 
 /// One record of a partition's log.
 ///
@@ -251,40 +249,10 @@ pub enum ResponseSink {
     Caller { invocation_id: InvocationId, completion_id: u32 },
 }
 
-/// A terminal failure, as the protocol's `Failure` (an HTTP-like code and a message).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    pub code: u32,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(code: u32, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
-    }
-
-    /// 409 "killed": the result of [`Command::Kill`].
-    pub fn killed() -> Failure {
-        Failure::new(409, "killed")
-    }
-
-    /// 409 "cancelled": the result of [`Command::Cancel`] on an invocation that never ran.
-    pub fn cancelled() -> Failure {
-        Failure::new(409, "cancelled")
-    }
-
-    /// 404: [`Command::Attach`] to an id the partition does not know.
-    pub fn not_found(id: &InvocationId) -> Failure {
-        Failure::new(
-            404,
-            format!("invocation {id} not found (never submitted, or its result was purged after the retention period)"),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partition::Failure;
 
     fn request() -> InvocationRequest {
         InvocationRequest {

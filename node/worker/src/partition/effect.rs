@@ -4,9 +4,9 @@
 //! follow from is stored by then). Effects are never needed for correctness after a
 //! crash: [`PendingWork`], read from state alone, yields the same work again.
 
-use super::command::InvocationResult;
 use super::ids::InvocationId;
 use super::outbox::OutboxEntry;
+use super::outcome::InvocationResult;
 use super::record::Timer;
 
 /// One thing for the leader to do.

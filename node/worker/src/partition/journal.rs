@@ -6,8 +6,8 @@ use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
 use super::codec::base64_bytes;
-use super::command::{Failure, InvocationResult};
 use super::ids::InvocationId;
+use super::outcome::{Failure, InvocationResult};
 use crate::protocol::{pb, FrameHeader, Message, MessageType, ProtocolVersion, HEADER_LEN};
 
 /// Signal id of the built-in CANCEL signal (`BuiltInSignal.CANCEL`).

@@ -123,6 +123,7 @@ mod journal;
 mod keys;
 mod memory_store;
 mod outbox;
+mod outcome;
 mod record;
 mod rocksdb_store;
 mod start;
@@ -136,8 +137,7 @@ mod tests;
 
 pub use codec::CorruptValue;
 pub use command::{
-    Command, Envelope, EnvelopeError, Failure, InvocationRequest, InvocationResult, ResponseSink, ServiceKind, Target,
-    ENVELOPE_FORMAT_VERSION,
+    Command, Envelope, EnvelopeError, InvocationRequest, ResponseSink, ServiceKind, Target, ENVELOPE_FORMAT_VERSION,
 };
 pub use effect::{Effect, PendingWork};
 pub use ids::{
@@ -147,6 +147,7 @@ pub use ids::{
 pub use journal::{JournalEntry, JournalEntryError, NotificationId, CANCEL_SIGNAL_ID};
 pub use memory_store::MemoryPartitionStore;
 pub use outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
+pub use outcome::{Failure, InvocationResult};
 pub use record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
 pub use rocksdb_store::{RocksDbPartitionStore, CF_PARTITION};
 pub use start::{start_request, StartRequest};

@@ -9,9 +9,10 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{base64_bytes, invocation_result};
-use super::command::{Command, Failure, InvocationRequest, InvocationResult, ResponseSink, ServiceKind, Target};
+use super::codec::base64_bytes;
+use super::command::{Command, InvocationRequest, ResponseSink, ServiceKind, Target};
 use super::ids::InvocationId;
+use super::outcome::{invocation_result, Failure, InvocationResult};
 
 /// One message waiting to be routed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,11 @@
 //! What a partition stores per invocation, leader, timer and idempotency key (the values
-//! behind the keys of [`super::keys`]).
+//! behind the keys of the `keys` module).
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::invocation_result;
-use super::command::{InvocationResult, ResponseSink, Target};
+use super::command::{ResponseSink, Target};
 use super::ids::InvocationId;
+use super::outcome::{invocation_result, InvocationResult};
 
 /// The leader the log announced last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

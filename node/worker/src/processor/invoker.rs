@@ -9,9 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use restate_metadata::objects::Schema;
-use restate_metadata::typed;
 
-use super::worker::{ProcessorHandle, WorkerContext};
+use super::context::{ProcessorHandle, WorkerContext};
 use crate::discovery::{EndpointManifest, HandlerManifest, ServiceManifest, ServiceType as ManifestServiceType};
 use crate::partition::{Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
 use crate::protocol::pb::output_command_message;
@@ -49,10 +48,16 @@ pub(crate) async fn run_round(
 
 /// Runs the round; returns the records to append.
 async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<Vec<Bytes>, String> {
-    let (schema, _) = typed::get::<Schema>(ctx.metadata.as_ref())
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no deployments are registered")?;
+    // The view's schema; the store's when the view does not know the service yet.
+    let knows_service =
+        |schema: &Arc<(Schema, restate_types::Version)>| schema.0.services.contains_key(&start.target.service);
+    let schema = match ctx.metadata.get::<Schema>().filter(knows_service) {
+        Some(schema) => schema,
+        None => {
+            ctx.metadata.refresh::<Schema>().await.map_err(|e| e.to_string())?.ok_or("no deployments are registered")?
+        }
+    };
+    let schema = &schema.0;
     let service = schema
         .services
         .get(&start.target.service)

@@ -5,6 +5,7 @@
 //! invocation rounds against deployments, timers, outbox routing, and answers to the
 //! ingress requests waiting on it.
 
+mod context;
 mod invocation_ops;
 mod invoker;
 mod partition_processor;
@@ -12,9 +13,10 @@ mod router;
 mod snapshots;
 mod worker;
 
+pub use context::WorkerContext;
 pub use invocation_ops::{InvocationLookup, InvocationSummary, Signal};
 pub use snapshots::SnapshotCreated;
-pub use worker::{ProcessorStatus, Worker, WorkerContext, WorkerError};
+pub use worker::{ProcessorStatus, Worker, WorkerError};
 
 /// The state machine's kind of a registered service.
 pub fn service_kind(ty: restate_metadata::objects::ServiceType) -> crate::partition::ServiceKind {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use restate_types::{Lsn, PartitionId};
 use tokio::sync::mpsc;
 
+use super::context::{ProcessorHandle, WorkerContext};
 use super::snapshots;
-use super::worker::{ProcessorHandle, WorkerContext};
 use crate::partition::{
     Command, Effect, Envelope, InvocationId, PartitionReads, PartitionStateMachine, RocksDbPartitionStore,
 };

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use restate_metadata::objects::{HandlerType, PartitionTable, Schema};
-use restate_metadata::typed;
-use restate_types::PartitionId;
+use restate_types::{PartitionId, Version};
 
-use super::worker::{ProcessorHandle, WorkerContext};
+use super::context::{ProcessorHandle, WorkerContext};
 use crate::partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage};
 
 pub(crate) async fn deliver(ctx: &Arc<WorkerContext>, handle: &Arc<ProcessorHandle>, epoch: u64, entry: OutboxEntry) {
@@ -42,19 +41,30 @@ async fn try_deliver(
     epoch: u64,
     entry: &OutboxEntry,
 ) -> Result<(), String> {
-    let store = ctx.metadata.as_ref();
-    let (table, _) =
-        typed::get::<PartitionTable>(store).await.map_err(|e| e.to_string())?.ok_or("no partition table")?;
+    let table = match ctx.metadata.get::<PartitionTable>() {
+        Some(table) => table,
+        None => {
+            ctx.metadata.refresh::<PartitionTable>().await.map_err(|e| e.to_string())?.ok_or("no partition table")?
+        }
+    };
+    let table = &table.0;
     let destination =
         PartitionId(partition_for(entry.message.destination_partition_key(), table.partitions.len() as u32) as u16);
     let log = table.partitions.get(&destination).ok_or_else(|| format!("no partition {destination}"))?.log_id;
     let command = match &entry.message {
         OutboxMessage::Invoke(outbound) => {
-            let (schema, _) = typed::get::<Schema>(store).await.map_err(|e| e.to_string())?.unwrap_or_default();
-            let target = schema.services.get(&outbound.service).and_then(|service| {
+            let target_in = |schema: Option<Arc<(Schema, Version)>>| {
+                let schema = schema?;
+                let service = schema.0.services.get(&outbound.service)?;
                 let handler = service.handlers.iter().find(|h| h.name == outbound.handler)?;
                 Some((super::service_kind(service.ty), handler.ty == Some(HandlerType::Shared)))
-            });
+            };
+            // A target unknown to the view may have been registered a moment ago: the
+            // store decides before the call is rejected.
+            let target = match target_in(ctx.metadata.get::<Schema>()) {
+                Some(target) => Some(target),
+                None => target_in(ctx.metadata.refresh::<Schema>().await.map_err(|e| e.to_string())?),
+            };
             match target {
                 Some((kind, shared)) => {
                     Some(Command::Invoke(outbound.clone().into_request(kind, shared, super::now_ms())))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use restate_snapshots::{new_snapshot_id, LocalSnapshot, PublishOutcome};
 use restate_types::{Lsn, PartitionId};
 
-use super::worker::{ProcessorHandle, Worker, WorkerContext, WorkerError};
+use super::context::{ProcessorHandle, WorkerContext};
 use crate::partition::state_snapshot;
 use crate::partition::RocksDbPartitionStore;
 
@@ -29,14 +29,6 @@ pub struct SnapshotCreated {
 /// Where snapshot files are staged on this node before upload and after download.
 fn staging_dir(ctx: &WorkerContext) -> PathBuf {
     ctx.storage.path().join("snapshot-staging")
-}
-
-impl Worker {
-    /// Exports and publishes a snapshot of `partition`, which this node must lead.
-    pub async fn create_snapshot(&self, partition: PartitionId) -> Result<SnapshotCreated, WorkerError> {
-        let handle = self.leader_handle(partition)?;
-        create(&self.ctx, &handle).await.map_err(|reason| WorkerError::Snapshot { partition, reason })
-    }
 }
 
 /// Exports the partition's state now and publishes it; updates the handle's archived LSN.

@@ -3,50 +3,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use restate_bifrost::Bifrost;
 use restate_metadata::objects::{PartitionTable, SchedulingPlan};
-use restate_metadata::{typed, MetadataStore};
-use restate_storage::NodeStorage;
-use restate_types::{LogId, PartitionId, PlainNodeId};
+use restate_types::PartitionId;
 use tokio::sync::{oneshot, watch, Notify};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::context::{ProcessorHandle, WorkerContext};
+
 use crate::partition::{Command, Envelope, InvocationId, InvocationRequest, InvocationResult, ResponseSink};
-use crate::DeploymentClient;
-
-/// What processors need from the node.
-pub struct WorkerContext {
-    pub me: PlainNodeId,
-    pub node_name: String,
-    pub metadata: Arc<dyn MetadataStore>,
-    pub bifrost: Arc<Bifrost>,
-    pub storage: NodeStorage,
-    pub deployments: DeploymentClient,
-    /// How long completed invocations (results, idempotency keys) are kept before the
-    /// leader purges them (`[worker] idempotency-retention`).
-    pub idempotency_retention: Duration,
-    /// Where partition snapshots go (`[worker.snapshots] destination`), if anywhere.
-    pub snapshots: Option<restate_snapshots::SnapshotRepository>,
-    /// Leaders snapshot after this many applied records (`snapshot-interval-num-records`).
-    pub snapshot_interval_records: Option<u64>,
-    /// Recorded in snapshot metadata.
-    pub cluster_name: String,
-    /// Every task of the worker (processors, rounds, timers, deliveries): stopped and
-    /// awaited when the worker stops, so nothing holds the node's storage afterwards.
-    pub tasks: Mutex<JoinSet<()>>,
-}
-
-impl WorkerContext {
-    pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let mut tasks = self.tasks.lock().expect("not poisoned");
-        // Reap finished tasks so the set does not grow without bound.
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(task);
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -78,28 +43,6 @@ pub struct ProcessorStatus {
     pub archived_lsn: u64,
 }
 
-/// One partition's processor as the rest of the node sees it.
-pub(crate) struct ProcessorHandle {
-    pub partition: PartitionId,
-    pub log: LogId,
-    /// `Some(epoch)` while the plan says this node leads at `epoch`.
-    pub planned: watch::Sender<Option<u64>>,
-    /// The epoch this node leads at (its announcement applied), 0 when not leading.
-    pub active_epoch: AtomicU64,
-    /// Ingress requests waiting for their invocation's result, by request id.
-    pub waiters: Mutex<HashMap<String, oneshot::Sender<InvocationResult>>>,
-    /// Poked after a local append, so the processor reads at once.
-    pub wake: Notify,
-    pub applied_lsn: AtomicU64,
-    /// The last leader epoch applied from the log.
-    pub known_epoch: AtomicU64,
-    /// LSN of the latest published snapshot known here (0: none).
-    pub archived_lsn: AtomicU64,
-    /// A leader's automatic snapshot is being made (at most one at a time).
-    pub snapshot_in_flight: AtomicBool,
-    pub shutdown: CancellationToken,
-}
-
 pub struct Worker {
     pub(crate) ctx: Arc<WorkerContext>,
     processors: Mutex<BTreeMap<PartitionId, Arc<ProcessorHandle>>>,
@@ -111,15 +54,19 @@ impl Worker {
     }
 
     /// Follows the scheduling plan until `shutdown`: starts a processor for every
-    /// partition this node leads or follows, tells each whether it should lead.
+    /// partition this node leads or follows, tells each whether it should lead. Looks
+    /// again whenever the view's plan or partition table changes.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut plan_changes = self.ctx.metadata.subscribe::<SchedulingPlan>();
+        let mut table_changes = self.ctx.metadata.subscribe::<PartitionTable>();
         loop {
-            if let Err(e) = self.follow_plan(&shutdown).await {
-                tracing::debug!("worker: {e}");
-            }
+            plan_changes.mark_unchanged();
+            table_changes.mark_unchanged();
+            self.follow_plan(&shutdown);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = plan_changes.changed() => {}
+                _ = table_changes.changed() => {}
             }
         }
         for handle in self.processors.lock().expect("not poisoned").values() {
@@ -131,14 +78,10 @@ impl Worker {
         tracing::info!("partition processors stopped");
     }
 
-    async fn follow_plan(&self, shutdown: &CancellationToken) -> Result<(), String> {
-        let store = self.ctx.metadata.as_ref();
-        let Some((plan, _)) = typed::get::<SchedulingPlan>(store).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
-        let Some((table, _)) = typed::get::<PartitionTable>(store).await.map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
+    fn follow_plan(&self, shutdown: &CancellationToken) {
+        let Some(plan) = self.ctx.metadata.get::<SchedulingPlan>() else { return };
+        let Some(table) = self.ctx.metadata.get::<PartitionTable>() else { return };
+        let (plan, table) = (&plan.0, &table.0);
         let me = self.ctx.me;
         for (partition, placement) in &plan.partitions {
             let Some(definition) = table.partitions.get(partition) else { continue };
@@ -183,7 +126,6 @@ impl Worker {
                 changed
             });
         }
-        Ok(())
     }
 
     /// The processor of `partition` if this node leads it (its announcement applied).
@@ -278,4 +220,12 @@ fn rand_suffix() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.finish()
+}
+
+impl Worker {
+    /// Exports and publishes a snapshot of `partition`, which this node must lead.
+    pub async fn create_snapshot(&self, partition: PartitionId) -> Result<super::SnapshotCreated, WorkerError> {
+        let handle = self.leader_handle(partition)?;
+        super::snapshots::create(&self.ctx, &handle).await.map_err(|reason| WorkerError::Snapshot { partition, reason })
+    }
 }

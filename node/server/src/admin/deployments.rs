@@ -1,41 +1,28 @@
-//! Admin REST API (9070): `/health`, `/status`, and the service registry.
-//!
-//! - `POST /deployments` `{"uri", "additional_headers"?, "force"?, "dry_run"?}`: discovers
-//!   the deployment (`GET {uri}/discover`), then records it and its services in the
-//!   [`Schema`] metadata object (read-modify-write with a version precondition, so
-//!   concurrent registrations through different nodes never lose one another). 201 with
-//!   the deployment id and its services; 200 when the same URI is already registered
-//!   identically (nothing changes) or for a dry run.
-//! - `GET /deployments`, `GET /deployments/{id}`, `DELETE /deployments/{id}[?force=true]`.
-//! - `GET /services`, `GET /services/{name}`.
-//! - `/invocations`: see [`crate::admin_invocations`].
-//!
-//! Errors are JSON `{"message": ...}`: 400 for unusable requests, 404 for unknown ids and
-//! names, 409 for what `force` would allow, 502 when the deployment cannot be discovered,
-//! 503 when the metadata store does not answer. Client input never causes a 500.
+//! The service registry on the admin API: `/deployments[/{id}]` and `/services[/{name}]`
+//! (see the module docs of `admin` for the requests and answers).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use restate_metadata::objects::{
     new_deployment_id, now_rfc3339, Deployment, HandlerDefinition, HandlerType, NewDeployment, Registration,
-    RegistrationOutcome, Schema, SchemaError, SchemaErrorKind, ServiceDefinition, ServiceSchema, ServiceType,
+    RegistrationOutcome, Schema, SchemaError, ServiceDefinition, ServiceSchema, ServiceType,
 };
-use restate_metadata::{typed, MetadataStore, MetadataStoreError};
+use restate_metadata::{typed, MetadataStore};
 use restate_worker::discovery::{self, EndpointManifest, ProtocolMode};
 use restate_worker::protocol::ProtocolVersion;
 use restate_worker::{DeploymentClient, DiscoveryError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::lifecycle::NodeState;
+use super::error::ApiError;
 
 /// What the registry handlers share.
 struct Admin {
@@ -43,86 +30,14 @@ struct Admin {
     deployments: DeploymentClient,
 }
 
-pub(crate) fn router(state: NodeState, metadata: Arc<dyn MetadataStore>) -> Router {
-    let invocations = crate::admin_invocations::router(metadata.clone());
+pub(super) fn router(metadata: Arc<dyn MetadataStore>) -> Router {
     let admin = Arc::new(Admin { metadata, deployments: DeploymentClient::default() });
     Router::new()
-        .route("/health", get(|| async { "OK\n" }))
-        .route(
-            "/status",
-            get(move || {
-                let phase = state.phase();
-                async move { Json(json!({ "phase": phase.name(), "reason": phase.reason() })) }
-            }),
-        )
         .route("/deployments", get(list_deployments).post(register_deployment))
         .route("/deployments/{id}", get(get_deployment).delete(delete_deployment))
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
         .with_state(admin)
-        .merge(invocations)
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-}
-
-/// An error answer: `{"message": ...}` with a status code.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into() }
-    }
-
-    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "message": self.message }))).into_response()
-    }
-}
-
-impl From<MetadataStoreError> for ApiError {
-    fn from(err: MetadataStoreError) -> ApiError {
-        let status = match err {
-            MetadataStoreError::Unavailable(_)
-            | MetadataStoreError::NotApplied(_)
-            | MetadataStoreError::NotLeader { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, format!("cannot access the service registry: {err}"))
-    }
-}
-
-impl From<SchemaError> for ApiError {
-    fn from(err: SchemaError) -> ApiError {
-        let status = match err.kind() {
-            SchemaErrorKind::Invalid => StatusCode::BAD_REQUEST,
-            SchemaErrorKind::Conflict => StatusCode::CONFLICT,
-            SchemaErrorKind::NotFound => StatusCode::NOT_FOUND,
-        };
-        ApiError::new(status, err.to_string())
-    }
-}
-
-async fn unknown_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!(
-            "no such admin endpoint: {method} {}; the admin API serves /health, /status, /deployments[/{{id}}], /services[/{{name}}] and /invocations[/{{id}}[/cancel|/kill]]",
-            uri.path()
-        ),
-    )
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} does not accept {method}", uri.path()))
 }
 
 async fn current_schema(metadata: &dyn MetadataStore) -> Result<Schema, ApiError> {

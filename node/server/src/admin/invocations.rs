@@ -15,21 +15,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
-use restate_metadata::MetadataStore;
 use restate_proto::worker as pb;
 use restate_worker::partition::InvocationId;
 use restate_worker::processor::InvocationLookup;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admin_http::ApiError;
+use super::error::ApiError;
 use crate::invocations::{list_all, lookup_from_wire, on_leader};
 use crate::routing_metadata::RoutingMetadata;
 
 const STATUSES: [&str; 4] = ["inboxed", "invoked", "suspended", "completed"];
 
-pub(crate) fn router(metadata: Arc<dyn MetadataStore>) -> Router {
-    let metadata = RoutingMetadata::new(metadata);
+pub(crate) fn router(metadata: Arc<RoutingMetadata>) -> Router {
     Router::new()
         .route("/invocations", get(list))
         .route("/invocations/{id}", get(describe).delete(delete))

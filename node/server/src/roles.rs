@@ -1,0 +1,104 @@
+//! Starting the roles of a registered node: Bifrost (every node), the cluster controller
+//! (admin), the partition processors and automatic trimming (worker), the replicated
+//! loglets it hosts (log-server), and joining the replicated metadata store
+//! (metadata-server). Each role gets the node's metadata view; the handles other parts of
+//! the node serve through (Bifrost, the worker) are published to them here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use restate_metadata::objects::{MetadataServerState, NodeConfig, NodesConfiguration};
+use restate_metadata::typed;
+use tokio_util::sync::CancellationToken;
+
+use crate::lifecycle::NodePhase;
+use crate::membership::MembershipContext;
+
+/// Starts every role of this node, then waits until they stop (on shutdown): the node's
+/// shutdown waits for this, and the roles hold the node's storage.
+pub(crate) async fn run(ctx: &MembershipContext, node: NodeConfig, shutdown: &CancellationToken) {
+    let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.view.clone());
+    let mut bifrost = restate_bifrost::Bifrost::new(ctx.view.clone(), Arc::new(provider)).with_node_id(node.id);
+    match restate_bifrost::BifrostMetrics::register(ctx.metrics.registry()) {
+        Ok(metrics) => bifrost = bifrost.with_metrics(metrics),
+        Err(e) => tracing::warn!("bifrost metrics unavailable: {e}"),
+    }
+    let bifrost = Arc::new(bifrost);
+    ctx.logs.set(bifrost.clone());
+    let controller = ctx.me.roles.contains(restate_types::Role::Admin).then(|| {
+        let options = restate_cluster::ControllerOptions::new(node.id, ctx.repair_grace_period);
+        tokio::spawn(restate_cluster::run(ctx.view.clone(), bifrost.clone(), options, shutdown.clone()))
+    });
+    let worker = ctx.me.roles.contains(restate_types::Role::Worker).then(|| {
+        let worker = restate_worker::processor::Worker::new(restate_worker::processor::WorkerContext {
+            me: node.id,
+            node_name: node.name.clone(),
+            metadata: ctx.view.clone(),
+            bifrost: bifrost.clone(),
+            storage: ctx.loglets.storage().clone(),
+            deployments: restate_worker::DeploymentClient::default(),
+            idempotency_retention: ctx.idempotency_retention,
+            snapshots: ctx.snapshots.clone(),
+            snapshot_interval_records: ctx.snapshot_interval_records,
+            cluster_name: ctx.cluster_name.clone(),
+            tasks: Default::default(),
+        });
+        ctx.worker.set(worker.clone());
+        tokio::spawn(crate::snapshots_ctl::run_auto_trim(
+            ctx.routing.clone(),
+            bifrost.clone(),
+            ctx.worker.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
+    if let Some(host) = &ctx.loglet_host {
+        tokio::spawn(crate::loglet_hosting::run(host.clone(), ctx.view.clone(), node.id, shutdown.clone()));
+    }
+    ctx.state.set(NodePhase::Running { node_id: node.current() });
+    join_metadata_store(ctx, &node, shutdown).await;
+    // The controller holds this node's storage (through Bifrost): the node's
+    // shutdown, which waits for this task, must also wait for it to stop.
+    for task in controller.into_iter().chain(worker) {
+        let _ = task.await;
+    }
+}
+
+/// Joins the replicated store (if this node should and is not a voter yet), retrying
+/// until it succeeds or the node shuts down, then records it in NodesConfiguration.
+async fn join_metadata_store(ctx: &MembershipContext, node: &NodeConfig, shutdown: &CancellationToken) {
+    let Some(role) = &ctx.replicated else { return };
+    if !ctx.auto_join || role.server.is_voter() {
+        return;
+    }
+    if node.draining {
+        tracing::info!("draining: not joining the metadata store");
+        return;
+    }
+    let me = role.server.member_info(node.id.0, &node.name, &node.address);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match crate::metadata_join::join(role, me.clone(), &ctx.client_addresses).await {
+            Ok(()) => break,
+            Err(reason) => tracing::info!("joining the metadata store: {reason}; retrying in {backoff:?}"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+        }
+    }
+    let name = node.name.clone();
+    let recorded = typed::read_modify_write::<NodesConfiguration, String, _>(ctx.metadata.as_ref(), |current| {
+        let mut nodes = current.unwrap_or_default();
+        let Some(entry) = nodes.nodes.values_mut().find(|n| n.name == name) else { return Ok(None) };
+        if entry.metadata_server_state == MetadataServerState::Member {
+            return Ok(None);
+        }
+        entry.metadata_server_state = MetadataServerState::Member;
+        Ok(Some(nodes))
+    })
+    .await;
+    if let Err(e) = recorded {
+        tracing::warn!("recording metadata membership in NodesConfiguration failed: {e}");
+    }
+}

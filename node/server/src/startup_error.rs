@@ -1,0 +1,19 @@
+//! Why a node could not start: each variant names the configuration to fix.
+
+use std::net::SocketAddr;
+
+use restate_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr} for the {what} (`{key}`): {source}. Change `{key}` in restate.toml (or {}) to a free address", restate_config::env_var_for_key(key))]
+    Bind { key: &'static str, what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("`{key}`: {message}")]
+    Unsupported { key: &'static str, message: String },
+    #[error("metadata client: {0}")]
+    MetadataClient(String),
+    #[error("[worker.snapshots]: {0}")]
+    Snapshots(String),
+}
