@@ -24,7 +24,7 @@ use crate::liveness::Liveness;
 use crate::membership::{next_step, MembershipStep};
 use crate::plan::{apply, plan, Action, ClusterView};
 use crate::probe::{Probe, Prober};
-use crate::scheduling::schedule;
+use crate::scheduling::{local_writers, schedule};
 
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
@@ -181,7 +181,7 @@ impl Controller {
             self.liveness.dead(self.options.repair_grace_period, now).into_iter().collect();
         let failed_workers: BTreeSet<PlainNodeId> =
             self.liveness.failed(self.options.partition_failover_after, now).into_iter().collect();
-        if let Err(e) = self.schedule_partitions(&nodes, &alive, &failed_workers).await {
+        if let Err(e) = self.schedule_partitions(&nodes, logs, &alive, &failed_workers).await {
             tracing::debug!("partition scheduling: {e}");
         }
 
@@ -200,19 +200,21 @@ impl Controller {
     async fn schedule_partitions(
         &self,
         nodes: &NodesConfiguration,
+        logs: &Logs,
         alive: &BTreeSet<PlainNodeId>,
         failed: &BTreeSet<PlainNodeId>,
     ) -> Result<(), String> {
         let Some(table) = self.metadata.get::<PartitionTable>() else { return Ok(()) };
         let table = &table.0;
         let workers: BTreeSet<PlainNodeId> = nodes.active_workers().map(|n| n.id).collect();
+        let writers = local_writers(table, logs);
         let viewed = self.metadata.get::<SchedulingPlan>().map(|p| p.0.clone()).unwrap_or_default();
-        if schedule(table, &viewed, &workers, alive, failed).is_none() {
+        if schedule(table, &viewed, &workers, alive, failed, &writers).is_none() {
             return Ok(());
         }
         let mut changed = None;
         let written = typed::read_modify_write::<SchedulingPlan, String, _>(self.store.as_ref(), |current| {
-            changed = schedule(table, &current.unwrap_or_default(), &workers, alive, failed);
+            changed = schedule(table, &current.unwrap_or_default(), &workers, alive, failed, &writers);
             Ok(changed.clone())
         })
         .await

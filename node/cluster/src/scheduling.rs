@@ -1,20 +1,40 @@
 //! Which worker leads each partition (pure). Every registered worker follows every
 //! partition; the leader is the least-loaded alive worker, kept while it answers, and
 //! replaced (epoch + 1, preferring a follower) once it has been unreachable longer than
-//! the fail-over delay or is no longer a worker.
+//! the fail-over delay or is no longer a worker. A partition whose log is a local loglet
+//! is led by the node that holds it (`local_writers`): no other node can append to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use restate_metadata::objects::{PartitionPlacement, PartitionTable, SchedulingPlan};
-use restate_types::PlainNodeId;
+use restate_metadata::objects::{Logs, PartitionPlacement, PartitionTable, SchedulingPlan};
+use restate_types::{LogProviderKind, PartitionId, PlainNodeId};
 
-/// The plan after this round, or `None` if nothing changes.
+/// Partitions whose log only one node can write: the log's tail segment is a local
+/// loglet, held by that node alone.
+pub fn local_writers(table: &PartitionTable, logs: &Logs) -> BTreeMap<PartitionId, PlainNodeId> {
+    table
+        .partitions
+        .iter()
+        .filter_map(|(id, partition)| {
+            let tail = logs.logs.get(&partition.log_id)?.segments.last()?;
+            match tail.nodeset.as_slice() {
+                [only] if tail.kind == LogProviderKind::Local => Some((*id, *only)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The plan after this round, or `None` if nothing changes. A partition in `writers` is
+/// led only by its writer (no other node can append to its log): it moves there, and
+/// waits while the writer is not an alive worker.
 pub fn schedule(
     table: &PartitionTable,
     current: &SchedulingPlan,
     workers: &BTreeSet<PlainNodeId>,
     alive: &BTreeSet<PlainNodeId>,
     failed: &BTreeSet<PlainNodeId>,
+    writers: &BTreeMap<PartitionId, PlainNodeId>,
 ) -> Option<SchedulingPlan> {
     let mut next = current.clone();
     next.partitions.retain(|id, _| table.partitions.contains_key(id));
@@ -25,11 +45,18 @@ pub fn schedule(
     let candidates: Vec<PlainNodeId> = workers.intersection(alive).copied().collect();
     for id in table.partitions.keys() {
         let existing = next.partitions.get(id).cloned();
-        let keep = existing.as_ref().is_some_and(|p| workers.contains(&p.leader) && !failed.contains(&p.leader));
+        let writer = writers.get(id);
+        let keep = existing.as_ref().is_some_and(|p| {
+            workers.contains(&p.leader) && !failed.contains(&p.leader) && writer.is_none_or(|w| *w == p.leader)
+        });
         let (leader, leader_epoch) = match (&existing, keep) {
             (Some(p), true) => (p.leader, p.leader_epoch),
             _ => {
-                let Some(leader) = least_loaded(&candidates, &leaderships) else { continue };
+                let eligible: Vec<PlainNodeId> = match writer {
+                    Some(writer) => candidates.iter().copied().filter(|c| c == writer).collect(),
+                    None => candidates.clone(),
+                };
+                let Some(leader) = least_loaded(&eligible, &leaderships) else { continue };
                 if let Some(old) = &existing {
                     if let Some(n) = leaderships.get_mut(&old.leader) {
                         *n = n.saturating_sub(1);
@@ -52,7 +79,6 @@ fn least_loaded(candidates: &[PlainNodeId], load: &BTreeMap<PlainNodeId, usize>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use restate_types::PartitionId;
 
     fn set(v: &[u32]) -> BTreeSet<PlainNodeId> {
         v.iter().map(|i| PlainNodeId(*i)).collect()
@@ -61,7 +87,15 @@ mod tests {
     #[test]
     fn leaders_are_spread_and_every_other_worker_follows() {
         let table = PartitionTable::evenly_split(3);
-        let plan = schedule(&table, &SchedulingPlan::default(), &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[])).unwrap();
+        let plan = schedule(
+            &table,
+            &SchedulingPlan::default(),
+            &set(&[1, 2, 3]),
+            &set(&[1, 2, 3]),
+            &set(&[]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let leaders: BTreeSet<PlainNodeId> = plan.partitions.values().map(|p| p.leader).collect();
         assert_eq!(leaders, set(&[1, 2, 3]));
         for p in plan.partitions.values() {
@@ -70,18 +104,27 @@ mod tests {
             assert!(!p.followers.contains(&p.leader));
         }
         // Stable: nothing changes while everyone answers.
-        assert_eq!(schedule(&table, &plan, &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[])), None);
+        assert_eq!(schedule(&table, &plan, &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[]), &BTreeMap::new()), None);
     }
 
     #[test]
     fn a_failed_leader_is_replaced_with_a_higher_epoch() {
         let table = PartitionTable::evenly_split(1);
-        let plan = schedule(&table, &SchedulingPlan::default(), &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[])).unwrap();
+        let plan = schedule(
+            &table,
+            &SchedulingPlan::default(),
+            &set(&[1, 2, 3]),
+            &set(&[1, 2, 3]),
+            &set(&[]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let first = plan.partitions[&PartitionId(0)].clone();
         // Unreachable but not yet past the fail-over delay: kept.
         let alive_without: BTreeSet<PlainNodeId> = set(&[1, 2, 3]).into_iter().filter(|n| *n != first.leader).collect();
-        assert_eq!(schedule(&table, &plan, &set(&[1, 2, 3]), &alive_without, &set(&[])), None);
-        let next = schedule(&table, &plan, &set(&[1, 2, 3]), &alive_without, &[first.leader].into()).unwrap();
+        assert_eq!(schedule(&table, &plan, &set(&[1, 2, 3]), &alive_without, &set(&[]), &BTreeMap::new()), None);
+        let next = schedule(&table, &plan, &set(&[1, 2, 3]), &alive_without, &[first.leader].into(), &BTreeMap::new())
+            .unwrap();
         let second = &next.partitions[&PartitionId(0)];
         assert_ne!(second.leader, first.leader);
         assert_eq!(second.leader_epoch, first.leader_epoch + 1);
@@ -89,8 +132,59 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_on_a_local_log_is_led_by_the_node_that_holds_it() {
+        let table = PartitionTable::evenly_split(2);
+        let writers: BTreeMap<PartitionId, PlainNodeId> =
+            [(PartitionId(0), PlainNodeId(1)), (PartitionId(1), PlainNodeId(1))].into();
+        let all = set(&[1, 2, 3]);
+        let plan = schedule(&table, &SchedulingPlan::default(), &all, &all, &set(&[]), &writers).unwrap();
+        assert!(plan.partitions.values().all(|p| p.leader == PlainNodeId(1)), "{plan:?}");
+        // A plan made without the constraint moves its leaders to the writer.
+        let spread = schedule(&table, &SchedulingPlan::default(), &all, &all, &set(&[]), &BTreeMap::new()).unwrap();
+        let moved = schedule(&table, &spread, &all, &all, &set(&[]), &writers).unwrap();
+        for (id, placement) in &moved.partitions {
+            assert_eq!(placement.leader, PlainNodeId(1));
+            let before = &spread.partitions[id];
+            let epoch = if before.leader == PlainNodeId(1) { before.leader_epoch } else { before.leader_epoch + 1 };
+            assert_eq!(placement.leader_epoch, epoch);
+        }
+        // A dead writer: nobody else can lead; the placement waits for it.
+        let without_writer = set(&[2, 3]);
+        assert_eq!(schedule(&table, &moved, &all, &without_writer, &set(&[1]), &writers), None);
+    }
+
+    #[test]
+    fn local_writers_are_the_holders_of_local_tail_segments() {
+        use restate_metadata::objects::{Chain, Segment};
+        use restate_types::{LogId, LogletId, Lsn};
+        let table = PartitionTable::evenly_split(2);
+        let segment = |kind, nodeset: Vec<u32>| Segment {
+            base_lsn: Lsn(1),
+            kind,
+            loglet_id: LogletId(0),
+            replication: 1,
+            nodeset: nodeset.into_iter().map(PlainNodeId).collect(),
+            joined: vec![],
+        };
+        let mut logs = Logs::default();
+        logs.logs.insert(LogId(0), Chain { segments: vec![segment(LogProviderKind::Local, vec![2])] });
+        logs.logs.insert(LogId(1), Chain { segments: vec![segment(LogProviderKind::Replicated, vec![1, 2, 3])] });
+        let writers = local_writers(&table, &logs);
+        let log_of = |p: u16| table.partitions[&PartitionId(p)].log_id;
+        let expected: BTreeMap<PartitionId, PlainNodeId> = [0u16, 1]
+            .into_iter()
+            .filter(|p| log_of(*p) == LogId(0))
+            .map(|p| (PartitionId(p), PlainNodeId(2)))
+            .collect();
+        assert_eq!(writers, expected);
+    }
+
+    #[test]
     fn no_alive_worker_means_no_placement_yet() {
         let table = PartitionTable::evenly_split(2);
-        assert_eq!(schedule(&table, &SchedulingPlan::default(), &set(&[1]), &set(&[]), &set(&[])), None);
+        assert_eq!(
+            schedule(&table, &SchedulingPlan::default(), &set(&[1]), &set(&[]), &set(&[]), &BTreeMap::new()),
+            None
+        );
     }
 }
