@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use restate_bench::{lazy_channel, memory_mib, ms, percentile, record_summary};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
+use restate_partition::{Command, Envelope};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
-use restate_worker::partition::{Command, Envelope};
 
 const RUN_FOR: Duration = Duration::from_secs(5);
 const MEMORY_BUDGET_MIB: f64 = 512.0;

@@ -20,14 +20,14 @@ use restate_config::{SnapshotDestination, SnapshotOptions};
 use restate_e2e::s3::{snapshot_env, MotoServer};
 use restate_e2e::services::{admin_url, restate, ExampleServices};
 use restate_e2e::{http_call, partition_processors, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
+use restate_partition::state_snapshot;
+use restate_partition::{
+    Command, Envelope, InvocationId, InvocationRequest, PartitionStateMachine, ResponseSink, RocksDbPartitionStore,
+    Target,
+};
 use restate_snapshots::{new_snapshot_id, LocalSnapshot, PublishOutcome, SnapshotRepository};
 use restate_storage::{NodeStorage, StorageOptions};
-use restate_types::{Lsn, PartitionId};
-use restate_worker::partition::state_snapshot;
-use restate_worker::partition::{
-    Command, Envelope, InvocationId, InvocationRequest, PartitionStateMachine, ResponseSink, RocksDbPartitionStore,
-    ServiceKind, Target,
-};
+use restate_types::{Lsn, PartitionId, ServiceType};
 
 const BUCKET: &str = "bench-snapshots";
 const INPUT: usize = 1024;
@@ -65,7 +65,7 @@ fn build_partition(storage: &NodeStorage, target_bytes: u64) -> u64 {
                 service: "Greeter".into(),
                 handler: "greet".into(),
                 key: None,
-                kind: ServiceKind::Service,
+                kind: ServiceType::Service,
                 handler_shared: false,
             },
             input: Bytes::from(input),

@@ -50,7 +50,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(200);
 struct AttemptFailure {
     reason: String,
     retryable: bool,
-    /// No connection could be made (the address goes last for a while).
+    /// No connection could be made, or no answer came in time (the address goes last for
+    /// a while, so the next calls start at a member that answers).
     unreachable: bool,
     /// The leader's address, when the server named it.
     redirect: Option<String>,
@@ -116,7 +117,10 @@ impl MetadataClient {
                         self.preference.answered(&address);
                         return Ok(value);
                     }
-                    Err(AttemptFailure { reason, retryable: false, .. }) => {
+                    Err(AttemptFailure { reason, retryable: false, unreachable, .. }) => {
+                        if unreachable {
+                            self.preference.unreachable(&address, std::time::Instant::now());
+                        }
                         return Err(MetadataStoreError::Unavailable(format!("{address}: {reason}")));
                     }
                     Err(AttemptFailure { reason, redirect, unreachable, .. }) => {
@@ -149,10 +153,14 @@ impl MetadataClient {
     /// it (the replicated store's leader, found through leader hints), within the retry
     /// budget.
     pub async fn watch(&self) -> Result<tonic::Streaming<pb::WatchUpdate>, MetadataStoreError> {
+        let timeout = self.options.request_timeout;
         self.with_failover(|mut client| async move {
-            match client.watch(pb::WatchRequest {}).await {
-                Ok(response) => Ok(Ok(response.into_inner())),
-                Err(status) => classify(status).map(Err),
+            // The channel's request timeout does not bound a streaming call's start: a
+            // paused member would hold it forever.
+            match tokio::time::timeout(timeout, client.watch(pb::WatchRequest {})).await {
+                Ok(Ok(response)) => Ok(Ok(response.into_inner())),
+                Ok(Err(status)) => classify(status).map(Err),
+                Err(_) => classify(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))).map(Err),
             }
         })
         .await?
@@ -178,10 +186,17 @@ fn classify_write(status: tonic::Status) -> Result<MetadataStoreError, AttemptFa
     }
     match status.code() {
         Code::InvalidArgument => Ok(MetadataStoreError::InvalidRequest(status.message().to_owned())),
-        _ => Ok(MetadataStoreError::Unavailable(format!(
-            "the write's outcome is unknown (it may or may not have applied): {}",
-            restate_proto::transport_errors::describe(&status)
-        ))),
+        // Not sent again (it could apply twice), and not an answer: a member that let the
+        // write time out goes last for the next calls.
+        _ => Err(AttemptFailure {
+            reason: format!(
+                "the write's outcome is unknown (it may or may not have applied): {}",
+                restate_proto::transport_errors::describe(&status)
+            ),
+            retryable: false,
+            unreachable: restate_proto::transport_errors::timed_out(&status),
+            redirect: None,
+        }),
     }
 }
 
@@ -197,7 +212,8 @@ fn classify(status: tonic::Status) -> Result<MetadataStoreError, AttemptFailure>
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => Err(AttemptFailure {
             reason: restate_proto::transport_errors::describe(&status),
             retryable: true,
-            unreachable: restate_proto::transport_errors::never_connected(&status),
+            unreachable: restate_proto::transport_errors::never_connected(&status)
+                || restate_proto::transport_errors::timed_out(&status),
             redirect: status
                 .metadata()
                 .get(crate::replicated::LEADER_HEADER)

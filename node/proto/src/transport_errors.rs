@@ -38,6 +38,12 @@ pub fn refused(status: &tonic::Status) -> bool {
     describe(status).contains("Connection refused")
 }
 
+/// Whether the call got no answer in time (tonic's request timeout, or a deadline): the
+/// peer may be paused, partitioned or overloaded. Says nothing of whether it was received.
+pub fn timed_out(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::DeadlineExceeded || describe(status).contains("Timeout expired")
+}
+
 /// Fragments of hyper's and tonic's connect-failure messages.
 const NEVER_CONNECTED: [&str; 4] = ["tcp connect error", "error trying to connect", "Connection refused", "dns error"];
 
@@ -72,5 +78,8 @@ mod tests {
         assert!(peer_gone(&status_with_cause("dns error: no-such-host: failed to lookup")));
         assert!(peer_gone(&status_with_cause("tcp connect error: Connection refused (os error 111)")));
         assert!(!peer_gone(&status_with_cause("tcp connect error: 10.0.0.1:5122: no answer within 1s")));
+        assert!(timed_out(&tonic::Status::cancelled("Timeout expired")));
+        assert!(timed_out(&tonic::Status::deadline_exceeded("deadline")));
+        assert!(!timed_out(&tonic::Status::unavailable("not the leader")));
     }
 }

@@ -24,10 +24,8 @@ use crate::routing_metadata::RoutingMetadata;
 /// What routing sees before any deployment was registered.
 static EMPTY_SCHEMA: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(Schema::default);
 use restate_metadata::objects::HandlerType;
+use restate_partition::{self as partition, Failure, InvocationId, InvocationRequest, InvocationResult, ResponseSink};
 use restate_proto::worker as pb;
-use restate_worker::partition::{
-    self as partition, Failure, InvocationId, InvocationRequest, InvocationResult, ResponseSink,
-};
 use restate_worker::processor::InvocationLookup;
 
 #[derive(Clone)]
@@ -218,7 +216,7 @@ fn invocation_request(
             service: target.service,
             handler: target.handler,
             key: target.key,
-            kind: restate_worker::processor::service_kind(target.ty),
+            kind: target.ty,
             handler_shared: target.handler_ty == Some(HandlerType::Shared),
         },
         input,

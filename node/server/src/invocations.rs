@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::routing_metadata::RoutingMetadata;
 use bytes::Bytes;
+use restate_partition::{Failure, InvocationId, InvocationRequest, InvocationResult};
 use restate_proto::worker::{self as pb, worker_client::WorkerClient};
 use restate_types::PartitionId;
-use restate_worker::partition::{Failure, InvocationId, InvocationRequest, InvocationResult};
 use restate_worker::processor::{InvocationLookup, Signal, Worker, WorkerError};
 use tonic::{Request, Response, Status};
 

@@ -36,7 +36,7 @@ pub(crate) async fn run(ctx: &MembershipContext, node: NodeConfig, shutdown: &Ca
             metadata: ctx.view.clone(),
             bifrost: bifrost.clone(),
             storage: ctx.loglets.storage().clone(),
-            deployments: restate_worker::DeploymentClient::default(),
+            deployments: restate_service_protocol::DeploymentClient::default(),
             idempotency_retention: ctx.idempotency_retention,
             snapshots: ctx.snapshots.clone(),
             snapshot_interval_records: ctx.snapshot_interval_records,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use restate_metadata::objects::{NodesConfiguration, PartitionTable, SchedulingPlan, Schema};
 use restate_metadata::MetadataView;
+use restate_partition::{partition_for, InvocationId};
 use restate_types::{PartitionId, Version};
-use restate_worker::partition::{partition_for, InvocationId};
 
 use crate::worker_channels::WorkerChannels;
 

@@ -6,11 +6,13 @@
 mod ids;
 mod kinds;
 mod role;
+mod service;
 pub mod time;
 
 pub use ids::{GenerationalNodeId, LogId, LogletId, Lsn, PartitionId, PlainNodeId, Version};
 pub use kinds::{LogProviderKind, MetadataServerKind};
 pub use role::{Role, RoleSet};
+pub use service::{HandlerType, ServiceType};
 
 /// A value could not be parsed from its user-facing text form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

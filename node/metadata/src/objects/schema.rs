@@ -17,7 +17,6 @@
 //! read-modify-write of the object.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -88,63 +87,7 @@ pub struct ServiceSchema {
     pub revision: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ServiceType {
-    Service,
-    VirtualObject,
-    Workflow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HandlerType {
-    Workflow,
-    Exclusive,
-    Shared,
-}
-
-impl ServiceType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceType::Service => "SERVICE",
-            ServiceType::VirtualObject => "VIRTUAL_OBJECT",
-            ServiceType::Workflow => "WORKFLOW",
-        }
-    }
-
-    /// The kind of a handler that declares none: none for plain services, `EXCLUSIVE`
-    /// for virtual objects, `WORKFLOW` for workflows.
-    pub fn default_handler_type(self) -> Option<HandlerType> {
-        match self {
-            ServiceType::Service => None,
-            ServiceType::VirtualObject => Some(HandlerType::Exclusive),
-            ServiceType::Workflow => Some(HandlerType::Workflow),
-        }
-    }
-}
-
-impl HandlerType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandlerType::Workflow => "WORKFLOW",
-            HandlerType::Exclusive => "EXCLUSIVE",
-            HandlerType::Shared => "SHARED",
-        }
-    }
-}
-
-impl fmt::Display for ServiceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for HandlerType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use restate_types::{HandlerType, ServiceType};
 
 /// What a registration request brings: the address and what discovery answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,12 +13,12 @@ use axum::{Json, Router};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use restate_metadata::objects::{
     new_deployment_id, now_rfc3339, Deployment, HandlerDefinition, HandlerType, NewDeployment, Registration,
-    RegistrationOutcome, Schema, SchemaError, ServiceDefinition, ServiceSchema, ServiceType,
+    RegistrationOutcome, Schema, SchemaError, ServiceDefinition, ServiceSchema,
 };
 use restate_metadata::{typed, MetadataStore};
-use restate_worker::discovery::{self, EndpointManifest, ProtocolMode};
-use restate_worker::protocol::ProtocolVersion;
-use restate_worker::{DeploymentClient, DiscoveryError};
+use restate_service_protocol::discovery::{EndpointManifest, ProtocolMode};
+use restate_service_protocol::protocol::ProtocolVersion;
+use restate_service_protocol::{DeploymentClient, DiscoveryError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -163,16 +163,6 @@ fn discovery_error(err: DiscoveryError) -> ApiError {
 }
 
 fn new_deployment(uri: &str, headers: BTreeMap<String, String>, manifest: EndpointManifest) -> NewDeployment {
-    let service_ty = |ty| match ty {
-        discovery::ServiceType::Service => ServiceType::Service,
-        discovery::ServiceType::VirtualObject => ServiceType::VirtualObject,
-        discovery::ServiceType::Workflow => ServiceType::Workflow,
-    };
-    let handler_ty = |ty| match ty {
-        discovery::HandlerType::Workflow => HandlerType::Workflow,
-        discovery::HandlerType::Exclusive => HandlerType::Exclusive,
-        discovery::HandlerType::Shared => HandlerType::Shared,
-    };
     NewDeployment {
         uri: uri.to_owned(),
         additional_headers: headers,
@@ -190,11 +180,11 @@ fn new_deployment(uri: &str, headers: BTreeMap<String, String>, manifest: Endpoi
             .iter()
             .map(|service| ServiceDefinition {
                 name: service.name.clone(),
-                ty: service_ty(service.ty),
+                ty: service.ty,
                 handlers: service
                     .handlers
                     .iter()
-                    .map(|h| HandlerDefinition { name: h.name.clone(), ty: h.effective_ty(service.ty).map(handler_ty) })
+                    .map(|h| HandlerDefinition { name: h.name.clone(), ty: h.effective_ty(service.ty) })
                     .collect(),
             })
             .collect(),

@@ -14,8 +14,8 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::partition::InvocationResult;
-use crate::DeploymentClient;
+use restate_partition::InvocationResult;
+use restate_service_protocol::DeploymentClient;
 
 /// What processors need from the node.
 pub struct WorkerContext {

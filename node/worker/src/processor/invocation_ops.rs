@@ -11,7 +11,7 @@ use std::time::Duration;
 use restate_types::{Lsn, PartitionId};
 
 use super::worker::{Worker, WorkerError};
-use crate::partition::{
+use restate_partition::{
     Command, InvocationId, InvocationRecord, InvocationResult, InvocationStatus, PartitionReads, RocksDbPartitionStore,
 };
 

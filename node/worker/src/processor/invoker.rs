@@ -11,10 +11,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use restate_metadata::objects::Schema;
 
 use super::context::{ProcessorHandle, WorkerContext};
-use crate::discovery::{EndpointManifest, HandlerManifest, ServiceManifest, ServiceType as ManifestServiceType};
-use crate::partition::{Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
-use crate::protocol::pb::output_command_message;
-use crate::protocol::Message;
+use restate_partition::{Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
+use restate_service_protocol::discovery::{EndpointManifest, HandlerManifest, ServiceManifest};
+use restate_service_protocol::protocol::pb::output_command_message;
+use restate_service_protocol::protocol::Message;
 
 pub(crate) async fn run_round(
     ctx: &Arc<WorkerContext>,
@@ -81,11 +81,7 @@ async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<
         // The round only needs to know the target handler exists.
         services: vec![ServiceManifest {
             name: service.name.clone(),
-            ty: match service.ty {
-                restate_metadata::objects::ServiceType::Service => ManifestServiceType::Service,
-                restate_metadata::objects::ServiceType::VirtualObject => ManifestServiceType::VirtualObject,
-                restate_metadata::objects::ServiceType::Workflow => ManifestServiceType::Workflow,
-            },
+            ty: service.ty,
             handlers: vec![HandlerManifest { name: start.target.handler.clone(), ty: None }],
         }],
     };

@@ -1,6 +1,6 @@
 //! Partition processors on a worker node: one task per partition this node leads or
 //! follows (from the controller's `scheduling_plan`). Every processor applies its
-//! partition's log to the [`crate::partition`] state machine; the leader (the node whose
+//! partition's log to the [`restate_partition`] state machine; the leader (the node whose
 //! `AnnounceLeader` for the planned epoch is in the log) also acts on the effects:
 //! invocation rounds against deployments, timers, outbox routing, and answers to the
 //! ingress requests waiting on it.
@@ -17,17 +17,6 @@ pub use context::WorkerContext;
 pub use invocation_ops::{InvocationLookup, InvocationSummary, Signal};
 pub use snapshots::SnapshotCreated;
 pub use worker::{ProcessorStatus, Worker, WorkerError};
-
-/// The state machine's kind of a registered service.
-pub fn service_kind(ty: restate_metadata::objects::ServiceType) -> crate::partition::ServiceKind {
-    use crate::partition::ServiceKind;
-    use restate_metadata::objects::ServiceType;
-    match ty {
-        ServiceType::Service => ServiceKind::Service,
-        ServiceType::VirtualObject => ServiceKind::VirtualObject,
-        ServiceType::Workflow => ServiceKind::Workflow,
-    }
-}
 
 /// Milliseconds since the UNIX epoch (the proposer's clock; recorded in log records,
 /// never read while applying).

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::context::{ProcessorHandle, WorkerContext};
 use super::snapshots;
-use crate::partition::{
+use restate_partition::{
     Command, Effect, Envelope, InvocationId, PartitionReads, PartitionStateMachine, RocksDbPartitionStore,
 };
 

@@ -9,7 +9,7 @@ use restate_metadata::objects::{HandlerType, PartitionTable, Schema};
 use restate_types::{PartitionId, Version};
 
 use super::context::{ProcessorHandle, WorkerContext};
-use crate::partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage};
+use restate_partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage};
 
 pub(crate) async fn deliver(ctx: &Arc<WorkerContext>, handle: &Arc<ProcessorHandle>, epoch: u64, entry: OutboxEntry) {
     let wait = entry.deliver_at_ms.saturating_sub(super::now_ms());
@@ -57,7 +57,7 @@ async fn try_deliver(
                 let schema = schema?;
                 let service = schema.0.services.get(&outbound.service)?;
                 let handler = service.handlers.iter().find(|h| h.name == outbound.handler)?;
-                Some((super::service_kind(service.ty), handler.ty == Some(HandlerType::Shared)))
+                Some((service.ty, handler.ty == Some(HandlerType::Shared)))
             };
             // A target unknown to the view may have been registered a moment ago: the
             // store decides before the call is rejected.

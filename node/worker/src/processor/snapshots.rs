@@ -1,5 +1,5 @@
 //! Partition snapshots on a worker: the leader exports its state (an SST of the
-//! partition's keys at an applied LSN, [`crate::partition::state_snapshot`]) and
+//! partition's keys at an applied LSN, [`restate_partition::state_snapshot`]) and
 //! publishes it to the snapshot repository (`[worker.snapshots] destination`), which makes
 //! that LSN the partition's archived LSN; a processor with no state, or one whose log was
 //! trimmed past what it applied, restores the latest snapshot instead of replaying.
@@ -12,8 +12,8 @@ use restate_snapshots::{new_snapshot_id, LocalSnapshot, PublishOutcome};
 use restate_types::{Lsn, PartitionId};
 
 use super::context::{ProcessorHandle, WorkerContext};
-use crate::partition::state_snapshot;
-use crate::partition::RocksDbPartitionStore;
+use restate_partition::state_snapshot;
+use restate_partition::RocksDbPartitionStore;
 
 /// A snapshot made on request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::{ProcessorHandle, WorkerContext};
 
-use crate::partition::{Command, Envelope, InvocationId, InvocationRequest, InvocationResult, ResponseSink};
+use restate_partition::{Command, Envelope, InvocationId, InvocationRequest, InvocationResult, ResponseSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -206,7 +206,7 @@ impl Worker {
 
 impl ProcessorHandle {
     /// A new ingress sink for invocation `id` and the receiver its result arrives on
-    /// (through [`crate::partition::Effect::Respond`] while this node leads).
+    /// (through [`restate_partition::Effect::Respond`] while this node leads).
     pub(crate) fn waiter(&self, id: &InvocationId) -> (ResponseSink, oneshot::Receiver<InvocationResult>) {
         let request_id = format!("{id}-{}", rand_suffix());
         let (tx, rx) = oneshot::channel();

@@ -4,6 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use restate_types::ServiceType;
+
 use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
@@ -196,7 +198,8 @@ pub struct Target {
     pub handler: String,
     /// The virtual object's or workflow's key; `None` for plain services.
     pub key: Option<String>,
-    pub kind: ServiceKind,
+    #[serde(with = "service_type_in_records")]
+    pub kind: ServiceType,
     /// A shared handler of a virtual object or workflow: runs concurrently, never takes
     /// the key's lock (and, by the SDK's contract, does not write state).
     pub handler_shared: bool,
@@ -206,13 +209,13 @@ impl Target {
     /// Whether the invocation must hold its key's lock: non-shared handlers of virtual
     /// objects and workflows.
     pub fn is_exclusive(&self) -> bool {
-        self.kind != ServiceKind::Service && !self.handler_shared
+        self.kind != ServiceType::Service && !self.handler_shared
     }
 
     /// `(service, key)` of a keyed target (virtual object or workflow with a key).
     pub fn object(&self) -> Option<(&str, &str)> {
         match (&self.kind, &self.key) {
-            (ServiceKind::Service, _) | (_, None) => None,
+            (ServiceType::Service, _) | (_, None) => None,
             (_, Some(key)) => Some((&self.service, key)),
         }
     }
@@ -227,13 +230,36 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// Kind of service (from the deployment's manifest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ServiceKind {
-    Service,
-    VirtualObject,
-    Workflow,
+/// `#[serde(with = "service_type_in_records")]`: log records spell the service type in
+/// snake_case (`virtual_object`), as they always have.
+mod service_type_in_records {
+    use restate_types::ServiceType;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Recorded {
+        Service,
+        VirtualObject,
+        Workflow,
+    }
+
+    pub fn serialize<S: Serializer>(ty: &ServiceType, serializer: S) -> Result<S::Ok, S::Error> {
+        match ty {
+            ServiceType::Service => Recorded::Service,
+            ServiceType::VirtualObject => Recorded::VirtualObject,
+            ServiceType::Workflow => Recorded::Workflow,
+        }
+        .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ServiceType, D::Error> {
+        Ok(match Recorded::deserialize(deserializer)? {
+            Recorded::Service => ServiceType::Service,
+            Recorded::VirtualObject => ServiceType::VirtualObject,
+            Recorded::Workflow => ServiceType::Workflow,
+        })
+    }
 }
 
 /// Where an invocation's result goes.
@@ -252,7 +278,7 @@ pub enum ResponseSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::Failure;
+    use crate::Failure;
 
     fn request() -> InvocationRequest {
         InvocationRequest {
@@ -261,7 +287,7 @@ mod tests {
                 service: "Counter".into(),
                 handler: "add".into(),
                 key: Some("k".into()),
-                kind: ServiceKind::VirtualObject,
+                kind: ServiceType::VirtualObject,
                 handler_shared: false,
             },
             input: Bytes::from_static(b"1"),
@@ -327,7 +353,7 @@ mod tests {
         assert_eq!(target.object(), Some(("Counter", "k")));
         target.handler_shared = true;
         assert!(!target.is_exclusive());
-        target.kind = ServiceKind::Service;
+        target.kind = ServiceType::Service;
         target.handler_shared = false;
         assert!(!target.is_exclusive());
         assert_eq!(target.object(), None);

@@ -10,7 +10,7 @@ use super::record::{InvocationStatus, LeaderEpoch};
 use super::start::{start_request, StartRequest};
 use super::store::{PartitionReads, PartitionStore, StoreError};
 use super::InvocationId;
-use crate::partition::codec::to_json;
+use crate::codec::to_json;
 
 /// Why a record could not be applied. The state is unchanged (nothing of the record was
 /// committed), so the caller may retry the same LSN once the cause is fixed; it must not

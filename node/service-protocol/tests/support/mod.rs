@@ -7,7 +7,7 @@ use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Uri};
-use restate_worker::{discover, DiscoveryError, EndpointManifest};
+use restate_service_protocol::{discover, DiscoveryError, EndpointManifest};
 
 /// Bound on the child printing its listen line, and on `/discover` answering afterwards.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(30);

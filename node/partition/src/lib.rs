@@ -136,9 +136,7 @@ mod transaction;
 mod tests;
 
 pub use codec::CorruptValue;
-pub use command::{
-    Command, Envelope, EnvelopeError, InvocationRequest, ResponseSink, ServiceKind, Target, ENVELOPE_FORMAT_VERSION,
-};
+pub use command::{Command, Envelope, EnvelopeError, InvocationRequest, ResponseSink, Target, ENVELOPE_FORMAT_VERSION};
 pub use effect::{Effect, PendingWork};
 pub use ids::{
     partition_for, partition_key, partition_key_range, stable_hash, InvalidInvocationId, InvocationId,

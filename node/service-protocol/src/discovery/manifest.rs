@@ -1,11 +1,11 @@
 //! The endpoint manifest a deployment returns from `GET /discover`.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::ProtocolVersion;
+pub use restate_types::{HandlerType, ServiceType};
 
 /// What a deployment offers: its services and the service protocol versions it speaks.
 ///
@@ -49,18 +49,6 @@ pub struct ServiceManifest {
     pub handlers: Vec<HandlerManifest>,
 }
 
-/// Kind of service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ServiceType {
-    /// Stateless; invocations run concurrently.
-    Service,
-    /// Keyed state; one exclusive invocation per key at a time.
-    VirtualObject,
-    /// A virtual object whose `WORKFLOW` handler runs once per key.
-    Workflow,
-}
-
 /// One handler of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerManifest {
@@ -70,18 +58,6 @@ pub struct HandlerManifest {
     /// (see [`HandlerManifest::effective_ty`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ty: Option<HandlerType>,
-}
-
-/// Kind of handler of a virtual object or workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum HandlerType {
-    /// The workflow's main handler (workflows only).
-    Workflow,
-    /// Holds the key's lock, may write state.
-    Exclusive,
-    /// Runs beside others on the same key, reads state only.
-    Shared,
 }
 
 /// Why a manifest body is not a valid endpoint manifest; `path` names the field
@@ -181,31 +157,7 @@ impl HandlerManifest {
     /// `EXCLUSIVE` for undeclared virtual-object handlers, `WORKFLOW` for undeclared
     /// workflow handlers.
     pub fn effective_ty(&self, service_ty: ServiceType) -> Option<HandlerType> {
-        match service_ty {
-            ServiceType::Service => None,
-            ServiceType::VirtualObject => Some(self.ty.unwrap_or(HandlerType::Exclusive)),
-            ServiceType::Workflow => Some(self.ty.unwrap_or(HandlerType::Workflow)),
-        }
-    }
-}
-
-impl fmt::Display for ServiceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ServiceType::Service => "SERVICE",
-            ServiceType::VirtualObject => "VIRTUAL_OBJECT",
-            ServiceType::Workflow => "WORKFLOW",
-        })
-    }
-}
-
-impl fmt::Display for HandlerType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HandlerType::Workflow => "WORKFLOW",
-            HandlerType::Exclusive => "EXCLUSIVE",
-            HandlerType::Shared => "SHARED",
-        })
+        service_ty.default_handler_type().map(|default| self.ty.unwrap_or(default))
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::outcome::{Failure, InvocationResult};
-use crate::protocol::{pb, FrameHeader, Message, MessageType, ProtocolVersion, HEADER_LEN};
+use restate_service_protocol::protocol::{pb, FrameHeader, Message, MessageType, ProtocolVersion, HEADER_LEN};
 
 /// Signal id of the built-in CANCEL signal (`BuiltInSignal.CANCEL`).
 pub const CANCEL_SIGNAL_ID: u32 = 1;

@@ -52,8 +52,8 @@ impl<S: KvRead + ?Sized> KvRead for Transaction<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partition::memory_store::MemoryPartitionStore;
-    use crate::partition::store::PartitionStore;
+    use crate::memory_store::MemoryPartitionStore;
+    use crate::store::PartitionStore;
     use restate_types::PartitionId;
 
     #[test]

@@ -120,7 +120,7 @@ mod tests {
     use restate_types::PartitionId;
 
     use super::*;
-    use crate::partition::{KvRead, PartitionStore, WriteSet};
+    use crate::{KvRead, PartitionStore, WriteSet};
 
     fn store(storage: &NodeStorage, partition: u16) -> RocksDbPartitionStore {
         RocksDbPartitionStore::new(storage.clone(), PartitionId(partition))

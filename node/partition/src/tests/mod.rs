@@ -8,10 +8,10 @@ mod locking;
 mod replay;
 
 use bytes::Bytes;
-use restate_types::{Lsn, PartitionId};
+use restate_types::{Lsn, PartitionId, ServiceType};
 
 use super::*;
-use crate::protocol::{pb, Message};
+use restate_service_protocol::protocol::{pb, Message};
 
 /// One partition: its state machine and the log applied to it so far.
 pub struct Partition<S: PartitionStore> {
@@ -84,7 +84,7 @@ pub fn object_request(n: u8, key: &str, handler: &str, shared: bool) -> Invocati
             service: "Counter".into(),
             handler: handler.into(),
             key: Some(key.into()),
-            kind: ServiceKind::VirtualObject,
+            kind: ServiceType::VirtualObject,
             handler_shared: shared,
         },
         input: Bytes::from_static(b"1"),
@@ -103,7 +103,7 @@ pub fn service_request(n: u8) -> InvocationRequest {
             service: "Greeter".into(),
             handler: "greet".into(),
             key: None,
-            kind: ServiceKind::Service,
+            kind: ServiceType::Service,
             handler_shared: false,
         },
         input: Bytes::from_static(b"\"Sarah\""),

@@ -7,7 +7,7 @@ use super::codec::CorruptValue;
 use super::command::Target;
 use super::ids::InvocationId;
 use super::store::{PartitionReads, StoreError};
-use crate::protocol::{pb, Message};
+use restate_service_protocol::protocol::{pb, Message};
 
 /// What the invoker sends for one round.
 #[derive(Debug, Clone, PartialEq)]

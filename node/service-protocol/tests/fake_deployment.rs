@@ -8,10 +8,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Uri};
-use restate_worker::discovery::{EndpointManifest, ServiceManifest, ServiceType};
-use restate_worker::invoke::InvokeError;
-use restate_worker::protocol::{encode_frames, pb, DecodeError, Message, ProtocolVersion};
-use restate_worker::{discover, invoke, DiscoveryError};
+use restate_service_protocol::discovery::{EndpointManifest, ServiceManifest, ServiceType};
+use restate_service_protocol::invoke::InvokeError;
+use restate_service_protocol::protocol::{encode_frames, pb, DecodeError, Message, ProtocolVersion};
+use restate_service_protocol::{discover, invoke, DiscoveryError};
 
 const MANIFEST_V3: &str = "application/vnd.restate.endpointmanifest.v3+json";
 
@@ -85,7 +85,7 @@ fn manifest() -> EndpointManifest {
         services: vec![ServiceManifest {
             name: "S".into(),
             ty: ServiceType::Service,
-            handlers: vec![restate_worker::discovery::HandlerManifest { name: "h".into(), ty: None }],
+            handlers: vec![restate_service_protocol::discovery::HandlerManifest { name: "h".into(), ty: None }],
         }],
     }
 }
@@ -106,7 +106,7 @@ fn invoke_answering(content_type: &'static str, answer: Bytes) -> Router {
                 ProtocolVersion::V5.content_type(),
                 "the manifest allows V5 only"
             );
-            let frames = restate_worker::protocol::decode_frames(body, ProtocolVersion::V5).unwrap();
+            let frames = restate_service_protocol::protocol::decode_frames(body, ProtocolVersion::V5).unwrap();
             assert_eq!(frames, request(), "the request body is Start and the journal");
             ([(header::CONTENT_TYPE, content_type)], answer).into_response()
         }),

@@ -4,10 +4,10 @@ mod support;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use restate_worker::discovery::{HandlerManifest, HandlerType, ServiceManifest, ServiceType};
-use restate_worker::invoke::InvokeError;
-use restate_worker::protocol::{pb, Message, ProtocolVersion};
-use restate_worker::{discover, invoke, DiscoveryError, EndpointManifest};
+use restate_service_protocol::discovery::{HandlerManifest, HandlerType, ServiceManifest, ServiceType};
+use restate_service_protocol::invoke::InvokeError;
+use restate_service_protocol::protocol::{pb, Message, ProtocolVersion};
+use restate_service_protocol::{discover, invoke, DiscoveryError, EndpointManifest};
 use support::ExampleServices;
 
 fn start(key: &str, known_entries: u32, state: &[(&str, &str)], partial_state: bool) -> Message {
@@ -36,7 +36,7 @@ fn input(json: &str) -> Message {
     })
 }
 
-fn output_value(response: &restate_worker::InvocationResponse) -> String {
+fn output_value(response: &restate_service_protocol::InvocationResponse) -> String {
     match response.output().and_then(|o| o.result.as_ref()) {
         Some(pb::output_command_message::Result::Value(v)) => String::from_utf8_lossy(&v.content).into_owned(),
         other => panic!("no output value ({other:?}) in {:#?}", response.messages),

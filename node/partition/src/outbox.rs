@@ -10,7 +10,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::codec::base64_bytes;
-use super::command::{Command, InvocationRequest, ResponseSink, ServiceKind, Target};
+use restate_types::ServiceType;
+
+use super::command::{Command, InvocationRequest, ResponseSink, Target};
 use super::ids::InvocationId;
 use super::outcome::{invocation_result, Failure, InvocationResult};
 
@@ -75,7 +77,7 @@ pub struct OutboundInvocation {
 
 impl OutboundInvocation {
     /// The `Invoke` request for the callee's partition, with the kind the schema gives.
-    pub fn into_request(self, kind: ServiceKind, handler_shared: bool, submitted_at_ms: u64) -> InvocationRequest {
+    pub fn into_request(self, kind: ServiceType, handler_shared: bool, submitted_at_ms: u64) -> InvocationRequest {
         InvocationRequest {
             id: self.id,
             target: Target { service: self.service, handler: self.handler, key: self.key, kind, handler_shared },

@@ -1,6 +1,7 @@
 //! Calls between invocations travel through the outboxes and logs of both partitions.
 
 use super::*;
+use restate_types::ServiceType;
 
 #[test]
 fn a_call_goes_out_through_the_outbox_and_its_result_resumes_the_caller() {
@@ -30,7 +31,7 @@ fn a_call_goes_out_through_the_outbox_and_its_result_resumes_the_caller() {
     assert_eq!(caller_partition.status(caller.id), InvocationStatus::Suspended);
 
     // The leader routes the call, then acknowledges the outbox entry.
-    let request = outbound.clone().into_request(ServiceKind::VirtualObject, false, 200);
+    let request = outbound.clone().into_request(ServiceType::VirtualObject, false, 200);
     assert_eq!(invoked(&callee_partition.invoke(request.clone())), vec![outbound.id]);
     assert_eq!(callee_partition.invoke(request), vec![], "routing twice (after a crash) is harmless");
     assert_eq!(caller_partition.sm.pending_work().unwrap().outbox, vec![entry.clone()]);

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::codec::to_json;
-use super::command::{Command, InvocationRequest, ResponseSink, ServiceKind};
+use restate_types::ServiceType;
+
+use super::command::{Command, InvocationRequest, ResponseSink};
 use super::effect::Effect;
 use super::ids::InvocationId;
 use super::journal::{JournalEntry, NotificationId, CANCEL_SIGNAL_ID};
@@ -17,7 +19,7 @@ use super::outcome::{Failure, InvocationResult};
 use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
 use super::store::{KvRead, PartitionReads, StoreError};
 use super::transaction::Transaction;
-use crate::protocol::{pb, Message, MessageType};
+use restate_service_protocol::protocol::{pb, Message, MessageType};
 
 /// What became of a command: applied, or ignored with the reason (a duplicate, a record
 /// for a finished invocation, a malformed record). Ignoring is deterministic too: every
@@ -80,7 +82,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 }
             }
         }
-        if request.target.kind != ServiceKind::Service && request.target.key.is_none() {
+        if request.target.kind != ServiceType::Service && request.target.key.is_none() {
             let reason = format!("{} is a handler of a virtual object or workflow and needs a key", request.target);
             self.deliver(&request.response, id, Err(Failure::new(400, reason.clone())))?;
             return ignored(reason);
