@@ -171,8 +171,20 @@ fn tail_log(node: &ServerProcess) -> Option<u64> {
 #[test]
 fn another_admin_node_takes_over_the_controller_lease_when_its_holder_dies() {
     let dir = TestDir::new("controller-lease");
-    let mut nodes = replicated_cluster(&dir, "lease", &["n1", "n2", "n3"], &[]);
-    for node in nodes.iter_mut() {
+    // Replicated logs: a partition whose log is a local loglet can only be led by the node
+    // that holds it, so only partitions on replicated logs can move off a dead node.
+    let mut nodes = replicated_cluster(&dir, "lease", &["n1", "n2", "n3"], &restate_e2e::services::REPLICATED_WORKERS);
+    // n1 alone first: it holds the lease and leads every partition (the only worker when
+    // the first plan is made), so the holder killed below has leaderships to move.
+    nodes[0].start_and_wait_healthy();
+    wait_until("n1 to lead every partition", Duration::from_secs(30), || {
+        let out = nodes[0].ctl(&["metadata", "get", "--key", "scheduling_plan", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["value"]["partitions"].as_object().map(|p| p.len()))
+            == Some(4)
+    });
+    for node in nodes[1..].iter_mut() {
         node.start_and_wait_healthy();
     }
     wait_for_alive_nodes(&nodes[0], 3);

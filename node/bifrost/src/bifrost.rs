@@ -452,6 +452,30 @@ impl Bifrost {
         )))
     }
 
+    /// Moves every log onto segments of `kind`, `replication` and `nodeset` (a changed
+    /// cluster configuration): a log whose tail differs is sealed and continues on a new
+    /// segment ([`Self::seal_and_extend`]). Returns how many logs were extended; running it
+    /// again extends none.
+    pub async fn reconfigure(
+        &self,
+        kind: LogProviderKind,
+        replication: u32,
+        nodeset: Vec<PlainNodeId>,
+    ) -> Result<usize, BifrostError> {
+        let mut extended = 0;
+        for log in self.list().await? {
+            let (_, segments) = self.chain(log, true).await?;
+            let tail = segments.last().expect("checked chains are non-empty");
+            if tail.kind == kind && tail.replication == replication && tail.nodeset == nodeset {
+                continue;
+            }
+            self.seal_and_extend(log, kind, replication, nodeset.clone()).await?;
+            extended += 1;
+        }
+        tracing::info!(logs = extended, provider = %kind, replication, nodeset = ?nodeset, "logs continue on new segments");
+        Ok(extended)
+    }
+
     /// The log's chain as the store holds it now, with what each segment's loglet says.
     /// Unreachable segments are described from the metadata alone.
     pub async fn describe(&self, log: LogId) -> Result<LogDescription, BifrostError> {

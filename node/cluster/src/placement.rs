@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use restate_metadata::objects::{ClusterConfiguration, Logs};
+use restate_metadata::objects::{ClusterConfiguration, Logs, NodesConfiguration};
 use restate_types::{LogProviderKind, PlainNodeId};
 
 /// How many writable (tail) replicated segments each node is in.
@@ -30,6 +30,24 @@ pub fn choose_nodeset(
 ) -> Option<Vec<PlainNodeId>> {
     let needed = ClusterConfiguration::log_servers_needed(replication) as usize;
     pick(candidates, load, needed)
+}
+
+/// Where every log continues after the cluster configuration changed to `configuration`
+/// (`restatectl config set`): replicated logs on `2r-1` of the registered log-servers
+/// (empty when there are too few: the controller places them later); local logs on the
+/// node that made the change, `this_node`.
+pub fn reconfiguration_nodeset(
+    configuration: &ClusterConfiguration,
+    nodes: &NodesConfiguration,
+    this_node: PlainNodeId,
+) -> Vec<PlainNodeId> {
+    match configuration.log_provider {
+        LogProviderKind::Replicated => {
+            let log_servers: Vec<PlainNodeId> = nodes.log_servers().map(|n| n.id).collect();
+            choose_nodeset(&log_servers, &BTreeMap::new(), configuration.replication).unwrap_or_default()
+        }
+        LogProviderKind::Local => vec![this_node],
+    }
 }
 
 /// The `n` least loaded of `candidates` (ties by id), sorted by id.

@@ -44,12 +44,31 @@ pub fn timed_out(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::DeadlineExceeded || describe(status).contains("Timeout expired")
 }
 
+/// Whether the call failed in the transport (no connection, a broken one, a timeout on
+/// the wire) rather than with an answer from the server: a `tonic::transport::Error`
+/// somewhere in the status's sources.
+pub fn transport_failure(status: &tonic::Status) -> bool {
+    std::iter::successors(std::error::Error::source(status), |s| s.source()).any(|s| s.is::<tonic::transport::Error>())
+}
+
 /// Fragments of hyper's and tonic's connect-failure messages.
 const NEVER_CONNECTED: [&str; 4] = ["tcp connect error", "error trying to connect", "Connection refused", "dns error"];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_transport_failure_and_a_server_answer_is_not() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+        let mut client = crate::node_ctl::node_ctl_client::NodeCtlClient::new(channel);
+        let status = client.get_node_info(crate::node_ctl::GetNodeInfoRequest {}).await.unwrap_err();
+        assert!(transport_failure(&status), "{status:?}");
+        assert!(refused(&status), "{}", describe(&status));
+        assert!(!transport_failure(&tonic::Status::unavailable("transport is a word in this message")));
+    }
 
     #[derive(Debug)]
     struct Cause(&'static str);

@@ -79,8 +79,8 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
     let body: Bytes = match axum::body::to_bytes(body, ingress.body_limit).await {
         Ok(body) => body,
         Err(e) => {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
+            let too_large = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                .any(|s| s.is::<http_body_util::LengthLimitError>());
             return if too_large {
                 answer(
                     StatusCode::PAYLOAD_TOO_LARGE,

@@ -34,27 +34,14 @@ impl LogsHandle {
     }
 
     /// Moves every log onto segments of the cluster's current log provider and
-    /// replication: the tail segment is sealed and the log continues on a new one.
-    /// Returns how many logs were extended.
+    /// replication (`Bifrost::reconfigure`). Returns how many logs were extended.
     pub async fn reconfigure(
         &self,
         kind: restate_types::LogProviderKind,
         replication: u32,
         nodeset: Vec<restate_types::PlainNodeId>,
     ) -> Result<usize, Status> {
-        let bifrost = self.bifrost()?;
-        let mut extended = 0;
-        for log in bifrost.list().await.map_err(status)? {
-            let description = bifrost.describe(log).await.map_err(status)?;
-            let tail = description.segments.last().expect("a log has segments");
-            if tail.kind == kind && tail.replication == replication && tail.nodeset == nodeset {
-                continue;
-            }
-            bifrost.seal_and_extend(log, kind, replication, nodeset.clone()).await.map_err(status)?;
-            extended += 1;
-        }
-        tracing::info!(logs = extended, provider = %kind, replication, nodeset = ?nodeset, "logs continue on new segments");
-        Ok(extended)
+        self.bifrost()?.reconfigure(kind, replication, nodeset).await.map_err(status)
     }
 
     pub async fn list(&self) -> Result<pb::ListLogsResponse, Status> {

@@ -158,17 +158,10 @@ impl NodeCtl for NodeCtlService {
             match typed::put(metadata, &next, Precondition::MatchesVersion(version)).await {
                 Ok(new_version) => {
                     // Logs follow: seal each tail segment, continue on the new provider.
-                    let nodeset: Vec<_> = match next.log_provider {
-                        LogProviderKind::Replicated => {
-                            let log_servers: Vec<_> = nodes.log_servers().map(|n| n.id).collect();
-                            restate_cluster::choose_nodeset(&log_servers, &Default::default(), next.replication)
-                                .unwrap_or_default()
-                        }
-                        LogProviderKind::Local => match self.ctx.state.phase() {
-                            NodePhase::Running { node_id } => vec![node_id.id],
-                            _ => return Err(Status::unavailable("this node is not running yet")),
-                        },
+                    let NodePhase::Running { node_id } = self.ctx.state.phase() else {
+                        return Err(Status::unavailable("this node is not running yet"));
                     };
+                    let nodeset = restate_cluster::placement::reconfiguration_nodeset(&next, &nodes, node_id.id);
                     self.ctx.logs.reconfigure(next.log_provider, next.replication, nodeset).await?;
                     tracing::info!(log_provider = %next.log_provider, replication = next.replication, "cluster configuration changed");
                     return Ok(Response::new(configuration_to_wire(&next, new_version.0)));

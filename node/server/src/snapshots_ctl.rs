@@ -2,11 +2,8 @@
 //! partition leaders, and log trimming behind published snapshots: on request, and
 //! automatically by each partition's leader ([`run_auto_trim`]).
 //!
-//! A log is trimmed to [`safe_trim_point`]: never past the partition's archived LSN (its
-//! latest published snapshot, from which any replica can restore), and never past what a
-//! live processor of the partition has applied (it would have to restore a snapshot to
-//! continue). Processors on nodes that do not answer are not live and do not hold
-//! trimming back.
+//! The trim policy is `restate_worker::trim_policy`; this module finds the live
+//! processors of a partition across the nodes and carries the trim out through Bifrost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,21 +12,14 @@ use restate_bifrost::Bifrost;
 use restate_proto::node_ctl::{self as pb, node_ctl_client::NodeCtlClient};
 use restate_proto::worker as worker_pb;
 use restate_types::{LogId, Lsn, PartitionId};
+use restate_worker::trim_policy::{safe_trim_point, AUTO_TRIM_EVERY};
 use tokio_util::sync::CancellationToken;
 
 use crate::invocations::{on_partition_leader, Target, WorkerHandle};
 use crate::routing_metadata::RoutingMetadata;
 
-/// How often a leader looks whether its partition's log can be trimmed further.
-const AUTO_TRIM_EVERY: Duration = Duration::from_secs(5);
 /// How long a node may take to report its processors before it counts as not live.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The highest LSN a partition's log may be trimmed to: the archived LSN, lowered to
-/// the applied LSN of every live processor of the partition.
-pub(crate) fn safe_trim_point(archived: Lsn, live_applied: &[Lsn]) -> Lsn {
-    live_applied.iter().copied().fold(archived, Lsn::min)
-}
 
 /// Every processor of `partition` on every node that answers within [`PROBE_TIMEOUT`].
 async fn live_processors(metadata: &RoutingMetadata, partition: PartitionId) -> Vec<pb::PartitionProcessorStatus> {
@@ -56,7 +46,7 @@ async fn live_processors(metadata: &RoutingMetadata, partition: PartitionId) -> 
         .collect()
 }
 
-/// Trims `log` behind `archived` as far as [`safe_trim_point`] allows; the trim point
+/// Trims `log` behind `archived` as far as `safe_trim_point` allows; the trim point
 /// reached (unchanged when nothing may be trimmed).
 pub(crate) async fn trim_behind_snapshot(
     metadata: &RoutingMetadata,
@@ -162,18 +152,5 @@ pub(crate) async fn run_auto_trim(
                 Err(e) => tracing::warn!(partition = %status.partition, "automatic trim failed: {e}"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trimming_stops_at_the_snapshot_and_at_the_slowest_live_replica() {
-        assert_eq!(safe_trim_point(Lsn(100), &[]), Lsn(100));
-        assert_eq!(safe_trim_point(Lsn(100), &[Lsn(150), Lsn(120)]), Lsn(100));
-        assert_eq!(safe_trim_point(Lsn(100), &[Lsn(150), Lsn(80)]), Lsn(80));
-        assert_eq!(safe_trim_point(Lsn(0), &[Lsn(50)]), Lsn(0), "no snapshot, no trim");
     }
 }

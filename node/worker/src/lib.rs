@@ -3,3 +3,4 @@
 //! rounds against deployments through `restate-service-protocol`'s client.
 
 pub mod processor;
+pub mod trim_policy;

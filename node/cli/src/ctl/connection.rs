@@ -18,7 +18,9 @@ impl CtlError {
     /// A gRPC error from the node at `address`, in words.
     pub fn from_status(address: &str, status: tonic::Status) -> CtlError {
         match status.code() {
-            tonic::Code::Unavailable if status.message().contains("transport") || status.message().is_empty() => {
+            tonic::Code::Unavailable
+                if restate_proto::transport_errors::transport_failure(&status) || status.message().is_empty() =>
+            {
                 CtlError(format!("cannot reach node at {address}: {}", chain(&status)))
             }
             tonic::Code::DeadlineExceeded => CtlError(format!("node at {address} did not answer in time")),
