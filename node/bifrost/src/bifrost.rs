@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use restate_metadata::objects::{Logs, Segment};
 use restate_metadata::{typed, MetadataStoreError, MetadataView, Precondition};
-use restate_types::{LogId, LogProviderKind, LogletId, Lsn, PlainNodeId, Version};
+use restate_types::{Backoff, LogId, LogProviderKind, LogletId, Lsn, PlainNodeId, Version};
 
 use crate::loglet::{LogRecord, Loglet, LogletError, TrimGap};
 use crate::segment_math::{check_chain, is_empty_segment, segment_end, segment_for, to_loglet, to_virtual, trim_plan};
@@ -200,7 +200,7 @@ impl Bifrost {
         }
         let mut segments = self.chain(log, false).await?.1;
         let mut waited = Duration::ZERO;
-        let mut delay = Duration::from_millis(1);
+        let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(100));
         loop {
             let tail = segments.last().expect("checked chains are non-empty").clone();
             let loglet = self.loglet(log, &tail).await?;
@@ -223,9 +223,9 @@ impl Bifrost {
                         waited.as_millis()
                     )));
                 }
+                let delay = backoff.next_delay();
                 tokio::time::sleep(delay).await;
                 waited += delay;
-                delay = (delay * 2).min(Duration::from_millis(100));
             }
         }
     }

@@ -3,7 +3,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use restate_proto::leader_hints::{AddressPreference, AddressQueue};
 use restate_proto::metadata::{self as pb, metadata_server_client::MetadataServerClient, write_response::Outcome};
-use restate_types::Version;
+use restate_types::{Backoff, Version};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
@@ -106,7 +106,7 @@ impl MetadataClient {
         Fut: std::future::Future<Output = Result<T, AttemptFailure>>,
     {
         let deadline = tokio::time::Instant::now() + self.options.retry_budget;
-        let mut backoff = Duration::from_millis(20);
+        let mut backoff = Backoff::new(Duration::from_millis(20), MAX_BACKOFF);
         loop {
             let mut failures = Vec::new();
             let mut queue = AddressQueue::new(self.preference.order(&self.addresses(), std::time::Instant::now()));
@@ -135,15 +135,15 @@ impl MetadataClient {
                     }
                 }
             }
-            if tokio::time::Instant::now() + backoff > deadline {
+            let pause = backoff.next_delay();
+            if tokio::time::Instant::now() + pause > deadline {
                 return Err(MetadataStoreError::Unavailable(format!(
                     "no metadata server answered within {:?}; tried {}",
                     self.options.retry_budget,
                     failures.join(", ")
                 )));
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(pause).await;
         }
     }
 }

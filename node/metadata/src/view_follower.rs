@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use restate_types::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::MetadataClient;
@@ -21,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Follows the feed into `view` until `shutdown`.
 pub async fn follow(view: MetadataView, client: std::sync::Arc<MetadataClient>, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), MAX_BACKOFF);
     let mut following = false;
     loop {
         let opened = tokio::select! {
@@ -41,7 +42,7 @@ pub async fn follow(view: MetadataView, client: std::sync::Arc<MetadataClient>, 
                                 tracing::info!("metadata view follows the metadata store's changes");
                                 following = true;
                             }
-                            backoff = Duration::from_millis(50);
+                            backoff.reset();
                             apply(&view, from_wire(update));
                         }
                         Ok(Ok(None)) => break "the server ended the stream".to_owned(),
@@ -60,7 +61,7 @@ pub async fn follow(view: MetadataView, client: std::sync::Arc<MetadataClient>, 
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(MAX_BACKOFF),
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
     }
 }

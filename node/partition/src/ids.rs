@@ -57,7 +57,7 @@ impl InvocationId {
             (None, Some(idempotency_key)) => {
                 stable_hash(&[service.as_bytes(), handler.as_bytes(), idempotency_key.as_bytes()])
             }
-            (None, None) => partition_key(service, &hex(&uuid)),
+            (None, None) => partition_key(service, &hex::encode(uuid)),
         };
         InvocationId { partition_key, uuid }
     }
@@ -257,10 +257,6 @@ fn fmix64(mut k: u64) -> u64 {
     k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     k ^= k >> 33;
     k
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::routing_metadata::RoutingMetadata;
 use bytes::Bytes;
 use restate_partition::{Failure, InvocationId, InvocationRequest, InvocationResult};
 use restate_proto::worker::{self as pb, worker_client::WorkerClient};
-use restate_types::PartitionId;
+use restate_types::{Backoff, PartitionId};
 use restate_worker::processor::{InvocationLookup, Signal, Worker, WorkerError};
 use tonic::{Request, Response, Status};
 
@@ -190,7 +190,7 @@ pub(crate) async fn submit(
 ) -> Result<Option<InvocationResult>, String> {
     let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), MAX_BACKOFF);
     let mut fresh = false;
     loop {
         let last_error = match try_submit(metadata, fresh, local, &request, &body, wait).await {
@@ -198,15 +198,15 @@ pub(crate) async fn submit(
             Err(e) => e,
         };
         fresh = true;
-        if tokio::time::Instant::now() + backoff > deadline {
+        let pause = backoff.next_delay();
+        if tokio::time::Instant::now() + pause > deadline {
             return Err(format!(
                 "invocation {} not accepted within {}s: {last_error}",
                 request.id,
                 LEADER_WAIT.as_secs()
             ));
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -240,7 +240,7 @@ where
     Fut: std::future::Future<Output = Result<Response<T>, Status>>,
 {
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), MAX_BACKOFF);
     let mut fresh = false;
     let what = match &target {
         Target::Invocation(id) => format!("invocation {id}"),
@@ -266,15 +266,15 @@ where
             Ok(answer) => return answer,
             Err(e) => e,
         };
-        if tokio::time::Instant::now() + backoff > deadline {
+        let pause = backoff.next_delay();
+        if tokio::time::Instant::now() + pause > deadline {
             return Err(format!(
                 "{what}: no partition leader answered within {}s: {last_error}",
                 LEADER_WAIT.as_secs()
             ));
         }
         fresh = true;
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(pause).await;
     }
 }
 

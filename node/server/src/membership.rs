@@ -13,6 +13,7 @@ use std::time::Duration;
 use restate_metadata::objects::{ClusterConfiguration, NodeConfig, NodesConfiguration};
 use restate_metadata::replicated::MetadataState;
 use restate_metadata::{typed, MetadataClient, MetadataClientOptions, MetadataStore, MetadataStoreError};
+use restate_types::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -133,7 +134,7 @@ pub async fn join(
     ctx: &MembershipContext,
     shutdown: &CancellationToken,
 ) -> Result<Option<NodeConfig>, MembershipFailure> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         // A step may wait on metadata for seconds; shutdown must not wait for it.
         let stepped = tokio::select! {
@@ -150,8 +151,8 @@ pub async fn join(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(None),
-            _ = ctx.wake.notified() => backoff = Duration::from_millis(100),
-            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(2)),
+            _ = ctx.wake.notified() => backoff.reset(),
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
     }
 }

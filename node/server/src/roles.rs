@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use restate_metadata::objects::{MetadataServerState, NodeConfig, NodesConfiguration};
 use restate_metadata::typed;
+use restate_types::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::NodePhase;
@@ -76,15 +77,16 @@ async fn join_metadata_store(ctx: &MembershipContext, node: &NodeConfig, shutdow
         return;
     }
     let me = role.server.member_info(node.id.0, &node.name, &node.address);
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
+        let pause = backoff.next_delay();
         match crate::metadata_join::join(role, me.clone(), &ctx.client_addresses).await {
             Ok(()) => break,
-            Err(reason) => tracing::info!("joining the metadata store: {reason}; retrying in {backoff:?}"),
+            Err(reason) => tracing::info!("joining the metadata store: {reason}; retrying in {pause:?}"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+            _ = tokio::time::sleep(pause) => {}
         }
     }
     let name = node.name.clone();

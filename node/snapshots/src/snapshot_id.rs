@@ -1,13 +1,12 @@
-//! Snapshot ids: `snap_` + 26 characters of lowercase Crockford base32, 10 for the creation time in
-//! milliseconds (so ids sort by creation time) and 16 for 80 random bits (so ids created in the same
-//! millisecond, on any node, do not collide).
+//! Snapshot ids: `snap_` + a lowercase ULID (26 characters of Crockford base32, 10 for the creation
+//! time in milliseconds, so ids sort by creation time, and 16 for 80 random bits, so ids created in
+//! the same millisecond, on any node, do not collide).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 
 const PREFIX: &str = "snap_";
-const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const MAX_ID_LEN: usize = 128;
 
 pub fn new_snapshot_id() -> String {
@@ -17,18 +16,7 @@ pub fn new_snapshot_id() -> String {
 
 /// The id for a creation time and 80 bits of randomness (the low 80 bits of `random`).
 fn snapshot_id_from(unix_ms: u64, random: u128) -> String {
-    let mut id = String::with_capacity(PREFIX.len() + 26);
-    id.push_str(PREFIX);
-    push_base32(&mut id, u128::from(unix_ms), 10);
-    push_base32(&mut id, random, 16);
-    id
-}
-
-/// The `digits` lowest 5-bit groups of `value`, most significant first.
-fn push_base32(out: &mut String, value: u128, digits: u32) {
-    for i in (0..digits).rev() {
-        out.push(CROCKFORD[((value >> (5 * i)) & 0x1f) as usize] as char);
-    }
+    format!("{PREFIX}{}", ulid::Ulid::from_parts(unix_ms, random).to_string().to_lowercase())
 }
 
 /// Snapshot ids become part of object keys and file names: only `[A-Za-z0-9_-]`, not empty, at most
@@ -53,7 +41,7 @@ mod tests {
         let id = new_snapshot_id();
         assert!(id.starts_with("snap_"), "{id}");
         assert_eq!(id.len(), 5 + 26, "{id}");
-        assert!(id[5..].bytes().all(|b| CROCKFORD.contains(&b)), "{id}");
+        assert!(id[5..].bytes().all(|b| b"0123456789abcdefghjkmnpqrstvwxyz".contains(&b)), "{id}");
         check_snapshot_id(&id).unwrap();
     }
 

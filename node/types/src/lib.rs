@@ -3,12 +3,14 @@
 //! Nothing here does I/O. Every type has a `Display` form that is the one users see
 //! (`N1`, `N1:3`, `metadata-server`) and a `FromStr` that accepts exactly that form.
 
+pub mod backoff;
 mod ids;
 mod kinds;
 mod role;
 mod service;
 pub mod time;
 
+pub use backoff::Backoff;
 pub use ids::{GenerationalNodeId, LogId, LogletId, Lsn, PartitionId, PlainNodeId, Version};
 pub use kinds::{LogProviderKind, MetadataServerKind};
 pub use role::{Role, RoleSet};

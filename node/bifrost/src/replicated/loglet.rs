@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use restate_proto::leader_hints::{AddressPreference, AddressQueue};
 use restate_proto::log_server::{self as pb, log_server_client::LogServerClient};
-use restate_types::{LogletId, Lsn};
+use restate_types::{Backoff, LogletId, Lsn};
 use tonic::transport::{Channel, Endpoint};
 
 use super::service::LOGLET_LEADER_HEADER;
@@ -92,7 +92,9 @@ impl ReplicatedLoglet {
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let mut backoff = Duration::from_millis(20);
+        // Short: during a loglet leader election every pass fails, and the pause delays the
+        // first call after it.
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(200));
         loop {
             let order = self.preference.order(&self.members, std::time::Instant::now());
             let mut queue = AddressQueue::new(order);
@@ -130,17 +132,15 @@ impl ReplicatedLoglet {
                     }
                 }
             }
-            if tokio::time::Instant::now() + backoff > deadline {
+            let pause = backoff.next_delay();
+            if tokio::time::Instant::now() + pause > deadline {
                 return Err(LogletError::Storage(format!(
                     "{what} on replicated loglet {} failed: no log-server of its nodeset answered ({})",
                     self.id,
                     failures.join("; ")
                 )));
             }
-            tokio::time::sleep(backoff).await;
-            // Short: during a loglet leader election every pass fails, and the pause delays the
-            // first call after it.
-            backoff = (backoff * 2).min(Duration::from_millis(200));
+            tokio::time::sleep(pause).await;
         }
     }
 }
@@ -268,14 +268,13 @@ impl Loglet for ReplicatedLoglet {
     }
 
     async fn wait_for_tail(&self, beyond: Lsn) -> Result<TailState, LogletError> {
-        let mut backoff = Duration::from_millis(10);
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(200));
         loop {
             let tail = self.find_tail().await?;
             if tail.next_lsn > beyond.next() || tail.sealed {
                 return Ok(tail);
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(200));
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 

@@ -438,25 +438,15 @@ impl Schema {
     }
 }
 
-/// Crockford's base32 alphabet (no I, L, O, U).
-const BASE32: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-/// A fresh deployment id: `dp_` and 26 base32 characters of 48 bits of milliseconds since
-/// the Unix epoch followed by 80 random bits, so ids sort by creation time.
+/// A fresh deployment id: `dp_` and a ULID (26 Crockford base32 characters of 48 bits of
+/// milliseconds since the Unix epoch followed by 80 random bits), so ids sort by creation time.
 pub fn new_deployment_id() -> String {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
     deployment_id_from(millis, rand::random::<u128>())
 }
 
 fn deployment_id_from(millis: u64, random: u128) -> String {
-    let value: u128 = ((millis as u128 & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1u128 << 80) - 1));
-    let mut out = String::with_capacity(29);
-    out.push_str("dp_");
-    // 26 characters of 5 bits cover 130 bits; the first carries the top 3.
-    for i in (0..26).rev() {
-        out.push(BASE32[((value >> (i * 5)) & 0x1F) as usize] as char);
-    }
-    out
+    format!("dp_{}", ulid::Ulid::from_parts(millis, random))
 }
 
 pub use restate_types::time::format_rfc3339_millis;
@@ -679,7 +669,7 @@ mod tests {
         let b = deployment_id_from(1_700_000_000_001, 0);
         assert!(a.starts_with("dp_") && a.len() == 29, "{a}");
         assert!(a < b, "{a} < {b}");
-        assert!(a[3..].bytes().all(|c| BASE32.contains(&c)));
+        assert!(a[3..].bytes().all(|c| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&c)));
         assert_ne!(new_deployment_id(), new_deployment_id());
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use restate_metadata::objects::Schema;
+use restate_types::Backoff;
 
 use super::context::{ProcessorHandle, WorkerContext};
 use restate_partition::{Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
@@ -22,7 +23,7 @@ pub(crate) async fn run_round(
     epoch: u64,
     start: StartRequest,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         if handle.active_epoch.load(Ordering::SeqCst) != epoch || handle.shutdown.is_cancelled() {
             return;
@@ -31,16 +32,15 @@ pub(crate) async fn run_round(
             Ok(records) => {
                 if let Err(e) = ctx.bifrost.append(handle.log, records).await {
                     tracing::warn!(invocation = %start.id, "appending the round's journal failed: {e}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
                 return;
             }
             Err(e) => {
-                tracing::warn!(invocation = %start.id, target = %start.target, "invocation round failed, retrying in {backoff:?}: {e}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let pause = backoff.next_delay();
+                tracing::warn!(invocation = %start.id, target = %start.target, "invocation round failed, retrying in {pause:?}: {e}");
+                tokio::time::sleep(pause).await;
             }
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use restate_metadata::objects::{HandlerType, PartitionTable, Schema};
-use restate_types::{PartitionId, Version};
+use restate_types::{Backoff, PartitionId, Version};
 
 use super::context::{ProcessorHandle, WorkerContext};
 use restate_partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage};
@@ -19,17 +19,17 @@ pub(crate) async fn deliver(ctx: &Arc<WorkerContext>, handle: &Arc<ProcessorHand
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
         }
     }
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         match try_deliver(ctx, handle, epoch, &entry).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(seq = entry.seq, "outbox delivery failed, retrying in {backoff:?}: {e}");
+                let pause = backoff.next_delay();
+                tracing::warn!(seq = entry.seq, "outbox delivery failed, retrying in {pause:?}: {e}");
                 tokio::select! {
                     _ = handle.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
