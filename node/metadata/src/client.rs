@@ -105,6 +105,15 @@ impl MetadataClient {
         F: Fn(MetadataServerClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<T, AttemptFailure>>,
     {
+        self.with_failover_at(call).await.map(|(_, value)| value)
+    }
+
+    /// [`Self::with_failover`], also naming the address that answered.
+    async fn with_failover_at<T, F, Fut>(&self, call: F) -> Result<(String, T), MetadataStoreError>
+    where
+        F: Fn(MetadataServerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AttemptFailure>>,
+    {
         let deadline = tokio::time::Instant::now() + self.options.retry_budget;
         let mut backoff = Backoff::new(Duration::from_millis(20), MAX_BACKOFF);
         loop {
@@ -115,7 +124,7 @@ impl MetadataClient {
                 match call(MetadataServerClient::new(channel)).await {
                     Ok(value) => {
                         self.preference.answered(&address);
-                        return Ok(value);
+                        return Ok((address, value));
                     }
                     Err(AttemptFailure { reason, retryable: false, unreachable, .. }) => {
                         if unreachable {
@@ -151,19 +160,29 @@ impl MetadataClient {
 impl MetadataClient {
     /// Opens the store's change feed (`MetadataServer.Watch`) at whichever address serves
     /// it (the replicated store's leader, found through leader hints), within the retry
-    /// budget.
-    pub async fn watch(&self) -> Result<tonic::Streaming<pb::WatchUpdate>, MetadataStoreError> {
+    /// budget. Returns that address and the stream.
+    pub async fn watch(&self) -> Result<(String, tonic::Streaming<pb::WatchUpdate>), MetadataStoreError> {
         let timeout = self.options.request_timeout;
-        self.with_failover(|mut client| async move {
-            // The channel's request timeout does not bound a streaming call's start: a
-            // paused member would hold it forever.
-            match tokio::time::timeout(timeout, client.watch(pb::WatchRequest {})).await {
-                Ok(Ok(response)) => Ok(Ok(response.into_inner())),
-                Ok(Err(status)) => classify(status).map(Err),
-                Err(_) => classify(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))).map(Err),
-            }
-        })
-        .await?
+        let (address, opened) = self
+            .with_failover_at(|mut client| async move {
+                // The channel's request timeout does not bound a streaming call's start: a
+                // paused member would hold it forever.
+                match tokio::time::timeout(timeout, client.watch(pb::WatchRequest {})).await {
+                    Ok(Ok(response)) => Ok(Ok(response.into_inner())),
+                    Ok(Err(status)) => classify(status).map(Err),
+                    Err(_) => {
+                        classify(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))).map(Err)
+                    }
+                }
+            })
+            .await?;
+        Ok((address, opened?))
+    }
+
+    /// Puts `address` last for the next calls, as if it had not answered: a caller saw it
+    /// go silent (a change feed that stopped sending).
+    pub fn penalize(&self, address: &str) {
+        self.preference.unreachable(address, std::time::Instant::now());
     }
 }
 

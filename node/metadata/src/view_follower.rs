@@ -15,7 +15,7 @@ use crate::view::MetadataView;
 use crate::wire;
 
 /// A stream that sent nothing for this long is opened again.
-pub const SILENCE: Duration = Duration::from_secs(3);
+pub const SILENCE: Duration = Duration::from_millis(2500);
 /// Pauses between attempts to open the feed: short at first (a leader election takes
 /// about a second), at most this long.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -30,7 +30,7 @@ pub async fn follow(view: MetadataView, client: std::sync::Arc<MetadataClient>, 
             opened = client.watch() => opened,
         };
         match opened {
-            Ok(mut stream) => {
+            Ok((address, mut stream)) => {
                 let ended = loop {
                     let next = tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -47,10 +47,14 @@ pub async fn follow(view: MetadataView, client: std::sync::Arc<MetadataClient>, 
                         }
                         Ok(Ok(None)) => break "the server ended the stream".to_owned(),
                         Ok(Err(status)) => break restate_proto::transport_errors::describe(&status),
-                        Err(_) => break format!("nothing arrived for {SILENCE:?}"),
+                        Err(_) => {
+                            // A silent member (paused, cut off) would be asked first again.
+                            client.penalize(&address);
+                            break format!("nothing arrived for {SILENCE:?}");
+                        }
                     }
                 };
-                tracing::debug!("metadata view: change feed interrupted ({ended}); opening it again");
+                tracing::debug!("metadata view: change feed from {address} interrupted ({ended}); opening it again");
             }
             Err(e) => {
                 if following {

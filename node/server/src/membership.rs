@@ -30,10 +30,6 @@ pub(crate) struct MembershipContext {
     /// Writes and linearizable reads, through the node's metadata view (so the view sees
     /// this node's writes at once).
     pub metadata: Arc<dyn MetadataStore>,
-    /// The node's metadata view, for the roles.
-    pub view: restate_metadata::MetadataView,
-    /// The routing metadata shared by the ingress, the admin API and node control.
-    pub(crate) routing: Arc<crate::routing_metadata::RoutingMetadata>,
     /// The same store with a short retry budget (2 s), for lookups that must not stall.
     pub quick_metadata: Arc<dyn MetadataStore>,
     pub state: NodeState,
@@ -44,25 +40,8 @@ pub(crate) struct MembershipContext {
     /// This node's replicated metadata member, if it has one.
     pub(crate) replicated: Option<ReplicatedRole>,
     pub client_addresses: Vec<String>,
-    pub auto_join: bool,
-    /// `[admin] log-server-repair-grace-period`, for the cluster controller.
-    pub repair_grace_period: Duration,
-    /// `[worker] idempotency-retention`, for the partition processors.
-    pub idempotency_retention: Duration,
-    /// `[worker.snapshots] destination`, for the partition processors.
-    pub snapshots: Option<restate_snapshots::SnapshotRepository>,
-    /// `[worker.snapshots] snapshot-interval-num-records`.
-    pub snapshot_interval_records: Option<u64>,
-    /// Set to this node's partition processors once it runs (worker role).
-    pub(crate) worker: crate::invocations::WorkerHandle,
     /// One provisioning attempt at a time on this node.
     pub provision_lock: tokio::sync::Mutex<()>,
-    /// Gets this node's Bifrost once it runs.
-    pub(crate) logs: crate::logs_ctl::LogsHandle,
-    pub loglets: Arc<restate_bifrost::LocalLogletProvider>,
-    pub(crate) metrics: crate::metrics::NodeMetrics,
-    /// Replicated loglets this node hosts (log-server role).
-    pub loglet_host: Option<Arc<restate_bifrost::replicated::ReplicatedLogletHost>>,
 }
 
 impl MembershipContext {

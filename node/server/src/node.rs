@@ -154,26 +154,34 @@ impl Node {
                 metadata_member,
             },
             metadata: metadata.clone(),
-            view: view.clone(),
-            routing: routing.clone(),
             quick_metadata: status_metadata.clone(),
             replicated: metadata_role.replicated().cloned(),
             client_addresses: client_addresses.clone(),
-            auto_join: config.metadata_server.auto_join,
-            repair_grace_period: std::time::Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
-            idempotency_retention: std::time::Duration::from_millis(config.worker.idempotency_retention_ms),
-            snapshots,
-            snapshot_interval_records: config.worker.snapshots.snapshot_interval_num_records,
-            worker: worker_handle.clone(),
             state: state.clone(),
             registered_by_provisioning: Mutex::new(None),
             wake: Notify::new(),
             provision_lock: tokio::sync::Mutex::new(()),
-            logs: logs.clone(),
+        });
+        let roles = crate::roles::RolesContext {
+            me: membership.me.clone(),
+            cluster_name: config.cluster_name.clone(),
+            view: view.clone(),
+            metadata: metadata.clone(),
+            routing: routing.clone(),
+            state: state.clone(),
+            metrics: metrics.clone(),
             loglets: local_loglets.clone(),
             loglet_host: loglet_host.clone(),
-            metrics: metrics.clone(),
-        });
+            replicated: metadata_role.replicated().cloned(),
+            client_addresses: client_addresses.clone(),
+            auto_join: config.metadata_server.auto_join,
+            repair_grace_period: Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
+            idempotency_retention: Duration::from_millis(config.worker.idempotency_retention_ms),
+            snapshots,
+            snapshot_interval_records: config.worker.snapshots.snapshot_interval_num_records,
+            logs: logs.clone(),
+            worker: worker_handle.clone(),
+        };
         let admin_metadata = metadata.clone();
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
@@ -185,6 +193,7 @@ impl Node {
             membership: membership.clone(),
             metrics: metrics.clone(),
             logs,
+            worker: worker_handle.clone(),
             routing: routing.clone(),
             metadata,
         });
@@ -240,7 +249,7 @@ impl Node {
             // Join the cluster, then start the roles (they run until shutdown).
             tasks.spawn(async move {
                 match membership::join(&membership, &shutdown).await {
-                    Ok(Some(node)) => crate::roles::run(&membership, node, &shutdown).await,
+                    Ok(Some(node)) => crate::roles::run(&roles, node, &shutdown).await,
                     Ok(None) => {}
                     Err(failure) => {
                         let _ = failure_tx.send(failure.0);

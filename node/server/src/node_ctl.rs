@@ -228,7 +228,6 @@ impl NodeCtl for NodeCtlService {
         self.ctx.metrics.request("list_partition_processors");
         let processors = self
             .ctx
-            .membership
             .worker
             .get()
             .map(|worker| worker.status())

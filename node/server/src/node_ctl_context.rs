@@ -23,6 +23,8 @@ pub(crate) struct NodeCtlContext {
     pub membership: Arc<MembershipContext>,
     pub metrics: NodeMetrics,
     pub logs: crate::logs_ctl::LogsHandle,
+    /// This node's partition processors, once it runs (worker role).
+    pub worker: crate::invocations::WorkerHandle,
     /// Routing metadata (from the node's view), for requests answered by partition leaders.
     pub routing: Arc<crate::routing_metadata::RoutingMetadata>,
 }

@@ -8,16 +8,55 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use restate_metadata::objects::{MetadataServerState, NodeConfig, NodesConfiguration};
-use restate_metadata::typed;
+use restate_metadata::{typed, MetadataStore, MetadataView};
 use restate_types::Backoff;
 use tokio_util::sync::CancellationToken;
 
-use crate::lifecycle::NodePhase;
-use crate::membership::MembershipContext;
+use crate::invocations::WorkerHandle;
+use crate::lifecycle::{NodePhase, NodeState};
+use crate::logs_ctl::LogsHandle;
+use crate::metadata_role::ReplicatedRole;
+use crate::metrics::NodeMetrics;
+use crate::provisioning::Provisioner;
+use crate::routing_metadata::RoutingMetadata;
+
+/// What the roles are started with: the node's parts they use and their configuration.
+pub(crate) struct RolesContext {
+    /// This node (its roles).
+    pub me: Provisioner,
+    pub cluster_name: String,
+    /// The node's metadata view, and its store for writes.
+    pub view: MetadataView,
+    pub metadata: Arc<dyn MetadataStore>,
+    /// The routing metadata shared by the ingress, the admin API, node control and trimming.
+    pub routing: Arc<RoutingMetadata>,
+    pub state: NodeState,
+    pub metrics: NodeMetrics,
+    pub loglets: Arc<restate_bifrost::LocalLogletProvider>,
+    /// Replicated loglets this node hosts (log-server role).
+    pub loglet_host: Option<Arc<restate_bifrost::replicated::ReplicatedLogletHost>>,
+    /// This node's replicated metadata member, if it has one.
+    pub replicated: Option<ReplicatedRole>,
+    pub client_addresses: Vec<String>,
+    /// `[metadata-server] auto-join`.
+    pub auto_join: bool,
+    /// `[admin] log-server-repair-grace-period`, for the cluster controller.
+    pub repair_grace_period: Duration,
+    /// `[worker] idempotency-retention`, for the partition processors.
+    pub idempotency_retention: Duration,
+    /// `[worker.snapshots] destination`, for the partition processors.
+    pub snapshots: Option<restate_snapshots::SnapshotRepository>,
+    /// `[worker.snapshots] snapshot-interval-num-records`.
+    pub snapshot_interval_records: Option<u64>,
+    /// Where the started Bifrost and worker are published for the servers started before
+    /// them (node control, the ingress).
+    pub logs: LogsHandle,
+    pub worker: WorkerHandle,
+}
 
 /// Starts every role of this node, then waits until they stop (on shutdown): the node's
 /// shutdown waits for this, and the roles hold the node's storage.
-pub(crate) async fn run(ctx: &MembershipContext, node: NodeConfig, shutdown: &CancellationToken) {
+pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &CancellationToken) {
     let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.view.clone());
     let mut bifrost = restate_bifrost::Bifrost::new(ctx.view.clone(), Arc::new(provider)).with_node_id(node.id);
     match restate_bifrost::BifrostMetrics::register(ctx.metrics.registry()) {
@@ -67,7 +106,7 @@ pub(crate) async fn run(ctx: &MembershipContext, node: NodeConfig, shutdown: &Ca
 
 /// Joins the replicated store (if this node should and is not a voter yet), retrying
 /// until it succeeds or the node shuts down, then records it in NodesConfiguration.
-async fn join_metadata_store(ctx: &MembershipContext, node: &NodeConfig, shutdown: &CancellationToken) {
+async fn join_metadata_store(ctx: &RolesContext, node: &NodeConfig, shutdown: &CancellationToken) {
     let Some(role) = &ctx.replicated else { return };
     if !ctx.auto_join || role.server.is_voter() {
         return;
