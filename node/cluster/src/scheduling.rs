@@ -84,18 +84,21 @@ mod tests {
         v.iter().map(|i| PlainNodeId(*i)).collect()
     }
 
+    /// `schedule` with no partition pinned to a local log's node.
+    fn unpinned(
+        table: &PartitionTable,
+        current: &SchedulingPlan,
+        workers: &BTreeSet<PlainNodeId>,
+        alive: &BTreeSet<PlainNodeId>,
+        failed: &BTreeSet<PlainNodeId>,
+    ) -> Option<SchedulingPlan> {
+        schedule(table, current, workers, alive, failed, &BTreeMap::new())
+    }
+
     #[test]
     fn leaders_are_spread_and_every_other_worker_follows() {
         let table = PartitionTable::evenly_split(3);
-        let plan = schedule(
-            &table,
-            &SchedulingPlan::default(),
-            &set(&[1, 2, 3]),
-            &set(&[1, 2, 3]),
-            &set(&[]),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let plan = unpinned(&table, &SchedulingPlan::default(), &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[])).unwrap();
         let leaders: BTreeSet<PlainNodeId> = plan.partitions.values().map(|p| p.leader).collect();
         assert_eq!(leaders, set(&[1, 2, 3]));
         for p in plan.partitions.values() {
@@ -104,27 +107,18 @@ mod tests {
             assert!(!p.followers.contains(&p.leader));
         }
         // Stable: nothing changes while everyone answers.
-        assert_eq!(schedule(&table, &plan, &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[]), &BTreeMap::new()), None);
+        assert_eq!(unpinned(&table, &plan, &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[])), None);
     }
 
     #[test]
     fn a_failed_leader_is_replaced_with_a_higher_epoch() {
         let table = PartitionTable::evenly_split(1);
-        let plan = schedule(
-            &table,
-            &SchedulingPlan::default(),
-            &set(&[1, 2, 3]),
-            &set(&[1, 2, 3]),
-            &set(&[]),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let plan = unpinned(&table, &SchedulingPlan::default(), &set(&[1, 2, 3]), &set(&[1, 2, 3]), &set(&[])).unwrap();
         let first = plan.partitions[&PartitionId(0)].clone();
         // Unreachable but not yet past the fail-over delay: kept.
         let alive_without: BTreeSet<PlainNodeId> = set(&[1, 2, 3]).into_iter().filter(|n| *n != first.leader).collect();
-        assert_eq!(schedule(&table, &plan, &set(&[1, 2, 3]), &alive_without, &set(&[]), &BTreeMap::new()), None);
-        let next = schedule(&table, &plan, &set(&[1, 2, 3]), &alive_without, &[first.leader].into(), &BTreeMap::new())
-            .unwrap();
+        assert_eq!(unpinned(&table, &plan, &set(&[1, 2, 3]), &alive_without, &set(&[])), None);
+        let next = unpinned(&table, &plan, &set(&[1, 2, 3]), &alive_without, &[first.leader].into()).unwrap();
         let second = &next.partitions[&PartitionId(0)];
         assert_ne!(second.leader, first.leader);
         assert_eq!(second.leader_epoch, first.leader_epoch + 1);
@@ -140,7 +134,7 @@ mod tests {
         let plan = schedule(&table, &SchedulingPlan::default(), &all, &all, &set(&[]), &writers).unwrap();
         assert!(plan.partitions.values().all(|p| p.leader == PlainNodeId(1)), "{plan:?}");
         // A plan made without the constraint moves its leaders to the writer.
-        let spread = schedule(&table, &SchedulingPlan::default(), &all, &all, &set(&[]), &BTreeMap::new()).unwrap();
+        let spread = unpinned(&table, &SchedulingPlan::default(), &all, &all, &set(&[])).unwrap();
         let moved = schedule(&table, &spread, &all, &all, &set(&[]), &writers).unwrap();
         for (id, placement) in &moved.partitions {
             assert_eq!(placement.leader, PlainNodeId(1));
@@ -182,9 +176,6 @@ mod tests {
     #[test]
     fn no_alive_worker_means_no_placement_yet() {
         let table = PartitionTable::evenly_split(2);
-        assert_eq!(
-            schedule(&table, &SchedulingPlan::default(), &set(&[1]), &set(&[]), &set(&[]), &BTreeMap::new()),
-            None
-        );
+        assert_eq!(unpinned(&table, &SchedulingPlan::default(), &set(&[1]), &set(&[]), &set(&[])), None);
     }
 }
