@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use restate_proto::metadata::{self as pb, metadata_server_server::MetadataServer, write_response::Outcome};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::feed::{next_update, FeedUpdate, FollowableStore};
@@ -21,11 +22,15 @@ pub const WATCH_HEARTBEAT: Duration = Duration::from_secs(1);
 pub struct MetadataServerService {
     store: Arc<dyn MetadataStore>,
     feed: Arc<dyn FollowableStore>,
+    /// Ends every `Watch` stream: a server shutting down gracefully waits for its open
+    /// requests, and a change feed never ends by itself.
+    shutdown: CancellationToken,
 }
 
 impl MetadataServerService {
-    pub fn new<S: MetadataStore + FollowableStore + 'static>(store: Arc<S>) -> Self {
-        MetadataServerService { store: store.clone(), feed: store }
+    /// Serves `store`; its `Watch` streams end when `shutdown` is cancelled.
+    pub fn new<S: MetadataStore + FollowableStore + 'static>(store: Arc<S>, shutdown: CancellationToken) -> Self {
+        MetadataServerService { store: store.clone(), feed: store, shutdown }
     }
 
     pub fn into_server(self) -> restate_proto::metadata::metadata_server_server::MetadataServerServer<Self> {
@@ -60,6 +65,7 @@ impl MetadataServer for MetadataServerService {
     /// (lost leadership) ends the stream with that error.
     async fn watch(&self, _request: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
         let feed = self.feed.clone();
+        let shutdown = self.shutdown.clone();
         let mut current = feed.entries().map_err(status_from_error)?;
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -74,6 +80,7 @@ impl MetadataServer for MetadataServerService {
                     changed = changes.changed() => if changed.is_err() { return },
                     _ = tokio::time::sleep(WATCH_HEARTBEAT) => {}
                     _ = tx.closed() => return,
+                    _ = shutdown.cancelled() => return,
                 }
                 match feed.entries() {
                     Ok(entries) => current = entries,

@@ -25,12 +25,13 @@ pub(crate) fn router(
     state: NodeState,
     metrics: NodeMetrics,
     worker: crate::invocations::WorkerHandle,
+    shutdown: &CancellationToken,
 ) -> Router {
     let node_name = ctx.config.node_name.clone();
     let grpc = tonic::service::Routes::new(restate_proto::node_ctl::node_ctl_server::NodeCtlServer::new(
         NodeCtlService::new(ctx),
     ));
-    let mut grpc = metadata_role.add_services(grpc, &node_name);
+    let mut grpc = metadata_role.add_services(grpc, &node_name, shutdown);
     if let Some(raft) = raft {
         grpc = grpc.add_service(raft.transport_service());
     }

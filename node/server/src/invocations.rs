@@ -254,7 +254,13 @@ where
             };
             let address = metadata.leader_address(partition, fresh).await?;
             let client = metadata.workers.client(&address)?;
-            match call(client, partition).await {
+            let answer = tokio::select! {
+                answer = call(client, partition) => answer,
+                _ = metadata.leader_moved_from(partition, &address) => Err(Status::unavailable(format!(
+                    "partition {partition} moved to another leader while the request waited"
+                ))),
+            };
+            match answer {
                 Ok(answer) => Ok(Ok(answer.into_inner())),
                 Err(status) if status.code() == tonic::Code::Unavailable => {
                     Err(format!("{address}: {}", status.message()))
@@ -328,11 +334,13 @@ async fn try_submit(
         }
     }
     let address = metadata.leader_address(partition, fresh).await?;
-    let answer = metadata
-        .workers
-        .client(&address)?
-        .invoke(pb::InvokeRequest { partition_id: partition.0 as u32, request: body.to_vec(), wait })
-        .await
-        .map_err(|s| format!("{address}: {}", s.message()))?;
+    let mut client = metadata.workers.client(&address)?;
+    let call = client.invoke(pb::InvokeRequest { partition_id: partition.0 as u32, request: body.to_vec(), wait });
+    let answer = tokio::select! {
+        answer = call => answer.map_err(|s| format!("{address}: {}", s.message()))?,
+        _ = metadata.leader_moved_from(partition, &address) => {
+            return Err(format!("{address}: partition {partition} moved to another leader while the request waited"));
+        }
+    };
     Ok(from_wire(answer.into_inner()))
 }

@@ -114,16 +114,22 @@ impl MetadataRole {
         Ok(MetadataRole::Replicated(ReplicatedRole { server }))
     }
 
-    /// The gRPC services this role serves on the node port.
-    pub fn add_services(&self, mut routes: tonic::service::Routes, node_name: &str) -> tonic::service::Routes {
+    /// The gRPC services this role serves on the node port; their change feeds end on
+    /// `shutdown`.
+    pub fn add_services(
+        &self,
+        mut routes: tonic::service::Routes,
+        node_name: &str,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> tonic::service::Routes {
         match self {
             MetadataRole::None => {}
             MetadataRole::Local(store) => {
-                routes = routes.add_service(MetadataServerService::new(store.clone()).into_server());
+                routes = routes.add_service(MetadataServerService::new(store.clone(), shutdown.clone()).into_server());
             }
             MetadataRole::Replicated(role) => {
                 routes = routes
-                    .add_service(MetadataServerService::new(role.server.clone()).into_server())
+                    .add_service(MetadataServerService::new(role.server.clone(), shutdown.clone()).into_server())
                     .add_service(MetadataAdminService::new(role.server.clone(), node_name.to_owned()));
             }
         }

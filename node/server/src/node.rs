@@ -218,6 +218,7 @@ impl Node {
                     state.clone(),
                     metrics,
                     worker_handle.clone(),
+                    &shutdown,
                 ),
                 "node port (fabric)",
             )),

@@ -61,6 +61,29 @@ impl RoutingMetadata {
             .ok_or_else(|| format!("leader {leader} of partition {partition} is not a known node"))
     }
 
+    /// Resolves once the view's plan names a leader for `partition` at another address
+    /// than `address`: a request still waiting on the old leader (partitioned away, its
+    /// connection silent) can be given up and sent again, with the same invocation id, to
+    /// the new one. Pending while the plan keeps `address`.
+    pub async fn leader_moved_from(&self, partition: PartitionId, address: &str) {
+        let mut changes = self.metadata.subscribe::<SchedulingPlan>();
+        loop {
+            if self.viewed_leader_address(partition).is_some_and(|planned| planned != address) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    fn viewed_leader_address(&self, partition: PartitionId) -> Option<String> {
+        let plan = self.metadata.get::<SchedulingPlan>()?;
+        let leader = plan.0.partitions.get(&partition)?.leader;
+        let nodes = self.metadata.get::<NodesConfiguration>()?;
+        nodes.0.nodes.get(&leader).map(|node| node.address.clone())
+    }
+
     /// The scheduling plan and nodes, read fresh (for listings and administrative requests).
     pub async fn plan_and_nodes(&self) -> Result<(Arc<SchedulingPlan>, Arc<NodesConfiguration>), String> {
         let plan = self.metadata.refresh::<SchedulingPlan>().await.map_err(|e| e.to_string())?;
