@@ -126,11 +126,14 @@ impl MetadataView {
     /// view's copy (which may be newer still, if a change arrived meanwhile).
     pub async fn refresh<T: MetadataObject + 'static>(&self) -> Result<Option<Arc<(T, Version)>>, MetadataStoreError> {
         let Some(value) = self.inner.store.get(T::KEY).await? else { return Ok(None) };
-        // A value that does not decode is the caller's error to report, not the view's.
-        let object = typed::decode::<T>(&value.value)?;
-        let version = value.version;
+        let (version, bytes) = (value.version, value.value.clone());
         self.install(T::KEY, value);
-        Ok(Some(self.get::<T>().filter(|held| held.1 >= version).unwrap_or_else(|| Arc::new((object, version)))))
+        match self.get::<T>() {
+            Some(held) if held.1 >= version => Ok(Some(held)),
+            // What was read does not decode (or a newer copy does not): the caller's error
+            // to report, naming the object.
+            _ => Ok(Some(Arc::new((typed::decode::<T>(&bytes)?, version)))),
+        }
     }
 
     /// Follows changes of `T`: the receiver holds its current version and wakes on every
