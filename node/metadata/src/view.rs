@@ -43,8 +43,6 @@ struct ViewInner {
     /// Linearizable reads and writes (the metadata client).
     store: Arc<dyn MetadataStore>,
     entries: Mutex<HashMap<String, Entry>>,
-    /// Rises with every change of any key.
-    changes: watch::Sender<u64>,
 }
 
 struct Entry {
@@ -67,9 +65,7 @@ impl MetadataView {
     /// An empty view over `store`. It learns values from reads and writes through
     /// [`Self::store`] and, once `view_follower::follow` runs, from the feed.
     pub fn new(store: Arc<dyn MetadataStore>) -> MetadataView {
-        MetadataView {
-            inner: Arc::new(ViewInner { store, entries: Mutex::new(HashMap::new()), changes: watch::channel(0).0 }),
-        }
+        MetadataView { inner: Arc::new(ViewInner { store, entries: Mutex::new(HashMap::new()) }) }
     }
 
     /// The store behind the view, for writes and for reads that guard a write. Writes
@@ -149,11 +145,6 @@ impl MetadataView {
             .subscribe()
     }
 
-    /// Wakes on every change of any key.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.inner.changes.subscribe()
-    }
-
     /// Waits until the view holds `T` at `version` or later, at most `timeout`.
     pub async fn wait_for_version<T: MetadataObject + 'static>(
         &self,
@@ -189,8 +180,6 @@ impl MetadataView {
         entry.value = Some(value);
         entry.version.send_replace(Some(version));
         view_version(key, version.0);
-        drop(entries);
-        self.inner.changes.send_modify(|n| *n += 1);
     }
 
     /// Forgets `key` (the feed said it was deleted).
@@ -203,8 +192,6 @@ impl MetadataView {
         entry.decoded = None;
         entry.version.send_replace(None);
         view_version(key, 0);
-        drop(entries);
-        self.inner.changes.send_modify(|n| *n += 1);
     }
 
     /// The keys the view holds a value for.

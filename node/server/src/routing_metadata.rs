@@ -9,7 +9,7 @@ use std::sync::Arc;
 use restate_metadata::objects::{NodesConfiguration, PartitionTable, SchedulingPlan, Schema};
 use restate_metadata::MetadataView;
 use restate_partition::{partition_for, InvocationId};
-use restate_types::{PartitionId, Version};
+use restate_types::{PartitionId, PlainNodeId, Version};
 
 use crate::worker_channels::WorkerChannels;
 
@@ -50,14 +50,11 @@ impl RoutingMetadata {
         let placement =
             plan.0.partitions.get(&partition).ok_or_else(|| format!("partition {partition} has no leader yet"))?;
         let leader = placement.leader;
-        let address = |nodes: Option<Arc<(NodesConfiguration, _)>>| {
-            nodes.and_then(|n| n.0.nodes.get(&leader).map(|node| node.address.clone()))
-        };
-        if let Some(address) = address(self.metadata.get::<NodesConfiguration>()) {
+        if let Some(address) = address_of(leader, self.metadata.get::<NodesConfiguration>()) {
             return Ok(address);
         }
         // A node that just joined may be missing from the view for a moment.
-        address(self.metadata.refresh::<NodesConfiguration>().await.map_err(|e| e.to_string())?)
+        address_of(leader, self.metadata.refresh::<NodesConfiguration>().await.map_err(|e| e.to_string())?)
             .ok_or_else(|| format!("leader {leader} of partition {partition} is not a known node"))
     }
 
@@ -80,8 +77,7 @@ impl RoutingMetadata {
     fn viewed_leader_address(&self, partition: PartitionId) -> Option<String> {
         let plan = self.metadata.get::<SchedulingPlan>()?;
         let leader = plan.0.partitions.get(&partition)?.leader;
-        let nodes = self.metadata.get::<NodesConfiguration>()?;
-        nodes.0.nodes.get(&leader).map(|node| node.address.clone())
+        address_of(leader, self.metadata.get::<NodesConfiguration>())
     }
 
     /// The scheduling plan and nodes, read fresh (for listings and administrative requests).
@@ -93,4 +89,9 @@ impl RoutingMetadata {
             Arc::new(nodes.map(|n| n.0.clone()).unwrap_or_default()),
         ))
     }
+}
+
+/// The address of node `id` in `nodes`, if it is known there.
+fn address_of(id: PlainNodeId, nodes: Option<Arc<(NodesConfiguration, Version)>>) -> Option<String> {
+    nodes.and_then(|n| n.0.nodes.get(&id).map(|node| node.address.clone()))
 }
