@@ -146,7 +146,10 @@ fn a_dead_log_server_is_replaced_by_a_spare_that_then_carries_the_log() {
     let spare_index = index_of(&spare);
     let replica = runtime.block_on(async {
         let mut c = LogServerClient::connect(nodes[spare_index].address()).await.unwrap();
-        c.read(ReadRequest { loglet_id: loglet, from_lsn: 1, max_records: 100_000 }).await.unwrap().into_inner()
+        c.read(ReadRequest { loglet_id: loglet, from_lsn: 1, max_records: 100_000, local: false })
+            .await
+            .unwrap()
+            .into_inner()
     });
     let replica_lsns: Vec<u64> = replica.records.iter().map(|r| r.lsn).collect();
     assert!(

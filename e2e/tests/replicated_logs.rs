@@ -103,7 +103,10 @@ fn acknowledged_records_survive_a_log_server_kill_on_every_replica() {
             let records = loop {
                 let read = runtime.block_on(async {
                     let mut client = LogServerClient::connect(address.clone()).await.ok()?;
-                    client.read(ReadRequest { loglet_id: *loglet_id, from_lsn: 1, max_records: 1000 }).await.ok()
+                    client
+                        .read(ReadRequest { loglet_id: *loglet_id, from_lsn: 1, max_records: 1000, local: false })
+                        .await
+                        .ok()
                 });
                 if let Some(read) = read.map(|r| r.into_inner()) {
                     let have: Vec<(u64, String)> =
@@ -274,7 +277,7 @@ fn five_nodes_with_replication_3_keep_appending_with_two_down() {
         loop {
             let read = runtime.block_on(async {
                 let mut client = LogServerClient::connect(address.clone()).await.ok()?;
-                client.read(ReadRequest { loglet_id: loglet, from_lsn: 1, max_records: 100 }).await.ok()
+                client.read(ReadRequest { loglet_id: loglet, from_lsn: 1, max_records: 100, local: false }).await.ok()
             });
             let lsns: Vec<u64> =
                 read.map(|r| r.into_inner().records.iter().map(|r| r.lsn).collect()).unwrap_or_default();

@@ -8,6 +8,7 @@
 
 pub mod controller;
 pub mod drain;
+pub mod draining;
 pub mod lease;
 pub mod liveness;
 pub mod membership;

@@ -24,7 +24,7 @@ pub(crate) fn router(
     local_loglets: std::sync::Arc<restate_bifrost::LocalLogletProvider>,
     state: NodeState,
     metrics: NodeMetrics,
-    worker: crate::invocations::WorkerHandle,
+    worker: crate::running_roles::RunningRoles,
     shutdown: &CancellationToken,
 ) -> Router {
     let node_name = ctx.config.node_name.clone();
@@ -53,7 +53,7 @@ pub(crate) fn router(
                 let worker = worker.clone();
                 async move {
                     metrics.observe_phase(&state.phase(), state.uptime());
-                    if let Some(worker) = worker.get() {
+                    if let Some(worker) = worker.worker() {
                         metrics.observe_partitions(&worker.status());
                     }
                     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())

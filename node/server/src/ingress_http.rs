@@ -18,8 +18,8 @@ use restate_metadata::objects::Schema;
 use serde_json::json;
 
 use crate::ingress_route::{route, IngressRequest, Target};
-use crate::invocations::WorkerHandle;
 use crate::routing_metadata::RoutingMetadata;
+use crate::running_roles::RunningRoles;
 
 /// What routing sees before any deployment was registered.
 static EMPTY_SCHEMA: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(Schema::default);
@@ -31,11 +31,11 @@ use restate_worker::processor::InvocationLookup;
 #[derive(Clone)]
 struct Ingress {
     metadata: Arc<RoutingMetadata>,
-    worker: WorkerHandle,
+    worker: RunningRoles,
     body_limit: usize,
 }
 
-pub(crate) fn router(metadata: Arc<RoutingMetadata>, worker: WorkerHandle, body_limit: u64) -> Router {
+pub(crate) fn router(metadata: Arc<RoutingMetadata>, worker: RunningRoles, body_limit: u64) -> Router {
     let body_limit = usize::try_from(body_limit).unwrap_or(usize::MAX);
     Router::new()
         .fallback(handle)

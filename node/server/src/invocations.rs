@@ -2,10 +2,11 @@
 //! the scheduling plan and asks it (locally, or through the `Worker` gRPC service) to
 //! append the invocation and answer its result.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::routing_metadata::RoutingMetadata;
+use crate::running_roles::RunningRoles;
 use bytes::Bytes;
 use restate_partition::{Failure, InvocationId, InvocationRequest, InvocationResult};
 use restate_proto::worker::{self as pb, worker_client::WorkerClient};
@@ -13,28 +14,14 @@ use restate_types::{Backoff, PartitionId};
 use restate_worker::processor::{InvocationLookup, Signal, Worker, WorkerError};
 use tonic::{Request, Response, Status};
 
-/// This node's worker, set once the node runs with the worker role.
-#[derive(Clone, Default)]
-pub(crate) struct WorkerHandle(Arc<OnceLock<Arc<Worker>>>);
-
-impl WorkerHandle {
-    pub fn set(&self, worker: Arc<Worker>) {
-        let _ = self.0.set(worker);
-    }
-
-    pub fn get(&self) -> Option<&Arc<Worker>> {
-        self.0.get()
-    }
-}
-
 /// gRPC `Worker` on the node port.
-pub(crate) struct WorkerService(pub WorkerHandle);
+pub(crate) struct WorkerService(pub RunningRoles);
 
 #[tonic::async_trait]
 impl pb::worker_server::Worker for WorkerService {
     async fn invoke(&self, request: Request<pb::InvokeRequest>) -> Result<Response<pb::InvokeResponse>, Status> {
         let r = request.into_inner();
-        let worker = self.0.get().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
+        let worker = self.0.worker().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
         let invocation: InvocationRequest = serde_json::from_slice(&r.request)
             .map_err(|e| Status::invalid_argument(format!("invocation request does not decode: {e}")))?;
         let partition = PartitionId(r.partition_id as u16);
@@ -68,7 +55,7 @@ impl pb::worker_server::Worker for WorkerService {
         &self,
         _request: Request<pb::ListInvocationsRequest>,
     ) -> Result<Response<pb::ListInvocationsResponse>, Status> {
-        let Some(worker) = self.0.get() else { return Ok(Response::new(Default::default())) };
+        let Some(worker) = self.0.worker() else { return Ok(Response::new(Default::default())) };
         let invocations = worker.list_invocations().map_err(unavailable)?;
         let invocations = invocations
             .into_iter()
@@ -92,7 +79,7 @@ impl pb::worker_server::Worker for WorkerService {
         &self,
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
-        let worker = self.0.get().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
+        let worker = self.0.worker().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
         let partition = PartitionId(request.into_inner().partition_id as u16);
         match worker.create_snapshot(partition).await {
             Ok(created) => Ok(Response::new(pb::CreateSnapshotResponse {
@@ -108,7 +95,7 @@ impl pb::worker_server::Worker for WorkerService {
 
 impl WorkerService {
     fn target(&self, r: pb::InvocationRef) -> Result<(&Arc<Worker>, PartitionId, InvocationId), Status> {
-        let worker = self.0.get().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
+        let worker = self.0.worker().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
         let id: InvocationId =
             r.invocation_id.parse().map_err(|e| Status::invalid_argument(format!("invocation id: {e}")))?;
         Ok((worker, PartitionId(r.partition_id as u16), id))
@@ -184,7 +171,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(200);
 /// is resubmitted, which the state machine deduplicates). `Ok(None)` for `send`.
 pub(crate) async fn submit(
     metadata: &RoutingMetadata,
-    local: &WorkerHandle,
+    local: &RunningRoles,
     request: InvocationRequest,
     wait: bool,
 ) -> Result<Option<InvocationResult>, String> {
@@ -322,13 +309,13 @@ pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::Invo
 async fn try_submit(
     metadata: &RoutingMetadata,
     fresh: bool,
-    local: &WorkerHandle,
+    local: &RunningRoles,
     request: &InvocationRequest,
     body: &[u8],
     wait: bool,
 ) -> Result<Option<InvocationResult>, String> {
     let partition = metadata.partition_of(&request.id, fresh).await?;
-    if let Some(worker) = local.get() {
+    if let Some(worker) = local.worker() {
         if worker.leads(partition) {
             return worker.invoke(partition, request.clone(), wait).await.map_err(|e| e.to_string());
         }

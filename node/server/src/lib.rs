@@ -29,6 +29,7 @@ mod pgsql;
 pub mod provisioning;
 mod roles;
 mod routing_metadata;
+mod running_roles;
 mod snapshots_ctl;
 mod startup_error;
 mod worker_channels;

@@ -3,7 +3,7 @@
 //! Bifrost exists once the node is registered (it needs the node's id to know which
 //! local loglets are its own); until then every request answers UNAVAILABLE.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use restate_bifrost::{Bifrost, BifrostError, LogDescription};
@@ -11,81 +11,77 @@ use restate_proto::node_ctl as pb;
 use restate_types::{LogId, Lsn};
 use tonic::Status;
 
-/// The node's Bifrost, set when the node starts running.
-#[derive(Clone, Default)]
-pub(crate) struct LogsHandle(Arc<OnceLock<Arc<Bifrost>>>);
+use crate::running_roles::RunningRoles;
 
 const MAX_READ: u32 = 10_000;
 
-impl LogsHandle {
-    pub fn set(&self, bifrost: Arc<Bifrost>) {
-        let _ = self.0.set(bifrost);
-    }
+/// UNAVAILABLE until the node runs (Bifrost exists once it is registered).
+pub(crate) fn bifrost(roles: &RunningRoles) -> Result<&Arc<Bifrost>, Status> {
+    roles
+        .bifrost()
+        .ok_or_else(|| Status::unavailable("this node has not joined the cluster yet; logs are served once it runs"))
+}
 
-    /// This node's Bifrost, or UNAVAILABLE before the node runs.
-    pub fn bifrost_arc(&self) -> Result<Arc<Bifrost>, Status> {
-        self.bifrost().cloned()
-    }
+/// Moves every log onto segments of the cluster's current log provider and replication
+/// (`Bifrost::reconfigure`). Returns how many logs were extended.
+pub(crate) async fn reconfigure(
+    bifrost: &Bifrost,
+    kind: restate_types::LogProviderKind,
+    replication: u32,
+    nodeset: Vec<restate_types::PlainNodeId>,
+) -> Result<usize, Status> {
+    bifrost.reconfigure(kind, replication, nodeset).await.map_err(status)
+}
 
-    fn bifrost(&self) -> Result<&Arc<Bifrost>, Status> {
-        self.0.get().ok_or_else(|| {
-            Status::unavailable("this node has not joined the cluster yet; logs are served once it runs")
-        })
+pub(crate) async fn list(bifrost: &Bifrost) -> Result<pb::ListLogsResponse, Status> {
+    let mut logs = Vec::new();
+    for log in bifrost.list().await.map_err(status)? {
+        logs.push(describe_to_wire(bifrost.describe(log).await.map_err(status)?));
     }
+    Ok(pb::ListLogsResponse { logs })
+}
 
-    /// Moves every log onto segments of the cluster's current log provider and
-    /// replication (`Bifrost::reconfigure`). Returns how many logs were extended.
-    pub async fn reconfigure(
-        &self,
-        kind: restate_types::LogProviderKind,
-        replication: u32,
-        nodeset: Vec<restate_types::PlainNodeId>,
-    ) -> Result<usize, Status> {
-        self.bifrost()?.reconfigure(kind, replication, nodeset).await.map_err(status)
-    }
+pub(crate) async fn describe(bifrost: &Bifrost, log_id: u32) -> Result<pb::LogDescription, Status> {
+    let description = bifrost.describe(LogId(log_id)).await.map_err(status)?;
+    Ok(describe_to_wire(description))
+}
 
-    pub async fn list(&self) -> Result<pb::ListLogsResponse, Status> {
-        let bifrost = self.bifrost()?;
-        let mut logs = Vec::new();
-        for log in bifrost.list().await.map_err(status)? {
-            logs.push(describe_to_wire(bifrost.describe(log).await.map_err(status)?));
-        }
-        Ok(pb::ListLogsResponse { logs })
-    }
+pub(crate) async fn trim(bifrost: &Bifrost, log_id: u32, trim_point: u64) -> Result<pb::TrimLogResponse, Status> {
+    let reached = bifrost.trim(LogId(log_id), Lsn(trim_point)).await.map_err(status)?;
+    tracing::info!(log = log_id, requested = trim_point, reached = reached.0, "log trimmed");
+    Ok(pb::TrimLogResponse { trim_point: reached.0 })
+}
 
-    pub async fn describe(&self, log_id: u32) -> Result<pb::LogDescription, Status> {
-        let description = self.bifrost()?.describe(LogId(log_id)).await.map_err(status)?;
-        Ok(describe_to_wire(description))
+pub(crate) async fn append(
+    bifrost: &Bifrost,
+    log_id: u32,
+    records: Vec<Vec<u8>>,
+) -> Result<pb::AppendLogResponse, Status> {
+    if records.is_empty() {
+        return Err(Status::invalid_argument("an append needs at least one record"));
     }
+    let records = records.into_iter().map(Bytes::from).collect();
+    let last = bifrost.append(LogId(log_id), records).await.map_err(status)?;
+    Ok(pb::AppendLogResponse { last_lsn: last.0 })
+}
 
-    pub async fn trim(&self, log_id: u32, trim_point: u64) -> Result<pb::TrimLogResponse, Status> {
-        let reached = self.bifrost()?.trim(LogId(log_id), Lsn(trim_point)).await.map_err(status)?;
-        tracing::info!(log = log_id, requested = trim_point, reached = reached.0, "log trimmed");
-        Ok(pb::TrimLogResponse { trim_point: reached.0 })
-    }
-
-    pub async fn append(&self, log_id: u32, records: Vec<Vec<u8>>) -> Result<pb::AppendLogResponse, Status> {
-        if records.is_empty() {
-            return Err(Status::invalid_argument("an append needs at least one record"));
-        }
-        let records = records.into_iter().map(Bytes::from).collect();
-        let last = self.bifrost()?.append(LogId(log_id), records).await.map_err(status)?;
-        Ok(pb::AppendLogResponse { last_lsn: last.0 })
-    }
-
-    pub async fn read(&self, log_id: u32, from: u64, max_records: u32) -> Result<pb::ReadLogResponse, Status> {
-        let max = if max_records == 0 { 100 } else { max_records.min(MAX_READ) };
-        let batch = self.bifrost()?.read(LogId(log_id), Lsn(from), max as usize).await.map_err(status)?;
-        Ok(pb::ReadLogResponse {
-            records: batch
-                .records
-                .into_iter()
-                .map(|r| pb::LogRecord { lsn: r.lsn.0, payload: r.payload.to_vec() })
-                .collect(),
-            trim_gap_to: batch.trim_gap.map(|g| g.to.0),
-            next_lsn: batch.next_lsn.0,
-        })
-    }
+pub(crate) async fn read(
+    bifrost: &Bifrost,
+    log_id: u32,
+    from: u64,
+    max_records: u32,
+) -> Result<pb::ReadLogResponse, Status> {
+    let max = if max_records == 0 { 100 } else { max_records.min(MAX_READ) };
+    let batch = bifrost.read(LogId(log_id), Lsn(from), max as usize).await.map_err(status)?;
+    Ok(pb::ReadLogResponse {
+        records: batch
+            .records
+            .into_iter()
+            .map(|r| pb::LogRecord { lsn: r.lsn.0, payload: r.payload.to_vec() })
+            .collect(),
+        trim_gap_to: batch.trim_gap.map(|g| g.to.0),
+        next_lsn: batch.next_lsn.0,
+    })
 }
 
 fn status(err: BifrostError) -> Status {

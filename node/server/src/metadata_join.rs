@@ -6,44 +6,11 @@
 
 use std::time::Duration;
 
-use restate_metadata::replicated::{MemberInfo, LEADER_HEADER};
-use restate_proto::leader_hints::AddressQueue;
-use restate_proto::metadata::{self as pb, metadata_server_admin_client::MetadataServerAdminClient};
-use tonic::transport::{Channel, Endpoint};
+use restate_metadata::replicated::admin_client::on_leader;
+use restate_metadata::replicated::MemberInfo;
+use restate_proto::metadata as pb;
 
 use crate::metadata_role::ReplicatedRole;
-
-fn admin_client(address: &str) -> Option<MetadataServerAdminClient<Channel>> {
-    let endpoint = Endpoint::from_shared(address.to_owned())
-        .ok()?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(10));
-    Some(MetadataServerAdminClient::new(endpoint.connect_lazy()))
-}
-
-/// Calls `call` on the addresses (and leaders they name) until one succeeds.
-pub(crate) async fn on_leader<T, F, Fut>(addresses: &[String], call: F) -> Result<T, String>
-where
-    F: Fn(MetadataServerAdminClient<Channel>) -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-{
-    let mut queue = AddressQueue::new(addresses.iter().cloned());
-    let mut failures = Vec::new();
-    while let Some(address) = queue.next_untried() {
-        let Some(client) = admin_client(&address) else {
-            failures.push(format!("{address} (invalid address)"));
-            continue;
-        };
-        match call(client).await {
-            Ok(response) => return Ok(response.into_inner()),
-            Err(status) => {
-                queue.follow_hint(&status, LEADER_HEADER);
-                failures.push(format!("{address} ({})", status.message()));
-            }
-        }
-    }
-    Err(format!("no metadata member accepted the request; tried {}", failures.join(", ")))
-}
 
 /// Makes this node a voting member of the replicated metadata store.
 pub(crate) async fn join(role: &ReplicatedRole, me: MemberInfo, addresses: &[String]) -> Result<(), String> {

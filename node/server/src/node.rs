@@ -131,10 +131,9 @@ impl Node {
         let state = NodeState::new();
         let metrics = NodeMetrics::new(&config.node_name, &config.cluster_name);
         let default_log_provider = config.bifrost.default_provider;
-        let logs = crate::logs_ctl::LogsHandle::default();
         // One provider per node: it hands out the only handle of each local loglet.
         let local_loglets = Arc::new(restate_bifrost::LocalLogletProvider::new(storage.clone()));
-        let worker_handle = crate::invocations::WorkerHandle::default();
+        let running_roles = crate::running_roles::RunningRoles::default();
         let membership = Arc::new(MembershipContext {
             cluster_name: config.cluster_name.clone(),
             auto_provision: config.auto_provision,
@@ -179,8 +178,7 @@ impl Node {
             idempotency_retention: Duration::from_millis(config.worker.idempotency_retention_ms),
             snapshots,
             snapshot_interval_records: config.worker.snapshots.snapshot_interval_num_records,
-            logs: logs.clone(),
-            worker: worker_handle.clone(),
+            running: running_roles.clone(),
         };
         let admin_metadata = metadata.clone();
         let ctl = Arc::new(NodeCtlContext {
@@ -192,8 +190,7 @@ impl Node {
             status_metadata,
             membership: membership.clone(),
             metrics: metrics.clone(),
-            logs,
-            worker: worker_handle.clone(),
+            roles: running_roles.clone(),
             routing: routing.clone(),
             metadata,
         });
@@ -217,7 +214,7 @@ impl Node {
                     local_loglets.clone(),
                     state.clone(),
                     metrics,
-                    worker_handle.clone(),
+                    running_roles.clone(),
                     &shutdown,
                 ),
                 "node port (fabric)",
@@ -226,7 +223,7 @@ impl Node {
             ingress_listener.map(|l| {
                 let router = ingress_http::router(
                     routing.clone(),
-                    worker_handle.clone(),
+                    running_roles.clone(),
                     config.ingress.request_body_size_limit,
                 );
                 (l, router, "ingress")

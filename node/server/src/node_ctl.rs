@@ -162,7 +162,13 @@ impl NodeCtl for NodeCtlService {
                         return Err(Status::unavailable("this node is not running yet"));
                     };
                     let nodeset = restate_cluster::placement::reconfiguration_nodeset(&next, &nodes, node_id.id);
-                    self.ctx.logs.reconfigure(next.log_provider, next.replication, nodeset).await?;
+                    crate::logs_ctl::reconfigure(
+                        crate::logs_ctl::bifrost(&self.ctx.roles)?,
+                        next.log_provider,
+                        next.replication,
+                        nodeset,
+                    )
+                    .await?;
                     tracing::info!(log_provider = %next.log_provider, replication = next.replication, "cluster configuration changed");
                     return Ok(Response::new(configuration_to_wire(&next, new_version.0)));
                 }
@@ -218,7 +224,7 @@ impl NodeCtl for NodeCtlService {
 
     async fn list_logs(&self, _: Request<pb::ListLogsRequest>) -> Result<Response<pb::ListLogsResponse>, Status> {
         self.ctx.metrics.request("list_logs");
-        Ok(Response::new(self.ctx.logs.list().await?))
+        Ok(Response::new(crate::logs_ctl::list(crate::logs_ctl::bifrost(&self.ctx.roles)?).await?))
     }
 
     async fn list_partition_processors(
@@ -228,8 +234,8 @@ impl NodeCtl for NodeCtlService {
         self.ctx.metrics.request("list_partition_processors");
         let processors = self
             .ctx
-            .worker
-            .get()
+            .roles
+            .worker()
             .map(|worker| worker.status())
             .unwrap_or_default()
             .into_iter()
@@ -256,9 +262,9 @@ impl NodeCtl for NodeCtlService {
                 .map_err(|_| Status::invalid_argument(format!("partition id {id} is out of range (0..65535)")))?;
             partitions.push(restate_types::PartitionId(id));
         }
-        let bifrost = self.ctx.logs.bifrost_arc()?;
+        let bifrost = crate::logs_ctl::bifrost(&self.ctx.roles)?;
         let snapshots =
-            crate::snapshots_ctl::create_snapshots(&self.ctx.routing, &bifrost, partitions, request.trim_log)
+            crate::snapshots_ctl::create_snapshots(&self.ctx.routing, bifrost, partitions, request.trim_log)
                 .await
                 .map_err(Status::unavailable)?;
         Ok(Response::new(pb::CreateSnapshotsResponse { snapshots }))
@@ -286,13 +292,16 @@ impl NodeCtl for NodeCtlService {
         request: Request<pb::DescribeLogRequest>,
     ) -> Result<Response<pb::LogDescription>, Status> {
         self.ctx.metrics.request("describe_log");
-        Ok(Response::new(self.ctx.logs.describe(request.into_inner().log_id).await?))
+        Ok(Response::new(
+            crate::logs_ctl::describe(crate::logs_ctl::bifrost(&self.ctx.roles)?, request.into_inner().log_id).await?,
+        ))
     }
 
     async fn trim_log(&self, request: Request<pb::TrimLogRequest>) -> Result<Response<pb::TrimLogResponse>, Status> {
         self.ctx.metrics.request("trim_log");
         let request = request.into_inner();
-        Ok(Response::new(self.ctx.logs.trim(request.log_id, request.trim_point).await?))
+        let bifrost = crate::logs_ctl::bifrost(&self.ctx.roles)?;
+        Ok(Response::new(crate::logs_ctl::trim(bifrost, request.log_id, request.trim_point).await?))
     }
 
     async fn append_log(
@@ -301,13 +310,15 @@ impl NodeCtl for NodeCtlService {
     ) -> Result<Response<pb::AppendLogResponse>, Status> {
         self.ctx.metrics.request("append_log");
         let request = request.into_inner();
-        Ok(Response::new(self.ctx.logs.append(request.log_id, request.records).await?))
+        let bifrost = crate::logs_ctl::bifrost(&self.ctx.roles)?;
+        Ok(Response::new(crate::logs_ctl::append(bifrost, request.log_id, request.records).await?))
     }
 
     async fn read_log(&self, request: Request<pb::ReadLogRequest>) -> Result<Response<pb::ReadLogResponse>, Status> {
         self.ctx.metrics.request("read_log");
         let r = request.into_inner();
-        Ok(Response::new(self.ctx.logs.read(r.log_id, r.from_lsn, r.max_records).await?))
+        let bifrost = crate::logs_ctl::bifrost(&self.ctx.roles)?;
+        Ok(Response::new(crate::logs_ctl::read(bifrost, r.log_id, r.from_lsn, r.max_records).await?))
     }
 }
 

@@ -22,9 +22,8 @@ pub(crate) struct NodeCtlContext {
     pub status_metadata: Arc<dyn MetadataStore>,
     pub membership: Arc<MembershipContext>,
     pub metrics: NodeMetrics,
-    pub logs: crate::logs_ctl::LogsHandle,
-    /// This node's partition processors, once it runs (worker role).
-    pub worker: crate::invocations::WorkerHandle,
+    /// Bifrost and the worker, once the node runs.
+    pub roles: crate::running_roles::RunningRoles,
     /// Routing metadata (from the node's view), for requests answered by partition leaders.
     pub routing: Arc<crate::routing_metadata::RoutingMetadata>,
 }

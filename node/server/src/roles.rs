@@ -1,8 +1,9 @@
 //! Starting the roles of a registered node: Bifrost (every node), the cluster controller
 //! (admin), the partition processors and automatic trimming (worker), the replicated
 //! loglets it hosts (log-server), and joining the replicated metadata store
-//! (metadata-server). Each role gets the node's metadata view; the handles other parts of
-//! the node serve through (Bifrost, the worker) are published to them here.
+//! (metadata-server). Each role is handed what it uses (the metadata view, Bifrost, the
+//! worker) as arguments; once all exist they are published together ([`RunningRoles`]) to
+//! the servers that started before them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +13,12 @@ use restate_metadata::{typed, MetadataStore, MetadataView};
 use restate_types::Backoff;
 use tokio_util::sync::CancellationToken;
 
-use crate::invocations::WorkerHandle;
 use crate::lifecycle::{NodePhase, NodeState};
-use crate::logs_ctl::LogsHandle;
 use crate::metadata_role::ReplicatedRole;
 use crate::metrics::NodeMetrics;
 use crate::provisioning::Provisioner;
 use crate::routing_metadata::RoutingMetadata;
+use crate::running_roles::{RunningRoles, StartedRoles};
 
 /// What the roles are started with: the node's parts they use and their configuration.
 pub(crate) struct RolesContext {
@@ -50,8 +50,7 @@ pub(crate) struct RolesContext {
     pub snapshot_interval_records: Option<u64>,
     /// Where the started Bifrost and worker are published for the servers started before
     /// them (node control, the ingress).
-    pub logs: LogsHandle,
-    pub worker: WorkerHandle,
+    pub running: RunningRoles,
 }
 
 /// Starts every role of this node, then waits until they stop (on shutdown): the node's
@@ -64,7 +63,6 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
         Err(e) => tracing::warn!("bifrost metrics unavailable: {e}"),
     }
     let bifrost = Arc::new(bifrost);
-    ctx.logs.set(bifrost.clone());
     let controller = ctx.me.roles.contains(restate_types::Role::Admin).then(|| {
         let options = restate_cluster::ControllerOptions::new(node.id, ctx.repair_grace_period);
         tokio::spawn(restate_cluster::run(ctx.view.clone(), bifrost.clone(), options, shutdown.clone()))
@@ -83,15 +81,16 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
             cluster_name: ctx.cluster_name.clone(),
             tasks: Default::default(),
         });
-        ctx.worker.set(worker.clone());
         tokio::spawn(crate::snapshots_ctl::run_auto_trim(
             ctx.routing.clone(),
             bifrost.clone(),
-            ctx.worker.clone(),
+            worker.clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(worker.run(shutdown.clone()))
+        (worker.clone(), tokio::spawn(worker.run(shutdown.clone())))
     });
+    let (worker, worker_task) = worker.unzip();
+    ctx.running.publish(StartedRoles { bifrost: bifrost.clone(), worker });
     if let Some(host) = &ctx.loglet_host {
         tokio::spawn(crate::loglet_hosting::run(host.clone(), ctx.view.clone(), node.id, shutdown.clone()));
     }
@@ -99,7 +98,7 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
     join_metadata_store(ctx, &node, shutdown).await;
     // The controller holds this node's storage (through Bifrost): the node's
     // shutdown, which waits for this task, must also wait for it to stop.
-    for task in controller.into_iter().chain(worker) {
+    for task in controller.into_iter().chain(worker_task) {
         let _ = task.await;
     }
 }

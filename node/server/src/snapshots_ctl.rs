@@ -15,8 +15,9 @@ use restate_types::{LogId, Lsn, PartitionId};
 use restate_worker::trim_policy::{safe_trim_point, AUTO_TRIM_EVERY};
 use tokio_util::sync::CancellationToken;
 
-use crate::invocations::{on_partition_leader, Target, WorkerHandle};
+use crate::invocations::{on_partition_leader, Target};
 use crate::routing_metadata::RoutingMetadata;
+use restate_worker::processor::Worker;
 
 /// How long a node may take to report its processors before it counts as not live.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -125,7 +126,7 @@ pub(crate) async fn create_snapshots(
 pub(crate) async fn run_auto_trim(
     metadata: Arc<RoutingMetadata>,
     bifrost: Arc<Bifrost>,
-    worker: WorkerHandle,
+    worker: Arc<Worker>,
     shutdown: CancellationToken,
 ) {
     let mut trimmed: std::collections::HashMap<PartitionId, Lsn> = Default::default();
@@ -134,7 +135,6 @@ pub(crate) async fn run_auto_trim(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(AUTO_TRIM_EVERY) => {}
         }
-        let Some(worker) = worker.get() else { continue };
         let Some(table) = metadata.metadata.get::<restate_metadata::objects::PartitionTable>() else { continue };
         let table = &table.0;
         for status in worker.status().into_iter().filter(|s| s.leading && s.archived_lsn > 0) {

@@ -247,9 +247,10 @@ impl Loglet for ReplicatedLoglet {
         }
         let from = from.max(Lsn::OLDEST);
         let loglet_id = self.id.0;
+        let local = self.read_only;
         let answer = self
             .call("read", true, |mut c| async move {
-                c.read(pb::ReadRequest { loglet_id, from_lsn: from.0, max_records: max_records as u32 }).await
+                c.read(pb::ReadRequest { loglet_id, from_lsn: from.0, max_records: max_records as u32, local }).await
             })
             .await?;
         let trim_gap = (from.0 <= answer.trim_point).then_some(TrimGap { from, to: Lsn(answer.trim_point) });
@@ -280,8 +281,9 @@ impl Loglet for ReplicatedLoglet {
 
     async fn find_tail(&self) -> Result<TailState, LogletError> {
         let loglet_id = self.id.0;
+        let local = self.read_only;
         let answer = self
-            .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id }).await })
+            .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id, local }).await })
             .await?;
         Ok(TailState { next_lsn: Lsn(answer.next_lsn), sealed: answer.sealed })
     }
@@ -307,8 +309,9 @@ impl Loglet for ReplicatedLoglet {
 
     async fn sequencer(&self) -> Option<String> {
         let loglet_id = self.id.0;
+        let local = self.read_only;
         let answer = self
-            .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id }).await })
+            .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id, local }).await })
             .await
             .ok()?;
         self.node_of_raft_id.get(&answer.leader_raft_id).cloned()

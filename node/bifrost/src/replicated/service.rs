@@ -103,9 +103,11 @@ impl LogServer for LogServerService {
 
     async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
         let r = request.into_inner();
-        let Ok(hosted) = self.hosted(r.loglet_id) else {
+        if r.local {
             return Ok(Response::new(self.read_local(&r).await?));
-        };
+        }
+        // Not hosted (yet: a node that just started): UNAVAILABLE, never an empty answer.
+        let hosted = self.hosted(r.loglet_id)?;
         // A member still catching up (a learner added by repair) may lack records that
         // others have: it refuses, and the client asks another member.
         {
@@ -136,8 +138,9 @@ impl LogServer for LogServerService {
     }
 
     async fn find_tail(&self, request: Request<pb::FindTailRequest>) -> Result<Response<pb::TailResponse>, Status> {
-        let loglet = request.into_inner().loglet_id;
-        let Ok(hosted) = self.hosted(loglet) else {
+        let request = request.into_inner();
+        let loglet = request.loglet_id;
+        if request.local {
             use crate::Loglet;
             let local =
                 self.local.get_or_open_async(LogletId(loglet)).await.map_err(|e| Status::unavailable(e.to_string()))?;
@@ -147,7 +150,8 @@ impl LogServer for LogServerService {
                 sealed: tail.sealed,
                 leader_raft_id: 0,
             }));
-        };
+        }
+        let hosted = self.hosted(loglet)?;
         self.host.read_barrier(LogletId(loglet)).await.map_err(|e| self.raft_status(loglet, e))?;
         let leader_raft_id = hosted.status.borrow().leader;
         let state = hosted.state.read().expect("not poisoned");
@@ -226,5 +230,45 @@ impl LogServer for LogServerService {
             Outcome::Refused(reason) => Ok(Response::new(pb::TrimResponse { trim_point: 0, refused: reason })),
             other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use restate_raft::{LocalNetwork, RaftEngine, RaftOptions};
+    use restate_storage::{NodeStorage, StorageOptions};
+
+    fn service(dir: &tempfile::TempDir) -> LogServerService {
+        let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+        let net = LocalNetwork::default();
+        let engine = RaftEngine::start(storage.clone(), 1, net.transport(1), RaftOptions::default());
+        let host = Arc::new(ReplicatedLogletHost::new(engine, Default::default()));
+        LogServerService { host, local: Arc::new(crate::LocalLogletProvider::new(storage)) }
+    }
+
+    /// A node that does not host a replicated loglet yet (just started) must not answer
+    /// a read or a tail as if the loglet were empty: readers would stop at the wrong tail.
+    #[tokio::test]
+    async fn a_replicated_loglet_not_hosted_here_is_unavailable_not_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service(&dir);
+        let read = pb::ReadRequest { loglet_id: 7, from_lsn: 1, max_records: 10, local: false };
+        let refused = service.read(Request::new(read)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert!(refused.message().contains("not hosted"), "{}", refused.message());
+        let refused =
+            service.find_tail(Request::new(pb::FindTailRequest { loglet_id: 7, local: false })).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+
+        // A local loglet of this node (read from another node) is served from storage.
+        let local = service.read(Request::new(pb::ReadRequest { local: true, ..read })).await.unwrap().into_inner();
+        assert_eq!((local.records.len(), local.next_lsn, local.sealed), (0, 1, false));
+        let tail = service
+            .find_tail(Request::new(pb::FindTailRequest { loglet_id: 7, local: true }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((tail.next_lsn, tail.sealed), (1, false));
     }
 }

@@ -1,5 +1,6 @@
 //! The replicated metadata store: one raft group over the metadata-server nodes.
 
+pub mod admin_client;
 mod admin_service;
 mod machine;
 mod server;
