@@ -1,8 +1,10 @@
 //! `example-services`: Restate example services on the real Restate Rust SDK, served over
 //! HTTP/2 (prior knowledge only, as the SDK's server does) for tests of workers and ingress.
 
+mod approval;
 mod counter;
 mod greeter;
+mod signals;
 mod ticket;
 
 use std::io::IsTerminal;
@@ -20,8 +22,10 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
+use crate::approval::{Approval, Approver};
 use crate::counter::Counter;
 use crate::greeter::Greeter;
+use crate::signals::Signals;
 use crate::ticket::{Ticket, RUN_LOG_ENV};
 
 /// Serves the example Restate services on one HTTP/2 endpoint (prior knowledge, no HTTP/1.1).
@@ -30,7 +34,10 @@ use crate::ticket::{Ticket, RUN_LOG_ENV};
 /// Counter/{name}/add and sends Counter/greetings/add), Counter (virtual object;
 /// add(delta) -> new value, get() -> value, state key "count") and Ticket (service;
 /// issue(name) -> id drawn inside ctx.run, issueAndHold(name) the same then a 3 s durable
-/// sleep). Endpoints: GET /discover, POST
+/// sleep), Approval (virtual object; request(what) waits on an awakeable whose id
+/// pending() returns), Approver (service; decide({awakeable, approve, answer}) completes
+/// it) and Signals (service; waitFor(name) awaits a named signal, send({invocation, name,
+/// value}) delivers one). Endpoints: GET /discover, POST
 /// /invoke/{service}/{handler}. Prints one line with the address once it listens
 /// (useful with --port 0). Stops on SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
@@ -65,10 +72,17 @@ async fn main() -> ExitCode {
     };
     let local = listener.local_addr().unwrap_or(addr);
 
-    let endpoint = Endpoint::builder().bind(Greeter).bind(Counter).bind(Ticket { run_log: args.run_log }).build();
+    let endpoint = Endpoint::builder()
+        .bind(Greeter)
+        .bind(Counter)
+        .bind(Ticket { run_log: args.run_log })
+        .bind(Approval)
+        .bind(Approver)
+        .bind(Signals)
+        .build();
 
     // Tests parse this line (the port after the last ':'), keep its shape.
-    println!("example-services listening on {local} (HTTP/2 prior knowledge; services: Greeter, Counter, Ticket)");
+    println!("example-services listening on {local} (HTTP/2 prior knowledge; services: Greeter, Counter, Ticket, Approval, Approver, Signals)");
 
     serve(listener, endpoint).await;
     ExitCode::SUCCESS

@@ -12,11 +12,12 @@ use restate_types::ServiceType;
 use super::command::{Command, InvocationRequest, ResponseSink};
 use super::effect::Effect;
 use super::ids::InvocationId;
-use super::journal::{JournalEntry, NotificationId, CANCEL_SIGNAL_ID};
+use super::journal::{JournalEntry, NotificationId};
 use super::keys;
 use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 use super::outcome::{Failure, InvocationResult};
 use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
+use super::signal::{self, SignalId, SignalResult};
 use super::store::{KvRead, PartitionReads, StoreError};
 use super::transaction::Transaction;
 use restate_service_protocol::protocol::{pb, Message, MessageType};
@@ -61,6 +62,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::Cancel { id, at_ms } => self.cancel(id, *at_ms),
             Command::PurgeIdempotency { older_than_ms } => self.purge(*older_than_ms),
             Command::Attach { id, response } => self.attach_command(id, response),
+            Command::Signal { id, signal, result } => self.signal(id, signal, result),
         }
     }
 
@@ -228,6 +230,20 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                     deliver_at_ms: 0,
                 },
             )?,
+            Message::Other { ty: MessageType::SendSignalCommand, body, .. } => {
+                let Ok(send) = pb::SendSignalCommandMessage::decode(body) else { return Ok(false) };
+                if let Some((target, signal, result)) = signal::from_send_signal(&send) {
+                    self.push_outbox(0, OutboxMessage::Signal { target, signal, result })?;
+                }
+                false
+            }
+            Message::Other { ty: MessageType::CompleteAwakeableCommand, body, .. } => {
+                let Ok(complete) = pb::CompleteAwakeableCommandMessage::decode(body) else { return Ok(false) };
+                if let Some((target, signal, result)) = signal::from_complete_awakeable(&complete) {
+                    self.push_outbox(0, OutboxMessage::Signal { target, signal, result })?;
+                }
+                false
+            }
             Message::OneWayCallCommand(send) => self.call(
                 id,
                 record,
@@ -377,6 +393,19 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         }
     }
 
+    fn signal(&mut self, id: &InvocationId, signal: &SignalId, result: &SignalResult) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if !record.status.is_running() {
+            return ignored(format!("invocation is {}", record.status.name()));
+        }
+        if !self.add_notification(id, &mut record.journal, &JournalEntry::signal(signal, result)) {
+            return ignored(format!("{signal} was delivered before (the first wins)"));
+        }
+        self.resume_if_suspended(id, &mut record);
+        self.put_record(id, &record);
+        Ok(Outcome::Applied)
+    }
+
     fn attach_command(&mut self, id: &InvocationId, response: &ResponseSink) -> Step {
         match self.tx.invocation(id)? {
             Some(record) => {
@@ -509,13 +538,16 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         journal.commands += 1;
     }
 
-    /// Appends a notification unless its completion already has one (or, for CANCEL, the
-    /// signal is already there). Returns whether it was appended.
+    /// Appends a notification unless its completion (or signal) already has one. Returns
+    /// whether it was appended.
     fn add_notification(&mut self, id: &InvocationId, journal: &mut JournalMeta, entry: &JournalEntry) -> bool {
         let notification = entry.notification_id();
         match &notification {
             Some(NotificationId::Completion(completion_id)) if journal.has_completion(*completion_id) => return false,
-            Some(NotificationId::Signal(CANCEL_SIGNAL_ID)) if journal.cancel_signalled => return false,
+            Some(NotificationId::Signal(index)) if journal.has_signal(&SignalId::Index(*index)) => return false,
+            Some(NotificationId::NamedSignal(name)) if journal.has_signal(&SignalId::Name(name.clone())) => {
+                return false
+            }
             _ => {}
         }
         let index = journal.known_entries;
@@ -527,8 +559,9 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 let at = journal.completed_ids.binary_search(&completion_id).unwrap_or_else(|at| at);
                 journal.completed_ids.insert(at, completion_id);
             }
-            Some(NotificationId::Signal(CANCEL_SIGNAL_ID)) => journal.cancel_signalled = true,
-            _ => {}
+            Some(NotificationId::Signal(index)) => journal.add_signal(SignalId::Index(index)),
+            Some(NotificationId::NamedSignal(name)) => journal.add_signal(SignalId::Name(name)),
+            None => {}
         }
         true
     }

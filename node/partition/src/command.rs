@@ -10,6 +10,7 @@ use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
 use super::outcome::{invocation_result, InvocationResult};
+use super::signal::{SignalId, SignalResult};
 
 /// First byte of every encoded envelope. Readers refuse other versions (see
 /// [`EnvelopeError::UnsupportedVersion`]) rather than guess, so a record written by a
@@ -131,6 +132,10 @@ pub enum Command {
     /// purged after its retention). Appended after the invocation's own record by anyone
     /// who saw that record acknowledged, so it never overtakes it.
     Attach { id: InvocationId, response: ResponseSink },
+    /// A signal for invocation `id` (an awakeable's completion, a named signal): appended
+    /// to its journal unless a signal with the same id is there already (the first
+    /// wins); ignored for finished or unknown invocations. Resumes a suspended one.
+    Signal { id: InvocationId, signal: SignalId, result: SignalResult },
 }
 
 impl Command {
@@ -149,7 +154,8 @@ impl Command {
             | Command::CallResult { .. }
             | Command::Kill { .. }
             | Command::Cancel { .. }
-            | Command::Attach { .. } => false,
+            | Command::Attach { .. }
+            | Command::Signal { .. } => false,
         }
     }
 
@@ -168,6 +174,7 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::PurgeIdempotency { .. } => "purge_idempotency",
             Command::Attach { .. } => "attach",
+            Command::Signal { .. } => "signal",
         }
     }
 }

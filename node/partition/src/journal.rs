@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::outcome::{Failure, InvocationResult};
+use super::signal::{SignalId, SignalResult};
 use restate_service_protocol::protocol::{pb, FrameHeader, Message, MessageType, ProtocolVersion, HEADER_LEN};
 
 /// Signal id of the built-in CANCEL signal (`BuiltInSignal.CANCEL`).
@@ -141,12 +142,14 @@ impl JournalEntry {
     }
 
     pub(crate) fn cancel_signal() -> JournalEntry {
+        JournalEntry::signal(&SignalId::Index(CANCEL_SIGNAL_ID), &SignalResult::Void)
+    }
+
+    /// A `SignalNotification` (a signal sent to the invocation, an awakeable's completion).
+    pub(crate) fn signal(signal: &SignalId, result: &SignalResult) -> JournalEntry {
         notification(
             MessageType::SignalNotification,
-            pb::SignalNotificationMessage {
-                signal_id: Some(pb::signal_notification_message::SignalId::Idx(CANCEL_SIGNAL_ID)),
-                result: Some(pb::signal_notification_message::Result::Void(pb::Void {})),
-            },
+            pb::SignalNotificationMessage { signal_id: Some(signal.to_pb()), result: Some(result.to_pb()) },
         )
     }
 

@@ -21,6 +21,7 @@
 //! | `CallResult { id, completion_id, result }` | callee partition's leader | call completion appended; resumes |
 //! | `OutboxDelivered { seq }` | leader (router) | outbox entry removed |
 //! | `Kill { id, at_ms }` / `Cancel { id, at_ms }` | operators (CLI, admin API) | failed with 409 / CANCEL signal appended |
+//! | `Signal { id, signal, result }` | ingress (awakeables), another partition's leader (outbox) | signal notification appended (first of an id wins); resumes |
 //! | `PurgeIdempotency { older_than_ms }` | leader (retention) | old completed invocations and their keys forgotten |
 //!
 //! # Fencing and idempotence
@@ -111,8 +112,8 @@
 //!
 //! # Not supported yet
 //!
-//! Promises, awakeables, signals other than CANCEL, attach/get-output commands and
-//! workflow run-once semantics: their commands are journaled but nothing completes them.
+//! Promises, attach/get-output commands and workflow run-once semantics: their commands
+//! are journaled but nothing completes them.
 
 mod apply;
 mod codec;
@@ -126,6 +127,7 @@ mod outbox;
 mod outcome;
 mod record;
 mod rocksdb_store;
+mod signal;
 mod start;
 mod state_machine;
 pub mod state_snapshot;
@@ -148,6 +150,10 @@ pub use outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 pub use outcome::{Failure, InvocationResult};
 pub use record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
 pub use rocksdb_store::{RocksDbPartitionStore, CF_PARTITION};
+pub use signal::{
+    awakeable_id, parse_awakeable_id, InvalidAwakeableId, SignalId, SignalResult, AWAKEABLE_ID_PREFIX,
+    LEGACY_AWAKEABLE_ID_PREFIX,
+};
 pub use start::{start_request, StartRequest};
 pub use state_machine::{ApplyError, PartitionStateMachine};
 pub use store::{KeyValue, KvRead, PartitionReads, PartitionStore, StoreError, WriteSet};

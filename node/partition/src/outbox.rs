@@ -15,6 +15,7 @@ use restate_types::ServiceType;
 use super::command::{Command, InvocationRequest, ResponseSink, Target};
 use super::ids::InvocationId;
 use super::outcome::{invocation_result, Failure, InvocationResult};
+use super::signal::{SignalId, SignalResult};
 
 /// One message waiting to be routed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,9 @@ pub enum OutboxMessage {
         #[serde(with = "invocation_result")]
         result: InvocationResult,
     },
+    /// A signal for another invocation (`SendSignalCommand`, `CompleteAwakeableCommand`):
+    /// becomes [`Command::Signal`] in the target's partition.
+    Signal { target: InvocationId, signal: SignalId, result: SignalResult },
 }
 
 impl OutboxMessage {
@@ -51,6 +55,7 @@ impl OutboxMessage {
         match self {
             OutboxMessage::Invoke(invocation) => invocation.id.partition_key(),
             OutboxMessage::CallResult { caller, .. } => caller.partition_key(),
+            OutboxMessage::Signal { target, .. } => target.partition_key(),
         }
     }
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{ResponseSink, Target};
 use super::ids::InvocationId;
+use super::journal::CANCEL_SIGNAL_ID;
 use super::outcome::{invocation_result, InvocationResult};
+use super::signal::SignalId;
 
 /// The leader the log announced last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,11 +79,30 @@ pub struct JournalMeta {
     pub last_notification_index: Option<u32>,
     /// Whether the CANCEL signal is in the journal.
     pub cancel_signalled: bool,
+    /// Every other signal in the journal, in arrival order (a second one with the same
+    /// id is dropped: the first completion of an awakeable wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<SignalId>,
 }
 
 impl JournalMeta {
     pub fn has_completion(&self, completion_id: u32) -> bool {
         self.completed_ids.binary_search(&completion_id).is_ok()
+    }
+
+    pub fn has_signal(&self, signal: &SignalId) -> bool {
+        match signal {
+            SignalId::Index(CANCEL_SIGNAL_ID) => self.cancel_signalled,
+            other => self.signals.contains(other),
+        }
+    }
+
+    /// Records that `signal` is in the journal.
+    pub fn add_signal(&mut self, signal: SignalId) {
+        match signal {
+            SignalId::Index(CANCEL_SIGNAL_ID) => self.cancel_signalled = true,
+            other => self.signals.push(other),
+        }
     }
 }
 

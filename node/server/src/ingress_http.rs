@@ -155,6 +155,42 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
                 Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
             }
         }
+        IngressRequest::CompleteAwakeable { awakeable_id, resolve } => {
+            complete_awakeable(&ingress, &awakeable_id, resolve, body).await
+        }
+    }
+}
+
+/// `POST /restate/awakeables/{id}/resolve|reject`: 202 once the owning invocation's
+/// partition has it (or already had a completion: the first wins), 404 when the
+/// invocation is unknown or purged, 400 for a malformed id. Waits (bounded) for a
+/// partition leader during a fail-over, as calls do.
+async fn complete_awakeable(ingress: &Ingress, awakeable_id: &str, resolve: bool, body: Bytes) -> Response {
+    let (id, index) = match partition::parse_awakeable_id(awakeable_id) {
+        Ok(parsed) => parsed,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+    };
+    let result = if resolve {
+        partition::SignalResult::Value(body)
+    } else {
+        let message = String::from_utf8_lossy(&body).trim().to_owned();
+        let message = if message.is_empty() { "rejected".to_owned() } else { message };
+        partition::SignalResult::Failure(Failure::new(500, message))
+    };
+    let signal = partition::SignalId::Index(index);
+    let found = crate::invocations::on_leader(&ingress.metadata, &id, |mut client, partition| {
+        let request = crate::invocations::notify_to_wire(partition, &id, &signal, &result);
+        async move { client.notify(request).await }
+    })
+    .await;
+    match found.map(crate::invocations::lookup_from_wire) {
+        Ok(InvocationLookup::NotFound) => answer(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("awakeable {awakeable_id}: its invocation {id} is unknown (never started, or purged after its retention)"),
+        ),
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
     }
 }
 

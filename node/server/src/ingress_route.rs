@@ -30,6 +30,12 @@ pub(crate) enum IngressRequest {
     Output {
         invocation_id: String,
     },
+    /// `POST /restate/awakeables/{id}/resolve|reject` (also `/restate/a/...`): the body is
+    /// the value, or the failure's message.
+    CompleteAwakeable {
+        awakeable_id: String,
+        resolve: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +70,14 @@ pub(crate) fn route(method: &Method, path: &str, schema: &Schema) -> Result<Ingr
             expect(method, Method::GET, path)?;
             Ok(IngressRequest::Output { invocation_id: (*id).to_owned() })
         }
+        ["restate", "awakeables" | "a", id, action @ ("resolve" | "reject")] => {
+            expect(method, Method::POST, path)?;
+            Ok(IngressRequest::CompleteAwakeable { awakeable_id: (*id).to_owned(), resolve: *action == "resolve" })
+        }
+        ["restate", "awakeables" | "a", ..] => Err(refuse(
+            StatusCode::NOT_FOUND,
+            format!("unknown ingress path '{path}': complete an awakeable with POST /restate/awakeables/{{id}}/resolve or /reject"),
+        )),
         ["restate", ..] => Err(refuse(StatusCode::NOT_FOUND, format!("unknown ingress path '{path}'"))),
         [] => Err(refuse(
             StatusCode::NOT_FOUND,
@@ -186,6 +200,24 @@ mod tests {
             route(&Method::GET, "/restate/invocation/inv_1/attach", &s),
             Ok(IngressRequest::Attach { invocation_id: "inv_1".into() })
         );
+    }
+
+    #[test]
+    fn awakeable_completions_are_routed() {
+        let s = schema();
+        assert_eq!(
+            route(&Method::POST, "/restate/awakeables/sign_1abc/resolve", &s),
+            Ok(IngressRequest::CompleteAwakeable { awakeable_id: "sign_1abc".into(), resolve: true })
+        );
+        assert_eq!(
+            route(&Method::POST, "/restate/a/prom_1abc/reject", &s),
+            Ok(IngressRequest::CompleteAwakeable { awakeable_id: "prom_1abc".into(), resolve: false })
+        );
+        let refusal = route(&Method::GET, "/restate/awakeables/sign_1abc/resolve", &s).unwrap_err();
+        assert_eq!(refusal.status, StatusCode::METHOD_NOT_ALLOWED);
+        let refusal = route(&Method::POST, "/restate/awakeables/sign_1abc/complete", &s).unwrap_err();
+        assert_eq!(refusal.status, StatusCode::NOT_FOUND);
+        assert!(refusal.message.contains("/resolve or /reject"), "{}", refusal.message);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::routing_metadata::RoutingMetadata;
 use crate::running_roles::RunningRoles;
 use bytes::Bytes;
-use restate_partition::{Failure, InvocationId, InvocationRequest, InvocationResult};
+use restate_partition::{Failure, InvocationId, InvocationRequest, InvocationResult, SignalId, SignalResult};
 use restate_proto::worker::{self as pb, worker_client::WorkerClient};
 use restate_types::{Backoff, PartitionId};
 use restate_worker::processor::{InvocationLookup, Signal, Worker, WorkerError};
@@ -49,6 +49,14 @@ impl pb::worker_server::Worker for WorkerService {
         let reference = pb::InvocationRef { partition_id: r.partition_id, invocation_id: r.invocation_id };
         let (worker, partition, id) = self.target(reference)?;
         Ok(Response::new(lookup_to_wire(worker.signal(partition, id, signal).await.map_err(unavailable)?)))
+    }
+
+    async fn notify(&self, request: Request<pb::NotifyRequest>) -> Result<Response<pb::LookupResponse>, Status> {
+        let r = request.into_inner();
+        let (signal, result) = notify_from_wire(&r)?;
+        let reference = pb::InvocationRef { partition_id: r.partition_id, invocation_id: r.invocation_id };
+        let (worker, partition, id) = self.target(reference)?;
+        Ok(Response::new(lookup_to_wire(worker.notify(partition, id, signal, result).await.map_err(unavailable)?)))
     }
 
     async fn list_invocations(
@@ -100,6 +108,44 @@ impl WorkerService {
             r.invocation_id.parse().map_err(|e| Status::invalid_argument(format!("invocation id: {e}")))?;
         Ok((worker, PartitionId(r.partition_id as u16), id))
     }
+}
+
+/// The wire form of a signal for [`pb::worker_server::Worker::notify`].
+pub(crate) fn notify_to_wire(
+    partition: PartitionId,
+    id: &InvocationId,
+    signal: &SignalId,
+    result: &SignalResult,
+) -> pb::NotifyRequest {
+    pb::NotifyRequest {
+        partition_id: partition.0 as u32,
+        invocation_id: id.to_string(),
+        signal: Some(match signal {
+            SignalId::Index(index) => pb::notify_request::Signal::SignalIndex(*index),
+            SignalId::Name(name) => pb::notify_request::Signal::SignalName(name.clone()),
+        }),
+        result: Some(match result {
+            SignalResult::Void => pb::notify_request::Result::Void(true),
+            SignalResult::Value(value) => pb::notify_request::Result::Value(value.to_vec()),
+            SignalResult::Failure(f) => {
+                pb::notify_request::Result::Failure(pb::Failure { code: f.code, message: f.message.clone() })
+            }
+        }),
+    }
+}
+
+fn notify_from_wire(r: &pb::NotifyRequest) -> Result<(SignalId, SignalResult), Status> {
+    let signal = match &r.signal {
+        Some(pb::notify_request::Signal::SignalIndex(index)) => SignalId::Index(*index),
+        Some(pb::notify_request::Signal::SignalName(name)) => SignalId::Name(name.clone()),
+        None => return Err(Status::invalid_argument("NotifyRequest names no signal (signal_index or signal_name)")),
+    };
+    let result = match &r.result {
+        None | Some(pb::notify_request::Result::Void(_)) => SignalResult::Void,
+        Some(pb::notify_request::Result::Value(value)) => SignalResult::Value(Bytes::copy_from_slice(value)),
+        Some(pb::notify_request::Result::Failure(f)) => SignalResult::Failure(Failure::new(f.code, f.message.clone())),
+    };
+    Ok((signal, result))
 }
 
 /// Worker errors are all "ask again, maybe elsewhere": UNAVAILABLE.

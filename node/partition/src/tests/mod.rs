@@ -6,6 +6,7 @@ mod idempotency;
 mod journal;
 mod locking;
 mod replay;
+mod signals;
 
 use bytes::Bytes;
 use restate_types::{Lsn, PartitionId, ServiceType};

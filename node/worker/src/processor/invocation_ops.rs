@@ -13,6 +13,7 @@ use restate_types::{Lsn, PartitionId};
 use super::worker::{Worker, WorkerError};
 use restate_partition::{
     Command, InvocationId, InvocationRecord, InvocationResult, InvocationStatus, PartitionReads, RocksDbPartitionStore,
+    SignalId, SignalResult,
 };
 
 /// How long a read waits for the leader to apply its log up to the tail.
@@ -97,6 +98,24 @@ impl Worker {
             };
             let handle = self.leader_handle(partition)?;
             self.append_external(&handle, command).await?;
+        }
+        Ok(found)
+    }
+
+    /// Delivers `signal` with `result` to `id` (an awakeable's completion, a named signal)
+    /// if it is still running: the first delivery of a signal id wins, later ones change
+    /// nothing. Answers what the partition knew of `id` before.
+    pub async fn notify(
+        &self,
+        partition: PartitionId,
+        id: InvocationId,
+        signal: SignalId,
+        result: SignalResult,
+    ) -> Result<InvocationLookup, WorkerError> {
+        let found = self.lookup(partition, id).await?;
+        if let InvocationLookup::Running { .. } = found {
+            let handle = self.leader_handle(partition)?;
+            self.append_external(&handle, Command::Signal { id, signal, result }).await?;
         }
         Ok(found)
     }

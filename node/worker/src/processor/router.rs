@@ -78,6 +78,9 @@ async fn try_deliver(
         OutboxMessage::CallResult { caller, completion_id, result } => {
             Some(Command::CallResult { id: *caller, completion_id: *completion_id, result: result.clone() })
         }
+        OutboxMessage::Signal { target, signal, result } => {
+            Some(Command::Signal { id: *target, signal: signal.clone(), result: result.clone() })
+        }
     };
     if let Some(command) = command {
         ctx.bifrost.append(log, vec![Envelope::external(command).encode()]).await.map_err(|e| e.to_string())?;
