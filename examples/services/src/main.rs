@@ -5,6 +5,7 @@ mod approval;
 mod counter;
 mod greeter;
 mod signals;
+mod signup;
 mod ticket;
 
 use std::io::IsTerminal;
@@ -26,6 +27,7 @@ use crate::approval::{Approval, Approver};
 use crate::counter::Counter;
 use crate::greeter::Greeter;
 use crate::signals::Signals;
+use crate::signup::Signup;
 use crate::ticket::{Ticket, RUN_LOG_ENV};
 
 /// Serves the example Restate services on one HTTP/2 endpoint (prior knowledge, no HTTP/1.1).
@@ -37,7 +39,8 @@ use crate::ticket::{Ticket, RUN_LOG_ENV};
 /// sleep), Approval (virtual object; request(what) waits on an awakeable whose id
 /// pending() returns), Approver (service; decide({awakeable, approve, answer}) completes
 /// it) and Signals (service; waitFor(name) awaits a named signal, send({invocation, name,
-/// value}) delivers one). Endpoints: GET /discover, POST
+/// value}) delivers one) and Signup (workflow; run(email) waits on the promise that click(link)
+/// completes; link() peeks it, status() reads state). Endpoints: GET /discover, POST
 /// /invoke/{service}/{handler}. Prints one line with the address once it listens
 /// (useful with --port 0). Stops on SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
@@ -75,14 +78,15 @@ async fn main() -> ExitCode {
     let endpoint = Endpoint::builder()
         .bind(Greeter)
         .bind(Counter)
-        .bind(Ticket { run_log: args.run_log })
+        .bind(Ticket { run_log: args.run_log.clone() })
+        .bind(Signup { run_log: args.run_log })
         .bind(Approval)
         .bind(Approver)
         .bind(Signals)
         .build();
 
     // Tests parse this line (the port after the last ':'), keep its shape.
-    println!("example-services listening on {local} (HTTP/2 prior knowledge; services: Greeter, Counter, Ticket, Approval, Approver, Signals)");
+    println!("example-services listening on {local} (HTTP/2 prior knowledge; services: Greeter, Counter, Ticket, Approval, Approver, Signals, Signup)");
 
     serve(listener, endpoint).await;
     ExitCode::SUCCESS

@@ -16,6 +16,7 @@ use super::journal::{JournalEntry, NotificationId};
 use super::keys;
 use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 use super::outcome::{Failure, InvocationResult};
+use super::promise::{self, PromiseState, PromiseWaiter};
 use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
 use super::signal::{self, SignalId, SignalResult};
 use super::store::{KvRead, PartitionReads, StoreError};
@@ -244,6 +245,46 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 }
                 false
             }
+            Message::Other { ty: MessageType::GetPromiseCommand, body, .. } => {
+                let Ok(get) = pb::GetPromiseCommandMessage::decode(body) else { return Ok(false) };
+                let completion_id = get.result_completion_id;
+                let Some((service, key)) = &object else {
+                    let failure = Err(promise::outside_workflow(&get.key));
+                    let notification = JournalEntry::get_promise_completion(completion_id, &failure);
+                    return Ok(self.add_notification(id, &mut record.journal, &notification));
+                };
+                match self.tx.promise(service, key, &get.key)? {
+                    Some(PromiseState::Completed(result)) => {
+                        let notification = JournalEntry::get_promise_completion(completion_id, &result);
+                        self.add_notification(id, &mut record.journal, &notification)
+                    }
+                    pending => {
+                        let mut waiters = match pending {
+                            Some(PromiseState::Pending { waiters }) => waiters,
+                            _ => Vec::new(),
+                        };
+                        waiters.push(PromiseWaiter { id: *id, completion_id });
+                        self.tx.put(keys::promise(service, key, &get.key), to_json(&PromiseState::Pending { waiters }));
+                        false
+                    }
+                }
+            }
+            Message::Other { ty: MessageType::PeekPromiseCommand, body, .. } => {
+                let Ok(peek) = pb::PeekPromiseCommandMessage::decode(body) else { return Ok(false) };
+                let result = match &object {
+                    Some((service, key)) => match self.tx.promise(service, key, &peek.key)? {
+                        Some(PromiseState::Completed(result)) => Some(result),
+                        _ => None,
+                    },
+                    None => Some(Err(promise::outside_workflow(&peek.key))),
+                };
+                let notification = JournalEntry::peek_promise_completion(peek.result_completion_id, result.as_ref());
+                self.add_notification(id, &mut record.journal, &notification)
+            }
+            Message::Other { ty: MessageType::CompletePromiseCommand, body, .. } => {
+                let Ok(complete) = pb::CompletePromiseCommandMessage::decode(body) else { return Ok(false) };
+                self.complete_promise(id, record, object.as_ref(), &complete)?
+            }
             Message::OneWayCallCommand(send) => self.call(
                 id,
                 record,
@@ -262,6 +303,53 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             )?,
             _ => false,
         })
+    }
+
+    /// `CompletePromiseCommand`: the first completion of a promise wins; it is delivered
+    /// to every waiting `GetPromiseCommand` (resuming their invocations) and the completer
+    /// gets void. A later completion gets a 409 failure. Returns whether `id`'s own
+    /// journal got a notification.
+    fn complete_promise(
+        &mut self,
+        id: &InvocationId,
+        record: &mut InvocationRecord,
+        object: Option<&(String, String)>,
+        complete: &pb::CompletePromiseCommandMessage,
+    ) -> Result<bool, StoreError> {
+        let completion_id = complete.result_completion_id;
+        let (Some((service, key)), Some(result)) = (object, promise::completion_of(complete)) else {
+            let failure = match object {
+                None => promise::outside_workflow(&complete.key),
+                Some(_) => Failure::new(400, format!("promise '{}': the completion carries no value", complete.key)),
+            };
+            let notification = JournalEntry::complete_promise_completion(completion_id, Some(&failure));
+            return Ok(self.add_notification(id, &mut record.journal, &notification));
+        };
+        let waiters = match self.tx.promise(service, key, &complete.key)? {
+            Some(PromiseState::Completed(_)) => {
+                let refused = promise::already_completed(&complete.key);
+                let notification = JournalEntry::complete_promise_completion(completion_id, Some(&refused));
+                return Ok(self.add_notification(id, &mut record.journal, &notification));
+            }
+            Some(PromiseState::Pending { waiters }) => waiters,
+            None => Vec::new(),
+        };
+        self.tx.put(keys::promise(service, key, &complete.key), to_json(&PromiseState::Completed(result.clone())));
+        let mut notified = false;
+        for waiter in waiters {
+            let notification = JournalEntry::get_promise_completion(waiter.completion_id, &result);
+            if waiter.id == *id {
+                notified |= self.add_notification(id, &mut record.journal, &notification);
+                continue;
+            }
+            let Some(mut other) = self.tx.invocation(&waiter.id)? else { continue };
+            if other.status.is_running() && self.add_notification(&waiter.id, &mut other.journal, &notification) {
+                self.resume_if_suspended(&waiter.id, &mut other);
+                self.put_record(&waiter.id, &other);
+            }
+        }
+        let notification = JournalEntry::complete_promise_completion(completion_id, None);
+        Ok(self.add_notification(id, &mut record.journal, &notification) || notified)
     }
 
     /// A call or one-way call: the callee's id (derived from the caller and the command's
@@ -428,6 +516,14 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 continue;
             }
             self.tx.delete(keys::invocation(&id));
+            // A workflow's state and promises live as long as its run's result.
+            if let Some((service, key)) = record.target.object().filter(|_| is_workflow_run(&record.target)) {
+                for prefix in [keys::state_prefix(service, key), keys::promise_prefix(service, key)] {
+                    for (k, _) in self.tx.scan_prefix(&prefix)? {
+                        self.tx.delete(k);
+                    }
+                }
+            }
             if let Some(idempotency_key) = &record.idempotency_key {
                 let key = IdempotencyKey::for_target(&record.target, idempotency_key);
                 if self.tx.invocation_by_idempotency(&key)? == Some(id) {
@@ -589,6 +685,11 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             self.tx.delete(keys::running(id));
         }
     }
+}
+
+/// A workflow's run handler (its exclusive handler; the others are shared).
+fn is_workflow_run(target: &super::command::Target) -> bool {
+    target.kind == ServiceType::Workflow && !target.handler_shared
 }
 
 /// The fields of `CallCommand` and `OneWayCallCommand` the runtime uses.

@@ -62,6 +62,14 @@ impl InvocationId {
         InvocationId { partition_key, uuid }
     }
 
+    /// The id of workflow `service`'s run for `key`: the same for every submission, so a
+    /// repeated submission joins the existing run (a workflow's run handler runs once per
+    /// key, until its result is purged after the retention).
+    pub fn for_workflow_run(service: &str, key: &str) -> InvocationId {
+        let uuid = InvocationId::derive_uuid(&[b"workflow-run", service.as_bytes(), key.as_bytes()]);
+        InvocationId { partition_key: partition_key(service, key), uuid }
+    }
+
     /// A uuid derived from `parts` (deterministic), for ids minted while applying a record.
     pub fn derive_uuid(parts: &[&[u8]]) -> [u8; 16] {
         let high = stable_hash_seeded(0x7265_7374_6174_6531, parts);

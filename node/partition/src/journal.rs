@@ -153,6 +153,47 @@ impl JournalEntry {
         )
     }
 
+    /// `GetPromiseCompletionNotification`: the promise's value or failure.
+    pub(crate) fn get_promise_completion(completion_id: u32, result: &InvocationResult) -> JournalEntry {
+        use pb::get_promise_completion_notification_message::Result as R;
+        let result = match result {
+            Ok(content) => R::Value(pb::Value { content: content.clone() }),
+            Err(failure) => R::Failure(failure.to_pb()),
+        };
+        notification(
+            MessageType::GetPromiseCompletionNotification,
+            pb::GetPromiseCompletionNotificationMessage { completion_id, result: Some(result) },
+        )
+    }
+
+    /// `PeekPromiseCompletionNotification`: the promise's value or failure, void if pending.
+    pub(crate) fn peek_promise_completion(completion_id: u32, result: Option<&InvocationResult>) -> JournalEntry {
+        use pb::peek_promise_completion_notification_message::Result as R;
+        let result = match result {
+            None => R::Void(pb::Void {}),
+            Some(Ok(content)) => R::Value(pb::Value { content: content.clone() }),
+            Some(Err(failure)) => R::Failure(failure.to_pb()),
+        };
+        notification(
+            MessageType::PeekPromiseCompletionNotification,
+            pb::PeekPromiseCompletionNotificationMessage { completion_id, result: Some(result) },
+        )
+    }
+
+    /// `CompletePromiseCompletionNotification`: void when this completion won, else the
+    /// failure.
+    pub(crate) fn complete_promise_completion(completion_id: u32, refused: Option<&Failure>) -> JournalEntry {
+        use pb::complete_promise_completion_notification_message::Result as R;
+        let result = match refused {
+            None => R::Void(pb::Void {}),
+            Some(failure) => R::Failure(failure.to_pb()),
+        };
+        notification(
+            MessageType::CompletePromiseCompletionNotification,
+            pb::CompletePromiseCompletionNotificationMessage { completion_id, result: Some(result) },
+        )
+    }
+
     /// The message type, `None` for ids the protocol does not define.
     pub fn message_type(&self) -> Option<MessageType> {
         MessageType::from_id(self.ty)

@@ -11,6 +11,7 @@
 //! | `x` id | empty: the invocation is running (`Invoked` or `Suspended`) |
 //! | `j` id index(u32) | journal entry (`type u16, flags u16, body`) |
 //! | `s` service key state-key | user state value (raw) |
+//! | `p` service key name | [`PromiseState`](super::promise::PromiseState) of a workflow's promise (JSON) |
 //! | `l` service key | id of the invocation holding the key's exclusive lock |
 //! | `q` service key seq(u64) | id of an invocation waiting in the key's inbox |
 //! | `d` service handler key? idempotency-key | id of the invocation that owns it |
@@ -36,6 +37,7 @@ pub const IDEMPOTENCY: u8 = b'd';
 pub const TIMER: u8 = b't';
 pub const OUTBOX: u8 = b'o';
 pub const RETENTION: u8 = b'r';
+pub const PROMISE: u8 = b'p';
 
 struct KeyBuilder(Vec<u8>);
 
@@ -91,6 +93,14 @@ pub fn state_prefix(service: &str, key: &str) -> Vec<u8> {
 
 pub fn state(service: &str, key: &str, state_key: &[u8]) -> Vec<u8> {
     KeyBuilder::new(STATE).str(service).str(key).raw(state_key).build()
+}
+
+pub fn promise_prefix(service: &str, key: &str) -> Vec<u8> {
+    KeyBuilder::new(PROMISE).str(service).str(key).build()
+}
+
+pub fn promise(service: &str, key: &str, name: &str) -> Vec<u8> {
+    KeyBuilder::new(PROMISE).str(service).str(key).str(name).build()
 }
 
 pub fn lock(service: &str, key: &str) -> Vec<u8> {

@@ -63,6 +63,11 @@
 //! - **Timers** `(id, completion id) -> due` from `SleepCommand`s.
 //! - **Outbox**: calls and one-way calls for other invocations (`Invoke` in the callee's
 //!   partition) and results for calling invocations (`CallResult` in the caller's).
+//! - **Promises** of workflows `(service, key, name) -> PromiseState` (pending with the
+//!   `GetPromiseCommand`s waiting, or completed): `CompletePromiseCommand` completes one
+//!   once and wakes its waiters, `PeekPromiseCommand` answers at once. A workflow's run has
+//!   one id per key ([`InvocationId::for_workflow_run`]), so submitting it again joins the
+//!   first run; purging the run's result also forgets the workflow's state and promises.
 //! - The **applied LSN** and the **current leader epoch**.
 //!
 //! # Invocation lifecycle (what the leader does with [`Effect`]s)
@@ -112,8 +117,8 @@
 //!
 //! # Not supported yet
 //!
-//! Promises, attach/get-output commands and workflow run-once semantics: their commands
-//! are journaled but nothing completes them.
+//! `AttachInvocationCommand` and `GetInvocationOutputCommand` are journaled but nothing
+//! completes them yet.
 
 mod apply;
 mod codec;
@@ -125,6 +130,7 @@ mod keys;
 mod memory_store;
 mod outbox;
 mod outcome;
+mod promise;
 mod record;
 mod rocksdb_store;
 mod signal;
@@ -148,6 +154,7 @@ pub use journal::{JournalEntry, JournalEntryError, NotificationId, CANCEL_SIGNAL
 pub use memory_store::MemoryPartitionStore;
 pub use outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 pub use outcome::{Failure, InvocationResult};
+pub use promise::{PromiseState, PromiseWaiter};
 pub use record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
 pub use rocksdb_store::{RocksDbPartitionStore, CF_PARTITION};
 pub use signal::{

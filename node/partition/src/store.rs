@@ -17,6 +17,7 @@ use super::ids::InvocationId;
 use super::journal::JournalEntry;
 use super::keys;
 use super::outbox::OutboxEntry;
+use super::promise::PromiseState;
 use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, LeaderEpoch, Timer};
 
 /// Why a store read or write failed.
@@ -181,6 +182,11 @@ pub trait PartitionReads: KvRead {
     /// One user-state entry.
     fn state_value(&self, service: &str, key: &str, state_key: &[u8]) -> Result<Option<Bytes>, StoreError> {
         Ok(self.get(&keys::state(service, key, state_key))?.map(Bytes::from))
+    }
+
+    /// A workflow's promise `name` (`None`: never read nor completed).
+    fn promise(&self, service: &str, key: &str, name: &str) -> Result<Option<PromiseState>, StoreError> {
+        self.get_json("promise", &keys::promise(service, key, name))
     }
 
     /// The invocation holding the exclusive lock of `(service, key)`.

@@ -105,8 +105,20 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
                 .filter(|(name, _)| !name.as_str().starts_with("content-") && *name != http::header::HOST)
                 .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
                 .collect();
+            let workflow_run = target.ty == restate_metadata::objects::ServiceType::Workflow
+                && target.handler_ty.or(target.ty.default_handler_type()) == Some(HandlerType::Workflow);
             let request = invocation_request(target, body, headers, idempotency_key);
             let id = request.id;
+            if send && workflow_run {
+                match lookup(&ingress, &id).await {
+                    Ok(InvocationLookup::NotFound) => {}
+                    Ok(_) => {
+                        let answer = json!({ "invocationId": id.to_string(), "status": "PreviouslyAccepted" });
+                        return (StatusCode::ACCEPTED, Json(answer)).into_response();
+                    }
+                    Err(reason) => return answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
+                }
+            }
             match crate::invocations::submit(&ingress.metadata, &ingress.worker, request, !send).await {
                 Ok(None) => {
                     (StatusCode::ACCEPTED, Json(json!({ "invocationId": id.to_string(), "status": "Accepted" })))
@@ -121,43 +133,62 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
                 Ok(id) => id,
                 Err(refusal) => return *refusal,
             };
-            let attached = crate::invocations::on_leader(&ingress.metadata, &id, |mut client, partition| {
-                let reference = pb::InvocationRef { partition_id: partition.0 as u32, invocation_id: id.to_string() };
-                async move { client.attach(reference).await }
-            })
-            .await;
-            match attached.map(crate::invocations::from_wire) {
-                Ok(Some(result)) => result_response(result),
-                Ok(None) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the leader gave no result".into()),
-                Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
-            }
+            attach(&ingress, id).await
         }
         IngressRequest::Output { invocation_id } => {
             let id = match parse_id(&invocation_id) {
                 Ok(id) => id,
                 Err(refusal) => return *refusal,
             };
-            let found = crate::invocations::on_leader(&ingress.metadata, &id, |mut client, partition| {
-                let reference = pb::InvocationRef { partition_id: partition.0 as u32, invocation_id: id.to_string() };
-                async move { client.lookup(reference).await }
-            })
-            .await;
-            match found.map(crate::invocations::lookup_from_wire) {
-                Ok(InvocationLookup::Completed(result)) => result_response(result),
-                Ok(InvocationLookup::Running { status }) => answer(
-                    NOT_READY,
-                    "not_ready",
-                    format!("invocation {id} has not completed yet (status: {status}); GET .../attach waits for it"),
-                ),
-                Ok(InvocationLookup::NotFound) => {
-                    answer(StatusCode::NOT_FOUND, "not_found", Failure::not_found(&id).message)
-                }
-                Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
-            }
+            output(&ingress, id).await
+        }
+        IngressRequest::WorkflowAttach { workflow, key } => {
+            attach(&ingress, InvocationId::for_workflow_run(&workflow, &key)).await
+        }
+        IngressRequest::WorkflowOutput { workflow, key } => {
+            output(&ingress, InvocationId::for_workflow_run(&workflow, &key)).await
         }
         IngressRequest::CompleteAwakeable { awakeable_id, resolve } => {
             complete_awakeable(&ingress, &awakeable_id, resolve, body).await
         }
+    }
+}
+
+/// An invocation's state now, from its partition's leader.
+async fn lookup(ingress: &Ingress, id: &InvocationId) -> Result<InvocationLookup, String> {
+    let found = crate::invocations::on_leader(&ingress.metadata, id, |mut client, partition| {
+        let reference = pb::InvocationRef { partition_id: partition.0 as u32, invocation_id: id.to_string() };
+        async move { client.lookup(reference).await }
+    })
+    .await;
+    found.map(crate::invocations::lookup_from_wire)
+}
+
+/// `.../attach`: waits for the invocation's result (404 when it is unknown).
+async fn attach(ingress: &Ingress, id: InvocationId) -> Response {
+    let attached = crate::invocations::on_leader(&ingress.metadata, &id, |mut client, partition| {
+        let reference = pb::InvocationRef { partition_id: partition.0 as u32, invocation_id: id.to_string() };
+        async move { client.attach(reference).await }
+    })
+    .await;
+    match attached.map(crate::invocations::from_wire) {
+        Ok(Some(result)) => result_response(result),
+        Ok(None) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the leader gave no result".into()),
+        Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
+    }
+}
+
+/// `.../output`: the result if the invocation completed, 470 while it runs, 404 unknown.
+async fn output(ingress: &Ingress, id: InvocationId) -> Response {
+    match lookup(ingress, &id).await {
+        Ok(InvocationLookup::Completed(result)) => result_response(result),
+        Ok(InvocationLookup::Running { status }) => answer(
+            NOT_READY,
+            "not_ready",
+            format!("invocation {id} has not completed yet (status: {status}); GET .../attach waits for it"),
+        ),
+        Ok(InvocationLookup::NotFound) => answer(StatusCode::NOT_FOUND, "not_found", Failure::not_found(&id).message),
+        Err(reason) => answer(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason),
     }
 }
 
@@ -230,6 +261,8 @@ fn invocation_request(
     headers: Vec<(String, String)>,
     idempotency_key: Option<String>,
 ) -> InvocationRequest {
+    let workflow_run = target.ty == restate_metadata::objects::ServiceType::Workflow
+        && target.handler_ty.or(target.ty.default_handler_type()) == Some(HandlerType::Workflow);
     let uuid = match &idempotency_key {
         Some(k) => InvocationId::derive_uuid(&[
             target.service.as_bytes(),
@@ -239,13 +272,17 @@ fn invocation_request(
         ]),
         None => rand::random(),
     };
-    let id = InvocationId::for_target(
-        &target.service,
-        &target.handler,
-        target.key.as_deref(),
-        idempotency_key.as_deref(),
-        uuid,
-    );
+    let id = match (workflow_run, &target.key) {
+        // One run per workflow key: a second submission joins the first (see `submit_invocation`).
+        (true, Some(key)) => InvocationId::for_workflow_run(&target.service, key),
+        _ => InvocationId::for_target(
+            &target.service,
+            &target.handler,
+            target.key.as_deref(),
+            idempotency_key.as_deref(),
+            uuid,
+        ),
+    };
     InvocationRequest {
         id,
         target: partition::Target {

@@ -30,6 +30,16 @@ pub(crate) enum IngressRequest {
     Output {
         invocation_id: String,
     },
+    /// `GET /restate/workflow/{name}/{key}/attach`: waits for the workflow's run result.
+    WorkflowAttach {
+        workflow: String,
+        key: String,
+    },
+    /// `GET /restate/workflow/{name}/{key}/output`: the run's result if it completed.
+    WorkflowOutput {
+        workflow: String,
+        key: String,
+    },
     /// `POST /restate/awakeables/{id}/resolve|reject` (also `/restate/a/...`): the body is
     /// the value, or the failure's message.
     CompleteAwakeable {
@@ -69,6 +79,23 @@ pub(crate) fn route(method: &Method, path: &str, schema: &Schema) -> Result<Ingr
         ["restate", "invocation", id, "output"] => {
             expect(method, Method::GET, path)?;
             Ok(IngressRequest::Output { invocation_id: (*id).to_owned() })
+        }
+        ["restate", "workflow", workflow, key, action @ ("attach" | "output")] => {
+            expect(method, Method::GET, path)?;
+            let (workflow, key) = ((*workflow).to_owned(), (*key).to_owned());
+            let is_workflow = schema.services.get(&workflow).map(|s| s.ty);
+            if is_workflow != Some(ServiceType::Workflow) {
+                let what = match is_workflow {
+                    Some(ty) => format!("'{workflow}' is a {}, not a workflow", ty.as_str()),
+                    None => format!("workflow '{workflow}' not found: no deployment registered for it"),
+                };
+                return Err(refuse(StatusCode::NOT_FOUND, what));
+            }
+            Ok(if *action == "attach" {
+                IngressRequest::WorkflowAttach { workflow, key }
+            } else {
+                IngressRequest::WorkflowOutput { workflow, key }
+            })
         }
         ["restate", "awakeables" | "a", id, action @ ("resolve" | "reject")] => {
             expect(method, Method::POST, path)?;

@@ -5,6 +5,7 @@ mod calls;
 mod idempotency;
 mod journal;
 mod locking;
+mod promises;
 mod replay;
 mod signals;
 

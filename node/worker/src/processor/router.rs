@@ -9,7 +9,7 @@ use restate_metadata::objects::{HandlerType, PartitionTable, Schema};
 use restate_types::{Backoff, PartitionId, Version};
 
 use super::context::{ProcessorHandle, WorkerContext};
-use restate_partition::{partition_for, Command, Envelope, Failure, OutboxEntry, OutboxMessage};
+use restate_partition::{partition_for, Command, Envelope, Failure, InvocationId, OutboxEntry, OutboxMessage};
 
 pub(crate) async fn deliver(ctx: &Arc<WorkerContext>, handle: &Arc<ProcessorHandle>, epoch: u64, entry: OutboxEntry) {
     let wait = entry.deliver_at_ms.saturating_sub(super::now_ms());
@@ -57,7 +57,12 @@ async fn try_deliver(
                 let schema = schema?;
                 let service = schema.0.services.get(&outbound.service)?;
                 let handler = service.handlers.iter().find(|h| h.name == outbound.handler)?;
-                Some((service.ty, handler.ty == Some(HandlerType::Shared)))
+                let handler_type = handler.ty.or(service.ty.default_handler_type());
+                Some((
+                    service.ty,
+                    handler_type == Some(HandlerType::Shared),
+                    handler_type == Some(HandlerType::Workflow),
+                ))
             };
             // A target unknown to the view may have been registered a moment ago: the
             // store decides before the call is rejected.
@@ -66,8 +71,13 @@ async fn try_deliver(
                 None => target_in(ctx.metadata.refresh::<Schema>().await.map_err(|e| e.to_string())?),
             };
             match target {
-                Some((kind, shared)) => {
-                    Some(Command::Invoke(outbound.clone().into_request(kind, shared, super::now_ms())))
+                Some((kind, shared, workflow_run)) => {
+                    let mut request = outbound.clone().into_request(kind, shared, super::now_ms());
+                    // A workflow's run has one id per key: a second submission joins the first.
+                    if let (true, Some(key)) = (workflow_run, &request.target.key) {
+                        request.id = InvocationId::for_workflow_run(&request.target.service, key);
+                    }
+                    Some(Command::Invoke(request))
                 }
                 None => outbound.rejection(Failure::new(
                     404,
