@@ -11,7 +11,10 @@ use crate::{bin, CtlOutput, TestDir};
 /// Bound on `example-services` printing its listen line.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 
-/// A running `example-services` (Greeter, Counter, Ticket) on a free loopback port, killed
+/// The services `example-services` serves, by name.
+pub const EXAMPLE_SERVICES: [&str; 7] = ["Approval", "Approver", "Counter", "Greeter", "Signals", "Signup", "Ticket"];
+
+/// A running `example-services` (see [`EXAMPLE_SERVICES`]) on a free loopback port, killed
 /// on drop. Its stderr goes to `<test dir>/example-services.log`, printed when a test fails.
 pub struct ExampleServices {
     child: Child,
@@ -116,4 +119,22 @@ pub fn three_workers_with_services(dir: &TestDir, cluster: &str) -> (Vec<crate::
     let services = ExampleServices::start(dir);
     restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes"]).ok();
     (nodes, services)
+}
+
+/// The index in `nodes` of the node that leads the partition of invocation `id` (asked
+/// of `nodes[0]`: the invocation listing for the partition, the processors for the leader).
+pub fn leader_of_invocation(nodes: &[crate::ServerProcess], id: &str) -> usize {
+    let listed = restate(&admin_url(&nodes[0]), &["invocations", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(listed.ok()).expect("invocations list --json is JSON");
+    let entry = listed["invocations"].as_array().and_then(|all| all.iter().find(|i| i["id"] == id)).cloned();
+    let partition = entry.unwrap_or_else(|| panic!("{id} not listed: {listed:#}"))["partition_id"].as_u64().unwrap();
+    let processors = crate::partition_processors(&nodes[0]);
+    let leader = processors
+        .iter()
+        .find(|p| p["partition_id"] == partition && p["mode"] == "leader")
+        .unwrap_or_else(|| panic!("no leader of partition {partition}: {processors:#?}"))["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    nodes.iter().position(|n| n.name == leader).unwrap_or_else(|| panic!("leader {leader} is not among the nodes"))
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{admin_url, restate, three_workers_with_services, ExampleServices};
+use restate_e2e::services::{admin_url, leader_of_invocation, restate, three_workers_with_services, ExampleServices};
 use restate_e2e::*;
 use serde_json::Value;
 
@@ -58,18 +58,7 @@ fn an_awakeable_resolved_through_another_node_across_a_leader_kill() {
     let awakeable = pending_awakeable(nodes[0].ports.ingress, "order-1");
     assert!(awakeable.starts_with("sign_1"), "{awakeable}");
 
-    let listed = json(restate(&admin_url(&nodes[0]), &["invocations", "list", "--json"]).ok());
-    let entry = listed["invocations"].as_array().unwrap().iter().find(|i| i["id"] == id.as_str()).cloned();
-    let partition = entry.unwrap_or_else(|| panic!("{id} not listed: {listed:#}"))["partition_id"].as_u64().unwrap();
-    let processors = partition_processors(&nodes[0]);
-    let leader = processors
-        .iter()
-        .find(|p| p["partition_id"] == partition && p["mode"] == "leader")
-        .unwrap_or_else(|| panic!("no leader of partition {partition}: {processors:#?}"))["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let victim = nodes.iter().position(|n| n.name == leader).unwrap();
+    let victim = leader_of_invocation(&nodes, &id);
     nodes[victim].kill();
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use restate_e2e::services::{admin_url, restate, ExampleServices};
+use restate_e2e::services::{admin_url, restate, ExampleServices, EXAMPLE_SERVICES};
 use restate_e2e::*;
 use serde_json::Value;
 
@@ -48,7 +48,7 @@ fn register_list_and_register_again_on_one_node() {
     let id = list[0]["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("dp_"), "{id}");
     assert_eq!(list[0]["uri"], services.uri.as_str());
-    assert_eq!(names(&list[0]["services"]), ["Counter", "Greeter", "Ticket"]);
+    assert_eq!(names(&list[0]["services"]), EXAMPLE_SERVICES);
 
     let listed = restate(&admin, &["services", "list", "--json"]).json();
     let by_name = |name: &str| -> Value {
@@ -188,7 +188,9 @@ fn a_registration_through_one_node_is_visible_through_every_node() {
             let listed = answer.as_ref().filter(|(status, _)| *status == 200).map(|(_, body)| json(body));
             if let Some(listed) = &listed {
                 let services = listed["services"].as_array().unwrap();
-                if services.len() == 3 && services.iter().all(|s| s["deployment_id"] == id.as_str()) {
+                if services.len() == EXAMPLE_SERVICES.len()
+                    && services.iter().all(|s| s["deployment_id"] == id.as_str())
+                {
                     break;
                 }
             }

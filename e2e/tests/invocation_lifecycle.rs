@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{admin_url, restate, three_workers_with_services, ExampleServices};
+use restate_e2e::services::{admin_url, leader_of_invocation, restate, three_workers_with_services, ExampleServices};
 use restate_e2e::*;
 use serde_json::Value;
 
@@ -236,17 +236,7 @@ fn ctx_run_happens_once_across_a_leader_kill() {
     wait_until("the ticket to be drawn", Duration::from_secs(60), || !runs(&dir, "lottery-").is_empty());
 
     // The leader of the invocation's partition.
-    let listed = json(restate(&admin_url(&nodes[0]), &["invocations", "list", "--json"]).ok());
-    let partition = invocation(&listed, &id)["partition_id"].as_u64().unwrap();
-    let processors = partition_processors(&nodes[0]);
-    let leader = processors
-        .iter()
-        .find(|p| p["partition_id"] == partition && p["mode"] == "leader")
-        .unwrap_or_else(|| panic!("no leader of partition {partition}: {processors:#?}"))["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let victim = nodes.iter().position(|n| n.name == leader).unwrap();
+    let victim = leader_of_invocation(&nodes, &id);
     nodes[victim].kill();
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
 

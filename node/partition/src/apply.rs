@@ -517,7 +517,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             }
             self.tx.delete(keys::invocation(&id));
             // A workflow's state and promises live as long as its run's result.
-            if let Some((service, key)) = record.target.object().filter(|_| is_workflow_run(&record.target)) {
+            if let Some((service, key)) = record.target.object().filter(|_| record.target.is_workflow_run()) {
                 for prefix in [keys::state_prefix(service, key), keys::promise_prefix(service, key)] {
                     for (k, _) in self.tx.scan_prefix(&prefix)? {
                         self.tx.delete(k);
@@ -685,11 +685,6 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             self.tx.delete(keys::running(id));
         }
     }
-}
-
-/// A workflow's run handler (its exclusive handler; the others are shared).
-fn is_workflow_run(target: &super::command::Target) -> bool {
-    target.kind == ServiceType::Workflow && !target.handler_shared
 }
 
 /// The fields of `CallCommand` and `OneWayCallCommand` the runtime uses.

@@ -219,6 +219,11 @@ impl Target {
         self.kind != ServiceType::Service && !self.handler_shared
     }
 
+    /// A workflow's run handler (a workflow's exclusive handler; the others are shared).
+    pub fn is_workflow_run(&self) -> bool {
+        self.kind == ServiceType::Workflow && !self.handler_shared
+    }
+
     /// `(service, key)` of a keyed target (virtual object or workflow with a key).
     pub fn object(&self) -> Option<(&str, &str)> {
         match (&self.kind, &self.key) {

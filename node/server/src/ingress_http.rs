@@ -105,8 +105,7 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
                 .filter(|(name, _)| !name.as_str().starts_with("content-") && *name != http::header::HOST)
                 .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
                 .collect();
-            let workflow_run = target.ty == restate_metadata::objects::ServiceType::Workflow
-                && target.handler_ty.or(target.ty.default_handler_type()) == Some(HandlerType::Workflow);
+            let workflow_run = target.is_workflow_run();
             let request = invocation_request(target, body, headers, idempotency_key);
             let id = request.id;
             if send && workflow_run {
@@ -261,8 +260,7 @@ fn invocation_request(
     headers: Vec<(String, String)>,
     idempotency_key: Option<String>,
 ) -> InvocationRequest {
-    let workflow_run = target.ty == restate_metadata::objects::ServiceType::Workflow
-        && target.handler_ty.or(target.ty.default_handler_type()) == Some(HandlerType::Workflow);
+    let workflow_run = target.is_workflow_run();
     let uuid = match &idempotency_key {
         Some(k) => InvocationId::derive_uuid(&[
             target.service.as_bytes(),

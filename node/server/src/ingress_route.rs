@@ -16,6 +16,14 @@ pub(crate) struct Target {
     pub handler_ty: Option<HandlerType>,
 }
 
+impl Target {
+    /// A workflow's run handler: one run per key.
+    pub fn is_workflow_run(&self) -> bool {
+        self.ty == ServiceType::Workflow
+            && self.handler_ty.or(self.ty.default_handler_type()) == Some(HandlerType::Workflow)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum IngressRequest {
     Health,
