@@ -84,7 +84,8 @@ fn register_list_and_register_again_on_one_node() {
     assert_eq!((status, body["id"].as_str()), (200, Some(id.as_str())), "{body:#}");
     let (status, body) = admin_request(&node, "GET", &format!("/deployments/{id}"), "");
     assert_eq!(status, 200);
-    assert_eq!(body["services"][0]["handlers"][0]["name"], "add");
+    let counter = body["services"].as_array().unwrap().iter().find(|s| s["name"] == "Counter").cloned();
+    assert_eq!(counter.unwrap_or_else(|| panic!("no Counter: {body:#}"))["handlers"][0]["name"], "add");
     let (status, body) = admin_request(&node, "GET", "/services/Greeter", "");
     assert_eq!((status, body["ty"].as_str()), (200, Some("SERVICE")));
 
