@@ -73,6 +73,7 @@ fn build_partition(storage: &NodeStorage, target_bytes: u64) -> u64 {
             idempotency_key: None,
             response: ResponseSink::None,
             submitted_at_ms: i,
+            invoke_at_ms: 0,
         };
         machine.apply(Lsn(i), &Envelope::external(Command::Invoke(request))).expect("apply");
     }

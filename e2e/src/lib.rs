@@ -75,6 +75,38 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
+/// The metadata servers `node` lists (`restatectl metadata-server list-servers --json`);
+/// empty while it cannot tell.
+pub fn metadata_servers(node: &ServerProcess) -> Vec<serde_json::Value> {
+    let out = node.ctl(&["metadata-server", "list-servers", "--json"]);
+    if out.code != 0 {
+        return Vec::new();
+    }
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["servers"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Waits (60 s) until every metadata server `node` lists is a member, exactly one leads,
+/// and each counts `voters` voters; returns the listing.
+pub fn wait_for_metadata_voters(node: &ServerProcess, voters: usize) -> Vec<serde_json::Value> {
+    let mut last = Vec::new();
+    let settled = |servers: &[serde_json::Value]| {
+        let members = servers.iter().filter(|s| s["status"] == "member").count();
+        let leaders = servers.iter().filter(|s| s["is_leader"] == true).count();
+        let all_voters = servers.iter().all(|s| {
+            s["members"].as_array().is_some_and(|m| m.iter().filter(|m| m["voter"] == true).count() == voters)
+        });
+        members == voters && leaders == 1 && all_voters
+    };
+    wait_until(&format!("the metadata servers to settle on {voters} voters"), Duration::from_secs(60), || {
+        last = metadata_servers(node);
+        settled(&last)
+    });
+    last
+}
+
 /// Set (to anything) to keep every test's directory, passed or not.
 pub const KEEP_ENV: &str = "RESTATE_E2E_KEEP_DIRS";
 

@@ -191,6 +191,8 @@ fn another_admin_node_takes_over_the_controller_lease_when_its_holder_dies() {
         node.start_and_wait_healthy();
     }
     wait_for_alive_nodes(&nodes[0], 3);
+    // Every node votes before the holder goes silent: two voters of three keep a quorum.
+    wait_for_metadata_voters(&nodes[0], 3);
     let controller = |node: &ServerProcess| -> Option<(String, u64)> {
         let v: serde_json::Value = serde_json::from_str(&node.ctl(&["status", "--json"]).stdout).ok()?;
         Some((v["cluster_controller"].as_str()?.to_owned(), v["cluster_controller_term"].as_u64()?))

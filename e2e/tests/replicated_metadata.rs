@@ -11,33 +11,6 @@ fn three_nodes(dir: &TestDir) -> Vec<ServerProcess> {
     replicated_cluster(dir, "replicated", &["n1", "n2", "n3"], &[])
 }
 
-fn servers(node: &ServerProcess) -> Vec<serde_json::Value> {
-    let out = node.ctl(&["metadata-server", "list-servers", "--json"]);
-    if out.code != 0 {
-        return Vec::new();
-    }
-    serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["servers"].as_array().cloned().unwrap_or_default()
-}
-
-/// Waits until every listed server is a member and exactly one is leader with `voters` voters.
-fn wait_for_members(node: &ServerProcess, voters: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Vec::new();
-    while Instant::now() < deadline {
-        last = servers(node);
-        let members = last.iter().filter(|s| s["status"] == "member").count();
-        let leaders = last.iter().filter(|s| s["is_leader"] == true).count();
-        let all_voters = last.iter().all(|s| {
-            s["members"].as_array().is_some_and(|m| m.iter().filter(|m| m["voter"] == true).count() == voters)
-        });
-        if members == voters && leaders == 1 && all_voters {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("metadata servers never settled on {voters} voters: {last:#?}");
-}
-
 #[test]
 fn three_members_survive_the_loss_of_the_leader() {
     let dir = TestDir::new("replicated");
@@ -50,7 +23,7 @@ fn three_members_survive_the_loss_of_the_leader() {
         let other = wait_for_alive_nodes(node, 3);
         assert_eq!(other["cluster_fingerprint"], view["cluster_fingerprint"], "every node shows the same cluster");
     }
-    let servers = wait_for_members(&nodes[0], 3);
+    let servers = wait_for_metadata_voters(&nodes[0], 3);
 
     nodes[1].ctl(&["metadata", "put", "--key", "k", "--value", "before"]).ok();
     let leader_name = servers.iter().find(|s| s["is_leader"] == true).unwrap()["name"].as_str().unwrap().to_owned();
@@ -79,7 +52,7 @@ fn three_members_survive_the_loss_of_the_leader() {
     nodes[leader].start_and_wait_healthy();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let s = wait_for_members(&nodes[survivor], 3);
+        let s = wait_for_metadata_voters(&nodes[survivor], 3);
         let applied: Vec<u64> = s.iter().map(|s| s["applied"].as_u64().unwrap()).collect();
         if applied.iter().all(|a| *a == applied[0]) {
             break;
@@ -127,7 +100,7 @@ fn a_local_store_migrates_to_replicated_on_restart_with_every_key_and_version() 
             assert_eq!(&got, expected, "key {key} changed in the migration");
         }
     }
-    let servers = wait_for_members(&node, 1);
+    let servers = wait_for_metadata_voters(&node, 1);
     assert_eq!(servers[0]["status"], "member");
 }
 
@@ -144,7 +117,7 @@ fn a_wiped_member_rejoins_as_a_new_incarnation_and_the_last_member_stays() {
     }
     let status_before = wait_for_alive_nodes(&nodes[0], 3);
     let n3_before = status_before["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "n3").unwrap().clone();
-    let before = wait_for_members(&nodes[0], 3);
+    let before = wait_for_metadata_voters(&nodes[0], 3);
     let old_raft_id = raft_id_of(&before, "n3");
 
     // Wipe n3's data and bring it back under the same name.
@@ -153,7 +126,7 @@ fn a_wiped_member_rejoins_as_a_new_incarnation_and_the_last_member_stays() {
     nodes[2].start_and_wait_healthy();
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
-        let servers = wait_for_members(&nodes[0], 3);
+        let servers = wait_for_metadata_voters(&nodes[0], 3);
         if raft_id_of(&servers, "n3") != old_raft_id {
             break servers;
         }
@@ -210,7 +183,7 @@ fn a_node_of_another_cluster_never_joins_the_replicated_store() {
     let status = stranger.wait_exit(Duration::from_secs(60));
     assert_eq!(status.code(), Some(1), "{}", stranger.log());
     assert!(stranger.log().contains("never joins a cluster of another name"), "{}", stranger.log());
-    let servers = wait_for_members(&nodes[0], 1);
+    let servers = wait_for_metadata_voters(&nodes[0], 1);
     assert_eq!(servers.len(), 1);
 }
 
@@ -225,7 +198,7 @@ fn a_node_without_auto_join_becomes_a_member_by_add_node() {
     wait_for_alive_nodes(&nodes[0], 3);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = servers(&nodes[0]);
+        let s = metadata_servers(&nodes[0]);
         let n3 = s.iter().find(|s| s["name"] == "n3").cloned().unwrap_or_default();
         let voters = s.iter().find(|s| s["is_leader"] == true).and_then(|l| l["members"].as_array().map(|m| m.len()));
         if n3["status"] == "not-member" && voters == Some(2) {
@@ -235,7 +208,7 @@ fn a_node_without_auto_join_becomes_a_member_by_add_node() {
         std::thread::sleep(Duration::from_millis(200));
     }
     nodes[0].ctl(&["metadata-server", "add-node", "--node", "n3", "--yes"]).ok();
-    wait_for_members(&nodes[0], 3);
+    wait_for_metadata_voters(&nodes[0], 3);
     let text = nodes[0].ctl(&["metadata-server", "list-servers"]);
     assert!(text.ok().contains("LOG-LENGTH"), "{}", text.stdout);
 }

@@ -14,6 +14,7 @@
 //! inject variables like `RESTATE_PORT` that this program does not own. Unknown keys in the
 //! file are errors.
 
+mod duration;
 mod env;
 mod errors;
 mod load;
@@ -25,6 +26,7 @@ mod sources;
 #[cfg(test)]
 mod load_tests;
 
+pub use duration::parse_duration;
 pub use env::{env_sources_from_process, env_var_for_key, key_for_env_var, CONFIG_FILE_ENV_VAR, ENV_PREFIX};
 pub use errors::{ConfigErrors, ConfigProblem};
 pub use load::{load, Loaded};

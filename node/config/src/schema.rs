@@ -4,6 +4,7 @@
 //! canonical TOML value that `Config`'s serde deserialization accepts, or into a message
 //! naming what was expected and what was found.
 
+use crate::duration::parse_duration_ms;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
@@ -302,29 +303,6 @@ impl Kind {
     fn list<'v>(&self, value: &'v Value) -> Result<&'v [Value], String> {
         value.as_array().map(Vec::as_slice).ok_or_else(|| self.mismatch(value))
     }
-}
-
-/// Parses "50ms", "2s", "1.5 s", "1m" into milliseconds.
-pub(crate) fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("cannot parse '{text}' as a duration like \"50ms\" or \"2s\""))?;
-    let factor = match unit.trim() {
-        "ms" => 1.0,
-        "s" => 1000.0,
-        "m" | "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        "" => {
-            return Err(format!(
-                "duration '{text}' needs a unit: ms, s, m, h or d (or give an integer of milliseconds)"
-            ))
-        }
-        other => return Err(format!("unknown duration unit '{other}' in '{text}'; use ms, s, m, h or d")),
-    };
-    Ok((number * factor).round() as u64)
 }
 
 /// A value as a message shows it: its TOML type and, for scalars, the value itself.

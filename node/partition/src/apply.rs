@@ -12,7 +12,7 @@ use restate_types::ServiceType;
 use super::command::{Command, InvocationRequest, ResponseSink};
 use super::effect::Effect;
 use super::ids::InvocationId;
-use super::journal::{JournalEntry, NotificationId};
+use super::journal::{JournalEntry, NotificationId, START_TIMER};
 use super::keys;
 use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 use super::outcome::{Failure, InvocationResult};
@@ -106,6 +106,20 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         if let Some(idempotency_key) = &idempotency_key {
             self.tx.put(keys::idempotency(idempotency_key), id.to_bytes().to_vec());
         }
+        if request.invoke_at_ms > 0 {
+            record.status = InvocationStatus::Scheduled { due_ms: request.invoke_at_ms };
+            self.tx.put(keys::timer(&id, START_TIMER), request.invoke_at_ms.to_be_bytes().to_vec());
+            self.effects.push(Effect::ScheduleTimer { due_ms: request.invoke_at_ms, id, completion_id: START_TIMER });
+        } else {
+            self.start(id, &mut record)?;
+        }
+        self.put_record(&id, &record);
+        Ok(Outcome::Applied)
+    }
+
+    /// Starts a new (or scheduled, now due) invocation: `Invoked`, or `Inboxed` behind
+    /// its key's lock.
+    fn start(&mut self, id: InvocationId, record: &mut InvocationRecord) -> Result<(), StoreError> {
         match record.target.object().filter(|_| record.target.is_exclusive()) {
             Some((service, key)) if self.tx.lock_holder(service, key)?.is_some() => {
                 let seq = self.take_seq()?;
@@ -114,12 +128,15 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             }
             Some((service, key)) => {
                 self.tx.put(keys::lock(service, key), id.to_bytes().to_vec());
+                record.status = InvocationStatus::Invoked;
                 self.effects.push(Effect::Invoke { id });
             }
-            None => self.effects.push(Effect::Invoke { id }),
+            None => {
+                record.status = InvocationStatus::Invoked;
+                self.effects.push(Effect::Invoke { id });
+            }
         }
-        self.put_record(&id, &record);
-        Ok(Outcome::Applied)
+        Ok(())
     }
 
     /// Appends a round's entries and applies what the commands mean for state, timers
@@ -228,7 +245,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                     idempotency_key: call.idempotency_key,
                     id_notification: call.invocation_id_notification_idx,
                     response: ResponseSink::Caller { invocation_id: *id, completion_id: call.result_completion_id },
-                    deliver_at_ms: 0,
+                    invoke_at_ms: 0,
                 },
             )?,
             Message::Other { ty: MessageType::SendSignalCommand, body, .. } => {
@@ -298,7 +315,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                     idempotency_key: send.idempotency_key,
                     id_notification: send.invocation_id_notification_idx,
                     response: ResponseSink::None,
-                    deliver_at_ms: send.invoke_time,
+                    invoke_at_ms: send.invoke_time,
                 },
             )?,
             _ => false,
@@ -382,8 +399,10 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             headers: call.headers.into_iter().map(|h| (h.key, h.value)).collect(),
             idempotency_key,
             response: call.response,
+            invoke_at_ms: call.invoke_at_ms,
         };
-        self.push_outbox(call.deliver_at_ms, OutboxMessage::Invoke(outbound))?;
+        // Sent at once: a delayed call waits `Scheduled` in the callee's partition.
+        self.push_outbox(0, OutboxMessage::Invoke(outbound))?;
         Ok(notified)
     }
 
@@ -419,6 +438,14 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         }
         self.tx.delete(timer);
         let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if completion_id == START_TIMER {
+            if !matches!(record.status, InvocationStatus::Scheduled { .. }) {
+                return ignored(format!("invocation is {}, not scheduled", record.status.name()));
+            }
+            self.start(*id, &mut record)?;
+            self.put_record(id, &record);
+            return Ok(Outcome::Applied);
+        }
         if record.status.is_running()
             && self.add_notification(id, &mut record.journal, &JournalEntry::sleep_completion(completion_id))
         {
@@ -466,7 +493,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
         match record.status {
             InvocationStatus::Completed { .. } => ignored("invocation is completed"),
-            InvocationStatus::Inboxed { .. } => {
+            InvocationStatus::Scheduled { .. } | InvocationStatus::Inboxed { .. } => {
                 self.complete(id, record, Err(Failure::cancelled()), at_ms)?;
                 Ok(Outcome::Applied)
             }
@@ -697,5 +724,5 @@ struct Call {
     idempotency_key: Option<String>,
     id_notification: u32,
     response: ResponseSink,
-    deliver_at_ms: u64,
+    invoke_at_ms: u64,
 }

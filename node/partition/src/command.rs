@@ -196,6 +196,15 @@ pub struct InvocationRequest {
     /// Proposer's wall clock; informational, and the completion time of a request refused
     /// at apply time.
     pub submitted_at_ms: u64,
+    /// Start not before this time (ms since the UNIX epoch; 0 = at once): the invocation
+    /// is `Scheduled` until the leader's timer starts it (`/send?delay=`, a delayed
+    /// one-way call).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invoke_at_ms: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// The handler an invocation runs, with what the state machine needs from the schema.
@@ -307,6 +316,7 @@ mod tests {
             idempotency_key: Some("idem".into()),
             response: ResponseSink::Ingress { request_id: "r1".into() },
             submitted_at_ms: 1000,
+            invoke_at_ms: 0,
         }
     }
 

@@ -14,6 +14,10 @@ use restate_service_protocol::protocol::{pb, FrameHeader, Message, MessageType, 
 /// Signal id of the built-in CANCEL signal (`BuiltInSignal.CANCEL`).
 pub const CANCEL_SIGNAL_ID: u32 = 1;
 
+/// The completion id of the timer that starts a `Scheduled` invocation (SDKs number
+/// their completions from 1 upwards and never reach it).
+pub const START_TIMER: u32 = u32::MAX;
+
 /// One journal entry: the frame's type id, header flags and protobuf body, unchanged.
 ///
 /// Only commands (`0x0400..0x8000`, custom `0xFC00..`) and notifications

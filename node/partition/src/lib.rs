@@ -47,7 +47,8 @@
 //! # State (per partition)
 //!
 //! - **Invocations** ([`InvocationRecord`]): target, idempotency key, response sinks and
-//!   status: `Inboxed` (waiting for its key's lock), `Invoked` (the leader runs it),
+//!   status: `Scheduled` (submitted with a delay; a timer with completion id
+//!   [`START_TIMER`] starts it), `Inboxed` (waiting for its key's lock), `Invoked` (the leader runs it),
 //!   `Suspended` (waiting for a notification), `Completed { result, completed_at_ms }`.
 //! - **Journals**: per invocation, the entries in order as the SDK sent them
 //!   ([`JournalEntry`]: frame type, flags, body), starting with the `InputCommand` the
@@ -150,7 +151,7 @@ pub use ids::{
     partition_for, partition_key, partition_key_range, stable_hash, InvalidInvocationId, InvocationId,
     INVOCATION_ID_LEN, INVOCATION_ID_PREFIX,
 };
-pub use journal::{JournalEntry, JournalEntryError, NotificationId, CANCEL_SIGNAL_ID};
+pub use journal::{JournalEntry, JournalEntryError, NotificationId, CANCEL_SIGNAL_ID, START_TIMER};
 pub use memory_store::MemoryPartitionStore;
 pub use outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 pub use outcome::{Failure, InvocationResult};

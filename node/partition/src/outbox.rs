@@ -22,8 +22,9 @@ use super::signal::{SignalId, SignalResult};
 pub struct OutboxEntry {
     /// Position in this partition's outbox (ascending in log order).
     pub seq: u64,
-    /// Deliver not before this time (ms since the UNIX epoch; 0 = at once). Set by a
-    /// delayed one-way call (`OneWayCallCommand.invoke_time`).
+    /// Deliver not before this time (ms since the UNIX epoch; 0 = at once). Entries
+    /// written before delayed calls became `Scheduled` invocations in the callee's
+    /// partition carry a delayed one-way call's `invoke_time` here.
     pub deliver_at_ms: u64,
     pub message: OutboxMessage,
 }
@@ -78,6 +79,14 @@ pub struct OutboundInvocation {
     pub idempotency_key: Option<String>,
     /// `Caller` for calls, `None` for one-way calls.
     pub response: ResponseSink,
+    /// A delayed one-way call's start time (`OneWayCallCommand.invoke_time`, ms since the
+    /// UNIX epoch; 0 = at once): the callee's partition holds it `Scheduled` until then.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invoke_at_ms: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl OutboundInvocation {
@@ -91,6 +100,7 @@ impl OutboundInvocation {
             idempotency_key: self.idempotency_key,
             response: self.response,
             submitted_at_ms,
+            invoke_at_ms: self.invoke_at_ms,
         }
     }
 

@@ -34,6 +34,9 @@ pub struct InvocationRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvocationStatus {
+    /// Submitted with a delay: starts at `due_ms` (ms since the UNIX epoch), when the
+    /// leader's timer appends `TimerFired { id, completion_id: START_TIMER }`.
+    Scheduled { due_ms: u64 },
     /// Waiting in its key's inbox for the exclusive lock; `seq` orders the inbox.
     Inboxed { seq: u64 },
     /// Running (or to be run) by the leader's invoker.
@@ -49,9 +52,10 @@ pub enum InvocationStatus {
 }
 
 impl InvocationStatus {
-    /// Short name for listings: `inboxed`, `invoked`, `suspended`, `completed`.
+    /// Short name for listings: `scheduled`, `inboxed`, `invoked`, `suspended`, `completed`.
     pub fn name(&self) -> &'static str {
         match self {
+            InvocationStatus::Scheduled { .. } => "scheduled",
             InvocationStatus::Inboxed { .. } => "inboxed",
             InvocationStatus::Invoked => "invoked",
             InvocationStatus::Suspended => "suspended",

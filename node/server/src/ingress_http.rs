@@ -105,8 +105,12 @@ async fn handle(State(ingress): State<Ingress>, request: Request) -> Response {
                 .filter(|(name, _)| !name.as_str().starts_with("content-") && *name != http::header::HOST)
                 .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
                 .collect();
+            let delay = match send_delay(parts.uri.query(), send) {
+                Ok(delay) => delay,
+                Err(reason) => return answer(StatusCode::BAD_REQUEST, "bad_request", reason),
+            };
             let workflow_run = target.is_workflow_run();
-            let request = invocation_request(target, body, headers, idempotency_key);
+            let request = invocation_request(target, body, headers, idempotency_key, delay);
             let id = request.id;
             if send && workflow_run {
                 match lookup(&ingress, &id).await {
@@ -224,6 +228,24 @@ async fn complete_awakeable(ingress: &Ingress, awakeable_id: &str, resolve: bool
     }
 }
 
+/// The `delay` query parameter of a `/send` (`?delay=10s`, `500ms`, `1.5m`, `2h`, or ISO
+/// 8601 `PT10S`): the invocation starts that much later. Refused on calls (a call waits
+/// for its result) and when it does not parse.
+fn send_delay(query: Option<&str>, send: bool) -> Result<Option<std::time::Duration>, String> {
+    let Some(raw) = query.into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix("delay=")) else {
+        return Ok(None);
+    };
+    let text = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    if !send {
+        return Err(format!(
+            "delay={text}: only /send accepts a delay (a call waits for its result); use .../send?delay={text}"
+        ));
+    }
+    restate_config::parse_duration(&text)
+        .map(Some)
+        .map_err(|e| format!("delay={text}: {e} (for example ?delay=10s, 500ms, 5m, PT10S)"))
+}
+
 /// Restate's status for `/output` of an invocation that has not completed yet.
 const NOT_READY: StatusCode = match StatusCode::from_u16(470) {
     Ok(status) => status,
@@ -259,7 +281,9 @@ fn invocation_request(
     input: Bytes,
     headers: Vec<(String, String)>,
     idempotency_key: Option<String>,
+    delay: Option<std::time::Duration>,
 ) -> InvocationRequest {
+    let now_ms = restate_worker::processor::now_ms();
     let workflow_run = target.is_workflow_run();
     let uuid = match &idempotency_key {
         Some(k) => InvocationId::derive_uuid(&[
@@ -294,6 +318,7 @@ fn invocation_request(
         headers,
         idempotency_key,
         response: ResponseSink::None,
-        submitted_at_ms: restate_worker::processor::now_ms(),
+        submitted_at_ms: now_ms,
+        invoke_at_ms: delay.map_or(0, |delay| now_ms.saturating_add(delay.as_millis() as u64)),
     }
 }

@@ -179,6 +179,7 @@ pub(crate) fn lookup_from_wire(r: pb::LookupResponse) -> InvocationLookup {
 
 fn status_name(status: &str) -> &'static str {
     match status {
+        "scheduled" => "scheduled",
         "inboxed" => "inboxed",
         "invoked" => "invoked",
         "suspended" => "suspended",

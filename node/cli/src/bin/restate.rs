@@ -46,7 +46,7 @@ enum InvocationsCmd {
     #[command(visible_alias = "ls")]
     List {
         /// Only invocations with this status.
-        #[arg(long, value_parser = ["inboxed", "invoked", "suspended", "completed"])]
+        #[arg(long, value_parser = ["scheduled", "inboxed", "invoked", "suspended", "completed"])]
         status: Option<String>,
         /// At most this many.
         #[arg(long)]

@@ -66,8 +66,9 @@ fn one_way_calls_keep_their_delay_and_expect_no_answer() {
     p.invoke(caller.clone());
     let effects = p.journal(caller.id, vec![one_way_call("Greeter", "greet", 1, 90_000)]);
     let [entry] = sent(&effects).try_into().expect("one outbox entry");
-    assert_eq!(entry.deliver_at_ms, 90_000);
+    assert_eq!(entry.deliver_at_ms, 0, "routed at once; the callee's partition holds it scheduled");
     let OutboxMessage::Invoke(outbound) = entry.message else { panic!("expected an outbound invocation") };
+    assert_eq!(outbound.invoke_at_ms, 90_000);
     assert_eq!(outbound.key, None);
     assert_eq!(outbound.response, ResponseSink::None);
     assert_eq!(outbound.rejection(Failure::new(404, "no service Greeter")), None, "nobody to tell");

@@ -7,6 +7,7 @@ mod journal;
 mod locking;
 mod promises;
 mod replay;
+mod scheduled;
 mod signals;
 
 use bytes::Bytes;
@@ -94,6 +95,7 @@ pub fn object_request(n: u8, key: &str, handler: &str, shared: bool) -> Invocati
         idempotency_key: None,
         response: ingress(n),
         submitted_at_ms: 100,
+        invoke_at_ms: 0,
     }
 }
 
@@ -113,6 +115,7 @@ pub fn service_request(n: u8) -> InvocationRequest {
         idempotency_key: None,
         response: ingress(n),
         submitted_at_ms: 100,
+        invoke_at_ms: 0,
     }
 }
 

@@ -19,6 +19,7 @@ fn workflow_request(n: u8, handler: &str, shared: bool) -> InvocationRequest {
         idempotency_key: None,
         response: ingress(n),
         submitted_at_ms: 100,
+        invoke_at_ms: 0,
     }
 }
 

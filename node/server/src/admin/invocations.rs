@@ -25,7 +25,7 @@ use super::error::ApiError;
 use crate::invocations::{list_all, lookup_from_wire, on_leader};
 use crate::routing_metadata::RoutingMetadata;
 
-const STATUSES: [&str; 4] = ["inboxed", "invoked", "suspended", "completed"];
+const STATUSES: [&str; 5] = ["scheduled", "inboxed", "invoked", "suspended", "completed"];
 
 pub(crate) fn router(metadata: Arc<RoutingMetadata>) -> Router {
     Router::new()
