@@ -29,8 +29,11 @@ layers:
 unit:
 	$(CARGO) test --workspace --exclude restate-e2e
 
-## Multi-process tests: one at a time so two clusters never fight for the cores.
+## Multi-process tests: one at a time so two clusters never fight for the cores. The
+## Python example services' virtualenv (PyPI restate-sdk, hypercorn) is installed first,
+## outside the checkout (scripts/python-services/install.sh).
 e2e-local: build
+	scripts/python-services/install.sh >/dev/null
 	$(CARGO) test -p restate-e2e -- --test-threads=1
 
 ## Containers and Kubernetes: the loopback suite, the Docker Compose drills, then the operator

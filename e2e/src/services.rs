@@ -1,7 +1,9 @@
-//! Service deployments for e2e tests: the `example-services` binary (real restate-sdk
-//! services) on a free port, and the `restate` CLI.
+//! Service deployments for e2e tests: the `example-services` binary (real Rust
+//! restate-sdk services) and the Python example services (hypercorn) on free ports, and
+//! the `restate` CLI.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -73,6 +75,53 @@ impl ExampleServices {
 }
 
 impl Drop for ExampleServices {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python example services (examples/python-services/app.py, PyPI `restate-sdk`)
+/// served by hypercorn on a free loopback port, killed on drop. The virtualenv comes from
+/// `scripts/python-services/install.sh` (run by `make e2e-local` and `.ci/run`); its
+/// output goes to `<test dir>/python-services.log`.
+pub struct PythonServices {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub uri: String,
+}
+
+impl PythonServices {
+    pub fn start(dir: &TestDir) -> PythonServices {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf();
+        let venv = std::env::var_os("RESTATE_PYTHON_VENV").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/restate-cluster/python-services-venv")
+        });
+        let hypercorn = venv.join("bin/hypercorn");
+        assert!(
+            hypercorn.exists(),
+            "{} is missing: run scripts/python-services/install.sh (it installs PyPI restate-sdk and hypercorn)",
+            hypercorn.display()
+        );
+        let port = crate::free_port();
+        let log = std::fs::File::create(dir.path().join("python-services.log")).expect("log file");
+        let child = Command::new(&hypercorn)
+            .args(["app:app", "--bind", &format!("127.0.0.1:{port}")])
+            .current_dir(root.join("examples/python-services"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn hypercorn");
+        let services = PythonServices { child, uri: format!("http://127.0.0.1:{port}") };
+        crate::wait_until("hypercorn to accept connections", STARTUP_DEADLINE, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        services
+    }
+}
+
+impl Drop for PythonServices {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
