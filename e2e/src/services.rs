@@ -91,30 +91,52 @@ pub struct PythonServices {
     pub uri: String,
 }
 
+/// The ASGI server that serves the Python example services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsgiServer {
+    /// Cleartext HTTP/2 with prior knowledge and HTTP/1.1 on one port.
+    Hypercorn,
+    /// HTTP/1.1 only.
+    Uvicorn,
+}
+
 impl PythonServices {
     pub fn start(dir: &TestDir) -> PythonServices {
+        PythonServices::start_with(dir, AsgiServer::Hypercorn)
+    }
+
+    pub fn start_with(dir: &TestDir, server: AsgiServer) -> PythonServices {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf();
         let venv = std::env::var_os("RESTATE_PYTHON_VENV").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/restate-cluster/python-services-venv")
         });
-        let hypercorn = venv.join("bin/hypercorn");
-        assert!(
-            hypercorn.exists(),
-            "{} is missing: run scripts/python-services/install.sh (it installs PyPI restate-sdk and hypercorn)",
-            hypercorn.display()
-        );
         let port = crate::free_port();
+        let (program, args) = match server {
+            AsgiServer::Hypercorn => {
+                ("hypercorn", vec!["app:app".to_owned(), "--bind".into(), format!("127.0.0.1:{port}")])
+            }
+            AsgiServer::Uvicorn => (
+                "uvicorn",
+                vec!["app:app".to_owned(), "--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()],
+            ),
+        };
+        let program = venv.join("bin").join(program);
+        assert!(
+            program.exists(),
+            "{} is missing: run scripts/python-services/install.sh (it installs PyPI restate-sdk, hypercorn and uvicorn)",
+            program.display()
+        );
         let log = std::fs::File::create(dir.path().join("python-services.log")).expect("log file");
-        let child = Command::new(&hypercorn)
-            .args(["app:app", "--bind", &format!("127.0.0.1:{port}")])
+        let child = Command::new(&program)
+            .args(&args)
             .current_dir(root.join("examples/python-services"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
-            .expect("spawn hypercorn");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let services = PythonServices { child, uri: format!("http://127.0.0.1:{port}") };
-        crate::wait_until("hypercorn to accept connections", STARTUP_DEADLINE, || {
+        crate::wait_until("the Python services to accept connections", STARTUP_DEADLINE, || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
         services

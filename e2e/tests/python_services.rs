@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{admin_url, leader_of_invocation, restate, PythonServices, REPLICATED_WORKERS};
+use restate_e2e::services::{admin_url, leader_of_invocation, restate, AsgiServer, PythonServices, REPLICATED_WORKERS};
 use restate_e2e::*;
 use serde_json::Value;
 
@@ -102,4 +102,56 @@ fn python_services_use_awakeables_signals_and_workflows() {
     assert_eq!(call(ports[1], "GET", "/restate/workflow/Signup/bob/attach", ""), expected);
     assert_eq!(call(ports[2], "GET", "/restate/workflow/Signup/bob/output", ""), expected);
     assert_eq!(call(ports[0], "POST", "/Signup/bob/link", ""), (200, "\"link-7\"".to_owned()));
+}
+
+/// The same services behind an HTTP/1.1-only server (uvicorn): registration falls back
+/// to HTTP/1.1 by itself, and `--use-http1.1` asks for it on a server that speaks both;
+/// invocations, awakeables and workflows work over it.
+#[test]
+fn python_services_over_http_1_1() {
+    let dir = TestDir::new("python-http11");
+    let mut node = ServerProcess::new(&dir, "n1", "python-http11", &[]);
+    node.start_and_wait_healthy();
+    wait_for_alive_nodes(&node, 1);
+    let admin = admin_url(&node);
+    let port = node.ports.ingress;
+
+    let uvicorn = PythonServices::start_with(&dir, AsgiServer::Uvicorn);
+    restate(&admin, &["dp", "register", &uvicorn.uri, "--yes"]).ok();
+    let listed = restate(&admin, &["dp", "list", "--json"]).json();
+    assert_eq!(listed["deployments"][0]["http_version"], "HTTP/1.1", "fell back: {listed:#}");
+
+    wait_until("Greeter to answer over HTTP/1.1", Duration::from_secs(60), || {
+        http_call(port, "POST", "/Greeter/greet", "\"Ada\"", &[], Duration::from_secs(30))
+            == Some((200, "\"Hello, Ada!\"".to_owned()))
+    });
+    assert_eq!(call(port, "POST", "/Counter/c/add", "5"), (200, "5".to_owned()));
+    let id = send(port, "/Approval/a/request", "\"order\"")["invocationId"].as_str().unwrap().to_owned();
+    let mut awakeable = String::new();
+    wait_until("the awakeable id", Duration::from_secs(60), || {
+        awakeable = json(&call(port, "POST", "/Approval/a/pending", "").1).as_str().unwrap_or("").to_owned();
+        !awakeable.is_empty()
+    });
+    assert_eq!(call(port, "POST", &format!("/restate/awakeables/{awakeable}/resolve"), "\"ok\"").0, 202);
+    assert_eq!(call(port, "GET", &format!("/restate/invocation/{id}/attach"), ""), (200, "\"order: ok\"".to_owned()));
+    send(port, "/Signup/eve/run", "\"eve@example.com\"");
+    wait_until("the run to wait for its link", Duration::from_secs(60), || {
+        call(port, "POST", "/Signup/eve/status", "") == (200, "\"waiting for the link\"".to_owned())
+    });
+    assert_eq!(call(port, "POST", "/Signup/eve/click", "\"l\"").0, 200);
+    assert_eq!(
+        call(port, "GET", "/restate/workflow/Signup/eve/attach", ""),
+        (200, "\"eve@example.com confirmed by l\"".to_owned())
+    );
+    drop(uvicorn);
+
+    // --use-http1.1 on a server that speaks both: registered (and invoked) over HTTP/1.1.
+    let hypercorn = PythonServices::start(&dir);
+    let out = restate(&admin, &["dp", "register", &hypercorn.uri, "--use-http1.1", "--force", "--yes"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let listed = restate(&admin, &["dp", "list", "--json"]).json();
+    let by_uri = listed["deployments"].as_array().unwrap().iter().find(|d| d["uri"] == hypercorn.uri.as_str()).cloned();
+    assert_eq!(by_uri.unwrap_or_else(|| panic!("not listed: {listed:#}"))["http_version"], "HTTP/1.1");
+    assert_eq!(call(port, "POST", "/Counter/c/add", "1"), (200, "6".to_owned()));
+    node.assert_running();
 }

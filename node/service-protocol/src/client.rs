@@ -14,14 +14,36 @@ use hyper_util::rt::TokioExecutor;
 /// Default bound on establishing a TCP connection to a deployment.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A client for service deployments: cleartext HTTP/2 with prior knowledge (the Restate
-/// SDKs' servers speak no HTTP/1.1 and no upgrade), one pooled connection per deployment,
-/// multiplexing concurrent requests. Cheap to clone; clones share the pool.
+/// How a deployment is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// Cleartext HTTP/2 with prior knowledge (the SDKs' own servers; no upgrade).
+    #[default]
+    Http2,
+    /// HTTP/1.1 (a deployment behind an HTTP/1.1-only server; the SDK then runs in
+    /// request/response mode).
+    Http11,
+}
+
+impl std::fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpVersion::Http2 => "HTTP/2",
+            HttpVersion::Http11 => "HTTP/1.1",
+        })
+    }
+}
+
+/// A client for service deployments: cleartext HTTP/2 with prior knowledge (one pooled
+/// connection per deployment, multiplexing concurrent requests) or HTTP/1.1 (pooled
+/// keep-alive connections), as each deployment was registered. Cheap to clone; clones
+/// share the pools.
 ///
 /// Must be used inside a Tokio runtime.
 #[derive(Debug, Clone)]
 pub struct DeploymentClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    http2: Client<HttpConnector, Full<Bytes>>,
+    http11: Client<HttpConnector, Full<Bytes>>,
 }
 
 /// Why a deployment address cannot be used.
@@ -48,16 +70,21 @@ impl DeploymentClient {
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(true);
-        let inner = Client::builder(TokioExecutor::new()).http2_only(true).build(connector);
-        DeploymentClient { inner }
+        let http2 = Client::builder(TokioExecutor::new()).http2_only(true).build(connector.clone());
+        let http11 = Client::builder(TokioExecutor::new()).build(connector);
+        DeploymentClient { http2, http11 }
     }
 
     /// Sends one request; the response body is left to the caller.
     pub(crate) async fn send(
         &self,
         request: Request<Full<Bytes>>,
+        http: HttpVersion,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.inner.request(request).await
+        match http {
+            HttpVersion::Http2 => self.http2.request(request).await,
+            HttpVersion::Http11 => self.http11.request(request).await,
+        }
     }
 }
 

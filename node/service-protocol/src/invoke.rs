@@ -11,7 +11,9 @@ use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 
-use crate::client::{body_excerpt, deployment_uri, error_chain, read_body, DeploymentClient, DeploymentClientError};
+use crate::client::{
+    body_excerpt, deployment_uri, error_chain, read_body, DeploymentClient, DeploymentClientError, HttpVersion,
+};
 use crate::discovery::EndpointManifest;
 use crate::protocol::{
     encode_frames, pb, DecodeError, EncodeError, FrameDecoder, Message, MessageType, ProtocolVersion,
@@ -100,7 +102,9 @@ pub async fn invoke(
     messages: &[Message],
     additional_headers: &HeaderMap,
 ) -> Result<InvocationResponse, InvokeError> {
-    DeploymentClient::default().invoke(deployment, manifest, service, handler, messages, additional_headers).await
+    DeploymentClient::default()
+        .invoke(deployment, HttpVersion::Http2, manifest, service, handler, messages, additional_headers)
+        .await
 }
 
 impl DeploymentClient {
@@ -114,10 +118,13 @@ impl DeploymentClient {
     /// frames are read up to and including the first `End`, `Suspension` or `Error`.
     ///
     /// Not bounded in time (handlers may run long): wrap it in a timeout as the caller's
-    /// policy requires. Dropping the future resets the HTTP/2 stream.
+    /// policy requires. Dropping the future resets the HTTP/2 stream (or drops the
+    /// HTTP/1.1 connection). `http` is how the deployment was registered.
+    #[allow(clippy::too_many_arguments)]
     pub async fn invoke(
         &self,
         deployment: &Uri,
+        http: HttpVersion,
         manifest: &EndpointManifest,
         service: &str,
         handler: &str,
@@ -134,12 +141,13 @@ impl DeploymentClient {
         check_request(messages).map_err(InvokeError::InvalidRequest)?;
         let uri = deployment_uri(deployment, &format!("invoke/{service}/{handler}"))?;
         let body = encode_frames(messages, version)?;
-        self.invoke_at(uri, version, body, additional_headers).await
+        self.invoke_at(uri, http, version, body, additional_headers).await
     }
 
     async fn invoke_at(
         &self,
         uri: Uri,
+        http: HttpVersion,
         version: ProtocolVersion,
         body: Bytes,
         additional_headers: &HeaderMap,
@@ -155,7 +163,7 @@ impl DeploymentClient {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(version.content_type()));
         headers.insert(USER_AGENT, HeaderValue::from_static(concat!("restate-worker/", env!("CARGO_PKG_VERSION"))));
 
-        let response = self.send(request).await.map_err(|err| {
+        let response = self.send(request, http).await.map_err(|err| {
             let cause = error_chain(&err);
             if err.is_connect() {
                 InvokeError::Connect { uri: uri.clone(), cause }

@@ -18,7 +18,7 @@ pub mod discovery;
 pub mod invoke;
 
 #[cfg(feature = "client")]
-pub use client::{DeploymentClient, DeploymentClientError};
+pub use client::{DeploymentClient, DeploymentClientError, HttpVersion};
 #[cfg(feature = "client")]
 pub use discovery::{discover, DiscoveryError, EndpointManifest};
 #[cfg(feature = "client")]

@@ -93,6 +93,11 @@ enum DeploymentsCmd {
         /// Only show what would be registered.
         #[arg(long)]
         dry_run: bool,
+        /// Reach the deployment over HTTP/1.1 (an HTTP/1.1-only server; the SDK then runs
+        /// in request/response mode). Without it, HTTP/2 with prior knowledge is tried
+        /// first and HTTP/1.1 when the endpoint does not speak HTTP/2 that way.
+        #[arg(long = "use-http1.1")]
+        use_http_11: bool,
     },
     /// Every deployment with its URL, creation time and services.
     #[command(visible_alias = "ls")]
@@ -133,8 +138,8 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let result: Result<(), CliError> = runtime.block_on(async {
         match cli.command {
-            Command::Deployments(DeploymentsCmd::Register { url, force, headers, dry_run }) => {
-                let args = deployments::RegisterArgs { url, force, headers, dry_run };
+            Command::Deployments(DeploymentsCmd::Register { url, force, headers, dry_run, use_http_11 }) => {
+                let args = deployments::RegisterArgs { url, force, headers, dry_run, use_http_11 };
                 deployments::register(&globals, &args).await
             }
             Command::Deployments(DeploymentsCmd::List) => deployments::list(&globals).await,

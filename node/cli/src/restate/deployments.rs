@@ -25,6 +25,8 @@ pub struct RegisterArgs {
     pub headers: Vec<(String, String)>,
     /// Only show what would be registered.
     pub dry_run: bool,
+    /// Reach the deployment over HTTP/1.1 instead of HTTP/2 with prior knowledge.
+    pub use_http_11: bool,
 }
 
 /// One row per handler: service, type and revision on the first row of each service.
@@ -50,8 +52,15 @@ pub async fn register(globals: &Globals, args: &RegisterArgs) -> Result<(), CliE
     let client = globals.client()?;
     let url = args.url.trim();
     let headers: Map<String, Value> = args.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-    let request =
-        |dry_run: bool| json!({ "uri": url, "additional_headers": headers, "force": args.force, "dry_run": dry_run });
+    let request = |dry_run: bool| {
+        json!({
+            "uri": url,
+            "additional_headers": headers,
+            "force": args.force,
+            "dry_run": dry_run,
+            "use_http_11": args.use_http_11,
+        })
+    };
     let failed = |e: CliError| CliError(format!("cannot register {url}: {e}"));
 
     let (_, preview) = client.post("/deployments", &request(true)).await.map_err(failed)?;

@@ -45,6 +45,10 @@ pub struct Deployment {
     pub protocol_mode: Option<String>,
     pub min_protocol_version: u32,
     pub max_protocol_version: u32,
+    /// Reached over HTTP/1.1 (`use_http_11`, or discovery fell back to it) instead of
+    /// cleartext HTTP/2 with prior knowledge.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_http_11: bool,
     /// RFC 3339, UTC.
     pub created_at: String,
     /// The services this deployment declared, each with the revision it got here.
@@ -97,6 +101,7 @@ pub struct NewDeployment {
     pub protocol_mode: Option<String>,
     pub min_protocol_version: u32,
     pub max_protocol_version: u32,
+    pub use_http_11: bool,
     pub services: Vec<ServiceDefinition>,
 }
 
@@ -279,6 +284,9 @@ impl Deployment {
         if self.protocol_mode != new.protocol_mode {
             out.push("declares a different protocol mode".into());
         }
+        if self.use_http_11 != new.use_http_11 {
+            out.push(format!("is reached over {}", if new.use_http_11 { "HTTP/1.1" } else { "HTTP/2" }));
+        }
         if out.is_empty() {
             None
         } else {
@@ -401,6 +409,7 @@ impl Schema {
             protocol_mode: new.protocol_mode.clone(),
             min_protocol_version: new.min_protocol_version,
             max_protocol_version: new.max_protocol_version,
+            use_http_11: new.use_http_11,
             created_at: existing.as_ref().map(|d| d.created_at.clone()).unwrap_or_else(|| created_at.to_owned()),
             services: deployed,
         };
@@ -484,6 +493,7 @@ mod tests {
             protocol_mode: Some("BIDI_STREAM".into()),
             min_protocol_version: 5,
             max_protocol_version: 7,
+            use_http_11: false,
             services,
         }
     }

@@ -18,7 +18,7 @@ use restate_metadata::objects::{
 use restate_metadata::{typed, MetadataStore};
 use restate_service_protocol::discovery::{EndpointManifest, ProtocolMode};
 use restate_service_protocol::protocol::ProtocolVersion;
-use restate_service_protocol::{DeploymentClient, DiscoveryError};
+use restate_service_protocol::{DeploymentClient, DiscoveryError, HttpVersion};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -85,6 +85,7 @@ fn deployment_json(schema: &Schema, deployment: &Deployment, with_handlers: bool
         "protocol_mode": deployment.protocol_mode,
         "min_protocol_version": deployment.min_protocol_version,
         "max_protocol_version": deployment.max_protocol_version,
+        "http_version": if deployment.use_http_11 { "HTTP/1.1" } else { "HTTP/2.0" },
         "additional_headers": deployment.additional_headers,
         "created_at": deployment.created_at,
         "services": services,
@@ -133,11 +134,6 @@ fn parse_register_request(body: &[u8]) -> Result<RegisterRequest, ApiError> {
             ApiError::bad_request(format!("invalid request body: field '{path}': {inner}"))
         }
     })?;
-    if request.use_http_11 {
-        return Err(ApiError::bad_request(
-            "field 'use_http_11': HTTP/1.1 deployments are not supported; deployments are reached over HTTP/2 (prior knowledge)",
-        ));
-    }
     Ok(request)
 }
 
@@ -162,9 +158,44 @@ fn discovery_error(err: DiscoveryError) -> ApiError {
     }
 }
 
-fn new_deployment(uri: &str, headers: BTreeMap<String, String>, manifest: EndpointManifest) -> NewDeployment {
+/// Discovers the deployment over HTTP/1.1 when asked to, else over HTTP/2 with prior
+/// knowledge, falling back to HTTP/1.1 when the endpoint answers but does not speak
+/// HTTP/2 that way (an HTTP/1.1-only server). Returns the manifest and how it was reached.
+async fn discover(
+    client: &DeploymentClient,
+    uri: &http::Uri,
+    use_http_11: bool,
+    headers: &HeaderMap,
+) -> Result<(EndpointManifest, HttpVersion), ApiError> {
+    if use_http_11 {
+        let manifest = client.discover(uri, HttpVersion::Http11, headers).await.map_err(discovery_error)?;
+        return Ok((manifest, HttpVersion::Http11));
+    }
+    match client.discover(uri, HttpVersion::Http2, headers).await {
+        Ok(manifest) => Ok((manifest, HttpVersion::Http2)),
+        Err(http2 @ DiscoveryError::Request { .. }) => {
+            match client.discover(uri, HttpVersion::Http11, headers).await {
+                Ok(manifest) => {
+                    tracing::info!(%uri, "the deployment does not speak HTTP/2 with prior knowledge; using HTTP/1.1");
+                    Ok((manifest, HttpVersion::Http11))
+                }
+                // Neither works: the HTTP/2 failure is the one to explain.
+                Err(_) => Err(discovery_error(http2)),
+            }
+        }
+        Err(other) => Err(discovery_error(other)),
+    }
+}
+
+fn new_deployment(
+    uri: &str,
+    headers: BTreeMap<String, String>,
+    manifest: EndpointManifest,
+    http: HttpVersion,
+) -> NewDeployment {
     NewDeployment {
         uri: uri.to_owned(),
+        use_http_11: http == HttpVersion::Http11,
         additional_headers: headers,
         protocol_mode: manifest.protocol_mode.map(|mode| {
             match mode {
@@ -200,7 +231,7 @@ async fn register_deployment(State(admin): State<Arc<Admin>>, body: Bytes) -> Re
         ))
     })?;
     let headers = header_map(&request.additional_headers)?;
-    let manifest = admin.deployments.discover(&uri, &headers).await.map_err(discovery_error)?;
+    let (manifest, http) = discover(&admin.deployments, &uri, request.use_http_11, &headers).await?;
     if manifest.negotiate_protocol_version().is_none() {
         return Err(ApiError::bad_request(format!(
             "the deployment at {uri} speaks service protocol versions {} to {}; this cluster speaks {} to {}",
@@ -210,7 +241,7 @@ async fn register_deployment(State(admin): State<Arc<Admin>>, body: Bytes) -> Re
             ProtocolVersion::MAX.number()
         )));
     }
-    let new = new_deployment(&request.uri, request.additional_headers.clone(), manifest);
+    let new = new_deployment(&request.uri, request.additional_headers.clone(), manifest, http);
     let new_id = new_deployment_id();
     let now = now_rfc3339();
 
@@ -359,8 +390,9 @@ mod tests {
         let (_, text) = message(parse_register_request(br#"{"uri": "http://a", "forse": true}"#).unwrap_err());
         assert!(text.contains("unknown field `forse`"), "{text}");
 
-        let (_, text) = message(parse_register_request(br#"{"uri": "http://a", "use_http_11": true}"#).unwrap_err());
-        assert!(text.contains("HTTP/1.1"), "{text}");
+        let (_, text) = message(parse_register_request(br#"{"uri": "http://a", "use_http_11": "yes"}"#).unwrap_err());
+        assert!(text.contains("field 'use_http_11'"), "{text}");
+        assert!(parse_register_request(br#"{"uri": "http://a", "use_http_11": true}"#).unwrap().use_http_11);
 
         let (_, text) =
             message(parse_register_request(br#"{"uri": "http://a", "additional_headers": {"a": 1}}"#).unwrap_err());

@@ -13,7 +13,9 @@ pub use manifest::{
     EndpointManifest, HandlerManifest, HandlerType, ManifestError, ProtocolMode, ServiceManifest, ServiceType,
 };
 
-use crate::client::{body_excerpt, deployment_uri, error_chain, read_body, DeploymentClient, DeploymentClientError};
+use crate::client::{
+    body_excerpt, deployment_uri, error_chain, read_body, DeploymentClient, DeploymentClientError, HttpVersion,
+};
 
 /// Manifest versions this crate reads, newest first.
 pub const MANIFEST_VERSIONS: [u32; 3] = [4, 3, 2];
@@ -74,7 +76,7 @@ pub enum DiscoveryError {
 /// Discovers the deployment at `uri` (e.g. `http://127.0.0.1:9080`, a path prefix is kept)
 /// with a fresh [`DeploymentClient`]. See [`DeploymentClient::discover`].
 pub async fn discover(uri: &Uri, additional_headers: &HeaderMap) -> Result<EndpointManifest, DiscoveryError> {
-    DeploymentClient::default().discover(uri, additional_headers).await
+    DeploymentClient::default().discover(uri, HttpVersion::Http2, additional_headers).await
 }
 
 impl DeploymentClient {
@@ -88,16 +90,22 @@ impl DeploymentClient {
     pub async fn discover(
         &self,
         uri: &Uri,
+        http: HttpVersion,
         additional_headers: &HeaderMap,
     ) -> Result<EndpointManifest, DiscoveryError> {
         let target = deployment_uri(uri, "discover")?;
-        match tokio::time::timeout(DISCOVERY_TIMEOUT, self.discover_at(&target, additional_headers)).await {
+        match tokio::time::timeout(DISCOVERY_TIMEOUT, self.discover_at(&target, http, additional_headers)).await {
             Ok(result) => result,
             Err(_) => Err(DiscoveryError::Timeout { uri: target, after: DISCOVERY_TIMEOUT }),
         }
     }
 
-    async fn discover_at(&self, uri: &Uri, additional_headers: &HeaderMap) -> Result<EndpointManifest, DiscoveryError> {
+    async fn discover_at(
+        &self,
+        uri: &Uri,
+        http: HttpVersion,
+        additional_headers: &HeaderMap,
+    ) -> Result<EndpointManifest, DiscoveryError> {
         let accept = MANIFEST_VERSIONS.map(manifest_content_type).join(", ");
         let mut request = Request::builder()
             .method(Method::GET)
@@ -109,7 +117,7 @@ impl DeploymentClient {
         headers.extend(additional_headers.clone());
         headers.insert(ACCEPT, HeaderValue::from_str(&accept).expect("content types are visible ASCII"));
 
-        let response = self.send(request).await.map_err(|err| {
+        let response = self.send(request, http).await.map_err(|err| {
             let cause = error_chain(&err);
             if err.is_connect() {
                 DiscoveryError::Connect { uri: uri.clone(), cause }

@@ -16,6 +16,7 @@ use restate_partition::{Command, Envelope, Failure, InvocationResult, JournalEnt
 use restate_service_protocol::discovery::{EndpointManifest, HandlerManifest, ServiceManifest};
 use restate_service_protocol::protocol::pb::output_command_message;
 use restate_service_protocol::protocol::Message;
+use restate_service_protocol::HttpVersion;
 
 pub(crate) async fn run_round(
     ctx: &Arc<WorkerContext>,
@@ -87,7 +88,15 @@ async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<
     };
     let response = ctx
         .deployments
-        .invoke(&uri, &manifest, &start.target.service, &start.target.handler, &start.messages, &headers)
+        .invoke(
+            &uri,
+            if deployment.use_http_11 { HttpVersion::Http11 } else { HttpVersion::Http2 },
+            &manifest,
+            &start.target.service,
+            &start.target.handler,
+            &start.messages,
+            &headers,
+        )
         .await
         .map_err(|e| e.to_string())?;
 
