@@ -100,11 +100,20 @@ fn awakeables_are_rejected_completed_by_handlers_and_signals_wake_invocations() 
     assert_eq!(http_request(port, "POST", "/Approver/decide", &decision).unwrap().0, 200);
     assert_eq!(attach(port, &approved), (200, "\"order 3: ok\"".to_owned()));
 
-    // A named signal sent by one invocation wakes another.
+    // A named signal sent by one invocation wakes another; a third attached to it gets
+    // its result (AttachInvocationCommand).
     let waiting = send(port, "/Signals/waitFor", "\"go\"");
+    let attached = send(port, "/Signals/awaitResult", &format!("\"{waiting}\""));
     let delivery = serde_json::json!({ "invocation": waiting, "name": "go", "value": "green" }).to_string();
     assert_eq!(http_request(port, "POST", "/Signals/send", &delivery).unwrap().0, 200);
     assert_eq!(attach(port, &waiting), (200, "\"green\"".to_owned()));
+    assert_eq!(attach(port, &attached), (200, "\"green\"".to_owned()));
+    // Attaching to an unknown invocation fails the handler with 404 (the node stays up).
+    let unknown_target = format!("{}0", &waiting[..waiting.len() - 1]);
+    let unknown_target =
+        if unknown_target == waiting { format!("{}1", &waiting[..waiting.len() - 1]) } else { unknown_target };
+    let (status, body) = http_request(port, "POST", "/Signals/awaitResult", &format!("\"{unknown_target}\"")).unwrap();
+    assert_eq!(status, 404, "{body}");
 
     // Bad input: each a 4xx naming the input; the node stays up.
     let (status, body) = complete(port, "garbage", "resolve", "1");

@@ -1,5 +1,6 @@
-//! `Signals`: named signals between invocations (`ctx.signal(name)` awaited by one
-//! invocation, completed by another through its invocation id).
+//! `Signals`: invocations waiting on each other: named signals (`ctx.signal(name)`
+//! awaited by one invocation, completed by another through its invocation id) and
+//! attaching to another invocation's result.
 
 use restate_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,12 @@ impl Signals {
     #[handler(name = "waitFor")]
     async fn wait_for(&self, ctx: Context<'_>, name: String) -> Result<String, HandlerError> {
         Ok(ctx.signal::<String>(&name).await?)
+    }
+
+    /// Waits for invocation `invocation` (`inv_...`) to complete and returns its result.
+    #[handler(name = "awaitResult")]
+    async fn await_result(&self, ctx: Context<'_>, invocation: String) -> Result<String, HandlerError> {
+        Ok(ctx.invocation_handle(invocation).attach::<String>().await?)
     }
 
     /// Resolves signal `delivery.name` of invocation `delivery.invocation` with its value.

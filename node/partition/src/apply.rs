@@ -9,6 +9,7 @@ use prost::Message as _;
 use super::codec::to_json;
 use restate_types::ServiceType;
 
+use super::awaiting::{self, AwaitedOutcome, Awaits};
 use super::command::{Command, InvocationRequest, ResponseSink};
 use super::effect::Effect;
 use super::ids::InvocationId;
@@ -64,6 +65,10 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::PurgeIdempotency { older_than_ms } => self.purge(*older_than_ms),
             Command::Attach { id, response } => self.attach_command(id, response),
             Command::Signal { id, signal, result } => self.signal(id, signal, result),
+            Command::GetOutput { id, response } => self.get_output(id, response),
+            Command::AwaitedResult { id, completion_id, awaits, outcome } => {
+                self.awaited_result(id, *completion_id, *awaits, outcome)
+            }
         }
     }
 
@@ -302,6 +307,28 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 let Ok(complete) = pb::CompletePromiseCommandMessage::decode(body) else { return Ok(false) };
                 self.complete_promise(id, record, object.as_ref(), &complete)?
             }
+            Message::Other { ty: MessageType::AttachInvocationCommand, body, .. } => {
+                let Ok(attach) = pb::AttachInvocationCommandMessage::decode(body) else { return Ok(false) };
+                use pb::attach_invocation_command_message::Target as T;
+                let target = match &attach.target {
+                    Some(T::InvocationId(text)) => awaiting::target_id(Some(text), None, None),
+                    Some(T::IdempotentRequestTarget(t)) => awaiting::target_id(None, Some(t), None),
+                    Some(T::WorkflowTarget(t)) => awaiting::target_id(None, None, Some(t)),
+                    None => awaiting::target_id(None, None, None),
+                };
+                self.await_invocation(id, record, target, attach.result_completion_id, Awaits::Attach)?
+            }
+            Message::Other { ty: MessageType::GetInvocationOutputCommand, body, .. } => {
+                let Ok(get) = pb::GetInvocationOutputCommandMessage::decode(body) else { return Ok(false) };
+                use pb::get_invocation_output_command_message::Target as T;
+                let target = match &get.target {
+                    Some(T::InvocationId(text)) => awaiting::target_id(Some(text), None, None),
+                    Some(T::IdempotentRequestTarget(t)) => awaiting::target_id(None, Some(t), None),
+                    Some(T::WorkflowTarget(t)) => awaiting::target_id(None, None, Some(t)),
+                    None => awaiting::target_id(None, None, None),
+                };
+                self.await_invocation(id, record, target, get.result_completion_id, Awaits::GetOutput)?
+            }
             Message::OneWayCallCommand(send) => self.call(
                 id,
                 record,
@@ -521,6 +548,79 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         Ok(Outcome::Applied)
     }
 
+    /// A handler's attach/get-output: the request goes to the target's partition through
+    /// the outbox; a target that does not parse is answered at once with its failure.
+    fn await_invocation(
+        &mut self,
+        id: &InvocationId,
+        record: &mut InvocationRecord,
+        target: Result<InvocationId, Failure>,
+        completion_id: u32,
+        awaits: Awaits,
+    ) -> Result<bool, StoreError> {
+        match target {
+            Ok(target) => {
+                let response = ResponseSink::Awaiter { invocation_id: *id, completion_id, awaits };
+                self.push_outbox(0, OutboxMessage::Await { target, response })?;
+                Ok(false)
+            }
+            Err(failure) => {
+                let outcome = AwaitedOutcome::Completed(Err(failure));
+                let notification = JournalEntry::awaited(completion_id, awaits, &outcome).expect("a completed outcome");
+                Ok(self.add_notification(id, &mut record.journal, &notification))
+            }
+        }
+    }
+
+    /// Answers `response` with `id`'s result now ("not ready" while it runs).
+    fn get_output(&mut self, id: &InvocationId, response: &ResponseSink) -> Step {
+        match self.tx.invocation(id)? {
+            Some(InvocationRecord { status: InvocationStatus::Completed { result, .. }, .. }) => {
+                self.deliver(response, *id, result)?;
+                Ok(Outcome::Applied)
+            }
+            Some(_) => {
+                if let ResponseSink::Awaiter { invocation_id, completion_id, awaits } = response {
+                    let outcome = AwaitedOutcome::NotReady;
+                    let message = OutboxMessage::AwaitedResult {
+                        waiter: *invocation_id,
+                        completion_id: *completion_id,
+                        awaits: *awaits,
+                        outcome,
+                    };
+                    self.push_outbox(0, message)?;
+                }
+                Ok(Outcome::Applied)
+            }
+            None => {
+                self.deliver(response, *id, Err(Failure::not_found(id)))?;
+                ignored("unknown invocation")
+            }
+        }
+    }
+
+    fn awaited_result(
+        &mut self,
+        id: &InvocationId,
+        completion_id: u32,
+        awaits: Awaits,
+        outcome: &AwaitedOutcome,
+    ) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if !record.status.is_running() {
+            return ignored(format!("invocation is {}", record.status.name()));
+        }
+        let Some(notification) = JournalEntry::awaited(completion_id, awaits, outcome) else {
+            return ignored("an attach is answered with a result, not 'not ready'");
+        };
+        if !self.add_notification(id, &mut record.journal, &notification) {
+            return ignored(format!("completion {completion_id} already has its result"));
+        }
+        self.resume_if_suspended(id, &mut record);
+        self.put_record(id, &record);
+        Ok(Outcome::Applied)
+    }
+
     fn attach_command(&mut self, id: &InvocationId, response: &ResponseSink) -> Step {
         match self.tx.invocation(id)? {
             Some(record) => {
@@ -640,6 +740,15 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             ResponseSink::Ingress { request_id } => {
                 self.effects.push(Effect::Respond { request_id: request_id.clone(), id, result })
             }
+            ResponseSink::Awaiter { invocation_id, completion_id, awaits } => self.push_outbox(
+                0,
+                OutboxMessage::AwaitedResult {
+                    waiter: *invocation_id,
+                    completion_id: *completion_id,
+                    awaits: *awaits,
+                    outcome: AwaitedOutcome::Completed(result),
+                },
+            )?,
             ResponseSink::Caller { invocation_id, completion_id } => self.push_outbox(
                 0,
                 OutboxMessage::CallResult { caller: *invocation_id, completion_id: *completion_id, result },

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use restate_types::ServiceType;
 
+use super::awaiting::{AwaitedOutcome, Awaits};
 use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
@@ -132,6 +133,13 @@ pub enum Command {
     /// purged after its retention). Appended after the invocation's own record by anyone
     /// who saw that record acknowledged, so it never overtakes it.
     Attach { id: InvocationId, response: ResponseSink },
+    /// Answer `response` (a waiting handler's `GetInvocationOutputCommand`) with `id`'s
+    /// result now: the result if it completed, "not ready" if it runs, 404 if unknown.
+    GetOutput { id: InvocationId, response: ResponseSink },
+    /// The answer to handler `id`'s `AttachInvocationCommand` / `GetInvocationOutputCommand`
+    /// with `completion_id`, from the target's partition: appended as the matching
+    /// notification (once per completion id); resumes a suspended invocation.
+    AwaitedResult { id: InvocationId, completion_id: u32, awaits: Awaits, outcome: AwaitedOutcome },
     /// A signal for invocation `id` (an awakeable's completion, a named signal): appended
     /// to its journal unless a signal with the same id is there already (the first
     /// wins); ignored for finished or unknown invocations. Resumes a suspended one.
@@ -155,6 +163,8 @@ impl Command {
             | Command::Kill { .. }
             | Command::Cancel { .. }
             | Command::Attach { .. }
+            | Command::GetOutput { .. }
+            | Command::AwaitedResult { .. }
             | Command::Signal { .. } => false,
         }
     }
@@ -175,6 +185,8 @@ impl Command {
             Command::PurgeIdempotency { .. } => "purge_idempotency",
             Command::Attach { .. } => "attach",
             Command::Signal { .. } => "signal",
+            Command::GetOutput { .. } => "get_output",
+            Command::AwaitedResult { .. } => "awaited_result",
         }
     }
 }
@@ -294,6 +306,9 @@ pub enum ResponseSink {
     /// Another invocation's `CallCommand` waits; the result travels to the caller's
     /// partition through the outbox as a [`Command::CallResult`].
     Caller { invocation_id: InvocationId, completion_id: u32 },
+    /// Another invocation's `AttachInvocationCommand` or `GetInvocationOutputCommand`
+    /// waits; the result travels as a [`Command::AwaitedResult`].
+    Awaiter { invocation_id: InvocationId, completion_id: u32, awaits: Awaits },
 }
 
 #[cfg(test)]

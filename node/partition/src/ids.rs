@@ -62,6 +62,24 @@ impl InvocationId {
         InvocationId { partition_key, uuid }
     }
 
+    /// The id of a request with an idempotency key: the same for every repetition of
+    /// `(service, handler, key, idempotency key)`, so a repeated request joins the first
+    /// (the ingress submits with it; `AttachInvocationCommand` finds it by its target).
+    pub fn for_idempotent_request(
+        service: &str,
+        handler: &str,
+        key: Option<&str>,
+        idempotency_key: &str,
+    ) -> InvocationId {
+        let uuid = InvocationId::derive_uuid(&[
+            service.as_bytes(),
+            handler.as_bytes(),
+            key.unwrap_or("").as_bytes(),
+            idempotency_key.as_bytes(),
+        ]);
+        InvocationId::for_target(service, handler, key, Some(idempotency_key), uuid)
+    }
+
     /// The id of workflow `service`'s run for `key`: the same for every submission, so a
     /// repeated submission joins the existing run (a workflow's run handler runs once per
     /// key, until its result is purged after the retention).

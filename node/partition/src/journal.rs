@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
+use super::awaiting::{AwaitedOutcome, Awaits};
 use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::outcome::{Failure, InvocationResult};
@@ -196,6 +197,38 @@ impl JournalEntry {
             MessageType::CompletePromiseCompletionNotification,
             pb::CompletePromiseCompletionNotificationMessage { completion_id, result: Some(result) },
         )
+    }
+
+    /// The notification answering an `AttachInvocationCommand` or
+    /// `GetInvocationOutputCommand` with `completion_id`; `None` for "not ready" to an
+    /// attach (which only ever gets the result).
+    pub(crate) fn awaited(completion_id: u32, awaits: Awaits, outcome: &AwaitedOutcome) -> Option<JournalEntry> {
+        Some(match (awaits, outcome) {
+            (Awaits::Attach, AwaitedOutcome::Completed(result)) => {
+                use pb::attach_invocation_completion_notification_message::Result as R;
+                let result = match result {
+                    Ok(content) => R::Value(pb::Value { content: content.clone() }),
+                    Err(failure) => R::Failure(failure.to_pb()),
+                };
+                notification(
+                    MessageType::AttachInvocationCompletionNotification,
+                    pb::AttachInvocationCompletionNotificationMessage { completion_id, result: Some(result) },
+                )
+            }
+            (Awaits::Attach, AwaitedOutcome::NotReady) => return None,
+            (Awaits::GetOutput, outcome) => {
+                use pb::get_invocation_output_completion_notification_message::Result as R;
+                let result = match outcome {
+                    AwaitedOutcome::NotReady => R::Void(pb::Void {}),
+                    AwaitedOutcome::Completed(Ok(content)) => R::Value(pb::Value { content: content.clone() }),
+                    AwaitedOutcome::Completed(Err(failure)) => R::Failure(failure.to_pb()),
+                };
+                notification(
+                    MessageType::GetInvocationOutputCompletionNotification,
+                    pb::GetInvocationOutputCompletionNotificationMessage { completion_id, result: Some(result) },
+                )
+            }
+        })
     }
 
     /// The message type, `None` for ids the protocol does not define.

@@ -21,6 +21,7 @@
 //! | `CallResult { id, completion_id, result }` | callee partition's leader | call completion appended; resumes |
 //! | `OutboxDelivered { seq }` | leader (router) | outbox entry removed |
 //! | `Kill { id, at_ms }` / `Cancel { id, at_ms }` | operators (CLI, admin API) | failed with 409 / CANCEL signal appended |
+//! | `GetOutput { id, response }` / `AwaitedResult { id, completion_id, awaits, outcome }` | another partition's leader (outbox) | a waiting handler's attach/get-output answered / its notification appended |
 //! | `Signal { id, signal, result }` | ingress (awakeables), another partition's leader (outbox) | signal notification appended (first of an id wins); resumes |
 //! | `PurgeIdempotency { older_than_ms }` | leader (retention) | old completed invocations and their keys forgotten |
 //!
@@ -118,10 +119,11 @@
 //!
 //! # Not supported yet
 //!
-//! `AttachInvocationCommand` and `GetInvocationOutputCommand` are journaled but nothing
-//! completes them yet.
+//! Nothing: every command of service protocol 5-7 that asks the runtime for something
+//! is answered.
 
 mod apply;
+mod awaiting;
 mod codec;
 mod command;
 mod effect;
@@ -144,6 +146,7 @@ mod transaction;
 #[cfg(test)]
 mod tests;
 
+pub use awaiting::{AwaitedOutcome, Awaits};
 pub use codec::CorruptValue;
 pub use command::{Command, Envelope, EnvelopeError, InvocationRequest, ResponseSink, Target, ENVELOPE_FORMAT_VERSION};
 pub use effect::{Effect, PendingWork};

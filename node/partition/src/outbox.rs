@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::base64_bytes;
 use restate_types::ServiceType;
 
+use super::awaiting::{AwaitedOutcome, Awaits};
 use super::command::{Command, InvocationRequest, ResponseSink, Target};
 use super::ids::InvocationId;
 use super::outcome::{invocation_result, Failure, InvocationResult};
@@ -48,6 +49,11 @@ pub enum OutboxMessage {
     /// A signal for another invocation (`SendSignalCommand`, `CompleteAwakeableCommand`):
     /// becomes [`Command::Signal`] in the target's partition.
     Signal { target: InvocationId, signal: SignalId, result: SignalResult },
+    /// A handler waits on `target`'s result: becomes [`Command::Attach`] (or
+    /// [`Command::GetOutput`]) with `response` in the target's partition.
+    Await { target: InvocationId, response: ResponseSink },
+    /// The answer for a waiting handler: becomes [`Command::AwaitedResult`] in its partition.
+    AwaitedResult { waiter: InvocationId, completion_id: u32, awaits: Awaits, outcome: AwaitedOutcome },
 }
 
 impl OutboxMessage {
@@ -56,7 +62,8 @@ impl OutboxMessage {
         match self {
             OutboxMessage::Invoke(invocation) => invocation.id.partition_key(),
             OutboxMessage::CallResult { caller, .. } => caller.partition_key(),
-            OutboxMessage::Signal { target, .. } => target.partition_key(),
+            OutboxMessage::Signal { target, .. } | OutboxMessage::Await { target, .. } => target.partition_key(),
+            OutboxMessage::AwaitedResult { waiter, .. } => waiter.partition_key(),
         }
     }
 }
@@ -112,7 +119,7 @@ impl OutboundInvocation {
             ResponseSink::Caller { invocation_id, completion_id } => {
                 Some(Command::CallResult { id: *invocation_id, completion_id: *completion_id, result: Err(failure) })
             }
-            ResponseSink::None | ResponseSink::Ingress { .. } => None,
+            ResponseSink::None | ResponseSink::Ingress { .. } | ResponseSink::Awaiter { .. } => None,
         }
     }
 }

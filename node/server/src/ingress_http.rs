@@ -284,26 +284,15 @@ fn invocation_request(
     delay: Option<std::time::Duration>,
 ) -> InvocationRequest {
     let now_ms = restate_worker::processor::now_ms();
-    let workflow_run = target.is_workflow_run();
-    let uuid = match &idempotency_key {
-        Some(k) => InvocationId::derive_uuid(&[
-            target.service.as_bytes(),
-            target.handler.as_bytes(),
-            target.key.as_deref().unwrap_or("").as_bytes(),
-            k.as_bytes(),
-        ]),
-        None => rand::random(),
-    };
-    let id = match (workflow_run, &target.key) {
-        // One run per workflow key: a second submission joins the first (see `submit_invocation`).
-        (true, Some(key)) => InvocationId::for_workflow_run(&target.service, key),
-        _ => InvocationId::for_target(
-            &target.service,
-            &target.handler,
-            target.key.as_deref(),
-            idempotency_key.as_deref(),
-            uuid,
-        ),
+    let id = match (target.is_workflow_run(), &target.key, &idempotency_key) {
+        // One run per workflow key: a second submission joins the first.
+        (true, Some(key), _) => InvocationId::for_workflow_run(&target.service, key),
+        (_, key, Some(idempotency_key)) => {
+            InvocationId::for_idempotent_request(&target.service, &target.handler, key.as_deref(), idempotency_key)
+        }
+        (_, key, None) => {
+            InvocationId::for_target(&target.service, &target.handler, key.as_deref(), None, rand::random())
+        }
     };
     InvocationRequest {
         id,

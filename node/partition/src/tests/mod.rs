@@ -1,6 +1,7 @@
 //! Scenario tests of the partition state machine: a log is built record by record and
 //! applied as a replica would, over either store.
 
+mod awaiting;
 mod calls;
 mod idempotency;
 mod journal;
