@@ -301,3 +301,48 @@ fn invocations_run_through_the_ingress() {
     assert_eq!(status, 200, "{first}");
     assert!(first.starts_with("\"t-"), "{first}");
 }
+
+/// `PATCH /deployments/{id}` moves a deployment to a new address keeping its id: an
+/// invocation that started on the old endpoint finishes on the new one; a different set
+/// of services, another deployment's URI and unknown ids are refused.
+#[test]
+fn a_deployment_moves_to_a_new_address_without_losing_running_invocations() {
+    let dir = TestDir::new("deployment-update");
+    let mut node = single_node(&dir);
+    let admin = admin_url(&node);
+    let old = ExampleServices::start(&dir);
+    restate(&admin, &["dp", "register", &old.uri, "--yes"]).ok();
+    let id = restate(&admin, &["dp", "list", "--json"]).json()["deployments"][0]["id"].as_str().unwrap().to_owned();
+    let port = node.ports.ingress;
+
+    // Started on the old endpoint (it sleeps 3 s between its two rounds).
+    let (status, sent) = http_request(port, "POST", "/Ticket/issueAndHold/send", "\"moving\"").unwrap();
+    assert_eq!(status, 202, "{sent}");
+    let invocation = json(&sent)["invocationId"].as_str().unwrap().to_owned();
+
+    let new = ExampleServices::start(&dir);
+    let (status, body) =
+        admin_request(&node, "PATCH", &format!("/deployments/{id}"), &format!("{{\"uri\": \"{}\"}}", new.uri));
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!((body["id"].as_str(), body["uri"].as_str()), (Some(id.as_str()), Some(new.uri.as_str())));
+    drop(old);
+    let (status, ticket) =
+        http_call(port, "GET", &format!("/restate/invocation/{invocation}/attach"), "", &[], Duration::from_secs(60))
+            .unwrap();
+    assert_eq!(status, 200, "{ticket}");
+    assert!(ticket.starts_with("\"moving-"), "{ticket}");
+    assert_eq!(http_request(port, "POST", "/Greeter/greet", "\"Ann\"").unwrap(), (200, "\"Hello, Ann!\"".to_owned()));
+
+    // Refusals: an unknown id, a bad body, an address that is another deployment.
+    let (status, body) =
+        admin_request(&node, "PATCH", "/deployments/dp_nope", &format!("{{\"uri\": \"{}\"}}", new.uri));
+    assert_eq!(status, 404, "{body:#}");
+    let (status, body) = admin_request(&node, "PATCH", &format!("/deployments/{id}"), "{\"url\": \"x\"}");
+    assert_eq!(status, 400, "{body:#}");
+    assert!(body["message"].as_str().unwrap().contains("unknown field `url`"), "{body:#}");
+    let other = ExampleServices::start(&dir);
+    let (status, _) =
+        admin_request(&node, "PUT", &format!("/deployments/{id}"), &format!("{{\"uri\": \"{}\"}}", other.uri));
+    assert_eq!(status, 200, "PUT updates too");
+    node.assert_running();
+}

@@ -153,6 +153,8 @@ pub enum SchemaError {
     },
     #[error("deployment '{id}' not found")]
     DeploymentNotFound { id: String },
+    #[error("deployment {id} cannot move to {uri}: {reason}")]
+    UpdateRefused { id: String, uri: String, reason: String },
     #[error("deployment {id} still serves the latest revision of {}; remove it with force (`restate deployments remove --force`, or `?force=true`) to remove those services too, or register a deployment that serves them first", .services.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "))]
     DeploymentInUse { id: String, services: Vec<String> },
 }
@@ -174,7 +176,8 @@ impl SchemaError {
             SchemaError::Invalid { .. } => SchemaErrorKind::Invalid,
             SchemaError::DifferentDeployment { .. }
             | SchemaError::ServiceTypeChange { .. }
-            | SchemaError::DeploymentInUse { .. } => SchemaErrorKind::Conflict,
+            | SchemaError::DeploymentInUse { .. }
+            | SchemaError::UpdateRefused { .. } => SchemaErrorKind::Conflict,
             SchemaError::DeploymentNotFound { .. } => SchemaErrorKind::NotFound,
         }
     }
@@ -427,6 +430,69 @@ impl Schema {
     /// over by another deployment is listed with that deployment's id and revision.
     fn registry_entries(&self, deployment: &Deployment) -> Vec<ServiceSchema> {
         deployment.services.iter().filter_map(|s| self.services.get(&s.definition.name).cloned()).collect()
+    }
+
+    /// Updates deployment `id` in place (`PATCH`/`PUT /deployments/{id}`): its URI,
+    /// headers, HTTP version and protocol range become `new`'s, it keeps its id, so its
+    /// services and every invocation running on it continue at the new address. The
+    /// endpoint must declare the same services with the same handlers (the point is to
+    /// reach the same code elsewhere); with `overwrite` their handlers may differ (a
+    /// service's type still may not). Another deployment's URI is refused.
+    pub fn update_deployment(
+        &mut self,
+        id: &str,
+        new: NewDeployment,
+        overwrite: bool,
+    ) -> Result<Deployment, SchemaError> {
+        let new = new.normalized();
+        new.validate()?;
+        let existing =
+            self.deployments.get(id).cloned().ok_or_else(|| SchemaError::DeploymentNotFound { id: id.to_owned() })?;
+        let refuse = |reason: String| SchemaError::UpdateRefused { id: id.to_owned(), uri: new.uri.clone(), reason };
+        if let Some(other) = self.deployment_by_uri(&new.uri).filter(|d| d.id != id) {
+            return Err(refuse(format!("that URI is deployment {}", other.id)));
+        }
+        let old: BTreeMap<&str, &ServiceDefinition> =
+            existing.services.iter().map(|s| (s.definition.name.as_str(), &s.definition)).collect();
+        let fresh: BTreeMap<&str, &ServiceDefinition> = new.services.iter().map(|s| (s.name.as_str(), s)).collect();
+        if old.keys().ne(fresh.keys()) {
+            let names = |m: &BTreeMap<&str, &ServiceDefinition>| m.keys().copied().collect::<Vec<_>>().join(", ");
+            return Err(refuse(format!(
+                "it declares services [{}], the deployment serves [{}]; register it as a new deployment instead",
+                names(&fresh),
+                names(&old)
+            )));
+        }
+        for (name, service) in &fresh {
+            let before = old[name];
+            if before.ty != service.ty {
+                return Err(refuse(format!(
+                    "it declares '{name}' a {}, not a {}",
+                    service.ty.as_str(),
+                    before.ty.as_str()
+                )));
+            }
+            if before != *service && !overwrite {
+                return Err(refuse(format!(
+                    "the handlers of '{name}' differ; pass overwrite (\"overwrite\": true) to accept them"
+                )));
+            }
+        }
+        let mut updated = existing.clone();
+        updated.uri = new.uri.clone();
+        updated.additional_headers = new.additional_headers.clone();
+        updated.protocol_mode = new.protocol_mode.clone();
+        updated.min_protocol_version = new.min_protocol_version;
+        updated.max_protocol_version = new.max_protocol_version;
+        updated.use_http_11 = new.use_http_11;
+        for deployed in &mut updated.services {
+            deployed.definition = fresh[deployed.definition.name.as_str()].clone();
+            if let Some(entry) = self.services.get_mut(&deployed.definition.name).filter(|e| e.deployment_id == id) {
+                entry.handlers = deployed.definition.handlers.clone();
+            }
+        }
+        self.deployments.insert(id.to_owned(), updated.clone());
+        Ok(updated)
     }
 
     /// Removes deployment `id`. Refused while it serves the latest revision of a service,
@@ -689,5 +755,42 @@ mod tests {
         assert_eq!(format_rfc3339_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(format_rfc3339_millis(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
         assert_eq!(now_rfc3339().len(), 24);
+    }
+
+    #[test]
+    fn a_deployment_moves_in_place_and_refuses_other_services() {
+        let mut schema = Schema::default();
+        schema.register(deployment("http://a:9080", vec![greeter(), counter()]), false, "dp_a", T0).unwrap();
+        schema.register(deployment("http://b:9080", vec![greeter()]), false, "dp_b", T0).unwrap();
+
+        let moved = schema
+            .update_deployment(
+                "dp_a",
+                NewDeployment { use_http_11: true, ..deployment("http://c:9080/", vec![counter(), greeter()]) },
+                false,
+            )
+            .unwrap();
+        assert_eq!((moved.id.as_str(), moved.uri.as_str(), moved.use_http_11), ("dp_a", "http://c:9080", true));
+        assert_eq!(schema.deployment("dp_a").unwrap().uri, "http://c:9080");
+        assert_eq!(schema.service("Counter").unwrap().deployment_id, "dp_a", "services stay with it");
+
+        let err = schema
+            .update_deployment("dp_a", deployment("http://b:9080", vec![greeter(), counter()]), false)
+            .unwrap_err();
+        assert!(err.to_string().contains("that URI is deployment dp_b"), "{err}");
+        let err = schema.update_deployment("dp_a", deployment("http://d:9080", vec![greeter()]), false).unwrap_err();
+        assert!(err.to_string().contains("register it as a new deployment"), "{err}");
+        let mut changed = counter();
+        changed.handlers.push(handler("reset", None));
+        let err = schema
+            .update_deployment("dp_a", deployment("http://d:9080", vec![greeter(), changed.clone()]), false)
+            .unwrap_err();
+        assert!(err.to_string().contains("handlers of 'Counter' differ"), "{err}");
+        schema.update_deployment("dp_a", deployment("http://d:9080", vec![greeter(), changed]), true).unwrap();
+        assert!(schema.service("Counter").unwrap().handlers.iter().any(|h| h.name == "reset"));
+        assert_eq!(
+            schema.update_deployment("dp_x", deployment("http://e", vec![greeter()]), false).unwrap_err().kind(),
+            SchemaErrorKind::NotFound
+        );
     }
 }

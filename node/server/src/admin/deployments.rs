@@ -34,7 +34,10 @@ pub(super) fn router(metadata: Arc<dyn MetadataStore>) -> Router {
     let admin = Arc::new(Admin { metadata, deployments: DeploymentClient::default() });
     Router::new()
         .route("/deployments", get(list_deployments).post(register_deployment))
-        .route("/deployments/{id}", get(get_deployment).delete(delete_deployment))
+        .route(
+            "/deployments/{id}",
+            get(get_deployment).delete(delete_deployment).patch(update_deployment).put(update_deployment),
+        )
         .route("/services", get(list_services))
         .route("/services/{name}", get(get_service))
         .with_state(admin)
@@ -302,6 +305,77 @@ async fn get_deployment(State(admin): State<Arc<Admin>>, Path(id): Path<String>)
     let deployment =
         schema.deployment(&id).ok_or_else(|| ApiError::from(SchemaError::DeploymentNotFound { id: id.clone() }))?;
     Ok(Json(deployment_json(&schema, deployment, true)))
+}
+
+// ---- PATCH / PUT /deployments/{id} ----
+
+/// What an update changes; absent fields keep the deployment's current values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    uri: Option<String>,
+    additional_headers: Option<BTreeMap<String, String>>,
+    use_http_11: Option<bool>,
+    /// Accept services whose handlers changed.
+    #[serde(default)]
+    overwrite: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Moves a deployment to a new address (or new headers, or HTTP version) keeping its id,
+/// so its services and running invocations continue there. The endpoint is discovered and
+/// must serve the same services (see `Schema::update_deployment`).
+async fn update_deployment(
+    State(admin): State<Arc<Admin>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: UpdateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        UpdateRequest::default()
+    } else {
+        let deserializer = &mut serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            ApiError::bad_request(format!(
+                "invalid request body: {}{}; expected e.g. {{\"uri\": \"http://127.0.0.1:9081\"}}",
+                if path == "." { String::new() } else { format!("field '{path}': ") },
+                err.into_inner()
+            ))
+        })?
+    };
+    let schema = current_schema(admin.metadata.as_ref()).await?;
+    let existing =
+        schema.deployment(&id).ok_or_else(|| ApiError::from(SchemaError::DeploymentNotFound { id: id.clone() }))?;
+    let uri_text = request.uri.clone().unwrap_or_else(|| existing.uri.clone());
+    let uri: http::Uri = uri_text.trim().parse().map_err(|err| {
+        ApiError::bad_request(format!(
+            "field 'uri': '{uri_text}' is not a URI ({err}); expected e.g. http://127.0.0.1:9080"
+        ))
+    })?;
+    let headers_map = request.additional_headers.clone().unwrap_or_else(|| existing.additional_headers.clone());
+    let headers = header_map(&headers_map)?;
+    let use_http_11 = request.use_http_11.unwrap_or(existing.use_http_11);
+    let (manifest, http) = discover(&admin.deployments, &uri, use_http_11, &headers).await?;
+    let new = new_deployment(&uri_text, headers_map, manifest, http);
+
+    if request.dry_run {
+        let mut schema = schema;
+        let updated = schema.update_deployment(&id, new, request.overwrite)?;
+        return Ok((StatusCode::OK, Json(deployment_json(&schema, &updated, true))).into_response());
+    }
+    let mut updated: Option<restate_metadata::objects::Deployment> = None;
+    let (schema, _) = typed::read_modify_write::<Schema, SchemaError, _>(admin.metadata.as_ref(), |current| {
+        let mut schema = current.unwrap_or_default();
+        let unchanged = schema.clone();
+        let result = schema.update_deployment(&id, new.clone(), request.overwrite)?;
+        updated = Some(result);
+        Ok((schema != unchanged).then_some(schema))
+    })
+    .await??;
+    let updated = updated.expect("the update ran at least once");
+    tracing::info!(%id, uri = %updated.uri, http_11 = updated.use_http_11, "deployment updated");
+    Ok((StatusCode::OK, Json(deployment_json(&schema, &updated, true))).into_response())
 }
 
 /// `force` from a query string: absent or `false`/`0` is false, `true`/`1`/bare is true.
