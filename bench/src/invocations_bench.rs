@@ -23,7 +23,9 @@ const MEMORY_BUDGET_MIB: f64 = 512.0;
 /// below any announced leader), so appending it measures the log without disturbing
 /// the partition.
 fn harmless_record() -> Vec<u8> {
-    Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0 }).encode().to_vec()
+    Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0, workflows: Default::default() })
+        .encode()
+        .to_vec()
 }
 
 /// p50 of one replicated append to partition 0's log, appended one at a time to the

@@ -31,7 +31,6 @@ fn runs(dir: &TestDir, prefix: &str) -> usize {
 fn a_workflow_runs_once_per_key_and_waits_on_its_promise() {
     let dir = TestDir::new("workflows");
     let (nodes, _services) = {
-        // A short retention, to see the key run anew after it.
         let mut nodes = replicated_cluster(
             &dir,
             "workflows",
@@ -40,7 +39,6 @@ fn a_workflow_runs_once_per_key_and_waits_on_its_promise() {
                 ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
                 ("RESTATE_DEFAULT_REPLICATION", "2"),
                 ("RESTATE_DEFAULT_NUM_PARTITIONS", "4"),
-                ("RESTATE_WORKER__IDEMPOTENCY_RETENTION", "4s"),
             ],
         );
         for node in nodes.iter_mut() {
@@ -52,6 +50,26 @@ fn a_workflow_runs_once_per_key_and_waits_on_its_promise() {
         (nodes, services)
     };
     let ports: Vec<u16> = nodes.iter().map(|n| n.ports.ingress).collect();
+
+    // Signup keeps finished runs 4 s (its own workflow_completion_retention; the default
+    // is a day), to see the key run anew after it.
+    let admin = nodes[0].ports.admin;
+    let (status, body) =
+        http_request(admin, "PATCH", "/services/Signup", "{\"workflow_completion_retention\": \"4s\"}").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["workflow_completion_retention"], "4s", "{body}");
+    let (status, body) =
+        http_request(admin, "PATCH", "/services/Signup", "{\"workflow_completion_retention\": \"soon\"}").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("workflow_completion_retention"), "{body}");
+    let (status, body) =
+        http_request(admin, "PATCH", "/services/Counter", "{\"workflow_completion_retention\": \"1h\"}").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("workflows only"), "{body}");
+    assert_eq!(
+        http_request(admin, "PATCH", "/services/Nope", "{\"workflow_completion_retention\": \"1h\"}").unwrap().0,
+        404
+    );
 
     let mut first = None;
     wait_until("the workflow to be submitted", Duration::from_secs(60), || {

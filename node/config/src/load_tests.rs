@@ -529,6 +529,13 @@ fn repair_grace_period_takes_durations_and_refuses_out_of_range_values() {
 }
 
 #[test]
+fn workflow_completion_retention_defaults_to_a_day() {
+    assert_eq!(loaded(&with_env(&[])).config.worker.workflow_completion_retention_ms, 24 * 3_600_000);
+    let config = loaded(&with_env(&[("RESTATE_WORKER__WORKFLOW_COMPLETION_RETENTION", "30min")])).config;
+    assert_eq!(config.worker.workflow_completion_retention_ms, 30 * 60_000);
+}
+
+#[test]
 fn idempotency_retention_defaults_to_a_day_and_takes_hours() {
     assert_eq!(loaded(&with_env(&[])).config.worker.idempotency_retention_ms, 24 * 3_600_000);
     let config = loaded(&with_file("[worker]\nidempotency-retention = \"2h\"")).config;
@@ -595,6 +602,7 @@ fn fully_populated() -> Config {
         ingress: IngressOptions { bind_address: "0.0.0.0:18080".parse().unwrap(), request_body_size_limit: 1 << 20 },
         worker: WorkerOptions {
             idempotency_retention_ms: 3_600_000,
+            workflow_completion_retention_ms: 24 * 3_600_000,
             snapshots: SnapshotOptions {
                 destination: Some("s3://bucket/prefix".parse().unwrap()),
                 snapshot_interval_num_records: Some(10_000),

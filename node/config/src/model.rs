@@ -261,12 +261,21 @@ pub struct WorkerOptions {
     /// result, `/attach` and `/output` find it. Purged by the partition leader after.
     #[serde(rename = "idempotency-retention")]
     pub idempotency_retention_ms: u64,
+    /// How long a finished workflow run's result, state and promises are kept, in
+    /// milliseconds (a service's `workflow_completion_retention` in the admin API
+    /// overrides it); after it the workflow key can run again.
+    #[serde(rename = "workflow-completion-retention")]
+    pub workflow_completion_retention_ms: u64,
     pub snapshots: SnapshotOptions,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        WorkerOptions { idempotency_retention_ms: 24 * 3_600_000, snapshots: SnapshotOptions::default() }
+        WorkerOptions {
+            idempotency_retention_ms: 24 * 3_600_000,
+            workflow_completion_retention_ms: 24 * 3_600_000,
+            snapshots: SnapshotOptions::default(),
+        }
     }
 }
 

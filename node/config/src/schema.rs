@@ -115,6 +115,7 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("ingress.request-body-size-limit", Kind::Size { min: 1024 }),
     key("worker", Kind::Table),
     key("worker.idempotency-retention", Kind::DurationMs { min_ms: 1_000, max_ms: 365 * 24 * 3_600_000 }),
+    key("worker.workflow-completion-retention", Kind::DurationMs { min_ms: 1_000, max_ms: 365 * 24 * 3_600_000 }),
     key("worker.snapshots", Kind::Table),
     key("worker.snapshots.destination", Kind::SnapshotDestination),
     key("worker.snapshots.snapshot-interval-num-records", Kind::Integer { min: 1, max: TOML_INT_MAX }),

@@ -19,6 +19,7 @@ use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 use super::outcome::{Failure, InvocationResult};
 use super::promise::{self, PromiseState, PromiseWaiter};
 use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
+use super::retention::WorkflowCutoffs;
 use super::signal::{self, SignalId, SignalResult};
 use super::store::{KvRead, PartitionReads, StoreError};
 use super::transaction::Transaction;
@@ -62,7 +63,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::OutboxDelivered { seq } => self.outbox_delivered(*seq),
             Command::Kill { id, at_ms } => self.kill(id, *at_ms),
             Command::Cancel { id, at_ms } => self.cancel(id, *at_ms),
-            Command::PurgeIdempotency { older_than_ms } => self.purge(*older_than_ms),
+            Command::PurgeIdempotency { older_than_ms, workflows } => self.purge(*older_than_ms, workflows),
             Command::Attach { id, response } => self.attach_command(id, response),
             Command::Signal { id, signal, result } => self.signal(id, signal, result),
             Command::GetOutput { id, response } => self.get_output(id, response),
@@ -634,10 +635,16 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         }
     }
 
-    fn purge(&mut self, older_than_ms: u64) -> Step {
-        for (completed_at_ms, id) in self.tx.completed_before(older_than_ms)? {
+    fn purge(&mut self, older_than_ms: u64, workflows: &WorkflowCutoffs) -> Step {
+        for (completed_at_ms, id) in self.tx.completed_before(workflows.latest(older_than_ms))? {
+            let Some(record) = self.tx.invocation(&id)? else {
+                self.tx.delete(keys::retention(completed_at_ms, &id));
+                continue;
+            };
+            if completed_at_ms >= workflows.cutoff_for(&record.target, older_than_ms) {
+                continue; // kept by its own (longer) retention
+            }
             self.tx.delete(keys::retention(completed_at_ms, &id));
-            let Some(record) = self.tx.invocation(&id)? else { continue };
             if !matches!(record.status, InvocationStatus::Completed { completed_at_ms: at, .. } if at == completed_at_ms)
             {
                 continue;

@@ -11,6 +11,7 @@ use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
 use super::outcome::{invocation_result, InvocationResult};
+use super::retention::WorkflowCutoffs;
 use super::signal::{SignalId, SignalResult};
 
 /// First byte of every encoded envelope. Readers refuse other versions (see
@@ -127,7 +128,12 @@ pub enum Command {
     Cancel { id: InvocationId, at_ms: u64 },
     /// Forget completed invocations (result and idempotency key) completed before
     /// `older_than_ms` (retention).
-    PurgeIdempotency { older_than_ms: u64 },
+    /// Workflow runs follow `workflows` (their service's cutoff, or its default).
+    PurgeIdempotency {
+        older_than_ms: u64,
+        #[serde(default, skip_serializing_if = "WorkflowCutoffs::is_none")]
+        workflows: WorkflowCutoffs,
+    },
     /// `response` waits for invocation `id`'s result (answered at once if it completed;
     /// with 404 "not found" if the partition does not know the id: never submitted, or
     /// purged after its retention). Appended after the invocation's own record by anyone

@@ -23,7 +23,7 @@
 //! | `Kill { id, at_ms }` / `Cancel { id, at_ms }` | operators (CLI, admin API) | failed with 409 / CANCEL signal appended |
 //! | `GetOutput { id, response }` / `AwaitedResult { id, completion_id, awaits, outcome }` | another partition's leader (outbox) | a waiting handler's attach/get-output answered / its notification appended |
 //! | `Signal { id, signal, result }` | ingress (awakeables), another partition's leader (outbox) | signal notification appended (first of an id wins); resumes |
-//! | `PurgeIdempotency { older_than_ms }` | leader (retention) | old completed invocations and their keys forgotten |
+//! | `PurgeIdempotency { older_than_ms, workflows }` | leader (retention) | old completed invocations and their keys forgotten; workflow runs by their own cutoffs, with their state and promises |
 //!
 //! # Fencing and idempotence
 //!
@@ -135,6 +135,7 @@ mod outbox;
 mod outcome;
 mod promise;
 mod record;
+mod retention;
 mod rocksdb_store;
 mod signal;
 mod start;
@@ -160,6 +161,7 @@ pub use outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 pub use outcome::{Failure, InvocationResult};
 pub use promise::{PromiseState, PromiseWaiter};
 pub use record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
+pub use retention::WorkflowCutoffs;
 pub use rocksdb_store::{RocksDbPartitionStore, CF_PARTITION};
 pub use signal::{
     awakeable_id, parse_awakeable_id, InvalidAwakeableId, SignalId, SignalResult, AWAKEABLE_ID_PREFIX,

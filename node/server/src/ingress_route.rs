@@ -203,6 +203,7 @@ mod tests {
             ty,
             handlers: handlers.iter().map(|(n, t)| HandlerDefinition { name: (*n).to_owned(), ty: *t }).collect(),
             deployment_id: "dp_1".into(),
+            workflow_completion_retention_ms: None,
             revision: 1,
         };
         schema.services.insert("Greeter".into(), service("Greeter", ServiceType::Service, &[("greet", None)]));

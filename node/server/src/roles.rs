@@ -44,6 +44,8 @@ pub(crate) struct RolesContext {
     pub repair_grace_period: Duration,
     /// `[worker] idempotency-retention`, for the partition processors.
     pub idempotency_retention: Duration,
+    /// `[worker] workflow-completion-retention`.
+    pub workflow_completion_retention: Duration,
     /// `[worker.snapshots] destination`, for the partition processors.
     pub snapshots: Option<restate_snapshots::SnapshotRepository>,
     /// `[worker.snapshots] snapshot-interval-num-records`.
@@ -76,6 +78,7 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
             storage: ctx.loglets.storage().clone(),
             deployments: restate_service_protocol::DeploymentClient::default(),
             idempotency_retention: ctx.idempotency_retention,
+            workflow_completion_retention: ctx.workflow_completion_retention,
             snapshots: ctx.snapshots.clone(),
             snapshot_interval_records: ctx.snapshot_interval_records,
             cluster_name: ctx.cluster_name.clone(),

@@ -89,6 +89,10 @@ pub struct ServiceSchema {
     /// 1 at first registration; +1 each time the service moves to another deployment or
     /// its definition is overwritten.
     pub revision: u32,
+    /// A workflow's own `workflow_completion_retention` (set through `PATCH
+    /// /services/{name}`; kept across registrations); `None`: `[worker]`'s default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_completion_retention_ms: Option<u64>,
 }
 
 pub use restate_types::{HandlerType, ServiceType};
@@ -155,6 +159,10 @@ pub enum SchemaError {
     DeploymentNotFound { id: String },
     #[error("deployment {id} cannot move to {uri}: {reason}")]
     UpdateRefused { id: String, uri: String, reason: String },
+    #[error("service '{name}' not found")]
+    ServiceNotFound { name: String },
+    #[error("service '{name}' is a {}; workflow_completion_retention applies to workflows only", .ty.as_str())]
+    NotAWorkflow { name: String, ty: ServiceType },
     #[error("deployment {id} still serves the latest revision of {}; remove it with force (`restate deployments remove --force`, or `?force=true`) to remove those services too, or register a deployment that serves them first", .services.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "))]
     DeploymentInUse { id: String, services: Vec<String> },
 }
@@ -173,12 +181,12 @@ pub enum SchemaErrorKind {
 impl SchemaError {
     pub fn kind(&self) -> SchemaErrorKind {
         match self {
-            SchemaError::Invalid { .. } => SchemaErrorKind::Invalid,
+            SchemaError::Invalid { .. } | SchemaError::NotAWorkflow { .. } => SchemaErrorKind::Invalid,
             SchemaError::DifferentDeployment { .. }
             | SchemaError::ServiceTypeChange { .. }
             | SchemaError::DeploymentInUse { .. }
             | SchemaError::UpdateRefused { .. } => SchemaErrorKind::Conflict,
-            SchemaError::DeploymentNotFound { .. } => SchemaErrorKind::NotFound,
+            SchemaError::DeploymentNotFound { .. } | SchemaError::ServiceNotFound { .. } => SchemaErrorKind::NotFound,
         }
     }
 }
@@ -401,6 +409,10 @@ impl Schema {
                     handlers: service.handlers.clone(),
                     deployment_id: id.clone(),
                     revision,
+                    workflow_completion_retention_ms: self
+                        .services
+                        .get(&service.name)
+                        .and_then(|current| current.workflow_completion_retention_ms),
                 },
             );
             deployed.push(DeployedService { definition: service.clone(), revision });
@@ -430,6 +442,21 @@ impl Schema {
     /// over by another deployment is listed with that deployment's id and revision.
     fn registry_entries(&self, deployment: &Deployment) -> Vec<ServiceSchema> {
         deployment.services.iter().filter_map(|s| self.services.get(&s.definition.name).cloned()).collect()
+    }
+
+    /// Sets (or, with `None`, clears) workflow `name`'s own completion retention.
+    pub fn set_workflow_completion_retention(
+        &mut self,
+        name: &str,
+        retention_ms: Option<u64>,
+    ) -> Result<&ServiceSchema, SchemaError> {
+        let service =
+            self.services.get_mut(name).ok_or_else(|| SchemaError::ServiceNotFound { name: name.to_owned() })?;
+        if service.ty != ServiceType::Workflow && retention_ms.is_some() {
+            return Err(SchemaError::NotAWorkflow { name: name.to_owned(), ty: service.ty });
+        }
+        service.workflow_completion_retention_ms = retention_ms;
+        Ok(service)
     }
 
     /// Updates deployment `id` in place (`PATCH`/`PUT /deployments/{id}`): its URI,

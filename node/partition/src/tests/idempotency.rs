@@ -49,9 +49,9 @@ fn a_repeat_after_completion_gets_the_stored_result_until_purged() {
     );
 
     // Retention: younger than the cut-off stays, older goes (with its key).
-    p.lead(Command::PurgeIdempotency { older_than_ms: 5_000 });
+    p.lead(Command::PurgeIdempotency { older_than_ms: 5_000, workflows: Default::default() });
     assert!(p.sm.store().status_by_idempotency(&key).unwrap().is_some());
-    p.lead(Command::PurgeIdempotency { older_than_ms: 5_001 });
+    p.lead(Command::PurgeIdempotency { older_than_ms: 5_001, workflows: Default::default() });
     assert_eq!(p.sm.store().status_by_idempotency(&key).unwrap(), None);
     assert_eq!(p.sm.store().invocation(&first.id).unwrap(), None);
 

@@ -111,7 +111,16 @@ fn a_shared_handler_completes_the_promise_the_run_handler_waits_for() {
     p.complete(click.id, b"null");
     p.complete(run.id, b"\"welcome\"");
     assert!(p.sm.store().promise("Signup", "alice", "email-link").unwrap().is_some());
-    p.lead(Command::PurgeIdempotency { older_than_ms: 2_000 });
+    // Signup keeps its runs longer than plain invocations: the shared handler's result
+    // goes, the run stays.
+    let longer = WorkflowCutoffs { default_ms: Some(10), by_service: [("Signup".to_owned(), 500)].into() };
+    p.lead(Command::PurgeIdempotency { older_than_ms: 2_000, workflows: longer });
+    assert!(p.sm.store().invocation(&click.id).unwrap().is_none());
+    assert!(p.sm.store().invocation(&run.id).unwrap().is_some());
+    assert!(p.sm.store().promise("Signup", "alice", "email-link").unwrap().is_some());
+    let due = WorkflowCutoffs { default_ms: Some(10), by_service: [("Signup".to_owned(), 2_000)].into() };
+    p.lead(Command::PurgeIdempotency { older_than_ms: 2_000, workflows: due });
+    assert!(p.sm.store().invocation(&run.id).unwrap().is_none());
     assert_eq!(p.sm.store().promise("Signup", "alice", "email-link").unwrap(), None);
     assert_eq!(p.sm.store().read_state("Signup", "alice").unwrap(), vec![]);
 }

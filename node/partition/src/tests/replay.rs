@@ -50,7 +50,7 @@ fn scenario<S: PartitionStore>(mut p: Partition<S>) -> Partition<S> {
     p.lead(Command::Suspend { id: b.id, known_entries: 1 });
     p.external(Command::Kill { id: b.id, at_ms: 2_200 });
     p.lead(Command::Complete { id: greet.id, result: Ok(Bytes::from_static(b"\"hi\"")), completed_at_ms: 2_300 });
-    p.lead(Command::PurgeIdempotency { older_than_ms: 2_050 });
+    p.lead(Command::PurgeIdempotency { older_than_ms: 2_050, workflows: Default::default() });
     let d = object_request(7, "k", "add", false);
     p.invoke(d.clone());
     p.journal(d.id, vec![set_state(b"total", b"3"), sleep(1, 10_000), call("Counter", "get", "k2", 2, 3)]);

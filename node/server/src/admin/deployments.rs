@@ -39,7 +39,7 @@ pub(super) fn router(metadata: Arc<dyn MetadataStore>) -> Router {
             get(get_deployment).delete(delete_deployment).patch(update_deployment).put(update_deployment),
         )
         .route("/services", get(list_services))
-        .route("/services/{name}", get(get_service))
+        .route("/services/{name}", get(get_service).patch(modify_service))
         .with_state(admin)
 }
 
@@ -60,6 +60,7 @@ fn service_json(service: &ServiceSchema) -> Value {
         "handlers": service.handlers.iter().map(handler_json).collect::<Vec<_>>(),
         "deployment_id": service.deployment_id,
         "revision": service.revision,
+        "workflow_completion_retention": service.workflow_completion_retention_ms.map(|ms| format!("{}s", ms / 1000)),
     })
 }
 
@@ -435,6 +436,46 @@ async fn get_service(State(admin): State<Arc<Admin>>, Path(name): Path<String>) 
     let service = schema
         .service(&name)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("service '{name}' not found")))?;
+    Ok(Json(service_json(service)))
+}
+
+/// `PATCH /services/{name}`: what may change of a service (Restate's "modify service").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModifyServiceRequest {
+    /// A workflow's completion retention (`"1h"`, `"7d"`, ISO 8601 `"PT1H"`); `null`
+    /// returns to `[worker] workflow-completion-retention`.
+    workflow_completion_retention: Option<String>,
+}
+
+async fn modify_service(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(&body);
+    let request: ModifyServiceRequest = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        ApiError::bad_request(format!(
+            "invalid request body: {}; expected e.g. {{\"workflow_completion_retention\": \"1h\"}}",
+            err.into_inner()
+        ))
+    })?;
+    let retention_ms = match &request.workflow_completion_retention {
+        None => None,
+        Some(text) => Some(
+            restate_config::parse_duration(text)
+                .map_err(|e| ApiError::bad_request(format!("field 'workflow_completion_retention': {e}")))?
+                .as_millis() as u64,
+        ),
+    };
+    let (schema, _) = typed::read_modify_write::<Schema, SchemaError, _>(admin.metadata.as_ref(), |current| {
+        let mut schema = current.unwrap_or_default();
+        schema.set_workflow_completion_retention(&name, retention_ms)?;
+        Ok(Some(schema))
+    })
+    .await??;
+    let service = schema.service(&name).expect("set above");
+    tracing::info!(service = %name, retention_ms = ?retention_ms, "service modified");
     Ok(Json(service_json(service)))
 }
 

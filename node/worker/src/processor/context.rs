@@ -29,6 +29,9 @@ pub struct WorkerContext {
     /// How long completed invocations (results, idempotency keys) are kept before the
     /// leader purges them (`[worker] idempotency-retention`).
     pub idempotency_retention: Duration,
+    /// How long finished workflow runs (result, state, promises) are kept unless their
+    /// service sets its own (`[worker] workflow-completion-retention`).
+    pub workflow_completion_retention: Duration,
     /// Where partition snapshots go (`[worker.snapshots] destination`), if anywhere.
     pub snapshots: Option<restate_snapshots::SnapshotRepository>,
     /// Leaders snapshot after this many applied records (`snapshot-interval-num-records`).

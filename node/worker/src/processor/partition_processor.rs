@@ -13,6 +13,7 @@ use super::context::{ProcessorHandle, WorkerContext};
 use super::snapshots;
 use restate_partition::{
     Command, Effect, Envelope, InvocationId, PartitionReads, PartitionStateMachine, RocksDbPartitionStore,
+    WorkflowCutoffs,
 };
 
 const READ_BATCH: usize = 256;
@@ -66,13 +67,16 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
     let mut rounds = Rounds { in_flight: HashSet::new(), again: HashSet::new(), done_tx };
     let mut announced = 0u64;
     let mut idle = MIN_IDLE;
-    let mut next_purge = tokio::time::Instant::now();
+    let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
         if handle.shutdown.is_cancelled() {
             return;
         }
-        if tokio::time::Instant::now() >= next_purge {
-            next_purge = tokio::time::Instant::now() + purge_interval(ctx.idempotency_retention);
+        // The interval follows the shortest retention now in force (a service's own
+        // retention may be set or shortened at any time).
+        let purge_due = last_purge.is_none_or(|at| at.elapsed() >= purge_interval(shortest_retention(&ctx)));
+        if purge_due {
+            last_purge = Some(tokio::time::Instant::now());
             purge_expired(&ctx, &handle, &machine).await;
         }
         let want = *planned.borrow_and_update();
@@ -238,11 +242,13 @@ async fn purge_expired(
     if epoch == 0 {
         return;
     }
-    let older_than_ms = super::now_ms().saturating_sub(ctx.idempotency_retention.as_millis() as u64);
-    match machine.store().completed_before(older_than_ms) {
+    let now = super::now_ms();
+    let older_than_ms = now.saturating_sub(ctx.idempotency_retention.as_millis() as u64);
+    let workflows = workflow_cutoffs(ctx, now);
+    match expired(machine.store(), older_than_ms, &workflows) {
         Ok(expired) if expired.is_empty() => {}
         Ok(expired) => {
-            let record = Envelope::from_leader(epoch, Command::PurgeIdempotency { older_than_ms }).encode();
+            let record = Envelope::from_leader(epoch, Command::PurgeIdempotency { older_than_ms, workflows }).encode();
             match ctx.bifrost.append(handle.log, vec![record]).await {
                 Ok(_) => {
                     tracing::debug!(partition = %handle.partition, count = expired.len(), "purging completed invocations past their retention")
@@ -252,6 +258,51 @@ async fn purge_expired(
         }
         Err(e) => tracing::error!(partition = %handle.partition, "reading completed invocations: {e}"),
     }
+}
+
+/// The shortest retention in force: the `[worker]` ones and every workflow service's own.
+fn shortest_retention(ctx: &WorkerContext) -> Duration {
+    let services = ctx.metadata.get::<restate_metadata::objects::Schema>().and_then(|schema| {
+        schema.0.services.values().filter_map(|s| s.workflow_completion_retention_ms).min().map(Duration::from_millis)
+    });
+    services.into_iter().fold(ctx.idempotency_retention.min(ctx.workflow_completion_retention), Duration::min)
+}
+
+/// The workflow cutoffs of a purge at `now`: `[worker] workflow-completion-retention`, and
+/// each workflow service's own retention from the schema.
+fn workflow_cutoffs(ctx: &WorkerContext, now: u64) -> WorkflowCutoffs {
+    let by_service = ctx
+        .metadata
+        .get::<restate_metadata::objects::Schema>()
+        .map(|schema| {
+            schema
+                .0
+                .services
+                .values()
+                .filter_map(|s| Some((s.name.clone(), now.saturating_sub(s.workflow_completion_retention_ms?))))
+                .collect()
+        })
+        .unwrap_or_default();
+    WorkflowCutoffs {
+        default_ms: Some(now.saturating_sub(ctx.workflow_completion_retention.as_millis() as u64)),
+        by_service,
+    }
+}
+
+/// The completed invocations a purge with these cutoffs would forget.
+fn expired(
+    store: &RocksDbPartitionStore,
+    older_than_ms: u64,
+    workflows: &WorkflowCutoffs,
+) -> Result<Vec<InvocationId>, restate_partition::StoreError> {
+    let mut expired = Vec::new();
+    for (completed_at_ms, id) in store.completed_before(workflows.latest(older_than_ms))? {
+        let Some(record) = store.invocation(&id)? else { continue };
+        if completed_at_ms < workflows.cutoff_for(&record.target, older_than_ms) {
+            expired.push(id);
+        }
+    }
+    Ok(expired)
 }
 
 /// Why [`sleep_or_wake`] returned.
