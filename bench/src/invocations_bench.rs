@@ -10,52 +10,12 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use restate_bench::{lazy_channel, memory_mib, ms, percentile, record_summary};
+use restate_bench::{append_p50, memory_mib, ms, percentile, record_summary};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
-use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, ServerProcess, TestDir};
-use restate_partition::{Command, Envelope};
-use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
+use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, TestDir};
 
 const RUN_FOR: Duration = Duration::from_secs(5);
 const MEMORY_BUDGET_MIB: f64 = 512.0;
-
-/// A record every partition processor decodes and ignores (a leader command at epoch 0,
-/// below any announced leader), so appending it measures the log without disturbing
-/// the partition.
-fn harmless_record() -> Vec<u8> {
-    Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0, workflows: Default::default() })
-        .encode()
-        .to_vec()
-}
-
-/// p50 of one replicated append to partition 0's log, appended one at a time to the
-/// loglet's leader for `RUN_FOR`.
-fn append_p50(runtime: &tokio::runtime::Runtime, nodes: &[ServerProcess]) -> Duration {
-    let logs = nodes[0].ctl(&["logs", "list", "--json"]).json();
-    let loglet = logs["logs"][0]["loglet_id"].as_u64().expect("partition 0's log has a replicated loglet");
-    let addresses: Vec<String> = nodes.iter().map(ServerProcess::address).collect();
-    runtime.block_on(async {
-        let mut leader = None;
-        for address in &addresses {
-            let mut client = LogServerClient::new(lazy_channel(address));
-            let probe = AppendRequest { loglet_id: loglet, records: vec![harmless_record()] };
-            if client.append(probe).await.is_ok() {
-                leader = Some(client);
-                break;
-            }
-        }
-        let mut client = leader.expect("a log-server leads partition 0's loglet");
-        let mut latencies = Vec::new();
-        let deadline = Instant::now() + RUN_FOR;
-        while Instant::now() < deadline {
-            let began = Instant::now();
-            client.append(AppendRequest { loglet_id: loglet, records: vec![harmless_record()] }).await.expect("append");
-            latencies.push(began.elapsed());
-        }
-        latencies.sort();
-        percentile(&latencies, 0.5)
-    })
-}
 
 /// `clients` threads calling Greeter.greet round-robin over `ports` for `RUN_FOR`;
 /// the sorted latencies and the number of failed calls.
@@ -119,7 +79,7 @@ fn main() {
     greet_load(&ports, 4);
     let idle: Vec<f64> = nodes.iter().map(|n| memory_mib(n.pid().unwrap(), "VmRSS:")).collect();
 
-    let floor = append_p50(&runtime, &nodes) * 2;
+    let floor = append_p50(&runtime, &nodes, RUN_FOR) * 2;
     println!(
         "## Greeter.greet through the ingress, 3 nodes, replication 2, 4 partitions ({}s per row)\n",
         RUN_FOR.as_secs()

@@ -2,7 +2,11 @@
 //! lazily connecting gRPC channel, a process's resident memory, and the rows of the one
 //! summary table `make bench` ends with (`bench-summary`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use restate_e2e::ServerProcess;
+use restate_partition::{Command, Envelope};
+use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 
 use tonic::transport::{Channel, Endpoint};
 
@@ -87,6 +91,44 @@ pub fn summary_table(rows: &[SummaryRow]) -> String {
         out.push_str(&format!("| {} | {} | {} | {:.2} | {} |\n", r.area, r.ours, r.peer, r.ratio, r.meaning));
     }
     out
+}
+
+/// A record every partition processor decodes and ignores (a leader command at epoch 0,
+/// below any announced leader), so appending it measures the log without disturbing
+/// the partition.
+pub fn harmless_record() -> Vec<u8> {
+    Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0, workflows: Default::default() })
+        .encode()
+        .to_vec()
+}
+
+/// p50 of one replicated append to partition 0's log, appended one at a time to the
+/// loglet's leader for `run_for`.
+pub fn append_p50(runtime: &tokio::runtime::Runtime, nodes: &[ServerProcess], run_for: Duration) -> Duration {
+    let logs = nodes[0].ctl(&["logs", "list", "--json"]).json();
+    let loglet = logs["logs"][0]["loglet_id"].as_u64().expect("partition 0's log has a replicated loglet");
+    let addresses: Vec<String> = nodes.iter().map(ServerProcess::address).collect();
+    runtime.block_on(async {
+        let mut leader = None;
+        for address in &addresses {
+            let mut client = LogServerClient::new(lazy_channel(address));
+            let probe = AppendRequest { loglet_id: loglet, records: vec![harmless_record()] };
+            if client.append(probe).await.is_ok() {
+                leader = Some(client);
+                break;
+            }
+        }
+        let mut client = leader.expect("a log-server leads partition 0's loglet");
+        let mut latencies = Vec::new();
+        let deadline = Instant::now() + run_for;
+        while Instant::now() < deadline {
+            let began = Instant::now();
+            client.append(AppendRequest { loglet_id: loglet, records: vec![harmless_record()] }).await.expect("append");
+            latencies.push(began.elapsed());
+        }
+        latencies.sort();
+        percentile(&latencies, 0.5)
+    })
 }
 
 #[cfg(test)]

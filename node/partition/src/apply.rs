@@ -641,7 +641,9 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 self.tx.delete(keys::retention(completed_at_ms, &id));
                 continue;
             };
-            if completed_at_ms >= workflows.cutoff_for(&record.target, older_than_ms) {
+            if completed_at_ms
+                >= workflows.cutoff_for(&record.target.service, record.target.is_workflow_run(), older_than_ms)
+            {
                 continue; // kept by its own (longer) retention
             }
             self.tx.delete(keys::retention(completed_at_ms, &id));

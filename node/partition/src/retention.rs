@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::Target;
-
 /// The workflow part of a purge: cutoffs in ms since the UNIX epoch (completed before
 /// the cutoff: forgotten).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -26,12 +24,13 @@ impl WorkflowCutoffs {
         self.default_ms.is_none() && self.by_service.is_empty()
     }
 
-    /// The cutoff for an invocation of `target`, when `invocations_ms` is the plain one.
-    pub fn cutoff_for(&self, target: &Target, invocations_ms: u64) -> u64 {
-        if !target.is_workflow_run() {
+    /// The cutoff for a completed invocation of `service` (a workflow run or not), when
+    /// `invocations_ms` is the plain invocations' one.
+    pub fn cutoff_for(&self, service: &str, workflow_run: bool, invocations_ms: u64) -> u64 {
+        if !workflow_run {
             return invocations_ms;
         }
-        self.by_service.get(&target.service).copied().or(self.default_ms).unwrap_or(invocations_ms)
+        self.by_service.get(service).copied().or(self.default_ms).unwrap_or(invocations_ms)
     }
 
     /// The latest cutoff of all: records completed after it are kept by every rule.

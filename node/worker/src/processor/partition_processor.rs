@@ -298,7 +298,9 @@ fn expired(
     let mut expired = Vec::new();
     for (completed_at_ms, id) in store.completed_before(workflows.latest(older_than_ms))? {
         let Some(record) = store.invocation(&id)? else { continue };
-        if completed_at_ms < workflows.cutoff_for(&record.target, older_than_ms) {
+        if completed_at_ms
+            < workflows.cutoff_for(&record.target.service, record.target.is_workflow_run(), older_than_ms)
+        {
             expired.push(id);
         }
     }
