@@ -69,5 +69,14 @@ fn a_delayed_send_runs_once_after_its_delay_across_a_leader_kill() {
         assert!(body.contains(says), "{path}: {body}");
     }
     nodes[survivor].assert_running();
+
+    // A delayed one-way call from a handler (Rust SDK `send_after(1s)`).
+    let sent_at = Instant::now();
+    let answer = http_request(survivor_port, "POST", "/Greeter/greetLater", "\"Zed\"").unwrap();
+    assert_eq!(answer, (200, "\"See you later, Zed!\"".to_owned()));
+    wait_until("the delayed add to run", Duration::from_secs(30), || {
+        http_request(survivor_port, "POST", "/Counter/Zed/get", "") == Some((200, "1".to_owned()))
+    });
+    assert!(sent_at.elapsed() >= Duration::from_secs(1), "ran after its delay ({:?})", sent_at.elapsed());
     nodes[victim].start_and_wait_healthy();
 }

@@ -7,6 +7,8 @@ Greeter (service), Counter (virtual object), Approval/Approver (awakeables), Sig
 (named signals) and the Signup workflow (a durable promise completed by a shared handler).
 """
 
+from datetime import timedelta
+
 import restate
 from restate import (
     Context,
@@ -40,6 +42,13 @@ async def add(ctx: ObjectContext, delta: int) -> int:
 @counter.handler(kind="shared")
 async def get(ctx: ObjectSharedContext) -> int:
     return await ctx.get("count") or 0
+
+
+@greeter.handler(name="greetLater")
+async def greet_later(ctx: Context, name: str) -> str:
+    """Sends Counter/{name}/add(1) to run one second from now (a delayed one-way call)."""
+    ctx.object_send(add, key=name, arg=1, send_delay=timedelta(seconds=1))
+    return f"See you later, {name}!"
 
 
 approval = VirtualObject("Approval")
@@ -79,6 +88,12 @@ signals = Service("Signals")
 async def wait_for(ctx: Context, name: str) -> str:
     """Waits for the named signal on this invocation and returns its value."""
     return await ctx.signal(name)
+
+
+@signals.handler(name="awaitResult")
+async def await_result(ctx: Context, invocation: str) -> str:
+    """Waits for invocation `invocation` to complete and returns its result."""
+    return await ctx.attach_invocation(invocation)
 
 
 @signals.handler()

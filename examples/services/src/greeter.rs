@@ -30,4 +30,12 @@ impl Greeter {
         ctx.object_client::<CounterClient>(GREETINGS_COUNTER).add(1).send();
         Ok(format!("Hello, {name}! Visit {count}."))
     }
+
+    /// Sends `Counter/{name}/add(1)` to run one second from now (a delayed one-way call,
+    /// durable: it waits `scheduled` in the counter's partition) and returns at once.
+    #[handler(name = "greetLater")]
+    async fn greet_later(&self, ctx: Context<'_>, name: String) -> Result<String, HandlerError> {
+        ctx.object_client::<CounterClient>(name.clone()).add(1).send_after(std::time::Duration::from_secs(1));
+        Ok(format!("See you later, {name}!"))
+    }
 }
