@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use restate_bench::{append_p50, ms, percentile, record_summary};
+use restate_bench::{append_p50, closed_loop, ms, percentile, record_summary};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, TestDir};
 
@@ -53,32 +53,10 @@ fn one_approval(ports: &[u16], key: &str, turn: usize) -> Option<Duration> {
 
 /// `clients` threads, each doing approvals on keys of its own for `RUN_FOR`.
 fn load(ports: &[u16], clients: usize, round: usize) -> (Vec<Duration>, usize) {
-    let deadline = Instant::now() + RUN_FOR;
-    let threads: Vec<_> = (0..clients)
-        .map(|client| {
-            let ports = ports.to_vec();
-            std::thread::spawn(move || {
-                let (mut latencies, mut failures) = (Vec::new(), 0);
-                let mut turn = 0;
-                while Instant::now() < deadline {
-                    turn += 1;
-                    match one_approval(&ports, &format!("r{round}-c{client}-{turn}"), client + turn) {
-                        Some(latency) => latencies.push(latency),
-                        None => failures += 1,
-                    }
-                }
-                (latencies, failures)
-            })
-        })
-        .collect();
-    let (mut all, mut failures) = (Vec::new(), 0);
-    for thread in threads {
-        let (latencies, failed) = thread.join().unwrap();
-        all.extend(latencies);
-        failures += failed;
-    }
-    all.sort();
-    (all, failures)
+    let ports = ports.to_vec();
+    closed_loop(clients, RUN_FOR, move |client, turn| {
+        one_approval(&ports, &format!("r{round}-c{client}-{turn}"), client + turn)
+    })
 }
 
 fn main() {

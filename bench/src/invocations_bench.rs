@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use restate_bench::{append_p50, memory_mib, ms, percentile, record_summary};
+use restate_bench::{append_p50, closed_loop, memory_mib, ms, percentile, record_summary};
 use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, TestDir};
 
@@ -20,41 +20,13 @@ const MEMORY_BUDGET_MIB: f64 = 512.0;
 /// `clients` threads calling Greeter.greet round-robin over `ports` for `RUN_FOR`;
 /// the sorted latencies and the number of failed calls.
 fn greet_load(ports: &[u16], clients: usize) -> (Vec<Duration>, usize) {
-    let deadline = Instant::now() + RUN_FOR;
-    let threads: Vec<_> = (0..clients)
-        .map(|client| {
-            let ports = ports.to_vec();
-            std::thread::spawn(move || {
-                let (mut latencies, mut failures) = (Vec::new(), 0);
-                let mut i = client;
-                while Instant::now() < deadline {
-                    i += 1;
-                    let began = Instant::now();
-                    let answer = http_call(
-                        ports[i % ports.len()],
-                        "POST",
-                        "/Greeter/greet",
-                        "\"bench\"",
-                        &[],
-                        Duration::from_secs(30),
-                    );
-                    match answer {
-                        Some((200, _)) => latencies.push(began.elapsed()),
-                        _ => failures += 1,
-                    }
-                }
-                (latencies, failures)
-            })
-        })
-        .collect();
-    let (mut all, mut failures) = (Vec::new(), 0);
-    for thread in threads {
-        let (latencies, failed) = thread.join().unwrap();
-        all.extend(latencies);
-        failures += failed;
-    }
-    all.sort();
-    (all, failures)
+    let ports = ports.to_vec();
+    closed_loop(clients, RUN_FOR, move |client, turn| {
+        let began = Instant::now();
+        let port = ports[(client + turn) % ports.len()];
+        let answer = http_call(port, "POST", "/Greeter/greet", "\"bench\"", &[], Duration::from_secs(30));
+        matches!(answer, Some((200, _))).then(|| began.elapsed())
+    })
 }
 
 fn main() {

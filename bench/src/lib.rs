@@ -131,6 +131,42 @@ pub fn append_p50(runtime: &tokio::runtime::Runtime, nodes: &[ServerProcess], ru
     })
 }
 
+/// A closed-loop load: `clients` threads, each calling `attempt(client, turn)` (turn 1, 2,
+/// ...) until `run_for` has passed. Returns the sorted latencies of the attempts that
+/// answered `Some` and how many answered `None` (failed).
+pub fn closed_loop<F>(clients: usize, run_for: Duration, attempt: F) -> (Vec<Duration>, usize)
+where
+    F: Fn(usize, usize) -> Option<Duration> + Send + Sync + 'static,
+{
+    let attempt = std::sync::Arc::new(attempt);
+    let deadline = Instant::now() + run_for;
+    let threads: Vec<_> = (0..clients)
+        .map(|client| {
+            let attempt = attempt.clone();
+            std::thread::spawn(move || {
+                let (mut latencies, mut failures) = (Vec::new(), 0);
+                let mut turn = 0;
+                while Instant::now() < deadline {
+                    turn += 1;
+                    match attempt(client, turn) {
+                        Some(latency) => latencies.push(latency),
+                        None => failures += 1,
+                    }
+                }
+                (latencies, failures)
+            })
+        })
+        .collect();
+    let (mut all, mut failures) = (Vec::new(), 0);
+    for thread in threads {
+        let (latencies, failed) = thread.join().expect("a load thread panicked");
+        all.extend(latencies);
+        failures += failed;
+    }
+    all.sort();
+    (all, failures)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use crate::{bin, CtlOutput, TestDir};
 
+/// The example services' run log, in the test directory.
+const RUN_LOG: &str = "example-services-runs.txt";
+
 /// Bound on `example-services` printing its listen line.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -40,7 +43,7 @@ impl ExampleServices {
         let mut child = Command::new(bin("example-services"))
             .args(["--port", &port.to_string()])
             .env("RUST_LOG", "info")
-            .env("EXAMPLE_RUN_LOG", dir.path().join("example-services-runs.txt"))
+            .env("EXAMPLE_RUN_LOG", dir.path().join(RUN_LOG))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -148,6 +151,17 @@ impl Drop for PythonServices {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Lines of the example services' run log (`EXAMPLE_RUN_LOG`: one per real execution of
+/// a logged `ctx.run`, never for a replay) that start with `prefix`.
+pub fn run_log_lines(dir: &TestDir, prefix: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.path().join(RUN_LOG))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs `restate --admin-url <admin_url> <args>` with stdin not a terminal.

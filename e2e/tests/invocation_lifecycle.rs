@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{admin_url, leader_of_invocation, restate, three_workers_with_services, ExampleServices};
+use restate_e2e::services::{run_log_lines, admin_url, leader_of_invocation, restate, three_workers_with_services, ExampleServices};
 use restate_e2e::*;
 use serde_json::Value;
 
@@ -29,17 +29,6 @@ fn attach(port: u16, id: &str) -> (u16, String) {
 fn output(port: u16, id: &str) -> (u16, String) {
     http_call(port, "GET", &format!("/restate/invocation/{id}/output"), "", &[], Duration::from_secs(30))
         .unwrap_or_else(|| panic!("ingress {port} did not answer output {id}"))
-}
-
-/// Lines of the example services' run log (one per real `ctx.run` execution) that
-/// start with `prefix`.
-fn runs(dir: &TestDir, prefix: &str) -> Vec<String> {
-    std::fs::read_to_string(dir.path().join("example-services-runs.txt"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The same id with its last digit changed: well-formed, same partition, never submitted.
@@ -101,7 +90,7 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
 
     // Cancel while it sleeps: the handler sees the cancellation and fails with 409.
     let cancelled = send(port, "/Ticket/issueAndHold", "\"cancel-me\"", &[]);
-    wait_until("the ticket to be drawn", Duration::from_secs(30), || !runs(&dir, "cancel-me-").is_empty());
+    wait_until("the ticket to be drawn", Duration::from_secs(30), || !run_log_lines(&dir, "cancel-me-").is_empty());
     let out = restate(&admin, &["invocations", "cancel", &cancelled, "--yes"]);
     assert!(out.ok().contains("cancellation requested"), "{out:?}");
     let (status, body) = attach(port, &cancelled);
@@ -145,7 +134,7 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
     let (_, first_ticket) = attach(port, &first);
     assert_eq!(send(port, "/Ticket/issue", "\"idem\"", &key), first, "same key, same invocation");
     assert_eq!(attach(port, &first), (200, first_ticket.clone()));
-    assert_eq!(runs(&dir, "idem-").len(), 1);
+    assert_eq!(run_log_lines(&dir, "idem-").len(), 1);
     wait_until("the result to be purged after 3 s of retention", Duration::from_secs(60), || {
         output(port, &first).0 == 404
     });
@@ -153,7 +142,7 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
     let (status, second_ticket) = attach(port, &renewed);
     assert_eq!(status, 200, "{second_ticket}");
     assert_ne!(second_ticket, first_ticket, "after the retention the key starts a new invocation");
-    assert_eq!(runs(&dir, "idem-").len(), 2);
+    assert_eq!(run_log_lines(&dir, "idem-").len(), 2);
 }
 
 /// A deployment that does not answer is retried with backoff: the invocation completes
@@ -177,7 +166,7 @@ fn an_unreachable_deployment_is_retried_until_it_answers() {
     let _back = ExampleServices::start_on(&dir, port);
     let (status, ticket) = attach(node.ports.ingress, &id);
     assert_eq!(status, 200, "{ticket}");
-    assert_eq!(runs(&dir, "retry-"), vec![ticket.trim_matches('"').to_owned()]);
+    assert_eq!(run_log_lines(&dir, "retry-"), vec![ticket.trim_matches('"').to_owned()]);
 }
 
 /// A single node restarted (SIGTERM, then started again) leads its partitions again at
@@ -233,7 +222,7 @@ fn ctx_run_happens_once_across_a_leader_kill() {
         id.is_some()
     });
     let id = id.unwrap();
-    wait_until("the ticket to be drawn", Duration::from_secs(60), || !runs(&dir, "lottery-").is_empty());
+    wait_until("the ticket to be drawn", Duration::from_secs(60), || !run_log_lines(&dir, "lottery-").is_empty());
 
     // The leader of the invocation's partition.
     let victim = leader_of_invocation(&nodes, &id);
@@ -242,7 +231,7 @@ fn ctx_run_happens_once_across_a_leader_kill() {
 
     let (status, ticket) = attach(nodes[survivors[0]].ports.ingress, &id);
     assert_eq!(status, 200, "{ticket}");
-    let drawn = runs(&dir, "lottery-");
+    let drawn = run_log_lines(&dir, "lottery-");
     assert_eq!(drawn.len(), 1, "the side effect ran once: {drawn:?}");
     assert_eq!(ticket, format!("\"{}\"", drawn[0]), "the journaled ticket is the answer");
     assert_eq!(output(nodes[survivors[1]].ports.ingress, &id), (200, ticket.clone()));
@@ -254,5 +243,5 @@ fn ctx_run_happens_once_across_a_leader_kill() {
         last.as_ref().is_some_and(|(s, _)| *s == 200)
     });
     assert_eq!(last.unwrap().1, ticket);
-    assert_eq!(runs(&dir, "lottery-").len(), 1);
+    assert_eq!(run_log_lines(&dir, "lottery-").len(), 1);
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{admin_url, restate};
+use restate_e2e::services::{run_log_lines, admin_url, restate};
 use restate_e2e::*;
 use serde_json::Value;
 
@@ -16,15 +16,6 @@ fn json(text: &str) -> Value {
 fn call(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     http_call(port, method, path, body, &[], Duration::from_secs(90))
         .unwrap_or_else(|| panic!("ingress {port} did not answer {method} {path}"))
-}
-
-/// Lines of the example services' run log that start with `prefix`.
-fn runs(dir: &TestDir, prefix: &str) -> usize {
-    std::fs::read_to_string(dir.path().join("example-services-runs.txt"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .count()
 }
 
 #[test]
@@ -114,7 +105,7 @@ fn a_workflow_runs_once_per_key_and_waits_on_its_promise() {
     assert_eq!(call(ports[0], "POST", "/Signup/alice/link", ""), (200, "\"link-42\"".to_owned()));
     // A call of run for the finished key returns the first run's result; nothing reruns.
     assert_eq!(call(ports[2], "POST", "/Signup/alice/run", "\"x@example.com\""), (200, expected));
-    assert_eq!(runs(&dir, "signup-alice"), 1, "the run handler's first step ran once");
+    assert_eq!(run_log_lines(&dir, "signup-alice").len(), 1, "the run handler's first step ran once");
 
     // Bad input: unknown workflow names and keys.
     let (status, body) = call(ports[0], "GET", "/restate/workflow/Nope/alice/output", "");
@@ -132,6 +123,6 @@ fn a_workflow_runs_once_per_key_and_waits_on_its_promise() {
     assert_eq!(call(ports[1], "POST", "/Signup/alice/status", ""), (200, "\"\"".to_owned()), "state purged");
     let (status, renewed) = call(ports[1], "POST", "/Signup/alice/run/send", "\"alice@example.com\"");
     assert_eq!((status, json(&renewed)["status"].as_str()), (202, Some("Accepted")), "{renewed}");
-    wait_until("the new run to start", Duration::from_secs(60), || runs(&dir, "signup-alice") == 2);
+    wait_until("the new run to start", Duration::from_secs(60), || run_log_lines(&dir, "signup-alice").len() == 2);
     assert_eq!(call(ports[0], "POST", "/Signup/alice/link", ""), (200, "\"\"".to_owned()), "a fresh promise");
 }
