@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use restate_e2e::services::{run_log_lines, leader_of_invocation, three_workers_with_services};
+use restate_e2e::services::{leader_of_invocation, run_log_lines, three_workers_with_services};
 use restate_e2e::*;
 use serde_json::Value;
 

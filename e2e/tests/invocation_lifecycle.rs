@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{run_log_lines, admin_url, leader_of_invocation, restate, three_workers_with_services, ExampleServices};
+use restate_e2e::services::{
+    admin_url, leader_of_invocation, restate, run_log_lines, three_workers_with_services, ExampleServices,
+};
 use restate_e2e::*;
 use serde_json::Value;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{run_log_lines, admin_url, restate};
+use restate_e2e::services::{admin_url, restate, run_log_lines};
 use restate_e2e::*;
 use serde_json::Value;
 
