@@ -55,7 +55,7 @@ async fn manifest_lists_the_example_services() {
     assert_eq!(greeter.ty, ServiceType::Service);
     let mut handlers: Vec<&str> = greeter.handlers.iter().map(|h| h.name.as_str()).collect();
     handlers.sort();
-    assert_eq!(handlers, ["greet", "greetCounted"]);
+    assert_eq!(handlers, ["greet", "greetCounted", "greetLater"]);
 
     let counter = manifest.service("Counter").expect("Counter");
     assert_eq!(counter.ty, ServiceType::VirtualObject);
@@ -65,6 +65,11 @@ async fn manifest_lists_the_example_services() {
     let ticket = manifest.service("Ticket").expect("Ticket");
     assert_eq!(ticket.ty, ServiceType::Service);
     assert!(ticket.handler("issue").is_some() && ticket.handler("issueAndHold").is_some());
+
+    let signup = manifest.service("Signup").expect("Signup");
+    assert_eq!(signup.ty, ServiceType::Workflow);
+    assert_eq!(signup.handler("run").expect("run").effective_ty(signup.ty), Some(HandlerType::Workflow));
+    assert_eq!(signup.handler("click").expect("click").effective_ty(signup.ty), Some(HandlerType::Shared));
 }
 
 #[tokio::test]
