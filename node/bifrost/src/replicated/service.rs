@@ -239,12 +239,14 @@ mod tests {
     use restate_raft::{LocalNetwork, RaftEngine, RaftOptions};
     use restate_storage::{NodeStorage, StorageOptions};
 
-    fn service(dir: &tempfile::TempDir) -> LogServerService {
+    /// The service and its raft engine (stop the engine before the test ends: its thread
+    /// holds the storage, which must not outlive the process's teardown).
+    fn service(dir: &tempfile::TempDir) -> (LogServerService, RaftEngine) {
         let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
         let net = LocalNetwork::default();
         let engine = RaftEngine::start(storage.clone(), 1, net.transport(1), RaftOptions::default());
-        let host = Arc::new(ReplicatedLogletHost::new(engine, Default::default()));
-        LogServerService { host, local: Arc::new(crate::LocalLogletProvider::new(storage)) }
+        let host = Arc::new(ReplicatedLogletHost::new(engine.clone(), Default::default()));
+        (LogServerService { host, local: Arc::new(crate::LocalLogletProvider::new(storage)) }, engine)
     }
 
     /// A node that does not host a replicated loglet yet (just started) must not answer
@@ -252,7 +254,7 @@ mod tests {
     #[tokio::test]
     async fn a_replicated_loglet_not_hosted_here_is_unavailable_not_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let service = service(&dir);
+        let (service, engine) = service(&dir);
         let read = pb::ReadRequest { loglet_id: 7, from_lsn: 1, max_records: 10, local: false };
         let refused = service.read(Request::new(read)).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::Unavailable);
@@ -270,5 +272,6 @@ mod tests {
             .unwrap()
             .into_inner();
         assert_eq!((tail.next_lsn, tail.sealed), (1, false));
+        engine.shutdown();
     }
 }
