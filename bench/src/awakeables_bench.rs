@@ -8,9 +8,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use restate_bench::{append_p50, closed_loop, ms, percentile, record_summary};
-use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
-use restate_e2e::{http_call, replicated_cluster, wait_for_alive_nodes, wait_until, TestDir};
+use restate_bench::{append_p50, closed_loop, ms, percentile, record_summary, worker_cluster};
+use restate_e2e::{http_call, wait_until, TestDir};
 
 const RUN_FOR: Duration = Duration::from_secs(5);
 
@@ -62,14 +61,7 @@ fn load(ports: &[u16], clients: usize, round: usize) -> (Vec<Duration>, usize) {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let dir = TestDir::new("awakeables-bench");
-    let mut nodes = replicated_cluster(&dir, "awakeables-bench", &["w1", "w2", "w3"], &REPLICATED_WORKERS);
-    for node in nodes.iter_mut() {
-        node.set_env("RUST_LOG", "warn");
-        node.start_and_wait_healthy();
-    }
-    wait_for_alive_nodes(&nodes[0], 3);
-    let services = ExampleServices::start(&dir);
-    restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes"]).ok();
+    let (nodes, _services) = worker_cluster(&dir, "awakeables-bench");
     let ports: Vec<u16> = nodes.iter().map(|n| n.ports.ingress).collect();
     wait_until("an approval to complete", Duration::from_secs(60), || one_approval(&ports, "warm-up", 0).is_some());
     load(&ports, 4, 0);

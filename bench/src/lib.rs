@@ -167,6 +167,25 @@ where
     (all, failures)
 }
 
+/// Three worker nodes (`w1`..`w3`, replicated logs, replication 2, 4 partitions, quiet
+/// logs) started in `dir`, and the example services registered: the cluster of the
+/// invocation benchmarks. Returns the nodes and the running services.
+pub fn worker_cluster(
+    dir: &restate_e2e::TestDir,
+    cluster: &str,
+) -> (Vec<ServerProcess>, restate_e2e::services::ExampleServices) {
+    use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
+    let mut nodes = restate_e2e::replicated_cluster(dir, cluster, &["w1", "w2", "w3"], &REPLICATED_WORKERS);
+    for node in nodes.iter_mut() {
+        node.set_env("RUST_LOG", "warn");
+        node.start_and_wait_healthy();
+    }
+    restate_e2e::wait_for_alive_nodes(&nodes[0], 3);
+    let services = ExampleServices::start(dir);
+    restate(&admin_url(&nodes[0]), &["dp", "register", &services.uri, "--yes"]).ok();
+    (nodes, services)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
