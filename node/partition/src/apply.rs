@@ -9,7 +9,7 @@ use prost::Message as _;
 use super::codec::to_json;
 use restate_types::ServiceType;
 
-use super::awaiting::{self, AwaitedOutcome, Awaits};
+use super::awaiting::{self, AwaitedOutcome, Awaits, TargetRef};
 use super::command::{Command, InvocationRequest, ResponseSink};
 use super::effect::Effect;
 use super::ids::InvocationId;
@@ -310,24 +310,12 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             }
             Message::Other { ty: MessageType::AttachInvocationCommand, body, .. } => {
                 let Ok(attach) = pb::AttachInvocationCommandMessage::decode(body) else { return Ok(false) };
-                use pb::attach_invocation_command_message::Target as T;
-                let target = match &attach.target {
-                    Some(T::InvocationId(text)) => awaiting::target_id(Some(text), None, None),
-                    Some(T::IdempotentRequestTarget(t)) => awaiting::target_id(None, Some(t), None),
-                    Some(T::WorkflowTarget(t)) => awaiting::target_id(None, None, Some(t)),
-                    None => awaiting::target_id(None, None, None),
-                };
+                let target = awaiting::target_id(TargetRef::of_attach(&attach));
                 self.await_invocation(id, record, target, attach.result_completion_id, Awaits::Attach)?
             }
             Message::Other { ty: MessageType::GetInvocationOutputCommand, body, .. } => {
                 let Ok(get) = pb::GetInvocationOutputCommandMessage::decode(body) else { return Ok(false) };
-                use pb::get_invocation_output_command_message::Target as T;
-                let target = match &get.target {
-                    Some(T::InvocationId(text)) => awaiting::target_id(Some(text), None, None),
-                    Some(T::IdempotentRequestTarget(t)) => awaiting::target_id(None, Some(t), None),
-                    Some(T::WorkflowTarget(t)) => awaiting::target_id(None, None, Some(t)),
-                    None => awaiting::target_id(None, None, None),
-                };
+                let target = awaiting::target_id(TargetRef::of_get_output(&get));
                 self.await_invocation(id, record, target, get.result_completion_id, Awaits::GetOutput)?
             }
             Message::OneWayCallCommand(send) => self.call(

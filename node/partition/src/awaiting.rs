@@ -31,27 +31,47 @@ pub enum AwaitedOutcome {
     Completed(#[serde(with = "invocation_result")] InvocationResult),
 }
 
+/// How an attach or get-output command names its target (the same oneof in both).
+pub(crate) enum TargetRef<'a> {
+    Id(&'a str),
+    Idempotent(&'a pb::IdempotentRequestTarget),
+    Workflow(&'a pb::WorkflowTarget),
+}
+
+impl<'a> TargetRef<'a> {
+    pub(crate) fn of_attach(command: &'a pb::AttachInvocationCommandMessage) -> Option<TargetRef<'a>> {
+        use pb::attach_invocation_command_message::Target as T;
+        Some(match command.target.as_ref()? {
+            T::InvocationId(text) => TargetRef::Id(text),
+            T::IdempotentRequestTarget(target) => TargetRef::Idempotent(target),
+            T::WorkflowTarget(target) => TargetRef::Workflow(target),
+        })
+    }
+
+    pub(crate) fn of_get_output(command: &'a pb::GetInvocationOutputCommandMessage) -> Option<TargetRef<'a>> {
+        use pb::get_invocation_output_command_message::Target as T;
+        Some(match command.target.as_ref()? {
+            T::InvocationId(text) => TargetRef::Id(text),
+            T::IdempotentRequestTarget(target) => TargetRef::Idempotent(target),
+            T::WorkflowTarget(target) => TargetRef::Workflow(target),
+        })
+    }
+}
+
 /// The invocation a command's target names: by id, by idempotent request (the id the
 /// ingress derives from the idempotency key) or by workflow key (its run).
-pub(crate) fn target_id(
-    invocation_id: Option<&str>,
-    idempotent: Option<&pb::IdempotentRequestTarget>,
-    workflow: Option<&pb::WorkflowTarget>,
-) -> Result<InvocationId, Failure> {
-    if let Some(text) = invocation_id {
-        return text.parse().map_err(|e| Failure::new(400, format!("{e}")));
-    }
-    if let Some(target) = idempotent {
-        let key = target.service_key.as_deref().filter(|k| !k.is_empty());
-        return Ok(InvocationId::for_idempotent_request(
+pub(crate) fn target_id(target: Option<TargetRef<'_>>) -> Result<InvocationId, Failure> {
+    match target {
+        Some(TargetRef::Id(text)) => text.parse().map_err(|e| Failure::new(400, format!("{e}"))),
+        Some(TargetRef::Idempotent(target)) => Ok(InvocationId::for_idempotent_request(
             &target.service_name,
             &target.handler_name,
-            key,
+            target.service_key.as_deref().filter(|k| !k.is_empty()),
             &target.idempotency_key,
-        ));
+        )),
+        Some(TargetRef::Workflow(target)) => {
+            Ok(InvocationId::for_workflow_run(&target.workflow_name, &target.workflow_key))
+        }
+        None => Err(Failure::new(400, "the command names no target invocation")),
     }
-    if let Some(target) = workflow {
-        return Ok(InvocationId::for_workflow_run(&target.workflow_name, &target.workflow_key));
-    }
-    Err(Failure::new(400, "the command names no target invocation"))
 }

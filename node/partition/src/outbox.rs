@@ -57,6 +57,33 @@ pub enum OutboxMessage {
 }
 
 impl OutboxMessage {
+    /// The command this message becomes in its destination's log, for every message but
+    /// [`OutboxMessage::Invoke`] (`None`: that one needs the schema, see
+    /// [`OutboundInvocation::into_request`]).
+    pub fn command(&self) -> Option<Command> {
+        Some(match self {
+            OutboxMessage::Invoke(_) => return None,
+            OutboxMessage::CallResult { caller, completion_id, result } => {
+                Command::CallResult { id: *caller, completion_id: *completion_id, result: result.clone() }
+            }
+            OutboxMessage::Signal { target, signal, result } => {
+                Command::Signal { id: *target, signal: signal.clone(), result: result.clone() }
+            }
+            OutboxMessage::Await { target, response } => match response {
+                ResponseSink::Awaiter { awaits: Awaits::GetOutput, .. } => {
+                    Command::GetOutput { id: *target, response: response.clone() }
+                }
+                _ => Command::Attach { id: *target, response: response.clone() },
+            },
+            OutboxMessage::AwaitedResult { waiter, completion_id, awaits, outcome } => Command::AwaitedResult {
+                id: *waiter,
+                completion_id: *completion_id,
+                awaits: *awaits,
+                outcome: outcome.clone(),
+            },
+        })
+    }
+
     /// The partition key of the destination: route with `partition_for(key, n)`.
     pub fn destination_partition_key(&self) -> u64 {
         match self {

@@ -39,16 +39,7 @@ fn output_of_workflow(name: &str, key: &str, completion_id: u32) -> JournalEntry
 fn routed(effects: &[Effect]) -> Vec<Command> {
     sent(effects)
         .into_iter()
-        .map(|entry| match entry.message {
-            OutboxMessage::Await { target, response } => match response {
-                ResponseSink::Awaiter { awaits: Awaits::GetOutput, .. } => Command::GetOutput { id: target, response },
-                _ => Command::Attach { id: target, response },
-            },
-            OutboxMessage::AwaitedResult { waiter, completion_id, awaits, outcome } => {
-                Command::AwaitedResult { id: waiter, completion_id, awaits, outcome }
-            }
-            other => panic!("unexpected outbox message {other:?}"),
-        })
+        .map(|entry| entry.message.command().unwrap_or_else(|| panic!("unexpected outbox message {entry:?}")))
         .collect()
 }
 

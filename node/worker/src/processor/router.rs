@@ -9,9 +9,7 @@ use restate_metadata::objects::{HandlerType, PartitionTable, Schema};
 use restate_types::{Backoff, PartitionId, Version};
 
 use super::context::{ProcessorHandle, WorkerContext};
-use restate_partition::{
-    partition_for, Awaits, Command, Envelope, Failure, InvocationId, OutboxEntry, OutboxMessage, ResponseSink,
-};
+use restate_partition::{partition_for, Command, Envelope, Failure, InvocationId, OutboxEntry, OutboxMessage};
 
 pub(crate) async fn deliver(ctx: &Arc<WorkerContext>, handle: &Arc<ProcessorHandle>, epoch: u64, entry: OutboxEntry) {
     let wait = entry.deliver_at_ms.saturating_sub(super::now_ms());
@@ -87,24 +85,7 @@ async fn try_deliver(
                 )),
             }
         }
-        OutboxMessage::CallResult { caller, completion_id, result } => {
-            Some(Command::CallResult { id: *caller, completion_id: *completion_id, result: result.clone() })
-        }
-        OutboxMessage::Signal { target, signal, result } => {
-            Some(Command::Signal { id: *target, signal: signal.clone(), result: result.clone() })
-        }
-        OutboxMessage::Await { target, response } => Some(match response {
-            ResponseSink::Awaiter { awaits: Awaits::GetOutput, .. } => {
-                Command::GetOutput { id: *target, response: response.clone() }
-            }
-            _ => Command::Attach { id: *target, response: response.clone() },
-        }),
-        OutboxMessage::AwaitedResult { waiter, completion_id, awaits, outcome } => Some(Command::AwaitedResult {
-            id: *waiter,
-            completion_id: *completion_id,
-            awaits: *awaits,
-            outcome: outcome.clone(),
-        }),
+        other => other.command(),
     };
     if let Some(command) = command {
         ctx.bifrost.append(log, vec![Envelope::external(command).encode()]).await.map_err(|e| e.to_string())?;
