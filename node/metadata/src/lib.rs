@@ -11,6 +11,7 @@
 //!   server's change feed ([`feed`], followed by [`view_follower`]) and by the node's own
 //!   writes; components read from it instead of asking the store.
 
+pub mod change_index;
 mod client;
 pub mod feed;
 mod local_store;

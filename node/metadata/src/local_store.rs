@@ -4,7 +4,8 @@ use restate_storage::{rocksdb::WriteBatch, NodeStorage, CF_METADATA};
 use restate_types::Version;
 use tokio::sync::Mutex;
 
-use crate::feed::FollowableStore;
+use crate::change_index::{ChangeIndex, KeyChange};
+use crate::feed::{FeedUpdate, FollowableStore};
 use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError, VersionedValue, WriteOp};
 
 /// The metadata store in this node's RocksDB (`[metadata-server] type = "local"`).
@@ -15,13 +16,20 @@ use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError
 pub struct LocalMetadataStore {
     storage: NodeStorage,
     write_lock: Mutex<()>,
-    /// Rises after every write (the change feed).
+    /// The keys of recent writes (the change feed); recorded after each write is durable.
+    index: std::sync::Mutex<ChangeIndex>,
+    /// The sequence number of the latest write.
     changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl LocalMetadataStore {
     pub fn new(storage: NodeStorage) -> LocalMetadataStore {
-        LocalMetadataStore { storage, write_lock: Mutex::new(()), changed: tokio::sync::watch::channel(0).0 }
+        LocalMetadataStore {
+            storage,
+            write_lock: Mutex::new(()),
+            index: std::sync::Mutex::new(ChangeIndex::default()),
+            changed: tokio::sync::watch::channel(0).0,
+        }
     }
 
     fn read(&self, key: &str) -> Result<Option<VersionedValue>, MetadataStoreError> {
@@ -79,6 +87,7 @@ impl MetadataStore for LocalMetadataStore {
         let mut batch = WriteBatch::default();
         let cf = self.storage.cf(CF_METADATA);
         let mut versions = Vec::with_capacity(ops.len());
+        let mut changes = Vec::with_capacity(ops.len());
         for op in &ops {
             let current = self.read(op.key())?.map(|v| v.version);
             if !op.precondition().holds(current) {
@@ -93,15 +102,18 @@ impl MetadataStore for LocalMetadataStore {
                     let version = current.map_or(Version::FIRST, Version::next);
                     batch.put_cf(cf, key.as_bytes(), encode(version, value));
                     versions.push(version);
+                    changes.push((key.clone(), KeyChange::Put));
                 }
                 WriteOp::Delete { key, .. } => {
                     batch.delete_cf(cf, key.as_bytes());
                     versions.push(current.unwrap_or(Version(0)));
+                    changes.push((key.clone(), KeyChange::Deleted));
                 }
             }
         }
         self.storage.write_durable(batch).map_err(|e| MetadataStoreError::Storage(e.to_string()))?;
-        self.changed.send_modify(|n| *n += 1);
+        let seq = self.index.lock().expect("not poisoned").record(changes);
+        self.changed.send_replace(seq);
         Ok(versions)
     }
 }
@@ -111,8 +123,14 @@ impl FollowableStore for LocalMetadataStore {
         self.changed.subscribe()
     }
 
-    fn entries(&self) -> Result<std::collections::BTreeMap<String, VersionedValue>, MetadataStoreError> {
-        Ok(self.scan()?.into_iter().collect())
+    /// A write is recorded in the index after it is in RocksDB, so values read here are at
+    /// least as new as the sequence number taken before reading them.
+    fn update_since(&self, since: Option<u64>) -> Result<(u64, FeedUpdate), MetadataStoreError> {
+        let (seq, changed) = {
+            let index = self.index.lock().expect("not poisoned");
+            (index.seq(), since.and_then(|since| index.changed_since(since)))
+        };
+        crate::feed::update_since(seq, changed, |key| self.read(key), || Ok(self.scan()?.into_iter().collect()))
     }
 }
 

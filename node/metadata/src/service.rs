@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::feed::{next_update, FeedUpdate, FollowableStore};
+use crate::feed::{FeedUpdate, FollowableStore};
 use crate::store::{MetadataStore, MetadataStoreError};
 use crate::wire;
 
@@ -66,13 +66,12 @@ impl MetadataServer for MetadataServerService {
     async fn watch(&self, _request: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
         let feed = self.feed.clone();
         let shutdown = self.shutdown.clone();
-        let mut current = feed.entries().map_err(status_from_error)?;
+        // Subscribed before the first read, so no write between the two goes unnoticed.
+        let mut changes = feed.changes();
+        let (mut seq, mut update) = feed.update_since(None).map_err(status_from_error)?;
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
-            let mut changes = feed.changes();
-            let mut sent = None;
             loop {
-                let update = next_update(&mut sent, &current);
                 if tx.send(Ok(update_to_wire(update))).await.is_err() {
                     return;
                 }
@@ -82,8 +81,8 @@ impl MetadataServer for MetadataServerService {
                     _ = tx.closed() => return,
                     _ = shutdown.cancelled() => return,
                 }
-                match feed.entries() {
-                    Ok(entries) => current = entries,
+                match feed.update_since(Some(seq)) {
+                    Ok((next_seq, next)) => (seq, update) = (next_seq, next),
                     Err(e) => {
                         let _ = tx.send(Err(status_from_error(e))).await;
                         return;

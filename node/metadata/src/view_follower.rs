@@ -98,7 +98,6 @@ pub(crate) fn apply(view: &MetadataView, update: FeedUpdate) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::next_update;
     use crate::objects::{MetadataObject, PartitionTable, SchedulingPlan};
     use crate::store::{MetadataStore, Precondition};
     use crate::{typed, LocalMetadataStore};
@@ -112,22 +111,37 @@ mod tests {
         let store =
             Arc::new(LocalMetadataStore::new(NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap()));
         let view = MetadataView::new(store.clone());
-        let mut sent = None;
+        let mut seq = None;
+        let next = |store: &LocalMetadataStore, since: &mut Option<u64>| {
+            let (at, update) = store.update_since(*since).unwrap();
+            *since = Some(at);
+            update
+        };
         typed::put(store.as_ref(), &PartitionTable::evenly_split(2), Precondition::None).await.unwrap();
         typed::put(store.as_ref(), &SchedulingPlan::default(), Precondition::None).await.unwrap();
-        apply(&view, next_update(&mut sent, &store.entries().unwrap()));
+        apply(&view, next(&store, &mut seq));
         assert_eq!(view.get::<PartitionTable>().unwrap().0.partitions.len(), 2);
 
         typed::put(store.as_ref(), &PartitionTable::evenly_split(5), Precondition::None).await.unwrap();
         store.delete(SchedulingPlan::KEY, Precondition::None).await.unwrap();
-        apply(&view, next_update(&mut sent, &store.entries().unwrap()));
+        apply(&view, next(&store, &mut seq));
         assert_eq!(view.get::<PartitionTable>().unwrap().0.partitions.len(), 5);
         assert!(view.get::<SchedulingPlan>().is_none(), "deleted in the store");
 
         // A reconnect starts over with the whole store.
-        let mut fresh = None;
+        let fresh = None;
         typed::put(store.as_ref(), &SchedulingPlan::default(), Precondition::None).await.unwrap();
-        apply(&view, next_update(&mut fresh, &store.entries().unwrap()));
+        let whole = store.update_since(fresh).unwrap().1;
+        assert!(whole.full);
+        apply(&view, whole);
         assert!(view.get::<SchedulingPlan>().is_some());
+
+        // A key deleted and written again reaches the view at its new, lower version.
+        let version = typed::put(store.as_ref(), &PartitionTable::evenly_split(3), Precondition::None).await.unwrap();
+        apply(&view, next(&store, &mut seq));
+        store.delete(PartitionTable::KEY, Precondition::MatchesVersion(version)).await.unwrap();
+        typed::put(store.as_ref(), &PartitionTable::evenly_split(7), Precondition::DoesNotExist).await.unwrap();
+        apply(&view, next(&store, &mut seq));
+        assert_eq!(view.get::<PartitionTable>().unwrap().0.partitions.len(), 7);
     }
 }

@@ -6,10 +6,11 @@
 //!    and send the messages raft allows before persistence (leader appends);
 //! 2. write the batch with ONE fsync (skipped when no group's ready needs one, e.g. only
 //!    the commit index moved);
-//! 3. per group, send `persisted_messages`, apply committed entries, advance, answer
-//!    proposals and reads, compact behind snapshots, publish status;
-//! 4. write what step 3 staged (commit index, conf states, snapshots) without sync: it
-//!    is recoverable from the log.
+//! 3. per group, send `persisted_messages`, apply committed entries, advance, compact
+//!    behind snapshots, publish status;
+//! 4. write what step 3 staged (commit index, conf states, snapshots, the writes of
+//!    machines on disk) without sync: it is recoverable from the log;
+//! 5. per group, let the machine publish what it applied, answer proposals and reads.
 //!
 //! Commands that arrive during the fsync are batched into the next round (group commit).
 //! The loop stops when `shutdown` is called or every handle is dropped.
@@ -327,7 +328,10 @@ impl EngineLoop {
             storage.bootstrap(voters, initial_state, &mut batch, self.storage.cf(crate::storage::CF_RAFT));
             self.write(batch, true);
         }
-        let raft_group = RaftGroup::open(group, self.peer, storage, machine, &self.options)?;
+        let mut batch = WriteBatch::default();
+        let mut raft_group = RaftGroup::open(group, self.peer, storage, machine, &self.options, &mut batch)?;
+        self.write(batch, true);
+        raft_group.after_written();
         let status = raft_group.status.subscribe();
         self.groups.insert(group, raft_group);
         Ok(status)
@@ -363,11 +367,15 @@ impl EngineLoop {
         let sync = staged.iter().any(|(_, ready)| ready.must_sync());
         self.write(durable, sync);
         let mut after = WriteBatch::default();
+        let ids: Vec<u64> = staged.iter().map(|(id, _)| *id).collect();
         for (id, ready) in staged {
             let group = self.groups.get_mut(&id).expect("group staged above");
             group.finish_ready(ready, &mut after, &self.storage, &mut outbox, &self.options);
         }
         self.write(after, false);
+        for id in ids {
+            self.groups.get_mut(&id).expect("group staged above").after_written();
+        }
         if !outbox.is_empty() {
             self.transport.send(outbox);
         }

@@ -51,6 +51,10 @@ pub(crate) struct RaftGroup {
     next_request: u64,
     proposals: HashMap<u64, PendingProposal>,
     reads: HashMap<u64, PendingRead>,
+    /// Answers to proposals applied this round, sent once what the round staged is
+    /// written ([`RaftGroup::after_written`]): a proposer that reads right after its
+    /// answer finds the machine's writes.
+    answers: Vec<(Reply<Bytes>, Bytes)>,
     pub status: watch::Sender<GroupStatus>,
 }
 
@@ -81,17 +85,29 @@ impl RaftGroup {
         storage: GroupStorage,
         mut machine: Box<dyn StateMachine>,
         options: &RaftOptions,
+        batch: &mut WriteBatch,
     ) -> Result<RaftGroup, RaftError> {
         let (snapshot_index, data) = storage.snapshot_data();
-        if snapshot_index > 0 {
-            machine.restore(snapshot_index, &data);
-        }
+        // A machine on disk that holds the snapshot's effects already starts where it
+        // stopped; any other is restored from the snapshot and replays the log after it.
+        let applied = match machine.durable_applied() {
+            Some(applied) if applied >= snapshot_index => applied.min(storage.hard_state().commit.max(snapshot_index)),
+            _ => {
+                if snapshot_index > 0 {
+                    machine.restore(snapshot_index, &data, batch);
+                }
+                snapshot_index
+            }
+        };
         let config = raft::Config {
             id: peer,
             election_tick: options.election_tick,
             heartbeat_tick: options.heartbeat_tick,
-            applied: snapshot_index,
+            applied,
             max_size_per_msg: 1 << 20,
+            // Bounds what one ready round applies (and holds in memory) when a member
+            // catches up on a long log.
+            max_committed_size_per_ready: 16 << 20,
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: true,
@@ -106,10 +122,11 @@ impl RaftGroup {
             node,
             storage,
             machine,
-            applied: snapshot_index,
+            applied,
             next_request: 1,
             proposals: HashMap::new(),
             reads: HashMap::new(),
+            answers: Vec::new(),
             status,
         };
         group.publish_status();
@@ -315,7 +332,7 @@ impl RaftGroup {
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
             let index = snapshot.get_metadata().index;
-            self.machine.restore(index, snapshot.get_data());
+            self.machine.restore(index, snapshot.get_data(), batch);
             self.storage.apply_snapshot(snapshot, batch, cf);
             self.applied = index;
         }
@@ -365,9 +382,19 @@ impl RaftGroup {
             // This leader may just have committed its first entry: reads held back go now.
             self.reissue_reads(Instant::now());
         }
-        self.answer_reads();
         self.maybe_compact(batch, storage, options);
+    }
+
+    /// Third part of a ready round, once what `finish_ready` staged is written: the
+    /// machine may publish what it applied, the status follows (its `applied` is then
+    /// what readers see), and proposals and reads are answered.
+    pub fn after_written(&mut self) {
+        self.machine.on_written();
         self.publish_status();
+        for (reply, output) in self.answers.drain(..) {
+            let _ = reply.send(Ok(output));
+        }
+        self.answer_reads();
     }
 
     fn apply(&mut self, entries: Vec<Entry>, batch: &mut WriteBatch, storage: &NodeStorage) {
@@ -377,7 +404,7 @@ impl RaftGroup {
             }
             let output = match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => Bytes::new(), // leader's no-op
-                EntryType::EntryNormal => self.machine.apply(entry.index, &entry.data),
+                EntryType::EntryNormal => self.machine.apply(entry.index, &entry.data, batch),
                 EntryType::EntryConfChange => self.apply_conf_change(&entry, batch, storage),
                 EntryType::EntryConfChangeV2 => panic!("group {}: ConfChangeV2 is never proposed here", self.id),
             };
@@ -413,7 +440,7 @@ impl RaftGroup {
     /// Answers the proposal applied at `index`, and fails one that lost its slot there.
     fn settle(&mut self, index: u64, context: &[u8], output: Bytes) {
         if let Some(pending) = request_id(b'p', context).and_then(|id| self.proposals.remove(&id)) {
-            let _ = pending.reply.send(Ok(output));
+            self.answers.push((pending.reply, output));
         }
         let lost: Vec<u64> = self.proposals.iter().filter(|(_, p)| p.index <= index).map(|(id, _)| *id).collect();
         for id in lost {
@@ -432,10 +459,18 @@ impl RaftGroup {
         }
     }
 
-    /// Snapshots every `snapshot_interval_entries`, and after every membership change:
-    /// a member added later must find itself in the snapshot it is sent, or raft-rs
-    /// refuses to restore it.
+    /// An in-memory machine is snapshotted every `snapshot_interval_entries`, and after
+    /// every membership change (its snapshot then names the new member, which needs that
+    /// to restore it). A machine on disk says itself where the log may be cut.
     fn maybe_compact(&mut self, batch: &mut WriteBatch, storage: &NodeStorage, options: &RaftOptions) {
+        if self.machine.is_durable() {
+            if let Some(point) = self.machine.compaction() {
+                if point.index > self.storage.snapshot_index() && point.index <= self.applied {
+                    self.storage.compact_to_snapshot(point.index, point.snapshot, batch, storage.cf(CF_RAFT));
+                }
+            }
+            return;
+        }
         let interval = self.machine.snapshot_interval_entries().unwrap_or(options.snapshot_interval_entries);
         let due = self.applied >= self.storage.snapshot_index() + interval;
         if due || (self.storage.snapshot_conf_is_stale() && self.applied > self.storage.snapshot_index()) {

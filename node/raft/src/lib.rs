@@ -3,9 +3,11 @@
 //! - [`RaftEngine`]: one thread drives every group of the node; one fsync per ready round
 //!   covers all groups; `persisted_messages` go out only after it.
 //! - [`GroupStorage`]: a group's raft log, hard state, conf state and snapshot in the
-//!   node's RocksDB (`raft` column family), served from memory.
-//! - [`StateMachine`]: what a group replicates; in-memory, rebuilt from the last snapshot
-//!   plus the committed log at startup; the log is compacted behind snapshots.
+//!   node's RocksDB (`raft` column family); only the newest entries also in memory.
+//! - [`StateMachine`]: what a group replicates: in memory (rebuilt from the last snapshot
+//!   plus the committed log at startup, the log compacted behind snapshots), or on disk
+//!   (its state written with the raft state, the log its record store until it lets the
+//!   engine cut it; read back through [`RaftLogReader`]).
 //! - [`RaftTransport`]: how messages travel; [`LocalNetwork`] for in-process tests,
 //!   [`grpc`] for the node fabric.
 
@@ -23,8 +25,8 @@ mod types;
 pub use engine::{GroupInit, RaftEngine};
 pub use local_network::LocalNetwork;
 pub use raft::eraftpb::Message;
-pub use state_machine::{MembershipChange, StateMachine};
-pub use storage::GroupStorage;
+pub use state_machine::{Compaction, MembershipChange, StateMachine};
+pub use storage::{GroupStorage, RaftLogReader};
 pub use transport::RaftTransport;
 pub use types::{GroupStatus, RaftError, RaftOptions};
 

@@ -1,30 +1,44 @@
-//! Raft log storage of one group: durable in RocksDB, served from memory.
+//! Raft log storage of one group: durable in RocksDB; the newest entries also in memory.
 //!
 //! Contract: every mutation is staged into a caller-supplied `WriteBatch` AND applied to
-//! the in-memory copy; the engine writes (and fsyncs) the batch before it acts on
-//! anything that depends on persistence (`persisted_messages`, advancing). The log stays
-//! short because the engine compacts it behind state-machine snapshots, so keeping the
-//! live suffix in memory is cheap.
+//! the in-memory state; the engine writes (and fsyncs) the batch before it acts on
+//! anything that depends on persistence (`persisted_messages`, advancing).
+//!
+//! Memory does not grow with the log: only the newest entries are kept in memory
+//! ([`TAIL_CACHE_ENTRIES`], [`TAIL_CACHE_BYTES`]: where raft works, replicating and
+//! committing); older ones are read from RocksDB when asked for (a member catching up, a
+//! machine that reads records from its log). Loading a group reads its state and the
+//! newest entries only, never the whole log.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use bytes::Bytes;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
-use restate_storage::rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+use restate_storage::rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use restate_storage::NodeStorage;
 
 use crate::keys;
 
 pub const CF_RAFT: &str = restate_storage::CF_RAFT;
 
+/// At most this many of the newest entries stay in memory (plus one ready round's worth).
+pub const TAIL_CACHE_ENTRIES: usize = 1024;
+/// ... and at most about this many bytes of them.
+pub const TAIL_CACHE_BYTES: usize = 8 << 20;
+
 struct Core {
     hard_state: HardState,
     conf_state: ConfState,
-    /// Last snapshot (with data); its index/term precede `entries[0]`.
+    /// Last snapshot (with data); its index/term precede the first entry.
     snapshot: Snapshot,
-    /// Contiguous entries after the snapshot.
-    entries: Vec<Entry>,
+    /// The index of the last entry (the snapshot's index when there is none).
+    last_index: u64,
+    /// The newest entries: a contiguous suffix of the log, ending at `last_index`.
+    tail: VecDeque<Entry>,
+    tail_bytes: usize,
 }
 
 impl Core {
@@ -34,8 +48,21 @@ impl Core {
     fn first_index(&self) -> u64 {
         self.snapshot_meta().index + 1
     }
-    fn last_index(&self) -> u64 {
-        self.entries.last().map_or(self.snapshot_meta().index, |e| e.index)
+    /// The index of the first entry held in memory (`last_index + 1` when none is).
+    fn tail_start(&self) -> u64 {
+        self.last_index + 1 - self.tail.len() as u64
+    }
+    fn cached(&self, index: u64) -> Option<&Entry> {
+        let start = self.tail_start();
+        (index >= start && index <= self.last_index).then(|| &self.tail[(index - start) as usize])
+    }
+    /// Drops the oldest cached entries beyond the bounds. Called before appending, so the
+    /// dropped ones were staged in an earlier round and are on disk.
+    fn shrink_tail(&mut self) {
+        while self.tail.len() > TAIL_CACHE_ENTRIES || (self.tail_bytes > TAIL_CACHE_BYTES && self.tail.len() > 1) {
+            let dropped = self.tail.pop_front().expect("not empty");
+            self.tail_bytes -= dropped.data.len();
+        }
     }
 }
 
@@ -43,6 +70,7 @@ impl Core {
 #[derive(Clone)]
 pub struct GroupStorage {
     group: u64,
+    storage: NodeStorage,
     core: Arc<RwLock<Core>>,
 }
 
@@ -53,6 +81,83 @@ fn decode<M: protobuf::Message>(what: &str, bytes: &[u8]) -> Result<M, raft::Err
 
 fn encode<M: protobuf::Message>(message: &M) -> Vec<u8> {
     message.write_to_bytes().expect("raft protobuf messages encode")
+}
+
+fn store_error(what: &str, e: impl std::fmt::Display) -> raft::Error {
+    raft::Error::Store(StorageError::Other(format!("{what}: {e}").into()))
+}
+
+/// Reads the stored entries `low..high` of `group` in order, stopping before they add up
+/// to more than `max_bytes` (at least one is returned) and at the first index missing on
+/// disk.
+fn read_entries(
+    storage: &NodeStorage,
+    group: u64,
+    low: u64,
+    high: u64,
+    max_bytes: u64,
+) -> Result<Vec<Entry>, raft::Error> {
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_upper_bound(keys::entry_key(group, high).to_vec());
+    let start = keys::entry_key(group, low);
+    let iter = storage.db().iterator_cf_opt(storage.cf(CF_RAFT), opts, IteratorMode::From(&start, Direction::Forward));
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    let mut expected = low;
+    for item in iter {
+        let (key, value) = item.map_err(|e| store_error("reading raft log", e))?;
+        if keys::index_of_entry_key(&key) != Some(expected) || keys::group_of(&key) != Some(group) {
+            break;
+        }
+        let entry: Entry = decode("entry", &value)?;
+        total += u64::from(entry.compute_size());
+        if !out.is_empty() && total > max_bytes {
+            break;
+        }
+        out.push(entry);
+        expected += 1;
+    }
+    Ok(out)
+}
+
+/// Reads committed entries of a group straight from the node's RocksDB, for a state
+/// machine that keeps its records in the raft log (on disk, see [`crate::StateMachine`]).
+/// Entries a machine has applied are on disk, and stay until it lets the log be cut
+/// below them.
+#[derive(Clone)]
+pub struct RaftLogReader {
+    group: u64,
+    storage: NodeStorage,
+}
+
+impl RaftLogReader {
+    pub fn new(storage: NodeStorage, group: u64) -> RaftLogReader {
+        RaftLogReader { group, storage }
+    }
+
+    /// The command (entry data) at `index`, or `None` if no entry is stored there (cut
+    /// away, or not yet written).
+    pub fn command(&self, index: u64) -> Result<Option<Bytes>, String> {
+        let raw = self
+            .storage
+            .db()
+            .get_pinned_cf(self.storage.cf(CF_RAFT), keys::entry_key(self.group, index))
+            .map_err(|e| format!("reading raft entry {index} of group {}: {e}", self.group))?;
+        raw.map(|bytes| {
+            Entry::parse_from_bytes(&bytes)
+                .map(|entry| entry.data)
+                .map_err(|e| format!("corrupt raft entry {index} of group {}: {e}", self.group))
+        })
+        .transpose()
+    }
+
+    /// Bytes the group's raft log takes in RocksDB's files (an estimate; entries still in
+    /// memtables are not counted).
+    pub fn approximate_size(&self) -> u64 {
+        let from = keys::entry_key(self.group, 0);
+        let to = keys::entry_key(self.group, u64::MAX);
+        self.storage.approximate_size(CF_RAFT, &from, &to)
+    }
 }
 
 impl GroupStorage {
@@ -67,46 +172,50 @@ impl GroupStorage {
         self.group
     }
 
-    /// Loads a group's state, or an empty (uninitialized) one if nothing is stored.
+    /// Loads a group's state, or an empty (uninitialized) one if nothing is stored. Reads
+    /// the newest entries only.
     pub fn load(storage: &NodeStorage, group: u64) -> Result<GroupStorage, raft::Error> {
         let db = storage.db();
         let cf = storage.cf(CF_RAFT);
-        let get = |kind| {
-            db.get_cf(cf, keys::state_key(group, kind))
-                .map_err(|e| raft::Error::Store(StorageError::Other(format!("reading raft state: {e}").into())))
-        };
+        let get = |kind| db.get_cf(cf, keys::state_key(group, kind)).map_err(|e| store_error("reading raft state", e));
         let hard_state =
             get(keys::HARD_STATE)?.map(|b| decode::<HardState>("hard state", &b)).transpose()?.unwrap_or_default();
         let conf_state =
             get(keys::CONF_STATE)?.map(|b| decode::<ConfState>("conf state", &b)).transpose()?.unwrap_or_default();
         let snapshot =
             get(keys::SNAPSHOT)?.map(|b| decode::<Snapshot>("snapshot", &b)).transpose()?.unwrap_or_default();
-        let mut entries = Vec::new();
+        let snapshot_index = snapshot.get_metadata().index;
+        // The newest entries, read backwards from the end of the group's key range.
         let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::entry_key(group, u64::MAX).to_vec());
-        let start = keys::entry_key(group, snapshot.get_metadata().index + 1);
-        let iter =
-            db.iterator_cf_opt(cf, opts, IteratorMode::From(&start, restate_storage::rocksdb::Direction::Forward));
-        for item in iter {
-            let (key, value) =
-                item.map_err(|e| raft::Error::Store(StorageError::Other(format!("reading raft log: {e}").into())))?;
-            if keys::group_of(&key) != Some(group) || keys::index_of_entry_key(&key).is_none() {
+        opts.set_iterate_lower_bound(keys::entry_key(group, snapshot_index + 1).to_vec());
+        let end = keys::entry_key(group, u64::MAX);
+        let mut newest: Vec<Entry> = Vec::new();
+        let mut bytes = 0usize;
+        for item in db.iterator_cf_opt(cf, opts, IteratorMode::From(&end, Direction::Reverse)) {
+            let (key, value) = item.map_err(|e| store_error("reading raft log", e))?;
+            let Some(index) = keys::index_of_entry_key(&key).filter(|_| keys::group_of(&key) == Some(group)) else {
                 break;
+            };
+            if let Some(last) = newest.last() {
+                assert_eq!(index + 1, last.index, "raft log of group {group} has a hole before {}", last.index);
             }
             let entry: Entry = decode("entry", &value)?;
-            if let Some(last) = entries.last() {
-                let last: &Entry = last;
-                assert_eq!(last.index + 1, entry.index, "raft log of group {group} has a hole after {}", last.index);
+            bytes += entry.data.len();
+            newest.push(entry);
+            if newest.len() >= TAIL_CACHE_ENTRIES || bytes >= TAIL_CACHE_BYTES {
+                break;
             }
-            entries.push(entry);
         }
-        Ok(GroupStorage { group, core: Arc::new(RwLock::new(Core { hard_state, conf_state, snapshot, entries })) })
+        newest.reverse();
+        let last_index = newest.last().map_or(snapshot_index, |e| e.index);
+        let core = Core { hard_state, conf_state, snapshot, last_index, tail: newest.into(), tail_bytes: bytes };
+        Ok(GroupStorage { group, storage: storage.clone(), core: Arc::new(RwLock::new(core)) })
     }
 
     /// Whether this group has ever been initialized (bootstrapped, or given a snapshot).
     pub fn is_initialized(&self) -> bool {
         let core = self.rl();
-        !core.conf_state.voters.is_empty() || !core.conf_state.learners.is_empty() || core.last_index() > 0
+        !core.conf_state.voters.is_empty() || !core.conf_state.learners.is_empty() || core.last_index > 0
     }
 
     /// Initializes a new group: a snapshot at index 1 with `voters` and the state
@@ -143,22 +252,32 @@ impl GroupStorage {
             core.first_index()
         );
         assert!(
-            first.index <= core.last_index() + 1,
+            first.index <= core.last_index + 1,
             "group {}: appending at {} leaves a hole after {}",
             self.group,
             first.index,
-            core.last_index()
+            core.last_index
         );
-        // Conflicting suffix is replaced: drop it in memory and on disk.
-        let keep = (first.index - core.first_index()) as usize;
-        if keep < core.entries.len() {
-            core.entries.truncate(keep);
+        core.shrink_tail();
+        // A conflicting suffix is replaced: drop it in memory and on disk.
+        if first.index <= core.last_index {
+            let start = core.tail_start();
+            if first.index >= start {
+                let keep = (first.index - start) as usize;
+                let dropped: usize = core.tail.drain(keep..).map(|e| e.data.len()).sum();
+                core.tail_bytes -= dropped;
+            } else {
+                core.tail.clear();
+                core.tail_bytes = 0;
+            }
             batch.delete_range_cf(cf, keys::entry_key(self.group, first.index), keys::entry_key(self.group, u64::MAX));
         }
         for entry in entries {
             batch.put_cf(cf, keys::entry_key(self.group, entry.index), encode(entry));
+            core.tail_bytes += entry.data.len();
+            core.tail.push_back(entry.clone());
         }
-        core.entries.extend_from_slice(entries);
+        core.last_index = entries.last().expect("not empty").index;
     }
 
     pub fn set_hard_state(
@@ -211,7 +330,9 @@ impl GroupStorage {
         batch.delete_range_cf(cf, keys::entry_key(self.group, 0), keys::entry_key(self.group, u64::MAX));
         batch.put_cf(cf, keys::state_key(self.group, keys::SNAPSHOT), encode(&snapshot));
         batch.put_cf(cf, keys::state_key(self.group, keys::CONF_STATE), encode(meta.get_conf_state()));
-        core.entries.clear();
+        core.tail.clear();
+        core.tail_bytes = 0;
+        core.last_index = meta.index;
         core.conf_state = meta.get_conf_state().clone();
         if core.hard_state.commit < meta.index {
             core.hard_state.commit = meta.index;
@@ -223,7 +344,7 @@ impl GroupStorage {
         core.snapshot = snapshot;
     }
 
-    /// Stores a snapshot the state machine made at `index` (<= applied) and drops the log
+    /// Stores a snapshot of the state machine at `index` (<= applied) and drops the log
     /// up to it. `data` is the state as of `index`.
     pub fn compact_to_snapshot(
         &self,
@@ -232,18 +353,18 @@ impl GroupStorage {
         batch: &mut WriteBatch,
         cf: &impl restate_storage::rocksdb::AsColumnFamilyRef,
     ) {
-        let mut core = self.wl();
-        if index <= core.snapshot_meta().index {
+        if index <= self.rl().snapshot_meta().index {
             return;
         }
+        let term = raft::Storage::term(self, index)
+            .unwrap_or_else(|e| panic!("group {}: no term for compaction index {index}: {e}", self.group));
+        let mut core = self.wl();
         assert!(
-            index <= core.last_index(),
+            index <= core.last_index,
             "group {}: compacting to {index} beyond the last index {}",
             self.group,
-            core.last_index()
+            core.last_index
         );
-        let offset = core.first_index();
-        let term = core.entries[(index - offset) as usize].term;
         let mut snapshot = Snapshot::default();
         snapshot.set_data(data.into());
         let meta = snapshot.mut_metadata();
@@ -252,7 +373,10 @@ impl GroupStorage {
         meta.set_conf_state(core.conf_state.clone());
         batch.put_cf(cf, keys::state_key(self.group, keys::SNAPSHOT), encode(&snapshot));
         batch.delete_range_cf(cf, keys::entry_key(self.group, 0), keys::entry_key(self.group, index + 1));
-        core.entries.drain(..(index + 1 - offset) as usize);
+        while core.tail.front().is_some_and(|e| e.index <= index) {
+            let dropped = core.tail.pop_front().expect("not empty");
+            core.tail_bytes -= dropped.data.len();
+        }
         core.snapshot = snapshot;
     }
 
@@ -280,8 +404,16 @@ impl GroupStorage {
         self.rl().conf_state.clone()
     }
 
+    /// Entries after the snapshot (in memory or on disk).
     pub fn log_length(&self) -> u64 {
-        self.rl().entries.len() as u64
+        let core = self.rl();
+        core.last_index - core.snapshot_meta().index
+    }
+
+    /// Entries held in memory, and their bytes.
+    pub fn cached(&self) -> (usize, usize) {
+        let core = self.rl();
+        (core.tail.len(), core.tail_bytes)
     }
 }
 
@@ -298,22 +430,33 @@ impl raft::Storage for GroupStorage {
         max_size: impl Into<Option<u64>>,
         _: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
+        let limit = max_size.into().unwrap_or(u64::MAX);
         let core = self.rl();
         if low < core.first_index() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         assert!(
-            high <= core.last_index() + 1,
+            high <= core.last_index + 1,
             "group {}: entries up to {high} requested, last is {}",
             self.group,
-            core.last_index()
+            core.last_index
         );
-        let offset = core.first_index();
-        let slice = &core.entries[(low - offset) as usize..(high - offset) as usize];
-        let limit = max_size.into().unwrap_or(u64::MAX);
-        let mut total = 0u64;
         let mut out = Vec::new();
-        for entry in slice {
+        let mut total = 0u64;
+        let tail_start = core.tail_start();
+        if low < tail_start {
+            let disk_high = high.min(tail_start);
+            out = read_entries(&self.storage, self.group, low, disk_high, limit)?;
+            if out.is_empty() {
+                return Err(store_error("reading raft log", format!("entry {low} of group {} is missing", self.group)));
+            }
+            total = out.iter().map(|e| u64::from(e.compute_size())).sum();
+            if (out.len() as u64) < disk_high - low || total > limit {
+                return Ok(out);
+            }
+        }
+        for index in low.max(tail_start)..high {
+            let entry = core.cached(index).expect("within the cached tail");
             total += u64::from(entry.compute_size());
             // At least one entry is always returned.
             if !out.is_empty() && total > limit {
@@ -333,10 +476,17 @@ impl raft::Storage for GroupStorage {
         if idx < core.first_index() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        if idx > core.last_index() {
+        if idx > core.last_index {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        Ok(core.entries[(idx - core.first_index()) as usize].term)
+        if let Some(entry) = core.cached(idx) {
+            return Ok(entry.term);
+        }
+        let entry = read_entries(&self.storage, self.group, idx, idx + 1, u64::MAX)?;
+        entry
+            .first()
+            .map(|e| e.term)
+            .ok_or_else(|| store_error("reading raft log", format!("entry {idx} of group {} is missing", self.group)))
     }
 
     fn first_index(&self) -> raft::Result<u64> {
@@ -344,14 +494,19 @@ impl raft::Storage for GroupStorage {
     }
 
     fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.rl().last_index())
+        Ok(self.rl().last_index)
     }
 
+    /// The stored snapshot, with the group's current members: a member added after the
+    /// snapshot was taken finds itself in it (raft-rs refuses a snapshot that does not name
+    /// the receiver), and replays the membership changes after it, which are idempotent.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let core = self.rl();
         if core.snapshot_meta().index < request_index {
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
-        Ok(core.snapshot.clone())
+        let mut snapshot = core.snapshot.clone();
+        snapshot.mut_metadata().set_conf_state(core.conf_state.clone());
+        Ok(snapshot)
     }
 }

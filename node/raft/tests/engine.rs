@@ -8,6 +8,7 @@ use bytes::Bytes;
 use restate_raft::{
     GroupInit, GroupStatus, LocalNetwork, MembershipChange, RaftEngine, RaftError, RaftOptions, StateMachine,
 };
+use restate_storage::rocksdb::WriteBatch;
 use restate_storage::{NodeStorage, StorageOptions};
 use tokio::sync::watch;
 
@@ -18,7 +19,7 @@ const GROUP: u64 = 7;
 struct Recorder(Arc<Mutex<Vec<u64>>>);
 
 impl StateMachine for Recorder {
-    fn apply(&mut self, _index: u64, command: &[u8]) -> Bytes {
+    fn apply(&mut self, _index: u64, command: &[u8], _writes: &mut WriteBatch) -> Bytes {
         let value = u64::from_be_bytes(command.try_into().unwrap());
         let mut log = self.0.lock().unwrap();
         log.push(value);
@@ -28,7 +29,7 @@ impl StateMachine for Recorder {
     fn snapshot(&self) -> Vec<u8> {
         self.0.lock().unwrap().iter().flat_map(|v| v.to_be_bytes()).collect()
     }
-    fn restore(&mut self, _index: u64, snapshot: &[u8]) {
+    fn restore(&mut self, _index: u64, snapshot: &[u8], _writes: &mut WriteBatch) {
         *self.0.lock().unwrap() = snapshot.chunks(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
     }
 }

@@ -119,6 +119,13 @@ impl NodeStorage {
         self.inner.db.write_opt(batch, &opts).map_err(StorageError::rocks("write"))
     }
 
+    /// Bytes the keys `from..to` of column family `cf` take in RocksDB's files (its cheap
+    /// estimate; what is still in memtables is not counted).
+    pub fn approximate_size(&self, cf: &str, from: &[u8], to: &[u8]) -> u64 {
+        let range = rocksdb::Range::new(from, to);
+        self.inner.db.get_approximate_sizes_cf(self.cf(cf), &[range]).first().copied().unwrap_or(0)
+    }
+
     /// Flushes memtables and the WAL; called on clean shutdown.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.inner.db.flush_wal(true).map_err(StorageError::rocks("flush wal"))?;

@@ -1,16 +1,22 @@
 //! The replicated loglets this node is a member of: one raft group each, on the node's
-//! raft engine, with the loglet state in memory (rebuilt from the group's snapshot and
-//! log at start; trimming keeps it small).
+//! raft engine. A loglet's records stay on disk in its raft log ([`super::records`]);
+//! memory holds its small state (tail, trim point, seal) only, whatever the log's length,
+//! and a restart reads nothing but that state.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use restate_raft::grpc::PeerAddresses;
-use restate_raft::{GroupInit, GroupStatus, MembershipChange, RaftEngine, RaftError, StateMachine};
+use restate_raft::{
+    Compaction, GroupInit, GroupStatus, MembershipChange, RaftEngine, RaftError, RaftLogReader, StateMachine,
+};
+use restate_storage::rocksdb::WriteBatch;
+use restate_storage::NodeStorage;
 use restate_types::LogletId;
 use tokio::sync::watch;
 
+use super::records::LogletRecords;
 use super::state::{Command, LogletState, Outcome};
 
 /// Raft group ids of loglets start here; group 0 is the metadata store.
@@ -22,49 +28,127 @@ pub fn group_of(loglet: LogletId) -> u64 {
 
 /// One loglet group hosted here.
 pub struct HostedLoglet {
+    /// The state as of the last applied entry.
     pub state: Arc<RwLock<LogletState>>,
     pub status: watch::Receiver<GroupStatus>,
+    pub records: LogletRecords,
 }
 
+impl HostedLoglet {
+    /// Up to `max` records from `from` on, and the state they were read against.
+    pub fn read(&self, from: u64, max: usize) -> Result<(Vec<(u64, Bytes)>, LogletState), String> {
+        let state = *self.state.read().expect("not poisoned");
+        Ok((self.records.read(from, max, &state)?, state))
+    }
+}
+
+/// The loglet's raft state machine, on disk (see [`StateMachine`]): each applied entry
+/// stages the loglet's state, and an append its index key, into the entry's batch; readers
+/// see the new state once that batch is written.
 struct LogletMachine {
-    state: Arc<RwLock<LogletState>>,
+    /// What readers see: the state as of the last written round.
+    published: Arc<RwLock<LogletState>>,
+    /// The state as of the last applied entry.
+    current: LogletState,
+    records: LogletRecords,
+    /// What the disk held when the machine was created.
+    durable_applied: Option<u64>,
+    /// Where the log may be cut, as of the last trim.
+    compaction: Option<Compaction>,
+}
+
+impl LogletMachine {
+    fn new(published: Arc<RwLock<LogletState>>, records: LogletRecords) -> Result<LogletMachine, RaftError> {
+        let stored = records.load_state().map_err(RaftError::Raft)?;
+        let current = stored.map_or_else(LogletState::new, |(_, state)| state);
+        *published.write().expect("not poisoned") = current;
+        Ok(LogletMachine {
+            published,
+            current,
+            records,
+            durable_applied: stored.map(|(applied, _)| applied),
+            compaction: None,
+        })
+    }
 }
 
 impl StateMachine for LogletMachine {
-    fn apply(&mut self, _index: u64, command: &[u8]) -> Bytes {
-        let outcome = match Command::decode(command) {
-            Ok(command) => self.state.write().expect("not poisoned").apply(command),
-            Err(e) => Outcome::Refused(e),
+    fn apply(&mut self, index: u64, command: &[u8], writes: &mut WriteBatch) -> Bytes {
+        let command = match Command::decode(command) {
+            Ok(command) => command,
+            Err(e) => return Outcome::Refused(e).encode(),
         };
+        let before = self.current;
+        let outcome = self.current.apply(&command);
+        match (&command, &outcome) {
+            (Command::Append(records), Outcome::Appended(last)) => {
+                self.records.stage_append(writes, last + 1 - records.len() as u64, index);
+            }
+            (Command::Trim(_), Outcome::Trimmed(point)) if *point > before.trim_point => {
+                match self.records.stage_trim(writes, *point, &self.current, index) {
+                    Ok(Some((cut, at_cut))) => {
+                        self.compaction = Some(Compaction { index: cut, snapshot: at_cut.encode() });
+                    }
+                    Ok(None) => {}
+                    // Nothing is lost: the log is just not cut yet.
+                    Err(e) => tracing::warn!("loglet trim to {point}: cannot place the log's cut: {e}"),
+                }
+            }
+            _ => {}
+        }
+        self.records.stage_state(writes, index, &self.current);
         outcome.encode()
     }
-    fn apply_membership(&mut self, _: u64, _: &MembershipChange, _: &[u64], _: &[u64]) {}
-    fn snapshot(&self) -> Vec<u8> {
-        self.state.read().expect("not poisoned").encode()
-    }
-    fn restore(&mut self, _index: u64, snapshot: &[u8]) {
-        *self.state.write().expect("not poisoned") = LogletState::decode(snapshot).unwrap_or_else(|e| panic!("{e}"));
+
+    fn on_written(&mut self) {
+        *self.published.write().expect("not poisoned") = self.current;
     }
 
-    /// A snapshot carries every untrimmed record, so it is taken rarely; trimming keeps
-    /// both the records and the raft log short.
-    fn snapshot_interval_entries(&self) -> Option<u64> {
-        Some(LOGLET_SNAPSHOT_INTERVAL)
+    fn apply_membership(&mut self, _: u64, _: &MembershipChange, _: &[u64], _: &[u64]) {}
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.current.encode()
+    }
+
+    fn restore(&mut self, index: u64, snapshot: &[u8], writes: &mut WriteBatch) {
+        let (restored, carried) = LogletState::decode(snapshot).unwrap_or_else(|e| panic!("{e}"));
+        self.records.stage_replace(writes, &carried);
+        self.records.stage_state(writes, index, &restored);
+        self.current = restored;
+        self.compaction = None;
+    }
+
+    fn durable_applied(&self) -> Option<u64> {
+        self.durable_applied
+    }
+
+    fn compaction(&self) -> Option<Compaction> {
+        self.compaction.clone()
+    }
+
+    fn is_durable(&self) -> bool {
+        true
     }
 }
 
-const LOGLET_SNAPSHOT_INTERVAL: u64 = 20_000;
-
 pub struct ReplicatedLogletHost {
     engine: RaftEngine,
+    storage: NodeStorage,
     peers: PeerAddresses,
     loglets: Mutex<HashMap<LogletId, Arc<HostedLoglet>>>,
     create: tokio::sync::Mutex<()>,
 }
 
 impl ReplicatedLogletHost {
-    pub fn new(engine: RaftEngine, peers: PeerAddresses) -> ReplicatedLogletHost {
-        ReplicatedLogletHost { engine, peers, loglets: Mutex::new(HashMap::new()), create: tokio::sync::Mutex::new(()) }
+    /// Hosts loglets on `engine`, their records in `storage` (the engine's storage).
+    pub fn new(engine: RaftEngine, storage: NodeStorage, peers: PeerAddresses) -> ReplicatedLogletHost {
+        ReplicatedLogletHost {
+            engine,
+            storage,
+            peers,
+            loglets: Mutex::new(HashMap::new()),
+            create: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn peers(&self) -> &PeerAddresses {
@@ -84,27 +168,28 @@ impl ReplicatedLogletHost {
         if let Some(hosted) = self.get(loglet) {
             return Ok(hosted);
         }
-        let state = Arc::new(RwLock::new(LogletState::new()));
-        let machine = || Box::new(LogletMachine { state: state.clone() });
         let group = group_of(loglet);
+        let state = Arc::new(RwLock::new(LogletState::new()));
+        let records = LogletRecords::new(loglet, self.storage.clone(), RaftLogReader::new(self.storage.clone(), group));
+        let machine = || LogletMachine::new(state.clone(), records.clone()).map(Box::new);
         let single = voters.len() == 1;
         let status = if voters.is_empty() {
             // A member added later (repair): it starts empty and the leader sends it a
             // snapshot once it is added as a learner.
-            self.engine.create_group(group, machine(), GroupInit::Existing).await?
+            self.engine.create_group(group, machine()?, GroupInit::Existing).await?
         } else {
             match self
                 .engine
                 .create_group(
                     group,
-                    machine(),
+                    machine()?,
                     GroupInit::Bootstrap { voters, initial_state: LogletState::new().encode() },
                 )
                 .await
             {
                 Ok(status) => status,
                 Err(RaftError::GroupExists(_)) => {
-                    self.engine.create_group(group, machine(), GroupInit::Existing).await?
+                    self.engine.create_group(group, machine()?, GroupInit::Existing).await?
                 }
                 Err(other) => return Err(other),
             }
@@ -112,7 +197,7 @@ impl ReplicatedLogletHost {
         if single {
             self.engine.campaign(group);
         }
-        let hosted = Arc::new(HostedLoglet { state, status });
+        let hosted = Arc::new(HostedLoglet { state, status, records });
         self.loglets.lock().expect("not poisoned").insert(loglet, hosted.clone());
         tracing::info!(loglet = loglet.0, "hosting replicated loglet");
         Ok(hosted)
@@ -136,5 +221,51 @@ impl ReplicatedLogletHost {
     pub fn leader_address(&self, loglet: LogletId, leader: Option<u64>) -> Option<String> {
         let leader = leader.or_else(|| self.get(loglet).map(|h| h.status.borrow().leader).filter(|l| *l != 0))?;
         self.peers.get(leader)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use restate_raft::{LocalNetwork, RaftOptions};
+    use restate_storage::StorageOptions;
+
+    /// A node upgraded from the format that kept records in the loglet's snapshot still
+    /// reads them, then appends after them, and a trim past them cuts them away.
+    #[tokio::test]
+    async fn records_carried_by_a_snapshot_of_the_earlier_format_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+        let net = LocalNetwork::default();
+        let engine = RaftEngine::start(storage.clone(), 1, net.transport(1), RaftOptions::default());
+        let loglet = LogletId(9);
+        let group = group_of(loglet);
+        let old = LogletState { trim_point: 2, next_lsn: 5, sealed: false };
+        let carried = vec![(3, Bytes::from("three")), (4, Bytes::from("four"))];
+        let state = Arc::new(RwLock::new(LogletState::new()));
+        let records = LogletRecords::new(loglet, storage.clone(), RaftLogReader::new(storage.clone(), group));
+        let machine = LogletMachine::new(state.clone(), records.clone()).unwrap();
+        let initial_state = old.encode_with_records(&carried);
+        let mut status = engine
+            .create_group(group, Box::new(machine), GroupInit::Bootstrap { voters: vec![1], initial_state })
+            .await
+            .unwrap();
+        engine.campaign(group);
+        tokio::time::timeout(std::time::Duration::from_secs(10), status.wait_for(|s| s.is_leader))
+            .await
+            .unwrap()
+            .unwrap();
+        let hosted = HostedLoglet { state, status, records };
+        assert_eq!(hosted.read(1, 10).unwrap().0, carried);
+
+        let appended = engine.propose(group, Command::Append(vec![Bytes::from("five")]).encode()).await.unwrap();
+        assert_eq!(Outcome::decode(&appended).unwrap(), Outcome::Appended(5));
+        let (read, _) = hosted.read(4, 10).unwrap();
+        assert_eq!(read, vec![(4, Bytes::from("four")), (5, Bytes::from("five"))]);
+
+        let trimmed = engine.propose(group, Command::Trim(4).encode()).await.unwrap();
+        assert_eq!(Outcome::decode(&trimmed).unwrap(), Outcome::Trimmed(4));
+        assert_eq!(hosted.read(1, 10).unwrap().0, vec![(5, Bytes::from("five"))]);
+        engine.shutdown();
     }
 }

@@ -2,12 +2,15 @@
 //! (`2r-1` voters for replication `r`, so a record is on `r` of them before it is
 //! acknowledged).
 
+mod group_commit;
 mod host;
 mod loglet;
+mod records;
 mod service;
 mod state;
 
 pub use host::{group_of, HostedLoglet, ReplicatedLogletHost, LOGLET_GROUP_BASE};
+pub use records::LogletRecords;
 pub use loglet::{LogletGroupStatus, LogletMembershipChange, ReplicatedLoglet};
 pub use service::{LogServerService, LOGLET_LEADER_HEADER};
 pub use state::{Command, LogletState, Outcome};

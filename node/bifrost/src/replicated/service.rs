@@ -7,6 +7,7 @@ use restate_raft::{MembershipChange, RaftError};
 use restate_types::LogletId;
 use tonic::{Request, Response, Status};
 
+use super::group_commit::{GroupCommit, Propose};
 use super::host::ReplicatedLogletHost;
 use super::state::{Command, Outcome};
 
@@ -15,6 +16,8 @@ pub const LOGLET_LEADER_HEADER: &str = restate_proto::leader_hints::LOGLET_LEADE
 
 pub struct LogServerService {
     host: Arc<ReplicatedLogletHost>,
+    /// Batches concurrent appends into one raft entry per loglet.
+    commit: Arc<GroupCommit>,
     /// This node's local loglets, served read-only to other nodes.
     local: Arc<crate::LocalLogletProvider>,
 }
@@ -24,8 +27,17 @@ impl LogServerService {
         host: Arc<ReplicatedLogletHost>,
         local: Arc<crate::LocalLogletProvider>,
     ) -> pb::log_server_server::LogServerServer<LogServerService> {
-        pb::log_server_server::LogServerServer::new(LogServerService { host, local })
+        pb::log_server_server::LogServerServer::new(LogServerService::with(host, local))
             .max_decoding_message_size(64 << 20)
+    }
+
+    fn with(host: Arc<ReplicatedLogletHost>, local: Arc<crate::LocalLogletProvider>) -> LogServerService {
+        let proposer = host.clone();
+        let propose: Propose = Arc::new(move |loglet, command| {
+            let host = proposer.clone();
+            Box::pin(async move { host.propose(loglet, command).await })
+        });
+        LogServerService { host, commit: GroupCommit::new(propose), local }
     }
 
     /// Reads a local loglet of this node (not hosted as replicated).
@@ -92,8 +104,14 @@ impl LogServerService {
 impl LogServer for LogServerService {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let r = request.into_inner();
-        let records = r.records.into_iter().map(bytes::Bytes::from).collect();
-        match self.propose(r.loglet_id, Command::Append(records)).await? {
+        let records: Vec<bytes::Bytes> = r.records.into_iter().map(bytes::Bytes::from).collect();
+        if records.is_empty() {
+            return Err(Status::invalid_argument("an append needs at least one record"));
+        }
+        self.hosted(r.loglet_id)?;
+        let outcome =
+            self.commit.append(LogletId(r.loglet_id), records).await.map_err(|e| self.raft_status(r.loglet_id, e))?;
+        match outcome {
             Outcome::Appended(last) => Ok(Response::new(pb::AppendResponse { last_lsn: last, sealed: false })),
             Outcome::Sealed(_) => Ok(Response::new(pb::AppendResponse { last_lsn: 0, sealed: true })),
             Outcome::Refused(reason) => Err(Status::invalid_argument(reason)),
@@ -120,17 +138,12 @@ impl LogServer for LogServerService {
             }
         }
         // Applied records never change, so any member may serve what it has applied.
-        let state = hosted.state.read().expect("not poisoned");
-        let from = r.from_lsn.max(state.trim_point + 1).max(1);
         let max = (r.max_records.max(1) as usize).min(10_000);
-        let records = state
-            .records
-            .range(from..)
-            .take(max)
-            .map(|(lsn, payload)| pb::Record { lsn: *lsn, payload: payload.to_vec() })
-            .collect();
+        let (records, state) = hosted
+            .read(r.from_lsn, max)
+            .map_err(|e| Status::internal(format!("loglet {}: {e}", r.loglet_id)))?;
         Ok(Response::new(pb::ReadResponse {
-            records,
+            records: records.into_iter().map(|(lsn, payload)| pb::Record { lsn, payload: payload.to_vec() }).collect(),
             trim_point: state.trim_point,
             next_lsn: state.next_lsn,
             sealed: state.sealed,
@@ -245,8 +258,8 @@ mod tests {
         let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
         let net = LocalNetwork::default();
         let engine = RaftEngine::start(storage.clone(), 1, net.transport(1), RaftOptions::default());
-        let host = Arc::new(ReplicatedLogletHost::new(engine.clone(), Default::default()));
-        (LogServerService { host, local: Arc::new(crate::LocalLogletProvider::new(storage)) }, engine)
+        let host = Arc::new(ReplicatedLogletHost::new(engine.clone(), storage.clone(), Default::default()));
+        (LogServerService::with(host, Arc::new(crate::LocalLogletProvider::new(storage))), engine)
     }
 
     /// A node that does not host a replicated loglet yet (just started) must not answer

@@ -1,14 +1,12 @@
-//! The state a replicated loglet's raft group agrees on: its records, trim point and
-//! seal, and the deterministic commands that change it. Pure.
-
-use std::collections::BTreeMap;
+//! The state a replicated loglet's raft group agrees on: its tail, trim point and seal,
+//! and the deterministic commands that change it. Pure. The records themselves stay in
+//! the raft log's entries (see [`super::records`]); this state is small and fixed-size.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Records are numbered from 1 within the loglet (Bifrost maps them to virtual LSNs).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogletState {
-    pub records: BTreeMap<u64, Bytes>,
     /// Every record <= this is gone (0: nothing trimmed).
     pub trim_point: u64,
     /// LSN the next record gets.
@@ -144,59 +142,67 @@ impl Outcome {
     }
 }
 
+/// First byte of a snapshot in the current format (the state only). Snapshots written
+/// before records moved to disk start with the next LSN (8 bytes, big-endian; its first
+/// byte is 0 for any real loglet) and carry every untrimmed record.
+const SNAPSHOT_FORMAT: u8 = 0xD2;
+
 impl LogletState {
     pub fn new() -> LogletState {
         LogletState { next_lsn: 1, ..Default::default() }
     }
 
-    pub fn apply(&mut self, command: Command) -> Outcome {
+    pub fn apply(&mut self, command: &Command) -> Outcome {
         match command {
             Command::Append(_) if self.sealed => Outcome::Sealed(self.next_lsn),
             Command::Append(records) if records.is_empty() => {
                 Outcome::Refused("an append needs at least one record".into())
             }
             Command::Append(records) => {
-                for record in records {
-                    self.records.insert(self.next_lsn, record);
-                    self.next_lsn += 1;
-                }
+                self.next_lsn += records.len() as u64;
                 Outcome::Appended(self.next_lsn - 1)
             }
             Command::Seal => {
                 self.sealed = true;
                 Outcome::SealedAt(self.next_lsn)
             }
-            Command::Trim(lsn) if lsn >= self.next_lsn => {
+            Command::Trim(lsn) if *lsn >= self.next_lsn => {
                 Outcome::Refused(format!("cannot trim to LSN {lsn}: the last record is LSN {}", self.next_lsn - 1))
             }
-            Command::Trim(lsn) if lsn <= self.trim_point => Outcome::Trimmed(self.trim_point),
+            Command::Trim(lsn) if *lsn <= self.trim_point => Outcome::Trimmed(self.trim_point),
             Command::Trim(lsn) => {
-                self.records = self.records.split_off(&(lsn + 1));
-                self.trim_point = lsn;
-                Outcome::Trimmed(lsn)
+                self.trim_point = *lsn;
+                Outcome::Trimmed(*lsn)
             }
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = BytesMut::new();
+        let mut out = BytesMut::with_capacity(18);
+        out.put_u8(SNAPSHOT_FORMAT);
         out.put_u64(self.next_lsn);
         out.put_u64(self.trim_point);
         out.put_u8(u8::from(self.sealed));
-        out.put_u32(self.records.len() as u32);
-        for (lsn, record) in &self.records {
-            out.put_u64(*lsn);
-            out.put_u32(record.len() as u32);
-            out.put_slice(record);
-        }
         out.to_vec()
     }
 
-    pub fn decode(mut bytes: &[u8]) -> Result<LogletState, String> {
+    /// A snapshot: the state, and the records it carries (only snapshots written before
+    /// records moved to disk carry any).
+    pub fn decode(mut bytes: &[u8]) -> Result<(LogletState, Vec<(u64, Bytes)>), String> {
         if bytes.is_empty() {
-            return Ok(LogletState::new());
+            return Ok((LogletState::new(), Vec::new()));
         }
-        let corrupt = || "corrupt loglet snapshot".to_owned();
+        let corrupt = || format!("corrupt loglet snapshot ({} bytes)", bytes.len());
+        if bytes[0] == SNAPSHOT_FORMAT {
+            if bytes.len() != 18 {
+                return Err(corrupt());
+            }
+            bytes.advance(1);
+            let next_lsn = bytes.get_u64();
+            let trim_point = bytes.get_u64();
+            let sealed = bytes.get_u8() == 1;
+            return Ok((LogletState { trim_point, next_lsn, sealed }, Vec::new()));
+        }
         if bytes.remaining() < 21 {
             return Err(corrupt());
         }
@@ -204,7 +210,7 @@ impl LogletState {
         let trim_point = bytes.get_u64();
         let sealed = bytes.get_u8() == 1;
         let n = bytes.get_u32();
-        let mut records = BTreeMap::new();
+        let mut records = Vec::with_capacity((n as usize).min(1 << 16));
         for _ in 0..n {
             if bytes.remaining() < 12 {
                 return Err(corrupt());
@@ -214,10 +220,26 @@ impl LogletState {
             if bytes.remaining() < len {
                 return Err(corrupt());
             }
-            records.insert(lsn, Bytes::copy_from_slice(&bytes[..len]));
+            records.push((lsn, Bytes::copy_from_slice(&bytes[..len])));
             bytes.advance(len);
         }
-        Ok(LogletState { records, trim_point, next_lsn, sealed })
+        Ok((LogletState { trim_point, next_lsn, sealed }, records))
+    }
+
+    /// The snapshot format written before records moved to disk (tests of the upgrade).
+    #[cfg(test)]
+    pub fn encode_with_records(&self, records: &[(u64, Bytes)]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        out.put_u64(self.next_lsn);
+        out.put_u64(self.trim_point);
+        out.put_u8(u8::from(self.sealed));
+        out.put_u32(records.len() as u32);
+        for (lsn, record) in records {
+            out.put_u64(*lsn);
+            out.put_u32(record.len() as u32);
+            out.put_slice(record);
+        }
+        out.to_vec()
     }
 }
 
@@ -230,20 +252,29 @@ mod tests {
         let mut state = LogletState::new();
         let append = Command::Append(vec![Bytes::from("a"), Bytes::from("bb")]);
         assert_eq!(Command::decode(&append.encode()).unwrap(), append);
-        assert_eq!(state.apply(append), Outcome::Appended(2));
+        assert_eq!(state.apply(&append), Outcome::Appended(2));
         assert_eq!(
-            state.apply(Command::Trim(5)),
+            state.apply(&Command::Trim(5)),
             Outcome::Refused("cannot trim to LSN 5: the last record is LSN 2".into())
         );
-        assert_eq!(state.apply(Command::Trim(1)), Outcome::Trimmed(1));
-        assert_eq!(state.apply(Command::Trim(0)), Outcome::Trimmed(1));
-        assert_eq!(state.apply(Command::Seal), Outcome::SealedAt(3));
-        assert_eq!(state.apply(Command::Append(vec![Bytes::from("c")])), Outcome::Sealed(3));
-        let back = LogletState::decode(&state.encode()).unwrap();
-        assert_eq!(back, state);
+        assert_eq!(state.apply(&Command::Trim(1)), Outcome::Trimmed(1));
+        assert_eq!(state.apply(&Command::Trim(0)), Outcome::Trimmed(1));
+        assert_eq!(state.apply(&Command::Seal), Outcome::SealedAt(3));
+        assert_eq!(state.apply(&Command::Append(vec![Bytes::from("c")])), Outcome::Sealed(3));
+        let (back, records) = LogletState::decode(&state.encode()).unwrap();
+        assert_eq!((back, records.len()), (state, 0));
         for outcome in [Outcome::Appended(7), Outcome::Refused("x".into()), Outcome::Trimmed(3)] {
             assert_eq!(Outcome::decode(&outcome.encode()).unwrap(), outcome);
         }
         assert!(Command::decode(&[1, 0, 0, 0, 9]).is_err());
+    }
+
+    #[test]
+    fn snapshots_of_the_earlier_format_still_decode_with_their_records() {
+        let state = LogletState { trim_point: 3, next_lsn: 6, sealed: false };
+        let records = vec![(4, Bytes::from("four")), (5, Bytes::from("five"))];
+        let (back, carried) = LogletState::decode(&state.encode_with_records(&records)).unwrap();
+        assert_eq!((back, carried), (state, records));
+        assert!(LogletState::decode(&[0xD2, 1]).is_err());
     }
 }

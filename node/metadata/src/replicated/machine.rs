@@ -1,17 +1,22 @@
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use restate_raft::grpc::PeerAddresses;
 use restate_raft::{MembershipChange, StateMachine};
+use restate_storage::rocksdb::WriteBatch;
 
 use super::state::{MemberInfo, MetadataState, WriteCommand, WriteOutcome};
+use crate::change_index::{ChangeIndex, KeyChange};
 
 /// Drives the shared [`MetadataState`] from the raft log and keeps the transport's
 /// address book in step with the member list.
 pub(crate) struct MetadataStateMachine {
     pub state: Arc<RwLock<MetadataState>>,
     pub peers: PeerAddresses,
-    /// Rises after every applied write or restored snapshot (the server's change feed).
+    /// The keys of recent writes (the server's change feed). Locked only while `state` is
+    /// (state first), so the two always agree.
+    pub index: Arc<Mutex<ChangeIndex>>,
+    /// The sequence number of the latest applied write or restored snapshot.
     pub changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
@@ -24,12 +29,25 @@ impl MetadataStateMachine {
 }
 
 impl StateMachine for MetadataStateMachine {
-    fn apply(&mut self, _index: u64, command: &[u8]) -> Bytes {
+    fn apply(&mut self, _index: u64, command: &[u8], _writes: &mut WriteBatch) -> Bytes {
         let outcome = match serde_json::from_slice::<WriteCommand>(command) {
-            Ok(command) => self.state.write().expect("not poisoned").apply_write(command),
+            Ok(command) => {
+                let changes: Vec<(String, KeyChange)> = command
+                    .ops
+                    .iter()
+                    .map(|op| (op.key.clone(), if op.value.is_some() { KeyChange::Put } else { KeyChange::Deleted }))
+                    .collect();
+                let mut state = self.state.write().expect("not poisoned");
+                let outcome = state.apply_write(command);
+                if matches!(outcome, WriteOutcome::Written(_)) {
+                    let seq = self.index.lock().expect("not poisoned").record(changes);
+                    drop(state);
+                    self.changed.send_replace(seq);
+                }
+                outcome
+            }
             Err(e) => WriteOutcome::Invalid(format!("undecodable metadata command: {e}")),
         };
-        self.changed.send_modify(|n| *n += 1);
         Bytes::from(serde_json::to_vec(&outcome).expect("outcomes serialize"))
     }
 
@@ -60,10 +78,13 @@ impl StateMachine for MetadataStateMachine {
         self.state.read().expect("not poisoned").encode()
     }
 
-    fn restore(&mut self, _index: u64, snapshot: &[u8]) {
+    fn restore(&mut self, _index: u64, snapshot: &[u8], _writes: &mut WriteBatch) {
         let restored = MetadataState::decode(snapshot).unwrap_or_else(|e| panic!("{e}"));
         self.sync_peers(&restored);
-        *self.state.write().expect("not poisoned") = restored;
-        self.changed.send_modify(|n| *n += 1);
+        let mut state = self.state.write().expect("not poisoned");
+        *state = restored;
+        let seq = self.index.lock().expect("not poisoned").record_replaced();
+        drop(state);
+        self.changed.send_replace(seq);
     }
 }

@@ -9,7 +9,8 @@ use tokio::sync::watch;
 
 use super::machine::MetadataStateMachine;
 use super::state::{MemberInfo, MetadataState, WriteCommand, WriteOutcome};
-use crate::feed::FollowableStore;
+use crate::change_index::ChangeIndex;
+use crate::feed::{FeedUpdate, FollowableStore};
 use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError, VersionedValue, WriteOp};
 
 /// The raft group that holds cluster metadata.
@@ -26,6 +27,8 @@ pub struct ReplicatedMetadataServer {
     state: Arc<RwLock<MetadataState>>,
     peers: PeerAddresses,
     status: Mutex<Option<watch::Receiver<GroupStatus>>>,
+    /// The change feed: see [`MetadataStateMachine`].
+    index: Arc<Mutex<ChangeIndex>>,
     changed: Arc<watch::Sender<u64>>,
 }
 
@@ -51,6 +54,7 @@ impl ReplicatedMetadataServer {
             state: Arc::new(RwLock::new(MetadataState::default())),
             peers,
             status: Mutex::new(None),
+            index: Arc::new(Mutex::new(ChangeIndex::default())),
             changed: Arc::new(watch::channel(0).0),
         }
     }
@@ -63,6 +67,7 @@ impl ReplicatedMetadataServer {
         Box::new(MetadataStateMachine {
             state: self.state.clone(),
             peers: self.peers.clone(),
+            index: self.index.clone(),
             changed: self.changed.clone(),
         })
     }
@@ -239,11 +244,16 @@ impl FollowableStore for ReplicatedMetadataServer {
 
     /// Only the leader serves the feed: a follower's state may lag, and a subscriber would
     /// take it for current.
-    fn entries(&self) -> Result<std::collections::BTreeMap<String, VersionedValue>, MetadataStoreError> {
+    fn update_since(&self, since: Option<u64>) -> Result<(u64, FeedUpdate), MetadataStoreError> {
         let status = self.status().ok_or_else(Self::not_member)?;
         if !status.is_leader {
             return Err(MetadataStoreError::NotLeader { leader: self.leader_address() });
         }
-        Ok(self.state.read().expect("not poisoned").values())
+        let state = self.state.read().expect("not poisoned");
+        let (seq, changed) = {
+            let index = self.index.lock().expect("not poisoned");
+            (index.seq(), since.and_then(|since| index.changed_since(since)))
+        };
+        crate::feed::update_since(seq, changed, |key| Ok(state.get(key)), || Ok(state.values()))
     }
 }

@@ -1,0 +1,158 @@
+//! Replicated loglets keep their records on disk: raft engines on a simulated network in
+//! one process, real RocksDB.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use restate_bifrost::replicated::{Command, HostedLoglet, Outcome, ReplicatedLogletHost};
+use restate_raft::{LocalNetwork, MembershipChange, RaftEngine, RaftOptions};
+use restate_storage::{NodeStorage, StorageOptions};
+use restate_types::LogletId;
+
+const LOGLET: LogletId = LogletId(3);
+
+fn options() -> RaftOptions {
+    RaftOptions {
+        tick_interval: Duration::from_millis(10),
+        election_tick: 10,
+        heartbeat_tick: 2,
+        snapshot_interval_entries: 20,
+        proposal_timeout: Duration::from_secs(5),
+    }
+}
+
+struct Node {
+    engine: RaftEngine,
+    host: Arc<ReplicatedLogletHost>,
+}
+
+impl Node {
+    fn start(net: &LocalNetwork, peer: u64, dir: &std::path::Path) -> Node {
+        let storage = NodeStorage::open(dir, &StorageOptions::default()).unwrap();
+        let engine = RaftEngine::start(storage.clone(), peer, net.transport(peer), options());
+        net.register(peer, engine.clone());
+        let host = Arc::new(ReplicatedLogletHost::new(engine.clone(), storage.clone(), Default::default()));
+        Node { engine, host }
+    }
+
+    /// Stops the engine (joining its thread). Every handle on the storage must be gone
+    /// before the same directory is opened again.
+    fn stop(self) {
+        self.engine.shutdown();
+    }
+}
+
+fn record(lsn: u64) -> Bytes {
+    let mut payload = format!("record-{lsn:08}-").into_bytes();
+    payload.resize(512, b'.');
+    Bytes::from(payload)
+}
+
+async fn append(host: &ReplicatedLogletHost, first: u64, count: u64) {
+    let mut lsn = first;
+    while lsn < first + count {
+        let batch: Vec<Bytes> = (lsn..(lsn + 50).min(first + count)).map(record).collect();
+        let n = batch.len() as u64;
+        let outcome = host.propose(LOGLET, Command::Append(batch)).await.unwrap();
+        assert_eq!(outcome, Outcome::Appended(lsn + n - 1));
+        lsn += n;
+    }
+}
+
+async fn wait_leader(hosted: &HostedLoglet) {
+    let mut status = hosted.status.clone();
+    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.is_leader)).await.unwrap().unwrap();
+}
+
+/// Every record `from..to` read back from `hosted`, in reads of 300.
+fn read_all(hosted: &HostedLoglet, from: u64, to: u64) -> Vec<(u64, Bytes)> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while next < to {
+        let (batch, _) = hosted.read(next, 300).unwrap();
+        assert!(!batch.is_empty(), "nothing read at LSN {next} (expected up to {to})");
+        next = batch.last().unwrap().0 + 1;
+        out.extend(batch);
+    }
+    out
+}
+
+fn assert_records(read: &[(u64, Bytes)], from: u64, to: u64) {
+    assert_eq!(read.len() as u64, to - from, "records {from}..{to}");
+    for (i, (lsn, payload)) in read.iter().enumerate() {
+        assert_eq!(*lsn, from + i as u64);
+        assert_eq!(payload, &record(*lsn), "payload of LSN {lsn}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_read_from_disk_survive_a_restart_and_a_trim_cuts_the_raft_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = LocalNetwork::default();
+    let node = Node::start(&net, 1, dir.path());
+    let hosted = node.host.ensure(LOGLET, vec![1]).await.unwrap();
+    wait_leader(&hosted).await;
+    // Far more entries than the raft log keeps in memory (1,024).
+    append(&node.host, 1, 3000).await;
+    assert_records(&read_all(&hosted, 1, 3001), 1, 3001);
+    assert_eq!(hosted.state.read().unwrap().next_lsn, 3001);
+    let log_before_trim = hosted.status.borrow().log_length;
+    assert!(log_before_trim >= 60, "the raft log holds the records: {log_before_trim} entries");
+    drop(hosted);
+    node.stop();
+
+    let node = Node::start(&net, 1, dir.path());
+    let hosted = node.host.ensure(LOGLET, vec![1]).await.unwrap();
+    assert_eq!(hosted.state.read().unwrap().next_lsn, 3001, "the state is read from disk, not replayed");
+    assert_records(&read_all(&hosted, 1, 3001), 1, 3001);
+    wait_leader(&hosted).await;
+
+    assert_eq!(node.host.propose(LOGLET, Command::Trim(2020)).await.unwrap(), Outcome::Trimmed(2020));
+    let (first, state) = hosted.read(1, 5).unwrap();
+    assert_eq!(state.trim_point, 2020);
+    assert_eq!(first[0].0, 2021, "reads start after the trim point");
+    assert_records(&read_all(&hosted, 2021, 3001), 2021, 3001);
+    let status = hosted.status.borrow().clone();
+    assert!(status.snapshot_index > 1, "the raft log was cut behind the trim: {status:?}");
+    assert!(status.log_length < log_before_trim, "{status:?}");
+    append(&node.host, 3001, 100).await;
+    assert_records(&read_all(&hosted, 2021, 3101), 2021, 3101);
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_after_a_trim_catches_up_through_the_log_and_reads_the_same_records() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let net = LocalNetwork::default();
+    let first = Node::start(&net, 1, dirs[0].path());
+    let second = Node::start(&net, 2, dirs[1].path());
+    let leader = first.host.ensure(LOGLET, vec![1]).await.unwrap();
+    wait_leader(&leader).await;
+    append(&first.host, 1, 1500).await;
+    assert_eq!(first.host.propose(LOGLET, Command::Trim(700)).await.unwrap(), Outcome::Trimmed(700));
+    append(&first.host, 1501, 1500).await;
+
+    let joined = second.host.ensure(LOGLET, vec![]).await.unwrap();
+    first
+        .host
+        .change_membership(LOGLET, MembershipChange::AddLearner { peer: 2, context: Default::default() })
+        .await
+        .unwrap();
+    let target = leader.status.borrow().applied;
+    let mut status = joined.status.clone();
+    tokio::time::timeout(Duration::from_secs(30), status.wait_for(|s| s.applied >= target))
+        .await
+        .expect("the new member caught up within 30 s")
+        .unwrap();
+    assert_eq!(joined.state.read().unwrap().next_lsn, 3001);
+    assert_records(&read_all(&joined, 701, 3001), 701, 3001);
+
+    // It stays in step with appends after it joined.
+    append(&first.host, 3001, 50).await;
+    let target = leader.status.borrow().applied;
+    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.applied >= target)).await.unwrap().unwrap();
+    assert_records(&read_all(&joined, 701, 3051), 701, 3051);
+    first.stop();
+    second.stop();
+}
