@@ -21,5 +21,5 @@ pub mod segment_math;
 pub use bifrost::{Bifrost, BifrostError, LogDescription, LogReadBatch, LogTail, LogletProvider, SegmentDescription};
 pub use local_loglet::LocalLoglet;
 pub use loglet::{LogEntry, LogRecord, Loglet, LogletError, LogletReadStream, ReadBatch, TailState, TrimGap};
-pub use metrics::BifrostMetrics;
+pub use metrics::{BifrostMetrics, LogletHostMetrics};
 pub use provider::{ClusterLogletProvider, LocalLogletProvider};

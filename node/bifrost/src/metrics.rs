@@ -59,3 +59,40 @@ impl BifrostMetrics {
         self.trim_point.with_label_values(&[&log.to_string()]).set(trim_point as i64);
     }
 }
+
+/// Metrics of the replicated loglets this node hosts: what each takes on disk, and the
+/// memory the log layer holds (the newest raft entries of every hosted loglet).
+#[derive(Clone)]
+pub struct LogletHostMetrics {
+    disk_bytes: IntGaugeVec,
+    memory_bytes: prometheus::IntGauge,
+}
+
+impl LogletHostMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<LogletHostMetrics> {
+        let disk_bytes = IntGaugeVec::new(
+            Opts::new(
+                "restate_loglet_disk_bytes",
+                "Bytes a replicated loglet hosted here takes on disk (its raft log and record index; RocksDB's estimate of flushed data)",
+            ),
+            &["loglet"],
+        )?;
+        let memory_bytes = prometheus::IntGauge::with_opts(Opts::new(
+            "restate_log_memory_bytes",
+            "Bytes of log records this node holds in memory (the newest raft entries of every hosted loglet; bounded per loglet)",
+        ))?;
+        registry.register(Box::new(disk_bytes.clone()))?;
+        registry.register(Box::new(memory_bytes.clone()))?;
+        Ok(LogletHostMetrics { disk_bytes, memory_bytes })
+    }
+
+    /// Sets the gauges from `(loglet, disk bytes, memory bytes)` of every hosted loglet;
+    /// loglets no longer hosted disappear.
+    pub fn report(&self, loglets: &[(u64, u64, u64)]) {
+        self.disk_bytes.reset();
+        for (loglet, disk, _) in loglets {
+            self.disk_bytes.with_label_values(&[&loglet.to_string()]).set(*disk as i64);
+        }
+        self.memory_bytes.set(loglets.iter().map(|(_, _, memory)| *memory as i64).sum());
+    }
+}

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 
 use tokio::sync::watch;
 
-use crate::change_index::ChangedKeys;
 #[cfg(test)]
 use crate::change_index::ChangeIndex;
+use crate::change_index::ChangedKeys;
 use crate::store::{MetadataStoreError, VersionedValue};
 
 /// A store whose changes can be followed.

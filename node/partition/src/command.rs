@@ -1,23 +1,28 @@
 //! The records of a partition's log: [`Envelope`]s carrying [`Command`]s, and their
-//! encoding (one format-version byte, then JSON).
+//! encoding: one format-version byte, then protobuf (format 2, see the `envelope_wire`
+//! module); records of format 1 (JSON, written before) are still read.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
 use restate_types::ServiceType;
 
 use super::awaiting::{AwaitedOutcome, Awaits};
 use super::codec::base64_bytes;
+use super::envelope_wire::EnvelopeWire;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
 use super::outcome::{invocation_result, InvocationResult};
 use super::retention::WorkflowCutoffs;
 use super::signal::{SignalId, SignalResult};
 
-/// First byte of every encoded envelope. Readers refuse other versions (see
-/// [`EnvelopeError::UnsupportedVersion`]) rather than guess, so a record written by a
-/// newer node stops an older processor instead of being skipped.
-pub const ENVELOPE_FORMAT_VERSION: u8 = 1;
+/// First byte of every envelope written now (protobuf). Readers refuse versions they do not
+/// know (see [`EnvelopeError::UnsupportedVersion`]) rather than guess, so a record written
+/// by a newer node stops an older processor instead of being skipped.
+pub const ENVELOPE_FORMAT_VERSION: u8 = 2;
+/// The format written before: JSON. Still read, never written.
+pub const ENVELOPE_FORMAT_JSON: u8 = 1;
 
 /// One record of a partition's log.
 ///
@@ -48,24 +53,37 @@ impl Envelope {
         Envelope { epoch, command: Command::AnnounceLeader { epoch, node: node.into() } }
     }
 
-    /// `[ENVELOPE_FORMAT_VERSION] ++ JSON`.
+    /// `[ENVELOPE_FORMAT_VERSION] ++ protobuf`.
     pub fn encode(&self) -> Bytes {
-        let mut buf = BytesMut::new();
+        let wire = EnvelopeWire::from(self);
+        let mut buf = BytesMut::with_capacity(1 + wire.encoded_len());
         buf.put_u8(ENVELOPE_FORMAT_VERSION);
+        wire.encode(&mut buf).expect("a BytesMut grows as needed");
+        buf.freeze()
+    }
+
+    /// The format written before (`[ENVELOPE_FORMAT_JSON] ++ JSON`): for tests that replay
+    /// logs of that format.
+    pub fn encode_json(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.put_u8(ENVELOPE_FORMAT_JSON);
         serde_json::to_writer((&mut buf).writer(), self).expect("envelopes serialize to JSON");
         buf.freeze()
     }
 
-    /// Inverse of [`Envelope::encode`].
+    /// Inverse of [`Envelope::encode`], and of [`Envelope::encode_json`].
     pub fn decode(record: &[u8]) -> Result<Envelope, EnvelopeError> {
         let (&version, body) = record.split_first().ok_or(EnvelopeError::Empty)?;
-        if version != ENVELOPE_FORMAT_VERSION {
-            return Err(EnvelopeError::UnsupportedVersion { version });
+        let excerpt = || String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+        match version {
+            ENVELOPE_FORMAT_VERSION => EnvelopeWire::decode(body)
+                .map_err(|e| e.to_string())
+                .and_then(Envelope::try_from)
+                .map_err(|detail| EnvelopeError::Invalid { detail, excerpt: excerpt() }),
+            ENVELOPE_FORMAT_JSON => serde_json::from_slice(body)
+                .map_err(|e| EnvelopeError::Invalid { detail: e.to_string(), excerpt: excerpt() }),
+            version => Err(EnvelopeError::UnsupportedVersion { version }),
         }
-        serde_json::from_slice(body).map_err(|e| EnvelopeError::Invalid {
-            detail: e.to_string(),
-            excerpt: String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned(),
-        })
     }
 }
 
@@ -74,7 +92,7 @@ impl Envelope {
 pub enum EnvelopeError {
     #[error("empty log record (an envelope starts with its format version byte)")]
     Empty,
-    #[error("log record has envelope format version {version}, this node reads version {ENVELOPE_FORMAT_VERSION} only; was it written by a newer restate-server? Upgrade this node")]
+    #[error("log record has envelope format version {version}, this node reads versions {ENVELOPE_FORMAT_JSON} and {ENVELOPE_FORMAT_VERSION} only; was it written by a newer restate-server? Upgrade this node")]
     UnsupportedVersion { version: u8 },
     #[error("log record is not a valid envelope: {detail} (record starts with: {excerpt})")]
     Invalid { detail: String, excerpt: String },
@@ -366,6 +384,9 @@ mod tests {
             let bytes = envelope.encode();
             assert_eq!(bytes[0], ENVELOPE_FORMAT_VERSION);
             assert_eq!(Envelope::decode(&bytes).unwrap(), envelope);
+            let json = envelope.encode_json();
+            assert_eq!(Envelope::decode(&json).unwrap(), envelope, "records of the earlier format still decode");
+            assert!(bytes.len() < json.len(), "binary {} bytes, JSON {}", bytes.len(), json.len());
         }
     }
 
@@ -378,6 +399,10 @@ mod tests {
         let err = Envelope::decode(b"\x01{\"epoch\":1}").unwrap_err();
         assert!(err.to_string().contains("missing field `command`"), "{err}");
         assert!(err.to_string().contains("{\"epoch\":1}"), "{err}");
+        let err = Envelope::decode(b"\x02\x08\x01").unwrap_err();
+        assert!(err.to_string().contains("no command"), "{err}");
+        let err = Envelope::decode(b"\x02\xff\xff").unwrap_err();
+        assert!(matches!(err, EnvelopeError::Invalid { .. }), "{err}");
     }
 
     #[test]

@@ -127,6 +127,7 @@ mod awaiting;
 mod codec;
 mod command;
 mod effect;
+mod envelope_wire;
 mod ids;
 mod journal;
 mod keys;
@@ -149,7 +150,10 @@ mod tests;
 
 pub use awaiting::{AwaitedOutcome, Awaits};
 pub use codec::CorruptValue;
-pub use command::{Command, Envelope, EnvelopeError, InvocationRequest, ResponseSink, Target, ENVELOPE_FORMAT_VERSION};
+pub use command::{
+    Command, Envelope, EnvelopeError, InvocationRequest, ResponseSink, Target, ENVELOPE_FORMAT_JSON,
+    ENVELOPE_FORMAT_VERSION,
+};
 pub use effect::{Effect, PendingWork};
 pub use ids::{
     partition_for, partition_key, partition_key_range, stable_hash, InvalidInvocationId, InvocationId,

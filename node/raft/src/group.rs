@@ -498,6 +498,7 @@ impl RaftGroup {
             last_index: raft.raft_log.last_index(),
             snapshot_index: self.storage.snapshot_index(),
             log_length: self.storage.log_length(),
+            cached_bytes: self.storage.cached().1 as u64,
             voters: conf.voters.clone(),
             learners: conf.learners.clone(),
             progress,

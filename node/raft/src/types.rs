@@ -63,8 +63,10 @@ pub struct GroupStatus {
     pub applied: u64,
     pub last_index: u64,
     pub snapshot_index: u64,
-    /// Entries held in the log (after the last snapshot).
+    /// Entries held in the log (after the last snapshot), on disk.
     pub log_length: u64,
+    /// Bytes of entry data this node holds in memory for the group (the newest entries).
+    pub cached_bytes: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
     /// On the leader: (peer, matched index) of every other member.

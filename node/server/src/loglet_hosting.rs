@@ -43,6 +43,30 @@ pub(crate) async fn run(
     }
 }
 
+/// How often the hosted loglets' disk and memory use is reported to `/metrics`.
+const REPORT_USAGE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Keeps `restate_loglet_disk_bytes` and `restate_log_memory_bytes` current until
+/// `shutdown`.
+pub(crate) async fn report_usage(
+    host: Arc<ReplicatedLogletHost>,
+    metrics: restate_bifrost::LogletHostMetrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let usage = {
+            let host = host.clone();
+            // RocksDB's size estimates touch its files: off the async workers.
+            tokio::task::spawn_blocking(move || host.usage()).await.unwrap_or_default()
+        };
+        metrics.report(&usage);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(REPORT_USAGE_EVERY) => {}
+        }
+    }
+}
+
 async fn host_my_segments(host: &ReplicatedLogletHost, metadata: &MetadataView, me: PlainNodeId) -> Result<(), String> {
     let Some(logs) = metadata.get::<Logs>() else { return Ok(()) };
     let nodes = metadata.get::<NodesConfiguration>().map(|n| n.0.clone()).unwrap_or_default();

@@ -109,7 +109,9 @@ impl Node {
         let metadata_role =
             Arc::new(MetadataRole::start(&config, &storage, &advertised_address, raft_host.as_ref()).await?);
         let loglet_host = match (&raft_host, config.roles.contains(Role::LogServer)) {
-            (Some(raft), true) => Some(Arc::new(ReplicatedLogletHost::new(raft.engine.clone(), storage.clone(), raft.peers.clone()))),
+            (Some(raft), true) => {
+                Some(Arc::new(ReplicatedLogletHost::new(raft.engine.clone(), storage.clone(), raft.peers.clone())))
+            }
             _ => None,
         };
         let metadata_member = match metadata_role.as_ref() {

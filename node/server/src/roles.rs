@@ -96,6 +96,12 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
     ctx.running.publish(StartedRoles { bifrost: bifrost.clone(), worker });
     if let Some(host) = &ctx.loglet_host {
         tokio::spawn(crate::loglet_hosting::run(host.clone(), ctx.view.clone(), node.id, shutdown.clone()));
+        match restate_bifrost::LogletHostMetrics::register(ctx.metrics.registry()) {
+            Ok(metrics) => {
+                tokio::spawn(crate::loglet_hosting::report_usage(host.clone(), metrics, shutdown.clone()));
+            }
+            Err(e) => tracing::warn!("loglet metrics unavailable: {e}"),
+        }
     }
     ctx.state.set(NodePhase::Running { node_id: node.current() });
     join_metadata_store(ctx, &node, shutdown).await;

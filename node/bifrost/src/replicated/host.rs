@@ -203,6 +203,13 @@ impl ReplicatedLogletHost {
         Ok(hosted)
     }
 
+    /// `(loglet, bytes on disk, bytes in memory)` of every loglet hosted here.
+    pub fn usage(&self) -> Vec<(u64, u64, u64)> {
+        let hosted: Vec<(LogletId, Arc<HostedLoglet>)> =
+            self.loglets.lock().expect("not poisoned").iter().map(|(id, h)| (*id, h.clone())).collect();
+        hosted.into_iter().map(|(id, h)| (id.0, h.records.approximate_size(), h.status.borrow().cached_bytes)).collect()
+    }
+
     pub async fn propose(&self, loglet: LogletId, command: Command) -> Result<Outcome, RaftError> {
         let answer = self.engine.propose(group_of(loglet), command.encode()).await?;
         Outcome::decode(&answer).map_err(RaftError::Raft)

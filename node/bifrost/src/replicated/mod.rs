@@ -10,7 +10,7 @@ mod service;
 mod state;
 
 pub use host::{group_of, HostedLoglet, ReplicatedLogletHost, LOGLET_GROUP_BASE};
-pub use records::LogletRecords;
 pub use loglet::{LogletGroupStatus, LogletMembershipChange, ReplicatedLoglet};
+pub use records::LogletRecords;
 pub use service::{LogServerService, LOGLET_LEADER_HEADER};
 pub use state::{Command, LogletState, Outcome};

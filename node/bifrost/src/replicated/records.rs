@@ -117,7 +117,8 @@ impl LogletRecords {
         let mut opts = ReadOptions::default();
         opts.set_iterate_lower_bound(lsn_key(INDEX_PREFIX, self.loglet, 0).to_vec());
         let from = lsn_key(INDEX_PREFIX, self.loglet, lsn);
-        let mut iter = self.storage.db().iterator_cf_opt(self.cf(), opts, IteratorMode::From(&from, Direction::Reverse));
+        let mut iter =
+            self.storage.db().iterator_cf_opt(self.cf(), opts, IteratorMode::From(&from, Direction::Reverse));
         match iter.next() {
             Some(Ok((key, value))) => match lsn_of(INDEX_PREFIX, self.loglet, &key) {
                 Some(first) => Ok(Some((first, u64_of(&value)?))),
@@ -147,11 +148,19 @@ impl LogletRecords {
         );
         if trim_point + 1 >= state.next_lsn {
             // Everything is trimmed: the log may go up to the trim itself.
-            batch.delete_range_cf(self.cf(), lsn_key(INDEX_PREFIX, self.loglet, 0), lsn_key(INDEX_PREFIX, self.loglet, u64::MAX));
+            batch.delete_range_cf(
+                self.cf(),
+                lsn_key(INDEX_PREFIX, self.loglet, 0),
+                lsn_key(INDEX_PREFIX, self.loglet, u64::MAX),
+            );
             return Ok(Some((applied, *state)));
         }
         let Some((first_lsn, index)) = self.append_holding(trim_point + 1)? else { return Ok(None) };
-        batch.delete_range_cf(self.cf(), lsn_key(INDEX_PREFIX, self.loglet, 0), lsn_key(INDEX_PREFIX, self.loglet, first_lsn));
+        batch.delete_range_cf(
+            self.cf(),
+            lsn_key(INDEX_PREFIX, self.loglet, 0),
+            lsn_key(INDEX_PREFIX, self.loglet, first_lsn),
+        );
         // As of `index - 1`, the last record was `first_lsn - 1`, and all were trimmed.
         let at_cut = LogletState { trim_point: first_lsn - 1, next_lsn: first_lsn, sealed: false };
         Ok(Some((index - 1, at_cut)))
@@ -196,7 +205,10 @@ impl LogletRecords {
             let index = u64_of(&value)?;
             let Some(command) = self.raft_log.command(index)? else { break }; // cut away meanwhile
             let Command::Append(records) = Command::decode(&command)? else {
-                return Err(format!("loglet {}: raft entry {index} is indexed as an append but is not one", self.loglet));
+                return Err(format!(
+                    "loglet {}: raft entry {index} is indexed as an append but is not one",
+                    self.loglet
+                ));
             };
             for (offset, payload) in records.into_iter().enumerate() {
                 let lsn = first + offset as u64;

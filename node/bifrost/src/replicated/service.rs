@@ -139,9 +139,8 @@ impl LogServer for LogServerService {
         }
         // Applied records never change, so any member may serve what it has applied.
         let max = (r.max_records.max(1) as usize).min(10_000);
-        let (records, state) = hosted
-            .read(r.from_lsn, max)
-            .map_err(|e| Status::internal(format!("loglet {}: {e}", r.loglet_id)))?;
+        let (records, state) =
+            hosted.read(r.from_lsn, max).map_err(|e| Status::internal(format!("loglet {}: {e}", r.loglet_id)))?;
         Ok(Response::new(pb::ReadResponse {
             records: records.into_iter().map(|(lsn, payload)| pb::Record { lsn, payload: payload.to_vec() }).collect(),
             trim_point: state.trim_point,

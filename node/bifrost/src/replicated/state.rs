@@ -1,6 +1,7 @@
 //! The state a replicated loglet's raft group agrees on: its tail, trim point and seal,
 //! and the deterministic commands that change it. Pure. The records themselves stay in
-//! the raft log's entries (see [`super::records`]); this state is small and fixed-size.
+//! the raft log's entries (where to find them is the `records` module's business); this
+//! state is small and fixed-size.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 

@@ -156,6 +156,27 @@ fn replaying_the_log_reproduces_the_state_in_both_stores() {
     assert_eq!(restarted.dump(), expected);
 }
 
+/// An upgraded node reads a log whose older records are JSON (format 1) and newer ones
+/// binary (format 2): it ends in the same state, with the same effects, as a node that
+/// read the log in one format.
+#[test]
+fn a_log_written_in_the_earlier_json_format_replays_to_the_same_state() {
+    let original = scenario(fresh_memory());
+    let expected = original.dump();
+    let mut binary = fresh_memory();
+    let mut upgraded = fresh_memory();
+    let upgrade_at = original.log.len() / 2;
+    for (index, envelope) in original.log.iter().enumerate() {
+        let lsn = Lsn(index as u64 + 1);
+        let record = if index < upgrade_at { envelope.encode_json() } else { envelope.encode() };
+        assert_eq!(record[0], if index < upgrade_at { ENVELOPE_FORMAT_JSON } else { ENVELOPE_FORMAT_VERSION });
+        let effects = upgraded.sm.apply_record(lsn, &record).unwrap();
+        assert_eq!(effects, binary.sm.apply_record(lsn, &envelope.encode()).unwrap(), "effects of LSN {}", lsn.0);
+    }
+    assert_eq!(upgraded.dump(), expected);
+    assert_eq!(binary.dump(), expected);
+}
+
 #[test]
 fn replay_effects_match_the_original_run() {
     let original = scenario(fresh_memory());
