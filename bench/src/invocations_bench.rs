@@ -3,14 +3,15 @@
 //! restate-sdk) at 1, 16 and 64 concurrent clients: throughput, p50 and p99, beside the
 //! floor this design implies, measured in the same run: an invocation needs at least
 //! two replicated appends (the invocation, then the round's journal and completion), so
-//! the floor is twice the p50 of one replicated append to a partition's log. Also each
+//! the floor is twice the p50 of one replicated append to a partition's log; and the CPU
+//! time all nodes spent per invocation (user + system, from /proc). Also each
 //! node's resident memory idle and its peak under the 64-client load, against the
 //! 512 MiB budget.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use restate_bench::{append_p50, closed_loop, memory_mib, ms, percentile, record_summary, worker_cluster};
+use restate_bench::{append_p50, closed_loop, cpu_seconds, memory_mib, ms, percentile, record_summary, worker_cluster};
 use restate_e2e::{http_call, wait_until, TestDir};
 
 const RUN_FOR: Duration = Duration::from_secs(5);
@@ -53,14 +54,19 @@ fn main() {
         ms(floor / 2),
         ms(floor)
     );
-    println!("| clients | invocations/s | p50 ms | p99 ms | failed | p50 / floor |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| clients | invocations/s | p50 ms | p99 ms | failed | p50 / floor | CPU ms per invocation (all nodes) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let cluster_cpu = || nodes.iter().map(|n| cpu_seconds(n.pid().unwrap())).sum::<f64>();
     for clients in [1usize, 16, 64] {
         let start = Instant::now();
+        let cpu_before = cluster_cpu();
         let (latencies, failures) = greet_load(&ports, clients);
+        let cpu_per_invocation_ms = (cluster_cpu() - cpu_before) * 1000.0 / latencies.len().max(1) as f64;
         let rate = latencies.len() as f64 / start.elapsed().as_secs_f64();
         println!(
-            "| {clients} | {rate:.0} | {} | {} | {failures} | {:.2} |",
+            "| {clients} | {rate:.0} | {} | {} | {failures} | {:.2} | {cpu_per_invocation_ms:.2} |",
             ms(percentile(&latencies, 0.5)),
             ms(percentile(&latencies, 0.99)),
             percentile(&latencies, 0.5).as_secs_f64() / floor.as_secs_f64(),
@@ -68,7 +74,7 @@ fn main() {
         record_summary(
             &format!("Greeter.greet invocation, {clients} clients"),
             &format!(
-                "{rate:.0}/s, p50 {} ms, p99 {} ms, {failures} failed",
+                "{rate:.0}/s, p50 {} ms, p99 {} ms, {failures} failed, CPU {cpu_per_invocation_ms:.2} ms/invocation",
                 ms(percentile(&latencies, 0.5)),
                 ms(percentile(&latencies, 0.99))
             ),

@@ -52,6 +52,17 @@ pub struct SummaryRow {
     pub meaning: String,
 }
 
+/// User + system CPU seconds process `pid` has used so far (`/proc/<pid>/stat`, fields 14
+/// and 15, in clock ticks of 1/100 s as Linux reports them).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after it follow its ')'.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Appends `row` to the file named by [`SUMMARY_ENV`], if set. A file that cannot be
 /// written is reported on stderr and otherwise ignored (the bench's own table stands).
 pub fn record_summary(area: &str, ours: &str, peer: &str, ratio: f64, meaning: &str) {

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use restate_bench::{lazy_channel, ms, percentile, record_summary};
-use restate_e2e::{replicated_cluster, wait_until, TestDir, LOG_ONLY_ROLES};
+use restate_e2e::{metric_value, replicated_cluster, wait_until, TestDir, LOG_ONLY_ROLES};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 
 const RUN_FOR: Duration = Duration::from_secs(4);
@@ -92,9 +92,14 @@ fn main() {
         ms(percentile(&fsync, 0.5)),
         ms(percentile(&fsync, 0.99))
     );
-    println!("| appenders | records/s | MB/s | p50 ms | p99 ms | p99 / fsync p99 | records/s / syncs/s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| appenders | records/s | MB/s | p50 ms | p99 ms | p99 / fsync p99 | records/s / syncs/s | records per leader fsync |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let leader_node = nodes.iter().find(|n| n.address() == leader).expect("the leader is a node");
+    let leader_fsyncs = || metric_value(leader_node, "restate_raft_fsyncs_total").unwrap_or(0.0);
     for appenders in [1usize, 16, 64] {
+        let fsyncs_before = leader_fsyncs();
         let deadline = Instant::now() + RUN_FOR;
         let start = Instant::now();
         let tasks: Vec<_> = (0..appenders)
@@ -119,8 +124,9 @@ fn main() {
         let elapsed = start.elapsed().as_secs_f64();
         latencies.sort();
         let rate = latencies.len() as f64 / elapsed;
+        let per_fsync = latencies.len() as f64 / (leader_fsyncs() - fsyncs_before).max(1.0);
         println!(
-            "| {appenders} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} |",
+            "| {appenders} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {per_fsync:.1} |",
             rate,
             rate * RECORD as f64 / 1e6,
             ms(percentile(&latencies, 0.5)),
@@ -130,7 +136,10 @@ fn main() {
         );
         record_summary(
             &format!("replicated log append, {appenders} appenders, {RECORD} B"),
-            &format!("{rate:.0} records/s, p99 {} ms", ms(percentile(&latencies, 0.99))),
+            &format!(
+                "{rate:.0} records/s, p99 {} ms, {per_fsync:.1} records per fsync",
+                ms(percentile(&latencies, 0.99))
+            ),
             &format!("fdatasync {syncs_per_second:.0}/s, p99 {} ms", ms(percentile(&fsync, 0.99))),
             percentile(&latencies, 0.99).as_secs_f64() / percentile(&fsync, 0.99).as_secs_f64(),
             "append p99 / fsync p99",

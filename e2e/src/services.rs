@@ -196,7 +196,16 @@ pub const REPLICATED_WORKERS: [(&str, &str); 3] = [
 /// Three nodes (`n1`..`n3`, all roles, [`REPLICATED_WORKERS`]) started and provisioned,
 /// and the example services registered once through `n1`.
 pub fn three_workers_with_services(dir: &TestDir, cluster: &str) -> (Vec<crate::ServerProcess>, ExampleServices) {
-    let mut nodes = crate::replicated_cluster(dir, cluster, &["n1", "n2", "n3"], &REPLICATED_WORKERS);
+    three_workers_with_services_env(dir, cluster, &REPLICATED_WORKERS)
+}
+
+/// [`three_workers_with_services`] with `env` instead of [`REPLICATED_WORKERS`].
+pub fn three_workers_with_services_env(
+    dir: &TestDir,
+    cluster: &str,
+    env: &[(&str, &str)],
+) -> (Vec<crate::ServerProcess>, ExampleServices) {
+    let mut nodes = crate::replicated_cluster(dir, cluster, &["n1", "n2", "n3"], env);
     for node in nodes.iter_mut() {
         node.start_and_wait_healthy();
     }

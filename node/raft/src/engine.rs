@@ -365,7 +365,12 @@ impl EngineLoop {
             return;
         }
         let sync = staged.iter().any(|(_, ready)| ready.must_sync());
+        let entries: usize = staged.iter().map(|(_, ready)| ready.entries().len()).sum();
         self.write(durable, sync);
+        if sync {
+            crate::metrics::FSYNCS.inc();
+        }
+        crate::metrics::ENTRIES.inc_by(entries as u64);
         let mut after = WriteBatch::default();
         let ids: Vec<u64> = staged.iter().map(|(id, _)| *id).collect();
         for (id, ready) in staged {

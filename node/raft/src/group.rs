@@ -108,7 +108,9 @@ impl RaftGroup {
             // Bounds what one ready round applies (and holds in memory) when a member
             // catches up on a long log.
             max_committed_size_per_ready: 16 << 20,
-            max_inflight_msgs: 256,
+            // With `max_size_per_msg`, bounds what a leader holds in flight for one member
+            // catching up (32 MiB), whatever the log's length.
+            max_inflight_msgs: 32,
             check_quorum: true,
             pre_vote: true,
             ..Default::default()

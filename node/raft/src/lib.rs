@@ -17,6 +17,7 @@ pub mod grpc;
 mod keys;
 mod local_network;
 mod logger;
+mod metrics;
 mod state_machine;
 mod storage;
 mod transport;
@@ -24,6 +25,7 @@ mod types;
 
 pub use engine::{GroupInit, RaftEngine};
 pub use local_network::LocalNetwork;
+pub use metrics::raft_metrics;
 pub use raft::eraftpb::Message;
 pub use state_machine::{Compaction, MembershipChange, StateMachine};
 pub use storage::{GroupStorage, RaftLogReader};

@@ -53,6 +53,7 @@ impl NodeMetrics {
         ]
         .into_iter()
         .chain(restate_metadata::metadata_metrics())
+        .chain(restate_raft::raft_metrics())
         {
             registry.register(collector).expect("metric names are unique");
         }
