@@ -127,6 +127,7 @@ mod awaiting;
 mod codec;
 mod command;
 mod effect;
+mod envelope_codec;
 mod envelope_wire;
 mod ids;
 mod journal;
@@ -150,11 +151,9 @@ mod tests;
 
 pub use awaiting::{AwaitedOutcome, Awaits};
 pub use codec::CorruptValue;
-pub use command::{
-    Command, Envelope, EnvelopeError, InvocationRequest, ResponseSink, Target, ENVELOPE_FORMAT_JSON,
-    ENVELOPE_FORMAT_VERSION,
-};
+pub use command::{Command, Envelope, InvocationRequest, ResponseSink, Target};
 pub use effect::{Effect, PendingWork};
+pub use envelope_codec::{EnvelopeError, ENVELOPE_FORMAT_JSON, ENVELOPE_FORMAT_VERSION};
 pub use ids::{
     partition_for, partition_key, partition_key_range, stable_hash, InvalidInvocationId, InvocationId,
     INVOCATION_ID_LEN, INVOCATION_ID_PREFIX,

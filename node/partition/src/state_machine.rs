@@ -3,8 +3,9 @@
 use restate_types::{Lsn, PartitionId};
 
 use super::apply::{Applier, Outcome};
-use super::command::{Command, Envelope, EnvelopeError};
+use super::command::{Command, Envelope};
 use super::effect::{Effect, PendingWork};
+use super::envelope_codec::EnvelopeError;
 use super::keys;
 use super::record::{InvocationStatus, LeaderEpoch};
 use super::start::{start_request, StartRequest};
