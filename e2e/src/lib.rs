@@ -458,3 +458,86 @@ pub fn replicated_cluster(dir: &TestDir, cluster: &str, names: &[&str], env: &[(
     }
     nodes
 }
+
+/// A node id as `status --json` and `logs list --json` spell it (`N1`), from either form
+/// (a number or the string).
+pub fn node_id(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) => format!("N{n}"),
+        other => other.as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// The first log's tail segment as `logs list --json` reports it through `node`:
+/// (loglet id, nodeset as node ids).
+pub fn tail_of_first_log(node: &ServerProcess) -> Option<(u64, Vec<String>)> {
+    let out = node.ctl(&["logs", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    let log = v["logs"].as_array()?.first()?.clone();
+    let nodeset: Vec<String> = log["nodeset"].as_array()?.iter().map(node_id).collect();
+    Some((log["loglet_id"].as_u64()?, nodeset))
+}
+
+/// Four log-servers, replication 2, one log: a loglet group of 3 plus a spare, repair
+/// after 2 s. Started, and the log placed.
+pub struct LogServersWithSpare {
+    pub nodes: Vec<ServerProcess>,
+    /// Node name -> node id (`N1`).
+    pub id_of: std::collections::BTreeMap<String, String>,
+    pub loglet: u64,
+    /// The loglet's members, by node id.
+    pub nodeset: Vec<String>,
+    /// The node id outside the nodeset.
+    pub spare: String,
+}
+
+impl LogServersWithSpare {
+    pub fn start(dir: &TestDir, cluster: &str) -> LogServersWithSpare {
+        let mut nodes = replicated_cluster(
+            dir,
+            cluster,
+            &["n1", "n2", "n3", "n4"],
+            &[
+                ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
+                LOG_ONLY_ROLES,
+                ("RESTATE_DEFAULT_REPLICATION", "2"),
+                ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
+                ("RESTATE_ADMIN__LOG_SERVER_REPAIR_GRACE_PERIOD", "2s"),
+            ],
+        );
+        for node in nodes.iter_mut() {
+            node.start_and_wait_healthy();
+        }
+        let status = wait_for_alive_nodes(&nodes[0], 4);
+        let id_of: std::collections::BTreeMap<String, String> = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["name"].as_str().unwrap().to_owned(), node_id(&n["node_id"])))
+            .collect();
+        let mut placed = None;
+        wait_until("the log to be placed on 3 log-servers", Duration::from_secs(60), || {
+            placed = tail_of_first_log(&nodes[0]).filter(|(_, nodeset)| nodeset.len() == 3);
+            placed.is_some()
+        });
+        let (loglet, nodeset) = placed.unwrap();
+        let spare = id_of.values().find(|id| !nodeset.contains(id)).unwrap().clone();
+        LogServersWithSpare { nodes, id_of, loglet, nodeset, spare }
+    }
+}
+
+/// Whether loglet `loglet`'s group, as its leader reports it (asked through the first of
+/// `addresses` that answers), has `voters` voters and no learner.
+pub fn loglet_has_voters(runtime: &tokio::runtime::Runtime, addresses: &[String], loglet: u64, voters: usize) -> bool {
+    use restate_proto::log_server::{log_server_client::LogServerClient, GroupStatusRequest};
+    runtime.block_on(async {
+        for address in addresses {
+            let Ok(mut c) = LogServerClient::connect(address.clone()).await else { continue };
+            if let Ok(s) = c.group_status(GroupStatusRequest { loglet_id: loglet }).await {
+                let s = s.into_inner();
+                return s.voters.len() == voters && s.learners.is_empty();
+            }
+        }
+        false
+    })
+}

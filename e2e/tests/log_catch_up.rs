@@ -7,27 +7,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use restate_e2e::*;
-use restate_proto::log_server::{log_server_client::LogServerClient, GroupStatusRequest, ReadRequest};
+use restate_proto::log_server::{log_server_client::LogServerClient, ReadRequest};
 use restate_proto::node_ctl::{node_ctl_client::NodeCtlClient, AppendLogRequest};
 
+const CLUSTER: &str = "catch-up";
 const RECORD_BYTES: usize = 256 << 10;
 const PREFILL_RECORDS: usize = 1024; // 256 MiB
-
-fn node_id(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) => format!("N{n}"),
-        other => other.as_str().unwrap().to_owned(),
-    }
-}
-
-/// The single log's tail segment: (loglet id, nodeset).
-fn tail_of_log(node: &ServerProcess) -> Option<(u64, Vec<String>)> {
-    let out = node.ctl(&["logs", "list", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-    let log = v["logs"].as_array()?.first()?.clone();
-    let nodeset: Vec<String> = log["nodeset"].as_array()?.iter().map(node_id).collect();
-    Some((log["loglet_id"].as_u64()?, nodeset))
-}
 
 /// Record `i`: its number, then filler up to `RECORD_BYTES`.
 fn record(i: usize) -> Vec<u8> {
@@ -39,37 +24,9 @@ fn record(i: usize) -> Vec<u8> {
 #[test]
 fn a_member_added_to_a_loglet_of_256_mib_catches_up_and_serves_reads_while_appends_continue() {
     let dir = TestDir::new("log-catch-up");
-    let mut nodes = replicated_cluster(
-        &dir,
-        "catch-up",
-        &["n1", "n2", "n3", "n4"],
-        &[
-            ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
-            LOG_ONLY_ROLES,
-            ("RESTATE_DEFAULT_REPLICATION", "2"),
-            ("RESTATE_DEFAULT_NUM_PARTITIONS", "1"),
-            ("RESTATE_ADMIN__LOG_SERVER_REPAIR_GRACE_PERIOD", "2s"),
-        ],
-    );
-    for node in nodes.iter_mut() {
-        node.start_and_wait_healthy();
-    }
-    let status = wait_for_alive_nodes(&nodes[0], 4);
-    let id_of: BTreeMap<String, String> = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| (n["name"].as_str().unwrap().to_owned(), node_id(&n["node_id"])))
-        .collect();
+    let LogServersWithSpare { mut nodes, id_of, loglet, nodeset, spare } = LogServersWithSpare::start(&dir, CLUSTER);
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     let index_of = |id: &str| names.iter().position(|name| id_of[name.as_str()] == id).unwrap();
-    let mut placed = None;
-    wait_until("the log to be placed on 3 log-servers", Duration::from_secs(60), || {
-        placed = tail_of_log(&nodes[0]).filter(|(_, nodeset)| nodeset.len() == 3);
-        placed.is_some()
-    });
-    let (loglet, nodeset) = placed.unwrap();
-    let spare = id_of.values().find(|id| !nodeset.contains(id)).unwrap().clone();
     let (entry, victim) = (index_of(&nodeset[0]), index_of(&nodeset[2]));
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -106,22 +63,14 @@ fn a_member_added_to_a_loglet_of_256_mib_catches_up_and_serves_reads_while_appen
     nodes[victim].kill();
     let dead = id_of[nodes[victim].name.as_str()].clone();
     wait_until("the spare to replace the dead log-server", Duration::from_secs(60), || {
-        tail_of_log(&nodes[entry]).is_some_and(|(l, ns)| l == loglet && ns.contains(&spare) && !ns.contains(&dead))
+        tail_of_first_log(&nodes[entry])
+            .is_some_and(|(l, ns)| l == loglet && ns.contains(&spare) && !ns.contains(&dead))
     });
     let addresses: Vec<String> =
         nodes.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, n)| n.address()).collect();
     let caught_up_from = Instant::now();
     wait_until("the spare to catch up and vote", Duration::from_secs(300), || {
-        runtime.block_on(async {
-            for address in &addresses {
-                let Ok(mut c) = LogServerClient::connect(address.clone()).await else { continue };
-                if let Ok(s) = c.group_status(GroupStatusRequest { loglet_id: loglet }).await {
-                    let s = s.into_inner();
-                    return s.voters.len() == 3 && s.learners.is_empty();
-                }
-            }
-            false
-        })
+        loglet_has_voters(&runtime, &addresses, loglet, 3)
     });
     println!("the spare caught up on 256 MiB and votes {:?} after the repair began", caught_up_from.elapsed());
     stop.cancel();

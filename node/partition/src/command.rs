@@ -282,10 +282,11 @@ pub enum ResponseSink {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn request() -> InvocationRequest {
+    /// A request of a virtual object's exclusive handler (for the tests of this crate).
+    pub(crate) fn request() -> InvocationRequest {
         InvocationRequest {
             id: InvocationId::new(42, [9; 16]),
             target: Target {

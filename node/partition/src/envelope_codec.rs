@@ -64,27 +64,8 @@ pub enum EnvelopeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Command, Failure, InvocationId, InvocationRequest, JournalEntry, ResponseSink, Target};
-    use restate_types::ServiceType;
-
-    fn request() -> InvocationRequest {
-        InvocationRequest {
-            id: InvocationId::new(42, [9; 16]),
-            target: Target {
-                service: "Counter".into(),
-                handler: "add".into(),
-                key: Some("k".into()),
-                kind: ServiceType::VirtualObject,
-                handler_shared: false,
-            },
-            input: Bytes::from_static(b"1"),
-            headers: vec![("x".into(), "y".into())],
-            idempotency_key: Some("idem".into()),
-            response: ResponseSink::Ingress { request_id: "r1".into() },
-            submitted_at_ms: 1000,
-            invoke_at_ms: 0,
-        }
-    }
+    use crate::command::tests::request;
+    use crate::{Command, Failure, InvocationId, JournalEntry};
 
     #[test]
     fn envelopes_round_trip_with_a_version_byte() {
