@@ -18,7 +18,7 @@ use super::keys;
 use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 use super::outcome::{Failure, InvocationResult};
 use super::promise::{self, PromiseState, PromiseWaiter};
-use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
+use super::record::{Awaiting, IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
 use super::retention::WorkflowCutoffs;
 use super::signal::{self, SignalId, SignalResult};
 use super::store::{KvRead, PartitionReads, StoreError};
@@ -56,7 +56,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::AnnounceLeader { .. } => unreachable!("the state machine applies announcements itself"),
             Command::Invoke(request) => self.invoke(request),
             Command::Journal { id, first_command_index, entries } => self.journal(id, *first_command_index, entries),
-            Command::Suspend { id, known_entries } => self.suspend(id, *known_entries),
+            Command::Suspend { id, known_entries, awaiting } => self.suspend(id, *known_entries, awaiting.as_ref()),
             Command::Complete { id, result, completed_at_ms } => self.complete_command(id, result, *completed_at_ms),
             Command::TimerFired { id, completion_id } => self.timer_fired(id, *completion_id),
             Command::CallResult { id, completion_id, result } => self.call_result(id, *completion_id, result),
@@ -377,7 +377,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             }
             let Some(mut other) = self.tx.invocation(&waiter.id)? else { continue };
             if other.status.is_running() && self.add_notification(&waiter.id, &mut other.journal, &notification) {
-                self.resume_if_suspended(&waiter.id, &mut other);
+                self.resume_if_awaited(&waiter.id, &mut other, &notification);
                 self.put_record(&waiter.id, &other);
             }
         }
@@ -423,16 +423,33 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
     }
 
     /// The round ended suspended: resume at once if a notification the SDK has not seen
-    /// arrived meanwhile, else wait for one.
-    fn suspend(&mut self, id: &InvocationId, known_entries: u32) -> Step {
+    /// arrived meanwhile and is one it waits on (`awaiting`; any, when it did not say),
+    /// else wait for one.
+    fn suspend(&mut self, id: &InvocationId, known_entries: u32, awaiting: Option<&Awaiting>) -> Step {
         let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
         if record.status != InvocationStatus::Invoked {
             return ignored(format!("invocation is {}", record.status.name()));
         }
-        if record.journal.last_notification_index.is_some_and(|index| index >= known_entries) {
+        let news = record.journal.last_notification_index.is_some_and(|index| index >= known_entries);
+        let awaited_news = match awaiting {
+            _ if !news => false,
+            None => true,
+            Some(awaiting) => {
+                let mut any = false;
+                for index in known_entries..record.journal.known_entries {
+                    let stored = self.tx.get(&keys::journal_entry(id, index))?;
+                    let notification =
+                        stored.as_deref().and_then(JournalEntry::from_stored).and_then(|e| e.notification_id());
+                    any |= notification.is_some_and(|n| awaiting.wakes_for(&n));
+                }
+                any
+            }
+        };
+        if awaited_news {
             self.effects.push(Effect::Invoke { id: *id });
         } else {
             record.status = InvocationStatus::Suspended;
+            record.journal.awaiting = awaiting.cloned();
             self.put_record(id, &record);
         }
         Ok(Outcome::Applied)
@@ -462,10 +479,9 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             self.put_record(id, &record);
             return Ok(Outcome::Applied);
         }
-        if record.status.is_running()
-            && self.add_notification(id, &mut record.journal, &JournalEntry::sleep_completion(completion_id))
-        {
-            self.resume_if_suspended(id, &mut record);
+        let fired = JournalEntry::sleep_completion(completion_id);
+        if record.status.is_running() && self.add_notification(id, &mut record.journal, &fired) {
+            self.resume_if_awaited(id, &mut record, &fired);
             self.put_record(id, &record);
         }
         Ok(Outcome::Applied)
@@ -476,10 +492,11 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         if !record.status.is_running() {
             return ignored(format!("invocation is {}", record.status.name()));
         }
-        if !self.add_notification(id, &mut record.journal, &JournalEntry::call_completion(completion_id, result)) {
+        let completion = JournalEntry::call_completion(completion_id, result);
+        if !self.add_notification(id, &mut record.journal, &completion) {
             return ignored(format!("completion {completion_id} already has its result"));
         }
-        self.resume_if_suspended(id, &mut record);
+        self.resume_if_awaited(id, &mut record, &completion);
         self.put_record(id, &record);
         Ok(Outcome::Applied)
     }
@@ -529,10 +546,11 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         if !record.status.is_running() {
             return ignored(format!("invocation is {}", record.status.name()));
         }
-        if !self.add_notification(id, &mut record.journal, &JournalEntry::signal(signal, result)) {
+        let delivered = JournalEntry::signal(signal, result);
+        if !self.add_notification(id, &mut record.journal, &delivered) {
             return ignored(format!("{signal} was delivered before (the first wins)"));
         }
-        self.resume_if_suspended(id, &mut record);
+        self.resume_if_awaited(id, &mut record, &delivered);
         self.put_record(id, &record);
         Ok(Outcome::Applied)
     }
@@ -605,7 +623,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         if !self.add_notification(id, &mut record.journal, &notification) {
             return ignored(format!("completion {completion_id} already has its result"));
         }
-        self.resume_if_suspended(id, &mut record);
+        self.resume_if_awaited(id, &mut record, &notification);
         self.put_record(id, &record);
         Ok(Outcome::Applied)
     }
@@ -757,7 +775,22 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
     fn resume_if_suspended(&mut self, id: &InvocationId, record: &mut InvocationRecord) {
         if record.status == InvocationStatus::Suspended {
             record.status = InvocationStatus::Invoked;
+            record.journal.awaiting = None;
             self.effects.push(Effect::Invoke { id: *id });
+        }
+    }
+
+    /// Resumes a suspended invocation if `notification` (just added to its journal) is
+    /// one it waits on: a notification it cannot use yet (e.g. a call's invocation id
+    /// while it waits for the call's result) stays in the journal for the next round
+    /// instead of starting one.
+    fn resume_if_awaited(&mut self, id: &InvocationId, record: &mut InvocationRecord, notification: &JournalEntry) {
+        let awaited = match (&record.journal.awaiting, notification.notification_id()) {
+            (Some(awaiting), Some(notification)) => awaiting.wakes_for(&notification),
+            _ => true,
+        };
+        if awaited {
+            self.resume_if_suspended(id, record);
         }
     }
 

@@ -11,6 +11,7 @@ use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
 use super::outcome::{invocation_result, InvocationResult};
+use super::record::Awaiting;
 use super::retention::WorkflowCutoffs;
 use super::signal::{SignalId, SignalResult};
 
@@ -64,7 +65,14 @@ pub enum Command {
     /// The round ended with a `Suspension`. `known_entries` is `StartMessage.known_entries`
     /// of that round: the SDK has seen journal entries below it and its own commands, so
     /// any notification at or past it is news and resumes the invocation at once.
-    Suspend { id: InvocationId, known_entries: u32 },
+    /// `awaiting`: what the SDK suspended on (see [`Awaiting`]); `None` in records written
+    /// before it was recorded (then any news resumes it).
+    Suspend {
+        id: InvocationId,
+        known_entries: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        awaiting: Option<Awaiting>,
+    },
     /// The invocation finished (the round ended with `End` after an `OutputCommand`, or it
     /// failed for good).
     Complete {
@@ -308,7 +316,7 @@ pub(crate) mod tests {
     #[test]
     fn only_leader_proposals_are_fenced() {
         let id = InvocationId::new(1, [1; 16]);
-        assert!(Command::Suspend { id, known_entries: 1 }.is_leader_proposal());
+        assert!(Command::Suspend { id, known_entries: 1, awaiting: None }.is_leader_proposal());
         assert!(Command::TimerFired { id, completion_id: 1 }.is_leader_proposal());
         assert!(!Command::Invoke(request()).is_leader_proposal());
         assert!(!Command::CallResult { id, completion_id: 1, result: Ok(Bytes::new()) }.is_leader_proposal());

@@ -13,6 +13,7 @@ use super::command::{Command, Envelope, InvocationRequest, ResponseSink, Target}
 use super::ids::{InvocationId, INVOCATION_ID_LEN};
 use super::journal::JournalEntry;
 use super::outcome::{Failure, InvocationResult};
+use super::record::Awaiting;
 use super::retention::WorkflowCutoffs;
 use super::signal::{SignalId, SignalResult};
 
@@ -171,6 +172,18 @@ pub(crate) struct SuspendWire {
     pub id: Bytes,
     #[prost(uint32, tag = "2")]
     pub known_entries: u32,
+    #[prost(message, optional, tag = "3")]
+    pub awaiting: Option<AwaitingWire>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct AwaitingWire {
+    #[prost(uint32, repeated, tag = "1")]
+    pub completions: Vec<u32>,
+    #[prost(uint32, repeated, tag = "2")]
+    pub signals: Vec<u32>,
+    #[prost(string, repeated, tag = "3")]
+    pub named_signals: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -378,9 +391,15 @@ impl From<&Envelope> for EnvelopeWire {
                     .map(|e| JournalEntryWire { ty: u32::from(e.ty), flags: u32::from(e.flags), body: e.body.clone() })
                     .collect(),
             }),
-            Command::Suspend { id: i, known_entries } => {
-                CommandWire::Suspend(SuspendWire { id: id(i), known_entries: *known_entries })
-            }
+            Command::Suspend { id: i, known_entries, awaiting } => CommandWire::Suspend(SuspendWire {
+                id: id(i),
+                known_entries: *known_entries,
+                awaiting: awaiting.as_ref().map(|a| AwaitingWire {
+                    completions: a.completions.clone(),
+                    signals: a.signals.clone(),
+                    named_signals: a.named_signals.clone(),
+                }),
+            }),
             Command::Complete { id: i, result: r, completed_at_ms } => CommandWire::Complete(CompleteWire {
                 id: id(i),
                 result: Some(result(r)),
@@ -533,7 +552,15 @@ impl TryFrom<EnvelopeWire> for Envelope {
                 first_command_index: j.first_command_index,
                 entries: j.entries.into_iter().map(entry_of).collect::<Result<_, _>>()?,
             },
-            CommandWire::Suspend(s) => Command::Suspend { id: invocation_id(&s.id)?, known_entries: s.known_entries },
+            CommandWire::Suspend(s) => Command::Suspend {
+                id: invocation_id(&s.id)?,
+                known_entries: s.known_entries,
+                awaiting: s.awaiting.map(|a| Awaiting {
+                    completions: a.completions,
+                    signals: a.signals,
+                    named_signals: a.named_signals,
+                }),
+            },
             CommandWire::Complete(c) => Command::Complete {
                 id: invocation_id(&c.id)?,
                 result: result_of(c.result)?,

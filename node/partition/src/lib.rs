@@ -15,7 +15,7 @@
 //! | `AnnounceLeader { epoch, node }` | a new leader, before anything else | current epoch := `epoch` if higher |
 //! | `Invoke(InvocationRequest)` | ingress; another partition's leader (calls) | new invocation, or the sink joins the existing one |
 //! | `Journal { id, first_command_index, entries }` | leader (invoker) | entries appended; state, timers, outbox per command |
-//! | `Suspend { id, known_entries }` | leader (invoker) | `Suspended`, or resumed at once |
+//! | `Suspend { id, known_entries, awaiting }` | leader (invoker) | `Suspended`, or resumed at once if an awaited notification came meanwhile |
 //! | `Complete { id, result, completed_at_ms }` | leader (invoker) | `Completed`; lock to the next in the inbox; sinks answered |
 //! | `TimerFired { id, completion_id }` | leader (timer) | sleep completion appended; resumes |
 //! | `CallResult { id, completion_id, result }` | callee partition's leader | call completion appended; resumes |
@@ -163,7 +163,7 @@ pub use memory_store::MemoryPartitionStore;
 pub use outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 pub use outcome::{Failure, InvocationResult};
 pub use promise::{PromiseState, PromiseWaiter};
-pub use record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
+pub use record::{Awaiting, IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
 pub use retention::WorkflowCutoffs;
 pub use rocksdb_store::{RocksDbPartitionStore, CF_PARTITION};
 pub use signal::{

@@ -53,7 +53,7 @@ fn an_attached_handler_gets_the_result_when_the_target_completes() {
 
     let effects = waiter_partition.journal(waiter.id, vec![attach_to(target.id, 1)]);
     let [to_target] = routed(&effects).try_into().expect("one request");
-    waiter_partition.lead(Command::Suspend { id: waiter.id, known_entries: 2 });
+    waiter_partition.lead(Command::Suspend { id: waiter.id, known_entries: 2, awaiting: None });
     // Applied in the target's partition: the waiter joins the target's sinks.
     assert_eq!(routed(&target_partition.external(to_target)), vec![]);
     let [answer] = routed(&target_partition.complete(target.id, b"\"done\"")).try_into().expect("one answer");

@@ -3,6 +3,44 @@
 use super::*;
 use restate_types::ServiceType;
 
+/// The SDK says what it suspended on: the call's invocation-id notification, already in
+/// the journal, does not resume a caller that waits for the call's result (no useless
+/// round); news it does not wait for stays in the journal; its result, or CANCEL, does.
+#[test]
+fn only_a_notification_the_sdk_awaits_resumes_it() {
+    let mut p = memory();
+    let caller = service_request(1);
+    p.invoke(caller.clone());
+    p.journal(caller.id, vec![call("Counter", "add", "k", 1, 2)]);
+    let result_only = Awaiting { completions: vec![2], ..Awaiting::default() };
+    let effects = p.lead(Command::Suspend { id: caller.id, known_entries: 1, awaiting: Some(result_only.clone()) });
+    assert_eq!(invoked(&effects), Vec::<InvocationId>::new(), "the id notification is not what it waits for");
+    assert_eq!(p.status(caller.id), InvocationStatus::Suspended);
+    assert_eq!(p.record(caller.id).journal.awaiting, Some(result_only));
+
+    let effects = p.external(Command::Signal {
+        id: caller.id,
+        signal: SignalId::Name("later".into()),
+        result: SignalResult::Void,
+    });
+    assert_eq!(invoked(&effects), Vec::<InvocationId>::new(), "a named signal it does not await");
+    assert_eq!(p.status(caller.id), InvocationStatus::Suspended);
+
+    let effects =
+        p.external(Command::CallResult { id: caller.id, completion_id: 2, result: Ok(Bytes::from_static(b"7")) });
+    assert_eq!(invoked(&effects), vec![caller.id], "the awaited result resumes it");
+    assert_eq!(p.record(caller.id).journal.awaiting, None);
+
+    // Suspended again on something else: CANCEL always gets through.
+    let known = p.record(caller.id).journal.known_entries;
+    let awaiting = Some(Awaiting { signals: vec![17], ..Awaiting::default() });
+    assert_eq!(
+        invoked(&p.lead(Command::Suspend { id: caller.id, known_entries: known, awaiting })),
+        Vec::<InvocationId>::new()
+    );
+    assert_eq!(invoked(&p.external(Command::Cancel { id: caller.id, at_ms: 5 })), vec![caller.id]);
+}
+
 #[test]
 fn a_call_goes_out_through_the_outbox_and_its_result_resumes_the_caller() {
     let mut caller_partition = memory();
@@ -26,8 +64,11 @@ fn a_call_goes_out_through_the_outbox_and_its_result_resumes_the_caller() {
     assert_eq!(id_notification.invocation_id, outbound.id.to_string());
 
     // The SDK had not seen the id notification: resumed once, then it suspends for real.
-    assert_eq!(invoked(&caller_partition.lead(Command::Suspend { id: caller.id, known_entries: 1 })), vec![caller.id]);
-    assert_eq!(caller_partition.lead(Command::Suspend { id: caller.id, known_entries: 3 }), vec![]);
+    assert_eq!(
+        invoked(&caller_partition.lead(Command::Suspend { id: caller.id, known_entries: 1, awaiting: None })),
+        vec![caller.id]
+    );
+    assert_eq!(caller_partition.lead(Command::Suspend { id: caller.id, known_entries: 3, awaiting: None }), vec![]);
     assert_eq!(caller_partition.status(caller.id), InvocationStatus::Suspended);
 
     // The leader routes the call, then acknowledges the outbox entry.

@@ -81,7 +81,7 @@ fn a_run_result_resumes_the_suspension_that_awaits_it() {
         first_command_index: start.known_commands,
         entries: vec![run(1), run_completion(1, b"42")],
     });
-    let effects = p.lead(Command::Suspend { id: request.id, known_entries: start.known_entries });
+    let effects = p.lead(Command::Suspend { id: request.id, known_entries: start.known_entries, awaiting: None });
     assert_eq!(effects, vec![Effect::Invoke { id: request.id }], "the SDK has not seen the result yet");
     assert_eq!(p.status(request.id), InvocationStatus::Invoked);
 
@@ -105,7 +105,7 @@ fn a_sleep_suspends_until_its_timer_fires() {
     p.invoke(request.clone());
     let effects = p.journal(request.id, vec![sleep(1, 60_000)]);
     assert_eq!(effects, vec![Effect::ScheduleTimer { due_ms: 60_000, id: request.id, completion_id: 1 }]);
-    assert_eq!(p.lead(Command::Suspend { id: request.id, known_entries: 1 }), vec![]);
+    assert_eq!(p.lead(Command::Suspend { id: request.id, known_entries: 1, awaiting: None }), vec![]);
     assert_eq!(p.status(request.id), InvocationStatus::Suspended);
     assert_eq!(p.sm.pending_work().unwrap().suspended, vec![request.id]);
     assert_eq!(p.sm.pending_work().unwrap().timers, vec![Timer { due_ms: 60_000, id: request.id, completion_id: 1 }]);
@@ -129,7 +129,10 @@ fn a_timer_that_fires_before_the_suspension_is_applied_resumes_at_once() {
     p.invoke(request.clone());
     p.journal(request.id, vec![sleep(1, 10)]);
     p.lead(Command::TimerFired { id: request.id, completion_id: 1 });
-    assert_eq!(p.lead(Command::Suspend { id: request.id, known_entries: 1 }), vec![Effect::Invoke { id: request.id }]);
+    assert_eq!(
+        p.lead(Command::Suspend { id: request.id, known_entries: 1, awaiting: None }),
+        vec![Effect::Invoke { id: request.id }]
+    );
 }
 
 #[test]
@@ -166,7 +169,7 @@ fn records_for_finished_or_unknown_invocations_are_ignored() {
     p.complete(request.id, b"1");
     let before = strip_applied_lsn(&p.dump());
     p.journal_unchecked(request.id, vec![output(b"2")]);
-    p.lead(Command::Suspend { id: request.id, known_entries: 1 });
+    p.lead(Command::Suspend { id: request.id, known_entries: 1, awaiting: None });
     p.lead(Command::Complete { id: request.id, result: Ok(Bytes::from_static(b"2")), completed_at_ms: 1 });
     p.external(Command::CallResult { id: request.id, completion_id: 1, result: Ok(Bytes::new()) });
     let unknown = InvocationId::new(1, [0xAB; 16]);

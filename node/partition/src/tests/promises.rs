@@ -71,7 +71,7 @@ fn a_shared_handler_completes_the_promise_the_run_handler_waits_for() {
     p.invoke(run.clone());
     // The run handler awaits promise "email-link" and suspends.
     assert_eq!(p.journal(run.id, vec![get_promise("email-link", 1)]), vec![]);
-    p.lead(Command::Suspend { id: run.id, known_entries: 2 });
+    p.lead(Command::Suspend { id: run.id, known_entries: 2, awaiting: None });
     assert_eq!(p.status(run.id), InvocationStatus::Suspended);
 
     // A shared handler peeks (pending: void), then completes it.

@@ -24,9 +24,9 @@ fn scenario<S: PartitionStore>(mut p: Partition<S>) -> Partition<S> {
         p.invoke(request.clone());
     }
     p.journal(a.id, vec![set_state(b"count", b"1"), sleep(1, 5_000), run(2), run_completion(2, b"\"r\"")]);
-    p.lead(Command::Suspend { id: a.id, known_entries: 1 });
+    p.lead(Command::Suspend { id: a.id, known_entries: 1, awaiting: None });
     p.journal(a.id, vec![call("Greeter", "greet", "", 3, 4), one_way_call("Counter", "add", 5, 0)]);
-    p.lead(Command::Suspend { id: a.id, known_entries: 8 });
+    p.lead(Command::Suspend { id: a.id, known_entries: 8, awaiting: None });
     p.lead(Command::OutboxDelivered { seq: 3 });
     p.lead(Command::TimerFired { id: a.id, completion_id: 1 });
     p.external(Command::CallResult { id: a.id, completion_id: 4, result: Ok(Bytes::from_static(b"\"hello\"")) });
@@ -47,7 +47,7 @@ fn scenario<S: PartitionStore>(mut p: Partition<S>) -> Partition<S> {
     p.lead(Command::Complete { id: a.id, result: Ok(Bytes::from_static(b"2")), completed_at_ms: 2_000 });
     p.external(Command::Cancel { id: c.id, at_ms: 2_100 });
     p.journal(b.id, vec![clear_state(b"count"), sleep(1, 9_000)]);
-    p.lead(Command::Suspend { id: b.id, known_entries: 1 });
+    p.lead(Command::Suspend { id: b.id, known_entries: 1, awaiting: None });
     p.external(Command::Kill { id: b.id, at_ms: 2_200 });
     p.lead(Command::Complete { id: greet.id, result: Ok(Bytes::from_static(b"\"hi\"")), completed_at_ms: 2_300 });
     p.lead(Command::PurgeIdempotency { older_than_ms: 2_050, workflows: Default::default() });

@@ -44,7 +44,7 @@ fn an_awakeable_completed_from_another_invocation_resumes_the_waiter_once() {
     let waiter = service_request(1);
     waiting_partition.invoke(waiter.clone());
     // The waiter created awakeable #17 and suspended awaiting it.
-    waiting_partition.lead(Command::Suspend { id: waiter.id, known_entries: 1 });
+    waiting_partition.lead(Command::Suspend { id: waiter.id, known_entries: 1, awaiting: None });
     assert_eq!(waiting_partition.status(waiter.id), InvocationStatus::Suspended);
 
     // Another invocation completes it: the signal leaves through its outbox...
@@ -92,7 +92,7 @@ fn named_signals_reach_their_target_and_cancel_still_works() {
     let receiver = service_request(2);
     p.invoke(sender.clone());
     p.invoke(receiver.clone());
-    p.lead(Command::Suspend { id: receiver.id, known_entries: 1 });
+    p.lead(Command::Suspend { id: receiver.id, known_entries: 1, awaiting: None });
 
     let effects = p.journal(sender.id, vec![send_signal(receiver.id, "ready")]);
     let [entry] = sent(&effects).try_into().expect("one outbox entry");

@@ -12,7 +12,7 @@ use restate_metadata::objects::Schema;
 use restate_types::Backoff;
 
 use super::context::{ProcessorHandle, WorkerContext};
-use restate_partition::{Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
+use restate_partition::{Awaiting, Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
 use restate_service_protocol::discovery::{EndpointManifest, HandlerManifest, ServiceManifest};
 use restate_service_protocol::protocol::pb::output_command_message;
 use restate_service_protocol::protocol::Message;
@@ -103,10 +103,14 @@ async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<
     let mut entries = Vec::new();
     let mut output: Option<InvocationResult> = None;
     let mut terminal = None;
+    let mut awaiting = None;
     for message in &response.messages {
         match message {
             Message::End(_) => terminal = Some("end"),
-            Message::Suspension(_) => terminal = Some("suspension"),
+            Message::Suspension(suspension) => {
+                terminal = Some("suspension");
+                awaiting = suspension.awaiting_on.as_ref().map(awaited_by);
+            }
             Message::Error(e) => {
                 return Err(format!("the deployment answered error {}: {}", e.code, e.message));
             }
@@ -144,10 +148,25 @@ async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<
         }
         Some(_) => {
             records.push(
-                Envelope::from_leader(epoch, Command::Suspend { id, known_entries: start.known_entries }).encode(),
+                Envelope::from_leader(epoch, Command::Suspend { id, known_entries: start.known_entries, awaiting })
+                    .encode(),
             );
         }
         None => return Err("the deployment's answer ended without End, Suspension or Error".into()),
     }
     Ok(records)
+}
+
+/// Every notification id `future` (a `SuspensionMessage.awaiting_on`) waits on, nested
+/// futures included.
+fn awaited_by(future: &restate_service_protocol::protocol::pb::Future) -> Awaiting {
+    let mut awaiting = Awaiting::default();
+    let mut pending = vec![future];
+    while let Some(future) = pending.pop() {
+        awaiting.completions.extend(&future.waiting_completions);
+        awaiting.signals.extend(&future.waiting_signals);
+        awaiting.named_signals.extend(future.waiting_named_signals.iter().cloned());
+        pending.extend(&future.nested_futures);
+    }
+    awaiting
 }
