@@ -130,8 +130,11 @@ impl PythonServices {
             program.display()
         );
         let log = std::fs::File::create(dir.path().join("python-services.log")).expect("log file");
+        use std::os::unix::process::CommandExt as _;
         let child = Command::new(&program)
             .args(&args)
+            // Its own process group: the server's worker processes go with it on drop.
+            .process_group(0)
             .current_dir(root.join("examples/python-services"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
@@ -147,7 +150,10 @@ impl PythonServices {
 }
 
 impl Drop for PythonServices {
+    /// Kills the server and its worker processes (the whole process group).
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -27,7 +27,7 @@ pub const CF_RAFT: &str = restate_storage::CF_RAFT;
 /// At most this many of the newest entries stay in memory (plus one ready round's worth).
 pub const TAIL_CACHE_ENTRIES: usize = 1024;
 /// ... and at most about this many bytes of them.
-pub const TAIL_CACHE_BYTES: usize = 8 << 20;
+pub const TAIL_CACHE_BYTES: usize = 2 << 20;
 
 struct Core {
     hard_state: HardState,
