@@ -18,10 +18,11 @@ use super::keys;
 use super::outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 use super::outcome::{Failure, InvocationResult};
 use super::promise::{self, PromiseState, PromiseWaiter};
-use super::record::{Awaiting, IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
+use super::record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta};
 use super::retention::WorkflowCutoffs;
 use super::signal::{self, SignalId, SignalResult};
 use super::store::{KvRead, PartitionReads, StoreError};
+use super::suspension::Awaiting;
 use super::transaction::Transaction;
 use restate_service_protocol::protocol::{pb, Message, MessageType};
 

@@ -11,9 +11,9 @@ use super::codec::base64_bytes;
 use super::ids::InvocationId;
 use super::journal::JournalEntry;
 use super::outcome::{invocation_result, InvocationResult};
-use super::record::Awaiting;
 use super::retention::WorkflowCutoffs;
 use super::signal::{SignalId, SignalResult};
+use super::suspension::Awaiting;
 
 /// One record of a partition's log.
 ///

@@ -13,9 +13,9 @@ use super::command::{Command, Envelope, InvocationRequest, ResponseSink, Target}
 use super::ids::{InvocationId, INVOCATION_ID_LEN};
 use super::journal::JournalEntry;
 use super::outcome::{Failure, InvocationResult};
-use super::record::Awaiting;
 use super::retention::WorkflowCutoffs;
 use super::signal::{SignalId, SignalResult};
+use super::suspension::Awaiting;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct EnvelopeWire {

@@ -144,6 +144,7 @@ mod start;
 mod state_machine;
 pub mod state_snapshot;
 mod store;
+mod suspension;
 mod transaction;
 
 #[cfg(test)]
@@ -163,7 +164,7 @@ pub use memory_store::MemoryPartitionStore;
 pub use outbox::{OutboundInvocation, OutboxEntry, OutboxMessage};
 pub use outcome::{Failure, InvocationResult};
 pub use promise::{PromiseState, PromiseWaiter};
-pub use record::{Awaiting, IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
+pub use record::{IdempotencyKey, InvocationRecord, InvocationStatus, JournalMeta, LeaderEpoch, Timer};
 pub use retention::WorkflowCutoffs;
 pub use rocksdb_store::{RocksDbPartitionStore, CF_PARTITION};
 pub use signal::{
@@ -173,3 +174,4 @@ pub use signal::{
 pub use start::{start_request, StartRequest};
 pub use state_machine::{ApplyError, PartitionStateMachine};
 pub use store::{KeyValue, KvRead, PartitionReads, PartitionStore, StoreError, WriteSet};
+pub use suspension::Awaiting;

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{ResponseSink, Target};
 use super::ids::InvocationId;
-use super::journal::{NotificationId, CANCEL_SIGNAL_ID};
+use super::journal::CANCEL_SIGNAL_ID;
 use super::outcome::{invocation_result, InvocationResult};
 use super::signal::SignalId;
+use super::suspension::Awaiting;
 
 /// The leader the log announced last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,32 +92,6 @@ pub struct JournalMeta {
     /// runs): only a notification for one of these resumes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting: Option<Awaiting>,
-}
-
-/// The notifications a suspended invocation waits on: every id of the `Future` its SDK
-/// suspended on (`SuspensionMessage.awaiting_on`, nested futures flattened; whatever
-/// the combinator, a notification for any of them may let it continue).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Awaiting {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub completions: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub signals: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub named_signals: Vec<String>,
-}
-
-impl Awaiting {
-    /// Whether `notification` is one this invocation waits on. The CANCEL signal always
-    /// is: the SDK must see it whatever it awaits.
-    pub fn wakes_for(&self, notification: &NotificationId) -> bool {
-        match notification {
-            NotificationId::Completion(id) => self.completions.contains(id),
-            NotificationId::Signal(CANCEL_SIGNAL_ID) => true,
-            NotificationId::Signal(index) => self.signals.contains(index),
-            NotificationId::NamedSignal(name) => self.named_signals.contains(name),
-        }
-    }
 }
 
 impl JournalMeta {
