@@ -13,6 +13,7 @@
 mod bifrost;
 mod local_loglet;
 mod loglet;
+mod loglet_keys;
 mod metrics;
 mod provider;
 pub mod replicated;

@@ -35,35 +35,22 @@ use restate_types::{LogletId, Lsn};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
 use crate::loglet::{LogRecord, Loglet, LogletError, ReadBatch, TailState, TrimGap};
+use crate::loglet_keys::{loglet_key, lsn_key, lsn_of, LOCAL_META, LOCAL_RECORD};
 
-const RECORD_PREFIX: u8 = b'r';
-const META_PREFIX: u8 = b'm';
 const META_TRIM_POINT: u8 = 0x01;
 const META_SEAL: u8 = 0x02;
 
 fn record_key(id: LogletId, lsn: Lsn) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = RECORD_PREFIX;
-    key[1..9].copy_from_slice(&id.0.to_be_bytes());
-    key[9..17].copy_from_slice(&lsn.0.to_be_bytes());
-    key
+    lsn_key(LOCAL_RECORD, id, lsn.0)
 }
 
-fn meta_key(id: LogletId, kind: u8) -> [u8; 10] {
-    let mut key = [0u8; 10];
-    key[0] = META_PREFIX;
-    key[1..9].copy_from_slice(&id.0.to_be_bytes());
-    key[9] = kind;
-    key
+fn meta_key(id: LogletId, kind: u8) -> Vec<u8> {
+    loglet_key(LOCAL_META, id, [kind])
 }
 
 /// The LSN in a record key of loglet `id`, or `None` if the key is not one.
 fn lsn_of_record_key(id: LogletId, key: &[u8]) -> Option<Lsn> {
-    let key: &[u8; 17] = key.try_into().ok()?;
-    if key[0] != RECORD_PREFIX || key[1..9] != id.0.to_be_bytes() {
-        return None;
-    }
-    Some(Lsn(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"))))
+    lsn_of(LOCAL_RECORD, id, key).map(Lsn)
 }
 
 fn decode_lsn(id: LogletId, what: &str, value: &[u8]) -> Result<Lsn, LogletError> {

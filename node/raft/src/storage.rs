@@ -89,14 +89,14 @@ fn store_error(what: &str, e: impl std::fmt::Display) -> raft::Error {
 
 /// Reads the stored entries `low..high` of `group` in order, stopping before they add up
 /// to more than `max_bytes` (at least one is returned) and at the first index missing on
-/// disk.
+/// disk. Returns them with their total size.
 fn read_entries(
     storage: &NodeStorage,
     group: u64,
     low: u64,
     high: u64,
     max_bytes: u64,
-) -> Result<Vec<Entry>, raft::Error> {
+) -> Result<(Vec<Entry>, u64), raft::Error> {
     let mut opts = ReadOptions::default();
     opts.set_iterate_upper_bound(keys::entry_key(group, high).to_vec());
     let start = keys::entry_key(group, low);
@@ -110,14 +110,15 @@ fn read_entries(
             break;
         }
         let entry: Entry = decode("entry", &value)?;
-        total += u64::from(entry.compute_size());
-        if !out.is_empty() && total > max_bytes {
+        let size = u64::from(entry.compute_size());
+        if !out.is_empty() && total + size > max_bytes {
             break;
         }
+        total += size;
         out.push(entry);
         expected += 1;
     }
-    Ok(out)
+    Ok((out, total))
 }
 
 /// Reads committed entries of a group straight from the node's RocksDB, for a state
@@ -446,11 +447,10 @@ impl raft::Storage for GroupStorage {
         let tail_start = core.tail_start();
         if low < tail_start {
             let disk_high = high.min(tail_start);
-            out = read_entries(&self.storage, self.group, low, disk_high, limit)?;
+            (out, total) = read_entries(&self.storage, self.group, low, disk_high, limit)?;
             if out.is_empty() {
                 return Err(store_error("reading raft log", format!("entry {low} of group {} is missing", self.group)));
             }
-            total = out.iter().map(|e| u64::from(e.compute_size())).sum();
             if (out.len() as u64) < disk_high - low || total > limit {
                 return Ok(out);
             }
@@ -482,7 +482,7 @@ impl raft::Storage for GroupStorage {
         if let Some(entry) = core.cached(idx) {
             return Ok(entry.term);
         }
-        let entry = read_entries(&self.storage, self.group, idx, idx + 1, u64::MAX)?;
+        let (entry, _) = read_entries(&self.storage, self.group, idx, idx + 1, u64::MAX)?;
         entry
             .first()
             .map(|e| e.term)

@@ -19,31 +19,13 @@ use restate_storage::{NodeStorage, CF_LOGLET};
 use restate_types::LogletId;
 
 use super::state::{Command, LogletState};
+use crate::loglet_keys::{loglet_key, lsn_key, lsn_of, REPLICATED_CARRIED, REPLICATED_INDEX, REPLICATED_STATE};
 
-const INDEX_PREFIX: u8 = b'x';
-const STATE_PREFIX: u8 = b's';
-const LEGACY_PREFIX: u8 = b'l';
+const INDEX_PREFIX: u8 = REPLICATED_INDEX;
+const LEGACY_PREFIX: u8 = REPLICATED_CARRIED;
 
-fn lsn_key(prefix: u8, loglet: LogletId, lsn: u64) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = prefix;
-    key[1..9].copy_from_slice(&loglet.0.to_be_bytes());
-    key[9..].copy_from_slice(&lsn.to_be_bytes());
-    key
-}
-
-fn state_key(loglet: LogletId) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = STATE_PREFIX;
-    key[1..].copy_from_slice(&loglet.0.to_be_bytes());
-    key
-}
-
-/// The LSN in a key of `prefix` and `loglet`, or `None` for any other key.
-fn lsn_of(prefix: u8, loglet: LogletId, key: &[u8]) -> Option<u64> {
-    let key: &[u8; 17] = key.try_into().ok()?;
-    (key[0] == prefix && key[1..9] == loglet.0.to_be_bytes())
-        .then(|| u64::from_be_bytes(key[9..].try_into().expect("8 bytes")))
+fn state_key(loglet: LogletId) -> Vec<u8> {
+    loglet_key(REPLICATED_STATE, loglet, [])
 }
 
 fn u64_of(value: &[u8]) -> Result<u64, String> {
@@ -238,20 +220,5 @@ impl LogletRecords {
             &lsn_key(LEGACY_PREFIX, self.loglet, u64::MAX),
         );
         self.raft_log.approximate_size() + index + legacy
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_of_one_loglet_sort_by_lsn_and_never_match_another() {
-        let a = LogletId(7);
-        assert!(lsn_key(INDEX_PREFIX, a, 2) < lsn_key(INDEX_PREFIX, a, 10));
-        assert!(lsn_key(INDEX_PREFIX, a, u64::MAX) < lsn_key(INDEX_PREFIX, LogletId(8), 0));
-        assert_eq!(lsn_of(INDEX_PREFIX, a, &lsn_key(INDEX_PREFIX, a, 42)), Some(42));
-        assert_eq!(lsn_of(INDEX_PREFIX, LogletId(8), &lsn_key(INDEX_PREFIX, a, 42)), None);
-        assert_eq!(lsn_of(LEGACY_PREFIX, a, &lsn_key(INDEX_PREFIX, a, 42)), None);
     }
 }
