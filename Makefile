@@ -31,10 +31,11 @@ unit:
 
 ## Multi-process tests: one at a time so two clusters never fight for the cores. The
 ## Python example services' virtualenv (PyPI restate-sdk, hypercorn) is installed first,
-## outside the checkout (scripts/python-services/install.sh).
+## outside the checkout (scripts/python-services/install.sh), and the previous release's
+## restate-server for the upgrade test is built once (scripts/previous-server.sh).
 e2e-local: build
 	scripts/python-services/install.sh >/dev/null
-	$(CARGO) test -p restate-e2e -- --test-threads=1
+	RESTATE_PREVIOUS_SERVER="$$(scripts/previous-server.sh)" $(CARGO) test -p restate-e2e -- --test-threads=1
 
 ## Containers and Kubernetes: the loopback suite, the Docker Compose drills, then the operator
 ## on the Kubernetes testbed (kube-apiserver 1.20.2 built once from Debian's source and cached;

@@ -7,15 +7,16 @@
 //!    `latest.json`). Beside it, the limit measured in the same run: one plain PUT of the
 //!    same file to the same server.
 //! 2. Time for a new node to become a caught-up follower: from the snapshot (restore, then
-//!    the log's rest) versus replaying the whole log, on a cluster holding
-//!    `SNAPSHOT_BENCH_INVOCATIONS` completed invocations (default 3000).
+//!    the log's rest) versus replaying the whole log, on a node whose logs grew by
+//!    `SNAPSHOT_BENCH_LOG_MB` MiB (default 1024) of invocations with 60 KiB inputs; beside
+//!    it, the nodes' resident memory against their `rocksdb-total-memory-size`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use restate_bench::record_summary;
+use restate_bench::{memory_mib, record_summary};
 use restate_config::{SnapshotDestination, SnapshotOptions};
 use restate_e2e::s3::{snapshot_env, MotoServer};
 use restate_e2e::services::{admin_url, restate, ExampleServices};
@@ -30,6 +31,9 @@ use restate_storage::{NodeStorage, StorageOptions};
 use restate_types::{Lsn, PartitionId, ServiceType};
 
 const BUCKET: &str = "bench-snapshots";
+/// The nodes' `rocksdb-total-memory-size` in the catch-up run.
+const MEMORY_BUDGET: &str = "128 MiB";
+const MEMORY_BUDGET_MIB: f64 = 128.0;
 const INPUT: usize = 1024;
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -187,8 +191,60 @@ fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// Bytes appended to the logs through `node` so far (`restate_bifrost_append_bytes_total`).
+fn appended_bytes(node: &ServerProcess) -> f64 {
+    let (_, text) = restate_e2e::http_get(node.ports.fabric, "/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("restate_bifrost_append_bytes_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Greeter invocations with `LOG_PAYLOAD`-byte names from 16 clients (and a Counter add
+/// every 16th, so the partitions hold state too) until `node`'s logs grew by `target`
+/// bytes; the node's peak resident memory sampled meanwhile, in MiB, and the invocations.
+fn fill_log(node: &ServerProcess, target: f64) -> (f64, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    const LOG_PAYLOAD: usize = 60 * 1024;
+    let start = appended_bytes(node);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let port = node.ports.ingress;
+    let clients: Vec<_> = (0..16u64)
+        .map(|client| {
+            let (stop, done) = (stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let name = format!("\"{}\"", "x".repeat(LOG_PAYLOAD));
+                let mut n = client;
+                while !stop.load(Ordering::Relaxed) {
+                    let answer = if n % 16 == 0 {
+                        http_call(port, "POST", &format!("/Counter/k{}/add", n % 64), "1", &[], Duration::from_secs(30))
+                    } else {
+                        http_call(port, "POST", "/Greeter/greet", &name, &[], Duration::from_secs(30))
+                    };
+                    assert!(matches!(answer, Some((200, _))), "{answer:?}");
+                    done.fetch_add(1, Ordering::Relaxed);
+                    n += 16;
+                }
+            })
+        })
+        .collect();
+    let pid = node.pid().expect("running");
+    let mut peak = memory_mib(pid, "VmRSS:");
+    while appended_bytes(node) - start < target {
+        std::thread::sleep(Duration::from_millis(500));
+        peak = peak.max(memory_mib(pid, "VmRSS:"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    (peak, done.load(Ordering::Relaxed))
+}
+
 fn catch_up(dir: &TestDir, moto: &MotoServer) {
-    let invocations = env_number("SNAPSHOT_BENCH_INVOCATIONS", 3000);
+    let log_bytes = env_number("SNAPSHOT_BENCH_LOG_MB", 1024) as f64 * 1024.0 * 1024.0;
     let s3 = snapshot_env(moto, BUCKET, "catch-up");
     let with_snapshots: Vec<(&str, &str)> = s3.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut base = vec![
@@ -196,6 +252,7 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
         ("RESTATE_BIFROST__DEFAULT_PROVIDER", "replicated"),
         ("RESTATE_DEFAULT_REPLICATION", "1"),
         ("RESTATE_DEFAULT_NUM_PARTITIONS", "4"),
+        ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", MEMORY_BUDGET),
         ("RUST_LOG", "warn"),
     ];
     base.extend(with_snapshots.iter().copied());
@@ -204,11 +261,11 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
     wait_for_alive_nodes(&n1, 1);
     let services = ExampleServices::start(dir);
     restate(&admin_url(&n1), &["dp", "register", &services.uri, "--yes"]).ok();
-    for i in 0..invocations {
-        let path = format!("/Counter/k{}/add", i % 64);
-        let answer = http_call(n1.ports.ingress, "POST", &path, "1", &[], Duration::from_secs(30));
-        assert!(matches!(answer, Some((200, _))), "{answer:?}");
-    }
+    let filled = Instant::now();
+    let (peak_during_load, invocations) = fill_log(&n1, log_bytes);
+    let fill_secs = filled.elapsed().as_secs_f64();
+    let logged = appended_bytes(&n1);
+    let rss_after = memory_mib(n1.pid().unwrap(), "VmRSS:");
     let list = format!("[\"{}\"]", n1.address());
     let joiner = |name: &str, snapshots: bool| {
         let mut env = vec![
@@ -216,6 +273,7 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
             ("RESTATE_METADATA_CLIENT__ADDRESSES", list.as_str()),
             ("RESTATE_AUTO_PROVISION", "false"),
             ("RESTATE_ROLES", r#"["worker"]"#),
+            ("RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE", MEMORY_BUDGET),
         ];
         if snapshots {
             env.extend(with_snapshots.iter().copied());
@@ -225,19 +283,45 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
     // Full replay first: once a snapshot exists, the leader trims the log behind it.
     let mut from_log = joiner("n2", false);
     let replay_secs = catch_up_seconds(&n1, &mut from_log);
+    let replay_peak = memory_mib(from_log.pid().unwrap(), "VmHWM:");
     let snapshot = n1.ctl(&["snapshots", "create", "--json"]);
     assert_eq!(snapshot.code, 0, "{snapshot:?}");
     let mut from_snapshot = joiner("n3", true);
     let snapshot_secs = catch_up_seconds(&n1, &mut from_snapshot);
+    let n1_peak = memory_mib(n1.pid().unwrap(), "VmHWM:");
 
-    println!("## A new node becoming a caught-up follower ({invocations} invocations, 4 partitions)\n");
+    let log_mib = logged / (1024.0 * 1024.0);
+    println!(
+        "## A new node becoming a caught-up follower ({log_mib:.0} MiB of log from {invocations} invocations in {fill_secs:.0} s, 4 partitions)\n"
+    );
     println!("| how | seconds | ratio to full replay |");
     println!("|---|---|---|");
     println!(
-        "| restore the latest snapshot, then the log's rest | {snapshot_secs:.2} | {:.2} |",
+        "| restore the latest snapshot, then the log's rest | {snapshot_secs:.2} | {:.3} |",
         snapshot_secs / replay_secs
     );
-    println!("| replay the whole log | {replay_secs:.2} | 1.00 |");
+    println!("| replay the whole log | {replay_secs:.2} | 1.00 |\n");
+    println!("## Resident memory per node, `rocksdb-total-memory-size` = {MEMORY_BUDGET}\n");
+    println!("| node | MiB |");
+    println!("|---|---|");
+    println!("| n1 while its log grew to {log_mib:.0} MiB (peak of samples) | {peak_during_load:.0} |");
+    println!("| n1 after {log_mib:.0} MiB of log | {rss_after:.0} |");
+    println!("| n1 peak over the whole run (VmHWM) | {n1_peak:.0} |");
+    println!("| n2, peak while replaying the whole log | {replay_peak:.0} |\n");
+    record_summary(
+        &format!("new node caught up, {log_mib:.0} MiB log: snapshot vs replay"),
+        &format!("snapshot {snapshot_secs:.2} s"),
+        &format!("replay {replay_secs:.2} s"),
+        snapshot_secs / replay_secs,
+        "snapshot time / replay time; target <= 0.1",
+    );
+    record_summary(
+        &format!("peak RSS per node, {log_mib:.0} MiB of log"),
+        &format!("n1 {n1_peak:.0} MiB, replaying n2 {replay_peak:.0} MiB"),
+        &format!("rocksdb-total-memory-size {MEMORY_BUDGET}"),
+        n1_peak.max(replay_peak) / MEMORY_BUDGET_MIB,
+        "peak RSS / RocksDB budget",
+    );
 }
 
 fn main() {

@@ -174,6 +174,8 @@ pub struct ServerProcess {
     pub log_path: PathBuf,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    /// The `restate-server` to run; this build's ([`bin`]) when `None`.
+    binary: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -204,6 +206,7 @@ impl ServerProcess {
             log_path: dir.path().join(format!("{name}.log")),
             env,
             args: Vec::new(),
+            binary: None,
             child: None,
         }
     }
@@ -218,6 +221,12 @@ impl ServerProcess {
         self.env.push((key.to_owned(), value.to_owned()));
     }
 
+    /// Runs `binary` instead of this build's `restate-server` from the next start on
+    /// (`None`: this build's again), e.g. a previous release before an upgrade in place.
+    pub fn set_binary(&mut self, binary: Option<PathBuf>) {
+        self.binary = binary;
+    }
+
     pub fn address(&self) -> String {
         format!("http://127.0.0.1:{}", self.ports.fabric)
     }
@@ -225,7 +234,7 @@ impl ServerProcess {
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("log file");
-        let mut cmd = Command::new(bin("restate-server"));
+        let mut cmd = Command::new(self.binary.clone().unwrap_or_else(|| bin("restate-server")));
         cmd.args(&self.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
