@@ -10,10 +10,11 @@ build:
 	scripts/build-deps.sh
 	$(CARGO) build --workspace --bins
 
-## The main job on embedded defaults: a single node that provisions itself.
+## The main job on embedded defaults: a single node that provisions itself, its node port
+## on loopback (without a cluster secret a node serves it nowhere else).
 ## Try `$(CARGO_TARGET_DIR)/debug/restatectl status` from another terminal.
 run: build
-	$(CARGO_TARGET_DIR)/debug/restate-server
+	RESTATE_BIND_ADDRESS=$${RESTATE_BIND_ADDRESS:-127.0.0.1:5122} $(CARGO_TARGET_DIR)/debug/restate-server
 
 ## Every test: the layering checks, unit tests, in-process multi-node tests, multi-process
 ## clusters on loopback.

@@ -169,9 +169,11 @@ fn export_and_upload(dir: &TestDir, moto: &MotoServer, runtime: &tokio::runtime:
     );
 }
 
-/// Seconds until `name` runs caught-up processors of every partition (applied LSN at
-/// least the leader's as of the start).
-fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> f64 {
+/// Seconds from the start of `node` until it runs caught-up processors of every partition
+/// (applied LSN at least the leader's as of the start), and of those the seconds after it
+/// first reported a processor of every partition (the catch-up itself, without the
+/// process start and the join that both ways share).
+fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> (f64, f64) {
     let leaders: Vec<(u64, u64)> = partition_processors(observer)
         .iter()
         .filter(|p| p["mode"] == "leader")
@@ -180,15 +182,17 @@ fn catch_up_seconds(observer: &ServerProcess, node: &mut ServerProcess) -> f64 {
     let started = Instant::now();
     node.start_and_wait_healthy();
     let name = node.name.clone();
+    let mut running: Option<Instant> = None;
     wait_until(&format!("{name} to catch up"), Duration::from_secs(600), || {
         let now = partition_processors(observer);
-        leaders.iter().all(|(partition, lsn)| {
-            now.iter().any(|p| {
-                p["name"] == name.as_str() && p["partition_id"] == *partition && p["applied_lsn"].as_u64() >= Some(*lsn)
-            })
-        })
+        let mine = |partition: u64| now.iter().find(|p| p["name"] == name.as_str() && p["partition_id"] == partition);
+        if running.is_none() && leaders.iter().all(|(partition, _)| mine(*partition).is_some()) {
+            running = Some(Instant::now());
+        }
+        leaders.iter().all(|(partition, lsn)| mine(*partition).is_some_and(|p| p["applied_lsn"].as_u64() >= Some(*lsn)))
     });
-    started.elapsed().as_secs_f64()
+    let total = started.elapsed().as_secs_f64();
+    (total, running.map_or(total, |at| at.elapsed().as_secs_f64()))
 }
 
 /// Bytes appended to the logs through `node` so far (`restate_bifrost_append_bytes_total`).
@@ -282,25 +286,26 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
     };
     // Full replay first: once a snapshot exists, the leader trims the log behind it.
     let mut from_log = joiner("n2", false);
-    let replay_secs = catch_up_seconds(&n1, &mut from_log);
+    let (replay_secs, replay_catch_up) = catch_up_seconds(&n1, &mut from_log);
     let replay_peak = memory_mib(from_log.pid().unwrap(), "VmHWM:");
     let snapshot = n1.ctl(&["snapshots", "create", "--json"]);
     assert_eq!(snapshot.code, 0, "{snapshot:?}");
     let mut from_snapshot = joiner("n3", true);
-    let snapshot_secs = catch_up_seconds(&n1, &mut from_snapshot);
+    let (snapshot_secs, snapshot_catch_up) = catch_up_seconds(&n1, &mut from_snapshot);
     let n1_peak = memory_mib(n1.pid().unwrap(), "VmHWM:");
 
     let log_mib = logged / (1024.0 * 1024.0);
     println!(
         "## A new node becoming a caught-up follower ({log_mib:.0} MiB of log from {invocations} invocations in {fill_secs:.0} s, 4 partitions)\n"
     );
-    println!("| how | seconds | ratio to full replay |");
-    println!("|---|---|---|");
+    println!("| how | start to caught up, s | ratio | processors running to caught up, s | ratio |");
+    println!("|---|---|---|---|---|");
     println!(
-        "| restore the latest snapshot, then the log's rest | {snapshot_secs:.2} | {:.3} |",
-        snapshot_secs / replay_secs
+        "| restore the latest snapshot, then the log's rest | {snapshot_secs:.2} | {:.3} | {snapshot_catch_up:.2} | {:.3} |",
+        snapshot_secs / replay_secs,
+        snapshot_catch_up / replay_catch_up
     );
-    println!("| replay the whole log | {replay_secs:.2} | 1.00 |\n");
+    println!("| replay the whole log | {replay_secs:.2} | 1.00 | {replay_catch_up:.2} | 1.00 |\n");
     println!("## Resident memory per node, `rocksdb-total-memory-size` = {MEMORY_BUDGET}\n");
     println!("| node | MiB |");
     println!("|---|---|");
@@ -310,10 +315,10 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
     println!("| n2, peak while replaying the whole log | {replay_peak:.0} |\n");
     record_summary(
         &format!("new node caught up, {log_mib:.0} MiB log: snapshot vs replay"),
-        &format!("snapshot {snapshot_secs:.2} s"),
-        &format!("replay {replay_secs:.2} s"),
+        &format!("snapshot {snapshot_secs:.2} s from start ({snapshot_catch_up:.2} s once running)"),
+        &format!("replay {replay_secs:.2} s ({replay_catch_up:.2} s)"),
         snapshot_secs / replay_secs,
-        "snapshot time / replay time; target <= 0.1",
+        "snapshot time / replay time from start; target <= 0.1",
     );
     record_summary(
         &format!("peak RSS per node, {log_mib:.0} MiB of log"),

@@ -299,8 +299,17 @@ impl ServerProcess {
     }
 
     /// Runs `restatectl --address <this node> <args>`.
+    /// `restatectl` against this node, with the node's cluster secret file when it has one
+    /// (as `docker compose exec <node> restatectl` inherits the node's variables).
     pub fn ctl(&self, args: &[&str]) -> CtlOutput {
-        restatectl(&self.address(), args)
+        match self.env.iter().find(|(k, _)| k == "RESTATE_NETWORKING__CLUSTER_SECRET_FILE") {
+            Some((_, file)) => {
+                let mut with_secret = vec!["--cluster-secret-file", file.as_str()];
+                with_secret.extend_from_slice(args);
+                restatectl(&self.address(), &with_secret)
+            }
+            None => restatectl(&self.address(), args),
+        }
     }
 }
 

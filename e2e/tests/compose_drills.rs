@@ -139,6 +139,21 @@ fn quickstart_three_nodes() {
         assert!(status.contains(node), "status names {node}:\n{status}");
     }
     println!("docker compose exec restate-1 restatectl status:\n{status}");
+    // The node port takes RPCs with the compose file's cluster secret only.
+    let (code, _, stderr) = project.exec(
+        "restate-1",
+        &[
+            "env",
+            "-u",
+            "RESTATE_NETWORKING__CLUSTER_SECRET_FILE",
+            "restatectl",
+            "status",
+            "--address",
+            "http://restate-2:5122",
+        ],
+    );
+    assert_ne!(code, 0, "restatectl without the cluster secret was answered");
+    assert!(stderr.contains("requires the cluster secret"), "{stderr}");
 
     // The three curls, verbatim.
     for (port, name) in [(8080, "Sarah"), (28080, "Bob"), (38080, "Eve")] {

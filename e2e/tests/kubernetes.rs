@@ -287,8 +287,29 @@ fn operator_runs_a_cluster_on_kubernetes() {
         let expected = if i == 0 { "9" } else { "8" };
         assert_eq!(added.1.trim(), expected, "counter k8s-{i} kept its state across the scale-in");
     }
+    // The node port needs the cluster's secret (the Secret the operator made): refused
+    // without it, answered with it.
+    let refused = Command::new(bin("restatectl"))
+        .args(["--address", &format!("http://{ip}:5122"), "nodes", "list"])
+        .output()
+        .expect("restatectl nodes list");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("requires the cluster secret"), "{stderr}");
+    let secret = testbed.kubectl_ok(&[
+        "get",
+        "secret",
+        "demo-cluster-secret",
+        "-n",
+        NS,
+        "--template",
+        "{{index .data \"cluster-secret\" | base64decode}}",
+    ]);
+    let secret_file = testbed.dir.join("demo-cluster-secret");
+    std::fs::write(&secret_file, secret).unwrap();
     let nodes = Command::new(bin("restatectl"))
         .args(["--address", &format!("http://{ip}:5122"), "nodes", "list", "--json"])
+        .arg("--cluster-secret-file")
+        .arg(&secret_file)
         .output()
         .expect("restatectl nodes list");
     let listed: serde_json::Value = serde_json::from_slice(&nodes.stdout).unwrap_or_default();

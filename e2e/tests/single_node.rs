@@ -7,7 +7,8 @@ use restate_e2e::*;
 
 #[test]
 fn node_without_any_configuration_provisions_itself() {
-    // Exactly the README's "make run" path: no config file, no variables, default ports.
+    // Exactly the README's "make run" path: no config file, default ports, the node port
+    // on loopback (make run's one variable).
     for port in [5122, 9070, 8080] {
         assert!(
             std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
@@ -20,6 +21,7 @@ fn node_without_any_configuration_provisions_itself() {
         .current_dir(dir.path())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RESTATE_BIND_ADDRESS", "127.0.0.1:5122")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -61,6 +63,52 @@ fn node_without_any_configuration_provisions_itself() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "SIGTERM must exit 0, got {exit}");
+}
+
+#[test]
+fn a_node_port_open_to_the_network_needs_credentials_or_insecure() {
+    let dir = TestDir::new("insecure");
+    let port = free_port();
+    let run = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(bin("restate-server"));
+        command
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RESTATE_BIND_ADDRESS", format!("0.0.0.0:{port}"))
+            .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{}", free_port()))
+            .env("RESTATE_INGRESS__BIND_ADDRESS", format!("127.0.0.1:{}", free_port()));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
+    };
+    // Neither a cluster secret nor insecure: refused at start, exit 2, saying what to do.
+    let out = run(&[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cluster-secret-file") && stderr.contains("insecure = true"), "{stderr}");
+    // A secret file that is too short: refused naming the file, never its content.
+    let short = dir.path().join("short-secret");
+    std::fs::write(&short, "tiny-secret\n").unwrap();
+    let out = run(&[("RESTATE_NETWORKING__CLUSTER_SECRET_FILE", short.to_str().unwrap())]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("short-secret") && !stderr.contains("tiny-secret"), "{stderr}");
+    // insecure = true: it starts, and says so loudly.
+    let log = std::fs::File::create(dir.path().join("insecure.log")).unwrap();
+    let mut child = run(&[("RESTATE_NETWORKING__INSECURE", "true"), ("RESTATE_NODE_NAME", "insecure")])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until("the insecure node to answer /health", Duration::from_secs(30), || {
+        http_get(port, "/health").is_some_and(|(status, _)| status == 200)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("insecure.log")).unwrap();
+    assert!(log.contains("INSECURE"), "{log}");
 }
 
 #[test]

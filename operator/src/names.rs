@@ -86,6 +86,11 @@ impl ClusterNames {
         self.name.clone()
     }
 
+    /// The Secret holding the cluster secret every RPC on the node port carries.
+    pub fn cluster_secret(&self) -> String {
+        format!("{}-cluster-secret", self.name)
+    }
+
     /// Pod (and Restate node) name of `ordinal`.
     pub fn pod(&self, ordinal: u32) -> String {
         format!("{}-{ordinal}", self.name)

@@ -156,3 +156,38 @@ async fn a_member_added_after_a_trim_catches_up_through_the_log_and_reads_the_sa
     first.stop();
     second.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_of_large_records_returns_a_bounded_batch_and_always_one_record() {
+    use restate_bifrost::replicated::MAX_READ_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let net = LocalNetwork::default();
+    let node = Node::start(&net, 1, dir.path());
+    let hosted = node.host.ensure(LOGLET, vec![1]).await.unwrap();
+    wait_leader(&hosted).await;
+    // 40 records of 1 MiB, then one larger than a whole batch.
+    let large = |lsn: u64, size: usize| Bytes::from(vec![lsn as u8; size]);
+    for lsn in 1..=40 {
+        let outcome = node.host.propose(LOGLET, Command::Append(vec![large(lsn, 1 << 20)])).await.unwrap();
+        assert_eq!(outcome, Outcome::Appended(lsn));
+    }
+    let huge = MAX_READ_BYTES + (1 << 20);
+    assert_eq!(node.host.propose(LOGLET, Command::Append(vec![large(41, huge)])).await.unwrap(), Outcome::Appended(41));
+    let mut next = 1;
+    while next <= 41 {
+        let (batch, _) = hosted.read(next, 1000).unwrap();
+        assert!(!batch.is_empty(), "a read at {next} returned nothing");
+        let bytes: usize = batch.iter().map(|(_, p)| p.len()).sum();
+        assert!(
+            batch.len() == 1 || bytes <= MAX_READ_BYTES + (1 << 20),
+            "{} records, {bytes} bytes in one read",
+            batch.len()
+        );
+        for (i, (lsn, payload)) in batch.iter().enumerate() {
+            assert_eq!(*lsn, next + i as u64);
+            assert_eq!(payload[0], *lsn as u8);
+        }
+        next = batch.last().unwrap().0 + 1;
+    }
+    node.stop();
+}

@@ -32,7 +32,7 @@ pub use errors::{ConfigErrors, ConfigProblem};
 pub use load::{load, Loaded};
 pub use model::{
     AdminOptions, BifrostOptions, Config, IngressOptions, LogFormat, MetadataClientOptions, MetadataServerOptions,
-    QueryEngineOptions, SnapshotDestination, SnapshotOptions, WorkerOptions, REDACTED,
+    NetworkingOptions, QueryEngineOptions, SnapshotDestination, SnapshotOptions, WorkerOptions, REDACTED,
 };
 pub use size::parse_size;
 pub use sources::{CliOverride, ConfigFile, ConfigSources, Source};

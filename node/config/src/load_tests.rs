@@ -615,6 +615,10 @@ fn fully_populated() -> Config {
                 aws_allow_http: Some(true),
             },
         },
+        networking: NetworkingOptions {
+            cluster_secret_file: Some("/etc/restate/cluster-secret".into()),
+            insecure: true,
+        },
     }
 }
 

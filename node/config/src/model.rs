@@ -49,6 +49,7 @@ pub struct Config {
     pub admin: AdminOptions,
     pub ingress: IngressOptions,
     pub worker: WorkerOptions,
+    pub networking: NetworkingOptions,
 }
 
 impl Default for Config {
@@ -72,6 +73,7 @@ impl Default for Config {
             admin: AdminOptions::default(),
             ingress: IngressOptions::default(),
             worker: WorkerOptions::default(),
+            networking: NetworkingOptions::default(),
         }
     }
 }
@@ -250,6 +252,19 @@ impl Default for IngressOptions {
     fn default() -> Self {
         IngressOptions { bind_address: SocketAddr::from(([0, 0, 0, 0], 8080)), request_body_size_limit: 10 * MIB }
     }
+}
+
+/// `[networking]`: who may talk to the node port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkingOptions {
+    /// A file holding the cluster secret (the same on every node): every RPC on the node
+    /// port must carry it. `None`: RPCs are not authenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Permits binding the node port to a non-loopback address without credentials
+    /// (anyone who reaches the port can then change the cluster).
+    pub insecure: bool,
 }
 
 /// `[worker]`: partition processing.

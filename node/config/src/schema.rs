@@ -126,6 +126,9 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("worker.snapshots.aws-session-token", Kind::Secret),
     key("worker.snapshots.aws-profile", Kind::String),
     key("worker.snapshots.aws-allow-http", Kind::Bool),
+    key("networking", Kind::Table),
+    key("networking.cluster-secret-file", Kind::Path),
+    key("networking.insecure", Kind::Bool),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

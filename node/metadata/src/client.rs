@@ -1,10 +1,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use restate_proto::channel::NodeChannel as Channel;
 use restate_proto::leader_hints::{AddressPreference, AddressQueue};
 use restate_proto::metadata::{self as pb, metadata_server_client::MetadataServerClient, write_response::Outcome};
 use restate_types::{Backoff, Version};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::Code;
 
 use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError, VersionedValue, WriteOp};

@@ -13,16 +13,41 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::credentials::{AttachSecret, ClusterSecret};
+
+/// A channel to another node: every request carries the cluster secret the channel was
+/// made with (see [`crate::credentials`]).
+pub type NodeChannel = InterceptedService<Channel, AttachSecret>;
 
 /// Longest a peer's name may take to resolve.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A channel to `endpoint` that connects on first use with [`BoundedConnector`]
-/// (`connect_timeout` for each TCP connect; TCP_NODELAY on). The endpoint's request
+/// (`connect_timeout` for each TCP connect; TCP_NODELAY on), carrying this process's
+/// cluster secret ([`crate::credentials::set_process_secret`]). The endpoint's request
 /// timeout and other settings apply as usual.
-pub fn lazy_channel(endpoint: Endpoint, connect_timeout: Duration) -> Channel {
-    endpoint.connect_with_connector_lazy(BoundedConnector { resolve: RESOLVE_TIMEOUT, connect: connect_timeout })
+pub fn lazy_channel(endpoint: Endpoint, connect_timeout: Duration) -> NodeChannel {
+    lazy_channel_with_secret(endpoint, connect_timeout, crate::credentials::process_secret())
+}
+
+/// `channel` (connected by the caller) carrying this process's cluster secret.
+pub fn with_process_secret(channel: Channel) -> NodeChannel {
+    InterceptedService::new(channel, AttachSecret::process())
+}
+
+/// [`lazy_channel`] carrying `secret` instead of the process's (a client of several
+/// clusters, such as the operator).
+pub fn lazy_channel_with_secret(
+    endpoint: Endpoint,
+    connect_timeout: Duration,
+    secret: Option<ClusterSecret>,
+) -> NodeChannel {
+    let channel =
+        endpoint.connect_with_connector_lazy(BoundedConnector { resolve: RESOLVE_TIMEOUT, connect: connect_timeout });
+    InterceptedService::new(channel, AttachSecret::new(secret))
 }
 
 /// Resolves the URI's host within `resolve`, then connects to its addresses in turn, each

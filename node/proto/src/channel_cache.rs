@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+use crate::channel::NodeChannel;
 
 pub struct ChannelCache {
     connect_timeout: Duration,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Mutex<HashMap<String, NodeChannel>>,
 }
 
 impl ChannelCache {
@@ -20,7 +22,7 @@ impl ChannelCache {
     }
 
     /// The channel of `address`; an address that is not a URI is an error naming it.
-    pub fn get(&self, address: &str) -> Result<Channel, String> {
+    pub fn get(&self, address: &str) -> Result<NodeChannel, String> {
         let mut channels = self.channels.lock().expect("not poisoned");
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());

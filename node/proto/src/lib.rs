@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod channel_cache;
+pub mod credentials;
 pub mod leader_hints;
 pub mod transport_errors;
 

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
+use restate_proto::channel::NodeChannel as Channel;
 use restate_proto::raft::{self as pb, raft_transport_client::RaftTransportClient, raft_transport_server};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::engine::RaftEngine;
 use crate::transport::RaftTransport;

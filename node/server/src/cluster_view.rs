@@ -86,7 +86,7 @@ async fn fetch_info(address: &str) -> Result<pb::NodeInfo, String> {
         .connect_timeout(PROBE_TIMEOUT)
         .timeout(PROBE_TIMEOUT);
     let channel = endpoint.connect().await.map_err(|e| format!("unreachable: {}", error_chain(&e)))?;
-    NodeCtlClient::new(channel)
+    NodeCtlClient::new(restate_proto::channel::with_process_secret(channel))
         .get_node_info(pb::GetNodeInfoRequest {})
         .await
         .map(|r| r.into_inner())

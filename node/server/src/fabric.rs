@@ -1,4 +1,5 @@
-//! The node port (5122): gRPC services plus `GET /health` and `GET /metrics`, one listener.
+//! The node port (5122): gRPC services (behind the cluster secret when one is configured,
+//! see [`crate::fabric_auth`]) plus `GET /health` and `GET /metrics`, one listener.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub(crate) fn router(
     state: NodeState,
     metrics: NodeMetrics,
     worker: crate::running_roles::RunningRoles,
+    cluster_secret: Option<restate_proto::credentials::ClusterSecret>,
     shutdown: &CancellationToken,
 ) -> Router {
     let node_name = ctx.config.node_name.clone();
@@ -42,7 +44,11 @@ pub(crate) fn router(
         restate_proto::worker::worker_server::WorkerServer::new(crate::invocations::WorkerService(worker.clone()))
             .max_decoding_message_size(64 << 20),
     );
-    grpc.into_axum_router()
+    let grpc = match cluster_secret {
+        Some(secret) => crate::fabric_auth::require_secret(grpc.into_axum_router(), secret, metrics.fabric_refused()),
+        None => grpc.into_axum_router(),
+    };
+    grpc
         // Liveness: the node's servers listen. Provisioning state is `restatectl status`'s business.
         .route("/health", get(|| async { "OK\n" }))
         .route(

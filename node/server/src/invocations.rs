@@ -249,7 +249,7 @@ pub(crate) async fn submit(
 /// statuses are returned).
 pub(crate) async fn on_leader<T, F, Fut>(metadata: &RoutingMetadata, id: &InvocationId, call: F) -> Result<T, String>
 where
-    F: Fn(WorkerClient<tonic::transport::Channel>, PartitionId) -> Fut,
+    F: Fn(WorkerClient<restate_proto::channel::NodeChannel>, PartitionId) -> Fut,
     Fut: std::future::Future<Output = Result<Response<T>, Status>>,
 {
     on_partition_leader(metadata, Target::Invocation(id), call).await
@@ -270,7 +270,7 @@ pub(crate) async fn on_partition_leader<T, F, Fut>(
     call: F,
 ) -> Result<T, String>
 where
-    F: Fn(WorkerClient<tonic::transport::Channel>, PartitionId) -> Fut,
+    F: Fn(WorkerClient<restate_proto::channel::NodeChannel>, PartitionId) -> Fut,
     Fut: std::future::Future<Output = Result<Response<T>, Status>>,
 {
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;

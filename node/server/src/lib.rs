@@ -11,6 +11,7 @@ mod admin;
 mod cluster_view;
 mod drain_ctl;
 mod fabric;
+mod fabric_auth;
 mod ingress_http;
 mod ingress_route;
 mod invocations;

@@ -105,7 +105,9 @@ async fn run(config: restate_config::Config) -> ExitCode {
                 StartupError::Bind { .. }
                 | StartupError::Unsupported { .. }
                 | StartupError::MetadataClient(_)
-                | StartupError::Snapshots(_) => 2,
+                | StartupError::Snapshots(_)
+                | StartupError::ClusterSecret(_)
+                | StartupError::InsecureFabric { .. } => 2,
                 StartupError::Storage(restate_storage::StorageError::Identity(_)) => 2,
                 StartupError::Storage(_) => 1,
             });

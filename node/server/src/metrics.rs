@@ -1,6 +1,6 @@
 //! Prometheus metrics of the node, served as text at `GET /metrics` on the node port.
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::lifecycle::NodePhase;
 
@@ -11,6 +11,7 @@ pub(crate) struct NodeMetrics {
     phase: IntGaugeVec,
     uptime_seconds: IntGauge,
     partition_lsn: IntGaugeVec,
+    fabric_refused: IntCounter,
 }
 
 const PHASES: [&str; 5] = ["starting", "waiting-for-metadata", "waiting-for-provisioning", "running", "failed"];
@@ -44,8 +45,10 @@ impl NodeMetrics {
             &["partition", "kind"],
         )
         .expect("valid metric");
+        let fabric_refused = crate::fabric_auth::refused_counter();
         for collector in [
             Box::new(partition_lsn.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(fabric_refused.clone()),
             Box::new(node_ctl_requests.clone()),
             Box::new(phase.clone()),
             Box::new(uptime_seconds.clone()),
@@ -57,7 +60,12 @@ impl NodeMetrics {
         {
             registry.register(collector).expect("metric names are unique");
         }
-        NodeMetrics { registry, node_ctl_requests, phase, uptime_seconds, partition_lsn }
+        NodeMetrics { registry, node_ctl_requests, phase, uptime_seconds, partition_lsn, fabric_refused }
+    }
+
+    /// Counts node-port requests refused for missing or wrong credentials.
+    pub fn fabric_refused(&self) -> IntCounter {
+        self.fabric_refused.clone()
     }
 
     pub fn request(&self, method: &str) {

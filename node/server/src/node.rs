@@ -55,6 +55,7 @@ impl Node {
     /// Opens storage, binds every listener and starts serving. Returns once the node
     /// listens; joining the cluster goes on in the background (see [`NodeState`]).
     pub async fn start(config: Config) -> Result<Node, StartupError> {
+        let cluster_secret = crate::fabric_auth::configure(&config)?;
         if config.bifrost.default_provider == LogProviderKind::Replicated && config.auto_provision {
             tracing::warn!("bifrost.default-provider = \"replicated\": log segments wait for enough log-servers before they accept records");
         }
@@ -218,6 +219,7 @@ impl Node {
                     state.clone(),
                     metrics,
                     running_roles.clone(),
+                    cluster_secret,
                     &shutdown,
                 ),
                 "node port (fabric)",

@@ -30,7 +30,7 @@ async fn live_processors(metadata: &RoutingMetadata, partition: PartitionId) -> 
         async move {
             let probe = async {
                 let channel = tonic::transport::Endpoint::from_shared(address).ok()?.connect().await.ok()?;
-                let answer = NodeCtlClient::new(channel)
+                let answer = NodeCtlClient::new(restate_proto::channel::with_process_secret(channel))
                     .list_partition_processors(pb::ListPartitionProcessorsRequest {})
                     .await
                     .ok()?;

@@ -16,4 +16,13 @@ pub enum StartupError {
     MetadataClient(String),
     #[error("[worker.snapshots]: {0}")]
     Snapshots(String),
+    #[error("[networking] cluster-secret-file (RESTATE_NETWORKING__CLUSTER_SECRET_FILE): {0}")]
+    ClusterSecret(#[from] restate_proto::credentials::SecretFileError),
+    #[error(
+        "refusing to serve the node port on {addr} without credentials: anyone who reaches it could change \
+             the cluster. Set [networking] cluster-secret-file (RESTATE_NETWORKING__CLUSTER_SECRET_FILE) to a file \
+             holding the cluster's secret (the same on every node), bind `bind-address` to a loopback address, \
+             or accept the risk with [networking] insecure = true (RESTATE_NETWORKING__INSECURE=true)"
+    )]
+    InsecureFabric { addr: SocketAddr },
 }

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use restate_proto::channel::NodeChannel as Channel;
 use restate_proto::channel_cache::ChannelCache;
 use restate_proto::worker::worker_client::WorkerClient;
-use tonic::transport::Channel;
 
 /// Longest a TCP connect to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

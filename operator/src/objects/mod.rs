@@ -11,6 +11,7 @@
 //! StatefulSet's template are not owned and survive it; the operator removes those of
 //! drained nodes on scale-in).
 
+mod cluster_secret;
 mod config_map;
 mod disruption_budget;
 mod network_policy;
@@ -30,6 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::DynamicObject;
 use kube::Resource;
 
+pub use cluster_secret::{cluster_secret, new_secret_value, CLUSTER_SECRET_KEY};
 pub use config_map::config_map;
 pub use disruption_budget::{pod_disruption_budget, pod_disruption_budget_resource, pod_disruption_budget_version};
 pub use network_policy::network_policy;

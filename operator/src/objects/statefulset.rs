@@ -10,12 +10,13 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdate
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::cluster_secret::CLUSTER_SECRET_KEY;
 use super::services::{ADMIN_PORT_NAME, INGRESS_PORT_NAME, NODE_PORT_NAME};
 use super::{cluster_names, merged, owned_meta, BuildContext};
 use crate::config::{
@@ -37,6 +38,11 @@ pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 60;
 pub const RUN_AS_ID: i64 = 1000;
 
 const CONFIG_VOLUME: &str = "config";
+const SECRET_VOLUME: &str = "cluster-secret";
+/// Where the cluster secret's Secret is mounted (its one key is the file name).
+pub const SECRET_DIR: &str = "/etc/restate-secret";
+/// `[networking] cluster-secret-file` as a variable.
+const ENV_CLUSTER_SECRET_FILE: &str = "RESTATE_NETWORKING__CLUSTER_SECRET_FILE";
 const TMP_VOLUME: &str = "tmp";
 
 /// `<name>` with `spec.replicas` pods started in parallel, one volume claim per pod, pod
@@ -118,6 +124,16 @@ fn pod_spec(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedC
                 empty_dir: Some(EmptyDirVolumeSource::default()),
                 ..Volume::default()
             },
+            Volume {
+                name: SECRET_VOLUME.to_owned(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(names.cluster_secret()),
+                    // Readable by the nodes' group (fsGroup) only.
+                    default_mode: Some(0o440),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
         ]),
         ..PodSpec::default()
     }
@@ -172,6 +188,7 @@ fn container(cluster: &RestateCluster, names: &ClusterNames, rendered: &Rendered
             mount(DATA_VOLUME, BASE_DIR, false),
             mount(CONFIG_VOLUME, CONFIG_DIR, true),
             mount(TMP_VOLUME, "/tmp", false),
+            mount(SECRET_VOLUME, SECRET_DIR, true),
         ]),
         ..Container::default()
     }
@@ -194,6 +211,7 @@ fn env(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedConfig
         literal(ENV_ADVERTISED_ADDRESS, names.advertised_address_template()),
         literal(ENV_CONFIG_FILE, config_file_path()),
         literal(ENV_BASE_DIR, BASE_DIR.to_owned()),
+        literal(ENV_CLUSTER_SECRET_FILE, format!("{SECRET_DIR}/{CLUSTER_SECRET_KEY}")),
     ];
     if let Some(secret) = cluster.spec.snapshots.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
         let key = |key: &str, optional: bool| EnvVarSource {
@@ -256,6 +274,22 @@ mod tests {
     fn env_var<'c>(container: &'c Container, name: &str) -> &'c EnvVar {
         let env = container.env.as_ref().unwrap();
         env.iter().find(|v| v.name == name).unwrap_or_else(|| panic!("no {name} in {env:?}"))
+    }
+
+    #[test]
+    fn the_cluster_secret_is_mounted_and_named_to_the_node() {
+        let set = build(&fixtures::cluster());
+        let container = restate_container(&set);
+        assert_eq!(
+            env_var(container, ENV_CLUSTER_SECRET_FILE).value.as_deref(),
+            Some("/etc/restate-secret/cluster-secret")
+        );
+        let mount = container.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == SECRET_VOLUME).unwrap();
+        assert_eq!((mount.mount_path.as_str(), mount.read_only), (SECRET_DIR, Some(true)));
+        let volumes = pod(&set).spec.as_ref().unwrap().volumes.as_ref().unwrap();
+        let secret = volumes.iter().find(|v| v.name == SECRET_VOLUME).unwrap().secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("demo-cluster-secret"));
+        assert_eq!(secret.default_mode, Some(0o440));
     }
 
     #[test]
@@ -333,7 +367,15 @@ mod tests {
             .iter()
             .map(|m| (m.name.as_str(), m.mount_path.as_str()))
             .collect();
-        assert_eq!(mounts, [("data", "/restate-data"), ("config", "/etc/restate"), ("tmp", "/tmp")]);
+        assert_eq!(
+            mounts,
+            [
+                ("data", "/restate-data"),
+                ("config", "/etc/restate"),
+                ("tmp", "/tmp"),
+                ("cluster-secret", "/etc/restate-secret")
+            ]
+        );
         let volumes = pod_spec.volumes.as_ref().unwrap();
         assert!(volumes.iter().any(|v| v.name == "tmp" && v.empty_dir.is_some()));
         let config = volumes.iter().find(|v| v.name == "config").unwrap();

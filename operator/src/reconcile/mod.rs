@@ -16,6 +16,7 @@
 //! exponential backoff ([`error_policy`]).
 
 mod apply;
+mod cluster_secret;
 pub mod events;
 pub mod finalizer;
 mod provision;
@@ -77,12 +78,14 @@ pub enum ReconcileError {
     Finalizer { action: &'static str, what: String, reason: String },
     #[error("cleaning up after the deletion of a RestateCluster: {what} failed: {source}")]
     Cleanup { what: String, source: kube::Error },
+    #[error("the cluster secret in Secret {what}: {reason}")]
+    ClusterSecret { what: String, reason: String },
 }
 
 impl ReconcileError {
     /// Every [`ReconcileError::kind`].
-    pub const KINDS: [&'static str; 7] =
-        ["missing_metadata", "invalid_config", "apply", "observe", "status", "finalizer", "cleanup"];
+    pub const KINDS: [&'static str; 8] =
+        ["missing_metadata", "invalid_config", "apply", "observe", "status", "finalizer", "cleanup", "cluster_secret"];
 
     /// Short stable name of the variant, the `kind` label of the error metric.
     pub fn kind(&self) -> &'static str {
@@ -93,6 +96,7 @@ impl ReconcileError {
             ReconcileError::Status { .. } => "status",
             ReconcileError::Finalizer { .. } => "finalizer",
             ReconcileError::Cleanup { .. } => "cleanup",
+            ReconcileError::ClusterSecret { .. } => "cluster_secret",
         }
     }
 }
@@ -152,7 +156,11 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
         |source| ReconcileError::Observe { what: format!("{namespace}/{}", names.statefulset()), source };
     let before = statefulsets.get_opt(&names.statefulset()).await.map_err(observe_error)?;
     let current = before.as_ref().and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map_or(0, |r| r.max(0) as u32);
-    let scale = plan_scale_round(cluster, &names, current, wanted, provisioned).await;
+    let node0 = provision::NodeEndpoint {
+        address: names.node_address(0),
+        secret: cluster_secret::ensure(&ctx.client, cluster, &ctx.build, &names).await?,
+    };
+    let scale = plan_scale_round(cluster, &names, &node0, current, wanted, provisioned).await;
 
     let mut objects = owned_objects(cluster, &ctx.build)?;
     if let Some(spec) = objects.statefulset.spec.as_mut() {
@@ -182,15 +190,15 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
     if provisioned && scale.statefulset_replicas == wanted {
         let pods = statefulset.as_ref().and_then(|s| s.status.as_ref()).map_or(0, |s| s.replicas.max(0) as u32);
         if pods <= wanted {
-            forget_departed_nodes(cluster, ctx, &names, wanted).await;
+            forget_departed_nodes(cluster, ctx, &names, &node0, wanted).await;
         }
     }
 
     if !provisioned && wanted > 0 && observation.ready_pods >= wanted {
-        let address = names.node_address(0);
+        let address = &node0.address;
         let replication = ReplicationPlan::new(u32::try_from(cluster.spec.replication).unwrap_or(1), wanted).effective;
         let partitions = u32::try_from(cluster.spec.partitions).unwrap_or(1);
-        match provision::provision(&address, partitions, replication).await {
+        match provision::provision(&node0, partitions, replication).await {
             Ok(fingerprint) => {
                 tracing::info!(cluster = %cluster.name_any(), namespace = %namespace, %fingerprint, "cluster provisioned through {address}");
                 observation.provisioned_now = Some(fingerprint);
@@ -203,14 +211,14 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
     }
 
     if provisioned || observation.provisioned_now.is_some() {
-        observe_and_raise_replication(cluster, &names.node_address(0), &mut observation).await;
+        observe_and_raise_replication(cluster, &node0, &mut observation).await;
     }
 
     let now = Time(Utc::now());
     match snapshot_schedule::snapshot_due(cluster, &now) {
         Ok(true) => {
             let trim = cluster.spec.snapshots.as_ref().is_some_and(|s| s.trim);
-            match provision::create_snapshots(&names.node_address(0), trim).await {
+            match provision::create_snapshots(&node0, trim).await {
                 Ok(answers) => {
                     let summary = snapshot_schedule::summarize(&answers, trim, Time(Utc::now()));
                     tracing::info!(cluster = %cluster.name_any(), namespace = %namespace, partitions = ?summary.partitions, failed = ?summary.failed_partitions, "scheduled snapshot");
@@ -252,6 +260,7 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
 async fn plan_scale_round(
     cluster: &RestateCluster,
     names: &ClusterNames,
+    node0: &provision::NodeEndpoint,
     current: u32,
     wanted: u32,
     provisioned: bool,
@@ -260,11 +269,10 @@ async fn plan_scale_round(
     if !provisioned || wanted >= current {
         return plan_scale(&statefulset, current, wanted, None, provisioned, &[]);
     }
-    let address = names.node_address(0);
     // The spec may ask for less replication than runs now: this round lowers it first
     // (observe_and_raise_replication), so the check uses the lower one.
     let requested = u32::try_from(cluster.spec.replication).unwrap_or(1);
-    let replication = match provision::cluster_view(&address).await {
+    let replication = match provision::cluster_view(node0).await {
         Ok(view) => Some(view.log_replication.min(requested)),
         Err(reason) => {
             tracing::warn!(cluster = %cluster.name_any(), "scale-in waits: cannot read the cluster's status: {reason}");
@@ -277,7 +285,7 @@ async fn plan_scale_round(
     }
     let mut answers = Vec::new();
     for pod in &first.to_drain {
-        let answer = provision::drain_node(&address, pod).await;
+        let answer = provision::drain_node(node0, pod).await;
         tracing::info!(cluster = %cluster.name_any(), pod = %pod, drained = answer.drained, "drain before scale-in: {}", answer.summary);
         answers.push(answer);
     }
@@ -287,9 +295,14 @@ async fn plan_scale_round(
 /// After a scale-in: nodes named after pods at or past `wanted` (drained, their pods gone)
 /// are removed from the cluster and their volume claims deleted. Failures are logged; the
 /// next round tries again.
-async fn forget_departed_nodes(cluster: &RestateCluster, ctx: &Context, names: &ClusterNames, wanted: u32) {
-    let address = names.node_address(0);
-    let Ok(view) = provision::cluster_view(&address).await else { return };
+async fn forget_departed_nodes(
+    cluster: &RestateCluster,
+    ctx: &Context,
+    names: &ClusterNames,
+    node0: &provision::NodeEndpoint,
+    wanted: u32,
+) {
+    let Ok(view) = provision::cluster_view(node0).await else { return };
     let prefix = format!("{}-", names.statefulset());
     let departed = view.registered.iter().filter_map(|name| {
         let ordinal: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
@@ -297,7 +310,7 @@ async fn forget_departed_nodes(cluster: &RestateCluster, ctx: &Context, names: &
     });
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
     for (node, ordinal) in departed {
-        match provision::remove_node(&address, &node).await {
+        match provision::remove_node(node0, &node).await {
             Ok(_) => {
                 tracing::info!(cluster = %cluster.name_any(), node = %node, "scale-in: drained node removed from the cluster")
             }
@@ -323,8 +336,12 @@ async fn forget_departed_nodes(cluster: &RestateCluster, ctx: &Context, names: &
 /// `observation`, and raises the log replication when enough nodes are alive for more of
 /// `spec.replication` (lowers it only when the spec asks for less). Failures are logged:
 /// the next round tries again.
-async fn observe_and_raise_replication(cluster: &RestateCluster, address: &str, observation: &mut Observation) {
-    let view = match provision::cluster_view(address).await {
+async fn observe_and_raise_replication(
+    cluster: &RestateCluster,
+    node0: &provision::NodeEndpoint,
+    observation: &mut Observation,
+) {
+    let view = match provision::cluster_view(node0).await {
         Ok(view) => view,
         Err(reason) => {
             tracing::warn!(cluster = %cluster.name_any(), "cannot read the cluster's status: {reason}");
@@ -336,7 +353,7 @@ async fn observe_and_raise_replication(cluster: &RestateCluster, address: &str, 
     observation.metadata_members = Some(view.metadata_members);
     let requested = u32::try_from(cluster.spec.replication).unwrap_or(1);
     let Some(target) = replication_change(requested, view.alive_nodes, view.log_replication) else { return };
-    match provision::set_replication(address, target).await {
+    match provision::set_replication(node0, target).await {
         Ok(()) => {
             tracing::info!(cluster = %cluster.name_any(), from = view.log_replication, to = target, "log replication changed");
             observation.log_replication = Some(target);
@@ -393,6 +410,7 @@ mod tests {
             ReconcileError::Status { what: "a/b".into(), source: api_error() },
             ReconcileError::Finalizer { action: "adding", what: "a/b".into(), reason: "conflict".into() },
             ReconcileError::Cleanup { what: "listing".into(), source: api_error() },
+            ReconcileError::ClusterSecret { what: "a/b-cluster-secret".into(), reason: "it has no key".into() },
         ];
         let kinds: Vec<&str> = errors.iter().map(ReconcileError::kind).collect();
         assert_eq!(kinds, ReconcileError::KINDS);

@@ -11,7 +11,18 @@ use restate_proto::node_ctl::{
     PartitionSnapshot, ProvisionRequest, RemoveNodeRequest, SetClusterConfigurationRequest,
 };
 
+use restate_proto::channel::NodeChannel;
+use restate_proto::credentials::ClusterSecret;
+
 use crate::scale_in::DrainAnswer;
+
+/// A node of a cluster as the operator calls it: the node's fabric address and the
+/// cluster secret its port requires.
+#[derive(Debug, Clone)]
+pub struct NodeEndpoint {
+    pub address: String,
+    pub secret: ClusterSecret,
+}
 
 /// What the cluster says of itself (node control `GetClusterStatus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +35,10 @@ pub struct ClusterView {
     pub registered: Vec<String>,
 }
 
-/// The cluster's view through the node at `address`.
-pub async fn cluster_view(address: &str) -> Result<ClusterView, String> {
-    let status = connect(address, Duration::from_secs(10))
+/// The cluster's view through the node `node`.
+pub async fn cluster_view(node: &NodeEndpoint) -> Result<ClusterView, String> {
+    let address = &node.address;
+    let status = connect(node, Duration::from_secs(10))
         .await?
         .get_cluster_status(GetClusterStatusRequest {})
         .await
@@ -43,10 +55,11 @@ pub async fn cluster_view(address: &str) -> Result<ClusterView, String> {
     })
 }
 
-/// Sets the cluster's log replication through the node at `address` (as `restatectl
+/// Sets the cluster's log replication through the node `node` (as `restatectl
 /// config set --log-replication`).
-pub async fn set_replication(address: &str, replication: u32) -> Result<(), String> {
-    connect(address, Duration::from_secs(60))
+pub async fn set_replication(node: &NodeEndpoint, replication: u32) -> Result<(), String> {
+    let address = &node.address;
+    connect(node, Duration::from_secs(60))
         .await?
         .set_cluster_configuration(SetClusterConfigurationRequest {
             log_provider: None,
@@ -57,19 +70,25 @@ pub async fn set_replication(address: &str, replication: u32) -> Result<(), Stri
     Ok(())
 }
 
-async fn connect(address: &str, timeout: Duration) -> Result<NodeCtlClient<tonic::transport::Channel>, String> {
+async fn connect(node: &NodeEndpoint, timeout: Duration) -> Result<NodeCtlClient<NodeChannel>, String> {
+    let address = &node.address;
     let endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
         .map_err(|e| format!("node address {address}: {e}"))?
         .connect_timeout(Duration::from_secs(3))
         .timeout(timeout);
     let channel = endpoint.connect().await.map_err(|e| format!("cannot reach {address}: {e}"))?;
+    let channel = tonic::service::interceptor::InterceptedService::new(
+        channel,
+        restate_proto::credentials::AttachSecret::new(Some(node.secret.clone())),
+    );
     Ok(NodeCtlClient::new(channel))
 }
 
-/// Snapshots every partition through the node at `address` (which finds each partition's
+/// Snapshots every partition through the node `node` (which finds each partition's
 /// leader), trimming the logs behind them when `trim_log`; one answer per partition.
-pub async fn create_snapshots(address: &str, trim_log: bool) -> Result<Vec<PartitionSnapshot>, String> {
-    let answer = connect(address, Duration::from_secs(300))
+pub async fn create_snapshots(node: &NodeEndpoint, trim_log: bool) -> Result<Vec<PartitionSnapshot>, String> {
+    let address = &node.address;
+    let answer = connect(node, Duration::from_secs(300))
         .await?
         .create_snapshots(CreateSnapshotsRequest { partition_ids: Vec::new(), trim_log })
         .await
@@ -77,10 +96,11 @@ pub async fn create_snapshots(address: &str, trim_log: bool) -> Result<Vec<Parti
     Ok(answer.into_inner().snapshots)
 }
 
-/// Provisions the cluster through the node at `address` with `partitions` partitions,
+/// Provisions the cluster through the node `node` with `partitions` partitions,
 /// replicated logs at `replication`; returns the cluster's fingerprint.
-pub async fn provision(address: &str, partitions: u32, replication: u32) -> Result<String, String> {
-    let answer = connect(address, Duration::from_secs(30))
+pub async fn provision(node: &NodeEndpoint, partitions: u32, replication: u32) -> Result<String, String> {
+    let address = &node.address;
+    let answer = connect(node, Duration::from_secs(30))
         .await?
         .provision(ProvisionRequest {
             num_partitions: Some(partitions),
@@ -96,10 +116,10 @@ pub async fn provision(address: &str, partitions: u32, replication: u32) -> Resu
     Ok(answer.cluster_fingerprint)
 }
 
-/// Asks the node at `address` to drain `node` (idempotent; as `restatectl nodes drain`). A
+/// Asks the node `node` to drain `node` (idempotent; as `restatectl nodes drain`). A
 /// refusal or an unreachable node is an undrained answer whose summary says why.
-pub async fn drain_node(address: &str, node: &str) -> DrainAnswer {
-    let answer = match connect(address, Duration::from_secs(30)).await {
+pub async fn drain_node(via: &NodeEndpoint, node: &str) -> DrainAnswer {
+    let answer = match connect(via, Duration::from_secs(30)).await {
         Ok(mut client) => {
             client.drain_node(DrainNodeRequest { node: node.to_owned() }).await.map_err(|s| s.message().to_owned())
         }
@@ -115,8 +135,9 @@ pub async fn drain_node(address: &str, node: &str) -> DrainAnswer {
 }
 
 /// Forgets the drained `node` (as `restatectl nodes remove`); true if it was registered.
-pub async fn remove_node(address: &str, node: &str) -> Result<bool, String> {
-    let answer = connect(address, Duration::from_secs(30))
+pub async fn remove_node(via: &NodeEndpoint, node: &str) -> Result<bool, String> {
+    let address = &via.address;
+    let answer = connect(via, Duration::from_secs(30))
         .await?
         .remove_node(RemoveNodeRequest { node: node.to_owned(), force: false })
         .await

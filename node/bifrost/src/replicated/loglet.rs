@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use restate_proto::channel::NodeChannel as Channel;
 use restate_proto::leader_hints::{AddressPreference, AddressQueue};
 use restate_proto::log_server::{self as pb, log_server_client::LogServerClient};
 use restate_types::{Backoff, LogletId, Lsn};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::service::LOGLET_LEADER_HEADER;
 use crate::loglet::{LogRecord, Loglet, LogletError, ReadBatch, TailState, TrimGap};

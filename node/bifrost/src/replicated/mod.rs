@@ -11,6 +11,6 @@ mod state;
 
 pub use host::{group_of, HostedLoglet, ReplicatedLogletHost, LOGLET_GROUP_BASE};
 pub use loglet::{LogletGroupStatus, LogletMembershipChange, ReplicatedLoglet};
-pub use records::LogletRecords;
+pub use records::{LogletRecords, MAX_READ_BYTES};
 pub use service::{LogServerService, LOGLET_LEADER_HEADER};
 pub use state::{Command, LogletState, Outcome};

@@ -23,6 +23,8 @@ use crate::loglet_keys::{loglet_key, lsn_key, lsn_of, REPLICATED_CARRIED, REPLIC
 
 const INDEX_PREFIX: u8 = REPLICATED_INDEX;
 const LEGACY_PREFIX: u8 = REPLICATED_CARRIED;
+/// Payload bytes one read returns at most, past its first record.
+pub const MAX_READ_BYTES: usize = 4 << 20;
 
 fn state_key(loglet: LogletId) -> Vec<u8> {
     loglet_key(REPLICATED_STATE, loglet, [])
@@ -149,12 +151,14 @@ impl LogletRecords {
     }
 
     /// Up to `max` records with LSN >= `from` and below `state.next_lsn`, in order,
-    /// streamed from disk (carried records first, then the raft log's appends). Stops early
-    /// at a record not on disk yet (an append applied but its index not yet written): the
-    /// reader asks again.
+    /// streamed from disk (carried records first, then the raft log's appends), and no more
+    /// than [`MAX_READ_BYTES`] of payload past the first record (a reader of large records
+    /// holds a bounded batch). Stops early at a record not on disk yet (an append applied
+    /// but its index not yet written): the reader asks again.
     pub fn read(&self, from: u64, max: usize, state: &LogletState) -> Result<Vec<(u64, Bytes)>, String> {
         let from = from.max(state.trim_point + 1).max(1);
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         if from >= state.next_lsn || max == 0 {
             return Ok(out);
         }
@@ -165,13 +169,14 @@ impl LogletRecords {
         for item in self.storage.db().iterator_cf_opt(self.cf(), opts, IteratorMode::From(&start, Direction::Forward)) {
             let (key, value) = item.map_err(|e| format!("reading loglet {}: {e}", self.loglet))?;
             let Some(lsn) = lsn_of(LEGACY_PREFIX, self.loglet, &key) else { break };
-            if lsn != from + out.len() as u64 || out.len() >= max {
+            if lsn != from + out.len() as u64 || out.len() >= max || bytes >= MAX_READ_BYTES {
                 break;
             }
+            bytes += value.len();
             out.push((lsn, Bytes::copy_from_slice(&value)));
         }
         let mut next = from + out.len() as u64;
-        if out.len() >= max || next >= state.next_lsn {
+        if out.len() >= max || next >= state.next_lsn || bytes >= MAX_READ_BYTES {
             return Ok(out);
         }
         let Some((first_lsn, _)) = self.append_holding(next)? else { return Ok(out) };
@@ -197,9 +202,10 @@ impl LogletRecords {
                 if lsn < next {
                     continue;
                 }
-                if lsn >= state.next_lsn || out.len() >= max {
+                if lsn >= state.next_lsn || out.len() >= max || bytes >= MAX_READ_BYTES {
                     return Ok(out);
                 }
+                bytes += payload.len();
                 out.push((lsn, payload));
                 next = lsn + 1;
             }

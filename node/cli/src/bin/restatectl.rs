@@ -27,6 +27,10 @@ struct Cli {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y', global = true)]
     yes: bool,
+    /// File holding the cluster secret, when the nodes require one (the nodes'
+    /// [networking] cluster-secret-file; same variable).
+    #[arg(long, global = true, env = "RESTATE_NETWORKING__CLUSTER_SECRET_FILE", value_name = "PATH")]
+    cluster_secret_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -200,6 +204,15 @@ enum MetadataCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.cluster_secret_file {
+        match restate_proto::credentials::ClusterSecret::from_file(path) {
+            Ok(secret) => restate_proto::credentials::set_process_secret(Some(secret)),
+            Err(e) => {
+                eprintln!("error: --cluster-secret-file: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let globals = Globals { address: cli.address.clone(), json: cli.json, yes: cli.yes };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let result: Result<(), CtlError> = runtime.block_on(async {

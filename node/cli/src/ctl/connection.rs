@@ -1,8 +1,9 @@
 use std::time::Duration;
 
 use crate::error_chain as chain;
+use restate_proto::channel::NodeChannel;
 use restate_proto::node_ctl::node_ctl_client::NodeCtlClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// A failed command: the message is printed as `error: ...`, the process exits 1.
 #[derive(Debug)]
@@ -33,7 +34,7 @@ impl CtlError {
 }
 
 /// Connects to a node's node-control service, failing with one line naming the address.
-pub async fn connect(address: &str) -> Result<NodeCtlClient<Channel>, CtlError> {
+pub async fn connect(address: &str) -> Result<NodeCtlClient<NodeChannel>, CtlError> {
     let endpoint = Endpoint::from_shared(address.to_owned())
         .map_err(|e| {
             CtlError(format!("invalid --address '{address}': {e}; expected a URL like http://127.0.0.1:5122"))
@@ -42,5 +43,5 @@ pub async fn connect(address: &str) -> Result<NodeCtlClient<Channel>, CtlError> 
         .timeout(Duration::from_secs(60));
     let channel =
         endpoint.connect().await.map_err(|e| CtlError(format!("cannot reach node at {address}: {}", chain(&e))))?;
-    Ok(NodeCtlClient::new(channel))
+    Ok(NodeCtlClient::new(restate_proto::channel::with_process_secret(channel)))
 }

@@ -11,13 +11,13 @@ use tonic::transport::Endpoint;
 use super::{connect, CtlError, Globals};
 use crate::output::{confirm, print_json, table};
 
-async fn admin(address: &str) -> Result<MetadataServerAdminClient<tonic::transport::Channel>, String> {
+async fn admin(address: &str) -> Result<MetadataServerAdminClient<restate_proto::channel::NodeChannel>, String> {
     let endpoint = Endpoint::from_shared(address.to_owned())
         .map_err(|e| format!("bad address {address}: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10));
     let channel = endpoint.connect().await.map_err(|e| format!("unreachable: {e}"))?;
-    Ok(MetadataServerAdminClient::new(channel))
+    Ok(MetadataServerAdminClient::new(restate_proto::channel::with_process_secret(channel)))
 }
 
 async fn cluster_nodes(globals: &Globals) -> Result<Vec<pb::NodeStatus>, CtlError> {
@@ -139,7 +139,7 @@ fn find<'a>(nodes: &'a [pb::NodeStatus], wanted: &str) -> Result<&'a pb::NodeSta
 /// Sends `call` to the leader, starting from any member and following leader hints.
 async fn on_leader<T, F, Fut>(start: Vec<String>, call: F) -> Result<T, CtlError>
 where
-    F: Fn(MetadataServerAdminClient<tonic::transport::Channel>) -> Fut,
+    F: Fn(MetadataServerAdminClient<restate_proto::channel::NodeChannel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     let mut queue = AddressQueue::new(start);

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use restate_proto::channel::NodeChannel as Channel;
 use restate_proto::leader_hints::AddressQueue;
 use restate_proto::metadata::{self as pb, metadata_server_admin_client::MetadataServerAdminClient};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::LEADER_HEADER;
 
@@ -14,7 +15,7 @@ fn admin_client(address: &str) -> Option<MetadataServerAdminClient<Channel>> {
         .ok()?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10));
-    Some(MetadataServerAdminClient::new(endpoint.connect_lazy()))
+    Some(MetadataServerAdminClient::new(restate_proto::channel::with_process_secret(endpoint.connect_lazy())))
 }
 
 /// Calls `call` on the addresses (and the leaders they name) until one succeeds; the
@@ -49,7 +50,8 @@ pub async fn voting_members(addresses: &[String]) -> Vec<pb::Member> {
     for address in addresses {
         let Ok(endpoint) = Endpoint::from_shared(address.clone()) else { continue };
         let endpoint = endpoint.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5));
-        let mut client = MetadataServerAdminClient::new(endpoint.connect_lazy());
+        let mut client =
+            MetadataServerAdminClient::new(restate_proto::channel::with_process_secret(endpoint.connect_lazy()));
         if let Ok(status) = client.status(pb::StatusRequest {}).await {
             let status = status.into_inner();
             if status.state == "member" {
