@@ -1,7 +1,7 @@
 //! The cluster secret: a shared credential every RPC on the node port carries (header
 //! [`SECRET_HEADER`]), read from `[networking] cluster-secret-file`. A node configured with
 //! one refuses any RPC without it before a handler runs; every channel made through
-//! [`crate::channel::lazy_channel`] carries the secret this process was configured with
+//! `channel::lazy_channel` carries the secret this process was configured with
 //! ([`set_process_secret`]), so the node's own clients (metadata, raft, logs, workers) and
 //! `restatectl` need nothing else. The operator, which talks to several clusters, passes
 //! each cluster's secret explicitly ([`AttachSecret::new`]).
