@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prints the path of the `restate-server` of the previous release, for the upgrade test
+# Prints the path of the `restate-server` of the previous release (a debug build, or with
+# `release` an optimized one for the benchmarks' before/after rows), for the upgrade test
 # (e2e/tests/upgrade.rs): the last commit before logs moved to disk and partition log
 # records became binary (envelope format 1 = JSON, loglet records in the raft state
 # machine's memory and snapshots). Built once from this clone's history into
@@ -15,9 +16,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 commit=770a49235eedfc6493f17ac3baaf923d0035a80b
+profile="${1:-debug}"
+case "$profile" in
+  debug) cargo_profile=() ;;
+  release) cargo_profile=(--release) ;;
+  *) echo "usage: $0 [debug|release]" >&2; exit 2 ;;
+esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/restate-cluster/target}"
 cache="$HOME/.cache/restate-cluster/previous/$commit"
 binary="$cache/restate-server"
+[ "$profile" = release ] && binary="$cache/release/restate-server"
 
 if [ -x "$binary" ]; then
   echo "$binary"
@@ -29,7 +37,7 @@ if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
   exit 1
 fi
 
-echo "previous-server: building restate-server at ${commit:0:12} (once; cached in $cache)" >&2
+echo "previous-server: building restate-server ($profile) at ${commit:0:12} (once; cached in $cache)" >&2
 src="$cache/src"
 rm -rf "$src"
 mkdir -p "$src"
@@ -39,9 +47,10 @@ grep -q '^version = "0.0.0-previous"$' "$src/Cargo.toml" || {
   echo "previous-server: could not set the previous tree's workspace version in $src/Cargo.toml" >&2
   exit 1
 }
-(cd "$src" && cargo build --bin restate-server) >&2
-cp "$CARGO_TARGET_DIR/debug/restate-server" "$binary.partial"
+(cd "$src" && cargo build "${cargo_profile[@]}" --bin restate-server) >&2
+mkdir -p "$(dirname "$binary")"
+cp "$CARGO_TARGET_DIR/$profile/restate-server" "$binary.partial"
 mv "$binary.partial" "$binary"
 rm -rf "$src"
-cargo build --workspace --bins >&2
+cargo build "${cargo_profile[@]}" --workspace --bins >&2
 echo "$binary"
