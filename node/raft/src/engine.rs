@@ -13,7 +13,10 @@
 //! 5. per group, let the machine publish what it applied, answer proposals and reads.
 //!
 //! Commands that arrive during the fsync are batched into the next round (group commit).
-//! The loop stops when `shutdown` is called or every handle is dropped.
+//! The loop stops when `shutdown` is called or every handle is dropped. A panic of the
+//! thread (raft-rs panics on inputs that break its invariants) ends the engine for good:
+//! [`RaftEngine::died`] resolves with the reason, so the node can exit instead of serving
+//! on without its raft groups.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -87,6 +90,8 @@ pub struct RaftEngine {
     commands: mpsc::Sender<Command>,
     peer: u64,
     thread: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+    /// Why the thread died (`None` while it runs or after a clean stop).
+    death: watch::Receiver<Option<String>>,
 }
 
 impl RaftEngine {
@@ -99,14 +104,38 @@ impl RaftEngine {
     ) -> RaftEngine {
         assert_ne!(peer, raft::INVALID_ID, "raft id 0 is reserved");
         let (commands, inbox) = mpsc::channel();
+        let (died, death) = watch::channel(None);
         let thread = std::thread::Builder::new()
             .name(format!("raft-engine-{peer}"))
             .spawn(move || {
-                EngineLoop { storage, peer, transport, options, groups: HashMap::new(), inbox, probed: HashMap::new() }
-                    .run()
+                let engine = EngineLoop {
+                    storage,
+                    peer,
+                    transport,
+                    options,
+                    groups: HashMap::new(),
+                    inbox,
+                    probed: HashMap::new(),
+                };
+                if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run())) {
+                    let reason = panic_message(panic.as_ref());
+                    tracing::error!(peer, "the raft engine thread panicked: {reason}");
+                    let _ = died.send(Some(reason));
+                }
             })
             .expect("spawn raft engine thread");
-        RaftEngine { commands, peer, thread: Arc::new(std::sync::Mutex::new(Some(thread))) }
+        RaftEngine { commands, peer, thread: Arc::new(std::sync::Mutex::new(Some(thread))), death }
+    }
+
+    /// Resolves when the engine thread has died (never after a clean stop), with why.
+    pub async fn died(&self) -> String {
+        let mut death = self.death.clone();
+        let reason = death.wait_for(Option::is_some).await.map(|reason| reason.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
+            // The thread ended cleanly and dropped the sender: it will never die.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     pub fn peer(&self) -> u64 {
@@ -176,6 +205,15 @@ impl RaftEngine {
             let _ = thread.join();
         }
     }
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 struct EngineLoop {

@@ -243,6 +243,19 @@ impl Node {
                 }
             });
         }
+        if let Some(raft) = &raft_host {
+            // Without its raft engine the node's metadata and log replicas are gone: it
+            // must not keep answering /health as if it were fine.
+            let (engine, shutdown, failure_tx) = (raft.engine.clone(), shutdown.clone(), failure_tx.clone());
+            tasks.spawn(async move {
+                tokio::select! {
+                    reason = engine.died() => {
+                        let _ = failure_tx.send(format!("the raft engine died ({reason}): stopping the node so that it is restarted"));
+                    }
+                    _ = shutdown.cancelled() => {}
+                }
+            });
+        }
         tasks.spawn(restate_metadata::view_follower::follow(view, client, shutdown.clone()));
         if let Some(listener) = pgsql_listener {
             tasks.spawn(pgsql::serve(listener, shutdown.clone()));

@@ -65,6 +65,7 @@ fn service_json(service: &ServiceSchema) -> Value {
 }
 
 /// A deployment; `with_handlers` adds each service's handlers (the single-deployment view).
+/// The additional headers' values (often credentials) are never shown, only their names.
 fn deployment_json(schema: &Schema, deployment: &Deployment, with_handlers: bool) -> Value {
     let services: Vec<Value> = deployment
         .services
@@ -90,10 +91,15 @@ fn deployment_json(schema: &Schema, deployment: &Deployment, with_handlers: bool
         "min_protocol_version": deployment.min_protocol_version,
         "max_protocol_version": deployment.max_protocol_version,
         "http_version": if deployment.use_http_11 { "HTTP/1.1" } else { "HTTP/2.0" },
-        "additional_headers": deployment.additional_headers,
+        "additional_headers": masked_headers(&deployment.additional_headers),
         "created_at": deployment.created_at,
         "services": services,
     })
+}
+
+/// `headers` with every value replaced by `***`.
+fn masked_headers(headers: &BTreeMap<String, String>) -> BTreeMap<&str, &'static str> {
+    headers.keys().map(|name| (name.as_str(), restate_config::REDACTED)).collect()
 }
 
 // ---- POST /deployments ----
@@ -517,6 +523,8 @@ mod tests {
             .unwrap();
         assert!(ok.force && !ok.dry_run);
         assert_eq!(ok.additional_headers["x-k"], "v");
+        let shown = masked_headers(&ok.additional_headers);
+        assert_eq!(serde_json::to_string(&shown).unwrap(), r#"{"x-k":"***"}"#, "values are never shown");
     }
 
     #[test]
