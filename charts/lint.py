@@ -87,8 +87,18 @@ def manifest_problems(name: str, values: dict | None, manifests: dict[str, str])
         'resources: ["persistentvolumeclaims"]',
     )
     rbac = manifests.get(f"{RELEASE}/templates/rbac.yaml", "")
-    if "secrets" in rbac or '"pods"' in rbac:
-        problems.append(f"{name}: the operator must not get access to Secrets or Pods")
+    if '"pods"' in rbac:
+        problems.append(f"{name}: the operator must not get access to Pods")
+    # Secrets: only its clusters' node-port secrets, by name (get) and once (create); it
+    # must never list or watch them (that would read every Secret of the namespace).
+    secret_rules = [line for line in rbac.splitlines() if '"secrets"' in line]
+    if len(secret_rules) != rbac.count('"secrets"'):
+        problems.append(f"{name}: Secrets appear in rbac.yaml outside a rule's resources line")
+    for index, line in enumerate(rbac.splitlines()):
+        if '"secrets"' in line:
+            verbs = rbac.splitlines()[index + 1] if index + 1 < len(rbac.splitlines()) else ""
+            if verbs.strip() != 'verbs: ["get", "create"]':
+                problems.append(f"{name}: Secrets may only be got and created, not {verbs.strip()!r}")
     namespaces = (values or {}).get("watchNamespaces", [])
     for namespace in namespaces:
         need("deployment.yaml", f"--namespace={namespace}")

@@ -618,6 +618,8 @@ fn fully_populated() -> Config {
         networking: NetworkingOptions {
             cluster_secret_file: Some("/etc/restate/cluster-secret".into()),
             insecure: true,
+            request_header_timeout_ms: 5_000,
+            max_connections: 2_000,
         },
     }
 }

@@ -254,8 +254,8 @@ impl Default for IngressOptions {
     }
 }
 
-/// `[networking]`: who may talk to the node port.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// `[networking]`: who may talk to the node port, and the limits of every listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NetworkingOptions {
     /// A file holding the cluster secret (the same on every node): every RPC on the node
@@ -265,6 +265,23 @@ pub struct NetworkingOptions {
     /// Permits binding the node port to a non-loopback address without credentials
     /// (anyone who reaches the port can then change the cluster).
     pub insecure: bool,
+    /// How long a connection may take to deliver a request's whole head, in milliseconds
+    /// (also how long an HTTP/1.1 keep-alive connection may stay idle).
+    #[serde(rename = "request-header-timeout")]
+    pub request_header_timeout_ms: u64,
+    /// Connections each listener (node port, admin API, ingress) keeps open at most.
+    pub max_connections: u64,
+}
+
+impl Default for NetworkingOptions {
+    fn default() -> Self {
+        NetworkingOptions {
+            cluster_secret_file: None,
+            insecure: false,
+            request_header_timeout_ms: 10_000,
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// `[worker]`: partition processing.

@@ -129,6 +129,8 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("networking", Kind::Table),
     key("networking.cluster-secret-file", Kind::Path),
     key("networking.insecure", Kind::Bool),
+    key("networking.request-header-timeout", Kind::DurationMs { min_ms: 100, max_ms: 3_600_000 }),
+    key("networking.max-connections", Kind::Integer { min: 16, max: 1_000_000 }),
 ];
 
 pub(crate) fn lookup(path: &str) -> Option<&'static Key> {

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use crate::lifecycle::NodeState;
-use crate::listeners::BoundListener;
 use crate::metadata_role::{MetadataRole, RaftHost};
 use crate::metrics::NodeMetrics;
 use crate::node_ctl::NodeCtlService;
@@ -66,21 +64,4 @@ pub(crate) fn router(
                 }
             }),
         )
-}
-
-/// Serves `router` until `shutdown` (TCP_NODELAY on every connection); in-flight requests finish first.
-pub(crate) async fn serve(
-    bound: BoundListener,
-    router: Router,
-    shutdown: CancellationToken,
-    what: &'static str,
-) -> std::io::Result<()> {
-    tracing::info!(address = %bound.local_addr, "{what} listening");
-    // Answers are small and latency-bound: no Nagle delay waiting for the peer's ACK.
-    let listener = bound.listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY on an accepted connection: {e}");
-        }
-    });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

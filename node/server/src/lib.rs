@@ -12,6 +12,7 @@ mod cluster_view;
 mod drain_ctl;
 mod fabric;
 mod fabric_auth;
+mod http_server;
 mod ingress_http;
 mod ingress_route;
 mod invocations;

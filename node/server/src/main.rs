@@ -88,6 +88,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&loaded.config.log_filter, loaded.config.log_format);
+    raise_open_files_limit();
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -126,6 +127,30 @@ async fn run(config: restate_config::Config) -> ExitCode {
             eprintln!("error: {reason}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit: every connection and
+/// every RocksDB file takes one, and the common soft default of 1,024 is used up by a few
+/// hundred idle clients (accepts would then fail, `/health` among them).
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by reference.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max {
+            return;
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        (libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0).then_some(before)
+    };
+    match raised {
+        Some(before) => tracing::info!(from = before, to = limit.rlim_max, "raised the open files limit"),
+        None => tracing::warn!(
+            "could not raise the open files limit to {}: {}",
+            limit.rlim_max,
+            std::io::Error::last_os_error()
+        ),
     }
 }
 

@@ -234,11 +234,15 @@ impl Node {
                 (l, router, "ingress")
             }),
         ];
+        let limits = crate::http_server::ListenerLimits {
+            header_timeout: Duration::from_millis(config.networking.request_header_timeout_ms),
+            max_connections: usize::try_from(config.networking.max_connections).unwrap_or(usize::MAX),
+        };
         for (listener, router, what) in servers.into_iter().flatten() {
             let shutdown = shutdown.clone();
             let failure_tx = failure_tx.clone();
             tasks.spawn(async move {
-                if let Err(e) = fabric::serve(listener, router, shutdown, what).await {
+                if let Err(e) = crate::http_server::serve(listener, router, shutdown, what, limits).await {
                     let _ = failure_tx.send(format!("{what} server failed: {e}"));
                 }
             });
