@@ -104,13 +104,20 @@ pub fn summary_table(rows: &[SummaryRow]) -> String {
     out
 }
 
+/// Set (to anything) when the cluster under test runs the previous release, whose nodes
+/// read partition log records in the JSON format only (the before/after rows).
+pub const JSON_RECORDS_ENV: &str = "RESTATE_BENCH_JSON_RECORDS";
+
 /// A record every partition processor decodes and ignores (a leader command at epoch 0,
 /// below any announced leader), so appending it measures the log without disturbing
-/// the partition.
+/// the partition; JSON-encoded when [`JSON_RECORDS_ENV`] is set.
 pub fn harmless_record() -> Vec<u8> {
-    Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0, workflows: Default::default() })
-        .encode()
-        .to_vec()
+    let envelope = Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0, workflows: Default::default() });
+    if std::env::var_os(JSON_RECORDS_ENV).is_some() {
+        envelope.encode_json().to_vec()
+    } else {
+        envelope.encode().to_vec()
+    }
 }
 
 /// p50 of one replicated append to partition 0's log, appended one at a time to the
