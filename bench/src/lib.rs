@@ -112,7 +112,8 @@ pub const JSON_RECORDS_ENV: &str = "RESTATE_BENCH_JSON_RECORDS";
 /// below any announced leader), so appending it measures the log without disturbing
 /// the partition; JSON-encoded when [`JSON_RECORDS_ENV`] is set.
 pub fn harmless_record() -> Vec<u8> {
-    let envelope = Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0, workflows: Default::default() });
+    let envelope =
+        Envelope::from_leader(0, Command::PurgeIdempotency { older_than_ms: 0, workflows: Default::default() });
     if std::env::var_os(JSON_RECORDS_ENV).is_some() {
         envelope.encode_json().to_vec()
     } else {

@@ -151,6 +151,19 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
         Ok(effects)
     }
 
+    /// Passes over the record at `lsn` without applying it (an operator's explicit choice
+    /// for a record that cannot be applied): only the applied LSN moves, in one write.
+    pub fn skip(&mut self, lsn: Lsn) -> Result<(), StoreError> {
+        if lsn <= self.applied_lsn {
+            return Ok(());
+        }
+        let mut applier = Applier::new(&self.store);
+        applier.tx.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
+        self.store.commit(applier.tx.into_writes())?;
+        self.applied_lsn = lsn;
+        Ok(())
+    }
+
     /// Everything in progress according to the stored state: what a new leader resumes
     /// (see [`PendingWork::effects`]).
     pub fn pending_work(&self) -> Result<PendingWork, StoreError> {

@@ -28,6 +28,8 @@ impl pb::worker_server::Worker for WorkerService {
         match worker.invoke(partition, invocation, r.wait).await {
             Ok(result) => Ok(Response::new(to_wire(result))),
             Err(e @ WorkerError::NotLeader(_)) => Err(Status::unavailable(format!("not the leader: {e}"))),
+            // Asking again elsewhere cannot help: every replica stops at the same record.
+            Err(e @ WorkerError::Blocked { .. }) => Err(Status::failed_precondition(e.to_string())),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
     }
@@ -229,7 +231,8 @@ pub(crate) async fn submit(
     loop {
         let last_error = match try_submit(metadata, fresh, local, &request, &body, wait).await {
             Ok(result) => return Ok(result),
-            Err(e) => e,
+            Err(Attempt::Final(reason)) => return Err(reason),
+            Err(Attempt::Retry(reason)) => reason,
         };
         fresh = true;
         let pause = backoff.next_delay();
@@ -353,6 +356,13 @@ pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::Invo
     Ok((all, missing))
 }
 
+/// Why one submission failed: worth asking again (maybe elsewhere), or final.
+enum Attempt {
+    Retry(String),
+    /// The partition is blocked at a record it cannot apply: every leader refuses.
+    Final(String),
+}
+
 async fn try_submit(
     metadata: &RoutingMetadata,
     fresh: bool,
@@ -360,20 +370,26 @@ async fn try_submit(
     request: &InvocationRequest,
     body: &[u8],
     wait: bool,
-) -> Result<Option<InvocationResult>, String> {
-    let partition = metadata.partition_of(&request.id, fresh).await?;
+) -> Result<Option<InvocationResult>, Attempt> {
+    let partition = metadata.partition_of(&request.id, fresh).await.map_err(Attempt::Retry)?;
     if let Some(worker) = local.worker() {
         if worker.leads(partition) {
-            return worker.invoke(partition, request.clone(), wait).await.map_err(|e| e.to_string());
+            return worker.invoke(partition, request.clone(), wait).await.map_err(|e| match e {
+                WorkerError::Blocked { .. } => Attempt::Final(e.to_string()),
+                e => Attempt::Retry(e.to_string()),
+            });
         }
     }
-    let address = metadata.leader_address(partition, fresh).await?;
-    let mut client = metadata.workers.client(&address)?;
+    let address = metadata.leader_address(partition, fresh).await.map_err(Attempt::Retry)?;
+    let mut client = metadata.workers.client(&address).map_err(Attempt::Retry)?;
     let call = client.invoke(pb::InvokeRequest { partition_id: partition.0 as u32, request: body.to_vec(), wait });
     let answer = tokio::select! {
-        answer = call => answer.map_err(|s| format!("{address}: {}", s.message()))?,
+        answer = call => answer.map_err(|s| match s.code() {
+            tonic::Code::FailedPrecondition => Attempt::Final(s.message().to_owned()),
+            _ => Attempt::Retry(format!("{address}: {}", s.message())),
+        })?,
         _ = metadata.leader_moved_from(partition, &address) => {
-            return Err(format!("{address}: partition {partition} moved to another leader while the request waited"));
+            return Err(Attempt::Retry(format!("{address}: partition {partition} moved to another leader while the request waited")));
         }
     };
     Ok(from_wire(answer.into_inner()))

@@ -40,7 +40,7 @@ impl NodeMetrics {
         let partition_lsn = IntGaugeVec::new(
             Opts::new(
                 "restate_partition_lsn",
-                "Per partition processor on this node: the LSN it applied (kind=applied) and the latest published snapshot's (kind=archived), and whether it leads (kind=leader, 1/0)",
+                "Per partition processor on this node: the LSN it applied (kind=applied) and the latest published snapshot's (kind=archived), the record it is blocked at (kind=blocked, 0: none), and whether it leads (kind=leader, 1/0)",
             ),
             &["partition", "kind"],
         )
@@ -85,6 +85,7 @@ impl NodeMetrics {
             let gauge = |kind: &str| self.partition_lsn.with_label_values(&[partition.as_str(), kind]);
             gauge("applied").set(p.applied_lsn as i64);
             gauge("archived").set(p.archived_lsn as i64);
+            gauge("blocked").set(p.blocked.as_ref().map_or(0, |(lsn, _)| *lsn as i64));
             gauge("leader").set(i64::from(p.leading));
         }
     }

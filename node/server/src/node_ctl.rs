@@ -245,6 +245,8 @@ impl NodeCtl for NodeCtlService {
                 epoch: p.epoch,
                 applied_lsn: p.applied_lsn,
                 archived_lsn: p.archived_lsn,
+                blocked_lsn: p.blocked.as_ref().map_or(0, |(lsn, _)| *lsn),
+                blocked_reason: p.blocked.map(|(_, reason)| reason).unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(pb::ListPartitionProcessorsResponse { processors }))
@@ -285,6 +287,42 @@ impl NodeCtl for NodeCtlService {
         self.ctx.metrics.request("remove_node");
         let request = request.into_inner();
         Ok(Response::new(crate::drain_ctl::remove(&self.ctx, &request.node, request.force).await?))
+    }
+
+    async fn skip_record(
+        &self,
+        request: Request<pb::SkipRecordRequest>,
+    ) -> Result<Response<pb::SkipRecordResponse>, Status> {
+        self.ctx.metrics.request("skip_record");
+        let request = request.into_inner();
+        let partition = u16::try_from(request.partition_id)
+            .map_err(|_| Status::invalid_argument(format!("partition {} does not exist", request.partition_id)))?;
+        if request.lsn == 0 {
+            return Err(Status::invalid_argument(
+                "LSN 0 holds no record; give the LSN `partitions list` shows as blocked",
+            ));
+        }
+        let metadata = self.ctx.metadata.as_ref();
+        let partitions = typed::get::<restate_metadata::objects::PartitionTable>(metadata)
+            .await
+            .map_err(|e| Status::unavailable(format!("reading the partition table: {e}")))?
+            .ok_or_else(|| Status::failed_precondition("the cluster is not provisioned"))?;
+        if !partitions.0.partitions.contains_key(&restate_types::PartitionId(partition)) {
+            return Err(Status::invalid_argument(format!("partition {partition} does not exist")));
+        }
+        let mut newly = false;
+        typed::read_modify_write::<restate_metadata::objects::PartitionSkips, String, _>(metadata, |current| {
+            let mut skips = current.unwrap_or_default();
+            newly = skips.add(partition, request.lsn);
+            Ok(newly.then_some(skips))
+        })
+        .await
+        .map_err(|e| Status::unavailable(format!("writing the skipped records: {e}")))?
+        .map_err(Status::internal)?;
+        if newly {
+            tracing::warn!(partition, lsn = request.lsn, "an operator asked to skip the log record at LSN {}: every processor of partition {partition} passes over it, its content is lost", request.lsn);
+        }
+        Ok(Response::new(pb::SkipRecordResponse { newly_skipped: newly }))
     }
 
     async fn describe_log(

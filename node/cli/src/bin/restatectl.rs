@@ -84,8 +84,19 @@ enum SnapshotsCmd {
 #[derive(Debug, Subcommand)]
 enum PartitionsCmd {
     /// Every partition processor of every alive worker: node, mode (leader/follower),
-    /// leader epoch, applied LSN and lag behind the partition's most advanced processor.
+    /// leader epoch, applied LSN, lag behind the partition's most advanced processor, and
+    /// whether it is blocked at a record it cannot apply.
     List,
+    /// Skips the record at LSN of PARTITION that its processors cannot apply (see
+    /// `partitions list`): every processor passes over it and the partition goes on. The
+    /// record's content is lost; the node logs the decision.
+    SkipRecord {
+        partition: u32,
+        lsn: u64,
+        /// Skip even when no processor is blocked at that LSN.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +252,9 @@ fn main() -> ExitCode {
             }
             Command::Logs(LogsCmd::List) => ctl::logs::list(&globals).await,
             Command::Partitions(PartitionsCmd::List) => ctl::partitions::list(&globals).await,
+            Command::Partitions(PartitionsCmd::SkipRecord { partition, lsn, force }) => {
+                ctl::partitions::skip_record(&globals, partition, lsn, force).await
+            }
             Command::Snapshots(SnapshotsCmd::Create { trim_log, partitions }) => {
                 ctl::snapshots::create(&globals, &partitions, trim_log).await
             }

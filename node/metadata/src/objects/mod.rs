@@ -4,6 +4,7 @@
 mod cluster_config;
 mod logs;
 mod nodes_config;
+mod partition_skips;
 mod partition_table;
 mod scheduling_plan;
 mod schema;
@@ -11,6 +12,7 @@ mod schema;
 pub use cluster_config::ClusterConfiguration;
 pub use logs::{Chain, Logs, Segment};
 pub use nodes_config::{LogServerState, MetadataServerState, NodeConfig, NodeRegistration, NodesConfiguration};
+pub use partition_skips::PartitionSkips;
 pub use partition_table::{Partition, PartitionTable};
 pub use scheduling_plan::{PartitionPlacement, SchedulingPlan};
 pub use schema::{
@@ -44,6 +46,11 @@ impl MetadataObject for Logs {
 impl MetadataObject for PartitionTable {
     const KEY: &'static str = "partition_table";
     const NAME: &'static str = "PartitionTable";
+}
+
+impl MetadataObject for PartitionSkips {
+    const KEY: &'static str = "partition_skips";
+    const NAME: &'static str = "PartitionSkips";
 }
 
 impl MetadataObject for SchedulingPlan {

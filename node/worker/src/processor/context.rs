@@ -65,6 +65,9 @@ pub(crate) struct ProcessorHandle {
     /// Poked after a local append, so the processor reads at once.
     pub wake: Notify,
     pub applied_lsn: AtomicU64,
+    /// The record this processor cannot apply, and why: it stops there until an operator
+    /// lists the LSN in `PartitionSkips`.
+    pub blocked: Mutex<Option<(u64, String)>>,
     /// The last leader epoch applied from the log.
     pub known_epoch: AtomicU64,
     /// LSN of the latest published snapshot known here (0: none).

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::context::{ProcessorHandle, WorkerContext};
 use super::snapshots;
+use restate_metadata::objects::PartitionSkips;
 use restate_partition::{
     Command, Effect, Envelope, InvocationId, PartitionReads, PartitionStateMachine, RocksDbPartitionStore,
     WorkflowCutoffs,
@@ -155,10 +156,20 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
         since_snapshot += batch.records.len() as u64;
         for record in batch.records {
             let effects = match machine.apply_record(record.lsn, &record.payload) {
-                Ok(effects) => effects,
+                Ok(effects) => {
+                    unblock(&handle);
+                    effects
+                }
                 Err(e) => {
-                    tracing::error!(partition = %partition, lsn = %record.lsn, "cannot apply log record: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if skip_if_listed(&ctx, &handle, &mut machine, record.lsn).await {
+                        report_progress(&handle, &machine);
+                        continue;
+                    }
+                    block(&handle, record.lsn.0, e.to_string());
+                    tokio::select! {
+                        _ = handle.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                     break;
                 }
             };
@@ -186,6 +197,53 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
                 }
                 handle.snapshot_in_flight.store(false, Ordering::SeqCst);
             });
+        }
+    }
+}
+
+/// Marks the processor stopped at `lsn` (logged once per LSN): status, metrics and the
+/// ingress show it until the record is applied or skipped.
+fn block(handle: &ProcessorHandle, lsn: u64, reason: String) {
+    let mut blocked = handle.blocked.lock().expect("not poisoned");
+    if blocked.as_ref().is_none_or(|(at, _)| *at != lsn) {
+        tracing::error!(partition = %handle.partition, lsn, "partition blocked: cannot apply the log record at LSN {lsn}: {reason}; `restatectl partitions skip-record {} {lsn} --yes` skips it (its content is lost)", handle.partition);
+    }
+    *blocked = Some((lsn, reason));
+}
+
+fn unblock(handle: &ProcessorHandle) {
+    if let Some((lsn, _)) = handle.blocked.lock().expect("not poisoned").take() {
+        tracing::info!(partition = %handle.partition, lsn, "partition unblocked");
+    }
+}
+
+/// Skips the record at `lsn` when an operator listed it (`PartitionSkips`, read fresh:
+/// the listing is what unblocks); whether it did.
+async fn skip_if_listed(
+    ctx: &WorkerContext,
+    handle: &ProcessorHandle,
+    machine: &mut PartitionStateMachine<RocksDbPartitionStore>,
+    lsn: Lsn,
+) -> bool {
+    let listed = match ctx.metadata.refresh::<PartitionSkips>().await {
+        Ok(skips) => skips.is_some_and(|skips| skips.0.skips(handle.partition.0, lsn.0)),
+        Err(e) => {
+            tracing::debug!(partition = %handle.partition, "reading the skipped records: {e}");
+            false
+        }
+    };
+    if !listed {
+        return false;
+    }
+    match machine.skip(lsn) {
+        Ok(()) => {
+            tracing::warn!(partition = %handle.partition, %lsn, "skipped the log record at LSN {lsn} as an operator asked: its content is lost");
+            unblock(handle);
+            true
+        }
+        Err(e) => {
+            tracing::error!(partition = %handle.partition, %lsn, "skipping the log record failed: {e}");
+            false
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum WorkerError {
     /// The leader changed before the result arrived; the invocation goes on.
     #[error("partition {0} changed leader before the invocation finished; ask again with the same id")]
     LeaderChanged(PartitionId),
+    /// The partition stopped at a record it cannot apply: nothing new is accepted.
+    #[error("partition {partition} is blocked at LSN {lsn}: {reason}; `restatectl partitions skip-record {partition} {lsn} --yes` skips that record (its content is lost)")]
+    Blocked { partition: PartitionId, lsn: u64, reason: String },
 }
 
 /// What `Worker::status` reports of one processor.
@@ -41,6 +44,8 @@ pub struct ProcessorStatus {
     pub applied_lsn: u64,
     /// LSN of the latest published snapshot this node knows of (0: none).
     pub archived_lsn: u64,
+    /// The record it cannot apply and why, while it is stopped there.
+    pub blocked: Option<(u64, String)>,
 }
 
 pub struct Worker {
@@ -109,6 +114,7 @@ impl Worker {
                             waiters: Mutex::new(HashMap::new()),
                             wake: Notify::new(),
                             applied_lsn: AtomicU64::new(0),
+                            blocked: Mutex::new(None),
                             known_epoch: AtomicU64::new(0),
                             archived_lsn: AtomicU64::new(0),
                             snapshot_in_flight: AtomicBool::new(false),
@@ -173,6 +179,7 @@ impl Worker {
                 epoch: h.known_epoch.load(Ordering::SeqCst),
                 applied_lsn: h.applied_lsn.load(Ordering::SeqCst),
                 archived_lsn: h.archived_lsn.load(Ordering::SeqCst),
+                blocked: h.blocked.lock().expect("not poisoned").clone(),
             })
             .collect()
     }
@@ -188,6 +195,9 @@ impl Worker {
         wait: bool,
     ) -> Result<Option<InvocationResult>, WorkerError> {
         let handle = self.leader_handle(partition)?;
+        if let Some((lsn, reason)) = handle.blocked.lock().expect("not poisoned").clone() {
+            return Err(WorkerError::Blocked { partition, lsn, reason });
+        }
         let answer = if wait {
             let (sink, rx) = handle.waiter(&request.id);
             request.response = sink;
