@@ -14,7 +14,7 @@ use restate_e2e::*;
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 use restate_proto::metadata::{
     metadata_server_admin_client::MetadataServerAdminClient, metadata_server_client::MetadataServerClient, JoinRequest,
-    Member, PromoteRequest, WriteRequest,
+    Member, PromoteRequest, WriteOp, WriteRequest,
 };
 use restate_proto::node_ctl::{node_ctl_client::NodeCtlClient, AppendLogRequest};
 use restate_proto::raft::{raft_transport_client::RaftTransportClient, RaftBatch, RaftEnvelope};
@@ -97,6 +97,35 @@ fn every_rpc_needs_the_cluster_secret_and_refusals_change_nothing() {
     }
     let refused = metric_value(&nodes[0], "restate_fabric_unauthenticated_requests_total").unwrap();
     assert!(refused >= codes.len() as f64 + 2.0, "{refused} refusals counted");
+
+    // With the secret, the raw metadata write still checks what it writes: garbage for the
+    // scheduling plan and a partition table with a gap are refused with the rule.
+    let secret = restate_proto::credentials::ClusterSecret::new(SECRET).unwrap();
+    let refusals = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(nodes[0].address()).unwrap().connect().await.unwrap();
+        let channel = tonic::service::interceptor::InterceptedService::new(
+            channel,
+            restate_proto::credentials::AttachSecret::new(Some(secret)),
+        );
+        let mut metadata = MetadataServerClient::new(channel);
+        let mut refusals = Vec::new();
+        for (key, value) in [
+            ("scheduling_plan", &b"garbage"[..]),
+            (
+                "partition_table",
+                br#"{"partitions": {"0": {"start_key": 5, "end_key": 18446744073709551615, "log_id": 0}}}"#,
+            ),
+        ] {
+            let op = WriteOp { key: key.into(), precondition: None, delete: false, value: value.to_vec() };
+            let status = metadata.write(WriteRequest { ops: vec![op] }).await.expect_err("refused");
+            refusals.push((key, status.code(), status.message().to_owned()));
+        }
+        refusals
+    });
+    for (key, code, message) in &refusals {
+        assert_eq!(*code, tonic::Code::InvalidArgument, "{key}: {message}");
+    }
+    assert!(refusals[1].2.contains("no partition owns the keys 0..4"), "{}", refusals[1].2);
 
     // Nothing changed: three voters, every node alive and serving; restatectl with the secret.
     let voters = wait_for_metadata_voters(&nodes[0], 3);

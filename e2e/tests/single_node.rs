@@ -143,6 +143,14 @@ fn metadata_survives_restart_with_its_version_and_refuses_stale_writes() {
     let bad = node.ctl(&["metadata", "put", "--key", "nodes_config", "--value", "{}x"]);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("NodesConfiguration"), "{}", bad.stderr);
+    // A partition table that decodes but leaves keys without a partition: refused by its
+    // meaning, and the node keeps serving with the table it had.
+    let gap = r#"{"partitions": {"0": {"start_key": 0, "end_key": 100, "log_id": 0}}}"#;
+    let bad = node.ctl(&["metadata", "put", "--key", "partition_table", "--value", gap]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("no partition owns the keys 101.."), "{}", bad.stderr);
+    let table = node.ctl(&["metadata", "get", "--key", "partition_table", "--json"]).json();
+    assert_eq!(table["version"], 1, "the partition table is unchanged: {table:#}");
 }
 
 #[test]

@@ -107,6 +107,11 @@ impl MetadataServer for MetadataServerService {
             .map(wire::op_from_wire)
             .collect::<Result<Vec<_>, _>>()
             .map_err(status_from_error)?;
+        for op in &ops {
+            if let crate::store::WriteOp::Put { key, value, .. } = op {
+                crate::objects::check_well_known(key, value).map_err(Status::invalid_argument)?;
+            }
+        }
         let outcome = match self.store.write(ops).await {
             Ok(versions) => Outcome::Written(pb::Written { versions: versions.into_iter().map(|v| v.0).collect() }),
             Err(MetadataStoreError::PreconditionFailed { key, expected, current }) => {

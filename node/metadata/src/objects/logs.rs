@@ -11,6 +11,43 @@ pub struct Logs {
     pub next_loglet_id: LogletId,
 }
 
+impl Logs {
+    /// Whether every chain is well-formed: at least one segment, base LSNs from at least 1
+    /// and never descending (an empty sealed segment shares its base with the next), loglet ids below `next_loglet_id` and never reused. The
+    /// error names the log and the rule that failed.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (log, chain) in &self.logs {
+            let Some(first) = chain.segments.first() else {
+                return Err(format!("log {log} has no segment"));
+            };
+            if first.base_lsn.0 == 0 {
+                return Err(format!("log {log}'s first segment starts at LSN 0 (LSNs start at 1)"));
+            }
+            for pair in chain.segments.windows(2) {
+                if pair[1].base_lsn < pair[0].base_lsn {
+                    return Err(format!(
+                        "log {log}: a segment starting at LSN {} follows one starting at LSN {}",
+                        pair[1].base_lsn, pair[0].base_lsn
+                    ));
+                }
+            }
+            for segment in &chain.segments {
+                if segment.loglet_id >= self.next_loglet_id {
+                    return Err(format!(
+                        "log {log} uses loglet {} but next-loglet-id is {}",
+                        segment.loglet_id, self.next_loglet_id
+                    ));
+                }
+                if !seen.insert(segment.loglet_id) {
+                    return Err(format!("loglet {} appears in more than one segment", segment.loglet_id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Logs {
     fn default() -> Self {
         Logs { logs: BTreeMap::new(), next_loglet_id: LogletId(1) }
@@ -79,5 +116,15 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 4);
         assert_eq!(logs.next_loglet_id, LogletId(5));
+        assert_eq!(logs.check(), Ok(()));
+        let mut reused = logs.clone();
+        reused.logs.get_mut(&LogId(1)).unwrap().segments[0].loglet_id = LogletId(1);
+        assert!(reused.check().unwrap_err().contains("more than one segment"));
+        let mut unallocated = logs.clone();
+        unallocated.logs.get_mut(&LogId(0)).unwrap().segments[0].loglet_id = LogletId(9);
+        assert!(unallocated.check().unwrap_err().contains("next-loglet-id"));
+        let mut empty = logs;
+        empty.logs.get_mut(&LogId(2)).unwrap().segments.clear();
+        assert!(empty.check().unwrap_err().contains("log 2 has no segment"));
     }
 }

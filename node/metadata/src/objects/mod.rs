@@ -64,21 +64,26 @@ impl MetadataObject for Schema {
 }
 
 /// Checks that `bytes` decode as the typed object stored under `key`, if `key` is one of
-/// the well-known keys. Administrative writes call this so a typo cannot corrupt the
-/// cluster's own metadata.
+/// the well-known keys, and that the object makes sense (a partition table covering the
+/// key space, well-formed log chains). Every write path of the store calls this (node
+/// control, `restatectl metadata put`, the raw `MetadataServer.Write`) so that a typo
+/// cannot corrupt the cluster's own metadata; the error names the rule that failed.
 pub fn check_well_known(key: &str, bytes: &[u8]) -> Result<(), String> {
-    fn check<T: MetadataObject>(bytes: &[u8]) -> Result<(), String> {
+    fn decode<T: MetadataObject>(bytes: &[u8]) -> Result<T, String> {
         serde_json::from_slice::<T>(bytes)
-            .map(|_| ())
             .map_err(|e| format!("the value is not a valid {} (key '{}'): {e}", T::NAME, T::KEY))
     }
+    fn meaning<T: MetadataObject>(check: Result<(), String>) -> Result<(), String> {
+        check.map_err(|rule| format!("refusing this {} (key '{}'): {rule}", T::NAME, T::KEY))
+    }
     match key {
-        ClusterConfiguration::KEY => check::<ClusterConfiguration>(bytes),
-        NodesConfiguration::KEY => check::<NodesConfiguration>(bytes),
-        Logs::KEY => check::<Logs>(bytes),
-        PartitionTable::KEY => check::<PartitionTable>(bytes),
-        SchedulingPlan::KEY => check::<SchedulingPlan>(bytes),
-        Schema::KEY => check::<Schema>(bytes),
+        ClusterConfiguration::KEY => decode::<ClusterConfiguration>(bytes).map(|_| ()),
+        NodesConfiguration::KEY => decode::<NodesConfiguration>(bytes).map(|_| ()),
+        Logs::KEY => meaning::<Logs>(decode::<Logs>(bytes)?.check()),
+        PartitionTable::KEY => meaning::<PartitionTable>(decode::<PartitionTable>(bytes)?.check()),
+        SchedulingPlan::KEY => decode::<SchedulingPlan>(bytes).map(|_| ()),
+        Schema::KEY => decode::<Schema>(bytes).map(|_| ()),
+        PartitionSkips::KEY => decode::<PartitionSkips>(bytes).map(|_| ()),
         _ => Ok(()),
     }
 }
