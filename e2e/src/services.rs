@@ -238,3 +238,26 @@ pub fn leader_of_invocation(nodes: &[crate::ServerProcess], id: &str) -> usize {
         .to_owned();
     nodes.iter().position(|n| n.name == leader).unwrap_or_else(|| panic!("leader {leader} is not among the nodes"))
 }
+
+/// Whether `Greeter/greet` with `name` through the ingress at `port` answered 200.
+pub fn greets(port: u16, name: &str) -> bool {
+    let body = format!("\"{name}\"");
+    matches!(crate::http_call(port, "POST", "/Greeter/greet", &body, &[], Duration::from_secs(30)), Some((200, _)))
+}
+
+/// `{path}/send` through the ingress at `port`, which must answer 202; the invocation id.
+pub fn send_invocation(port: u16, path: &str, body: &str, headers: &[(&str, &str)]) -> String {
+    let (status, answer) =
+        crate::http_call(port, "POST", &format!("{path}/send"), body, headers, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("ingress {port} did not answer {path}/send"));
+    assert_eq!(status, 202, "{path}/send: {answer}");
+    let answer: serde_json::Value =
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{path}/send answered no JSON ({e}): {answer}"));
+    answer["invocationId"].as_str().unwrap_or_else(|| panic!("{path}/send: no invocationId in {answer}")).to_owned()
+}
+
+/// `GET /restate/invocation/{id}/attach` through the ingress at `port` (waits up to 90 s).
+pub fn attach(port: u16, id: &str) -> (u16, String) {
+    crate::http_call(port, "GET", &format!("/restate/invocation/{id}/attach"), "", &[], Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("ingress {port} did not answer attach {id}"))
+}

@@ -8,17 +8,12 @@ use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
-use restate_e2e::services::{three_workers_with_services_env, REPLICATED_WORKERS};
+use restate_e2e::services::{greets, three_workers_with_services_env, REPLICATED_WORKERS};
 use restate_e2e::*;
 use restate_proto::raft::{raft_transport_client::RaftTransportClient, RaftBatch, RaftEnvelope};
 
 /// The replicated metadata store's raft group.
 const METADATA_GROUP: u64 = 0;
-
-fn greet(port: u16, name: &str) -> bool {
-    let body = format!("\"{name}\"");
-    matches!(http_call(port, "POST", "/Greeter/greet", &body, &[], Duration::from_secs(30)), Some((200, _)))
-}
 
 #[test]
 fn a_dead_raft_engine_takes_its_node_down_and_the_cluster_fails_over() {
@@ -26,7 +21,7 @@ fn a_dead_raft_engine_takes_its_node_down_and_the_cluster_fails_over() {
     let (mut nodes, _services) = three_workers_with_services_env(&dir, "engine-death", &REPLICATED_WORKERS);
     let ports: Vec<u16> = nodes.iter().map(|n| n.ports.ingress).collect();
     wait_until("the Greeter answers on every node", Duration::from_secs(60), || {
-        ports.iter().all(|port| greet(*port, "before"))
+        ports.iter().all(|port| greets(*port, "before"))
     });
     let servers = wait_for_metadata_voters(&nodes[0], 3);
     let leader = servers.iter().find(|s| s["is_leader"] == true).expect("a metadata leader");
@@ -60,7 +55,7 @@ fn a_dead_raft_engine_takes_its_node_down_and_the_cluster_fails_over() {
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim_index).collect();
     for &i in &survivors {
         wait_until(&format!("{} to serve invocations", nodes[i].name), Duration::from_secs(60), || {
-            greet(ports[i], "after")
+            greets(ports[i], "after")
         });
     }
     let put = nodes[survivors[0]].ctl(&["metadata", "put", "--key", "after-death", "--value", "1", "--yes"]);
@@ -70,7 +65,7 @@ fn a_dead_raft_engine_takes_its_node_down_and_the_cluster_fails_over() {
     nodes[victim_index].start_and_wait_healthy();
     wait_for_alive_nodes(&nodes[survivors[0]], 3);
     wait_until("the restarted node to serve invocations", Duration::from_secs(60), || {
-        greet(ports[victim_index], "back")
+        greets(ports[victim_index], "back")
     });
     wait_for_metadata_voters(&nodes[0], 3);
 }

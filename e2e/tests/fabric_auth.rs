@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use restate_e2e::services::{three_workers_with_services_env, REPLICATED_WORKERS};
+use restate_e2e::services::{greets, three_workers_with_services_env, REPLICATED_WORKERS};
 use restate_e2e::*;
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 use restate_proto::metadata::{
@@ -20,11 +20,6 @@ use restate_proto::node_ctl::{node_ctl_client::NodeCtlClient, AppendLogRequest};
 use restate_proto::raft::{raft_transport_client::RaftTransportClient, RaftBatch, RaftEnvelope};
 
 const SECRET: &str = "3f1c9a7e5b2d8f4a6c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a";
-
-fn greet(port: u16, name: &str) -> bool {
-    let body = format!("\"{name}\"");
-    matches!(http_call(port, "POST", "/Greeter/greet", &body, &[], Duration::from_secs(30)), Some((200, _)))
-}
 
 fn code<T>(answer: Result<tonic::Response<T>, tonic::Status>) -> tonic::Code {
     answer.err().map_or(tonic::Code::Ok, |s| s.code())
@@ -68,7 +63,7 @@ fn every_rpc_needs_the_cluster_secret_and_refusals_change_nothing() {
     let (nodes, _services) = three_workers_with_services_env(&dir, "fabric-auth", &env);
     let ports: Vec<u16> = nodes.iter().map(|n| n.ports.ingress).collect();
     wait_until("the Greeter answers on every node", Duration::from_secs(60), || {
-        ports.iter().all(|port| greet(*port, "before"))
+        ports.iter().all(|port| greets(*port, "before"))
     });
     wait_for_metadata_voters(&nodes[0], 3);
 
@@ -134,7 +129,7 @@ fn every_rpc_needs_the_cluster_secret_and_refusals_change_nothing() {
     let status = nodes[1].ctl(&["status", "--json"]).json();
     assert!(reports_alive_nodes(&status, 3), "{status:#}");
     for (i, port) in ports.iter().enumerate() {
-        assert!(greet(*port, &format!("after-{i}")), "node {i} serves after the hostile calls");
+        assert!(greets(*port, &format!("after-{i}")), "node {i} serves after the hostile calls");
     }
     for node in &nodes {
         assert!(!node.log().contains(SECRET), "{}'s log holds the secret", node.name);

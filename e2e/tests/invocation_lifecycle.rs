@@ -6,26 +6,14 @@
 use std::time::Duration;
 
 use restate_e2e::services::{
-    admin_url, leader_of_invocation, restate, run_log_lines, three_workers_with_services, ExampleServices,
+    admin_url, attach, leader_of_invocation, restate, run_log_lines, send_invocation, three_workers_with_services,
+    ExampleServices,
 };
 use restate_e2e::*;
 use serde_json::Value;
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// `/send` through the ingress at `port`; the invocation id.
-fn send(port: u16, path: &str, body: &str, headers: &[(&str, &str)]) -> String {
-    let (status, answer) = http_call(port, "POST", &format!("{path}/send"), body, headers, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("ingress {port} did not answer {path}/send"));
-    assert_eq!(status, 202, "{path}/send: {answer}");
-    json(&answer)["invocationId"].as_str().unwrap().to_owned()
-}
-
-fn attach(port: u16, id: &str) -> (u16, String) {
-    http_call(port, "GET", &format!("/restate/invocation/{id}/attach"), "", &[], Duration::from_secs(90))
-        .unwrap_or_else(|| panic!("ingress {port} did not answer attach {id}"))
 }
 
 fn output(port: u16, id: &str) -> (u16, String) {
@@ -60,7 +48,7 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
     let port = node.ports.ingress;
 
     // Attach and output of a running, then completed invocation.
-    let held = send(port, "/Ticket/issueAndHold", "\"held\"", &[]);
+    let held = send_invocation(port, "/Ticket/issueAndHold", "\"held\"", &[]);
     let (status, body) = output(port, &held);
     assert_eq!(status, 470, "not completed yet: {body}");
     assert!(body.contains("not completed"), "{body}");
@@ -91,7 +79,7 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
     assert!(missing.stderr.contains("not found"), "{missing:?}");
 
     // Cancel while it sleeps: the handler sees the cancellation and fails with 409.
-    let cancelled = send(port, "/Ticket/issueAndHold", "\"cancel-me\"", &[]);
+    let cancelled = send_invocation(port, "/Ticket/issueAndHold", "\"cancel-me\"", &[]);
     wait_until("the ticket to be drawn", Duration::from_secs(30), || !run_log_lines(&dir, "cancel-me-").is_empty());
     let out = restate(&admin, &["invocations", "cancel", &cancelled, "--yes"]);
     assert!(out.ok().contains("cancellation requested"), "{out:?}");
@@ -100,7 +88,7 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
     assert!(body.contains("cancel"), "{body}");
 
     // Kill: stops at once.
-    let killed = send(port, "/Ticket/issueAndHold", "\"kill-me\"", &[]);
+    let killed = send_invocation(port, "/Ticket/issueAndHold", "\"kill-me\"", &[]);
     let out = restate(&admin, &["invocations", "kill", &killed, "--yes"]);
     assert!(out.ok().contains("killed"), "{out:?}");
     let (status, body) = attach(port, &killed);
@@ -132,15 +120,15 @@ fn sent_invocations_are_attached_listed_cancelled_killed_and_purged_after_retent
 
     // Idempotency: the same key gets the same invocation until the retention expires.
     let key = [("idempotency-key", "once")];
-    let first = send(port, "/Ticket/issue", "\"idem\"", &key);
+    let first = send_invocation(port, "/Ticket/issue", "\"idem\"", &key);
     let (_, first_ticket) = attach(port, &first);
-    assert_eq!(send(port, "/Ticket/issue", "\"idem\"", &key), first, "same key, same invocation");
+    assert_eq!(send_invocation(port, "/Ticket/issue", "\"idem\"", &key), first, "same key, same invocation");
     assert_eq!(attach(port, &first), (200, first_ticket.clone()));
     assert_eq!(run_log_lines(&dir, "idem-").len(), 1);
     wait_until("the result to be purged after 3 s of retention", Duration::from_secs(60), || {
         output(port, &first).0 == 404
     });
-    let renewed = send(port, "/Ticket/issue", "\"idem\"", &key);
+    let renewed = send_invocation(port, "/Ticket/issue", "\"idem\"", &key);
     let (status, second_ticket) = attach(port, &renewed);
     assert_eq!(status, 200, "{second_ticket}");
     assert_ne!(second_ticket, first_ticket, "after the retention the key starts a new invocation");
@@ -160,7 +148,7 @@ fn an_unreachable_deployment_is_retried_until_it_answers() {
     let port = services.port;
     drop(services);
 
-    let id = send(node.ports.ingress, "/Ticket/issue", "\"retry\"", &[]);
+    let id = send_invocation(node.ports.ingress, "/Ticket/issue", "\"retry\"", &[]);
     wait_until("the node to log a failed round", Duration::from_secs(30), || {
         node.log().contains("invocation round failed, retrying")
     });

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use restate_e2e::services::{three_workers_with_services_env, REPLICATED_WORKERS};
+use restate_e2e::services::{greets, three_workers_with_services_env, REPLICATED_WORKERS};
 
 use restate_e2e::*;
 use restate_proto::log_server::{log_server_client::LogServerClient, FindTailRequest, ReadRequest};
@@ -42,11 +42,6 @@ fn appended_mib(nodes: &[ServerProcess]) -> f64 {
     total / (1024.0 * 1024.0)
 }
 
-fn greet(port: u16, name: &str) -> bool {
-    let body = format!("\"{name}\"");
-    matches!(http_call(port, "POST", "/Greeter/greet", &body, &[], Duration::from_secs(30)), Some((200, _)))
-}
-
 #[test]
 fn memory_stays_flat_while_the_log_grows_and_every_member_reads_the_whole_log() {
     let dir = TestDir::new("log-memory");
@@ -57,10 +52,10 @@ fn memory_stays_flat_while_the_log_grows_and_every_member_reads_the_whole_log() 
     let payload = "x".repeat(4096);
     // Warm up (connections, caches, every partition led) before the baseline.
     wait_until("the Greeter answers on every node", Duration::from_secs(60), || {
-        ports.iter().all(|port| greet(*port, "warm-up"))
+        ports.iter().all(|port| greets(*port, "warm-up"))
     });
     for i in 0..50 {
-        assert!(greet(ports[i % 3], &payload), "warm-up invocation {i}");
+        assert!(greets(ports[i % 3], &payload), "warm-up invocation {i}");
     }
     let baseline: Vec<f64> = nodes.iter().map(rss_mib).collect();
     let appended_before = appended_mib(&nodes);
@@ -73,7 +68,7 @@ fn memory_stays_flat_while_the_log_grows_and_every_member_reads_the_whole_log() 
             std::thread::spawn(move || {
                 let mut n = client;
                 while !stop.load(Ordering::Relaxed) {
-                    if greet(ports[n % ports.len()], &payload) {
+                    if greets(ports[n % ports.len()], &payload) {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                     n += 1;
@@ -121,7 +116,7 @@ fn memory_stays_flat_while_the_log_grows_and_every_member_reads_the_whole_log() 
     let restarted = Instant::now();
     nodes[1].start();
     wait_until("the restarted node to serve an invocation", Duration::from_secs(15), || {
-        greet(nodes[1].ports.ingress, "back")
+        greets(nodes[1].ports.ingress, "back")
     });
     println!("n2 served again {:?} after its restart", restarted.elapsed());
     let rss_after_restart = rss_mib(&nodes[1]);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use restate_e2e::services::{admin_url, restate, ExampleServices, REPLICATED_WORKERS};
+use restate_e2e::services::{admin_url, attach, restate, send_invocation, ExampleServices, REPLICATED_WORKERS};
 use restate_e2e::*;
 use restate_proto::log_server::{log_server_client::LogServerClient, ReadRequest};
 use serde_json::Value;
@@ -33,19 +33,6 @@ fn previous_server() -> PathBuf {
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// `/send` through the ingress at `port`; the invocation id.
-fn send(port: u16, path: &str, body: &str) -> String {
-    let (status, answer) = http_call(port, "POST", &format!("{path}/send"), body, &[], Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("ingress {port} did not answer {path}/send"));
-    assert_eq!(status, 202, "{path}/send: {answer}");
-    json(&answer)["invocationId"].as_str().unwrap().to_owned()
-}
-
-fn attach(port: u16, id: &str) -> (u16, String) {
-    http_call(port, "GET", &format!("/restate/invocation/{id}/attach"), "", &[], Duration::from_secs(90))
-        .unwrap_or_else(|| panic!("ingress {port} did not answer attach {id}"))
 }
 
 fn output(port: u16, id: &str) -> Option<(u16, String)> {
@@ -106,12 +93,12 @@ fn a_cluster_of_the_previous_release_is_upgraded_in_place_and_serves_every_old_r
     let mut results = Vec::new();
     for i in 0..24 {
         let port = ports[i % 3];
-        let id = send(port, "/Greeter/greetCounted", &format!("\"guest-{}\"", i % 4));
+        let id = send_invocation(port, "/Greeter/greetCounted", &format!("\"guest-{}\"", i % 4), &[]);
         let (status, answer) = attach(port, &id);
         assert_eq!(status, 200, "greetCounted {id} before the upgrade: {answer}");
         results.push((id, answer));
     }
-    let waiting = send(ports[0], "/Signals/waitFor", "\"go\"");
+    let waiting = send_invocation(ports[0], "/Signals/waitFor", "\"go\"", &[]);
     wait_until("the signal's waiter to suspend", Duration::from_secs(30), || {
         let listed = restate(&admin_url(&nodes[0]), &["invocations", "list", "--json"]);
         serde_json::from_str::<Value>(&listed.stdout).is_ok_and(|l| {
