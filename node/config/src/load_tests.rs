@@ -614,6 +614,7 @@ fn fully_populated() -> Config {
                 aws_profile: Some("restate".into()),
                 aws_allow_http: Some(true),
             },
+            invoker: InvokerOptions { inactivity_timeout_ms: 30_000, abort_timeout_ms: 300_000 },
         },
         networking: NetworkingOptions {
             cluster_secret_file: Some("/etc/restate/cluster-secret".into()),

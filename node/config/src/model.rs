@@ -299,6 +299,26 @@ pub struct WorkerOptions {
     #[serde(rename = "workflow-completion-retention")]
     pub workflow_completion_retention_ms: u64,
     pub snapshots: SnapshotOptions,
+    pub invoker: InvokerOptions,
+}
+
+/// `[worker.invoker]`: how long an invocation attempt may go quiet, and last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InvokerOptions {
+    /// An attempt whose deployment sends nothing (no response, no frame) for this long is
+    /// cut and retried with backoff, in milliseconds.
+    #[serde(rename = "inactivity-timeout")]
+    pub inactivity_timeout_ms: u64,
+    /// The longest one attempt may take in all, in milliseconds; then it is cut and retried.
+    #[serde(rename = "abort-timeout")]
+    pub abort_timeout_ms: u64,
+}
+
+impl Default for InvokerOptions {
+    fn default() -> Self {
+        InvokerOptions { inactivity_timeout_ms: 60_000, abort_timeout_ms: 600_000 }
+    }
 }
 
 impl Default for WorkerOptions {
@@ -307,6 +327,7 @@ impl Default for WorkerOptions {
             idempotency_retention_ms: 24 * 3_600_000,
             workflow_completion_retention_ms: 24 * 3_600_000,
             snapshots: SnapshotOptions::default(),
+            invoker: InvokerOptions::default(),
         }
     }
 }

@@ -179,6 +179,8 @@ impl Node {
             auto_join: config.metadata_server.auto_join,
             repair_grace_period: Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
             idempotency_retention: Duration::from_millis(config.worker.idempotency_retention_ms),
+            invoker_inactivity_timeout: Duration::from_millis(config.worker.invoker.inactivity_timeout_ms),
+            invoker_abort_timeout: Duration::from_millis(config.worker.invoker.abort_timeout_ms),
             workflow_completion_retention: Duration::from_millis(config.worker.workflow_completion_retention_ms),
             snapshots,
             snapshot_interval_records: config.worker.snapshots.snapshot_interval_num_records,

@@ -44,6 +44,9 @@ pub(crate) struct RolesContext {
     pub repair_grace_period: Duration,
     /// `[worker] idempotency-retention`, for the partition processors.
     pub idempotency_retention: Duration,
+    /// `[worker.invoker] inactivity-timeout` and `abort-timeout`.
+    pub invoker_inactivity_timeout: Duration,
+    pub invoker_abort_timeout: Duration,
     /// `[worker] workflow-completion-retention`.
     pub workflow_completion_retention: Duration,
     /// `[worker.snapshots] destination`, for the partition processors.
@@ -76,7 +79,9 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
             metadata: ctx.view.clone(),
             bifrost: bifrost.clone(),
             storage: ctx.loglets.storage().clone(),
-            deployments: restate_service_protocol::DeploymentClient::default(),
+            deployments: restate_service_protocol::DeploymentClient::default()
+                .with_inactivity_timeout(ctx.invoker_inactivity_timeout),
+            invoke_abort_timeout: ctx.invoker_abort_timeout,
             idempotency_retention: ctx.idempotency_retention,
             workflow_completion_retention: ctx.workflow_completion_retention,
             snapshots: ctx.snapshots.clone(),

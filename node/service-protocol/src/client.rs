@@ -44,6 +44,9 @@ impl std::fmt::Display for HttpVersion {
 pub struct DeploymentClient {
     http2: Client<HttpConnector, Full<Bytes>>,
     http11: Client<HttpConnector, Full<Bytes>>,
+    /// How long a deployment may send nothing (response head, or the next frame) before
+    /// a round is cut ([`crate::invoke::InvokeError::Inactive`]); `None`: unbounded.
+    pub(crate) inactivity: Option<Duration>,
 }
 
 /// Why a deployment address cannot be used.
@@ -72,7 +75,13 @@ impl DeploymentClient {
         connector.enforce_http(true);
         let http2 = Client::builder(TokioExecutor::new()).http2_only(true).build(connector.clone());
         let http11 = Client::builder(TokioExecutor::new()).build(connector);
-        DeploymentClient { http2, http11 }
+        DeploymentClient { http2, http11, inactivity: None }
+    }
+
+    /// This client with rounds cut once the deployment sends nothing for `inactivity`.
+    pub fn with_inactivity_timeout(mut self, inactivity: Duration) -> DeploymentClient {
+        self.inactivity = Some(inactivity);
+        self
     }
 
     /// Sends one request; the response body is left to the caller.

@@ -85,6 +85,10 @@ pub enum InvokeError {
         #[source]
         source: DecodeError,
     },
+    /// The deployment sent nothing (response head or next frame) within the client's
+    /// inactivity timeout.
+    #[error("{uri}: the deployment sent nothing for {after:?} (inactivity timeout) after {received} message(s)")]
+    Inactive { uri: Uri, after: std::time::Duration, received: usize },
     /// The response ended without `End`, `Suspension` or `Error`.
     #[error("invocation response from {uri} ended without End, Suspension or Error after {} message(s){}",
         .received.len(),
@@ -163,7 +167,13 @@ impl DeploymentClient {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(version.content_type()));
         headers.insert(USER_AGENT, HeaderValue::from_static(concat!("restate-worker/", env!("CARGO_PKG_VERSION"))));
 
-        let response = self.send(request, http).await.map_err(|err| {
+        let inactive = |received: usize| InvokeError::Inactive {
+            uri: uri.clone(),
+            after: self.inactivity.unwrap_or_default(),
+            received,
+        };
+        let response = within(self.inactivity, self.send(request, http)).await.ok_or_else(|| inactive(0))?;
+        let response = response.map_err(|err| {
             let cause = error_chain(&err);
             if err.is_connect() {
                 InvokeError::Connect { uri: uri.clone(), cause }
@@ -208,7 +218,8 @@ impl DeploymentClient {
                     return Ok(InvocationResponse { version, messages: received });
                 }
             }
-            match body.frame().await {
+            let frame = within(self.inactivity, body.frame()).await.ok_or_else(|| inactive(received.len()))?;
+            match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         decoder.push(data);
@@ -224,6 +235,14 @@ impl DeploymentClient {
             Ok(()) => Err(InvokeError::Unterminated { uri, received }),
             Err(source) => Err(InvokeError::Decode { uri, received, source }),
         }
+    }
+}
+
+/// `future`'s output, or `None` when `bound` passed first (no bound: always the output).
+async fn within<F: std::future::Future>(bound: Option<std::time::Duration>, future: F) -> Option<F::Output> {
+    match bound {
+        Some(bound) => tokio::time::timeout(bound, future).await.ok(),
+        None => Some(future.await),
     }
 }
 

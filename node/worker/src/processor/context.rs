@@ -26,6 +26,8 @@ pub struct WorkerContext {
     pub bifrost: Arc<Bifrost>,
     pub storage: NodeStorage,
     pub deployments: DeploymentClient,
+    /// `[worker.invoker] abort-timeout`: the longest one invocation round may take.
+    pub invoke_abort_timeout: std::time::Duration,
     /// How long completed invocations (results, idempotency keys) are kept before the
     /// leader purges them (`[worker] idempotency-retention`).
     pub idempotency_retention: Duration,

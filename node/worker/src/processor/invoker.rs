@@ -29,7 +29,11 @@ pub(crate) async fn run_round(
         if handle.active_epoch.load(Ordering::SeqCst) != epoch || handle.shutdown.is_cancelled() {
             return;
         }
-        match round(ctx, epoch, &start).await {
+        let attempt = tokio::time::timeout(ctx.invoke_abort_timeout, round(ctx, epoch, &start));
+        let outcome = attempt.await.unwrap_or_else(|_| {
+            Err(format!("the round took longer than {:?} ([worker.invoker] abort-timeout)", ctx.invoke_abort_timeout))
+        });
+        match outcome {
             Ok(records) => {
                 if let Err(e) = ctx.bifrost.append(handle.log, records).await {
                     tracing::warn!(invocation = %start.id, "appending the round's journal failed: {e}");
