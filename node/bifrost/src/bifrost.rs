@@ -476,6 +476,26 @@ impl Bifrost {
         Ok(extended)
     }
 
+    /// The loglet id of `log`'s tail segment when that loglet is sealed (nothing can be
+    /// appended until a segment follows it), else `None`.
+    pub async fn sealed_tail(&self, log: LogId) -> Result<Option<LogletId>, BifrostError> {
+        let (_, segments) = self.chain(log, true).await?;
+        let tail = segments.last().expect("checked chains are non-empty");
+        let state = self.loglet(log, tail).await?.find_tail().await?;
+        Ok(state.sealed.then_some(tail.loglet_id))
+    }
+
+    /// Adds a segment after `log`'s sealed tail `sealed`, placed as that tail was; nothing
+    /// when the tail is another loglet by now (someone extended it meanwhile).
+    pub async fn extend_sealed_tail(&self, log: LogId, sealed: LogletId) -> Result<Option<Segment>, BifrostError> {
+        let (_, segments) = self.chain(log, true).await?;
+        let tail = segments.last().expect("checked chains are non-empty").clone();
+        if tail.loglet_id != sealed {
+            return Ok(None);
+        }
+        self.seal_and_extend(log, tail.kind, tail.replication, tail.nodeset).await.map(Some)
+    }
+
     /// The log's chain as the store holds it now, with what each segment's loglet says.
     /// Unreachable segments are described from the metadata alone.
     pub async fn describe(&self, log: LogId) -> Result<LogDescription, BifrostError> {

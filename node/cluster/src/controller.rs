@@ -16,7 +16,7 @@ use restate_metadata::objects::{
     ClusterConfiguration, Logs, NodesConfiguration, PartitionTable, SchedulingPlan, Segment,
 };
 use restate_metadata::{typed, MetadataStore, MetadataView};
-use restate_types::{LogProviderKind, LogletId, PlainNodeId};
+use restate_types::{LogId, LogProviderKind, LogletId, PlainNodeId};
 use tokio_util::sync::CancellationToken;
 
 use crate::lease::{ControllerLease, LeaseStep, LeaseTracker};
@@ -53,6 +53,9 @@ impl ControllerOptions {
 
 /// Runs until `shutdown` (returning promptly, also mid-round). Every admin node runs
 /// it; only the lease holder acts.
+/// How often the lease holder looks for logs whose tail segment is sealed.
+const SEALED_TAIL_CHECK: Duration = Duration::from_secs(2);
+
 pub async fn run(
     metadata: MetadataView,
     bifrost: Arc<Bifrost>,
@@ -69,6 +72,8 @@ pub async fn run(
         prober: Prober::default(),
         synced: BTreeMap::new(),
         was_leader: false,
+        tails_checked: None,
+        sealed_tails: BTreeMap::new(),
     };
     loop {
         tokio::select! {
@@ -94,6 +99,9 @@ struct Controller {
     /// Loglet groups whose membership matched this nodeset (not asked again).
     synced: BTreeMap<LogletId, Vec<PlainNodeId>>,
     was_leader: bool,
+    /// When the logs' tails were last checked for a seal, and the sealed tails seen then.
+    tails_checked: Option<Instant>,
+    sealed_tails: BTreeMap<LogId, LogletId>,
 }
 
 impl Controller {
@@ -191,7 +199,41 @@ impl Controller {
                 tracing::warn!(action = ?action, "cluster controller: {e}");
             }
         }
+        if self.tails_checked.is_none_or(|at| at.elapsed() >= SEALED_TAIL_CHECK) {
+            self.tails_checked = Some(Instant::now());
+            self.extend_sealed_tails(logs).await;
+        }
         self.sync_memberships(&nodes).await
+    }
+
+    /// Extends every log whose tail segment was sealed at the previous check too (whoever
+    /// sealed it: an interrupted reconfiguration, an operator, a client of the log-server
+    /// API): a sealed tail takes no appends until a segment follows it. Waiting one check
+    /// leaves a reconfiguration in progress the time to add its own segment.
+    async fn extend_sealed_tails(&mut self, logs: &Logs) {
+        let mut sealed_now = BTreeMap::new();
+        for log in logs.logs.keys() {
+            match self.bifrost.sealed_tail(*log).await {
+                Ok(Some(loglet)) => {
+                    sealed_now.insert(*log, loglet);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%log, "checking the tail segment for a seal: {e}"),
+            }
+        }
+        for (log, loglet) in &sealed_now {
+            if self.sealed_tails.get(log) != Some(loglet) {
+                continue;
+            }
+            match self.bifrost.extend_sealed_tail(*log, *loglet).await {
+                Ok(Some(segment)) => {
+                    tracing::warn!(%log, sealed_loglet = %loglet, new_loglet = %segment.loglet_id, base_lsn = %segment.base_lsn, "the log's tail segment was sealed with no segment after it: extended the log")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%log, sealed_loglet = %loglet, "extending a log whose tail is sealed: {e}"),
+            }
+        }
+        self.sealed_tails = sealed_now;
     }
 
     /// Writes a new scheduling plan when partition leaders or followers change. The plan

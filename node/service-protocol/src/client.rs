@@ -45,7 +45,7 @@ pub struct DeploymentClient {
     http2: Client<HttpConnector, Full<Bytes>>,
     http11: Client<HttpConnector, Full<Bytes>>,
     /// How long a deployment may send nothing (response head, or the next frame) before
-    /// a round is cut ([`crate::invoke::InvokeError::Inactive`]); `None`: unbounded.
+    /// a round is cut (`InvokeError::Inactive`); `None`: unbounded.
     pub(crate) inactivity: Option<Duration>,
 }
 
