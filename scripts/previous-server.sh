@@ -31,6 +31,10 @@ if [ -x "$binary" ]; then
   echo "$binary"
   exit 0
 fi
+if ! git cat-file -e "$commit^{commit}" 2>/dev/null && [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+  echo "previous-server: this clone is shallow; fetching its history for ${commit:0:12}" >&2
+  git fetch --quiet --unshallow || true
+fi
 if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
   echo "previous-server: commit $commit (the previous release) is not in this clone's history;" \
     "fetch it (git fetch --unshallow) or set RESTATE_PREVIOUS_SERVER to a restate-server built from it" >&2
