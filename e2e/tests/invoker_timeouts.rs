@@ -2,7 +2,8 @@
 //! forever: the attempt is cut at `[worker.invoker] inactivity-timeout` and retried, and the
 //! invocation completes once the deployment answers. The deployment is the Python example
 //! services (PyPI restate-sdk on uvicorn, HTTP/1.1) behind a proxy in this test that, when
-//! told to, answers the next connection's request with a 200 head and then stays silent.
+//! told to, answers the next connection's request with a 200 head and then stays silent
+//! (the invocation is the first, so the invoker opens that connection).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -88,8 +89,11 @@ fn a_silent_deployment_is_cut_at_the_inactivity_timeout_and_the_invocation_compl
     let port = node.ports.ingress;
     let call =
         |name: &str| http_call(port, "POST", "/Greeter/greet", &format!("\"{name}\""), &[], Duration::from_secs(60));
-    wait_until("the Greeter to answer through the proxy", Duration::from_secs(60), || {
-        matches!(call("warm-up"), Some((200, _)))
+    // No invocation before the silent one: the invoker keeps its HTTP/1.1 connections, and
+    // the first invocation must open the connection the proxy leaves silent.
+    wait_until("every partition to have a leader", Duration::from_secs(60), || {
+        let processors = partition_processors(&node);
+        !processors.is_empty() && processors.iter().all(|p| p["mode"] == "leader")
     });
 
     hang_next.store(true, Ordering::SeqCst);

@@ -42,6 +42,8 @@ pub const ENV_CONFIG_FILE: &str = "RESTATE_CONFIG";
 /// Also set on the container (to [`BASE_DIR`]): an image's own `RESTATE_BASE_DIR` would
 /// otherwise win over the file and put the data outside the volume.
 pub const ENV_BASE_DIR: &str = "RESTATE_BASE_DIR";
+/// `[networking] cluster-secret-file`: the mounted cluster secret (see objects/cluster_secret.rs).
+pub const ENV_CLUSTER_SECRET_FILE: &str = "RESTATE_NETWORKING__CLUSTER_SECRET_FILE";
 pub const ENV_AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const ENV_AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const ENV_AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
@@ -186,6 +188,7 @@ pub fn render_config(spec: &RestateClusterSpec, names: &ClusterNames) -> Result<
             if replacement.as_ref() != Some(&user_value) {
                 let shown = match ownership {
                     Owned::Credential => "\"***\"".to_owned(),
+                    _ if looks_secret(path) => "\"***\"".to_owned(),
                     _ => user_value.to_string(),
                 };
                 overridden.push(OverriddenKey {
@@ -265,8 +268,22 @@ fn put_at(table: &mut Table, path: &str, value: Value, prefix: &str, overridden:
 
 /// `spec.env` without the variables the operator sets itself and those that would set an
 /// operator-owned key (`RESTATE_CLUSTER_NAME`, ...), each of those reported.
+/// Whether a variable or key name looks like it holds a secret (`*SECRET*`, `*TOKEN*`,
+/// `*PASSWORD*`, `AWS_*`): its value is never shown in conditions or Events.
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase().replace('-', "_");
+    ["SECRET", "TOKEN", "PASSWORD"].iter().any(|word| upper.contains(word)) || upper.starts_with("AWS_")
+}
+
 fn filter_env(spec: &RestateClusterSpec, owned: &[(&'static str, Owned)]) -> (Vec<EnvVar>, Vec<OverriddenKey>) {
-    let mut operator_env = vec![ENV_POD_NAME, ENV_NODE_NAME, ENV_ADVERTISED_ADDRESS, ENV_CONFIG_FILE, ENV_BASE_DIR];
+    let mut operator_env = vec![
+        ENV_POD_NAME,
+        ENV_NODE_NAME,
+        ENV_ADVERTISED_ADDRESS,
+        ENV_CONFIG_FILE,
+        ENV_BASE_DIR,
+        ENV_CLUSTER_SECRET_FILE,
+    ];
     if spec.snapshots.as_ref().is_some_and(|s| s.credentials_secret.is_some()) {
         operator_env.extend([ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN]);
     }
@@ -276,6 +293,7 @@ fn filter_env(spec: &RestateClusterSpec, owned: &[(&'static str, Owned)]) -> (Ve
     let mut overridden = Vec::new();
     for var in spec.env.iter().flatten() {
         let shown = match (&var.value, &var.value_from) {
+            (Some(_), _) if looks_secret(&var.name) => "\"***\"".to_owned(),
             (Some(value), _) => format!("{value:?}"),
             (None, Some(_)) => "(valueFrom)".to_owned(),
             (None, None) => "\"\"".to_owned(),
@@ -481,6 +499,28 @@ mod tests {
         assert_eq!(dropped, ["RESTATE_CLUSTER_NAME", "POD_NAME", "RESTATE_METADATA_CLIENT__ADDRESSES"]);
         assert!(rendered.overridden.iter().all(|o| o.source == OverrideSource::Env));
         assert!(rendered.overridden[0].reason.contains("`cluster-name`"));
+    }
+
+    #[test]
+    fn values_of_secret_looking_names_are_never_shown() {
+        let mut spec = spec(None);
+        let var = |name: &str, value: &str| EnvVar { name: name.into(), value: Some(value.into()), value_from: None };
+        spec.env = Some(vec![
+            var("RESTATE_NETWORKING__CLUSTER_SECRET_FILE", "/my/secret-path"),
+            var("RESTATE_BASE_DIR", "/elsewhere"),
+        ]);
+        let rendered = render_config(&spec, &names()).unwrap();
+        let shown: Vec<(&str, &str)> =
+            rendered.overridden.iter().map(|o| (o.key.as_str(), o.user_value.as_str())).collect();
+        assert_eq!(
+            shown,
+            [("RESTATE_NETWORKING__CLUSTER_SECRET_FILE", "\"***\""), ("RESTATE_BASE_DIR", "\"/elsewhere\"")]
+        );
+        assert!(rendered.overridden.iter().all(|o| !o.describe().contains("/my/secret-path")));
+        for name in ["MY_API_TOKEN", "db-password", "AWS_REGION", "x_secret"] {
+            assert!(looks_secret(name), "{name}");
+        }
+        assert!(!looks_secret("RUST_LOG"));
     }
 
     #[test]

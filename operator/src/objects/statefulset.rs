@@ -21,7 +21,8 @@ use super::services::{ADMIN_PORT_NAME, INGRESS_PORT_NAME, NODE_PORT_NAME};
 use super::{cluster_names, merged, owned_meta, BuildContext};
 use crate::config::{
     config_file_path, RenderedConfig, BASE_DIR, CONFIG_DIR, ENV_ADVERTISED_ADDRESS, ENV_AWS_ACCESS_KEY_ID,
-    ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN, ENV_BASE_DIR, ENV_CONFIG_FILE, ENV_NODE_NAME, ENV_POD_NAME,
+    ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN, ENV_BASE_DIR, ENV_CLUSTER_SECRET_FILE, ENV_CONFIG_FILE,
+    ENV_NODE_NAME, ENV_POD_NAME,
 };
 use crate::crd::RestateCluster;
 use crate::error::BuildError;
@@ -41,8 +42,6 @@ const CONFIG_VOLUME: &str = "config";
 const SECRET_VOLUME: &str = "cluster-secret";
 /// Where the cluster secret's Secret is mounted (its one key is the file name).
 pub const SECRET_DIR: &str = "/etc/restate-secret";
-/// `[networking] cluster-secret-file` as a variable.
-const ENV_CLUSTER_SECRET_FILE: &str = "RESTATE_NETWORKING__CLUSTER_SECRET_FILE";
 const TMP_VOLUME: &str = "tmp";
 
 /// `<name>` with `spec.replicas` pods started in parallel, one volume claim per pod, pod
