@@ -477,9 +477,10 @@ impl Bifrost {
     }
 
     /// The loglet id of `log`'s tail segment when that loglet is sealed (nothing can be
-    /// appended until a segment follows it), else `None`.
+    /// appended until a segment follows it), else `None`. The chain is the metadata view's
+    /// (no metadata read: the controller asks this of every log every few seconds).
     pub async fn sealed_tail(&self, log: LogId) -> Result<Option<LogletId>, BifrostError> {
-        let (_, segments) = self.chain(log, true).await?;
+        let (_, segments) = self.chain(log, false).await?;
         let tail = segments.last().expect("checked chains are non-empty");
         let state = self.loglet(log, tail).await?.find_tail().await?;
         Ok(state.sealed.then_some(tail.loglet_id))
