@@ -35,7 +35,13 @@ pub fn lazy_channel(endpoint: Endpoint, connect_timeout: Duration) -> NodeChanne
 
 /// `channel` (connected by the caller) carrying this process's cluster secret.
 pub fn with_process_secret(channel: Channel) -> NodeChannel {
-    InterceptedService::new(channel, AttachSecret::process())
+    with_secret(channel, crate::credentials::process_secret())
+}
+
+/// `channel` (connected by the caller) carrying `secret` (a client of several clusters,
+/// such as the operator, or a test).
+pub fn with_secret(channel: Channel, secret: Option<ClusterSecret>) -> NodeChannel {
+    InterceptedService::new(channel, AttachSecret::new(secret))
 }
 
 /// [`lazy_channel`] carrying `secret` instead of the process's (a client of several
@@ -45,9 +51,10 @@ pub fn lazy_channel_with_secret(
     connect_timeout: Duration,
     secret: Option<ClusterSecret>,
 ) -> NodeChannel {
-    let channel =
-        endpoint.connect_with_connector_lazy(BoundedConnector { resolve: RESOLVE_TIMEOUT, connect: connect_timeout });
-    InterceptedService::new(channel, AttachSecret::new(secret))
+    with_secret(
+        endpoint.connect_with_connector_lazy(BoundedConnector { resolve: RESOLVE_TIMEOUT, connect: connect_timeout }),
+        secret,
+    )
 }
 
 /// Resolves the URI's host within `resolve`, then connects to its addresses in turn, each

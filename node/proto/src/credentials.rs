@@ -103,25 +103,21 @@ pub fn process_secret() -> Option<ClusterSecret> {
     PROCESS_SECRET.read().expect("not poisoned").clone()
 }
 
-/// Adds the secret (when there is one) to every request of a channel.
+/// Adds the secret (when there is one) to every request of a channel; the header value
+/// is made once, not per request (a sensitive value: its `Debug` does not show it).
 #[derive(Clone, Debug, Default)]
-pub struct AttachSecret(Option<ClusterSecret>);
+pub struct AttachSecret(Option<AsciiMetadataValue>);
 
 impl AttachSecret {
     pub fn new(secret: Option<ClusterSecret>) -> AttachSecret {
-        AttachSecret(secret)
-    }
-
-    /// The process's secret ([`set_process_secret`]) as of now.
-    pub fn process() -> AttachSecret {
-        AttachSecret(process_secret())
+        AttachSecret(secret.map(|secret| secret.header_value()))
     }
 }
 
 impl Interceptor for AttachSecret {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(secret) = &self.0 {
-            request.metadata_mut().insert(SECRET_HEADER, secret.header_value());
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert(SECRET_HEADER, value.clone());
         }
         Ok(request)
     }
@@ -166,6 +162,7 @@ mod tests {
         let mut with = AttachSecret::new(Some(ClusterSecret::new("0123456789abcdef").unwrap()));
         let request = with.call(tonic::Request::new(())).unwrap();
         assert_eq!(request.metadata().get(SECRET_HEADER).unwrap(), "0123456789abcdef");
+        assert!(!format!("{with:?}").contains("0123456789abcdef"), "{with:?}");
         let mut without = AttachSecret::default();
         assert!(without.call(tonic::Request::new(())).unwrap().metadata().get(SECRET_HEADER).is_none());
     }

@@ -77,11 +77,7 @@ async fn connect(node: &NodeEndpoint, timeout: Duration) -> Result<NodeCtlClient
         .connect_timeout(Duration::from_secs(3))
         .timeout(timeout);
     let channel = endpoint.connect().await.map_err(|e| format!("cannot reach {address}: {e}"))?;
-    let channel = tonic::service::interceptor::InterceptedService::new(
-        channel,
-        restate_proto::credentials::AttachSecret::new(Some(node.secret.clone())),
-    );
-    Ok(NodeCtlClient::new(channel))
+    Ok(NodeCtlClient::new(restate_proto::channel::with_secret(channel, Some(node.secret.clone()))))
 }
 
 /// Snapshots every partition through the node `node` (which finds each partition's
