@@ -78,6 +78,7 @@ def manifest_problems(name: str, values: dict | None, manifests: dict[str, str])
         "containerPort: 8081",
         "name: POD_NAME",
         "name: OPERATOR_NAMESPACE",
+        f"--operator-pod-labels=app.kubernetes.io/name=restate-operator,app.kubernetes.io/instance={RELEASE}",
     )
     need(
         "rbac.yaml",

@@ -13,6 +13,7 @@ pub mod linearizability;
 pub mod load;
 pub mod s3;
 pub mod services;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -227,8 +228,24 @@ impl ServerProcess {
         self.binary = binary;
     }
 
+    /// The node port's address (`https://` when the node has mutual TLS).
     pub fn address(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.fabric)
+        let scheme = if self.env_value("RESTATE_NETWORKING__TLS_CERT_FILE").is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.ports.fabric)
+    }
+
+    /// The value of `key` in the node's environment, if set.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `GET path` on the node port: plain HTTP, or HTTPS verified against the node's CA
+    /// (without a client certificate) when the node has mutual TLS.
+    pub fn fabric_get(&self, path: &str) -> Option<(u16, String)> {
+        match self.env_value("RESTATE_NETWORKING__TLS_CA_FILE") {
+            None => http_get(self.ports.fabric, path),
+            Some(ca) => https_get(&format!("https://127.0.0.1:{}{path}", self.ports.fabric), ca),
+        }
     }
 
     pub fn start(&mut self) {
@@ -251,11 +268,10 @@ impl ServerProcess {
     /// Starts and waits until `/health` answers on the node port.
     pub fn start_and_wait_healthy(&mut self) {
         self.start();
-        let port = self.ports.fabric;
         let name = self.name.clone();
         wait_until(&format!("{name} to answer /health"), Duration::from_secs(30), || {
             self.assert_running();
-            http_get(port, "/health").is_some_and(|(status, _)| status == 200)
+            self.fabric_get("/health").is_some_and(|(status, _)| status == 200)
         });
     }
 
@@ -302,14 +318,19 @@ impl ServerProcess {
     /// `restatectl` against this node, with the node's cluster secret file when it has one
     /// (as `docker compose exec <node> restatectl` inherits the node's variables).
     pub fn ctl(&self, args: &[&str]) -> CtlOutput {
-        match self.env.iter().find(|(k, _)| k == "RESTATE_NETWORKING__CLUSTER_SECRET_FILE") {
-            Some((_, file)) => {
-                let mut with_secret = vec!["--cluster-secret-file", file.as_str()];
-                with_secret.extend_from_slice(args);
-                restatectl(&self.address(), &with_secret)
+        let mut with_credentials = Vec::new();
+        for (key, flag) in [
+            ("RESTATE_NETWORKING__CLUSTER_SECRET_FILE", "--cluster-secret-file"),
+            ("RESTATE_NETWORKING__TLS_CA_FILE", "--tls-ca-file"),
+            ("RESTATE_NETWORKING__TLS_CERT_FILE", "--tls-cert-file"),
+            ("RESTATE_NETWORKING__TLS_KEY_FILE", "--tls-key-file"),
+        ] {
+            if let Some(value) = self.env_value(key) {
+                with_credentials.extend([flag, value]);
             }
-            None => restatectl(&self.address(), args),
         }
+        with_credentials.extend_from_slice(args);
+        restatectl(&self.address(), &with_credentials)
     }
 }
 
@@ -371,7 +392,7 @@ pub fn restatectl(address: &str, args: &[&str]) -> CtlOutput {
 /// `restate_metadata_view_version{object="schema"}` (labels in the order Prometheus prints
 /// them: by name); None when the node does not answer or has no such sample.
 pub fn metric_value(node: &ServerProcess, sample: &str) -> Option<f64> {
-    let (_, text) = http_get(node.ports.fabric, "/metrics")?;
+    let (_, text) = node.fabric_get("/metrics")?;
     text.lines().find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
@@ -393,6 +414,19 @@ pub fn curl_json(url: &str, body: &str, headers: &[(&str, &str)], timeout: Durat
         command.arg("-H").arg(format!("{name}: {value}"));
     }
     let out = command.arg(url).arg("--json").arg(body).stdin(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n')?;
+    let code: u16 = code.trim().parse().ok()?;
+    (code != 0).then_some((code, body.to_owned()))
+}
+
+/// `curl --cacert ca url`: (status, body), None when no TLS connection was made.
+pub fn https_get(url: &str, ca: &str) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert", ca, "-o", "-", "-w", "\n%{http_code}", url])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n')?;
     let code: u16 = code.trim().parse().ok()?;

@@ -109,6 +109,11 @@ impl PythonServices {
     }
 
     pub fn start_with(dir: &TestDir, server: AsgiServer) -> PythonServices {
+        PythonServices::start_with_env(dir, server, &[])
+    }
+
+    /// With `env` set for the server (e.g. `IDENTITY_KEYS`, see app.py).
+    pub fn start_with_env(dir: &TestDir, server: AsgiServer, env: &[(&str, &str)]) -> PythonServices {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf();
         let venv = std::env::var_os("RESTATE_PYTHON_VENV").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/restate-cluster/python-services-venv")
@@ -135,6 +140,7 @@ impl PythonServices {
             .args(&args)
             // Its own process group: the server's worker processes go with it on drop.
             .process_group(0)
+            .envs(env.iter().copied())
             .current_dir(root.join("examples/python-services"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))

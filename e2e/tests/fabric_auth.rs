@@ -5,7 +5,9 @@
 //! metadata-server join and promote, a forged raft message, node control), each refusal is
 //! counted in `/metrics`, and nothing changes: the cluster keeps its three metadata voters
 //! and serves on every node. `/health` and `/metrics` need no credentials; `restatectl` with
-//! the secret works.
+//! the secret works. With the secret, metadata membership is for registered nodes only
+//! (a made-up member, or a registered node's seat at another address, is refused) and raft
+//! groups step only their members' messages.
 
 use std::time::Duration;
 
@@ -50,6 +52,12 @@ async fn hostile_calls(address: String) -> Vec<(&'static str, tonic::Code)> {
     let garbage = AppendLogRequest { log_id: 0, records: vec![b"garbage".to_vec()] };
     codes.push(("NodeCtl.AppendLog", code(ctl.append_log(garbage).await)));
     codes
+}
+
+/// The fabric address of the node `status` (a metadata server's status) describes.
+fn leader_address(status: &serde_json::Value, nodes: &[ServerProcess]) -> String {
+    let node = nodes.iter().find(|n| status["name"] == n.name.as_str()).expect("the leader is one of the nodes");
+    node.address()
 }
 
 #[test]
@@ -118,6 +126,73 @@ fn every_rpc_needs_the_cluster_secret_and_refusals_change_nothing() {
         assert_eq!(*code, tonic::Code::InvalidArgument, "{key}: {message}");
     }
     assert!(refusals[1].2.contains("no partition owns the keys 0..4"), "{}", refusals[1].2);
+
+    // With the secret, membership is still for registered nodes only, and raft groups step
+    // only their members' messages.
+    let voters = wait_for_metadata_voters(&nodes[0], 3);
+    let leader = voters.iter().find(|s| s["is_leader"] == true).expect("a metadata leader").clone();
+    let real = leader["members"].as_array().unwrap()[0].clone();
+    let membership = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(leader_address(&leader, &nodes)).unwrap();
+        let channel = restate_proto::channel::with_secret(channel.connect().await.unwrap(), Some(secret.clone()));
+        let mut admin = MetadataServerAdminClient::new(channel.clone());
+        let made_up = Member {
+            raft_id: 99,
+            node_id: 99,
+            name: "intruder".into(),
+            address: "http://10.0.0.99:5122".into(),
+            voter: false,
+        };
+        // A registered node's id and name at another address (a hijack of its seat).
+        let hijack = Member {
+            raft_id: 98,
+            node_id: real["node_id"].as_str().unwrap().trim_start_matches('N').parse().unwrap(),
+            name: real["name"].as_str().unwrap().into(),
+            address: "http://10.0.0.98:5122".into(),
+            voter: false,
+        };
+        let mut answers = Vec::new();
+        for member in [made_up, hijack] {
+            let status = admin.join(JoinRequest { member: Some(member) }).await.expect_err("refused");
+            answers.push((status.code(), status.message().to_owned()));
+        }
+        let status = admin.promote(PromoteRequest { raft_id: 99 }).await.expect_err("refused");
+        answers.push((status.code(), status.message().to_owned()));
+        // A batch that speaks for another peer is refused whole; a non-member's own
+        // messages are dropped by the group (the call succeeds, nothing changes).
+        let mut raft = RaftTransportClient::new(channel);
+        let vote = |from: u64| {
+            let mut m = raft::eraftpb::Message::default();
+            m.set_msg_type(raft::eraftpb::MessageType::MsgRequestVote);
+            m.from = from;
+            m.to = leader["raft_id"].as_u64().unwrap();
+            m.term = 1 << 40;
+            m.log_term = 1 << 40;
+            m.index = 1 << 40;
+            RaftEnvelope { group: 0, message: protobuf::Message::write_to_bytes(&m).unwrap() }
+        };
+        let impersonating = RaftBatch {
+            from: 99,
+            messages: vec![vote(real["raft_id"].as_u64().unwrap())],
+            from_address: String::new(),
+        };
+        let status = raft.send(impersonating).await.expect_err("refused");
+        answers.push((status.code(), status.message().to_owned()));
+        raft.send(RaftBatch { from: 99, messages: vec![vote(99)], from_address: "http://10.0.0.99:5122".into() })
+            .await
+            .expect("a non-member's message is accepted and dropped");
+        answers
+    });
+    for (code, message) in &membership {
+        assert_eq!(*code, tonic::Code::InvalidArgument, "{message}");
+    }
+    assert!(membership[0].1.contains("node id 99 is not registered"), "{}", membership[0].1);
+    assert!(membership[1].1.contains("is registered as"), "{}", membership[1].1);
+    assert!(membership[2].1.contains("not a member"), "{}", membership[2].1);
+    assert!(membership[3].1.contains("speaks only for itself"), "{}", membership[3].1);
+    let after = wait_for_metadata_voters(&nodes[0], 3);
+    let terms: Vec<u64> = after.iter().filter_map(|s| s["term"].as_u64()).collect();
+    assert!(terms.iter().all(|t| *t < 1 << 40), "a non-member's vote request raised the term: {after:#?}");
 
     // Nothing changed: three voters, every node alive and serving; restatectl with the secret.
     let voters = wait_for_metadata_voters(&nodes[0], 3);

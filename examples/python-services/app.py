@@ -7,6 +7,7 @@ Greeter (service), Counter (virtual object), Approval/Approver (awakeables), Sig
 (named signals) and the Signup workflow (a durable promise completed by a shared handler).
 """
 
+import os
 from datetime import timedelta
 
 import restate
@@ -128,4 +129,12 @@ async def status(ctx: WorkflowSharedContext) -> str:
     return await ctx.get("status") or ""
 
 
-app = restate.app(services=[greeter, counter, approval, approver, signals, signup])
+# Request identity: with `IDENTITY_KEYS` (comma-separated `publickeyv1_...` keys, what the
+# node logs at start from `request-identity-private-key-pem-file`), only requests signed by
+# one of those keys are served; anything else gets 401.
+identity_keys = [key.strip() for key in os.environ.get("IDENTITY_KEYS", "").split(",") if key.strip()]
+
+app = restate.app(
+    services=[greeter, counter, approval, approver, signals, signup],
+    identity_keys=identity_keys or None,
+)

@@ -583,6 +583,7 @@ fn fully_populated() -> Config {
         rocksdb_total_memory_size: 6 * GIB,
         log_filter: "info,restate_bifrost=debug".into(),
         log_format: LogFormat::Json,
+        request_identity_private_key_pem_file: Some("/etc/restate/identity.pem".into()),
         bifrost: BifrostOptions { default_provider: LogProviderKind::Replicated },
         metadata_server: MetadataServerOptions {
             kind: MetadataServerKind::Replicated,
@@ -618,6 +619,9 @@ fn fully_populated() -> Config {
         },
         networking: NetworkingOptions {
             cluster_secret_file: Some("/etc/restate/cluster-secret".into()),
+            tls_cert_file: Some("/etc/restate/tls/node.crt".into()),
+            tls_key_file: Some("/etc/restate/tls/node.key".into()),
+            tls_ca_file: Some("/etc/restate/tls/ca.crt".into()),
             insecure: true,
             request_header_timeout_ms: 5_000,
             max_connections: 2_000,

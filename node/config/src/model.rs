@@ -43,6 +43,10 @@ pub struct Config {
     /// A tracing `EnvFilter` directive, e.g. `info,restate_bifrost=debug`.
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// An Ed25519 private key (PKCS#8 PEM) that signs every request to deployments
+    /// (request identity v1); `None`: requests go unsigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_identity_private_key_pem_file: Option<PathBuf>,
     pub bifrost: BifrostOptions,
     pub metadata_server: MetadataServerOptions,
     pub metadata_client: MetadataClientOptions,
@@ -67,6 +71,7 @@ impl Default for Config {
             rocksdb_total_memory_size: GIB,
             log_filter: "info".to_owned(),
             log_format: LogFormat::default(),
+            request_identity_private_key_pem_file: None,
             bifrost: BifrostOptions::default(),
             metadata_server: MetadataServerOptions::default(),
             metadata_client: MetadataClientOptions::default(),
@@ -102,14 +107,15 @@ impl Config {
 
     /// The address other nodes use to reach this node: the configured `advertised-address`,
     /// or else derived from the actually bound fabric address, with an unspecified IP
-    /// (`0.0.0.0` / `::`) replaced by `127.0.0.1`.
+    /// (`0.0.0.0` / `::`) replaced by `127.0.0.1` (`https://` with TLS on the node port).
     pub fn advertised_address_for(&self, bound_fabric: SocketAddr) -> Url {
         if let Some(configured) = &self.advertised_address {
             return configured.clone();
         }
         let ip = if bound_fabric.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { bound_fabric.ip() };
         let authority = SocketAddr::new(ip, bound_fabric.port());
-        Url::parse(&format!("http://{authority}")).expect("http://<ip>:<port> is a valid URL")
+        let scheme = if self.networking.tls_cert_file.is_some() { "https" } else { "http" };
+        Url::parse(&format!("{scheme}://{authority}")).expect("<scheme>://<ip>:<port> is a valid URL")
     }
 
     /// The metadata servers this node talks to: the configured list, or this node alone.
@@ -262,6 +268,15 @@ pub struct NetworkingOptions {
     /// port must carry it. `None`: RPCs are not authenticated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// Mutual TLS on the node port: this node's certificate chain (PEM), its private key
+    /// (PEM) and the cluster's CA certificate(s) every peer's certificate must chain to.
+    /// All three or none; re-read when the files change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
     /// Permits binding the node port to a non-loopback address without credentials
     /// (anyone who reaches the port can then change the cluster).
     pub insecure: bool,
@@ -277,6 +292,9 @@ impl Default for NetworkingOptions {
     fn default() -> Self {
         NetworkingOptions {
             cluster_secret_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
             insecure: false,
             request_header_timeout_ms: 10_000,
             max_connections: 10_000,
@@ -500,6 +518,9 @@ mod tests {
         assert_eq!(config.advertised_address_for(specific).as_str(), "http://10.1.2.3:5122/");
         let v6: SocketAddr = "[fd00::1]:5122".parse().unwrap();
         assert_eq!(config.advertised_address_for(v6).as_str(), "http://[fd00::1]:5122/");
+        let mut tls = config.clone();
+        tls.networking.tls_cert_file = Some("node.crt".into());
+        assert_eq!(tls.advertised_address_for(specific).as_str(), "https://10.1.2.3:5122/");
 
         let configured = Url::parse("http://node1:5122").unwrap();
         let config = Config { advertised_address: Some(configured.clone()), ..config };

@@ -33,6 +33,41 @@ impl MetadataServerService {
         MetadataServerService { store: store.clone(), feed: store, shutdown }
     }
 
+    /// A scheduling plan put by `ops` must place only partitions of the partition table
+    /// and name only registered nodes (as `ops` leave them, else as stored).
+    async fn check_plan_fits(&self, ops: &[crate::store::WriteOp]) -> Result<(), Status> {
+        use crate::objects::{MetadataObject, NodesConfiguration, PartitionTable, SchedulingPlan};
+        let put = |wanted: &str| {
+            ops.iter().find_map(|op| match op {
+                crate::store::WriteOp::Put { key, value, .. } if key == wanted => Some(value.clone()),
+                _ => None,
+            })
+        };
+        let Some(plan) = put(SchedulingPlan::KEY) else { return Ok(()) };
+        let plan: SchedulingPlan =
+            serde_json::from_slice(&plan).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let current = |key: &'static str| {
+            let from_ops = put(key);
+            let store = self.store.clone();
+            async move {
+                match from_ops {
+                    Some(value) => Ok(Some(value)),
+                    None => store.get(key).await.map(|v| v.map(|v| v.value)).map_err(status_from_error),
+                }
+            }
+        };
+        let table = current(PartitionTable::KEY).await?.and_then(|v| serde_json::from_slice::<PartitionTable>(&v).ok());
+        let nodes =
+            current(NodesConfiguration::KEY).await?.and_then(|v| serde_json::from_slice::<NodesConfiguration>(&v).ok());
+        plan.check_against(table.as_ref(), nodes.as_ref()).map_err(|rule| {
+            Status::invalid_argument(format!(
+                "refusing this {} (key '{}'): {rule}",
+                SchedulingPlan::NAME,
+                SchedulingPlan::KEY
+            ))
+        })
+    }
+
     pub fn into_server(self) -> restate_proto::metadata::metadata_server_server::MetadataServerServer<Self> {
         restate_proto::metadata::metadata_server_server::MetadataServerServer::new(self)
     }
@@ -112,6 +147,7 @@ impl MetadataServer for MetadataServerService {
                 crate::objects::check_well_known(key, value).map_err(Status::invalid_argument)?;
             }
         }
+        self.check_plan_fits(&ops).await?;
         let outcome = match self.store.write(ops).await {
             Ok(versions) => Outcome::Written(pb::Written { versions: versions.into_iter().map(|v| v.0).collect() }),
             Err(MetadataStoreError::PreconditionFailed { key, expected, current }) => {

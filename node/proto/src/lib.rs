@@ -7,6 +7,7 @@ pub mod channel;
 pub mod channel_cache;
 pub mod credentials;
 pub mod leader_hints;
+pub mod tls;
 pub mod transport_errors;
 
 pub mod metadata {

@@ -284,7 +284,9 @@ impl EngineLoop {
             }
             Command::Step { group, message } => {
                 if let Some(g) = self.groups.get_mut(&group) {
-                    if let Err(e) = g.node.step(message) {
+                    if !g.accepts_from(message.from) {
+                        tracing::debug!(group, from = message.from, "dropping a raft message from a non-member");
+                    } else if let Err(e) = g.node.step(message) {
                         tracing::debug!(group, "raft step: {e}");
                     }
                 }

@@ -58,6 +58,17 @@ pub(crate) struct RaftGroup {
     pub status: watch::Sender<GroupStatus>,
 }
 
+impl RaftGroup {
+    /// Whether a message from raft peer `from` may be stepped: only the group's current
+    /// members (voters and learners, either side of a joint configuration) speak in it. A
+    /// group that knows no configuration yet (a member added to a running group, waiting
+    /// for the leader's snapshot) listens to whoever leads.
+    pub(crate) fn accepts_from(&self, from: u64) -> bool {
+        let members = self.node.raft.prs();
+        members.get(from).is_some() || members.iter().len() == 0
+    }
+}
+
 /// Proposal contexts are `b'p' ++ request id`; reads use `b'r' ++ request id`.
 fn request_context(kind: u8, id: u64) -> Vec<u8> {
     let mut ctx = Vec::with_capacity(9);

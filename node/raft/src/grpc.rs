@@ -159,19 +159,16 @@ impl RaftTransport for Arc<GrpcTransport> {
 
 pub type RaftTransportServer = raft_transport_server::RaftTransportServer<RaftTransportService>;
 
-/// Receives raft messages for the local engine.
+/// Receives raft messages for the local engine. Each group steps only its members'
+/// messages (`RaftGroup::accepts_from`); a peer's address is never learned from what it
+/// sends (the address book comes from the metadata members and NodesConfiguration).
 pub struct RaftTransportService {
     engine: RaftEngine,
-    addresses: PeerAddresses,
 }
 
 impl RaftTransportService {
-    /// Senders' addresses are recorded in `addresses` (so replies can reach them).
-    pub fn new(
-        engine: RaftEngine,
-        addresses: PeerAddresses,
-    ) -> raft_transport_server::RaftTransportServer<RaftTransportService> {
-        raft_transport_server::RaftTransportServer::new(RaftTransportService { engine, addresses })
+    pub fn new(engine: RaftEngine) -> raft_transport_server::RaftTransportServer<RaftTransportService> {
+        raft_transport_server::RaftTransportServer::new(RaftTransportService { engine })
             .max_decoding_message_size(64 << 20)
     }
 }
@@ -183,15 +180,21 @@ impl raft_transport_server::RaftTransport for RaftTransportService {
         request: tonic::Request<pb::RaftBatch>,
     ) -> Result<tonic::Response<pb::RaftBatchAck>, tonic::Status> {
         let batch = request.into_inner();
-        if !batch.from_address.is_empty()
-            && self.addresses.get(batch.from).as_deref() != Some(batch.from_address.as_str())
-        {
-            self.addresses.set(batch.from, batch.from_address.clone());
-        }
+        // The whole batch is checked before any message is stepped.
+        let mut messages = Vec::with_capacity(batch.messages.len());
         for envelope in batch.messages {
             let message = Message::parse_from_bytes(&envelope.message)
                 .map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft message: {e}")))?;
-            self.engine.step(envelope.group, message);
+            if message.from != batch.from {
+                return Err(tonic::Status::invalid_argument(format!(
+                    "a raft batch from peer {} carries a message from peer {}: a peer speaks only for itself",
+                    batch.from, message.from
+                )));
+            }
+            messages.push((envelope.group, message));
+        }
+        for (group, message) in messages {
+            self.engine.step(group, message);
         }
         Ok(tonic::Response::new(pb::RaftBatchAck {}))
     }

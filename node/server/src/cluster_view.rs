@@ -83,10 +83,11 @@ async fn probe(ctx: &NodeCtlContext, node: &NodeConfig, me: &pb::NodeInfo) -> pb
 async fn fetch_info(address: &str) -> Result<pb::NodeInfo, String> {
     let endpoint = Endpoint::from_shared(address.to_owned())
         .map_err(|e| format!("bad address {address}: {e}"))?
-        .connect_timeout(PROBE_TIMEOUT)
         .timeout(PROBE_TIMEOUT);
-    let channel = endpoint.connect().await.map_err(|e| format!("unreachable: {}", error_chain(&e)))?;
-    NodeCtlClient::new(restate_proto::channel::with_process_secret(channel))
+    let channel = restate_proto::channel::connect(endpoint, PROBE_TIMEOUT)
+        .await
+        .map_err(|e| format!("unreachable: {}", error_chain(&e)))?;
+    NodeCtlClient::new(channel)
         .get_node_info(pb::GetNodeInfoRequest {})
         .await
         .map(|r| r.into_inner())

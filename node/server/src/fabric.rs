@@ -1,5 +1,5 @@
-//! The node port (5122): gRPC services (behind the cluster secret when one is configured,
-//! see [`crate::fabric_auth`]) plus `GET /health` and `GET /metrics`, one listener.
+//! The node port (5122): gRPC services (behind the configured credentials, see
+//! [`crate::fabric_auth`]) plus `GET /health` and `GET /metrics`, one listener.
 
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ pub(crate) fn router(
     state: NodeState,
     metrics: NodeMetrics,
     worker: crate::running_roles::RunningRoles,
-    cluster_secret: Option<restate_proto::credentials::ClusterSecret>,
+    credentials: &crate::fabric_auth::FabricCredentials,
     shutdown: &CancellationToken,
 ) -> Router {
     let node_name = ctx.config.node_name.clone();
@@ -42,10 +42,7 @@ pub(crate) fn router(
         restate_proto::worker::worker_server::WorkerServer::new(crate::invocations::WorkerService(worker.clone()))
             .max_decoding_message_size(64 << 20),
     );
-    let grpc = match cluster_secret {
-        Some(secret) => crate::fabric_auth::require_secret(grpc.into_axum_router(), secret, metrics.fabric_refused()),
-        None => grpc.into_axum_router(),
-    };
+    let grpc = crate::fabric_auth::require(grpc.into_axum_router(), credentials, metrics.fabric_refused());
     grpc
         // Liveness: the node's servers listen. Provisioning state is `restatectl status`'s business.
         .route("/health", get(|| async { "OK\n" }))

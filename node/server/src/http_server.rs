@@ -10,6 +10,9 @@
 //! - accept errors (e.g. out of file descriptors) are logged and retried after a pause,
 //!   never end the listener.
 //!
+//! With TLS (the node port with `[networking] tls-*`), connections are TLS and requests
+//! from clients with a certificate of the cluster's CA carry [`CertifiedClient`].
+//!
 //! On shutdown the listener stops accepting and every connection finishes its in-flight
 //! requests (graceful shutdown), bounded by the caller.
 
@@ -23,6 +26,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use restate_proto::tls::NodeTls;
 
 use crate::listeners::BoundListener;
 
@@ -42,15 +47,22 @@ pub struct ListenerLimits {
     pub max_connections: usize,
 }
 
-/// Serves `router` on `bound` until `shutdown`, within `limits`.
+/// Marks a request that came over TLS with a client certificate the cluster's CA signed
+/// (request extension; see `fabric_auth`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CertifiedClient;
+
+/// Serves `router` on `bound` until `shutdown`, within `limits`; with `tls`, over TLS
+/// (the handshake, too, must finish within the header timeout).
 pub(crate) async fn serve(
     bound: BoundListener,
     router: Router,
     shutdown: CancellationToken,
     what: &'static str,
     limits: ListenerLimits,
+    tls: Option<NodeTls>,
 ) -> std::io::Result<()> {
-    tracing::info!(address = %bound.local_addr, "{what} listening");
+    tracing::info!(address = %bound.local_addr, tls = tls.is_some(), "{what} listening");
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     builder
@@ -59,6 +71,7 @@ pub(crate) async fn serve(
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .keep_alive_interval(KEEP_ALIVE)
         .keep_alive_timeout(KEEP_ALIVE);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
@@ -80,37 +93,30 @@ pub(crate) async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY on an accepted connection: {e}");
         }
-        // Set by the first request the connection delivers (its head complete).
-        let started = Arc::new(AtomicBool::new(false));
-        let service = {
-            let started = started.clone();
-            let router = router.clone();
-            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                started.store(true, Ordering::Relaxed);
-                // An axum Router is always ready: no poll_ready needed before call.
-                tower_service::Service::call(&mut router.clone(), request)
-            })
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            watcher: graceful.watcher(),
+            header_timeout: limits.header_timeout,
+            what,
+            peer,
         };
-        let connection = builder.serve_connection(TokioIo::new(tcp), service).into_owned();
-        let connection = graceful.watch(connection);
-        let header_timeout = limits.header_timeout;
+        let acceptor = tls.as_ref().and_then(|tls| tls.server_config()).map(tokio_rustls::TlsAcceptor::from);
         tokio::spawn(async move {
             let _slot = slot;
-            tokio::pin!(connection);
-            tokio::select! {
-                result = &mut connection => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, "{what}: connection ended: {e}");
-                    }
+            let Some(acceptor) = acceptor else {
+                return connection.run(TokioIo::new(tcp), false).await;
+            };
+            // The handshake counts against the header timeout: a client that opens a
+            // connection and sends nothing is closed as on a plaintext listener.
+            match tokio::time::timeout(connection.header_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    let certified = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                    connection.run(TokioIo::new(stream), certified).await
                 }
-                _ = tokio::time::sleep(header_timeout) => {
-                    if started.load(Ordering::Relaxed) {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(%peer, "{what}: connection ended: {e}");
-                        }
-                    } else {
-                        tracing::debug!(%peer, "{what}: no complete request head within {header_timeout:?}; closing");
-                    }
+                Ok(Err(e)) => tracing::debug!(%peer, "{what}: TLS handshake failed: {e}"),
+                Err(_) => {
+                    tracing::debug!(%peer, "{what}: no TLS handshake within {:?}; closing", connection.header_timeout)
                 }
             }
         });
@@ -120,4 +126,57 @@ pub(crate) async fn serve(
         tracing::warn!("{what}: connections still busy {DRAIN:?} after shutdown began; closing them");
     }
     Ok(())
+}
+
+/// One accepted connection, served once its transport is ready.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_timeout: Duration,
+    what: &'static str,
+    peer: std::net::SocketAddr,
+}
+
+impl Connection {
+    /// Serves requests on `io` until the connection ends; each request is marked
+    /// [`CertifiedClient`] when `certified`.
+    async fn run<I>(self, io: TokioIo<I>, certified: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection { builder, router, watcher, header_timeout, what, peer } = self;
+        // Set by the first request the connection delivers (its head complete).
+        let started = Arc::new(AtomicBool::new(false));
+        let service = {
+            let started = started.clone();
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                started.store(true, Ordering::Relaxed);
+                if certified {
+                    request.extensions_mut().insert(CertifiedClient);
+                }
+                // An axum Router is always ready: no poll_ready needed before call.
+                tower_service::Service::call(&mut router.clone(), request)
+            })
+        };
+        let connection = builder.serve_connection(io, service).into_owned();
+        let connection = watcher.watch(connection);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = &mut connection => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, "{what}: connection ended: {e}");
+                }
+            }
+            _ = tokio::time::sleep(header_timeout) => {
+                if started.load(Ordering::Relaxed) {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, "{what}: connection ended: {e}");
+                    }
+                } else {
+                    tracing::debug!(%peer, "{what}: no complete request head within {header_timeout:?}; closing");
+                }
+            }
+        }
+    }
 }

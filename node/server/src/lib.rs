@@ -27,6 +27,7 @@ mod metrics;
 mod node;
 mod node_ctl;
 mod node_ctl_context;
+mod peer_addresses;
 mod pgsql;
 pub mod provisioning;
 mod roles;

@@ -108,6 +108,9 @@ async fn run(config: restate_config::Config) -> ExitCode {
                 | StartupError::MetadataClient(_)
                 | StartupError::Snapshots(_)
                 | StartupError::ClusterSecret(_)
+                | StartupError::Tls(_)
+                | StartupError::IncompleteTls { .. }
+                | StartupError::RequestIdentity(_)
                 | StartupError::InsecureFabric { .. } => 2,
                 StartupError::Storage(restate_storage::StorageError::Identity(_)) => 2,
                 StartupError::Storage(_) => 1,

@@ -64,7 +64,7 @@ impl RaftHost {
     }
 
     pub fn transport_service(&self) -> restate_raft::grpc::RaftTransportServer {
-        RaftTransportService::new(self.engine.clone(), self.peers.clone())
+        RaftTransportService::new(self.engine.clone())
     }
 
     /// Stops the engine thread (after the servers stopped).

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use restate_config::Config;
 use restate_metadata::{MetadataClient, MetadataClientOptions, MetadataStore, MetadataView};
+use restate_service_protocol::RequestSigner;
 use restate_storage::{NodeStorage, StorageOptions};
 use restate_types::{LogProviderKind, Role};
 use tokio::sync::{mpsc, Notify};
@@ -51,11 +52,29 @@ fn url_text(url: &url::Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
+/// The request identity key of `request-identity-private-key-pem-file`, if set; its public
+/// key is logged for the deployments' `identity_keys`.
+fn request_signer(config: &Config) -> Result<Option<Arc<RequestSigner>>, StartupError> {
+    let Some(path) = &config.request_identity_private_key_pem_file else {
+        return Ok(None);
+    };
+    let signer = RequestSigner::from_pem_file(path)?;
+    tracing::info!(
+        kid = signer.key_id(),
+        path = %path.display(),
+        "Loaded request identity key: requests to deployments are signed; configure the SDKs with identity key {}",
+        signer.key_id()
+    );
+    Ok(Some(Arc::new(signer)))
+}
+
 impl Node {
     /// Opens storage, binds every listener and starts serving. Returns once the node
     /// listens; joining the cluster goes on in the background (see [`NodeState`]).
     pub async fn start(config: Config) -> Result<Node, StartupError> {
-        let cluster_secret = crate::fabric_auth::configure(&config)?;
+        let credentials = crate::fabric_auth::configure(&config)?;
+        let deployments =
+            restate_service_protocol::DeploymentClient::default().with_request_identity(request_signer(&config)?);
         if config.bifrost.default_provider == LogProviderKind::Replicated && config.auto_provision {
             tracing::warn!("bifrost.default-provider = \"replicated\": log segments wait for enough log-servers before they accept records");
         }
@@ -179,6 +198,7 @@ impl Node {
             auto_join: config.metadata_server.auto_join,
             repair_grace_period: Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
             idempotency_retention: Duration::from_millis(config.worker.idempotency_retention_ms),
+            deployments: deployments.clone(),
             invoker_inactivity_timeout: Duration::from_millis(config.worker.invoker.inactivity_timeout_ms),
             invoker_abort_timeout: Duration::from_millis(config.worker.invoker.abort_timeout_ms),
             workflow_completion_retention: Duration::from_millis(config.worker.workflow_completion_retention_ms),
@@ -221,30 +241,33 @@ impl Node {
                     state.clone(),
                     metrics,
                     running_roles.clone(),
-                    cluster_secret,
+                    &credentials,
                     &shutdown,
                 ),
                 "node port (fabric)",
+                credentials.tls.clone(),
             )),
-            admin_listener.map(|l| (l, admin::router(state.clone(), admin_metadata, routing.clone()), "admin API")),
+            admin_listener.map(|l| {
+                (l, admin::router(state.clone(), admin_metadata, routing.clone(), deployments), "admin API", None)
+            }),
             ingress_listener.map(|l| {
                 let router = ingress_http::router(
                     routing.clone(),
                     running_roles.clone(),
                     config.ingress.request_body_size_limit,
                 );
-                (l, router, "ingress")
+                (l, router, "ingress", None)
             }),
         ];
         let limits = crate::http_server::ListenerLimits {
             header_timeout: Duration::from_millis(config.networking.request_header_timeout_ms),
             max_connections: usize::try_from(config.networking.max_connections).unwrap_or(usize::MAX),
         };
-        for (listener, router, what) in servers.into_iter().flatten() {
+        for (listener, router, what, tls) in servers.into_iter().flatten() {
             let shutdown = shutdown.clone();
             let failure_tx = failure_tx.clone();
             tasks.spawn(async move {
-                if let Err(e) = crate::http_server::serve(listener, router, shutdown, what, limits).await {
+                if let Err(e) = crate::http_server::serve(listener, router, shutdown, what, limits, tls).await {
                     let _ = failure_tx.send(format!("{what} server failed: {e}"));
                 }
             });
@@ -261,6 +284,12 @@ impl Node {
                     _ = shutdown.cancelled() => {}
                 }
             });
+        }
+        if let Some(tls) = &credentials.tls {
+            tasks.spawn(crate::fabric_auth::reload_tls(tls.clone(), shutdown.clone()));
+        }
+        if let Some(raft) = &raft_host {
+            tasks.spawn(crate::peer_addresses::follow(raft.peers.clone(), view.clone(), shutdown.clone()));
         }
         tasks.spawn(restate_metadata::view_follower::follow(view, client, shutdown.clone()));
         if let Some(listener) = pgsql_listener {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use restate_metadata::objects::{self, ClusterConfiguration, NodesConfiguration};
+use restate_metadata::objects::{self, ClusterConfiguration, MetadataObject, NodesConfiguration};
 use restate_metadata::{typed, MetadataStoreError, Precondition};
 use restate_proto::node_ctl::{self as pb, node_ctl_server::NodeCtl};
 use restate_types::{LogProviderKind, Version};
@@ -187,6 +187,13 @@ impl NodeCtl for NodeCtlService {
         let key = request.into_inner().key;
         let value = self.ctx.metadata.get(&key).await.map_err(metadata_status)?;
         Ok(Response::new(match value {
+            // Deployments' additional headers (often credentials) are answered masked.
+            Some(v) if key == objects::Schema::KEY => {
+                let schema: objects::Schema = serde_json::from_slice(&v.value)
+                    .map_err(|e| Status::internal(format!("the stored schema does not decode: {e}")))?;
+                let masked = serde_json::to_vec(&schema.masked()).expect("a schema serializes");
+                pb::GetMetadataResponse { found: true, version: v.version.0, value: masked }
+            }
             Some(v) => pb::GetMetadataResponse { found: true, version: v.version.0, value: v.value.to_vec() },
             None => pb::GetMetadataResponse { found: false, version: 0, value: Vec::new() },
         }))
@@ -197,8 +204,18 @@ impl NodeCtl for NodeCtlService {
         request: Request<pb::PutMetadataRequest>,
     ) -> Result<Response<pb::PutMetadataResponse>, Status> {
         self.ctx.metrics.request("put_metadata");
-        let request = request.into_inner();
+        let mut request = request.into_inner();
         objects::check_well_known(&request.key, &request.value).map_err(Status::invalid_argument)?;
+        if request.key == objects::Schema::KEY {
+            // A schema read through `metadata get` carries masked header values: keep the
+            // stored ones for those.
+            let mut schema: objects::Schema =
+                serde_json::from_slice(&request.value).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let current = self.ctx.metadata.get(objects::Schema::KEY).await.map_err(metadata_status)?;
+            let current: Option<objects::Schema> = current.and_then(|v| serde_json::from_slice(&v.value).ok());
+            schema.unmask_from(current.as_ref()).map_err(Status::invalid_argument)?;
+            request.value = serde_json::to_vec(&schema).expect("a schema serializes");
+        }
         let precondition = match request.expected_version {
             None => Precondition::None,
             Some(0) => Precondition::DoesNotExist,

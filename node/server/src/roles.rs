@@ -44,6 +44,8 @@ pub(crate) struct RolesContext {
     pub repair_grace_period: Duration,
     /// `[worker] idempotency-retention`, for the partition processors.
     pub idempotency_retention: Duration,
+    /// The node's client for deployments (signing with its request identity key).
+    pub deployments: restate_service_protocol::DeploymentClient,
     /// `[worker.invoker] inactivity-timeout` and `abort-timeout`.
     pub invoker_inactivity_timeout: Duration,
     pub invoker_abort_timeout: Duration,
@@ -79,8 +81,7 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
             metadata: ctx.view.clone(),
             bifrost: bifrost.clone(),
             storage: ctx.loglets.storage().clone(),
-            deployments: restate_service_protocol::DeploymentClient::default()
-                .with_inactivity_timeout(ctx.invoker_inactivity_timeout),
+            deployments: ctx.deployments.clone().with_inactivity_timeout(ctx.invoker_inactivity_timeout),
             invoke_abort_timeout: ctx.invoker_abort_timeout,
             idempotency_retention: ctx.idempotency_retention,
             workflow_completion_retention: ctx.workflow_completion_retention,

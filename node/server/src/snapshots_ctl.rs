@@ -29,8 +29,9 @@ async fn live_processors(metadata: &RoutingMetadata, partition: PartitionId) -> 
         let address = node.address.clone();
         async move {
             let probe = async {
-                let channel = tonic::transport::Endpoint::from_shared(address).ok()?.connect().await.ok()?;
-                let answer = NodeCtlClient::new(restate_proto::channel::with_process_secret(channel))
+                let endpoint = tonic::transport::Endpoint::from_shared(address).ok()?;
+                let channel = restate_proto::channel::connect(endpoint, PROBE_TIMEOUT).await.ok()?;
+                let answer = NodeCtlClient::new(channel)
                     .list_partition_processors(pb::ListPartitionProcessorsRequest {})
                     .await
                     .ok()?;

@@ -18,6 +18,12 @@ pub enum StartupError {
     Snapshots(String),
     #[error("[networking] cluster-secret-file (RESTATE_NETWORKING__CLUSTER_SECRET_FILE): {0}")]
     ClusterSecret(#[from] restate_proto::credentials::SecretFileError),
+    #[error("[networking] TLS on the node port: {0}. Fix the file (RESTATE_NETWORKING__TLS_CERT_FILE, __TLS_KEY_FILE, __TLS_CA_FILE)")]
+    Tls(#[from] restate_proto::tls::TlsError),
+    #[error("[networking] TLS on the node port needs tls-cert-file, tls-key-file and tls-ca-file together; missing: {missing}")]
+    IncompleteTls { missing: String },
+    #[error("request-identity-private-key-pem-file (RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE): {0}")]
+    RequestIdentity(#[from] restate_service_protocol::request_identity::SigningKeyError),
     #[error(
         "refusing to serve the node port on {addr} without credentials: anyone who reaches it could change \
              the cluster. Set [networking] cluster-secret-file (RESTATE_NETWORKING__CLUSTER_SECRET_FILE) to a file \

@@ -1,6 +1,7 @@
 //! The HTTP/2 client that reaches service deployments.
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -10,6 +11,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use crate::request_identity::{self, RequestSigner};
 
 /// Default bound on establishing a TCP connection to a deployment.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,8 +39,9 @@ impl std::fmt::Display for HttpVersion {
 
 /// A client for service deployments: cleartext HTTP/2 with prior knowledge (one pooled
 /// connection per deployment, multiplexing concurrent requests) or HTTP/1.1 (pooled
-/// keep-alive connections), as each deployment was registered. Cheap to clone; clones
-/// share the pools.
+/// keep-alive connections), as each deployment was registered. Every request is signed
+/// with the request identity key, if one is set, else marked unsigned. Cheap to clone;
+/// clones share the pools.
 ///
 /// Must be used inside a Tokio runtime.
 #[derive(Debug, Clone)]
@@ -47,6 +51,7 @@ pub struct DeploymentClient {
     /// How long a deployment may send nothing (response head, or the next frame) before
     /// a round is cut (`InvokeError::Inactive`); `None`: unbounded.
     pub(crate) inactivity: Option<Duration>,
+    signer: Option<Arc<RequestSigner>>,
 }
 
 /// Why a deployment address cannot be used.
@@ -75,7 +80,7 @@ impl DeploymentClient {
         connector.enforce_http(true);
         let http2 = Client::builder(TokioExecutor::new()).http2_only(true).build(connector.clone());
         let http11 = Client::builder(TokioExecutor::new()).build(connector);
-        DeploymentClient { http2, http11, inactivity: None }
+        DeploymentClient { http2, http11, inactivity: None, signer: None }
     }
 
     /// This client with rounds cut once the deployment sends nothing for `inactivity`.
@@ -84,12 +89,26 @@ impl DeploymentClient {
         self
     }
 
-    /// Sends one request; the response body is left to the caller.
+    /// This client with every request signed by `signer` (request identity v1).
+    pub fn with_request_identity(mut self, signer: Option<Arc<RequestSigner>>) -> DeploymentClient {
+        self.signer = signer;
+        self
+    }
+
+    /// Sends one request, signed; the response body is left to the caller.
     pub(crate) async fn send(
         &self,
-        request: Request<Full<Bytes>>,
+        mut request: Request<Full<Bytes>>,
         http: HttpVersion,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let identity = match &self.signer {
+            Some(signer) => signer.headers(request.uri().path()),
+            None => request_identity::unsigned(),
+        };
+        for (name, value) in identity {
+            // Replaces any same-named additional header: the signature is the node's.
+            request.headers_mut().insert(name, value);
+        }
         match http {
             HttpVersion::Http2 => self.http2.request(request).await,
             HttpVersion::Http11 => self.http11.request(request).await,

@@ -16,6 +16,8 @@ mod client;
 pub mod discovery;
 #[cfg(feature = "client")]
 pub mod invoke;
+#[cfg(feature = "client")]
+pub mod request_identity;
 
 #[cfg(feature = "client")]
 pub use client::{DeploymentClient, DeploymentClientError, HttpVersion};
@@ -23,3 +25,5 @@ pub use client::{DeploymentClient, DeploymentClientError, HttpVersion};
 pub use discovery::{discover, DiscoveryError, EndpointManifest};
 #[cfg(feature = "client")]
 pub use invoke::{invoke, InvocationResponse, InvokeError};
+#[cfg(feature = "client")]
+pub use request_identity::RequestSigner;

@@ -51,6 +51,11 @@ struct Args {
     /// NetworkPolicy of every cluster admits it to the node ports.
     #[arg(long, env = "OPERATOR_NAMESPACE", default_value = "restate-operator")]
     operator_namespace: String,
+    /// Labels of the operator's pods (`key=value,...`): the NetworkPolicy of every cluster
+    /// then admits only these pods of the operator's namespace (the Helm chart sets it).
+    #[arg(long, env = "OPERATOR_POD_LABELS", default_value = "", value_name = "LABELS",
+          value_parser = restate_operator::objects::parse_pod_labels)]
+    operator_pod_labels: std::collections::BTreeMap<String, String>,
     /// Port of the HTTP endpoint: /health, /ready and /metrics.
     #[arg(long, default_value_t = 8081)]
     http_port: u16,
@@ -180,6 +185,7 @@ async fn main() -> ExitCode {
         server_minor,
         cluster_domain: args.cluster_domain.clone(),
         operator_namespace: args.operator_namespace.clone(),
+        operator_pod_labels: args.operator_pod_labels.clone(),
     };
     let reporter = Reporter { controller: MANAGER.to_owned(), instance: Some(identity.clone()) };
     let context = Arc::new(Context {

@@ -34,7 +34,7 @@ use kube::Resource;
 pub use cluster_secret::{cluster_secret, new_secret_value, CLUSTER_SECRET_KEY};
 pub use config_map::config_map;
 pub use disruption_budget::{pod_disruption_budget, pod_disruption_budget_resource, pod_disruption_budget_version};
-pub use network_policy::network_policy;
+pub use network_policy::{network_policy, parse_pod_labels};
 pub use service_account::service_account;
 pub use services::{client_service, headless_service};
 pub use statefulset::{statefulset, CONFIG_CHECKSUM_ANNOTATION, CONTAINER_NAME, TERMINATION_GRACE_PERIOD_SECONDS};
@@ -55,6 +55,9 @@ pub struct BuildContext {
     pub cluster_domain: String,
     /// Namespace the operator runs in; the NetworkPolicy admits it to the admin and node ports.
     pub operator_namespace: String,
+    /// Labels of the operator's own pods: when set, the NetworkPolicy admits only those pods
+    /// of the operator's namespace, not the whole namespace.
+    pub operator_pod_labels: std::collections::BTreeMap<String, String>,
 }
 
 impl BuildContext {
@@ -65,6 +68,7 @@ impl BuildContext {
             server_minor,
             cluster_domain: "cluster.local".to_owned(),
             operator_namespace: "restate-operator".to_owned(),
+            operator_pod_labels: Default::default(),
         }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Allowed:
 //! 1. the cluster's own pods, on all three ports (raft, metadata, logs, forwarding);
-//! 2. the operator's namespace, on the node port (provisioning, draining, snapshots) and the
-//!    admin port;
+//! 2. the operator's pods (those of its namespace with its pod labels, or its whole
+//!    namespace when they are not known), on the node port (provisioning, draining,
+//!    snapshots) and the admin port;
 //! 3. the ingress port from the namespaces `spec.network.ingressNamespaceSelector` selects,
 //!    or from the cluster's own namespace when it is unset.
 //!
@@ -45,6 +46,19 @@ fn selector(labels: BTreeMap<String, String>) -> LabelSelector {
     LabelSelector { match_labels: Some(labels), match_expressions: None }
 }
 
+/// Parses `--operator-pod-labels` (`key=value,key=value`); the error names the bad item.
+pub fn parse_pod_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (key, value) = item
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| format!("'{item}' is not key=value (e.g. app.kubernetes.io/name=restate-operator)"))?;
+        labels.insert(key.trim().to_owned(), value.trim().to_owned());
+    }
+    Ok(labels)
+}
+
 /// `<name>` over the cluster's pods, with the three ingress rules above.
 pub fn network_policy(cluster: &RestateCluster, ctx: &BuildContext) -> Result<NetworkPolicy, BuildError> {
     let names = cluster_names(cluster, ctx)?;
@@ -61,6 +75,8 @@ pub fn network_policy(cluster: &RestateCluster, ctx: &BuildContext) -> Result<Ne
                 NAMESPACE_NAME_LABEL.to_owned(),
                 ctx.operator_namespace.clone(),
             )]))),
+            // Both selectors in one peer: pods with these labels in that namespace.
+            pod_selector: (!ctx.operator_pod_labels.is_empty()).then(|| selector(ctx.operator_pod_labels.clone())),
             ..Default::default()
         }]),
         ports: ports(&[NODE_PORT, ADMIN_PORT]),
@@ -120,12 +136,31 @@ mod tests {
         let operator = &rules[1].from.as_ref().unwrap()[0];
         let namespace = operator.namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
         assert_eq!(namespace["kubernetes.io/metadata.name"], "ops");
+        assert!(operator.pod_selector.is_none(), "without its pod labels: the operator's whole namespace");
         assert_eq!(port_numbers(&rules[1]), [IntOrString::Int(5122), IntOrString::Int(9070)]);
 
         let clients = &rules[2].from.as_ref().unwrap()[0];
         assert_eq!(clients.pod_selector, Some(LabelSelector::default()), "unset: the cluster's namespace");
         assert!(clients.namespace_selector.is_none());
         assert_eq!(port_numbers(&rules[2]), [IntOrString::Int(8080)]);
+    }
+
+    #[test]
+    fn with_its_pod_labels_only_the_operators_pods_are_admitted() {
+        let mut ctx = BuildContext::new(20);
+        ctx.operator_namespace = "ops".into();
+        ctx.operator_pod_labels =
+            parse_pod_labels("app.kubernetes.io/name=restate-operator, app.kubernetes.io/instance=ops").unwrap();
+        let policy = network_policy(&fixtures::cluster(), &ctx).unwrap();
+        let operator = &rules(&policy)[1].from.as_ref().unwrap()[0];
+        let pods = operator.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+        assert_eq!(pods["app.kubernetes.io/name"], "restate-operator");
+        assert_eq!(pods["app.kubernetes.io/instance"], "ops");
+        let namespace = operator.namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+        assert_eq!(namespace["kubernetes.io/metadata.name"], "ops", "in the operator's namespace only");
+        let err = parse_pod_labels("app=op,oops").unwrap_err();
+        assert!(err.contains("'oops' is not key=value"), "{err}");
+        assert!(parse_pod_labels("").unwrap().is_empty());
     }
 
     #[test]

@@ -31,6 +31,29 @@ struct Cli {
     /// [networking] cluster-secret-file; same variable).
     #[arg(long, global = true, env = "RESTATE_NETWORKING__CLUSTER_SECRET_FILE", value_name = "PATH")]
     cluster_secret_file: Option<std::path::PathBuf>,
+    /// CA certificate(s) (PEM) the nodes' certificates must chain to, when the nodes use
+    /// mutual TLS (the nodes' [networking] tls-ca-file; same variable). Every connection is
+    /// then TLS; an https:// --address without it is an error, never plaintext.
+    #[arg(long, global = true, env = "RESTATE_NETWORKING__TLS_CA_FILE", value_name = "PATH")]
+    tls_ca_file: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) signed by the cluster's CA (the nodes' tls-cert-file works).
+    #[arg(
+        long,
+        global = true,
+        env = "RESTATE_NETWORKING__TLS_CERT_FILE",
+        value_name = "PATH",
+        requires = "tls_key_file"
+    )]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "RESTATE_NETWORKING__TLS_KEY_FILE",
+        value_name = "PATH",
+        requires = "tls_cert_file"
+    )]
+    tls_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -213,6 +236,21 @@ enum MetadataCmd {
     },
 }
 
+/// Sets this process's TLS from the `--tls-*` flags (or their variables).
+fn configure_tls(cli: &Cli) -> Result<(), String> {
+    let Some(ca) = &cli.tls_ca_file else {
+        if cli.tls_cert_file.is_some() {
+            return Err("--tls-cert-file needs --tls-ca-file (the cluster's CA, to verify the nodes)".into());
+        }
+        return Ok(());
+    };
+    let identity = cli.tls_cert_file.clone().zip(cli.tls_key_file.clone());
+    let files = restate_proto::tls::TlsFiles { ca: ca.clone(), identity };
+    let tls = restate_proto::tls::NodeTls::load(files).map_err(|e| format!("--tls-*: {e}"))?;
+    restate_proto::tls::set_process_tls(Some(tls));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.cluster_secret_file {
@@ -223,6 +261,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if let Err(e) = configure_tls(&cli) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
     let globals = Globals { address: cli.address.clone(), json: cli.json, yes: cli.yes };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");

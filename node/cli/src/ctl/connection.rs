@@ -39,9 +39,9 @@ pub async fn connect(address: &str) -> Result<NodeCtlClient<NodeChannel>, CtlErr
         .map_err(|e| {
             CtlError(format!("invalid --address '{address}': {e}; expected a URL like http://127.0.0.1:5122"))
         })?
-        .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(60));
-    let channel =
-        endpoint.connect().await.map_err(|e| CtlError(format!("cannot reach node at {address}: {}", chain(&e))))?;
-    Ok(NodeCtlClient::new(restate_proto::channel::with_process_secret(channel)))
+    let channel = restate_proto::channel::connect(endpoint, Duration::from_secs(5))
+        .await
+        .map_err(|e| CtlError(format!("cannot reach node at {address}: {}", chain(&e))))?;
+    Ok(NodeCtlClient::new(channel))
 }

@@ -14,10 +14,11 @@ use crate::output::{confirm, print_json, table};
 async fn admin(address: &str) -> Result<MetadataServerAdminClient<restate_proto::channel::NodeChannel>, String> {
     let endpoint = Endpoint::from_shared(address.to_owned())
         .map_err(|e| format!("bad address {address}: {e}"))?
-        .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10));
-    let channel = endpoint.connect().await.map_err(|e| format!("unreachable: {e}"))?;
-    Ok(MetadataServerAdminClient::new(restate_proto::channel::with_process_secret(channel)))
+    let channel = restate_proto::channel::connect(endpoint, Duration::from_secs(2))
+        .await
+        .map_err(|e| format!("unreachable: {}", crate::error_chain(&e)))?;
+    Ok(MetadataServerAdminClient::new(channel))
 }
 
 async fn cluster_nodes(globals: &Globals) -> Result<Vec<pb::NodeStatus>, CtlError> {

@@ -30,6 +30,47 @@ pub struct Schema {
     pub services: BTreeMap<String, ServiceSchema>,
 }
 
+/// Shown instead of an additional header's value wherever the schema is answered.
+pub const MASKED_HEADER_VALUE: &str = "***";
+
+impl Schema {
+    /// This schema with every deployment's additional header values masked (they often
+    /// are credentials for the endpoint): what `metadata get` answers.
+    pub fn masked(&self) -> Schema {
+        let mut masked = self.clone();
+        for deployment in masked.deployments.values_mut() {
+            for value in deployment.additional_headers.values_mut() {
+                *value = MASKED_HEADER_VALUE.to_owned();
+            }
+        }
+        masked
+    }
+
+    /// Puts back, from `current`, the values of headers this schema has masked (a schema
+    /// read with [`Schema::masked`], edited and written back keeps its secrets). A masked
+    /// value with nothing stored to put back is an error naming the header.
+    pub fn unmask_from(&mut self, current: Option<&Schema>) -> Result<(), String> {
+        for (id, deployment) in &mut self.deployments {
+            for (name, value) in &mut deployment.additional_headers {
+                if value != MASKED_HEADER_VALUE {
+                    continue;
+                }
+                let stored = current
+                    .and_then(|c| c.deployments.get(id))
+                    .and_then(|d| d.additional_headers.get(name))
+                    .ok_or_else(|| {
+                    format!(
+                        "header '{name}' of deployment {id} has the masked value '{MASKED_HEADER_VALUE}' and no \
+                             stored value to keep; write the real value"
+                    )
+                })?;
+                *value = stored.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One registered deployment, as its discovery described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
@@ -666,6 +707,28 @@ mod tests {
         assert_eq!(g.handlers.len(), 2);
         assert_eq!(schema.deployment("dp_1").unwrap().created_at, T0);
         assert_eq!(schema.deployments.len(), 1);
+    }
+
+    #[test]
+    fn masked_headers_round_trip_without_losing_their_values() {
+        let mut schema = Schema::default();
+        let mut headers = deployment("http://a:9080", vec![greeter()]);
+        headers.additional_headers.insert("authorization".into(), "Bearer s3cr3t".into());
+        schema.register(headers, false, "dp_1", T0).unwrap();
+        let shown = schema.masked();
+        assert_eq!(shown.deployments["dp_1"].additional_headers["authorization"], MASKED_HEADER_VALUE);
+        assert!(!serde_json::to_string(&shown).unwrap().contains("s3cr3t"));
+
+        // Read masked, edited elsewhere, written back: the secret is kept.
+        let mut edited = shown.clone();
+        edited.deployments.get_mut("dp_1").unwrap().uri = "http://a:9081".into();
+        edited.unmask_from(Some(&schema)).unwrap();
+        assert_eq!(edited.deployments["dp_1"].additional_headers["authorization"], "Bearer s3cr3t");
+        assert_eq!(edited.deployments["dp_1"].uri, "http://a:9081");
+
+        // A masked value with nothing to put back is refused, naming the header.
+        let err = shown.clone().unmask_from(None).unwrap_err();
+        assert!(err.contains("'authorization'") && err.contains("dp_1"), "{err}");
     }
 
     #[test]

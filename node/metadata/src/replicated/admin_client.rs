@@ -11,11 +11,8 @@ use tonic::transport::Endpoint;
 use super::LEADER_HEADER;
 
 fn admin_client(address: &str) -> Option<MetadataServerAdminClient<Channel>> {
-    let endpoint = Endpoint::from_shared(address.to_owned())
-        .ok()?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(10));
-    Some(MetadataServerAdminClient::new(restate_proto::channel::with_process_secret(endpoint.connect_lazy())))
+    let endpoint = Endpoint::from_shared(address.to_owned()).ok()?.timeout(Duration::from_secs(10));
+    Some(MetadataServerAdminClient::new(restate_proto::channel::lazy_channel(endpoint, Duration::from_secs(2))))
 }
 
 /// Calls `call` on the addresses (and the leaders they name) until one succeeds; the
@@ -49,9 +46,9 @@ where
 pub async fn voting_members(addresses: &[String]) -> Vec<pb::Member> {
     for address in addresses {
         let Ok(endpoint) = Endpoint::from_shared(address.clone()) else { continue };
-        let endpoint = endpoint.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(5));
+        let endpoint = endpoint.timeout(Duration::from_secs(5));
         let mut client =
-            MetadataServerAdminClient::new(restate_proto::channel::with_process_secret(endpoint.connect_lazy()));
+            MetadataServerAdminClient::new(restate_proto::channel::lazy_channel(endpoint, Duration::from_secs(2)));
         if let Ok(status) = client.status(pb::StatusRequest {}).await {
             let status = status.into_inner();
             if status.state == "member" {

@@ -4,13 +4,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use restate_raft::grpc::PeerAddresses;
 use restate_raft::{GroupInit, GroupStatus, MembershipChange, RaftEngine, RaftError};
-use restate_types::Version;
+use restate_types::{PlainNodeId, Version};
 use tokio::sync::watch;
 
 use super::machine::MetadataStateMachine;
 use super::state::{MemberInfo, MetadataState, WriteCommand, WriteOutcome};
 use crate::change_index::ChangeIndex;
 use crate::feed::{FeedUpdate, FollowableStore};
+use crate::objects::{MetadataObject, NodesConfiguration};
 use crate::store::{validate_key, validate_ops, MetadataStore, MetadataStoreError, VersionedValue, WriteOp};
 
 /// The raft group that holds cluster metadata.
@@ -153,6 +154,7 @@ impl ReplicatedMetadataServer {
         if !self.is_member() {
             return Err(Self::not_member());
         }
+        check_registered(&self.state.read().expect("not poisoned"), &member)?;
         let existing = self.members();
         if !existing.iter().any(|m| m.raft_id == member.raft_id) {
             for old in existing.iter().filter(|m| m.node_id == member.node_id && m.raft_id != member.raft_id) {
@@ -183,6 +185,7 @@ impl ReplicatedMetadataServer {
         if member.voter {
             return Ok(());
         }
+        check_registered(&self.state.read().expect("not poisoned"), &member)?;
         let context =
             Bytes::from(serde_json::to_vec(&MemberInfo { voter: true, ..member.clone() }).expect("serializes"));
         self.engine
@@ -213,6 +216,38 @@ impl ReplicatedMetadataServer {
         }
         self.engine.read_index(METADATA_GROUP).await.map(|_| ()).map_err(|e| self.map_err(e))
     }
+}
+
+/// Membership is for registered nodes only: `member` must be the current incarnation of a
+/// node in the cluster's NodesConfiguration (same node id, name and address, and its raft
+/// id that of the node's storage). The error names what did not match.
+pub(crate) fn check_registered(state: &MetadataState, member: &MemberInfo) -> Result<(), MetadataStoreError> {
+    let refuse = |why: String| {
+        MetadataStoreError::InvalidRequest(format!(
+            "refusing metadata membership for raft peer {} ('{}' at {}): {why}",
+            member.raft_id, member.name, member.address
+        ))
+    };
+    let nodes: NodesConfiguration = match state.get(NodesConfiguration::KEY) {
+        Some(stored) => serde_json::from_slice(&stored.value)
+            .map_err(|e| refuse(format!("the cluster's {} does not decode: {e}", NodesConfiguration::NAME)))?,
+        None => return Err(refuse("the cluster has no registered nodes yet".into())),
+    };
+    let node = nodes
+        .nodes
+        .get(&PlainNodeId(member.node_id))
+        .ok_or_else(|| refuse(format!("node id {} is not registered in the cluster", member.node_id)))?;
+    let trimmed = |a: &str| a.trim_end_matches('/').to_owned();
+    if node.name != member.name || trimmed(&node.address) != trimmed(&member.address) {
+        return Err(refuse(format!("node id {} is registered as '{}' at {}", member.node_id, node.name, node.address)));
+    }
+    if restate_raft::raft_id_for_storage(&node.storage_id) != member.raft_id {
+        return Err(refuse(format!(
+            "raft peer {} is not the current storage of node {} (an older or made-up incarnation)",
+            member.raft_id, node.name
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait]

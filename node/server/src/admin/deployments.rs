@@ -30,8 +30,8 @@ struct Admin {
     deployments: DeploymentClient,
 }
 
-pub(super) fn router(metadata: Arc<dyn MetadataStore>) -> Router {
-    let admin = Arc::new(Admin { metadata, deployments: DeploymentClient::default() });
+pub(super) fn router(metadata: Arc<dyn MetadataStore>, deployments: DeploymentClient) -> Router {
+    let admin = Arc::new(Admin { metadata, deployments });
     Router::new()
         .route("/deployments", get(list_deployments).post(register_deployment))
         .route(

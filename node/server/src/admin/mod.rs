@@ -27,11 +27,19 @@ use axum::{Json, Router};
 use restate_metadata::MetadataStore;
 use serde_json::json;
 
+use restate_service_protocol::DeploymentClient;
+
 use crate::lifecycle::NodeState;
 use crate::routing_metadata::RoutingMetadata;
 use error::ApiError;
 
-pub(crate) fn router(state: NodeState, metadata: Arc<dyn MetadataStore>, routing: Arc<RoutingMetadata>) -> Router {
+/// The admin API; `deployments` reaches deployments for discovery.
+pub(crate) fn router(
+    state: NodeState,
+    metadata: Arc<dyn MetadataStore>,
+    routing: Arc<RoutingMetadata>,
+    deployments: DeploymentClient,
+) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK\n" }))
         .route(
@@ -41,7 +49,7 @@ pub(crate) fn router(state: NodeState, metadata: Arc<dyn MetadataStore>, routing
                 async move { Json(json!({ "phase": phase.name(), "reason": phase.reason() })) }
             }),
         )
-        .merge(deployments::router(metadata))
+        .merge(deployments::router(metadata, deployments))
         .merge(invocations::router(routing))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
