@@ -106,7 +106,7 @@ fn every_rpc_needs_the_cluster_secret_and_refusals_change_nothing() {
     let secret = restate_proto::credentials::ClusterSecret::new(SECRET).unwrap();
     let refusals = runtime.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(nodes[0].address()).unwrap().connect().await.unwrap();
-        let channel = restate_proto::channel::with_secret(channel, Some(secret));
+        let channel = restate_proto::channel::with_secret(channel, Some(secret.clone()));
         let mut metadata = MetadataServerClient::new(channel);
         let mut refusals = Vec::new();
         for (key, value) in [
