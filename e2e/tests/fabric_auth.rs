@@ -1,7 +1,7 @@
 //! The node port behind a cluster secret (`[networking] cluster-secret-file`): three nodes
 //! with replicated metadata and logs form a cluster and serve invocations, every RPC between
 //! them authenticated. A client without the secret, or with another cluster's, is refused
-//! UNAUTHENTICATED before any handler runs (a raw log append, a metadata write, a
+//! UNAUTHENTICATED before any handler runs (a raw log append, a seal, a metadata write, a
 //! metadata-server join and promote, a forged raft message, node control), each refusal is
 //! counted in `/metrics`, and nothing changes: the cluster keeps its three metadata voters
 //! and serves on every node. `/health` and `/metrics` need no credentials; `restatectl` with
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use restate_e2e::services::{greets, three_workers_with_services_env, REPLICATED_WORKERS};
 use restate_e2e::*;
-use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
+use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest, SealRequest};
 use restate_proto::metadata::{
     metadata_server_admin_client::MetadataServerAdminClient, metadata_server_client::MetadataServerClient, JoinRequest,
     Member, PromoteRequest, WriteOp, WriteRequest,
@@ -35,6 +35,7 @@ async fn hostile_calls(address: String) -> Vec<(&'static str, tonic::Code)> {
         "LogServer.Append",
         code(logs.append(AppendRequest { loglet_id: 1, records: vec![b"junk".to_vec()] }).await),
     ));
+    codes.push(("LogServer.Seal", code(logs.seal(SealRequest { loglet_id: 1 }).await)));
     let mut metadata = MetadataServerClient::connect(address.clone()).await.unwrap();
     codes.push(("MetadataServer.Write", code(metadata.write(WriteRequest { ops: Vec::new() }).await)));
     let mut admin = MetadataServerAdminClient::connect(address.clone()).await.unwrap();

@@ -686,6 +686,23 @@ fn to_toml_hides_every_secret() {
 }
 
 #[test]
+fn errors_never_show_a_secret_value_or_a_urls_user_info() {
+    let mistyped = file_problem(
+        "[worker.snapshots]\naws-secret-access-key = 12345678901",
+        "worker.snapshots.aws-secret-access-key",
+    );
+    assert!(!mistyped.contains("12345678901"), "{mistyped}");
+    assert_contains(&mistyped, &["expected a string", "integer"]);
+    let message = env_problem(
+        "RESTATE_WORKER__SNAPSHOTS__AWS_ENDPOINT_URL",
+        "ftp://minio:pa55word@minio:9000",
+        "worker.snapshots.aws-endpoint-url",
+    );
+    assert!(!message.contains("pa55word") && !message.contains("minio:pa55"), "{message}");
+    assert_contains(&message, &["ftp://***@minio:9000"]);
+}
+
+#[test]
 fn raft_timing_keys_parse_durations_and_check_their_relation() {
     let loaded = load(&ConfigSources {
         env: vec![

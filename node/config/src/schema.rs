@@ -306,6 +306,10 @@ impl Kind {
     }
 
     fn mismatch(&self, found: &Value) -> String {
+        if *self == Kind::Secret {
+            // Never the value of a secret key, not even a mistyped one.
+            return format!("expected {}, found a TOML {}", self.expected(), found.type_str());
+        }
         format!("expected {}, found {}", self.expected(), describe(found))
     }
 
@@ -395,25 +399,37 @@ fn check_socket_addr(text: &str, example: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// `text` as an error message may show it: user-info (`user:password@`) replaced by `***@`.
+fn without_user_info(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => text.to_owned(),
+    }
+}
+
 /// An http(s) URL with a host; with `explicit_port`, the port must be written out even when
-/// it equals the scheme's default.
+/// it equals the scheme's default. Messages never show the URL's user-info.
 fn check_url(text: &str, explicit_port: bool) -> Result<Url, String> {
     const EXAMPLE: &str = "http://node1:5122";
+    let shown = without_user_info(text);
     if !text.contains("://") {
-        return Err(format!("'{text}' is not a URL; it needs a scheme and a port, e.g. {EXAMPLE}"));
+        return Err(format!("'{shown}' is not a URL; it needs a scheme and a port, e.g. {EXAMPLE}"));
     }
-    let url = Url::parse(text).map_err(|e| format!("cannot parse '{text}' as a URL ({e}); expected e.g. {EXAMPLE}"))?;
+    let url =
+        Url::parse(text).map_err(|e| format!("cannot parse '{shown}' as a URL ({e}); expected e.g. {EXAMPLE}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "'{text}' uses the scheme '{}'; only http:// and https:// are supported, e.g. {EXAMPLE}",
+            "'{shown}' uses the scheme '{}'; only http:// and https:// are supported, e.g. {EXAMPLE}",
             url.scheme()
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("'{text}' has no host; expected e.g. {EXAMPLE}"));
+        return Err(format!("'{shown}' has no host; expected e.g. {EXAMPLE}"));
     }
     if explicit_port && !has_explicit_port(text) {
-        return Err(format!("'{text}' has no port; write it out, e.g. {EXAMPLE}"));
+        return Err(format!("'{shown}' has no port; write it out, e.g. {EXAMPLE}"));
     }
     Ok(url)
 }

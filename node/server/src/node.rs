@@ -73,8 +73,7 @@ impl Node {
     /// listens; joining the cluster goes on in the background (see [`NodeState`]).
     pub async fn start(config: Config) -> Result<Node, StartupError> {
         let credentials = crate::fabric_auth::configure(&config)?;
-        let deployments =
-            restate_service_protocol::DeploymentClient::default().with_request_identity(request_signer(&config)?);
+        let request_signer = request_signer(&config)?;
         if config.bifrost.default_provider == LogProviderKind::Replicated && config.auto_provision {
             tracing::warn!("bifrost.default-provider = \"replicated\": log segments wait for enough log-servers before they accept records");
         }
@@ -198,7 +197,7 @@ impl Node {
             auto_join: config.metadata_server.auto_join,
             repair_grace_period: Duration::from_millis(config.admin.log_server_repair_grace_period_ms),
             idempotency_retention: Duration::from_millis(config.worker.idempotency_retention_ms),
-            deployments: deployments.clone(),
+            request_signer: request_signer.clone(),
             invoker_inactivity_timeout: Duration::from_millis(config.worker.invoker.inactivity_timeout_ms),
             invoker_abort_timeout: Duration::from_millis(config.worker.invoker.abort_timeout_ms),
             workflow_completion_retention: Duration::from_millis(config.worker.workflow_completion_retention_ms),
@@ -248,7 +247,7 @@ impl Node {
                 credentials.tls.clone(),
             )),
             admin_listener.map(|l| {
-                (l, admin::router(state.clone(), admin_metadata, routing.clone(), deployments), "admin API", None)
+                (l, admin::router(state.clone(), admin_metadata, routing.clone(), request_signer), "admin API", None)
             }),
             ingress_listener.map(|l| {
                 let router = ingress_http::router(

@@ -44,8 +44,8 @@ pub(crate) struct RolesContext {
     pub repair_grace_period: Duration,
     /// `[worker] idempotency-retention`, for the partition processors.
     pub idempotency_retention: Duration,
-    /// The node's client for deployments (signing with its request identity key).
-    pub deployments: restate_service_protocol::DeploymentClient,
+    /// The node's request identity key, signing every request to deployments.
+    pub request_signer: Option<Arc<restate_service_protocol::RequestSigner>>,
     /// `[worker.invoker] inactivity-timeout` and `abort-timeout`.
     pub invoker_inactivity_timeout: Duration,
     pub invoker_abort_timeout: Duration,
@@ -81,7 +81,10 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
             metadata: ctx.view.clone(),
             bifrost: bifrost.clone(),
             storage: ctx.loglets.storage().clone(),
-            deployments: ctx.deployments.clone().with_inactivity_timeout(ctx.invoker_inactivity_timeout),
+            // The invoker's own connection pool (not shared with the admin API's discovery).
+            deployments: restate_service_protocol::DeploymentClient::default()
+                .with_request_identity(ctx.request_signer.clone())
+                .with_inactivity_timeout(ctx.invoker_inactivity_timeout),
             invoke_abort_timeout: ctx.invoker_abort_timeout,
             idempotency_retention: ctx.idempotency_retention,
             workflow_completion_retention: ctx.workflow_completion_retention,

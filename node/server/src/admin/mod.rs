@@ -27,18 +27,18 @@ use axum::{Json, Router};
 use restate_metadata::MetadataStore;
 use serde_json::json;
 
-use restate_service_protocol::DeploymentClient;
+use restate_service_protocol::{DeploymentClient, RequestSigner};
 
 use crate::lifecycle::NodeState;
 use crate::routing_metadata::RoutingMetadata;
 use error::ApiError;
 
-/// The admin API; `deployments` reaches deployments for discovery.
+/// The admin API; discovery requests are signed with `request_signer`.
 pub(crate) fn router(
     state: NodeState,
     metadata: Arc<dyn MetadataStore>,
     routing: Arc<RoutingMetadata>,
-    deployments: DeploymentClient,
+    request_signer: Option<Arc<RequestSigner>>,
 ) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK\n" }))
@@ -49,7 +49,7 @@ pub(crate) fn router(
                 async move { Json(json!({ "phase": phase.name(), "reason": phase.reason() })) }
             }),
         )
-        .merge(deployments::router(metadata, deployments))
+        .merge(deployments::router(metadata, DeploymentClient::default().with_request_identity(request_signer)))
         .merge(invocations::router(routing))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
