@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs when any is missing (Debian/Ubuntu):
 # RocksDB's bindgen needs libclang, tonic/prost code generation needs protoc; the tests
-# make keys and certificates with openssl (as the docs tell users to).
+# make keys and certificates with openssl (as the docs tell users to) and query with psql.
 # Used by `make build`/`make run` and by .ci/run; does nothing when all are present.
 set -euo pipefail
 
-packages=(clang libclang-dev protobuf-compiler make openssl)
+packages=(clang libclang-dev protobuf-compiler make openssl postgresql-client)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -597,7 +597,11 @@ fn fully_populated() -> Config {
         },
         admin: AdminOptions {
             bind_address: "0.0.0.0:19070".parse().unwrap(),
-            query_engine: QueryEngineOptions { pgsql_bind_address: Some("0.0.0.0:9071".parse().unwrap()) },
+            query_engine: QueryEngineOptions {
+                pgsql_bind_address: Some("0.0.0.0:9071".parse().unwrap()),
+                max_rows: 5_000,
+                max_memory: 64 * MIB,
+            },
             log_server_repair_grace_period_ms: 5_000,
         },
         ingress: IngressOptions { bind_address: "0.0.0.0:18080".parse().unwrap(), request_body_size_limit: 1 << 20 },

@@ -236,12 +236,23 @@ impl Default for AdminOptions {
 }
 
 /// `[admin.query-engine]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct QueryEngineOptions {
     /// PostgreSQL wire-protocol listener for SQL introspection; `None` disables it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pgsql_bind_address: Option<SocketAddr>,
+    /// Rows one query may return (more is an error naming this key).
+    pub max_rows: u64,
+    /// Memory one query's sorts, joins and aggregations may hold.
+    #[serde(with = "crate::size::human_bytes")]
+    pub max_memory: u64,
+}
+
+impl Default for QueryEngineOptions {
+    fn default() -> Self {
+        QueryEngineOptions { pgsql_bind_address: None, max_rows: 100_000, max_memory: 256 * MIB }
+    }
 }
 
 /// `[ingress]`: the HTTP ingress (on nodes with the `worker` or `http-ingress` role).

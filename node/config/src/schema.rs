@@ -111,6 +111,8 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("admin.log-server-repair-grace-period", Kind::DurationMs { min_ms: 100, max_ms: 7 * 24 * 3_600_000 }),
     key("admin.query-engine", Kind::Table),
     key("admin.query-engine.pgsql-bind-address", Kind::SocketAddr { example: "0.0.0.0:9071" }),
+    key("admin.query-engine.max-rows", Kind::Integer { min: 1, max: 100_000_000 }),
+    key("admin.query-engine.max-memory", Kind::Size { min: 16 * MIB }),
     key("ingress", Kind::Table),
     key("ingress.bind-address", Kind::SocketAddr { example: "0.0.0.0:8080" }),
     key("ingress.request-body-size-limit", Kind::Size { min: 1024 }),

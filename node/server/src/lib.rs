@@ -30,6 +30,7 @@ mod node_ctl_context;
 mod peer_addresses;
 mod pgsql;
 pub mod provisioning;
+mod query_data;
 mod roles;
 mod routing_metadata;
 mod running_roles;

@@ -228,6 +228,14 @@ impl Node {
         let ingress_address = ingress_listener.as_ref().map(|l| l.local_addr);
         let pgsql_address = pgsql_listener.as_ref().map(|l| l.local_addr);
 
+        // SQL over the cluster's tables, for the admin API and the pgsql listener.
+        let queries = restate_query::QueryEngine::new(
+            Arc::new(crate::query_data::NodeQueryData { routing: routing.clone() }),
+            restate_query::QueryLimits {
+                max_rows: usize::try_from(config.admin.query_engine.max_rows).unwrap_or(usize::MAX),
+                max_memory_bytes: usize::try_from(config.admin.query_engine.max_memory).unwrap_or(usize::MAX),
+            },
+        );
         let servers = [
             Some((
                 fabric_listener,
@@ -247,7 +255,12 @@ impl Node {
                 credentials.tls.clone(),
             )),
             admin_listener.map(|l| {
-                (l, admin::router(state.clone(), admin_metadata, routing.clone(), request_signer), "admin API", None)
+                (
+                    l,
+                    admin::router(state.clone(), admin_metadata, routing.clone(), request_signer, queries.clone()),
+                    "admin API",
+                    None,
+                )
             }),
             ingress_listener.map(|l| {
                 let router = ingress_http::router(
@@ -292,7 +305,7 @@ impl Node {
         }
         tasks.spawn(restate_metadata::view_follower::follow(view, client, shutdown.clone()));
         if let Some(listener) = pgsql_listener {
-            tasks.spawn(pgsql::serve(listener, shutdown.clone()));
+            tasks.spawn(pgsql::serve(listener, queries.clone(), shutdown.clone()));
         }
         {
             let shutdown = shutdown.clone();

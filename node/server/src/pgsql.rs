@@ -1,71 +1,47 @@
-//! The `[admin.query-engine] pgsql-bind-address` listener.
-//!
-//! The SQL query engine is not part of this node yet: a PostgreSQL client that connects
-//! gets a protocol-level ErrorResponse saying so (SQLSTATE 0A000, feature not supported)
-//! instead of a hang or a reset connection.
+//! The `[admin.query-engine] pgsql-bind-address` listener: the PostgreSQL wire protocol in
+//! front of the node's SQL engine (`restate_query::pg`). Any user and database name is
+//! accepted, as Restate does: bind it only on an operators' network. At most
+//! [`MAX_CONNECTIONS`] clients at once; more are closed at accept.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use restate_query::QueryEngine;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::listeners::BoundListener;
 
-const MESSAGE: &str = "the SQL query engine is not available on this node; use restatectl for cluster state";
+/// PostgreSQL clients served at once.
+const MAX_CONNECTIONS: usize = 256;
 
-pub(crate) async fn serve(bound: BoundListener, shutdown: CancellationToken) {
-    tracing::info!(address = %bound.local_addr, "pgsql listening (query engine unavailable; clients get an error)");
+pub(crate) async fn serve(bound: BoundListener, engine: QueryEngine, shutdown: CancellationToken) {
+    tracing::info!(address = %bound.local_addr, "pgsql listening (SQL over the cluster's tables)");
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = bound.listener.accept() => accepted,
         };
-        let Ok((mut socket, _)) = accepted else { continue };
-        tokio::spawn(async move {
-            // Startup packets: an SSLRequest (answered 'N') may come before the startup message.
-            let mut header = [0u8; 8];
-            for _ in 0..2 {
-                if socket.read_exact(&mut header).await.is_err() {
-                    return;
-                }
-                let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-                let code = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
-                let mut rest = vec![0u8; len.saturating_sub(8).min(1 << 16)];
-                if socket.read_exact(&mut rest).await.is_err() {
-                    return;
-                }
-                const SSL_REQUEST: u32 = 80877103;
-                if code == SSL_REQUEST {
-                    let _ = socket.write_all(b"N").await;
-                    continue;
-                }
-                break;
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("pgsql: accepting a connection failed, retrying: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
             }
-            let _ = socket.write_all(&error_response(MESSAGE)).await;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "pgsql: {MAX_CONNECTIONS} clients are connected, the most allowed; closing a new one");
+            continue;
+        };
+        let engine = engine.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            tokio::select! {
+                _ = restate_query::pg::serve_connection(socket, engine) => {}
+                _ = shutdown.cancelled() => {}
+            }
         });
-    }
-}
-
-/// A PostgreSQL ErrorResponse message ('E') with severity, SQLSTATE and message fields.
-fn error_response(message: &str) -> Vec<u8> {
-    let mut fields = Vec::new();
-    for (code, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', "0A000"), (b'M', message)] {
-        fields.push(code);
-        fields.extend_from_slice(value.as_bytes());
-        fields.push(0);
-    }
-    fields.push(0);
-    let mut out = vec![b'E'];
-    out.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
-    out.extend_from_slice(&fields);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn error_response_is_length_prefixed() {
-        let msg = super::error_response("x");
-        assert_eq!(msg[0], b'E');
-        let len = u32::from_be_bytes(msg[1..5].try_into().unwrap()) as usize;
-        assert_eq!(len + 1, msg.len());
     }
 }

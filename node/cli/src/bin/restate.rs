@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use restate_cli::restate::{deployments, invocations, parse_header, services, CliError, Globals};
+use restate_cli::restate::{deployments, invocations, parse_header, services, sql, CliError, Globals};
 
 /// Manages the services of a Restate cluster through the admin REST API of any node.
 ///
@@ -38,6 +38,13 @@ enum Command {
     /// within [worker] idempotency-retention.
     #[command(subcommand, visible_alias = "inv", alias = "invocation")]
     Invocations(InvocationsCmd),
+    /// Runs one SQL statement over the cluster's tables (sys_invocation, sys_service,
+    /// sys_deployment, ...) through the admin API's POST /query, e.g.
+    /// `restate sql "SELECT id, status FROM sys_invocation WHERE status = 'suspended'"`.
+    Sql {
+        /// The query (a single SELECT).
+        query: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +162,7 @@ fn main() -> ExitCode {
             Command::Invocations(InvocationsCmd::Describe { id }) => invocations::describe(&globals, &id).await,
             Command::Invocations(InvocationsCmd::Cancel { id, kill }) => invocations::cancel(&globals, &id, kill).await,
             Command::Invocations(InvocationsCmd::Kill { id }) => invocations::cancel(&globals, &id, true).await,
+            Command::Sql { query } => sql::run(&globals, &query).await,
         }
     });
     match result {

@@ -2,7 +2,7 @@
 //!
 //! `restate deployments register|list|describe|remove` (alias `dp`) and
 //! `restate services list|describe` (alias `svc`), and `restate invocations
-//! list|describe|cancel|kill` (alias `inv`). Registration first asks the admin API
+//! list|describe|cancel|kill` (alias `inv`), and `restate sql "SELECT ..."`. Registration first asks the admin API
 //! for a dry run, shows the services and handlers discovered, asks for confirmation when
 //! stdin is a terminal (`--yes` skips it), then registers.
 
@@ -10,6 +10,7 @@ mod client;
 pub mod deployments;
 pub mod invocations;
 pub mod services;
+pub mod sql;
 
 pub use client::AdminClient;
 

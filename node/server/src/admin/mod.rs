@@ -10,6 +10,7 @@
 //! - `GET /deployments`, `GET /deployments/{id}`, `DELETE /deployments/{id}[?force=true]`.
 //! - `GET /services`, `GET /services/{name}`.
 //! - `/invocations`: see [`invocations`].
+//! - `POST /query`: SQL over the cluster's tables, see [`query`].
 //!
 //! Errors are JSON `{"message": ...}`: 400 for unusable requests, 404 for unknown ids and
 //! names, 409 for what `force` would allow, 502 when the deployment cannot be discovered,
@@ -18,6 +19,7 @@
 mod deployments;
 mod error;
 mod invocations;
+mod query;
 
 use std::sync::Arc;
 
@@ -33,12 +35,14 @@ use crate::lifecycle::NodeState;
 use crate::routing_metadata::RoutingMetadata;
 use error::ApiError;
 
-/// The admin API; discovery requests are signed with `request_signer`.
+/// The admin API; discovery requests are signed with `request_signer`; `queries` answers
+/// `POST /query`.
 pub(crate) fn router(
     state: NodeState,
     metadata: Arc<dyn MetadataStore>,
     routing: Arc<RoutingMetadata>,
     request_signer: Option<Arc<RequestSigner>>,
+    queries: restate_query::QueryEngine,
 ) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK\n" }))
@@ -51,6 +55,7 @@ pub(crate) fn router(
         )
         .merge(deployments::router(metadata, DeploymentClient::default().with_request_identity(request_signer)))
         .merge(invocations::router(routing))
+        .merge(query::router(queries))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -1,0 +1,48 @@
+//! Where the SQL tables' rows come from on this node: the registry from the metadata view,
+//! invocations from every partition's leader over the node fabric. A query that needs a
+//! partition whose leader does not answer fails naming it (never a silent partial answer).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use restate_metadata::objects::Schema;
+use restate_query::{ClusterData, InvocationRow};
+
+use crate::routing_metadata::RoutingMetadata;
+
+/// How long the partitions' leaders together may take to answer one table scan.
+const SCAN_DEADLINE: Duration = Duration::from_secs(30);
+
+pub(crate) struct NodeQueryData {
+    pub routing: Arc<RoutingMetadata>,
+}
+
+#[async_trait]
+impl ClusterData for NodeQueryData {
+    async fn registry(&self) -> Result<Schema, String> {
+        Ok(self.routing.schema(false).await?.map(|held| held.0.clone()).unwrap_or_default())
+    }
+
+    async fn invocations(&self) -> Result<Vec<InvocationRow>, String> {
+        let listed = tokio::time::timeout(SCAN_DEADLINE, crate::invocations::list_all(&self.routing))
+            .await
+            .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))??;
+        let (all, missing) = listed;
+        if !missing.is_empty() {
+            return Err(format!("the query needs every partition, and these did not answer: {}", missing.join("; ")));
+        }
+        Ok(all
+            .into_iter()
+            .map(|i| InvocationRow {
+                id: i.invocation_id,
+                target: i.target,
+                status: i.status,
+                idempotency_key: i.idempotency_key,
+                created_at_ms: i.submitted_at_ms,
+                completed_at_ms: i.completed_at_ms,
+                failure: i.failed.then(|| format!("[{}] {}", i.failure_code, i.failure_message)),
+            })
+            .collect())
+    }
+}
