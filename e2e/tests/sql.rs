@@ -1,7 +1,8 @@
 //! SQL over the cluster: three nodes (replication 2, 4 partitions), each with the PostgreSQL
 //! listener (`[admin.query-engine] pgsql-bind-address`). The real `psql` client, connected
-//! to ONE node, sees the registered services and deployments and the suspended invocations
-//! of every partition, whichever node leads them; the same answers come through `POST
+//! to ONE node, sees the registered services and deployments, the suspended invocations of
+//! every partition whichever node leads them, the state of a virtual object led by another
+//! node, which invocation holds each waiting object, and journals joined with invocations; the same answers come through `POST
 //! /query` on another node and `restate sql` on the third. Bad input (syntax errors,
 //! unknown tables and columns, DDL, too many rows, garbage on the PostgreSQL port, a client
 //! that disconnects mid-query) gets a clear error and the nodes keep serving.
@@ -107,6 +108,40 @@ fn psql_query_and_restate_sql_see_every_partition_from_any_node() {
     );
     assert_eq!(joined.len(), suspended.len(), "{joined:?}");
     assert!(joined.iter().all(|r| r[1] == deployments[0][0] && r[0].starts_with("order-")), "{joined:?}");
+
+    // A virtual object's state, its partition led by another node than n1.
+    let mut remote_key = None;
+    for i in 0..12 {
+        let key = format!("sql-{i}");
+        let id = send(ingress, &format!("/Counter/{key}/add"), "5");
+        if leader_of_invocation(&nodes, &id) != 0 {
+            remote_key = Some(key);
+            break;
+        }
+    }
+    let remote_key = remote_key.expect("a Counter key led by another node than n1");
+    let state_query = format!(
+        "SELECT key, value_utf8, value_length FROM state WHERE service_name = 'Counter' AND service_key = '{remote_key}'"
+    );
+    wait_until("the counter's state to be stored", Duration::from_secs(60), || {
+        psql_rows(pg_ports[0], &state_query) == [vec!["count".to_owned(), "5".to_owned(), "1".to_owned()]]
+    });
+    // Who holds each waiting Approval object, and each suspended invocation's journal.
+    let holders = psql_rows(
+        pg_ports[0],
+        "SELECT k.service_key, i.status FROM sys_keyed_service_status k \
+         JOIN sys_invocation i ON i.id = k.invocation_id WHERE k.service_name = 'Approval' ORDER BY 1",
+    );
+    assert_eq!(holders.len(), suspended.len(), "{holders:?}");
+    assert!(holders.iter().all(|r| r[1] == "suspended"), "{holders:?}");
+    let journal = psql_rows(
+        pg_ports[0],
+        "SELECT j.id, count(*) FROM sys_journal j JOIN sys_invocation i ON i.id = j.id \
+         WHERE i.status = 'suspended' GROUP BY j.id",
+    );
+    assert_eq!(journal.len(), suspended.len(), "every suspended invocation has a journal: {journal:?}");
+    let entry_types = psql_rows(pg_ports[0], "SELECT DISTINCT entry_type FROM sys_journal ORDER BY 1");
+    assert!(entry_types.iter().any(|r| r[0].contains("Command")), "{entry_types:?}");
 
     // The same through POST /query on n2 and restate sql on n3.
     let (status, answer) = query(nodes[1].ports.admin, "SELECT id FROM sys_invocation WHERE status = 'suspended'");

@@ -130,6 +130,7 @@ mod effect;
 mod envelope_codec;
 mod envelope_wire;
 mod ids;
+pub mod introspect;
 mod journal;
 mod keys;
 mod memory_store;

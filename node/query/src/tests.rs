@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use restate_metadata::objects::{NewDeployment, Schema, ServiceDefinition, ServiceType};
+use restate_partition::introspect::{PartitionTable, Row};
 
 use crate::{ClusterData, InvocationRow, QueryEngine, QueryError, QueryLimits};
 
@@ -19,6 +21,33 @@ impl ClusterData for Fixed {
     }
     async fn invocations(&self) -> Result<Vec<InvocationRow>, String> {
         self.invocations.clone()
+    }
+    async fn partition_rows(&self, table: PartitionTable) -> Result<Vec<Row>, String> {
+        Ok(match table {
+            PartitionTable::State => vec![
+                Row::State {
+                    partition_key: 7,
+                    service_name: "Counter".into(),
+                    service_key: "c-1".into(),
+                    key: Bytes::from_static(b"count"),
+                    value: Bytes::from_static(b"42"),
+                },
+                Row::State {
+                    partition_key: 7,
+                    service_name: "Counter".into(),
+                    service_key: "c-1".into(),
+                    key: Bytes::from_static(b"blob"),
+                    value: Bytes::from_static(&[0xff, 0x00]),
+                },
+            ],
+            PartitionTable::KeyedServiceStatus => vec![Row::KeyedServiceStatus {
+                partition_key: 7,
+                service_name: "Counter".into(),
+                service_key: "c-1".into(),
+                invocation_id: "inv_1".into(),
+            }],
+            _ => Vec::new(),
+        })
     }
 }
 
@@ -147,4 +176,29 @@ fn bad_queries_and_limits_are_clear_errors() {
     assert!(unavailable.to_string().contains("partition 3 did not answer"), "{unavailable}");
     // A table that needs no partition still answers.
     assert_eq!(rows(&failing, "SELECT name FROM sys_service").len(), 2);
+}
+
+#[test]
+fn partition_tables_show_state_and_who_holds_a_key() {
+    let engine = engine(Ok(vec![invocation("inv_1", "Counter/c-1/add", "suspended")]), QueryLimits::default());
+    let state = rows(
+        &engine,
+        "SELECT key, value_utf8, value_length, key_length FROM state WHERE service_name = 'Counter' ORDER BY key",
+    );
+    assert_eq!(
+        state,
+        [
+            serde_json::json!({"key": "blob", "value_utf8": null, "value_length": 2, "key_length": 4}),
+            serde_json::json!({"key": "count", "value_utf8": "42", "value_length": 2, "key_length": 5}),
+        ]
+    );
+    let blocking = rows(
+        &engine,
+        "SELECT k.invocation_id, i.status FROM sys_keyed_service_status k JOIN sys_invocation i ON i.id = k.invocation_id \
+         WHERE k.service_name = 'Counter' AND k.service_key = 'c-1'",
+    );
+    assert_eq!(blocking, [serde_json::json!({"invocation_id": "inv_1", "status": "suspended"})]);
+    for table in ["sys_journal", "sys_inbox", "sys_idempotency", "sys_promise"] {
+        assert!(rows(&engine, &format!("SELECT * FROM {table}")).is_empty(), "{table}");
+    }
 }

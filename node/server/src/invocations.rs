@@ -85,6 +85,25 @@ impl pb::worker_server::Worker for WorkerService {
         Ok(Response::new(pb::ListInvocationsResponse { invocations }))
     }
 
+    async fn scan_table(
+        &self,
+        request: Request<pb::ScanTableRequest>,
+    ) -> Result<Response<pb::ScanTableResponse>, Status> {
+        let name = request.into_inner().table;
+        let table = restate_partition::introspect::PartitionTable::from_sql_name(&name)
+            .ok_or_else(|| Status::invalid_argument(format!("no partition table '{name}'")))?;
+        let Some(worker) = self.0.worker() else { return Ok(Response::new(Default::default())) };
+        let rows = worker.scan_table(table).map_err(unavailable)?;
+        let rows = rows
+            .into_iter()
+            .map(|(partition, row)| pb::ScanTableRow {
+                partition_id: u32::from(partition.0),
+                row_json: serde_json::to_vec(&row).expect("rows serialize"),
+            })
+            .collect();
+        Ok(Response::new(pb::ScanTableResponse { rows }))
+    }
+
     async fn create_snapshot(
         &self,
         request: Request<pb::CreateSnapshotRequest>,
@@ -354,6 +373,52 @@ pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::Invo
     }
     all.sort_by(|a, b| a.submitted_at_ms.cmp(&b.submitted_at_ms).then_with(|| a.invocation_id.cmp(&b.invocation_id)));
     Ok((all, missing))
+}
+
+/// The rows of partition table `table` in every partition, each from its leader; an error
+/// names the partitions whose leader did not answer.
+pub(crate) async fn scan_all(
+    metadata: &RoutingMetadata,
+    table: restate_partition::introspect::PartitionTable,
+) -> Result<Vec<restate_partition::introspect::Row>, String> {
+    let (plan, nodes) = metadata.plan_and_nodes().await?;
+    let mut leaders: std::collections::BTreeMap<_, Vec<PartitionId>> = Default::default();
+    for (partition, placement) in &plan.partitions {
+        leaders.entry(placement.leader).or_default().push(*partition);
+    }
+    let mut all = Vec::new();
+    let mut missing = Vec::new();
+    for (leader, partitions) in leaders {
+        let Some(node) = nodes.nodes.get(&leader) else {
+            missing.push(format!("partitions {partitions:?}: leader {leader} is not a known node"));
+            continue;
+        };
+        let answer = match metadata.workers.client(&node.address) {
+            Ok(mut client) => client
+                .scan_table(pb::ScanTableRequest { table: table.sql_name().to_owned() })
+                .await
+                .map_err(|s| format!("{}: {}", node.address, s.message())),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(answer) => {
+                for row in answer.into_inner().rows {
+                    // A node that just lost a partition may still answer for it.
+                    if !partitions.contains(&PartitionId(row.partition_id as u16)) {
+                        continue;
+                    }
+                    let row = serde_json::from_slice(&row.row_json)
+                        .map_err(|e| format!("{}: a {} row does not decode: {e}", node.address, table.sql_name()))?;
+                    all.push(row);
+                }
+            }
+            Err(e) => missing.push(format!("partitions {partitions:?} (leader {leader}): {e}")),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!("the query needs every partition, and these did not answer: {}", missing.join("; ")));
+    }
+    Ok(all)
 }
 
 /// Why one submission failed: worth asking again (maybe elsewhere), or final.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use restate_metadata::objects::Schema;
+use restate_partition::introspect::{PartitionTable, Row};
 use restate_query::{ClusterData, InvocationRow};
 
 use crate::routing_metadata::RoutingMetadata;
@@ -22,6 +23,12 @@ pub(crate) struct NodeQueryData {
 impl ClusterData for NodeQueryData {
     async fn registry(&self) -> Result<Schema, String> {
         Ok(self.routing.schema(false).await?.map(|held| held.0.clone()).unwrap_or_default())
+    }
+
+    async fn partition_rows(&self, table: PartitionTable) -> Result<Vec<Row>, String> {
+        tokio::time::timeout(SCAN_DEADLINE, crate::invocations::scan_all(&self.routing, table))
+            .await
+            .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))?
     }
 
     async fn invocations(&self) -> Result<Vec<InvocationRow>, String> {

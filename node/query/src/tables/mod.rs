@@ -2,6 +2,7 @@
 //! API"). Each is fetched when a query scans it: the registry tables from the node's view of
 //! the cluster's metadata, the invocation tables from every partition's leader.
 
+mod partition_tables;
 mod sys_deployment;
 mod sys_invocation;
 mod sys_service;
@@ -19,6 +20,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use restate_metadata::objects::Schema;
+pub use restate_partition::introspect::{PartitionTable, Row};
 
 pub use sys_invocation::InvocationRow;
 
@@ -31,6 +33,9 @@ pub trait ClusterData: Send + Sync + 'static {
     /// Every invocation of every partition, each from its partition's leader; an error
     /// names the partition (or node) that did not answer.
     async fn invocations(&self) -> Result<Vec<InvocationRow>, String>;
+    /// The rows of a partition table in every partition, each from its leader; an error
+    /// names the partitions that did not answer.
+    async fn partition_rows(&self, table: PartitionTable) -> Result<Vec<Row>, String>;
 }
 
 /// A table's rows, built when a query scans it.
@@ -81,6 +86,10 @@ pub(crate) fn register_all(ctx: &SessionContext, data: Arc<dyn ClusterData>) -> 
         ("sys_service", Box::new(sys_service::SysService)),
         ("sys_invocation", Box::new(sys_invocation::SysInvocation)),
     ];
+    let mut tables = tables;
+    for table in partition_tables::ALL {
+        tables.push((table.sql_name(), Box::new(partition_tables::FromPartitions(table))));
+    }
     for (name, rows) in tables {
         ctx.register_table(name, Arc::new(FetchedTable { rows, data: data.clone() }))?;
     }

@@ -120,6 +120,23 @@ impl Worker {
         Ok(found)
     }
 
+    /// The rows of `table` in the partitions this node leads (as of their applied LSN),
+    /// each with its partition.
+    pub fn scan_table(
+        &self,
+        table: restate_partition::introspect::PartitionTable,
+    ) -> Result<Vec<(PartitionId, restate_partition::introspect::Row)>, WorkerError> {
+        let mut all = Vec::new();
+        for status in self.status().into_iter().filter(|s| s.leading) {
+            let partition = status.partition;
+            let store = RocksDbPartitionStore::new(self.ctx.storage.clone(), partition);
+            let rows = restate_partition::introspect::rows(&store, table)
+                .map_err(|e| WorkerError::Store { partition, reason: e.to_string() })?;
+            all.extend(rows.into_iter().map(|row| (partition, row)));
+        }
+        Ok(all)
+    }
+
     /// Every invocation of the partitions this node leads (as of their applied LSN),
     /// by partition, then id.
     pub fn list_invocations(&self) -> Result<Vec<InvocationSummary>, WorkerError> {
