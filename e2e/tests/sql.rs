@@ -126,6 +126,9 @@ fn psql_query_and_restate_sql_see_every_partition_from_any_node() {
     wait_until("the counter's state to be stored", Duration::from_secs(60), || {
         psql_rows(pg_ports[0], &state_query) == [vec!["count".to_owned(), "5".to_owned(), "1".to_owned()]]
     });
+    // The same state through `restate kv get` (a point lookup) on n2.
+    let kv = restate(&admin_url(&nodes[1]), &["kv", "get", "Counter", &remote_key]);
+    assert!(kv.ok().contains("count") && kv.stdout.contains('5'), "{}", kv.stdout);
     // Who holds each waiting Approval object, and each suspended invocation's journal.
     let holders = psql_rows(
         pg_ports[0],
@@ -155,6 +158,11 @@ fn psql_query_and_restate_sql_see_every_partition_from_any_node() {
         &["sql", "SELECT target_service_name, count(*) AS n FROM sys_invocation GROUP BY target_service_name"],
     );
     assert!(cli.ok().contains("TARGET_SERVICE_NAME") && cli.stdout.contains("Approval"), "{}", cli.stdout);
+    let ctl = nodes[2].ctl(&["sql", "SELECT name FROM sys_service WHERE name = 'Greeter'"]);
+    assert!(ctl.ok().contains("NAME") && ctl.stdout.contains("Greeter"), "restatectl sql: {}", ctl.stdout);
+    let ctl_bad = nodes[2].ctl(&["sql", "SELECT * FROM nowhere"]);
+    assert_eq!(ctl_bad.code, 1, "{ctl_bad:?}");
+    assert!(ctl_bad.stderr.contains("nowhere"), "{}", ctl_bad.stderr);
     let cli_json = restate(&admin_url(&nodes[2]), &["sql", "--json", "SELECT count(*) AS n FROM sys_service"]);
     let cli_json: Value = serde_json::from_str(cli_json.ok()).unwrap();
     assert!(cli_json["rows"][0]["n"].as_i64().unwrap() >= 4, "{cli_json}");

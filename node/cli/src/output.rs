@@ -63,3 +63,20 @@ mod tests {
         assert_eq!(out, "A    LONGER\nxyz  1\nq    22\n");
     }
 }
+
+/// SQL result rows (JSON objects) as a table with `columns` in order (upper-case headers,
+/// `NULL` for nulls), then `N rows.` on stderr.
+pub fn print_sql_rows(columns: &[String], rows: &[serde_json::Value]) {
+    let cell = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "NULL".into(),
+        other => other.to_string(),
+    };
+    let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let cells: Vec<Vec<String>> = rows.iter().map(|row| columns.iter().map(|c| cell(&row[c])).collect()).collect();
+    if !header.is_empty() {
+        print!("{}", table(&header, &cells));
+    }
+    eprintln!("{} row{}.", rows.len(), if rows.len() == 1 { "" } else { "s" });
+}

@@ -26,6 +26,16 @@ pub enum PartitionTable {
 }
 
 impl PartitionTable {
+    /// Every partition table.
+    pub const ALL: [PartitionTable; 6] = [
+        PartitionTable::State,
+        PartitionTable::Journal,
+        PartitionTable::KeyedServiceStatus,
+        PartitionTable::Inbox,
+        PartitionTable::Idempotency,
+        PartitionTable::Promise,
+    ];
+
     /// The table's SQL name.
     pub fn sql_name(self) -> &'static str {
         match self {
@@ -39,16 +49,7 @@ impl PartitionTable {
     }
 
     pub fn from_sql_name(name: &str) -> Option<PartitionTable> {
-        [
-            PartitionTable::State,
-            PartitionTable::Journal,
-            PartitionTable::KeyedServiceStatus,
-            PartitionTable::Inbox,
-            PartitionTable::Idempotency,
-            PartitionTable::Promise,
-        ]
-        .into_iter()
-        .find(|t| t.sql_name() == name)
+        PartitionTable::ALL.into_iter().find(|t| t.sql_name() == name)
     }
 }
 
@@ -107,6 +108,75 @@ pub enum Row {
     },
 }
 
+/// Equality constraints of a query on a partition table: rows must match every one set.
+/// With `service_name` and `service_key` (or an invocation `id`) only one partition, and in
+/// it one key prefix, is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowFilter {
+    pub service_name: Option<String>,
+    pub service_key: Option<String>,
+    /// An invocation id (`id` or `invocation_id` columns).
+    pub invocation_id: Option<String>,
+}
+
+impl RowFilter {
+    pub fn is_empty(&self) -> bool {
+        self.service_name.is_none() && self.service_key.is_none() && self.invocation_id.is_none()
+    }
+
+    /// The partition key every matching row has, when the filter pins one: a service and
+    /// key, or an invocation id.
+    pub fn partition_key(&self) -> Option<u64> {
+        if let Some(id) = &self.invocation_id {
+            return id.parse::<InvocationId>().ok().map(|id| id.partition_key());
+        }
+        Some(partition_key(self.service_name.as_deref()?, self.service_key.as_deref()?))
+    }
+
+    fn keeps(&self, row: &Row) -> bool {
+        let (service, key, id) = match row {
+            Row::State { service_name, service_key, .. }
+            | Row::Promise { service_name, service_key, .. }
+            | Row::Inbox { service_name, service_key, .. } => (Some(service_name), Some(service_key), None),
+            Row::KeyedServiceStatus { service_name, service_key, invocation_id, .. } => {
+                (Some(service_name), Some(service_key), Some(invocation_id))
+            }
+            Row::Idempotency { service_name, service_key, invocation_id, .. } => {
+                (Some(service_name), service_key.as_ref(), Some(invocation_id))
+            }
+            Row::Journal { id, .. } => (None, None, Some(id)),
+        };
+        let matches = |wanted: &Option<String>, have: Option<&String>| match (wanted, have) {
+            (None, _) => true,
+            (Some(w), Some(h)) => w == h,
+            (Some(_), None) => false,
+        };
+        matches(&self.service_name, service)
+            && matches(&self.service_key, key)
+            && (self.invocation_id.is_none() || matches(&self.invocation_id, id))
+    }
+
+    /// The key prefix to read for `table` under this filter (narrower than the table's tag
+    /// when the filter pins a service and key, or an invocation's journal).
+    fn prefix(&self, table: PartitionTable, tag: u8) -> Vec<u8> {
+        let (Some(service), Some(key)) = (&self.service_name, &self.service_key) else {
+            if table == PartitionTable::Journal {
+                if let Some(id) = self.invocation_id.as_ref().and_then(|id| id.parse::<InvocationId>().ok()) {
+                    return keys::journal_prefix(&id);
+                }
+            }
+            return vec![tag];
+        };
+        match table {
+            PartitionTable::State => keys::state_prefix(service, key),
+            PartitionTable::Promise => keys::promise_prefix(service, key),
+            PartitionTable::Inbox => keys::inbox_prefix(service, key),
+            PartitionTable::KeyedServiceStatus => keys::lock(service, key),
+            PartitionTable::Journal | PartitionTable::Idempotency => vec![tag],
+        }
+    }
+}
+
 /// A length-prefixed string at `*at` of `key`, advancing `*at`.
 fn take_str(key: &[u8], at: &mut usize) -> Option<String> {
     let len = keys::u32_at(key, *at)? as usize;
@@ -120,9 +190,9 @@ fn id_value(value: &[u8]) -> Option<String> {
     Some(InvocationId::from_bytes(bytes).to_string())
 }
 
-/// Every row of `table` in `store`. Keys that do not parse (which the state machine never
-/// writes) are skipped; values that do not decode are errors.
-pub fn rows(store: &dyn KvRead, table: PartitionTable) -> Result<Vec<Row>, StoreError> {
+/// Every row of `table` in `store` that `filter` keeps. Keys that do not parse (which the
+/// state machine never writes) are skipped; values that do not decode are errors.
+pub fn rows(store: &dyn KvRead, table: PartitionTable, filter: &RowFilter) -> Result<Vec<Row>, StoreError> {
     let tag = match table {
         PartitionTable::State => keys::STATE,
         PartitionTable::Journal => keys::JOURNAL,
@@ -132,7 +202,7 @@ pub fn rows(store: &dyn KvRead, table: PartitionTable) -> Result<Vec<Row>, Store
         PartitionTable::Promise => keys::PROMISE,
     };
     let mut rows = Vec::new();
-    for (key, value) in store.scan_prefix(&[tag])? {
+    for (key, value) in store.scan_prefix(&filter.prefix(table, tag))? {
         let mut at = 1;
         let row = match table {
             PartitionTable::Journal => {
@@ -217,8 +287,71 @@ pub fn rows(store: &dyn KvRead, table: PartitionTable) -> Result<Vec<Row>, Store
             })(),
         };
         if let Some(row) = row {
-            rows.push(row?);
+            let row = row?;
+            if filter.keeps(&row) {
+                rows.push(row);
+            }
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory_store::MemoryPartitionStore;
+    use crate::store::{PartitionStore, WriteSet};
+    use restate_types::PartitionId;
+
+    fn store() -> (MemoryPartitionStore, InvocationId) {
+        let store = MemoryPartitionStore::new(PartitionId(0));
+        let holder = InvocationId::for_workflow_run("Counter", "c-1");
+        let waiting = InvocationId::for_workflow_run("Counter", "c-2");
+        let mut set = WriteSet::default();
+        set.put(keys::state("Counter", "c-1", b"count"), b"5".to_vec());
+        set.put(keys::state("Counter", "c-2", b"count"), b"7".to_vec());
+        set.put(keys::lock("Counter", "c-1"), holder.to_bytes().to_vec());
+        set.put(keys::inbox("Counter", "c-1", 3), waiting.to_bytes().to_vec());
+        set.put(keys::journal_entry(&holder, 0), vec![0x04, 0x00, 0x00, 0x00]);
+        set.put(keys::journal_entry(&waiting, 0), vec![0x04, 0x00, 0x00, 0x00]);
+        store.commit(set).unwrap();
+        (store, holder)
+    }
+
+    #[test]
+    fn rows_decode_the_key_layout_and_filters_narrow_the_scan() {
+        let (store, holder) = store();
+        let all = rows(&store, PartitionTable::State, &RowFilter::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        let one =
+            RowFilter { service_name: Some("Counter".into()), service_key: Some("c-1".into()), invocation_id: None };
+        let state = rows(&store, PartitionTable::State, &one).unwrap();
+        assert_eq!(
+            state,
+            [Row::State {
+                partition_key: partition_key("Counter", "c-1"),
+                service_name: "Counter".into(),
+                service_key: "c-1".into(),
+                key: Bytes::from_static(b"count"),
+                value: Bytes::from_static(b"5"),
+            }]
+        );
+        assert_eq!(one.partition_key(), Some(partition_key("Counter", "c-1")));
+        let locks = rows(&store, PartitionTable::KeyedServiceStatus, &one).unwrap();
+        assert!(
+            matches!(&locks[..], [Row::KeyedServiceStatus { invocation_id, .. }] if *invocation_id == holder.to_string())
+        );
+        let inbox = rows(&store, PartitionTable::Inbox, &RowFilter::default()).unwrap();
+        assert!(matches!(&inbox[..], [Row::Inbox { sequence_number: 3, service_key, .. }] if service_key == "c-1"));
+        let journal_filter = RowFilter { invocation_id: Some(holder.to_string()), ..Default::default() };
+        let journal = rows(&store, PartitionTable::Journal, &journal_filter).unwrap();
+        assert!(
+            matches!(&journal[..], [Row::Journal { index: 0, entry_type, .. }] if entry_type == "StartMessage" || !entry_type.is_empty())
+        );
+        assert_eq!(rows(&store, PartitionTable::Journal, &RowFilter::default()).unwrap().len(), 2);
+        assert_eq!(journal_filter.partition_key(), Some(holder.partition_key()));
+        let none = RowFilter { service_name: Some("Other".into()), ..Default::default() };
+        assert!(rows(&store, PartitionTable::State, &none).unwrap().is_empty());
+        assert_eq!(none.partition_key(), None, "a service alone pins no partition");
+    }
 }

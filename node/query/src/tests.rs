@@ -5,13 +5,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use restate_metadata::objects::{NewDeployment, Schema, ServiceDefinition, ServiceType};
-use restate_partition::introspect::{PartitionTable, Row};
+use restate_partition::introspect::{PartitionTable, Row, RowFilter};
 
 use crate::{ClusterData, InvocationRow, QueryEngine, QueryError, QueryLimits};
 
 struct Fixed {
     registry: Schema,
     invocations: Result<Vec<InvocationRow>, String>,
+    /// The filter of every scan, by table.
+    filters: std::sync::Mutex<Vec<(&'static str, RowFilter)>>,
 }
 
 #[async_trait]
@@ -19,10 +21,12 @@ impl ClusterData for Fixed {
     async fn registry(&self) -> Result<Schema, String> {
         Ok(self.registry.clone())
     }
-    async fn invocations(&self) -> Result<Vec<InvocationRow>, String> {
+    async fn invocations(&self, filter: &RowFilter) -> Result<Vec<InvocationRow>, String> {
+        self.filters.lock().unwrap().push(("sys_invocation", filter.clone()));
         self.invocations.clone()
     }
-    async fn partition_rows(&self, table: PartitionTable) -> Result<Vec<Row>, String> {
+    async fn partition_rows(&self, table: PartitionTable, filter: &RowFilter) -> Result<Vec<Row>, String> {
+        self.filters.lock().unwrap().push((table.sql_name(), filter.clone()));
         Ok(match table {
             PartitionTable::State => vec![
                 Row::State {
@@ -80,7 +84,7 @@ fn invocation(id: &str, target: &str, status: &str) -> InvocationRow {
 }
 
 fn engine(invocations: Result<Vec<InvocationRow>, String>, limits: QueryLimits) -> QueryEngine {
-    QueryEngine::new(Arc::new(Fixed { registry: registry(), invocations }), limits)
+    QueryEngine::new(Arc::new(Fixed { registry: registry(), invocations, filters: Default::default() }), limits)
 }
 
 fn rows(engine: &QueryEngine, sql: &str) -> Vec<serde_json::Value> {
@@ -168,7 +172,11 @@ fn bad_queries_and_limits_are_clear_errors() {
     assert!(empty.to_string().contains("empty"), "{empty}");
 
     let failing = crate::QueryEngine::new(
-        Arc::new(Fixed { registry: registry(), invocations: Err("partition 3 did not answer within 10s".into()) }),
+        Arc::new(Fixed {
+            registry: registry(),
+            invocations: Err("partition 3 did not answer within 10s".into()),
+            filters: Default::default(),
+        }),
         QueryLimits::default(),
     );
     let unavailable = error(&failing, "SELECT * FROM sys_invocation");
@@ -201,4 +209,23 @@ fn partition_tables_show_state_and_who_holds_a_key() {
     for table in ["sys_journal", "sys_inbox", "sys_idempotency", "sys_promise"] {
         assert!(rows(&engine, &format!("SELECT * FROM {table}")).is_empty(), "{table}");
     }
+}
+
+#[test]
+fn equalities_on_keys_and_ids_narrow_the_scans() {
+    let data = Arc::new(Fixed { registry: registry(), invocations: Ok(Vec::new()), filters: Default::default() });
+    let engine = QueryEngine::new(data.clone(), QueryLimits::default());
+    rows(&engine, "SELECT * FROM state WHERE service_name = 'Counter' AND service_key = 'c-1' AND value_length > 0");
+    rows(&engine, "SELECT * FROM sys_invocation WHERE id = 'inv_1'");
+    rows(&engine, "SELECT * FROM sys_journal WHERE 'inv_2' = id");
+    rows(&engine, "SELECT * FROM state WHERE service_key LIKE 'c%'");
+    let filters = data.filters.lock().unwrap().clone();
+    let state =
+        RowFilter { service_name: Some("Counter".into()), service_key: Some("c-1".into()), invocation_id: None };
+    assert_eq!(filters[0], ("state", state));
+    assert!(
+        filters.contains(&("sys_invocation", RowFilter { invocation_id: Some("inv_1".into()), ..Default::default() }))
+    );
+    assert!(filters.contains(&("sys_journal", RowFilter { invocation_id: Some("inv_2".into()), ..Default::default() })));
+    assert_eq!(filters.last().unwrap(), &("state", RowFilter::default()), "LIKE is not an equality: {filters:?}");
 }

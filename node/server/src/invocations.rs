@@ -8,7 +8,9 @@ use std::time::Duration;
 use crate::routing_metadata::RoutingMetadata;
 use crate::running_roles::RunningRoles;
 use bytes::Bytes;
-use restate_partition::{Failure, InvocationId, InvocationRequest, InvocationResult, SignalId, SignalResult};
+use restate_partition::{
+    partition_for, Failure, InvocationId, InvocationRequest, InvocationResult, SignalId, SignalResult,
+};
 use restate_proto::worker::{self as pb, worker_client::WorkerClient};
 use restate_types::{Backoff, PartitionId};
 use restate_worker::processor::{InvocationLookup, Signal, Worker, WorkerError};
@@ -89,11 +91,21 @@ impl pb::worker_server::Worker for WorkerService {
         &self,
         request: Request<pb::ScanTableRequest>,
     ) -> Result<Response<pb::ScanTableResponse>, Status> {
-        let name = request.into_inner().table;
+        let request = request.into_inner();
+        let name = request.table;
         let table = restate_partition::introspect::PartitionTable::from_sql_name(&name)
             .ok_or_else(|| Status::invalid_argument(format!("no partition table '{name}'")))?;
+        let filter: restate_partition::introspect::RowFilter = if request.filter_json.is_empty() {
+            Default::default()
+        } else {
+            serde_json::from_slice(&request.filter_json)
+                .map_err(|e| Status::invalid_argument(format!("filter_json: {e}")))?
+        };
+        let partitions: Vec<PartitionId> = request.partitions.iter().map(|p| PartitionId(*p as u16)).collect();
         let Some(worker) = self.0.worker() else { return Ok(Response::new(Default::default())) };
-        let rows = worker.scan_table(table).map_err(unavailable)?;
+        let rows = worker
+            .scan_table(table, &filter, (!partitions.is_empty()).then_some(&partitions[..]))
+            .map_err(unavailable)?;
         let rows = rows
             .into_iter()
             .map(|(partition, row)| pb::ScanTableRow {
@@ -340,17 +352,37 @@ where
     }
 }
 
+/// The partitions each planned leader leads: all of them, or only the one owning
+/// `partition_key`.
+fn leaders_by_node(
+    plan: &restate_metadata::objects::SchedulingPlan,
+    partition_key: Option<u64>,
+) -> std::collections::BTreeMap<restate_types::PlainNodeId, Vec<PartitionId>> {
+    let only = partition_key.map(|key| PartitionId(partition_for(key, plan.partitions.len() as u32) as u16));
+    let mut leaders: std::collections::BTreeMap<_, Vec<PartitionId>> = Default::default();
+    for (partition, placement) in &plan.partitions {
+        if only.is_none_or(|only| only == *partition) {
+            leaders.entry(placement.leader).or_default().push(*partition);
+        }
+    }
+    leaders
+}
+
 /// Every invocation in the cluster, from each partition leader; partitions whose leader
 /// did not answer are listed in the second value with the reason.
 pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::InvocationSummary>, Vec<String>), String> {
+    list_in(metadata, None).await
+}
+
+/// [`list_all`], or only the invocations of the partition owning `partition_key`.
+pub(crate) async fn list_in(
+    metadata: &RoutingMetadata,
+    partition_key: Option<u64>,
+) -> Result<(Vec<pb::InvocationSummary>, Vec<String>), String> {
     let (plan, nodes) = metadata.plan_and_nodes().await?;
-    let mut leaders: std::collections::BTreeMap<_, Vec<PartitionId>> = Default::default();
-    for (partition, placement) in &plan.partitions {
-        leaders.entry(placement.leader).or_default().push(*partition);
-    }
     let mut all = Vec::new();
     let mut missing = Vec::new();
-    for (leader, partitions) in leaders {
+    for (leader, partitions) in leaders_by_node(&plan, partition_key) {
         let Some(node) = nodes.nodes.get(&leader) else {
             missing.push(format!("partitions {partitions:?}: leader {leader} is not a known node"));
             continue;
@@ -380,12 +412,12 @@ pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::Invo
 pub(crate) async fn scan_all(
     metadata: &RoutingMetadata,
     table: restate_partition::introspect::PartitionTable,
+    filter: &restate_partition::introspect::RowFilter,
 ) -> Result<Vec<restate_partition::introspect::Row>, String> {
     let (plan, nodes) = metadata.plan_and_nodes().await?;
-    let mut leaders: std::collections::BTreeMap<_, Vec<PartitionId>> = Default::default();
-    for (partition, placement) in &plan.partitions {
-        leaders.entry(placement.leader).or_default().push(*partition);
-    }
+    // A filter that pins a partition key asks that partition's leader only.
+    let leaders = leaders_by_node(&plan, filter.partition_key());
+    let filter_json = serde_json::to_vec(filter).expect("filters serialize");
     let mut all = Vec::new();
     let mut missing = Vec::new();
     for (leader, partitions) in leaders {
@@ -395,7 +427,11 @@ pub(crate) async fn scan_all(
         };
         let answer = match metadata.workers.client(&node.address) {
             Ok(mut client) => client
-                .scan_table(pb::ScanTableRequest { table: table.sql_name().to_owned() })
+                .scan_table(pb::ScanTableRequest {
+                    table: table.sql_name().to_owned(),
+                    filter_json: filter_json.clone(),
+                    partitions: partitions.iter().map(|p| u32::from(p.0)).collect(),
+                })
                 .await
                 .map_err(|s| format!("{}: {}", node.address, s.message())),
             Err(e) => Err(e),

@@ -206,6 +206,14 @@ impl Node {
             running: running_roles.clone(),
         };
         let admin_metadata = metadata.clone();
+        // SQL over the cluster's tables, for the admin API, node control and the pgsql listener.
+        let queries = restate_query::QueryEngine::new(
+            Arc::new(crate::query_data::NodeQueryData { routing: routing.clone() }),
+            restate_query::QueryLimits {
+                max_rows: usize::try_from(config.admin.query_engine.max_rows).unwrap_or(usize::MAX),
+                max_memory_bytes: usize::try_from(config.admin.query_engine.max_memory).unwrap_or(usize::MAX),
+            },
+        );
         let ctl = Arc::new(NodeCtlContext {
             config: config.clone(),
             advertised_address: advertised_address.clone(),
@@ -218,6 +226,7 @@ impl Node {
             roles: running_roles.clone(),
             routing: routing.clone(),
             metadata,
+            queries: queries.clone(),
         });
 
         let shutdown = CancellationToken::new();
@@ -228,14 +237,6 @@ impl Node {
         let ingress_address = ingress_listener.as_ref().map(|l| l.local_addr);
         let pgsql_address = pgsql_listener.as_ref().map(|l| l.local_addr);
 
-        // SQL over the cluster's tables, for the admin API and the pgsql listener.
-        let queries = restate_query::QueryEngine::new(
-            Arc::new(crate::query_data::NodeQueryData { routing: routing.clone() }),
-            restate_query::QueryLimits {
-                max_rows: usize::try_from(config.admin.query_engine.max_rows).unwrap_or(usize::MAX),
-                max_memory_bytes: usize::try_from(config.admin.query_engine.max_memory).unwrap_or(usize::MAX),
-            },
-        );
         let servers = [
             Some((
                 fabric_listener,

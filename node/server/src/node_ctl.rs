@@ -230,6 +230,22 @@ impl NodeCtl for NodeCtlService {
         Ok(Response::new(pb::PutMetadataResponse { version: version.0 }))
     }
 
+    async fn query(&self, request: Request<pb::QueryRequest>) -> Result<Response<pb::QueryResponse>, Status> {
+        self.ctx.metrics.request("query");
+        let sql = request.into_inner().query;
+        let error = |e: restate_query::QueryError| match e {
+            restate_query::QueryError::Invalid(m) | restate_query::QueryError::Limit(m) => Status::invalid_argument(m),
+            restate_query::QueryError::Unavailable(m) => Status::unavailable(m),
+            restate_query::QueryError::Internal(m) => Status::internal(m),
+        };
+        let result = self.ctx.queries.execute(&sql).await.map_err(error)?;
+        let rows = restate_query::json::rows(&result).map_err(error)?;
+        Ok(Response::new(pb::QueryResponse {
+            columns: result.schema.fields().iter().map(|f| f.name().clone()).collect(),
+            rows_json: rows.iter().map(|r| serde_json::to_vec(r).expect("JSON values serialize")).collect(),
+        }))
+    }
+
     async fn join_metadata_cluster(
         &self,
         _: Request<pb::JoinMetadataClusterRequest>,

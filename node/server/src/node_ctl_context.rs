@@ -26,6 +26,8 @@ pub(crate) struct NodeCtlContext {
     pub roles: crate::running_roles::RunningRoles,
     /// Routing metadata (from the node's view), for requests answered by partition leaders.
     pub routing: Arc<crate::routing_metadata::RoutingMetadata>,
+    /// SQL over the cluster's tables (`restatectl sql`).
+    pub queries: restate_query::QueryEngine,
 }
 
 impl NodeCtlContext {

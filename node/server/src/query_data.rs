@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use restate_metadata::objects::Schema;
-use restate_partition::introspect::{PartitionTable, Row};
+use restate_partition::introspect::{PartitionTable, Row, RowFilter};
 use restate_query::{ClusterData, InvocationRow};
 
 use crate::routing_metadata::RoutingMetadata;
@@ -25,16 +25,19 @@ impl ClusterData for NodeQueryData {
         Ok(self.routing.schema(false).await?.map(|held| held.0.clone()).unwrap_or_default())
     }
 
-    async fn partition_rows(&self, table: PartitionTable) -> Result<Vec<Row>, String> {
-        tokio::time::timeout(SCAN_DEADLINE, crate::invocations::scan_all(&self.routing, table))
+    async fn partition_rows(&self, table: PartitionTable, filter: &RowFilter) -> Result<Vec<Row>, String> {
+        tokio::time::timeout(SCAN_DEADLINE, crate::invocations::scan_all(&self.routing, table, filter))
             .await
             .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))?
     }
 
-    async fn invocations(&self) -> Result<Vec<InvocationRow>, String> {
-        let listed = tokio::time::timeout(SCAN_DEADLINE, crate::invocations::list_all(&self.routing))
-            .await
-            .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))??;
+    async fn invocations(&self, filter: &RowFilter) -> Result<Vec<InvocationRow>, String> {
+        let listed =
+            tokio::time::timeout(SCAN_DEADLINE, crate::invocations::list_in(&self.routing, filter.partition_key()))
+                .await
+                .map_err(|_| {
+                    format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs())
+                })??;
         let (all, missing) = listed;
         if !missing.is_empty() {
             return Err(format!("the query needs every partition, and these did not answer: {}", missing.join("; ")));

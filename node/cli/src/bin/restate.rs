@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use restate_cli::restate::{deployments, invocations, parse_header, services, sql, CliError, Globals};
+use restate_cli::restate::{deployments, invocations, kv, parse_header, services, sql, CliError, Globals};
 
 /// Manages the services of a Restate cluster through the admin REST API of any node.
 ///
@@ -44,6 +44,20 @@ enum Command {
     Sql {
         /// The query (a single SELECT).
         query: String,
+    },
+    /// The state of virtual objects and workflows.
+    #[command(subcommand)]
+    Kv(KvCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum KvCmd {
+    /// Every state key of one object (or workflow) with its value.
+    Get {
+        /// The virtual object's or workflow's name, e.g. Counter.
+        service: String,
+        /// The object's key (the workflow id).
+        key: String,
     },
 }
 
@@ -163,6 +177,7 @@ fn main() -> ExitCode {
             Command::Invocations(InvocationsCmd::Cancel { id, kill }) => invocations::cancel(&globals, &id, kill).await,
             Command::Invocations(InvocationsCmd::Kill { id }) => invocations::cancel(&globals, &id, true).await,
             Command::Sql { query } => sql::run(&globals, &query).await,
+            Command::Kv(KvCmd::Get { service, key }) => kv::get(&globals, &service, &key).await,
         }
     });
     match result {

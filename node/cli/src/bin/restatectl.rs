@@ -62,6 +62,12 @@ struct Cli {
 enum Command {
     /// Cluster name, fingerprint, provisioning state and every node with its liveness.
     Status,
+    /// Runs one SQL statement over the cluster's tables (sys_invocation, state,
+    /// sys_journal, ...; docs/querying.md) through the node at --address.
+    Sql {
+        /// The query (a single SELECT).
+        query: String,
+    },
     /// Provisions the cluster once: writes the initial metadata through the node at
     /// --address. A cluster that is already provisioned is left unchanged (exit 0).
     Provision(ProvisionCmd),
@@ -271,6 +277,7 @@ fn main() -> ExitCode {
     let result: Result<(), CtlError> = runtime.block_on(async {
         match cli.command {
             Command::Status => ctl::status(&globals).await,
+            Command::Sql { query } => ctl::sql(&globals, &query).await,
             Command::Provision(p) => {
                 let args = ProvisionArgs {
                     num_partitions: p.num_partitions,

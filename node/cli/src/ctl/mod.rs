@@ -9,6 +9,7 @@ mod nodes;
 pub mod partitions;
 mod provision;
 pub mod snapshots;
+mod sql;
 mod status;
 
 pub use config::{config_get, config_set};
@@ -16,6 +17,7 @@ pub use connection::{connect, CtlError};
 pub use metadata::{metadata_get, metadata_put};
 pub use nodes::{nodes_drain, nodes_list, nodes_remove};
 pub use provision::{provision, ProvisionArgs};
+pub use sql::sql;
 pub use status::status;
 
 /// Options every subcommand shares.

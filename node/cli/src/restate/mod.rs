@@ -9,6 +9,7 @@
 mod client;
 pub mod deployments;
 pub mod invocations;
+pub mod kv;
 pub mod services;
 pub mod sql;
 

@@ -5,15 +5,7 @@
 use serde_json::{json, Value};
 
 use super::{CliError, Globals};
-use crate::output::{print_json, table};
-
-fn cell(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "NULL".into(),
-        other => other.to_string(),
-    }
-}
+use crate::output::{print_json, print_sql_rows};
 
 /// Runs `query` and prints its rows.
 pub async fn run(globals: &Globals, query: &str) -> Result<(), CliError> {
@@ -27,12 +19,6 @@ pub async fn run(globals: &Globals, query: &str) -> Result<(), CliError> {
         Some(columns) => columns.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect(),
         None => rows.first().and_then(Value::as_object).map(|r| r.keys().cloned().collect()).unwrap_or_default(),
     };
-    let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let cells: Vec<Vec<String>> = rows.iter().map(|row| columns.iter().map(|c| cell(&row[c])).collect()).collect();
-    if !columns.is_empty() {
-        print!("{}", table(&header, &cells));
-    }
-    eprintln!("{} row{}.", rows.len(), if rows.len() == 1 { "" } else { "s" });
+    print_sql_rows(&columns, &rows);
     Ok(())
 }

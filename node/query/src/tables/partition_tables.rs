@@ -9,16 +9,7 @@ use datafusion::arrow::array::{ArrayRef, BinaryArray, BooleanArray, StringArray,
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::{ClusterData, PartitionTable, Row, TableRows};
-
-pub(super) const ALL: [PartitionTable; 6] = [
-    PartitionTable::State,
-    PartitionTable::Journal,
-    PartitionTable::KeyedServiceStatus,
-    PartitionTable::Inbox,
-    PartitionTable::Idempotency,
-    PartitionTable::Promise,
-];
+use super::{ClusterData, FilterField, PartitionTable, Row, RowFilter, TableRows};
 
 /// One partition table, fetched from every partition's leader when scanned.
 pub(super) struct FromPartitions(pub PartitionTable);
@@ -88,8 +79,23 @@ impl TableRows for FromPartitions {
         }))
     }
 
-    async fn rows(&self, data: &dyn ClusterData) -> Result<RecordBatch, String> {
-        let rows = data.partition_rows(self.0).await?;
+    fn filter_columns(&self) -> &'static [(&'static str, FilterField)] {
+        const KEYED: &[(&str, FilterField)] =
+            &[("service_name", FilterField::ServiceName), ("service_key", FilterField::ServiceKey)];
+        const KEYED_WITH_ID: &[(&str, FilterField)] = &[
+            ("service_name", FilterField::ServiceName),
+            ("service_key", FilterField::ServiceKey),
+            ("invocation_id", FilterField::InvocationId),
+        ];
+        match self.0 {
+            PartitionTable::State | PartitionTable::Inbox | PartitionTable::Promise => KEYED,
+            PartitionTable::KeyedServiceStatus | PartitionTable::Idempotency => KEYED_WITH_ID,
+            PartitionTable::Journal => &[("id", FilterField::InvocationId)],
+        }
+    }
+
+    async fn rows(&self, data: &dyn ClusterData, filter: &RowFilter) -> Result<RecordBatch, String> {
+        let rows = data.partition_rows(self.0, filter).await?;
         let columns = columns(self.0, &rows);
         RecordBatch::try_new(self.schema(), columns).map_err(|e| e.to_string())
     }

@@ -9,6 +9,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::RowFilter;
 use super::{rfc3339_ms, ClusterData, TableRows};
 
 pub(super) struct SysDeployment;
@@ -27,7 +28,7 @@ impl TableRows for SysDeployment {
         ]))
     }
 
-    async fn rows(&self, data: &dyn ClusterData) -> Result<RecordBatch, String> {
+    async fn rows(&self, data: &dyn ClusterData, _filter: &RowFilter) -> Result<RecordBatch, String> {
         let registry = data.registry().await?;
         let deployments: Vec<_> = registry.deployments.values().collect();
         let mut services = ListBuilder::new(StringBuilder::new());

@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::sys_service::service_ty;
-use super::{ClusterData, TableRows};
+use super::{ClusterData, FilterField, RowFilter, TableRows};
 
 /// One invocation as a partition's leader reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +75,16 @@ impl TableRows for SysInvocation {
         ]))
     }
 
-    async fn rows(&self, data: &dyn ClusterData) -> Result<RecordBatch, String> {
-        let (registry, invocations) = futures::try_join!(data.registry(), data.invocations())?;
+    fn filter_columns(&self) -> &'static [(&'static str, FilterField)] {
+        &[
+            ("id", FilterField::InvocationId),
+            ("target_service_name", FilterField::ServiceName),
+            ("target_service_key", FilterField::ServiceKey),
+        ]
+    }
+
+    async fn rows(&self, data: &dyn ClusterData, filter: &RowFilter) -> Result<RecordBatch, String> {
+        let (registry, invocations) = futures::try_join!(data.registry(), data.invocations(filter))?;
         let types: BTreeMap<&str, String> =
             registry.services.values().map(|s| (s.name.as_str(), service_ty(s.ty))).collect();
         let targets: Vec<_> = invocations.iter().map(|i| split_target(&i.target)).collect();

@@ -7,6 +7,7 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt64Array}
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::RowFilter;
 use super::{ClusterData, TableRows};
 
 pub(super) struct SysService;
@@ -28,7 +29,7 @@ impl TableRows for SysService {
         ]))
     }
 
-    async fn rows(&self, data: &dyn ClusterData) -> Result<RecordBatch, String> {
+    async fn rows(&self, data: &dyn ClusterData, _filter: &RowFilter) -> Result<RecordBatch, String> {
         let registry = data.registry().await?;
         let services: Vec<_> = registry.services.values().collect();
         let columns: Vec<ArrayRef> = vec![

@@ -120,17 +120,22 @@ impl Worker {
         Ok(found)
     }
 
-    /// The rows of `table` in the partitions this node leads (as of their applied LSN),
-    /// each with its partition.
+    /// The rows of `table` that `filter` keeps in the partitions this node leads (as of
+    /// their applied LSN; only `partitions`, when given), each with its partition.
     pub fn scan_table(
         &self,
         table: restate_partition::introspect::PartitionTable,
+        filter: &restate_partition::introspect::RowFilter,
+        partitions: Option<&[PartitionId]>,
     ) -> Result<Vec<(PartitionId, restate_partition::introspect::Row)>, WorkerError> {
         let mut all = Vec::new();
         for status in self.status().into_iter().filter(|s| s.leading) {
             let partition = status.partition;
+            if partitions.is_some_and(|wanted| !wanted.contains(&partition)) {
+                continue;
+            }
             let store = RocksDbPartitionStore::new(self.ctx.storage.clone(), partition);
-            let rows = restate_partition::introspect::rows(&store, table)
+            let rows = restate_partition::introspect::rows(&store, table, filter)
                 .map_err(|e| WorkerError::Store { partition, reason: e.to_string() })?;
             all.extend(rows.into_iter().map(|row| (partition, row)));
         }
