@@ -237,6 +237,7 @@ impl Node {
         let ingress_address = ingress_listener.as_ref().map(|l| l.local_addr);
         let pgsql_address = pgsql_listener.as_ref().map(|l| l.local_addr);
 
+        let admin_ctl = ctl.clone();
         let servers = [
             Some((
                 fabric_listener,
@@ -258,7 +259,14 @@ impl Node {
             admin_listener.map(|l| {
                 (
                     l,
-                    admin::router(state.clone(), admin_metadata, routing.clone(), request_signer, queries.clone()),
+                    admin::router(
+                        state.clone(),
+                        admin_metadata,
+                        routing.clone(),
+                        request_signer,
+                        queries.clone(),
+                        admin_ctl,
+                    ),
                     "admin API",
                     None,
                 )

@@ -11,15 +11,19 @@
 //! - `GET /services`, `GET /services/{name}`.
 //! - `/invocations`: see [`invocations`].
 //! - `POST /query`: SQL over the cluster's tables, see [`query`].
+//! - `GET /cluster`: nodes, partitions and logs for the UI's overview ([`cluster`]).
+//! - `/ui/`: the web UI ([`ui`]); `GET /` from a browser redirects there.
 //!
 //! Errors are JSON `{"message": ...}`: 400 for unusable requests, 404 for unknown ids and
 //! names, 409 for what `force` would allow, 502 when the deployment cannot be discovered,
 //! 503 when the metadata store does not answer. Client input never causes a 500.
 
+mod cluster;
 mod deployments;
 mod error;
 mod invocations;
 mod query;
+mod ui;
 
 use std::sync::Arc;
 
@@ -43,6 +47,7 @@ pub(crate) fn router(
     routing: Arc<RoutingMetadata>,
     request_signer: Option<Arc<RequestSigner>>,
     queries: restate_query::QueryEngine,
+    ctl: Arc<crate::node_ctl_context::NodeCtlContext>,
 ) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK\n" }))
@@ -56,6 +61,8 @@ pub(crate) fn router(
         .merge(deployments::router(metadata, DeploymentClient::default().with_request_identity(request_signer)))
         .merge(invocations::router(routing))
         .merge(query::router(queries))
+        .merge(cluster::router(ctl))
+        .merge(ui::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
 }

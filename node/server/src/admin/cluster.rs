@@ -1,0 +1,48 @@
+//! `GET /cluster`: what the web UI's overview shows, in one answer: every node with its
+//! roles and liveness (each probed as `restatectl status` does), the partitions with their
+//! leaders and followers, and the logs' segment chains with replication and nodesets.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use restate_metadata::objects::{Logs, SchedulingPlan};
+use restate_metadata::typed;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use crate::node_ctl_context::NodeCtlContext;
+
+pub(super) fn router(ctx: Arc<NodeCtlContext>) -> Router {
+    Router::new().route("/cluster", get(cluster)).with_state(ctx)
+}
+
+async fn cluster(State(ctx): State<Arc<NodeCtlContext>>) -> Result<Json<Value>, ApiError> {
+    let unavailable = |e: restate_metadata::MetadataStoreError| {
+        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("the metadata store did not answer: {e}"))
+    };
+    let status = crate::cluster_view::cluster_status(&ctx).await.map_err(unavailable)?;
+    let nodes: Vec<Value> = status
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "node_id": n.node_id, "name": n.name, "address": n.address, "roles": n.roles,
+                "alive": n.alive, "detail": n.detail, "metadata_server_state": n.metadata_server_state,
+                "log_server_state": n.log_server_state,
+            })
+        })
+        .collect();
+    let metadata = ctx.status_metadata.as_ref();
+    let plan = typed::get::<SchedulingPlan>(metadata).await.map_err(unavailable)?.map(|(p, _)| p).unwrap_or_default();
+    let logs = typed::get::<Logs>(metadata).await.map_err(unavailable)?.map(|(l, _)| l.logs).unwrap_or_default();
+    Ok(Json(json!({
+        "cluster_name": status.cluster_name,
+        "provisioned": status.provisioned,
+        "cluster_controller": status.cluster_controller,
+        "nodes": nodes,
+        "partitions": plan.partitions,
+        "logs": logs,
+    })))
+}
