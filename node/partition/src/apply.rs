@@ -65,6 +65,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::Kill { id, at_ms } => self.kill(id, *at_ms),
             Command::Cancel { id, at_ms } => self.cancel(id, *at_ms),
             Command::PurgeIdempotency { older_than_ms, workflows } => self.purge(*older_than_ms, workflows),
+            Command::Purge { id } => self.purge_one(id),
             Command::Attach { id, response } => self.attach_command(id, response),
             Command::Signal { id, signal, result } => self.signal(id, signal, result),
             Command::GetOutput { id, response } => self.get_output(id, response),
@@ -658,23 +659,40 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             {
                 continue;
             }
-            self.tx.delete(keys::invocation(&id));
-            // A workflow's state and promises live as long as its run's result.
-            if let Some((service, key)) = record.target.object().filter(|_| record.target.is_workflow_run()) {
-                for prefix in [keys::state_prefix(service, key), keys::promise_prefix(service, key)] {
-                    for (k, _) in self.tx.scan_prefix(&prefix)? {
-                        self.tx.delete(k);
-                    }
-                }
-            }
-            if let Some(idempotency_key) = &record.idempotency_key {
-                let key = IdempotencyKey::for_target(&record.target, idempotency_key);
-                if self.tx.invocation_by_idempotency(&key)? == Some(id) {
-                    self.tx.delete(keys::idempotency(&key));
-                }
+            self.forget(&id, &record)?;
+        }
+        Ok(Outcome::Applied)
+    }
+
+    /// `Command::Purge`: forgets `id` if it completed.
+    fn purge_one(&mut self, id: &InvocationId) -> Step {
+        if let Some(record) = self.tx.invocation(id)? {
+            if let InvocationStatus::Completed { completed_at_ms, .. } = record.status {
+                self.tx.delete(keys::retention(completed_at_ms, id));
+                self.forget(id, &record)?;
             }
         }
         Ok(Outcome::Applied)
+    }
+
+    /// Deletes completed invocation `id`: its record, its idempotency key, and a workflow
+    /// run's state and promises (they live as long as the run's result).
+    fn forget(&mut self, id: &InvocationId, record: &InvocationRecord) -> Result<(), StoreError> {
+        self.tx.delete(keys::invocation(id));
+        if let Some((service, key)) = record.target.object().filter(|_| record.target.is_workflow_run()) {
+            for prefix in [keys::state_prefix(service, key), keys::promise_prefix(service, key)] {
+                for (k, _) in self.tx.scan_prefix(&prefix)? {
+                    self.tx.delete(k);
+                }
+            }
+        }
+        if let Some(idempotency_key) = &record.idempotency_key {
+            let key = IdempotencyKey::for_target(&record.target, idempotency_key);
+            if self.tx.invocation_by_idempotency(&key)? == Some(*id) {
+                self.tx.delete(keys::idempotency(&key));
+            }
+        }
+        Ok(())
     }
 
     /// Finishes an invocation in any state: drops its journal and timers, leaves its

@@ -122,6 +122,10 @@ pub enum Command {
     /// to its journal unless a signal with the same id is there already (the first
     /// wins); ignored for finished or unknown invocations. Resumes a suspended one.
     Signal { id: InvocationId, signal: SignalId, result: SignalResult },
+    /// Forget completed invocation `id` now (its result, idempotency key and, for a
+    /// workflow run, the workflow's state and promises), as its retention would later. An
+    /// invocation that is not completed is left alone.
+    Purge { id: InvocationId },
 }
 
 impl Command {
@@ -143,7 +147,8 @@ impl Command {
             | Command::Attach { .. }
             | Command::GetOutput { .. }
             | Command::AwaitedResult { .. }
-            | Command::Signal { .. } => false,
+            | Command::Signal { .. }
+            | Command::Purge { .. } => false,
         }
     }
 
@@ -165,6 +170,7 @@ impl Command {
             Command::Signal { .. } => "signal",
             Command::GetOutput { .. } => "get_output",
             Command::AwaitedResult { .. } => "awaited_result",
+            Command::Purge { .. } => "purge",
         }
     }
 }

@@ -21,7 +21,7 @@ use super::suspension::Awaiting;
 pub(crate) struct EnvelopeWire {
     #[prost(uint64, tag = "1")]
     pub epoch: u64,
-    #[prost(oneof = "CommandWire", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16")]
+    #[prost(oneof = "CommandWire", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17")]
     pub command: Option<CommandWire>,
 }
 
@@ -57,6 +57,14 @@ pub(crate) enum CommandWire {
     AwaitedResult(AwaitedResultWire),
     #[prost(message, tag = "16")]
     Signal(SignalWire),
+    #[prost(message, tag = "17")]
+    Purge(IdWire),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct IdWire {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub id: Bytes,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -415,6 +423,7 @@ impl From<&Envelope> for EnvelopeWire {
             }),
             Command::OutboxDelivered { seq } => CommandWire::OutboxDelivered(OutboxDeliveredWire { seq: *seq }),
             Command::Kill { id: i, at_ms } => CommandWire::Kill(AtWire { id: id(i), at_ms: *at_ms }),
+            Command::Purge { id: i } => CommandWire::Purge(IdWire { id: id(i) }),
             Command::Cancel { id: i, at_ms } => CommandWire::Cancel(AtWire { id: id(i), at_ms: *at_ms }),
             Command::PurgeIdempotency { older_than_ms, workflows } => CommandWire::PurgeIdempotency(PurgeWire {
                 older_than_ms: *older_than_ms,
@@ -576,6 +585,7 @@ impl TryFrom<EnvelopeWire> for Envelope {
             },
             CommandWire::OutboxDelivered(o) => Command::OutboxDelivered { seq: o.seq },
             CommandWire::Kill(k) => Command::Kill { id: invocation_id(&k.id)?, at_ms: k.at_ms },
+            CommandWire::Purge(p) => Command::Purge { id: invocation_id(&p.id)? },
             CommandWire::Cancel(c) => Command::Cancel { id: invocation_id(&c.id)?, at_ms: c.at_ms },
             CommandWire::PurgeIdempotency(p) => Command::PurgeIdempotency {
                 older_than_ms: p.older_than_ms,

@@ -49,7 +49,11 @@ impl pb::worker_server::Worker for WorkerService {
 
     async fn signal(&self, request: Request<pb::SignalRequest>) -> Result<Response<pb::LookupResponse>, Status> {
         let r = request.into_inner();
-        let signal = if r.kill { Signal::Kill } else { Signal::Cancel };
+        let signal = match (r.purge, r.kill) {
+            (true, _) => Signal::Purge,
+            (false, true) => Signal::Kill,
+            (false, false) => Signal::Cancel,
+        };
         let reference = pb::InvocationRef { partition_id: r.partition_id, invocation_id: r.invocation_id };
         let (worker, partition, id) = self.target(reference)?;
         Ok(Response::new(lookup_to_wire(worker.signal(partition, id, signal).await.map_err(unavailable)?)))

@@ -93,6 +93,12 @@ enum InvocationsCmd {
         /// Invocation id (inv_...).
         id: String,
     },
+    /// Forgets a completed invocation now: its result and idempotency key (a workflow
+    /// run's state and promises too). A running one must be cancelled or killed first.
+    Purge {
+        /// Invocation id (inv_...).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +182,7 @@ fn main() -> ExitCode {
             Command::Invocations(InvocationsCmd::Describe { id }) => invocations::describe(&globals, &id).await,
             Command::Invocations(InvocationsCmd::Cancel { id, kill }) => invocations::cancel(&globals, &id, kill).await,
             Command::Invocations(InvocationsCmd::Kill { id }) => invocations::cancel(&globals, &id, true).await,
+            Command::Invocations(InvocationsCmd::Purge { id }) => invocations::purge(&globals, &id).await,
             Command::Sql { query } => sql::run(&globals, &query).await,
             Command::Kv(KvCmd::Get { service, key }) => kv::get(&globals, &service, &key).await,
         }

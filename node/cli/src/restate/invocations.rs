@@ -99,6 +99,20 @@ pub async fn cancel(globals: &Globals, id: &str, kill: bool) -> Result<(), CliEr
     Ok(())
 }
 
+/// Forgets a completed invocation (its result and idempotency key) now.
+pub async fn purge(globals: &Globals, id: &str) -> Result<(), CliError> {
+    if !confirm(&format!("purge invocation {id} (its result is lost)?"), globals.yes) {
+        return Err(CliError(format!("not confirmed; invocation {id} left alone")));
+    }
+    let answer = globals.client()?.patch(&format!("/invocations/{}/purge", path_segment(id))).await?;
+    if globals.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    println!("purged invocation {id}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

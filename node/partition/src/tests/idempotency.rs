@@ -99,3 +99,21 @@ fn attach_waits_for_a_running_invocation_and_answers_a_completed_or_unknown_one(
     }
     assert_eq!(p.sm.store().invocation(&unknown).unwrap(), None, "nothing stored for an unknown id");
 }
+
+#[test]
+fn purge_forgets_a_completed_invocation_at_once_and_leaves_a_running_one() {
+    let mut p = memory();
+    let first = idempotent(1);
+    p.invoke(first.clone());
+    assert_eq!(p.external(Command::Purge { id: first.id }), vec![], "a running invocation is left alone");
+    assert!(matches!(p.status(first.id), InvocationStatus::Invoked));
+    p.lead(Command::Complete { id: first.id, result: Ok(Bytes::from_static(b"\"hi\"")), completed_at_ms: 5_000 });
+    p.external(Command::Purge { id: first.id });
+    let key = IdempotencyKey::for_target(&first.target, "order-7");
+    assert_eq!(p.sm.store().invocation(&first.id).unwrap(), None, "its result is gone");
+    assert_eq!(p.sm.store().status_by_idempotency(&key).unwrap(), None, "and its idempotency key");
+    // Purging again, or an unknown id, changes nothing; the key starts a new invocation.
+    p.external(Command::Purge { id: first.id });
+    let later = idempotent(4);
+    assert_eq!(invoked(&p.invoke(later.clone())), vec![later.id]);
+}

@@ -7,6 +7,8 @@
 //! - `PATCH /invocations/{id}/cancel`, `PATCH /invocations/{id}/kill`, and Restate's older
 //!   `DELETE /invocations/{id}?mode=cancel|kill` (default cancel): 202 when the signal was
 //!   appended, 404 for an unknown id, 409 when it already completed.
+//! - `PATCH /invocations/{id}/purge` (or `DELETE ...?mode=purge`): forgets a completed
+//!   invocation (result, idempotency key) now: 202, 404 unknown, 409 while it runs.
 
 use std::sync::Arc;
 
@@ -31,8 +33,9 @@ pub(crate) fn router(metadata: Arc<RoutingMetadata>) -> Router {
     Router::new()
         .route("/invocations", get(list))
         .route("/invocations/{id}", get(describe).delete(delete))
-        .route("/invocations/{id}/cancel", patch(|s, p| signal(s, p, false)))
-        .route("/invocations/{id}/kill", patch(|s, p| signal(s, p, true)))
+        .route("/invocations/{id}/cancel", patch(|s, p| signal(s, p, Action::Cancel)))
+        .route("/invocations/{id}/kill", patch(|s, p| signal(s, p, Action::Kill)))
+        .route("/invocations/{id}/purge", patch(|s, p| signal(s, p, Action::Purge)))
         .with_state(metadata)
 }
 
@@ -136,37 +139,70 @@ async fn delete(
     path: Path<String>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("{e}; use ?mode=cancel or ?mode=kill")))?;
-    let kill = match query.mode.as_deref() {
-        None | Some("cancel") => false,
-        Some("kill") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("unknown mode '{other}': use cancel or kill"))),
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(format!("{e}; use ?mode=cancel, ?mode=kill or ?mode=purge")))?;
+    let action = match query.mode.as_deref() {
+        None | Some("cancel") => Action::Cancel,
+        Some("kill") => Action::Kill,
+        Some("purge") => Action::Purge,
+        Some(other) => return Err(ApiError::bad_request(format!("unknown mode '{other}': use cancel, kill or purge"))),
     };
-    signal(state, path, kill).await
+    signal(state, path, action).await
+}
+
+/// What `PATCH /invocations/{id}/...` (or `DELETE ...?mode=`) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Ask a running invocation to stop.
+    Cancel,
+    /// Stop a running invocation at once.
+    Kill,
+    /// Forget a completed invocation (its result and idempotency key).
+    Purge,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Cancel => "cancel",
+            Action::Kill => "kill",
+            Action::Purge => "purge",
+        }
+    }
 }
 
 async fn signal(
     State(metadata): State<Arc<RoutingMetadata>>,
     Path(id): Path<String>,
-    kill: bool,
+    action: Action,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let found = on_leader(&metadata, &id, |mut client, partition| {
-        let request = pb::SignalRequest { partition_id: partition.0 as u32, invocation_id: id.to_string(), kill };
+        let request = pb::SignalRequest {
+            partition_id: partition.0 as u32,
+            invocation_id: id.to_string(),
+            kill: action == Action::Kill,
+            purge: action == Action::Purge,
+        };
         async move { client.signal(request).await }
     })
     .await
     .map_err(unavailable)?;
-    let action = if kill { "kill" } else { "cancel" };
-    match lookup_from_wire(found) {
-        InvocationLookup::NotFound => Err(not_found(&id)),
-        InvocationLookup::Completed(_) => {
-            Err(ApiError::new(StatusCode::CONFLICT, format!("invocation {id} already completed; nothing to {action}")))
+    let name = action.name();
+    let accepted = |previous: &str| {
+        Ok((StatusCode::ACCEPTED, Json(json!({ "id": id.to_string(), "action": name, "previous_status": previous })))
+            .into_response())
+    };
+    match (lookup_from_wire(found), action) {
+        (InvocationLookup::NotFound, _) => Err(not_found(&id)),
+        (InvocationLookup::Completed(_), Action::Purge) => accepted("completed"),
+        (InvocationLookup::Completed(_), _) => {
+            Err(ApiError::new(StatusCode::CONFLICT, format!("invocation {id} already completed; nothing to {name}")))
         }
-        InvocationLookup::Running { status } => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({ "id": id.to_string(), "action": action, "previous_status": status })),
-        )
-            .into_response()),
+        (InvocationLookup::Running { status }, Action::Purge) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("invocation {id} is {status}, not completed: cancel or kill it first, then purge it"),
+        )),
+        (InvocationLookup::Running { status }, _) => accepted(&status),
     }
 }

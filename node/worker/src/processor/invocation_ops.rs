@@ -62,6 +62,8 @@ pub struct InvocationSummary {
 pub enum Signal {
     Cancel,
     Kill,
+    /// Forget a completed invocation now ([`Command::Purge`]).
+    Purge,
 }
 
 impl Worker {
@@ -81,8 +83,8 @@ impl Worker {
         Ok(InvocationLookup::of(record.as_ref()))
     }
 
-    /// Cancels or kills `id` if it is still running; answers what it found before. A
-    /// completed or unknown invocation is left alone.
+    /// Cancels or kills `id` if it is still running, or purges it if it completed; answers
+    /// what it found before. Otherwise (and for an unknown id) nothing changes.
     pub async fn signal(
         &self,
         partition: PartitionId,
@@ -90,12 +92,14 @@ impl Worker {
         signal: Signal,
     ) -> Result<InvocationLookup, WorkerError> {
         let found = self.lookup(partition, id).await?;
-        if let InvocationLookup::Running { .. } = found {
-            let at_ms = super::now_ms();
-            let command = match signal {
-                Signal::Cancel => Command::Cancel { id, at_ms },
-                Signal::Kill => Command::Kill { id, at_ms },
-            };
+        let at_ms = super::now_ms();
+        let command = match (&found, signal) {
+            (InvocationLookup::Running { .. }, Signal::Cancel) => Some(Command::Cancel { id, at_ms }),
+            (InvocationLookup::Running { .. }, Signal::Kill) => Some(Command::Kill { id, at_ms }),
+            (InvocationLookup::Completed(_), Signal::Purge) => Some(Command::Purge { id }),
+            _ => None,
+        };
+        if let Some(command) = command {
             let handle = self.leader_handle(partition)?;
             self.append_external(&handle, command).await?;
         }

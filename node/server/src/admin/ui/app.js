@@ -163,8 +163,9 @@ const views = {
     if (!found) return `<h2>Invocation ${escapeHtml(id)}</h2><p>No such invocation (it may have been purged).</p>`;
     const journal = await sql(`SELECT index, entry_type FROM sys_journal WHERE id = ${literal(id)} ORDER BY index`);
     const fields = Object.entries(found).map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("");
-    const actions = found.status === "completed" ? "" : `
-      <button type="button" id="cancel-invocation" data-id="${escapeHtml(id)}">Cancel</button>
+    const actions = found.status === "completed"
+      ? `<button type="button" id="purge-invocation" data-id="${escapeHtml(id)}">Purge</button>`
+      : `<button type="button" id="cancel-invocation" data-id="${escapeHtml(id)}">Cancel</button>
       <button type="button" id="kill-invocation" data-id="${escapeHtml(id)}">Kill</button>`;
     return `<h2>Invocation <code id="invocation-id">${escapeHtml(id)}</code></h2>
       <p>${actions}</p>
@@ -246,12 +247,17 @@ function bind(name) {
       }
     };
   }
-  for (const [buttonId, action, effect] of [["cancel-invocation", "cancel", "asked to stop (it can run compensations)"], ["kill-invocation", "kill", "killed"]]) {
+  for (const [buttonId, action, effect] of [
+    ["cancel-invocation", "cancel", "asked to stop (it can run compensations)"],
+    ["kill-invocation", "kill", "killed"],
+    ["purge-invocation", "purge", "purged (its result is gone)"],
+  ]) {
     const button = document.getElementById(buttonId);
     if (!button) continue;
     button.onclick = async () => {
       const id = button.dataset.id;
-      if (!(await confirmInPage(`${action === "kill" ? "Kill" : "Cancel"} invocation ${id}?`))) return;
+      const verb = action.charAt(0).toUpperCase() + action.slice(1);
+      if (!(await confirmInPage(`${verb} invocation ${id}?`))) return;
       try {
         await api("PATCH", `/invocations/${encodeURIComponent(id)}/${action}`);
         say(`Invocation ${id} ${effect}.`);
