@@ -167,6 +167,23 @@ fn psql_query_and_restate_sql_see_every_partition_from_any_node() {
     let cli_json: Value = serde_json::from_str(cli_json.ok()).unwrap();
     assert!(cli_json["rows"][0]["n"].as_i64().unwrap() >= 4, "{cli_json}");
 
+    // Purge: a completed (idempotent) invocation is forgotten at once; a running one is not.
+    let headers = [("idempotency-key", "sql-purge")];
+    let (status, _) =
+        http_call(ingress, "POST", "/Greeter/greet", "\"Purge\"", &headers, Duration::from_secs(30)).unwrap();
+    assert_eq!(status, 200);
+    let completed = psql_rows(pg_ports[0], "SELECT id FROM sys_invocation WHERE idempotency_key = 'sql-purge'");
+    assert_eq!(completed.len(), 1, "{completed:?}");
+    let purged = restate(&admin_url(&nodes[1]), &["invocations", "purge", &completed[0][0], "--yes"]);
+    assert!(purged.ok().contains("purged"), "{}", purged.stdout);
+    wait_until("the purged invocation to be gone", Duration::from_secs(30), || {
+        psql_rows(pg_ports[0], "SELECT id FROM sys_invocation WHERE idempotency_key = 'sql-purge'").is_empty()
+    });
+    let running = suspended.iter().next().unwrap();
+    let refused = restate(&admin_url(&nodes[1]), &["invocations", "purge", running, "--yes"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("not completed"), "{}", refused.stderr);
+
     // Bad input: clear errors with a SQLSTATE; nothing breaks.
     let (code, _, stderr) = psql(pg_ports[0], "SELEC * FROM sys_service");
     assert_ne!(code, 0);
