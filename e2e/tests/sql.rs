@@ -129,6 +129,35 @@ fn psql_query_and_restate_sql_see_every_partition_from_any_node() {
     // The same state through `restate kv get` (a point lookup) on n2.
     let kv = restate(&admin_url(&nodes[1]), &["kv", "get", "Counter", &remote_key]);
     assert!(kv.ok().contains("count") && kv.stdout.contains('5'), "{}", kv.stdout);
+    // Editing state through the admin API: a stale version is refused, the current one
+    // replaces it, `restate kv clear` empties it (and the counter starts again from 0).
+    let state_path = format!("/services/Counter/state/{remote_key}");
+    let (_, current) = http_get(nodes[2].ports.admin, &state_path).unwrap();
+    let current: Value = serde_json::from_str(&current).unwrap();
+    assert_eq!(current["state_utf8"]["count"], "5", "{current}");
+    let stale =
+        serde_json::json!({ "object_key": remote_key, "new_state": {"count": [57]}, "version": "v0000000000000000" });
+    let (status, answer) =
+        http_request(nodes[2].ports.admin, "POST", "/services/Counter/state", &stale.to_string()).unwrap();
+    assert_eq!(status, 409, "{answer}");
+    let edit =
+        serde_json::json!({ "object_key": remote_key, "new_state": {"count": [57]}, "version": current["version"] });
+    let (status, answer) =
+        http_request(nodes[2].ports.admin, "POST", "/services/Counter/state", &edit.to_string()).unwrap();
+    assert_eq!(status, 202, "{answer}");
+    wait_until("the edited state to be applied", Duration::from_secs(30), || {
+        psql_rows(pg_ports[0], &state_query) == [vec!["count".to_owned(), "9".to_owned(), "1".to_owned()]]
+    });
+    let cleared = restate(&admin_url(&nodes[1]), &["kv", "clear", "Counter", &remote_key, "--yes"]);
+    assert!(cleared.ok().contains("cleared 1"), "{}", cleared.stdout);
+    wait_until("the state to be cleared", Duration::from_secs(30), || psql_rows(pg_ports[0], &state_query).is_empty());
+    let (status, answer) =
+        http_call(ingress, "POST", &format!("/Counter/{remote_key}/add"), "2", &[], Duration::from_secs(30)).unwrap();
+    assert_eq!((status, answer.as_str()), (200, "2"), "the counter starts again from 0");
+    let (status, answer) =
+        http_request(nodes[2].ports.admin, "POST", "/services/Greeter/state", &edit.to_string()).unwrap();
+    assert_eq!(status, 400, "a plain service has no state: {answer}");
+
     // Who holds each waiting Approval object, and each suspended invocation's journal.
     let holders = psql_rows(
         pg_ports[0],

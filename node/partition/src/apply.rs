@@ -10,7 +10,7 @@ use super::codec::to_json;
 use restate_types::ServiceType;
 
 use super::awaiting::{self, AwaitedOutcome, Awaits, TargetRef};
-use super::command::{Command, InvocationRequest, ResponseSink};
+use super::command::{Command, InvocationRequest, ResponseSink, StateEntry};
 use super::effect::Effect;
 use super::ids::InvocationId;
 use super::journal::{JournalEntry, NotificationId, START_TIMER};
@@ -66,6 +66,9 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::Cancel { id, at_ms } => self.cancel(id, *at_ms),
             Command::PurgeIdempotency { older_than_ms, workflows } => self.purge(*older_than_ms, workflows),
             Command::Purge { id } => self.purge_one(id),
+            Command::SetState { service, key, entries, expected_version } => {
+                self.replace_state(service, key, entries, expected_version.as_deref())
+            }
             Command::Attach { id, response } => self.attach_command(id, response),
             Command::Signal { id, signal, result } => self.signal(id, signal, result),
             Command::GetOutput { id, response } => self.get_output(id, response),
@@ -660,6 +663,26 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 continue;
             }
             self.forget(&id, &record)?;
+        }
+        Ok(Outcome::Applied)
+    }
+
+    /// `Command::SetState`: the object's state becomes `entries`, unless its version is no
+    /// longer `expected` (then nothing changes).
+    fn replace_state(&mut self, service: &str, key: &str, entries: &[StateEntry], expected: Option<&str>) -> Step {
+        let current = self.tx.scan_prefix(&keys::state_prefix(service, key))?;
+        if let Some(expected) = expected {
+            let prefix_len = keys::state_prefix(service, key).len();
+            let pairs = current.iter().map(|(k, v)| (&k[prefix_len..], v.as_slice()));
+            if super::introspect::state_version(pairs) != expected {
+                return Ok(Outcome::Applied);
+            }
+        }
+        for (k, _) in current {
+            self.tx.delete(k);
+        }
+        for entry in entries {
+            self.tx.put(keys::state(service, key, &entry.key), entry.value.to_vec());
         }
         Ok(Outcome::Applied)
     }

@@ -126,6 +126,25 @@ pub enum Command {
     /// workflow run, the workflow's state and promises), as its retention would later. An
     /// invocation that is not completed is left alone.
     Purge { id: InvocationId },
+    /// Replace the whole state of object (or workflow) `service`/`key` with `entries`
+    /// (none: clear it), unless `expected_version` is set and the state's
+    /// `introspect::state_version` is another by then (the edit is then dropped).
+    SetState {
+        service: String,
+        key: String,
+        entries: Vec<StateEntry>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_version: Option<String>,
+    },
+}
+
+/// One state key and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateEntry {
+    #[serde(with = "base64_bytes")]
+    pub key: Bytes,
+    #[serde(with = "base64_bytes")]
+    pub value: Bytes,
 }
 
 impl Command {
@@ -148,7 +167,8 @@ impl Command {
             | Command::GetOutput { .. }
             | Command::AwaitedResult { .. }
             | Command::Signal { .. }
-            | Command::Purge { .. } => false,
+            | Command::Purge { .. }
+            | Command::SetState { .. } => false,
         }
     }
 
@@ -171,6 +191,7 @@ impl Command {
             Command::GetOutput { .. } => "get_output",
             Command::AwaitedResult { .. } => "awaited_result",
             Command::Purge { .. } => "purge",
+            Command::SetState { .. } => "set_state",
         }
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use restate_types::ServiceType;
 
 use super::awaiting::{AwaitedOutcome, Awaits};
-use super::command::{Command, Envelope, InvocationRequest, ResponseSink, Target};
+use super::command::{Command, Envelope, InvocationRequest, ResponseSink, StateEntry, Target};
 use super::ids::{InvocationId, INVOCATION_ID_LEN};
 use super::journal::JournalEntry;
 use super::outcome::{Failure, InvocationResult};
@@ -21,7 +21,7 @@ use super::suspension::Awaiting;
 pub(crate) struct EnvelopeWire {
     #[prost(uint64, tag = "1")]
     pub epoch: u64,
-    #[prost(oneof = "CommandWire", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17")]
+    #[prost(oneof = "CommandWire", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18")]
     pub command: Option<CommandWire>,
 }
 
@@ -59,6 +59,28 @@ pub(crate) enum CommandWire {
     Signal(SignalWire),
     #[prost(message, tag = "17")]
     Purge(IdWire),
+    #[prost(message, tag = "18")]
+    SetState(SetStateWire),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct SetStateWire {
+    #[prost(string, tag = "1")]
+    pub service: String,
+    #[prost(string, tag = "2")]
+    pub key: String,
+    #[prost(message, repeated, tag = "3")]
+    pub entries: Vec<StateEntryWire>,
+    #[prost(string, optional, tag = "4")]
+    pub expected_version: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct StateEntryWire {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -424,6 +446,15 @@ impl From<&Envelope> for EnvelopeWire {
             Command::OutboxDelivered { seq } => CommandWire::OutboxDelivered(OutboxDeliveredWire { seq: *seq }),
             Command::Kill { id: i, at_ms } => CommandWire::Kill(AtWire { id: id(i), at_ms: *at_ms }),
             Command::Purge { id: i } => CommandWire::Purge(IdWire { id: id(i) }),
+            Command::SetState { service, key, entries, expected_version } => CommandWire::SetState(SetStateWire {
+                service: service.clone(),
+                key: key.clone(),
+                entries: entries
+                    .iter()
+                    .map(|e| StateEntryWire { key: e.key.clone(), value: e.value.clone() })
+                    .collect(),
+                expected_version: expected_version.clone(),
+            }),
             Command::Cancel { id: i, at_ms } => CommandWire::Cancel(AtWire { id: id(i), at_ms: *at_ms }),
             Command::PurgeIdempotency { older_than_ms, workflows } => CommandWire::PurgeIdempotency(PurgeWire {
                 older_than_ms: *older_than_ms,
@@ -586,6 +617,12 @@ impl TryFrom<EnvelopeWire> for Envelope {
             CommandWire::OutboxDelivered(o) => Command::OutboxDelivered { seq: o.seq },
             CommandWire::Kill(k) => Command::Kill { id: invocation_id(&k.id)?, at_ms: k.at_ms },
             CommandWire::Purge(p) => Command::Purge { id: invocation_id(&p.id)? },
+            CommandWire::SetState(s) => Command::SetState {
+                service: s.service,
+                key: s.key,
+                entries: s.entries.into_iter().map(|e| StateEntry { key: e.key, value: e.value }).collect(),
+                expected_version: s.expected_version,
+            },
             CommandWire::Cancel(c) => Command::Cancel { id: invocation_id(&c.id)?, at_ms: c.at_ms },
             CommandWire::PurgeIdempotency(p) => Command::PurgeIdempotency {
                 older_than_ms: p.older_than_ms,

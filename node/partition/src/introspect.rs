@@ -177,6 +177,20 @@ impl RowFilter {
     }
 }
 
+/// The version of an object's state: a hash over its (state key, value) pairs in key
+/// order. An edit made against a version applies only while the state still has it.
+pub fn state_version<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> String {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for (key, value) in pairs {
+        parts.push((key.len() as u64).to_be_bytes().to_vec());
+        parts.push(key.to_vec());
+        parts.push((value.len() as u64).to_be_bytes().to_vec());
+        parts.push(value.to_vec());
+    }
+    let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    format!("v{:016x}", super::ids::stable_hash(&parts))
+}
+
 /// A length-prefixed string at `*at` of `key`, advancing `*at`.
 fn take_str(key: &[u8], at: &mut usize) -> Option<String> {
     let len = keys::u32_at(key, *at)? as usize;

@@ -153,7 +153,7 @@ mod tests;
 
 pub use awaiting::{AwaitedOutcome, Awaits};
 pub use codec::CorruptValue;
-pub use command::{Command, Envelope, InvocationRequest, ResponseSink, Target};
+pub use command::{Command, Envelope, InvocationRequest, ResponseSink, StateEntry, Target};
 pub use effect::{Effect, PendingWork};
 pub use envelope_codec::{EnvelopeError, ENVELOPE_FORMAT_JSON, ENVELOPE_FORMAT_VERSION};
 pub use ids::{

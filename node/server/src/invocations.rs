@@ -91,6 +91,19 @@ impl pb::worker_server::Worker for WorkerService {
         Ok(Response::new(pb::ListInvocationsResponse { invocations }))
     }
 
+    async fn set_state(&self, request: Request<pb::SetStateRequest>) -> Result<Response<pb::SetStateResponse>, Status> {
+        let r = request.into_inner();
+        let worker = self.0.worker().ok_or_else(|| Status::unavailable("not the leader: this node runs no worker"))?;
+        let partition = PartitionId(r.partition_id as u16);
+        let entries = r
+            .entries
+            .into_iter()
+            .map(|e| restate_partition::StateEntry { key: e.key.into(), value: e.value.into() })
+            .collect();
+        worker.set_state(partition, r.service, r.key, entries, r.expected_version).await.map_err(unavailable)?;
+        Ok(Response::new(pb::SetStateResponse {}))
+    }
+
     async fn scan_table(
         &self,
         request: Request<pb::ScanTableRequest>,

@@ -59,6 +59,13 @@ enum KvCmd {
         /// The object's key (the workflow id).
         key: String,
     },
+    /// Deletes every state key of one object (asks first; --yes skips).
+    Clear {
+        /// The virtual object's or workflow's name.
+        service: String,
+        /// The object's key.
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +192,7 @@ fn main() -> ExitCode {
             Command::Invocations(InvocationsCmd::Purge { id }) => invocations::purge(&globals, &id).await,
             Command::Sql { query } => sql::run(&globals, &query).await,
             Command::Kv(KvCmd::Get { service, key }) => kv::get(&globals, &service, &key).await,
+            Command::Kv(KvCmd::Clear { service, key }) => kv::clear(&globals, &service, &key).await,
         }
     });
     match result {

@@ -33,6 +33,30 @@ pub async fn get(globals: &Globals, service: &str, key: &str) -> Result<(), CliE
     Ok(())
 }
 
+/// Deletes every state key of `service`/`key`, at the version just read (an edit that
+/// raced with it is refused by the admin API, nothing is lost silently).
+pub async fn clear(globals: &Globals, service: &str, key: &str) -> Result<(), CliError> {
+    let client = globals.client()?;
+    let segment = super::path_segment;
+    let current = client.get(&format!("/services/{}/state/{}", segment(service), segment(key))).await?;
+    let keys = current["state"].as_object().map_or(0, |s| s.len());
+    if keys == 0 {
+        println!("{service}/{key} has no state; nothing to clear.");
+        return Ok(());
+    }
+    if !crate::output::confirm(&format!("delete the {keys} state key(s) of {service}/{key}?"), globals.yes) {
+        return Err(CliError(format!("not confirmed; the state of {service}/{key} is left alone")));
+    }
+    let body = json!({ "object_key": key, "new_state": {}, "version": current["version"] });
+    let (_, answer) = client.post(&format!("/services/{}/state", segment(service)), &body).await?;
+    if globals.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    println!("cleared {keys} state key(s) of {service}/{key}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -113,3 +113,42 @@ fn object_requests_without_a_key_are_refused() {
     assert!(failure.message.contains("Counter/add") && failure.message.contains("needs a key"), "{failure:?}");
     assert_eq!(p.sm.store().invocation(&request.id).unwrap(), None);
 }
+
+#[test]
+fn set_state_replaces_an_objects_state_only_at_the_expected_version() {
+    use crate::introspect::{rows, state_version, PartitionTable, Row, RowFilter};
+    use crate::StateEntry;
+    let mut p = memory();
+    let entry =
+        |k: &'static [u8], v: &'static [u8]| StateEntry { key: Bytes::from_static(k), value: Bytes::from_static(v) };
+    let set = |entries: Vec<StateEntry>, expected: Option<String>| Command::SetState {
+        service: "Counter".into(),
+        key: "k1".into(),
+        entries,
+        expected_version: expected,
+    };
+    let filter =
+        RowFilter { service_name: Some("Counter".into()), service_key: Some("k1".into()), invocation_id: None };
+    let state = |p: &Partition<MemoryPartitionStore>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        rows(p.sm.store(), PartitionTable::State, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|r| match r {
+                Row::State { key, value, .. } => (key.to_vec(), value.to_vec()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let version = |pairs: &[(Vec<u8>, Vec<u8>)]| state_version(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+
+    p.external(set(vec![entry(b"count", b"5"), entry(b"name", b"\"a\"")], None));
+    let first = state(&p);
+    assert_eq!(first, vec![(b"count".to_vec(), b"5".to_vec()), (b"name".to_vec(), b"\"a\"".to_vec())]);
+    // A stale version changes nothing; the current one replaces everything.
+    p.external(set(vec![], Some(version(&[]))));
+    assert_eq!(state(&p), first, "edited against a stale version: dropped");
+    p.external(set(vec![entry(b"count", b"0")], Some(version(&first))));
+    assert_eq!(state(&p), vec![(b"count".to_vec(), b"0".to_vec())]);
+    p.external(set(vec![], None));
+    assert!(state(&p).is_empty(), "cleared");
+}

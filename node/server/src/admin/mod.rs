@@ -12,6 +12,8 @@
 //! - `/invocations`: see [`invocations`].
 //! - `POST /query`: SQL over the cluster's tables, see [`query`].
 //! - `GET /cluster`: nodes, partitions and logs for the UI's overview ([`cluster`]).
+//! - `GET /services/{service}/state/{key}`, `POST /services/{service}/state`: an object's
+//!   state, read and replaced with a version precondition ([`state`]).
 //! - `/ui/`: the web UI ([`ui`]); `GET /` from a browser redirects there.
 //!
 //! Errors are JSON `{"message": ...}`: 400 for unusable requests, 404 for unknown ids and
@@ -23,6 +25,7 @@ mod deployments;
 mod error;
 mod invocations;
 mod query;
+mod state;
 mod ui;
 
 use std::sync::Arc;
@@ -59,7 +62,8 @@ pub(crate) fn router(
             }),
         )
         .merge(deployments::router(metadata, DeploymentClient::default().with_request_identity(request_signer)))
-        .merge(invocations::router(routing))
+        .merge(invocations::router(routing.clone()))
+        .merge(state::router(routing))
         .merge(query::router(queries))
         .merge(cluster::router(ctl))
         .merge(ui::router())

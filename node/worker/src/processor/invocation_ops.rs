@@ -124,6 +124,20 @@ impl Worker {
         Ok(found)
     }
 
+    /// Replaces object `service`/`key`'s state with `entries` through this partition's log
+    /// (dropped when applied if the state's version is no longer `expected_version`).
+    pub async fn set_state(
+        &self,
+        partition: PartitionId,
+        service: String,
+        key: String,
+        entries: Vec<restate_partition::StateEntry>,
+        expected_version: Option<String>,
+    ) -> Result<(), WorkerError> {
+        let handle = self.leader_handle(partition)?;
+        self.append_external(&handle, Command::SetState { service, key, entries, expected_version }).await
+    }
+
     /// The rows of `table` that `filter` keeps in the partitions this node leads (as of
     /// their applied LSN; only `partitions`, when given), each with its partition.
     pub fn scan_table(
