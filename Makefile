@@ -106,6 +106,7 @@ bench:
 	  $(CARGO_TARGET_DIR)/release/logs-bench && \
 	  $(CARGO_TARGET_DIR)/release/invocations-bench && \
 	  $(CARGO_TARGET_DIR)/release/awakeables-bench && \
+	  $(CARGO_TARGET_DIR)/release/sql-bench && \
 	  $(CARGO_TARGET_DIR)/release/snapshots-bench
 	scripts/testbed/kube.sh install
 	scripts/images/build.sh
