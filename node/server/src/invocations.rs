@@ -69,10 +69,17 @@ impl pb::worker_server::Worker for WorkerService {
 
     async fn list_invocations(
         &self,
-        _request: Request<pb::ListInvocationsRequest>,
+        request: Request<pb::ListInvocationsRequest>,
     ) -> Result<Response<pb::ListInvocationsResponse>, Status> {
         let Some(worker) = self.0.worker() else { return Ok(Response::new(Default::default())) };
-        let invocations = worker.list_invocations().map_err(unavailable)?;
+        let invocations = match request.into_inner().invocation_id {
+            Some(id) => {
+                let id: InvocationId =
+                    id.parse().map_err(|e| Status::invalid_argument(format!("invocation_id '{id}': {e}")))?;
+                worker.invocation_summary(id).map_err(unavailable)?.into_iter().collect()
+            }
+            None => worker.list_invocations().map_err(unavailable)?,
+        };
         let invocations = invocations
             .into_iter()
             .map(|i| pb::InvocationSummary {
@@ -388,14 +395,17 @@ fn leaders_by_node(
 /// Every invocation in the cluster, from each partition leader; partitions whose leader
 /// did not answer are listed in the second value with the reason.
 pub(crate) async fn list_all(metadata: &RoutingMetadata) -> Result<(Vec<pb::InvocationSummary>, Vec<String>), String> {
-    list_in(metadata, None).await
+    list_in(metadata, None, None).await
 }
 
-/// [`list_all`], or only the invocations of the partition owning `partition_key`.
+/// [`list_all`], or only the invocations of the partition owning `partition_key`, or
+/// only invocation `id` (a point lookup on its partition's leader).
 pub(crate) async fn list_in(
     metadata: &RoutingMetadata,
     partition_key: Option<u64>,
+    id: Option<&InvocationId>,
 ) -> Result<(Vec<pb::InvocationSummary>, Vec<String>), String> {
+    let partition_key = id.map(InvocationId::partition_key).or(partition_key);
     let (plan, nodes) = metadata.plan_and_nodes().await?;
     let mut all = Vec::new();
     let mut missing = Vec::new();
@@ -406,7 +416,7 @@ pub(crate) async fn list_in(
         };
         let answer = match metadata.workers.client(&node.address) {
             Ok(mut client) => client
-                .list_invocations(pb::ListInvocationsRequest {})
+                .list_invocations(pb::ListInvocationsRequest { invocation_id: id.map(InvocationId::to_string) })
                 .await
                 .map_err(|s| format!("{}: {}", node.address, s.message())),
             Err(e) => Err(e),

@@ -32,12 +32,14 @@ impl ClusterData for NodeQueryData {
     }
 
     async fn invocations(&self, filter: &RowFilter) -> Result<Vec<InvocationRow>, String> {
-        let listed =
-            tokio::time::timeout(SCAN_DEADLINE, crate::invocations::list_in(&self.routing, filter.partition_key()))
-                .await
-                .map_err(|_| {
-                    format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs())
-                })??;
+        // An id pins one record: its partition's leader reads just that one.
+        let id = filter.invocation_id.as_deref().and_then(|id| id.parse::<restate_partition::InvocationId>().ok());
+        let listed = tokio::time::timeout(
+            SCAN_DEADLINE,
+            crate::invocations::list_in(&self.routing, filter.partition_key(), id.as_ref()),
+        )
+        .await
+        .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))??;
         let (all, missing) = listed;
         if !missing.is_empty() {
             return Err(format!("the query needs every partition, and these did not answer: {}", missing.join("; ")));

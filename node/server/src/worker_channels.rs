@@ -43,7 +43,8 @@ mod tests {
         let channels = WorkerChannels::default();
         let mut client = channels.client(&format!("http://127.0.0.1:{port}")).unwrap();
         let started = std::time::Instant::now();
-        let status = client.list_invocations(restate_proto::worker::ListInvocationsRequest {}).await.unwrap_err();
+        let status =
+            client.list_invocations(restate_proto::worker::ListInvocationsRequest::default()).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
         assert!(started.elapsed() < CONNECT_TIMEOUT, "{:?}", started.elapsed());
     }

@@ -160,6 +160,19 @@ impl Worker {
         Ok(all)
     }
 
+    /// Invocation `id`, if a partition this node leads holds it (as of its applied LSN).
+    pub fn invocation_summary(&self, id: InvocationId) -> Result<Option<InvocationSummary>, WorkerError> {
+        for status in self.status().into_iter().filter(|s| s.leading) {
+            let partition = status.partition;
+            let store = RocksDbPartitionStore::new(self.ctx.storage.clone(), partition);
+            let record = store.invocation(&id).map_err(|e| WorkerError::Store { partition, reason: e.to_string() })?;
+            if let Some(record) = record {
+                return Ok(Some(summary(partition, id, record)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Every invocation of the partitions this node leads (as of their applied LSN),
     /// by partition, then id.
     pub fn list_invocations(&self) -> Result<Vec<InvocationSummary>, WorkerError> {
