@@ -478,10 +478,17 @@ pub(crate) async fn scan_all(
             Err(e) => missing.push(format!("partitions {partitions:?} (leader {leader}): {e}")),
         }
     }
-    if !missing.is_empty() {
-        return Err(format!("the query needs every partition, and these did not answer: {}", missing.join("; ")));
-    }
+    every_partition_answered(&missing)?;
     Ok(all)
+}
+
+/// An answer that needs every partition fails when any did not answer, naming them
+/// (`missing`: one reason per unanswered group of partitions).
+pub(crate) fn every_partition_answered(missing: &[String]) -> Result<(), String> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!("the query needs every partition, and these did not answer: {}", missing.join("; ")))
 }
 
 /// Why one submission failed: worth asking again (maybe elsewhere), or final.

@@ -15,6 +15,13 @@ use crate::routing_metadata::RoutingMetadata;
 /// How long the partitions' leaders together may take to answer one table scan.
 const SCAN_DEADLINE: Duration = Duration::from_secs(30);
 
+/// `scan`'s answer, or an error once [`SCAN_DEADLINE`] has passed.
+async fn within_deadline<T>(scan: impl std::future::Future<Output = T>) -> Result<T, String> {
+    tokio::time::timeout(SCAN_DEADLINE, scan)
+        .await
+        .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))
+}
+
 pub(crate) struct NodeQueryData {
     pub routing: Arc<RoutingMetadata>,
 }
@@ -26,24 +33,15 @@ impl ClusterData for NodeQueryData {
     }
 
     async fn partition_rows(&self, table: PartitionTable, filter: &RowFilter) -> Result<Vec<Row>, String> {
-        tokio::time::timeout(SCAN_DEADLINE, crate::invocations::scan_all(&self.routing, table, filter))
-            .await
-            .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))?
+        within_deadline(crate::invocations::scan_all(&self.routing, table, filter)).await?
     }
 
     async fn invocations(&self, filter: &RowFilter) -> Result<Vec<InvocationRow>, String> {
         // An id pins one record: its partition's leader reads just that one.
         let id = filter.invocation_id.as_deref().and_then(|id| id.parse::<restate_partition::InvocationId>().ok());
-        let listed = tokio::time::timeout(
-            SCAN_DEADLINE,
-            crate::invocations::list_in(&self.routing, filter.partition_key(), id.as_ref()),
-        )
-        .await
-        .map_err(|_| format!("the partitions' leaders did not all answer within {}s", SCAN_DEADLINE.as_secs()))??;
-        let (all, missing) = listed;
-        if !missing.is_empty() {
-            return Err(format!("the query needs every partition, and these did not answer: {}", missing.join("; ")));
-        }
+        let listed = crate::invocations::list_in(&self.routing, filter.partition_key(), id.as_ref());
+        let (all, missing) = within_deadline(listed).await??;
+        crate::invocations::every_partition_answered(&missing)?;
         Ok(all
             .into_iter()
             .map(|i| InvocationRow {
