@@ -150,7 +150,7 @@ fn an_unreachable_deployment_is_retried_until_it_answers() {
 
     let id = send_invocation(node.ports.ingress, "/Ticket/issue", "\"retry\"", &[]);
     wait_until("the node to log a failed round", Duration::from_secs(30), || {
-        node.log().contains("invocation round failed, retrying")
+        node.log().contains("invocation attempt failed, retrying")
     });
     assert_eq!(output(node.ports.ingress, &id).0, 470, "still running while the deployment is down");
     let _back = ExampleServices::start_on(&dir, port);

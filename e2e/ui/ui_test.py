@@ -2,7 +2,7 @@
 """Drives the admin port's web UI with a real browser (headless Chromium through
 chromedriver, Selenium from PyPI), as an operator would: open the admin port, register the
 example deployment through the page (by keyboard), see its services, find an invocation
-that suspended in the invocations view with its journal, kill it from the page (in-page
+that suspended in the invocations view with its journal, pause and resume it, kill it from the page (in-page
 confirmation), and see the cluster's nodes. A screenshot of each page goes to --out.
 
     ui_test.py --admin http://127.0.0.1:9070 --ingress http://127.0.0.1:8080 \
@@ -100,6 +100,23 @@ def main():
         wait.until(EC.presence_of_element_located((By.ID, "journal")))
         assert "Command" in text_of((By.ID, "journal")), text_of((By.ID, "journal"))
         shot("invocation")
+
+        def status_is(wanted):
+            def check(_):
+                rows = post(args.admin + "/query", {"query": f"SELECT status FROM sys_invocation WHERE id = '{invocation}'"})["rows"]
+                return rows and rows[0]["status"] == wanted
+            return check
+
+        # Pause it, then resume it, from the page (each confirmed in the page).
+        for action, after in [("pause", "paused"), ("resume", "suspended")]:
+            wait.until(EC.element_to_be_clickable((By.ID, f"{action}-invocation"))).click()
+            wait.until(EC.visibility_of_element_located((By.ID, "confirm")))
+            driver.find_element(By.ID, "confirm-yes").click()
+            wait.until(status_is(after))
+            driver.refresh()
+            wait.until(EC.presence_of_element_located((By.ID, "journal")))
+            assert after in text_of((By.ID, "invocation")), text_of((By.ID, "invocation"))
+            shot(after)
 
         # Kill it from the page; the confirmation is in the page, not a browser dialog.
         driver.find_element(By.ID, "kill-invocation").click()

@@ -31,9 +31,9 @@ pub use env::{env_sources_from_process, env_var_for_key, key_for_env_var, CONFIG
 pub use errors::{ConfigErrors, ConfigProblem};
 pub use load::{load, Loaded};
 pub use model::{
-    AdminOptions, BifrostOptions, Config, IngressOptions, InvokerOptions, LogFormat, MetadataClientOptions,
-    MetadataServerOptions, NetworkingOptions, QueryEngineOptions, SnapshotDestination, SnapshotOptions, WorkerOptions,
-    REDACTED,
+    AdminOptions, BifrostOptions, Config, IngressOptions, InvocationOptions, InvokerOptions, LogFormat,
+    MetadataClientOptions, MetadataServerOptions, NetworkingOptions, OnMaxAttempts, QueryEngineOptions,
+    RetryPolicyOptions, SnapshotDestination, SnapshotOptions, WorkerOptions, REDACTED,
 };
 pub use size::parse_size;
 pub use sources::{CliOverride, ConfigFile, ConfigSources, Source};

@@ -621,6 +621,15 @@ fn fully_populated() -> Config {
             },
             invoker: InvokerOptions { inactivity_timeout_ms: 30_000, abort_timeout_ms: 300_000 },
         },
+        invocation: InvocationOptions {
+            default_retry_policy: RetryPolicyOptions {
+                initial_interval_ms: 200,
+                exponentiation_factor: 1.5,
+                max_interval_ms: 30_000,
+                max_attempts: 5,
+                on_max_attempts: OnMaxAttempts::Kill,
+            },
+        },
         networking: NetworkingOptions {
             cluster_secret_file: Some("/etc/restate/cluster-secret".into()),
             tls_cert_file: Some("/etc/restate/tls/node.crt".into()),
@@ -731,4 +740,31 @@ fn raft_timing_keys_parse_durations_and_check_their_relation() {
     .unwrap_err()
     .to_string();
     assert!(bad.contains("RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL") && bad.contains("duration"), "{bad}");
+}
+
+#[test]
+fn retry_policy_takes_restates_keys_and_refuses_a_bad_factor_or_action() {
+    let defaults = loaded(&with_env(&[])).config.invocation.default_retry_policy;
+    assert_eq!((defaults.initial_interval_ms, defaults.max_interval_ms, defaults.max_attempts), (50, 10_000, 70));
+    assert_eq!(defaults.on_max_attempts, OnMaxAttempts::Pause);
+    let config = loaded(&with_file(
+        "[invocation.default-retry-policy]\ninitial-interval = \"1s\"\nexponentiation-factor = 3\nmax-attempts = 4\non-max-attempts = \"kill\"",
+    ))
+    .config;
+    let policy = config.invocation.default_retry_policy;
+    assert_eq!((policy.initial_interval_ms, policy.exponentiation_factor, policy.max_attempts), (1_000, 3.0, 4));
+    assert_eq!(policy.on_max_attempts, OnMaxAttempts::Kill);
+    let env = loaded(&with_env(&[("RESTATE_INVOCATION__DEFAULT_RETRY_POLICY__EXPONENTIATION_FACTOR", "1.5")])).config;
+    assert_eq!(env.invocation.default_retry_policy.exponentiation_factor, 1.5);
+    for (toml, key, says) in [
+        ("exponentiation-factor = 0.5", "exponentiation-factor", "must be from 1 to 10"),
+        ("on-max-attempts = \"retry\"", "on-max-attempts", "unknown value 'retry'"),
+        ("max-attempts = 0", "max-attempts", "must be between 1 and"),
+    ] {
+        let message = file_problem(
+            &format!("[invocation.default-retry-policy]\n{toml}"),
+            &format!("invocation.default-retry-policy.{key}"),
+        );
+        assert!(message.contains(says), "{toml}: {message}");
+    }
 }

@@ -53,6 +53,7 @@ pub struct Config {
     pub admin: AdminOptions,
     pub ingress: IngressOptions,
     pub worker: WorkerOptions,
+    pub invocation: InvocationOptions,
     pub networking: NetworkingOptions,
 }
 
@@ -78,6 +79,7 @@ impl Default for Config {
             admin: AdminOptions::default(),
             ingress: IngressOptions::default(),
             worker: WorkerOptions::default(),
+            invocation: InvocationOptions::default(),
             networking: NetworkingOptions::default(),
         }
     }
@@ -329,6 +331,54 @@ pub struct WorkerOptions {
     pub workflow_completion_retention_ms: u64,
     pub snapshots: SnapshotOptions,
     pub invoker: InvokerOptions,
+}
+
+/// `[invocation]`: how invocations are run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InvocationOptions {
+    pub default_retry_policy: RetryPolicyOptions,
+}
+
+/// `[invocation.default-retry-policy]`: how a failed attempt is retried (exponential
+/// backoff), and what happens after the last one. Restate's keys and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RetryPolicyOptions {
+    /// The pause before the first retry, in milliseconds.
+    #[serde(rename = "initial-interval")]
+    pub initial_interval_ms: u64,
+    /// Each pause is the previous one times this.
+    pub exponentiation_factor: f64,
+    /// The longest pause, in milliseconds.
+    #[serde(rename = "max-interval")]
+    pub max_interval_ms: u64,
+    /// Attempts in all (the first included) before `on-max-attempts`.
+    pub max_attempts: u32,
+    pub on_max_attempts: OnMaxAttempts,
+}
+
+impl Default for RetryPolicyOptions {
+    fn default() -> Self {
+        RetryPolicyOptions {
+            initial_interval_ms: 50,
+            exponentiation_factor: 2.0,
+            max_interval_ms: 10_000,
+            max_attempts: 70,
+            on_max_attempts: OnMaxAttempts::Pause,
+        }
+    }
+}
+
+/// What becomes of an invocation whose last attempt failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMaxAttempts {
+    /// `paused` until an operator resumes it (`restate invocations resume`).
+    #[default]
+    Pause,
+    /// Failed with the last attempt's error (no compensation runs).
+    Kill,
 }
 
 /// `[worker.invoker]`: how long an invocation attempt may go quiet, and last.

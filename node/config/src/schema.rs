@@ -61,6 +61,8 @@ pub(crate) enum Kind {
         min_ms: u64,
         max_ms: u64,
     },
+    /// A growth factor: a number (integer or decimal) from 1 to 10; canonical form: float.
+    Factor,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,7 @@ const fn key(path: &'static str, kind: Kind) -> Key {
 pub(crate) const PROVIDER_KINDS: &[&str] = &["local", "replicated"];
 pub(crate) const METADATA_SERVER_KINDS: &[&str] = &["local", "replicated"];
 pub(crate) const LOG_FORMATS: &[&str] = &["pretty", "json"];
+pub(crate) const ON_MAX_ATTEMPTS: &[&str] = &["pause", "kill"];
 
 /// Largest value a TOML integer (i64) can hold.
 const TOML_INT_MAX: u64 = i64::MAX as u64;
@@ -132,6 +135,13 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("worker.snapshots.aws-session-token", Kind::Secret),
     key("worker.snapshots.aws-profile", Kind::String),
     key("worker.snapshots.aws-allow-http", Kind::Bool),
+    key("invocation", Kind::Table),
+    key("invocation.default-retry-policy", Kind::Table),
+    key("invocation.default-retry-policy.initial-interval", Kind::DurationMs { min_ms: 1, max_ms: 24 * 3_600_000 }),
+    key("invocation.default-retry-policy.exponentiation-factor", Kind::Factor),
+    key("invocation.default-retry-policy.max-interval", Kind::DurationMs { min_ms: 1, max_ms: 24 * 3_600_000 }),
+    key("invocation.default-retry-policy.max-attempts", Kind::Integer { min: 1, max: u32::MAX as u64 }),
+    key("invocation.default-retry-policy.on-max-attempts", Kind::Enum(ON_MAX_ATTEMPTS)),
     key("networking", Kind::Table),
     key("networking.cluster-secret-file", Kind::Path),
     key("networking.tls-cert-file", Kind::Path),
@@ -170,6 +180,7 @@ impl Kind {
                 "a duration like \"50ms\", \"2s\" or \"24h\", or an integer of milliseconds".to_owned()
             }
             Kind::Enum(values) => format!("one of {}", quoted_list(values)),
+            Kind::Factor => "a number from 1 to 10, like 2.0".to_owned(),
             Kind::SnapshotDestination => {
                 "a destination string like \"s3://bucket/prefix\" or \"file:///absolute/path\"".to_owned()
             }
@@ -192,6 +203,9 @@ impl Kind {
                 .map(Value::Integer)
                 .map_err(|_| self.mismatch(&Value::String(text.to_owned()))),
             Kind::UrlList | Kind::RoleList => json_list(text, self),
+            Kind::Factor => {
+                text.trim().parse::<f64>().map(Value::Float).map_err(|_| self.mismatch(&Value::String(text.to_owned())))
+            }
             Kind::Table => unreachable!("tables have no text form"),
             _ => Ok(Value::String(text.to_owned())),
         }
@@ -285,6 +299,17 @@ impl Kind {
                     return Err(format!("must be between {min_ms}ms and {max_ms}ms, found {ms}ms"));
                 }
                 Ok(Value::Integer(ms as i64))
+            }
+            Kind::Factor => {
+                let factor = match value {
+                    Value::Float(f) => *f,
+                    Value::Integer(i) => *i as f64,
+                    other => return Err(self.mismatch(other)),
+                };
+                if !(1.0..=10.0).contains(&factor) {
+                    return Err(format!("must be from 1 to 10, found {factor}"));
+                }
+                Ok(Value::Float(factor))
             }
             Kind::Size { min } => {
                 let bytes = match value {

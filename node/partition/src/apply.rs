@@ -75,6 +75,9 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
             Command::AwaitedResult { id, completion_id, awaits, outcome } => {
                 self.awaited_result(id, *completion_id, *awaits, outcome)
             }
+            Command::Pause { id } => self.pause(id),
+            Command::Resume { id } => self.resume(id),
+            Command::RestartAsNew { id, new_id, at_ms } => self.restart_as_new(id, new_id, *at_ms),
         }
     }
 
@@ -154,7 +157,8 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
     /// and the outbox.
     fn journal(&mut self, id: &InvocationId, first_command_index: u32, entries: &[JournalEntry]) -> Step {
         let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
-        if !record.status.is_running() {
+        if !record.status.is_running() || record.status == InvocationStatus::Paused {
+            // A paused invocation's round in flight was dropped: it replays on resume.
             return ignored(format!("invocation is {}", record.status.name()));
         }
         for (index, entry) in entries.iter().enumerate() {
@@ -462,7 +466,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
 
     fn complete_command(&mut self, id: &InvocationId, result: &InvocationResult, at_ms: u64) -> Step {
         let Some(record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
-        if !record.status.is_running() {
+        if !record.status.is_running() || record.status == InvocationStatus::Paused {
             return ignored(format!("invocation is {}", record.status.name()));
         }
         self.complete(id, record, result.clone(), at_ms)?;
@@ -535,9 +539,14 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
                 self.complete(id, record, Err(Failure::cancelled()), at_ms)?;
                 Ok(Outcome::Applied)
             }
-            InvocationStatus::Invoked | InvocationStatus::Suspended => {
+            InvocationStatus::Invoked | InvocationStatus::Suspended | InvocationStatus::Paused => {
                 if !self.add_notification(id, &mut record.journal, &JournalEntry::cancel_signal()) {
                     return ignored("already cancelled");
+                }
+                // The handler must see the cancellation to run its compensations: a
+                // paused invocation runs again.
+                if record.status == InvocationStatus::Paused {
+                    record.status = InvocationStatus::Suspended;
                 }
                 self.resume_if_suspended(id, &mut record);
                 self.put_record(id, &record);
@@ -687,6 +696,71 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         Ok(Outcome::Applied)
     }
 
+    /// `Command::Pause`: a running invocation stops (its round in flight is dropped).
+    fn pause(&mut self, id: &InvocationId) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if !matches!(record.status, InvocationStatus::Invoked | InvocationStatus::Suspended) {
+            return ignored(format!("invocation is {}", record.status.name()));
+        }
+        record.status = InvocationStatus::Paused;
+        record.journal.awaiting = None;
+        self.effects.push(Effect::Abort { id: *id });
+        self.put_record(id, &record);
+        Ok(Outcome::Applied)
+    }
+
+    /// `Command::Resume`: a paused or suspended invocation gets a round now.
+    fn resume(&mut self, id: &InvocationId) -> Step {
+        let Some(mut record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        match record.status {
+            InvocationStatus::Paused | InvocationStatus::Suspended => {
+                record.status = InvocationStatus::Invoked;
+                record.journal.awaiting = None;
+                self.effects.push(Effect::Invoke { id: *id });
+                self.put_record(id, &record);
+                Ok(Outcome::Applied)
+            }
+            InvocationStatus::Invoked => {
+                // Running or backing off: the leader retries at once.
+                self.effects.push(Effect::Invoke { id: *id });
+                Ok(Outcome::Applied)
+            }
+            _ => ignored(format!("invocation is {}", record.status.name())),
+        }
+    }
+
+    /// `Command::RestartAsNew`: `new_id` runs `id`'s target with `id`'s kept input.
+    fn restart_as_new(&mut self, id: &InvocationId, new_id: &InvocationId, at_ms: u64) -> Step {
+        let Some(record) = self.tx.invocation(id)? else { return ignored("unknown invocation") };
+        if !matches!(record.status, InvocationStatus::Completed { .. }) {
+            return ignored(format!("invocation is {}, not completed", record.status.name()));
+        }
+        if record.target.is_workflow_run() {
+            return ignored("a workflow run has one id per key: it cannot be restarted as new");
+        }
+        if new_id.partition_key() != id.partition_key() {
+            return ignored("the new id must have the partition key of the old one");
+        }
+        if self.tx.invocation(new_id)?.is_some() {
+            return ignored(format!("{new_id} exists already"));
+        }
+        let Some(input) = self.tx.kept_input(id)? else { return ignored("its input was not kept") };
+        let Ok(Message::InputCommand(input)) = input.decode() else {
+            return ignored("its kept input is not an InputCommand");
+        };
+        let request = InvocationRequest {
+            id: *new_id,
+            target: record.target.clone(),
+            input: input.value.map(|v| v.content).unwrap_or_default(),
+            headers: input.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            idempotency_key: None,
+            response: ResponseSink::None,
+            submitted_at_ms: at_ms,
+            invoke_at_ms: 0,
+        };
+        self.invoke(&request)
+    }
+
     /// `Command::Purge`: forgets `id` if it completed.
     fn purge_one(&mut self, id: &InvocationId) -> Step {
         if let Some(record) = self.tx.invocation(id)? {
@@ -702,6 +776,7 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
     /// run's state and promises (they live as long as the run's result).
     fn forget(&mut self, id: &InvocationId, record: &InvocationRecord) -> Result<(), StoreError> {
         self.tx.delete(keys::invocation(id));
+        self.tx.delete(keys::kept_input(id));
         if let Some((service, key)) = record.target.object().filter(|_| record.target.is_workflow_run()) {
             for prefix in [keys::state_prefix(service, key), keys::promise_prefix(service, key)] {
                 for (k, _) in self.tx.scan_prefix(&prefix)? {
@@ -728,7 +803,11 @@ impl<'a, S: KvRead + ?Sized> Applier<'a, S> {
         result: InvocationResult,
         at_ms: u64,
     ) -> Result<(), StoreError> {
-        for (key, _) in self.tx.scan_prefix(&keys::journal_prefix(id))? {
+        for (key, value) in self.tx.scan_prefix(&keys::journal_prefix(id))? {
+            if key == keys::journal_entry(id, 0) {
+                // The input stays for restart-as-new, until the result is purged.
+                self.tx.put(keys::kept_input(id), value);
+            }
             self.tx.delete(key);
         }
         for (key, _) in self.tx.scan_prefix(&keys::timer_prefix(id))? {

@@ -136,6 +136,18 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expected_version: Option<String>,
     },
+    /// Stop running invocation `id` (`Invoked` or `Suspended`) until `Resume`: its round in
+    /// flight is dropped (an operator's pause, or the retry policy's last attempt failed
+    /// with `on-max-attempts = "pause"`). Anything else is left alone.
+    Pause { id: InvocationId },
+    /// Run `id` again now: a paused or suspended invocation gets a round (a suspended one
+    /// replays its journal as it is). An invoked one is left alone (the leader retries a
+    /// backing-off round at once when it sees the record).
+    Resume { id: InvocationId },
+    /// Start `new_id` (same partition key as `id`) with completed invocation `id`'s target,
+    /// input and headers, without its idempotency key; nothing if `id` is not completed,
+    /// its input was not kept, it is a workflow run, or `new_id` exists.
+    RestartAsNew { id: InvocationId, new_id: InvocationId, at_ms: u64 },
 }
 
 /// One state key and its value.
@@ -168,7 +180,10 @@ impl Command {
             | Command::AwaitedResult { .. }
             | Command::Signal { .. }
             | Command::Purge { .. }
-            | Command::SetState { .. } => false,
+            | Command::SetState { .. }
+            | Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::RestartAsNew { .. } => false,
         }
     }
 
@@ -192,6 +207,9 @@ impl Command {
             Command::AwaitedResult { .. } => "awaited_result",
             Command::Purge { .. } => "purge",
             Command::SetState { .. } => "set_state",
+            Command::Pause { .. } => "pause",
+            Command::Resume { .. } => "resume",
+            Command::RestartAsNew { .. } => "restart_as_new",
         }
     }
 }

@@ -72,6 +72,13 @@ mod tests {
         for envelope in [
             Envelope::announce_leader(3, "N1"),
             Envelope::external(Command::Invoke(request())),
+            Envelope::external(Command::Pause { id: InvocationId::new(1, [1; 16]) }),
+            Envelope::external(Command::Resume { id: InvocationId::new(1, [1; 16]) }),
+            Envelope::external(Command::RestartAsNew {
+                id: InvocationId::new(1, [1; 16]),
+                new_id: InvocationId::new(1, [2; 16]),
+                at_ms: 7,
+            }),
             Envelope::from_leader(
                 3,
                 Command::Complete {

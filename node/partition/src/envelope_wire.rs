@@ -21,7 +21,7 @@ use super::suspension::Awaiting;
 pub(crate) struct EnvelopeWire {
     #[prost(uint64, tag = "1")]
     pub epoch: u64,
-    #[prost(oneof = "CommandWire", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18")]
+    #[prost(oneof = "CommandWire", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21")]
     pub command: Option<CommandWire>,
 }
 
@@ -61,6 +61,22 @@ pub(crate) enum CommandWire {
     Purge(IdWire),
     #[prost(message, tag = "18")]
     SetState(SetStateWire),
+    #[prost(message, tag = "19")]
+    Pause(IdWire),
+    #[prost(message, tag = "20")]
+    Resume(IdWire),
+    #[prost(message, tag = "21")]
+    RestartAsNew(RestartAsNewWire),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RestartAsNewWire {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub id: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub new_id: Bytes,
+    #[prost(uint64, tag = "3")]
+    pub at_ms: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -446,6 +462,11 @@ impl From<&Envelope> for EnvelopeWire {
             Command::OutboxDelivered { seq } => CommandWire::OutboxDelivered(OutboxDeliveredWire { seq: *seq }),
             Command::Kill { id: i, at_ms } => CommandWire::Kill(AtWire { id: id(i), at_ms: *at_ms }),
             Command::Purge { id: i } => CommandWire::Purge(IdWire { id: id(i) }),
+            Command::Pause { id: i } => CommandWire::Pause(IdWire { id: id(i) }),
+            Command::Resume { id: i } => CommandWire::Resume(IdWire { id: id(i) }),
+            Command::RestartAsNew { id: i, new_id, at_ms } => {
+                CommandWire::RestartAsNew(RestartAsNewWire { id: id(i), new_id: id(new_id), at_ms: *at_ms })
+            }
             Command::SetState { service, key, entries, expected_version } => CommandWire::SetState(SetStateWire {
                 service: service.clone(),
                 key: key.clone(),
@@ -617,6 +638,11 @@ impl TryFrom<EnvelopeWire> for Envelope {
             CommandWire::OutboxDelivered(o) => Command::OutboxDelivered { seq: o.seq },
             CommandWire::Kill(k) => Command::Kill { id: invocation_id(&k.id)?, at_ms: k.at_ms },
             CommandWire::Purge(p) => Command::Purge { id: invocation_id(&p.id)? },
+            CommandWire::Pause(p) => Command::Pause { id: invocation_id(&p.id)? },
+            CommandWire::Resume(p) => Command::Resume { id: invocation_id(&p.id)? },
+            CommandWire::RestartAsNew(r) => {
+                Command::RestartAsNew { id: invocation_id(&r.id)?, new_id: invocation_id(&r.new_id)?, at_ms: r.at_ms }
+            }
             CommandWire::SetState(s) => Command::SetState {
                 service: s.service,
                 key: s.key,

@@ -8,7 +8,8 @@
 //! | `e` | [`LeaderEpoch`](super::LeaderEpoch) (JSON) |
 //! | `n` | next inbox/outbox sequence number (u64 BE) |
 //! | `i` id | [`InvocationRecord`](super::InvocationRecord) (JSON) |
-//! | `x` id | empty: the invocation is running (`Invoked` or `Suspended`) |
+//! | `x` id | empty: the invocation is running (`Invoked`, `Suspended` or `Paused`) |
+//! | `k` id | a completed invocation's `InputCommand` entry, kept for restart-as-new until purged |
 //! | `j` id index(u32) | journal entry (`type u16, flags u16, body`) |
 //! | `s` service key state-key | user state value (raw) |
 //! | `p` service key name | [`PromiseState`](super::promise::PromiseState) of a workflow's promise (JSON) |
@@ -38,6 +39,7 @@ pub const TIMER: u8 = b't';
 pub const OUTBOX: u8 = b'o';
 pub const RETENTION: u8 = b'r';
 pub const PROMISE: u8 = b'p';
+pub const KEPT_INPUT: u8 = b'k';
 
 struct KeyBuilder(Vec<u8>);
 
@@ -73,6 +75,10 @@ impl KeyBuilder {
 
 pub fn invocation(id: &InvocationId) -> Vec<u8> {
     KeyBuilder::new(INVOCATION).id(id).build()
+}
+
+pub fn kept_input(id: &InvocationId) -> Vec<u8> {
+    KeyBuilder::new(KEPT_INPUT).id(id).build()
 }
 
 pub fn running(id: &InvocationId) -> Vec<u8> {

@@ -24,6 +24,9 @@
 //! | `GetOutput { id, response }` / `AwaitedResult { id, completion_id, awaits, outcome }` | another partition's leader (outbox) | a waiting handler's attach/get-output answered / its notification appended |
 //! | `Signal { id, signal, result }` | ingress (awakeables), another partition's leader (outbox) | signal notification appended (first of an id wins); resumes |
 //! | `PurgeIdempotency { older_than_ms, workflows }` | leader (retention) | old completed invocations and their keys forgotten; workflow runs by their own cutoffs, with their state and promises |
+//! | `Purge { id }` / `SetState { service, key, entries, expected_version }` | operators (admin API) | one completed invocation forgotten / an object's state replaced |
+//! | `Pause { id }` / `Resume { id }` | operators; the leader after the retry policy's last attempt | `Paused` (round dropped, notifications kept) / `Invoked` again |
+//! | `RestartAsNew { id, new_id, at_ms }` | operators (admin API) | `new_id` invoked with completed `id`'s kept input |
 //!
 //! # Fencing and idempotence
 //!
@@ -50,7 +53,8 @@
 //! - **Invocations** ([`InvocationRecord`]): target, idempotency key, response sinks and
 //!   status: `Scheduled` (submitted with a delay; a timer with completion id
 //!   [`START_TIMER`] starts it), `Inboxed` (waiting for its key's lock), `Invoked` (the leader runs it),
-//!   `Suspended` (waiting for a notification), `Completed { result, completed_at_ms }`.
+//!   `Suspended` (waiting for a notification), `Paused` (held by an operator or the retry
+//!   policy), `Completed { result, completed_at_ms }`.
 //! - **Journals**: per invocation, the entries in order as the SDK sent them
 //!   ([`JournalEntry`]: frame type, flags, body), starting with the `InputCommand` the
 //!   state machine writes at `Invoke`; `known_entries` counts them. Deleted on completion.

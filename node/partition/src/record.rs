@@ -44,6 +44,10 @@ pub enum InvocationStatus {
     Invoked,
     /// Waiting for a notification; the next one appended to its journal resumes it.
     Suspended,
+    /// Stopped by an operator (`Pause`) or after its retry policy's last attempt: no round
+    /// runs and notifications are kept in the journal without resuming it, until `Resume`
+    /// (or a cancel, which must reach the handler) makes it `Invoked` again.
+    Paused,
     /// Finished; the result is kept until purged by retention. The journal is deleted.
     Completed {
         #[serde(with = "invocation_result")]
@@ -53,19 +57,22 @@ pub enum InvocationStatus {
 }
 
 impl InvocationStatus {
-    /// Short name for listings: `scheduled`, `inboxed`, `invoked`, `suspended`, `completed`.
+    /// Short name for listings: `scheduled`, `inboxed`, `invoked`, `suspended`, `paused`,
+    /// `completed`.
     pub fn name(&self) -> &'static str {
         match self {
             InvocationStatus::Scheduled { .. } => "scheduled",
             InvocationStatus::Inboxed { .. } => "inboxed",
             InvocationStatus::Invoked => "invoked",
             InvocationStatus::Suspended => "suspended",
+            InvocationStatus::Paused => "paused",
             InvocationStatus::Completed { .. } => "completed",
         }
     }
 
+    /// Whether it has a journal and takes notifications: `Invoked`, `Suspended` or `Paused`.
     pub fn is_running(&self) -> bool {
-        matches!(self, InvocationStatus::Invoked | InvocationStatus::Suspended)
+        matches!(self, InvocationStatus::Invoked | InvocationStatus::Suspended | InvocationStatus::Paused)
     }
 }
 

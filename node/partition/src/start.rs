@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::codec::CorruptValue;
 use super::command::Target;
 use super::ids::InvocationId;
+use super::record::InvocationStatus;
 use super::store::{PartitionReads, StoreError};
 use restate_service_protocol::protocol::{pb, Message};
 
@@ -26,7 +27,7 @@ pub struct StartRequest {
 }
 
 /// The round's request for `id`, read from `reads` (a store or a clone of it); `None`
-/// unless the invocation is `Invoked` or `Suspended`.
+/// unless the invocation is `Invoked` or `Suspended` (a paused one runs no round).
 ///
 /// `Start` carries the id (binary and `inv_...` form), the object's key, the whole user
 /// state of the key as eager state (`partial_state = false`, so SDKs answer reads
@@ -37,7 +38,7 @@ pub fn start_request<R: PartitionReads + ?Sized>(
     id: &InvocationId,
 ) -> Result<Option<StartRequest>, StoreError> {
     let Some(record) = reads.invocation(id)? else { return Ok(None) };
-    if !record.status.is_running() {
+    if !record.status.is_running() || record.status == InvocationStatus::Paused {
         return Ok(None);
     }
     let journal = reads.journal(id)?;

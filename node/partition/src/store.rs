@@ -148,13 +148,25 @@ pub trait PartitionReads: KvRead {
             .collect()
     }
 
-    /// Invocations in status `Invoked` or `Suspended`, by id (an index: no scan of
+    /// Invocations in status `Invoked`, `Suspended` or `Paused`, by id (an index: no scan of
     /// completed invocations).
     fn running_invocations(&self) -> Result<Vec<InvocationId>, StoreError> {
         self.scan_prefix(&[keys::RUNNING])?
             .into_iter()
             .map(|(key, _)| keys::id_at(&key, 1).ok_or_else(|| corrupt("running index key", &key, "too short")))
             .collect()
+    }
+
+    /// Completed invocation `id`'s `InputCommand` entry, kept for restart-as-new (`None`:
+    /// not completed, completed before inputs were kept, or purged).
+    fn kept_input(&self, id: &InvocationId) -> Result<Option<JournalEntry>, StoreError> {
+        let key = keys::kept_input(id);
+        match self.get(&key)? {
+            None => Ok(None),
+            Some(value) => JournalEntry::from_stored(&value)
+                .map(Some)
+                .ok_or_else(|| corrupt("kept input", &key, "shorter than a journal entry header")),
+        }
     }
 
     /// The invocation's journal in order (`journal(id).len() == known_entries`); empty

@@ -14,7 +14,7 @@ pub mod pg;
 pub mod tables;
 
 pub use engine::{QueryEngine, QueryError, QueryLimits, QueryResult};
-pub use tables::{ClusterData, InvocationRow};
+pub use tables::{AttemptRow, ClusterData, InvocationRow};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use restate_metadata::objects::{NewDeployment, Schema, ServiceDefinition, ServiceType};
 use restate_partition::introspect::{PartitionTable, Row, RowFilter};
 
-use crate::{ClusterData, InvocationRow, QueryEngine, QueryError, QueryLimits};
+use crate::{AttemptRow, ClusterData, InvocationRow, QueryEngine, QueryError, QueryLimits};
 
 struct Fixed {
     registry: Schema,
@@ -80,6 +80,7 @@ fn invocation(id: &str, target: &str, status: &str) -> InvocationRow {
         created_at_ms: 1_767_000_000_000,
         completed_at_ms: (status == "completed").then_some(1_767_000_001_000),
         failure: None,
+        attempt: (status == "invoked").then(|| AttemptRow { in_flight: true, retry_count: 1, ..Default::default() }),
     }
 }
 

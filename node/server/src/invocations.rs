@@ -13,7 +13,7 @@ use restate_partition::{
 };
 use restate_proto::worker::{self as pb, worker_client::WorkerClient};
 use restate_types::{Backoff, PartitionId};
-use restate_worker::processor::{InvocationLookup, Signal, Worker, WorkerError};
+use restate_worker::processor::{InvocationLookup, Restarted, Signal, Worker, WorkerError};
 use tonic::{Request, Response, Status};
 
 /// gRPC `Worker` on the node port.
@@ -49,14 +49,39 @@ impl pb::worker_server::Worker for WorkerService {
 
     async fn signal(&self, request: Request<pb::SignalRequest>) -> Result<Response<pb::LookupResponse>, Status> {
         let r = request.into_inner();
-        let signal = match (r.purge, r.kill) {
-            (true, _) => Signal::Purge,
-            (false, true) => Signal::Kill,
-            (false, false) => Signal::Cancel,
+        let signal = match (r.purge, r.kill, r.pause, r.resume) {
+            (true, ..) => Signal::Purge,
+            (_, true, ..) => Signal::Kill,
+            (_, _, true, _) => Signal::Pause,
+            (_, _, _, true) => Signal::Resume,
+            _ => Signal::Cancel,
         };
         let reference = pb::InvocationRef { partition_id: r.partition_id, invocation_id: r.invocation_id };
         let (worker, partition, id) = self.target(reference)?;
         Ok(Response::new(lookup_to_wire(worker.signal(partition, id, signal).await.map_err(unavailable)?)))
+    }
+
+    async fn restart_as_new(
+        &self,
+        request: Request<pb::RestartAsNewRequest>,
+    ) -> Result<Response<pb::RestartAsNewResponse>, Status> {
+        let r = request.into_inner();
+        let reference = pb::InvocationRef { partition_id: r.partition_id, invocation_id: r.invocation_id };
+        let (worker, partition, id) = self.target(reference)?;
+        let restarted = worker.restart_as_new(partition, id, rand::random()).await.map_err(unavailable)?;
+        use pb::restart_as_new_response::Refusal;
+        let (new_id, refusal, status) = match restarted {
+            Restarted::New(new_id) => (new_id.to_string(), Refusal::None, ""),
+            Restarted::NotFound => (String::new(), Refusal::NotFound, ""),
+            Restarted::NotCompleted(status) => (String::new(), Refusal::NotCompleted, status),
+            Restarted::WorkflowRun => (String::new(), Refusal::WorkflowRun, ""),
+            Restarted::InputNotKept => (String::new(), Refusal::InputNotKept, ""),
+        };
+        Ok(Response::new(pb::RestartAsNewResponse {
+            new_invocation_id: new_id,
+            refusal: refusal as i32,
+            status: status.to_owned(),
+        }))
     }
 
     async fn notify(&self, request: Request<pb::NotifyRequest>) -> Result<Response<pb::LookupResponse>, Status> {
@@ -93,6 +118,15 @@ impl pb::worker_server::Worker for WorkerService {
                 failed: i.failure.is_some(),
                 failure_code: i.failure.as_ref().map_or(0, |f| f.0),
                 failure_message: i.failure.map(|f| f.1).unwrap_or_default(),
+                attempt: i.attempt.map(|a| pb::InvocationAttempt {
+                    retry_count: a.retry_count,
+                    last_start_at_ms: a.last_start_at_ms,
+                    next_retry_at_ms: a.next_retry_at_ms,
+                    last_failure: a.last_failure,
+                    last_failure_code: a.last_failure_code,
+                    deployment_id: a.deployment_id,
+                    in_flight: a.in_flight,
+                }),
             })
             .collect();
         Ok(Response::new(pb::ListInvocationsResponse { invocations }))
@@ -240,6 +274,7 @@ fn status_name(status: &str) -> &'static str {
         "inboxed" => "inboxed",
         "invoked" => "invoked",
         "suspended" => "suspended",
+        "paused" => "paused",
         _ => "running",
     }
 }

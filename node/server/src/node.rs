@@ -200,6 +200,7 @@ impl Node {
             request_signer: request_signer.clone(),
             invoker_inactivity_timeout: Duration::from_millis(config.worker.invoker.inactivity_timeout_ms),
             invoker_abort_timeout: Duration::from_millis(config.worker.invoker.abort_timeout_ms),
+            retry_policy: retry_policy(&config.invocation.default_retry_policy),
             workflow_completion_retention: Duration::from_millis(config.worker.workflow_completion_retention_ms),
             snapshots,
             snapshot_interval_records: config.worker.snapshots.snapshot_interval_num_records,
@@ -385,5 +386,20 @@ impl Node {
             Some(reason) => NodeExit::Failed(reason),
             None => NodeExit::Clean,
         }
+    }
+}
+
+/// The worker's retry policy from `[invocation.default-retry-policy]`.
+fn retry_policy(options: &restate_config::RetryPolicyOptions) -> restate_worker::processor::RetryPolicy {
+    use restate_worker::processor::{OnMaxAttempts, RetryPolicy};
+    RetryPolicy {
+        initial_interval: Duration::from_millis(options.initial_interval_ms),
+        exponentiation_factor: options.exponentiation_factor,
+        max_interval: Duration::from_millis(options.max_interval_ms.max(options.initial_interval_ms)),
+        max_attempts: options.max_attempts.max(1),
+        on_max_attempts: match options.on_max_attempts {
+            restate_config::OnMaxAttempts::Pause => OnMaxAttempts::Pause,
+            restate_config::OnMaxAttempts::Kill => OnMaxAttempts::Kill,
+        },
     }
 }

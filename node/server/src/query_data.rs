@@ -52,6 +52,15 @@ impl ClusterData for NodeQueryData {
                 created_at_ms: i.submitted_at_ms,
                 completed_at_ms: i.completed_at_ms,
                 failure: i.failed.then(|| format!("[{}] {}", i.failure_code, i.failure_message)),
+                attempt: i.attempt.map(|a| restate_query::AttemptRow {
+                    retry_count: a.retry_count,
+                    last_start_at_ms: a.last_start_at_ms,
+                    next_retry_at_ms: a.next_retry_at_ms,
+                    last_failure: a.last_failure,
+                    last_failure_code: a.last_failure_code,
+                    deployment_id: a.deployment_id,
+                    in_flight: a.in_flight,
+                }),
             })
             .collect())
     }

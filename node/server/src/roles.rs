@@ -49,6 +49,8 @@ pub(crate) struct RolesContext {
     /// `[worker.invoker] inactivity-timeout` and `abort-timeout`.
     pub invoker_inactivity_timeout: Duration,
     pub invoker_abort_timeout: Duration,
+    /// `[invocation.default-retry-policy]`.
+    pub retry_policy: restate_worker::processor::RetryPolicy,
     /// `[worker] workflow-completion-retention`.
     pub workflow_completion_retention: Duration,
     /// `[worker.snapshots] destination`, for the partition processors.
@@ -86,6 +88,7 @@ pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &Cancell
                 .with_request_identity(ctx.request_signer.clone())
                 .with_inactivity_timeout(ctx.invoker_inactivity_timeout),
             invoke_abort_timeout: ctx.invoker_abort_timeout,
+            retry_policy: ctx.retry_policy.clone(),
             idempotency_retention: ctx.idempotency_retention,
             workflow_completion_retention: ctx.workflow_completion_retention,
             snapshots: ctx.snapshots.clone(),

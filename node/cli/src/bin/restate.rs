@@ -74,7 +74,7 @@ enum InvocationsCmd {
     #[command(visible_alias = "ls")]
     List {
         /// Only invocations with this status.
-        #[arg(long, value_parser = ["scheduled", "inboxed", "invoked", "suspended", "completed"])]
+        #[arg(long, value_parser = ["scheduled", "inboxed", "invoked", "suspended", "paused", "completed"])]
         status: Option<String>,
         /// At most this many.
         #[arg(long)]
@@ -103,6 +103,26 @@ enum InvocationsCmd {
     /// Forgets a completed invocation now: its result and idempotency key (a workflow
     /// run's state and promises too). A running one must be cancelled or killed first.
     Purge {
+        /// Invocation id (inv_...).
+        id: String,
+    },
+    /// Stops running a running or suspended invocation until it is resumed: its attempt
+    /// in flight is dropped and notifications wait in its journal. Invocations are also
+    /// paused after the retry policy's last attempt ([invocation.default-retry-policy]).
+    Pause {
+        /// Invocation id (inv_...).
+        id: String,
+    },
+    /// Runs a paused or suspended invocation now, or retries a backing-off one now. Every
+    /// attempt goes to the service's latest deployment: register a fixed deployment
+    /// first, then resume.
+    Resume {
+        /// Invocation id (inv_...).
+        id: String,
+    },
+    /// Starts a new invocation with a completed invocation's target, input and headers
+    /// (not a workflow's run); prints the new id.
+    RestartAsNew {
         /// Invocation id (inv_...).
         id: String,
     },
@@ -190,6 +210,11 @@ fn main() -> ExitCode {
             Command::Invocations(InvocationsCmd::Cancel { id, kill }) => invocations::cancel(&globals, &id, kill).await,
             Command::Invocations(InvocationsCmd::Kill { id }) => invocations::cancel(&globals, &id, true).await,
             Command::Invocations(InvocationsCmd::Purge { id }) => invocations::purge(&globals, &id).await,
+            Command::Invocations(InvocationsCmd::Pause { id }) => invocations::pause(&globals, &id).await,
+            Command::Invocations(InvocationsCmd::Resume { id }) => invocations::resume(&globals, &id).await,
+            Command::Invocations(InvocationsCmd::RestartAsNew { id }) => {
+                invocations::restart_as_new(&globals, &id).await
+            }
             Command::Sql { query } => sql::run(&globals, &query).await,
             Command::Kv(KvCmd::Get { service, key }) => kv::get(&globals, &service, &key).await,
             Command::Kv(KvCmd::Clear { service, key }) => kv::clear(&globals, &service, &key).await,

@@ -113,6 +113,43 @@ pub async fn purge(globals: &Globals, id: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Pauses a running or suspended invocation until resumed.
+pub async fn pause(globals: &Globals, id: &str) -> Result<(), CliError> {
+    let answer = globals.client()?.patch(&format!("/invocations/{}/pause", path_segment(id))).await?;
+    if globals.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    println!(
+        "paused invocation {id} (it was {}); `restate invocations resume {id}` runs it again",
+        text(&answer["previous_status"])
+    );
+    Ok(())
+}
+
+/// Runs a paused or suspended invocation now (a backing-off one retries now).
+pub async fn resume(globals: &Globals, id: &str) -> Result<(), CliError> {
+    let answer =
+        globals.client()?.patch(&format!("/invocations/{}/resume?deployment=latest", path_segment(id))).await?;
+    if globals.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    println!("resumed invocation {id} (it was {})", text(&answer["previous_status"]));
+    Ok(())
+}
+
+/// Starts a completed invocation's target again with its input, under a new id.
+pub async fn restart_as_new(globals: &Globals, id: &str) -> Result<(), CliError> {
+    let answer = globals.client()?.patch(&format!("/invocations/{}/restart-as-new", path_segment(id))).await?;
+    if globals.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    println!("restarted invocation {id} as {}", text(&answer["new_invocation_id"]));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ mod calls;
 mod idempotency;
 mod journal;
 mod locking;
+mod pausing;
 mod promises;
 mod replay;
 mod scheduled;

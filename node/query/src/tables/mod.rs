@@ -23,7 +23,7 @@ use datafusion::prelude::SessionContext;
 use restate_metadata::objects::Schema;
 pub use restate_partition::introspect::{PartitionTable, Row, RowFilter};
 
-pub use sys_invocation::InvocationRow;
+pub use sys_invocation::{AttemptRow, InvocationRow};
 
 /// Where the tables' rows come from; the node implements it over its metadata view and the
 /// node fabric.

@@ -9,6 +9,13 @@
 //!   appended, 404 for an unknown id, 409 when it already completed.
 //! - `PATCH /invocations/{id}/purge` (or `DELETE ...?mode=purge`): forgets a completed
 //!   invocation (result, idempotency key) now: 202, 404 unknown, 409 while it runs.
+//! - `PATCH /invocations/{id}/pause`: a running or suspended invocation stops until
+//!   resumed (its attempt in flight is dropped): 202, 409 if pending, scheduled or done.
+//! - `PATCH /invocations/{id}/resume[?deployment=latest|keep]`: a paused or suspended
+//!   invocation runs now, a backing-off one retries now (every attempt goes to the
+//!   service's latest deployment, so a fixed deployment registered meanwhile is used).
+//! - `PATCH /invocations/{id}/restart-as-new`: a new invocation with a completed one's
+//!   target, input and headers: 200 `{"new_invocation_id": ...}`.
 
 use std::sync::Arc;
 
@@ -27,7 +34,7 @@ use super::error::ApiError;
 use crate::invocations::{list_all, lookup_from_wire, on_leader};
 use crate::routing_metadata::RoutingMetadata;
 
-const STATUSES: [&str; 5] = ["scheduled", "inboxed", "invoked", "suspended", "completed"];
+const STATUSES: [&str; 6] = ["scheduled", "inboxed", "invoked", "suspended", "paused", "completed"];
 
 pub(crate) fn router(metadata: Arc<RoutingMetadata>) -> Router {
     Router::new()
@@ -36,6 +43,9 @@ pub(crate) fn router(metadata: Arc<RoutingMetadata>) -> Router {
         .route("/invocations/{id}/cancel", patch(|s, p| signal(s, p, Action::Cancel)))
         .route("/invocations/{id}/kill", patch(|s, p| signal(s, p, Action::Kill)))
         .route("/invocations/{id}/purge", patch(|s, p| signal(s, p, Action::Purge)))
+        .route("/invocations/{id}/pause", patch(|s, p| signal(s, p, Action::Pause)))
+        .route("/invocations/{id}/resume", patch(resume))
+        .route("/invocations/{id}/restart-as-new", patch(restart_as_new))
         .with_state(metadata)
 }
 
@@ -83,6 +93,15 @@ fn summary_json(i: &pb::InvocationSummary) -> Value {
         "submitted_at_ms": i.submitted_at_ms,
         "completed_at_ms": i.completed_at_ms,
         "failure": i.failed.then(|| json!({ "code": i.failure_code, "message": i.failure_message })),
+        "attempt": i.attempt.as_ref().map(|a| json!({
+            "retry_count": a.retry_count,
+            "in_flight": a.in_flight,
+            "last_start_at_ms": a.last_start_at_ms,
+            "next_retry_at_ms": a.next_retry_at_ms,
+            "last_failure": a.last_failure,
+            "last_failure_error_code": a.last_failure_code,
+            "deployment_id": a.deployment_id,
+        })),
     })
 }
 
@@ -159,6 +178,10 @@ enum Action {
     Kill,
     /// Forget a completed invocation (its result and idempotency key).
     Purge,
+    /// Stop running a running or suspended invocation until resumed.
+    Pause,
+    /// Run a paused or suspended invocation now; retry a backing-off one now.
+    Resume,
 }
 
 impl Action {
@@ -167,7 +190,97 @@ impl Action {
             Action::Cancel => "cancel",
             Action::Kill => "kill",
             Action::Purge => "purge",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
         }
+    }
+
+    /// Why `action` does not apply to a running invocation in `status` (`None`: it does).
+    fn refusal(self, id: &InvocationId, status: &str) -> Option<String> {
+        match (self, status) {
+            (Action::Purge, _) => {
+                Some(format!("invocation {id} is {status}, not completed: cancel or kill it first, then purge it"))
+            }
+            (Action::Pause, "inboxed" | "scheduled") | (Action::Resume, "inboxed" | "scheduled") => Some(format!(
+                "invocation {id} is {}: it has not started, so there is nothing to {}",
+                if status == "inboxed" { "pending (waiting for its key's lock)" } else { "scheduled" },
+                self.name()
+            )),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeQuery {
+    deployment: Option<String>,
+}
+
+/// `?deployment=`: `latest` and `keep` are what this cluster does anyway (every attempt
+/// goes to the service's latest deployment; nothing is pinned).
+fn check_deployment_choice(deployment: Option<&str>) -> Result<(), ApiError> {
+    match deployment {
+        None | Some("latest") | Some("keep") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "deployment '{other}': this cluster runs every attempt on the service's latest deployment and pins none; \
+             register the deployment to use (restate deployments register) and resume with ?deployment=latest"
+        ))),
+    }
+}
+
+async fn resume(
+    state: State<Arc<RoutingMetadata>>,
+    path: Path<String>,
+    query: Result<Query<ResumeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("{e}; use ?deployment=latest")))?;
+    check_deployment_choice(query.deployment.as_deref())?;
+    signal(state, path, Action::Resume).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestartQuery {
+    from: Option<u32>,
+    deployment: Option<String>,
+}
+
+async fn restart_as_new(
+    State(metadata): State<Arc<RoutingMetadata>>,
+    Path(id): Path<String>,
+    query: Result<Query<RestartQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("{e}; use ?from=0 and ?deployment=latest")))?;
+    if query.from.is_some_and(|from| from != 0) {
+        return Err(ApiError::bad_request(
+            "restarting from a journal prefix is not supported: a completed invocation's journal is not kept; \
+             omit ?from (or use ?from=0) to restart from the input",
+        ));
+    }
+    check_deployment_choice(query.deployment.as_deref())?;
+    let id = parse_id(&id)?;
+    let answer = on_leader(&metadata, &id, |mut client, partition| {
+        let request = pb::RestartAsNewRequest { partition_id: partition.0 as u32, invocation_id: id.to_string() };
+        async move { client.restart_as_new(request).await }
+    })
+    .await
+    .map_err(unavailable)?;
+    use pb::restart_as_new_response::Refusal;
+    let conflict = |message: String| Err(ApiError::new(StatusCode::CONFLICT, message));
+    match answer.refusal() {
+        Refusal::None => Ok(Json(json!({ "new_invocation_id": answer.new_invocation_id })).into_response()),
+        Refusal::NotFound => Err(not_found(&id)),
+        Refusal::NotCompleted => conflict(format!(
+            "invocation {id} is {}, not completed: only a completed invocation can be restarted as new",
+            answer.status
+        )),
+        Refusal::WorkflowRun => conflict(format!(
+            "invocation {id} is a workflow's run, which has one id per key: purge it and submit the workflow again"
+        )),
+        Refusal::InputNotKept => conflict(format!(
+            "invocation {id} completed before this cluster kept the inputs of completed invocations: submit it again"
+        )),
     }
 }
 
@@ -183,6 +296,8 @@ async fn signal(
             invocation_id: id.to_string(),
             kill: action == Action::Kill,
             purge: action == Action::Purge,
+            pause: action == Action::Pause,
+            resume: action == Action::Resume,
         };
         async move { client.signal(request).await }
     })
@@ -199,10 +314,9 @@ async fn signal(
         (InvocationLookup::Completed(_), _) => {
             Err(ApiError::new(StatusCode::CONFLICT, format!("invocation {id} already completed; nothing to {name}")))
         }
-        (InvocationLookup::Running { status }, Action::Purge) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("invocation {id} is {status}, not completed: cancel or kill it first, then purge it"),
-        )),
-        (InvocationLookup::Running { status }, _) => accepted(&status),
+        (InvocationLookup::Running { status }, action) => match action.refusal(&id, status) {
+            Some(refusal) => Err(ApiError::new(StatusCode::CONFLICT, refusal)),
+            None => accepted(status),
+        },
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::{oneshot, watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::attempts::{Attempts, RetryPolicy};
 use restate_partition::InvocationResult;
 use restate_service_protocol::DeploymentClient;
 
@@ -28,6 +29,8 @@ pub struct WorkerContext {
     pub deployments: DeploymentClient,
     /// `[worker.invoker] abort-timeout`: the longest one invocation round may take.
     pub invoke_abort_timeout: std::time::Duration,
+    /// `[invocation.default-retry-policy]`: pacing of failed attempts, and the last one.
+    pub retry_policy: RetryPolicy,
     /// How long completed invocations (results, idempotency keys) are kept before the
     /// leader purges them (`[worker] idempotency-retention`).
     pub idempotency_retention: Duration,
@@ -76,5 +79,7 @@ pub(crate) struct ProcessorHandle {
     pub archived_lsn: AtomicU64,
     /// A leader's automatic snapshot is being made (at most one at a time).
     pub snapshot_in_flight: AtomicBool,
+    /// The rounds this node runs as the leader, with their attempt state.
+    pub attempts: Attempts,
     pub shutdown: CancellationToken,
 }

@@ -55,6 +55,8 @@ pub struct InvocationSummary {
     pub completed_at_ms: Option<u64>,
     /// For completed ones: whether the result is a failure, with its code and message.
     pub failure: Option<(u32, String)>,
+    /// The leader's current attempt of an `invoked` invocation (none between rounds).
+    pub attempt: Option<super::AttemptState>,
 }
 
 /// Kill stops an invocation at once; cancel asks it to stop (see [`Command::Cancel`]).
@@ -64,6 +66,25 @@ pub enum Signal {
     Kill,
     /// Forget a completed invocation now ([`Command::Purge`]).
     Purge,
+    /// Stop running an invoked or suspended invocation until resumed ([`Command::Pause`]).
+    Pause,
+    /// Run a paused or suspended invocation now, or retry a backing-off one now
+    /// ([`Command::Resume`]).
+    Resume,
+}
+
+/// What became of a restart-as-new request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restarted {
+    /// The new invocation's id (it runs once the record is applied).
+    New(InvocationId),
+    NotFound,
+    /// Not completed: its status's [`InvocationStatus::name`].
+    NotCompleted(&'static str),
+    /// A workflow's run has one id per key.
+    WorkflowRun,
+    /// Completed before this node kept inputs of completed invocations.
+    InputNotKept,
 }
 
 impl Worker {
@@ -97,6 +118,12 @@ impl Worker {
             (InvocationLookup::Running { .. }, Signal::Cancel) => Some(Command::Cancel { id, at_ms }),
             (InvocationLookup::Running { .. }, Signal::Kill) => Some(Command::Kill { id, at_ms }),
             (InvocationLookup::Completed(_), Signal::Purge) => Some(Command::Purge { id }),
+            (InvocationLookup::Running { status: "invoked" | "suspended" }, Signal::Pause) => {
+                Some(Command::Pause { id })
+            }
+            (InvocationLookup::Running { status: "invoked" | "suspended" | "paused" }, Signal::Resume) => {
+                Some(Command::Resume { id })
+            }
             _ => None,
         };
         if let Some(command) = command {
@@ -104,6 +131,32 @@ impl Worker {
             self.append_external(&handle, command).await?;
         }
         Ok(found)
+    }
+
+    /// Starts a new invocation (id: `id`'s partition key and `uuid`) with completed
+    /// invocation `id`'s target and input, or says why it cannot.
+    pub async fn restart_as_new(
+        &self,
+        partition: PartitionId,
+        id: InvocationId,
+        uuid: [u8; 16],
+    ) -> Result<Restarted, WorkerError> {
+        let store = self.caught_up_store(partition).await?;
+        let failed = |e: restate_partition::StoreError| WorkerError::Store { partition, reason: e.to_string() };
+        let Some(record) = store.invocation(&id).map_err(failed)? else { return Ok(Restarted::NotFound) };
+        if !matches!(record.status, InvocationStatus::Completed { .. }) {
+            return Ok(Restarted::NotCompleted(record.status.name()));
+        }
+        if record.target.is_workflow_run() {
+            return Ok(Restarted::WorkflowRun);
+        }
+        if store.kept_input(&id).map_err(failed)?.is_none() {
+            return Ok(Restarted::InputNotKept);
+        }
+        let new_id = InvocationId::new(id.partition_key(), uuid);
+        let handle = self.leader_handle(partition)?;
+        self.append_external(&handle, Command::RestartAsNew { id, new_id, at_ms: super::now_ms() }).await?;
+        Ok(Restarted::New(new_id))
     }
 
     /// Delivers `signal` with `result` to `id` (an awakeable's completion, a named signal)
@@ -167,7 +220,7 @@ impl Worker {
             let store = RocksDbPartitionStore::new(self.ctx.storage.clone(), partition);
             let record = store.invocation(&id).map_err(|e| WorkerError::Store { partition, reason: e.to_string() })?;
             if let Some(record) = record {
-                return Ok(Some(summary(partition, id, record)));
+                return Ok(Some(summary(partition, id, record, self.processor(partition).as_deref())));
             }
         }
         Ok(None)
@@ -182,7 +235,8 @@ impl Worker {
             let store = RocksDbPartitionStore::new(self.ctx.storage.clone(), partition);
             let invocations =
                 store.invocations().map_err(|e| WorkerError::Store { partition, reason: e.to_string() })?;
-            all.extend(invocations.into_iter().map(|(id, record)| summary(partition, id, record)));
+            let handle = self.processor(partition);
+            all.extend(invocations.into_iter().map(|(id, record)| summary(partition, id, record, handle.as_deref())));
         }
         Ok(all)
     }
@@ -215,7 +269,12 @@ impl Worker {
     }
 }
 
-fn summary(partition: PartitionId, id: InvocationId, record: InvocationRecord) -> InvocationSummary {
+fn summary(
+    partition: PartitionId,
+    id: InvocationId,
+    record: InvocationRecord,
+    processor: Option<&super::context::ProcessorHandle>,
+) -> InvocationSummary {
     let (completed_at_ms, failure) = match &record.status {
         InvocationStatus::Completed { result, completed_at_ms } => {
             (Some(*completed_at_ms), result.as_ref().err().map(|f| (f.code, f.message.clone())))
@@ -231,5 +290,6 @@ fn summary(partition: PartitionId, id: InvocationId, record: InvocationRecord) -
         submitted_at_ms: record.submitted_at_ms,
         completed_at_ms,
         failure,
+        attempt: processor.filter(|_| record.status == InvocationStatus::Invoked).and_then(|p| p.attempts.state(&id)),
     }
 }

@@ -1,6 +1,7 @@
 //! One invocation round as the leader runs it: send `Start` + journal to the deployment,
 //! append what the SDK produced (one `Journal` record), then `Complete` or `Suspend`.
-//! A failed round appends nothing and is retried with backoff.
+//! A failed attempt appends nothing and is retried as `[invocation.default-retry-policy]`
+//! says; after its last attempt the invocation is paused (or failed).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use restate_metadata::objects::Schema;
 use restate_types::Backoff;
 
+use super::attempts::{Attempt, OnMaxAttempts};
 use super::context::{ProcessorHandle, WorkerContext};
 use restate_partition::{Awaiting, Command, Envelope, Failure, InvocationResult, JournalEntry, StartRequest};
 use restate_service_protocol::discovery::{EndpointManifest, HandlerManifest, ServiceManifest};
@@ -24,35 +26,148 @@ pub(crate) async fn run_round(
     epoch: u64,
     start: StartRequest,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let attempt = handle.attempts.begin(start.id);
+    attempt_until_done(ctx, handle, epoch, &start, &attempt).await;
+    handle.attempts.end(&start.id, &attempt);
+}
+
+/// Attempts the round until its records are appended, the retry policy gives up, the
+/// invocation is paused or killed (`attempt.abort`), or this node stops leading.
+async fn attempt_until_done(
+    ctx: &Arc<WorkerContext>,
+    handle: &Arc<ProcessorHandle>,
+    epoch: u64,
+    start: &StartRequest,
+    attempt: &Attempt,
+) {
+    let policy = &ctx.retry_policy;
+    // Appends that fail (the log, not the deployment) are retried on their own pace.
+    let mut append_backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut failures = 0u32;
     loop {
-        if handle.active_epoch.load(Ordering::SeqCst) != epoch || handle.shutdown.is_cancelled() {
+        if handle.active_epoch.load(Ordering::SeqCst) != epoch
+            || handle.shutdown.is_cancelled()
+            || attempt.abort.is_cancelled()
+        {
             return;
         }
-        let attempt = tokio::time::timeout(ctx.invoke_abort_timeout, round(ctx, epoch, &start));
-        let outcome = attempt.await.unwrap_or_else(|_| {
-            Err(format!("the round took longer than {:?} ([worker.invoker] abort-timeout)", ctx.invoke_abort_timeout))
+        attempt.update(|a| {
+            a.retry_count += 1;
+            a.last_start_at_ms = Some(super::now_ms());
+            a.next_retry_at_ms = None;
+            a.in_flight = true;
         });
+        let outcome = tokio::select! {
+            _ = attempt.abort.cancelled() => return,
+            outcome = tokio::time::timeout(ctx.invoke_abort_timeout, round(ctx, epoch, start, attempt)) => {
+                outcome.unwrap_or_else(|_| Err(AttemptFailure::local(format!(
+                    "the round took longer than {:?} ([worker.invoker] abort-timeout)",
+                    ctx.invoke_abort_timeout
+                ))))
+            }
+        };
+        attempt.update(|a| a.in_flight = false);
         match outcome {
             Ok(records) => {
                 if let Err(e) = ctx.bifrost.append(handle.log, records).await {
                     tracing::warn!(invocation = %start.id, "appending the round's journal failed: {e}");
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    tokio::time::sleep(append_backoff.next_delay()).await;
                     continue;
                 }
                 return;
             }
-            Err(e) => {
-                let pause = backoff.next_delay();
-                tracing::warn!(invocation = %start.id, target = %start.target, "invocation round failed, retrying in {pause:?}: {e}");
-                tokio::time::sleep(pause).await;
+            Err(failure) => {
+                failures += 1;
+                attempt.update(|a| {
+                    a.last_failure = Some(failure.message.clone());
+                    a.last_failure_code = failure.code;
+                });
+                if policy.exhausted(failures) {
+                    give_up(ctx, handle, epoch, start, failures, &failure).await;
+                    return;
+                }
+                let pause = policy.delay_after(failures);
+                attempt.update(|a| a.next_retry_at_ms = Some(super::now_ms() + pause.as_millis() as u64));
+                tracing::warn!(invocation = %start.id, target = %start.target, attempt = failures, "invocation attempt failed, retrying in {pause:?}: {}", failure.message);
+                tokio::select! {
+                    _ = attempt.abort.cancelled() => return,
+                    _ = handle.shutdown.cancelled() => return,
+                    _ = attempt.retry_now.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
             }
         }
     }
 }
 
+/// The retry policy's last attempt failed: pause the invocation, or fail it with that
+/// attempt's error (`on-max-attempts`). Retried until appended or no longer leading.
+async fn give_up(
+    ctx: &WorkerContext,
+    handle: &ProcessorHandle,
+    epoch: u64,
+    start: &StartRequest,
+    attempts: u32,
+    last: &AttemptFailure,
+) {
+    let id = start.id;
+    let record = match ctx.retry_policy.on_max_attempts {
+        OnMaxAttempts::Pause => {
+            tracing::warn!(invocation = %id, target = %start.target, "pausing the invocation after {attempts} failed attempts ([invocation.default-retry-policy] max-attempts); `restate invocations resume {id}` runs it again. Last error: {}", last.message);
+            Envelope::external(Command::Pause { id })
+        }
+        OnMaxAttempts::Kill => {
+            tracing::warn!(invocation = %id, target = %start.target, "failing the invocation after {attempts} failed attempts ([invocation.default-retry-policy] on-max-attempts = \"kill\"). Last error: {}", last.message);
+            let failure =
+                Failure::new(last.code.unwrap_or(500), format!("gave up after {attempts} attempts: {}", last.message));
+            Envelope::from_leader(
+                epoch,
+                Command::Complete { id, result: Err(failure), completed_at_ms: super::now_ms() },
+            )
+        }
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    while handle.active_epoch.load(Ordering::SeqCst) == epoch && !handle.shutdown.is_cancelled() {
+        match ctx.bifrost.append(handle.log, vec![record.encode()]).await {
+            Ok(_) => return,
+            Err(e) => tracing::warn!(invocation = %id, "appending the invocation's end of retries failed: {e}"),
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Why an attempt failed: the deployment's error (with its code) or the node's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AttemptFailure {
+    code: Option<u32>,
+    message: String,
+}
+
+impl AttemptFailure {
+    fn local(message: impl Into<String>) -> AttemptFailure {
+        AttemptFailure { code: None, message: message.into() }
+    }
+}
+
+impl From<String> for AttemptFailure {
+    fn from(message: String) -> AttemptFailure {
+        AttemptFailure::local(message)
+    }
+}
+
+impl From<&str> for AttemptFailure {
+    fn from(message: &str) -> AttemptFailure {
+        AttemptFailure::local(message)
+    }
+}
+
 /// Runs the round; returns the records to append.
-async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<Vec<Bytes>, String> {
+async fn round(
+    ctx: &WorkerContext,
+    epoch: u64,
+    start: &StartRequest,
+    attempt: &Attempt,
+) -> Result<Vec<Bytes>, AttemptFailure> {
     // The view's schema; the store's when the view does not know the service yet.
     let knows_service =
         |schema: &Arc<(Schema, restate_types::Version)>| schema.0.services.contains_key(&start.target.service);
@@ -71,6 +186,7 @@ async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<
         .deployments
         .get(&service.deployment_id)
         .ok_or_else(|| format!("deployment {} of '{}' is gone", service.deployment_id, service.name))?;
+    attempt.update(|a| a.deployment_id = Some(deployment.id.to_string()));
     let uri: Uri = deployment.uri.parse().map_err(|e| format!("deployment uri {}: {e}", deployment.uri))?;
     let mut headers = HeaderMap::new();
     for (name, value) in &deployment.additional_headers {
@@ -116,7 +232,10 @@ async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<
                 awaiting = suspension.awaiting_on.as_ref().map(awaited_by);
             }
             Message::Error(e) => {
-                return Err(format!("the deployment answered error {}: {}", e.code, e.message));
+                return Err(AttemptFailure {
+                    code: Some(e.code),
+                    message: format!("the deployment answered error {}: {}", e.code, e.message),
+                });
             }
             Message::ProposeRunCompletion { message, .. } => entries.push(JournalEntry::run_completion(message)),
             other => {
@@ -156,7 +275,7 @@ async fn round(ctx: &WorkerContext, epoch: u64, start: &StartRequest) -> Result<
                     .encode(),
             );
         }
-        None => return Err("the deployment's answer ended without End, Suspension or Error".into()),
+        None => return Err(AttemptFailure::local("the deployment's answer ended without End, Suspension or Error")),
     }
     Ok(records)
 }

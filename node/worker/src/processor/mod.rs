@@ -5,6 +5,7 @@
 //! invocation rounds against deployments, timers, outbox routing, and answers to the
 //! ingress requests waiting on it.
 
+mod attempts;
 mod context;
 mod invocation_ops;
 mod invoker;
@@ -13,8 +14,9 @@ mod router;
 mod snapshots;
 mod worker;
 
+pub use attempts::{AttemptState, OnMaxAttempts, RetryPolicy};
 pub use context::WorkerContext;
-pub use invocation_ops::{InvocationLookup, InvocationSummary, Signal};
+pub use invocation_ops::{InvocationLookup, InvocationSummary, Restarted, Signal};
 pub use snapshots::SnapshotCreated;
 pub use worker::{ProcessorStatus, Worker, WorkerError};
 

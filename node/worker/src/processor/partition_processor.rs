@@ -417,7 +417,9 @@ fn act(
     match effect {
         Effect::Invoke { id } => {
             if !rounds.in_flight.insert(id) {
+                // Once more when it ends; a backing-off round (a resume) retries now.
                 rounds.again.insert(id);
+                handle.attempts.retry_now(&id);
                 return;
             }
             match machine.start_request(&id) {
@@ -466,6 +468,10 @@ fn act(
             let (ctx, handle) = (ctx.clone(), handle.clone());
             ctx.clone().spawn(async move { super::router::deliver(&ctx, &handle, epoch, entry).await });
         }
-        Effect::Abort { .. } => {}
+        Effect::Abort { id } => {
+            // Paused or killed: the round in flight stops (its records would be ignored).
+            rounds.again.remove(&id);
+            handle.attempts.abort(&id);
+        }
     }
 }

@@ -118,6 +118,7 @@ impl Worker {
                             known_epoch: AtomicU64::new(0),
                             archived_lsn: AtomicU64::new(0),
                             snapshot_in_flight: AtomicBool::new(false),
+                            attempts: Default::default(),
                             shutdown: shutdown.child_token(),
                         });
                         self.ctx.spawn(super::partition_processor::run(self.ctx.clone(), handle.clone()));
@@ -135,6 +136,11 @@ impl Worker {
     }
 
     /// The processor of `partition` if this node leads it (its announcement applied).
+    /// `partition`'s processor on this node, leading or not.
+    pub(crate) fn processor(&self, partition: PartitionId) -> Option<Arc<ProcessorHandle>> {
+        self.processors.lock().expect("not poisoned").get(&partition).cloned()
+    }
+
     pub(crate) fn leader_handle(&self, partition: PartitionId) -> Result<Arc<ProcessorHandle>, WorkerError> {
         self.processors
             .lock()

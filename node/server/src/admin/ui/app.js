@@ -142,7 +142,7 @@ const views = {
       "SELECT id, target, status, created_at FROM sys_invocation" +
       (where.length ? " WHERE " + where.join(" AND ") : "") + " ORDER BY created_at DESC LIMIT 200");
     const option = (value, current) => `<option value="${escapeHtml(value)}"${value === current ? " selected" : ""}>${escapeHtml(value || "any")}</option>`;
-    const statuses = ["", "pending", "scheduled", "running", "suspended", "completed"];
+    const statuses = ["", "pending", "scheduled", "ready", "running", "backing-off", "suspended", "paused", "completed"];
     return `<h2>Invocations</h2>
       <form id="invocation-filter">
         <label for="filter-service">Service</label>
@@ -163,10 +163,16 @@ const views = {
     if (!found) return `<h2>Invocation ${escapeHtml(id)}</h2><p>No such invocation (it may have been purged).</p>`;
     const journal = await sql(`SELECT index, entry_type FROM sys_journal WHERE id = ${literal(id)} ORDER BY index`);
     const fields = Object.entries(found).map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("");
+    const button = (action, label) => `<button type="button" id="${action}-invocation" data-id="${escapeHtml(id)}">${label}</button>`;
+    const started = !["pending", "scheduled", "completed"].includes(found.status);
     const actions = found.status === "completed"
-      ? `<button type="button" id="purge-invocation" data-id="${escapeHtml(id)}">Purge</button>`
-      : `<button type="button" id="cancel-invocation" data-id="${escapeHtml(id)}">Cancel</button>
-      <button type="button" id="kill-invocation" data-id="${escapeHtml(id)}">Kill</button>`;
+      ? button("restart-as-new", "Restart as new") + " " + button("purge", "Purge")
+      : [
+          started && found.status !== "paused" ? button("pause", "Pause") : "",
+          ["paused", "suspended", "backing-off"].includes(found.status) ? button("resume", "Resume") : "",
+          button("cancel", "Cancel"),
+          button("kill", "Kill"),
+        ].filter(Boolean).join(" ");
     return `<h2>Invocation <code id="invocation-id">${escapeHtml(id)}</code></h2>
       <p>${actions}</p>
       <table id="invocation"><tbody>${fields}</tbody></table>
@@ -251,6 +257,8 @@ function bind(name) {
     ["cancel-invocation", "cancel", "asked to stop (it can run compensations)"],
     ["kill-invocation", "kill", "killed"],
     ["purge-invocation", "purge", "purged (its result is gone)"],
+    ["pause-invocation", "pause", "paused (resume it to run it again)"],
+    ["resume-invocation", "resume", "resumed"],
   ]) {
     const button = document.getElementById(buttonId);
     if (!button) continue;
@@ -264,6 +272,20 @@ function bind(name) {
         setTimeout(route, 500);
       } catch (error) {
         say(`${action} failed: ${error.message}`, true);
+      }
+    };
+  }
+  const restart = document.getElementById("restart-as-new-invocation");
+  if (restart) {
+    restart.onclick = async () => {
+      const id = restart.dataset.id;
+      if (!(await confirmInPage(`Start ${id}'s handler again with the same input, as a new invocation?`))) return;
+      try {
+        const answer = await api("PATCH", `/invocations/${encodeURIComponent(id)}/restart-as-new`);
+        location.hash = `#/invocation/${encodeURIComponent(answer.new_invocation_id)}`;
+        say(`Restarted ${id} as ${answer.new_invocation_id}.`);
+      } catch (error) {
+        say(`Restart as new failed: ${error.message}`, true);
       }
     };
   }
