@@ -3,7 +3,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/restate-cluster/target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: build run test layers unit e2e-local e2e e2e-compose drills e2e-kube bench clippy fmt crds image-base images
+.PHONY: build run test layers unit schemas e2e-local e2e e2e-compose drills e2e-kube bench clippy fmt crds image-base images
 
 ## Installs the build's system packages first when any is missing (scripts/build-deps.sh).
 build:
@@ -18,7 +18,7 @@ run: build
 
 ## Every test: the layering checks, unit tests, in-process multi-node tests, multi-process
 ## clusters on loopback.
-test: build layers unit e2e-local
+test: build layers unit schemas e2e-local
 
 ## The partition state machine depends on no networking crate; no source file imports one
 ## that imports it back (../shared/tools/module-cycles, where the checkout has it beside).
@@ -26,6 +26,11 @@ layers:
 	@if $(CARGO) tree -p restate-partition -e normal --prefix none | grep -E '^(hyper|hyper-util|h2|tonic|axum|tower|reqwest) '; then \
 	  echo "layers: restate-partition must not depend on a networking crate (above)"; exit 1; fi
 	@if [ -x ../shared/tools/module-cycles ]; then ../shared/tools/module-cycles .; else echo "layers: ../shared/tools/module-cycles not found, import loops not checked"; fi
+
+## The operator's objects for the example clusters (config/restatecluster-*.yaml) against
+## Kubernetes' OpenAPI schemas of 1.20 and of a current release (kubernetes-validate, PyPI).
+schemas: build
+	scripts/k8s-validate/run.sh $(CARGO_TARGET_DIR)/debug/objectsgen
 
 unit:
 	$(CARGO) test --workspace --exclude restate-e2e

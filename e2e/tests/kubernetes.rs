@@ -55,6 +55,43 @@ fn post(ip: &str, port: u16, path: &str, body: &str) -> Option<(u16, String)> {
     curl_json(&format!("http://{ip}:{port}{path}"), body, &[], Duration::from_secs(30))
 }
 
+/// `kubectl patch restatecluster demo --type merge -p <patch>`.
+fn merge_patch(testbed: &Testbed, patch: &str) {
+    testbed.kubectl_ok(&["patch", "restatecluster", "demo", "-n", NS, "--type", "merge", "-p", patch]);
+}
+
+/// How many Events on the cluster have `reason` (the recorder folds repeats into a count).
+fn events_with_reason(testbed: &Testbed, reason: &str) -> u64 {
+    events_in(testbed, NS, reason)
+}
+
+/// Waits (bounded) until at least `count` Events on RestateClusters of `namespace` have
+/// `reason`: the operator publishes them right after the status that tells of them.
+fn wait_for_events(testbed: &Testbed, namespace: &str, reason: &str, count: u64) {
+    wait_for(
+        &format!("{count} {reason} Event(s) in {namespace}"),
+        Duration::from_secs(30),
+        || (events_in(testbed, namespace, reason) >= count).then_some(()),
+        || describe(testbed),
+    );
+}
+
+/// How many Events on RestateClusters of `namespace` have `reason`.
+fn events_in(testbed: &Testbed, namespace: &str, reason: &str) -> u64 {
+    let Some(events) = testbed.get_json(&["events", "-n", namespace]) else { return 0 };
+    events["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|e| e["reason"] == reason && e["involvedObject"]["kind"] == "RestateCluster")
+                // Repeats of a reason are folded into one Event whose series counts them.
+                .map(|e| e["series"]["count"].as_u64().or(e["count"].as_u64()).unwrap_or(1).max(1))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn describe(testbed: &Testbed) -> String {
     let rsc = testbed.kubectl(&["get", "restateclusters", "-A", "-o", "wide"], None);
     let pods = testbed.kubectl(&["get", "pods", "-A", "-o", "wide"], None);
@@ -129,7 +166,11 @@ fn operator_runs_a_cluster_on_kubernetes() {
     eprintln!("{table}");
     let row = table.lines().find(|l| l.starts_with("demo")).expect("demo in kubectl get restateclusters");
     let columns: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&columns[1..5], &["3", "3", "true", "2"], "NAME NODES READY PROVISIONED REPLICATION: {row}");
+    assert_eq!(
+        &columns[1..6],
+        &["Running", "3", "3", "true", "2"],
+        "NAME PHASE NODES READY PROVISIONED REPLICATION: {row}"
+    );
 
     // The example services, registered once; the seed's curl through a pod's ingress.
     let services = format!("restate-e2e-services-{}", std::process::id());
@@ -168,23 +209,15 @@ fn operator_runs_a_cluster_on_kubernetes() {
     }
 
     // Grow to 5: two pods join, 5 metadata members, replication as the spec asks.
-    testbed.kubectl_ok(&[
-        "patch",
-        "restatecluster",
-        "demo",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":5,"replication":3}}"#,
-    ]);
+    merge_patch(&testbed, r#"{"spec":{"replicas":5,"replication":3}}"#);
+    let mut phases = std::collections::BTreeSet::new();
     let grown = wait_for(
         "5 nodes ready, 5 metadata members, replication 3",
         Duration::from_secs(300),
         || {
             let c = cluster(&testbed);
             let s = &c["status"];
+            phases.insert(s["phase"].as_str().unwrap_or_default().to_owned());
             let members = s["metadataMembers"].as_array().map_or(0, Vec::len);
             (s["readyNodes"] == 5
                 && members == 5
@@ -195,6 +228,10 @@ fn operator_runs_a_cluster_on_kubernetes() {
         || describe(&testbed),
     );
     assert_eq!(condition(&grown, "ReplicationPending").as_deref(), Some("False"), "{:#}", grown["status"]);
+    // A scale-out is no failure: Scaling (with Normal Events) until done, never Degraded.
+    assert!(phases.contains("Scaling") && !phases.contains("Degraded"), "phases seen: {phases:?}");
+    wait_for_events(&testbed, NS, "ScalingStarted", 1);
+    assert_eq!(events_with_reason(&testbed, "Degraded"), 0, "no Degraded Event for a scale-out");
     for i in 0..8 {
         let ip = pod_ip(&testbed, &format!("demo-{}", 3 + i % 2)).unwrap();
         let added = wait_for(
@@ -245,17 +282,7 @@ fn operator_runs_a_cluster_on_kubernetes() {
 
     // Back to 3 with replication 2: demo-3 and demo-4 are drained first, then the
     // StatefulSet shrinks, the nodes are removed and their volume claims deleted.
-    testbed.kubectl_ok(&[
-        "patch",
-        "restatecluster",
-        "demo",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":3,"replication":2}}"#,
-    ]);
+    merge_patch(&testbed, r#"{"spec":{"replicas":3,"replication":2}}"#);
     wait_for(
         "the scale-in to 3: drained, shrunk, nodes removed, claims of demo-3/4 deleted",
         Duration::from_secs(300),
@@ -316,17 +343,7 @@ fn operator_runs_a_cluster_on_kubernetes() {
     assert_eq!(listed["nodes"].as_array().map_or(0, Vec::len), 3, "the drained nodes were removed: {listed:#}");
 
     // Below what replication 2 needs (3 nodes): refused, the StatefulSet keeps its size.
-    testbed.kubectl_ok(&[
-        "patch",
-        "restatecluster",
-        "demo",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":2}}"#,
-    ]);
+    merge_patch(&testbed, r#"{"spec":{"replicas":2}}"#);
     let refused = wait_for(
         "the scale-in to 2 to be refused",
         Duration::from_secs(60),
@@ -340,6 +357,33 @@ fn operator_runs_a_cluster_on_kubernetes() {
     assert!(refused["message"].as_str().unwrap_or_default().contains("needs 3"), "{refused:#}");
     let sts = testbed.get_json(&["statefulset", "demo", "-n", NS]).unwrap();
     assert_eq!(sts["spec"]["replicas"], 3, "a refused scale-in keeps the StatefulSet");
+    merge_patch(&testbed, r#"{"spec":{"replicas":3}}"#);
+
+    // A spec.config that is not TOML, or that the node would refuse: ConfigInvalid naming
+    // the problem, a Warning Event, and nothing rolled out.
+    let template_generation =
+        || testbed.get_json(&["statefulset", "demo", "-n", NS]).unwrap()["metadata"]["generation"].clone();
+    let before = template_generation();
+    for (config, says) in [("roles = [", "TOML"), ("rocksdb-total-memory-size = \"lots\"", "rocksdb-total-memory-size")]
+    {
+        let patch = serde_json::json!({ "spec": { "config": config } }).to_string();
+        merge_patch(&testbed, &patch);
+        let generation = cluster(&testbed)["metadata"]["generation"].clone();
+        let message = wait_for(
+            "ConfigInvalid for the new generation",
+            Duration::from_secs(60),
+            || {
+                let c = cluster(&testbed);
+                (c["status"]["observedGeneration"] == generation
+                    && condition(&c, "ConfigInvalid").as_deref() == Some("True"))
+                .then(|| condition_field(&c, "ConfigInvalid", "message").unwrap_or_default())
+            },
+            || describe(&testbed),
+        );
+        assert!(message.contains(says), "{config}: {message}");
+        assert_eq!(template_generation(), before, "{config}: nothing rolled out");
+    }
+    wait_for_events(&testbed, NS, "ConfigInvalid", 2); // a Warning Event per bad generation
     testbed.kubectl_ok(&[
         "patch",
         "restatecluster",
@@ -347,10 +391,166 @@ fn operator_runs_a_cluster_on_kubernetes() {
         "-n",
         NS,
         "--type",
-        "merge",
+        "json",
         "-p",
-        r#"{"spec":{"replicas":3}}"#,
+        r#"[{"op":"remove","path":"/spec/config"}]"#,
     ]);
+    wait_for(
+        "ConfigInvalid to clear",
+        Duration::from_secs(60),
+        || (condition(&cluster(&testbed), "ConfigInvalid").as_deref() == Some("False")).then_some(()),
+        || describe(&testbed),
+    );
+    // A valid config change rolls the pods one at a time: Upgrading, never Degraded.
+    let patch = serde_json::json!({ "spec": { "config": "[worker]\nidempotency-retention = \"12h\"\n" } }).to_string();
+    merge_patch(&testbed, &patch);
+    let mut phases = std::collections::BTreeSet::new();
+    wait_for(
+        "the config change to roll through the pods and the cluster to be Ready",
+        Duration::from_secs(300),
+        || {
+            let c = cluster(&testbed);
+            phases.insert(c["status"]["phase"].as_str().unwrap_or_default().to_owned());
+            let sts = testbed.get_json(&["statefulset", "demo", "-n", NS])?;
+            let rolled = sts["status"]["currentRevision"] == sts["status"]["updateRevision"]
+                && sts["status"]["updatedReplicas"] == 3;
+            (rolled
+                && template_generation() != before
+                && c["status"]["phase"] == "Running"
+                && condition(&c, "Ready").as_deref() == Some("True"))
+            .then_some(())
+        },
+        || describe(&testbed),
+    );
+    assert!(phases.contains("Upgrading") && !phases.contains("Degraded"), "phases seen: {phases:?}");
+    wait_for_events(&testbed, NS, "UpgradeStarted", 1);
+
+    // A new image tag under load: pods restart one at a time, highest first, each after its
+    // leaderships moved; no acknowledged idempotent add is lost, none fails after retries.
+    let tagged = Command::new("docker").args(["tag", "restate-cluster:dev", "restate-cluster:dev2"]).status();
+    assert!(tagged.is_ok_and(|s| s.success()), "docker tag restate-cluster:dev2");
+    let uid = |pod: &str| testbed.get_json(&["pod", pod, "-n", NS]).map(|p| p["metadata"]["uid"].clone());
+    let uids_before: Vec<_> = (0..3).map(|i| uid(&format!("demo-{i}"))).collect();
+    let steps_before = events_with_reason(&testbed, "UpgradeStep");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let (kubectl, kubeconfig) = (testbed.kubectl.clone(), testbed.kubeconfig.clone());
+        // Pods get a new address when they restart: ask for it on every attempt.
+        let ip_of = move |i: usize| {
+            let out = Command::new(&kubectl)
+                .env("KUBECONFIG", &kubeconfig)
+                .args(["get", "pod", &format!("demo-{i}"), "-n", NS, "-o", "jsonpath={.status.podIP}"])
+                .output()
+                .ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|ip| !ip.is_empty())
+        };
+        std::thread::spawn(move || {
+            let (mut acknowledged, mut failed) = (0u64, Vec::new());
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let key = format!("upgrade-add-{n}");
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                let mut attempt = n;
+                loop {
+                    let answer = ip_of(attempt % 3).and_then(|ip| {
+                        let url = format!("http://{ip}:8080/Counter/upgrade/add");
+                        curl_json(&url, "1", &[("idempotency-key", key.as_str())], Duration::from_secs(10))
+                    });
+                    if answer.as_ref().is_some_and(|(status, _)| *status == 200) {
+                        acknowledged += 1;
+                        break;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        failed.push(format!("{key}: {answer:?}"));
+                        break;
+                    }
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                n += 1;
+            }
+            (acknowledged, failed)
+        })
+    };
+    merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:dev2"}}"#);
+    let mut restart_order: Vec<usize> = Vec::new();
+    let mut phases = std::collections::BTreeSet::new();
+    let upgraded = wait_for(
+        "every pod on restate-cluster:dev2, one at a time, and the cluster Ready",
+        Duration::from_secs(600),
+        || {
+            let c = cluster(&testbed);
+            phases.insert(c["status"]["phase"].as_str().unwrap_or_default().to_owned());
+            for (i, before) in uids_before.iter().enumerate() {
+                if !restart_order.contains(&i) && uid(&format!("demo-{i}")).is_some_and(|now| Some(now) != *before) {
+                    restart_order.push(i);
+                }
+            }
+            let s = &c["status"];
+            (restart_order.len() == 3
+                && s["currentImage"] == "restate-cluster:dev2"
+                && s["updatedNodes"] == 3
+                && condition(&c, "Ready").as_deref() == Some("True"))
+            .then_some(c)
+        },
+        || describe(&testbed),
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acknowledged, failed) = load.join().unwrap();
+    assert!(failed.is_empty(), "requests failed after their retries: {failed:?}");
+    assert!(acknowledged > 0, "the load ran");
+    assert_eq!(restart_order, [2, 1, 0], "highest ordinal first");
+    assert!(!phases.contains("Degraded"), "phases seen: {phases:?}");
+    wait_for_events(&testbed, NS, "UpgradeStep", steps_before + 3);
+    let ip = pod_ip(&testbed, "demo-0").unwrap();
+    let count = wait_for(
+        "the counter's value",
+        Duration::from_secs(60),
+        || post(&ip, 8080, "/Counter/upgrade/get", "").filter(|(s, _)| *s == 200),
+        || describe(&testbed),
+    );
+    assert_eq!(count.1.trim(), acknowledged.to_string(), "every acknowledged add counted once");
+    assert_eq!(condition(&upgraded, "UpgradeStalled").as_deref(), Some("False"));
+
+    // An image whose pod never becomes ready stops the roll after that one pod.
+    let uids_before: Vec<_> = (0..2).map(|i| uid(&format!("demo-{i}"))).collect();
+    merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:missing"}}"#);
+    let stalled = wait_for(
+        "UpgradeStalled naming demo-2",
+        Duration::from_secs(400),
+        || {
+            let c = cluster(&testbed);
+            (condition(&c, "UpgradeStalled").as_deref() == Some("True"))
+                .then(|| condition_field(&c, "UpgradeStalled", "message").unwrap_or_default())
+        },
+        || describe(&testbed),
+    );
+    assert!(stalled.contains("demo-2"), "{stalled}");
+    assert_eq!((0..2).map(|i| uid(&format!("demo-{i}"))).collect::<Vec<_>>(), uids_before, "no other pod restarted");
+    wait_for_events(&testbed, NS, "UpgradeStalled", 1);
+    merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:dev2"}}"#);
+    wait_for(
+        "the fixed image to bring demo-2 back and the cluster Ready",
+        Duration::from_secs(300),
+        || {
+            let c = cluster(&testbed);
+            (condition(&c, "Ready").as_deref() == Some("True")
+                && condition(&c, "UpgradeStalled").as_deref() == Some("False"))
+            .then_some(())
+        },
+        || describe(&testbed),
+    );
+
+    // A node count no cluster runs is refused by the schema; Phase is a column.
+    let huge = testbed.kubectl(
+        &["patch", "restatecluster", "demo", "-n", NS, "--type", "merge", "-p", r#"{"spec":{"replicas":10000}}"#],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&huge.stderr);
+    assert!(!huge.status.success() && stderr.contains("replicas") && stderr.contains("128"), "{stderr}");
+    let listed = testbed.kubectl_ok(&["get", "rsc", "-n", NS]);
+    assert!(listed.lines().next().unwrap_or_default().contains("PHASE"), "{listed}");
 
     // An unknown field is refused; replication 3 on 3 nodes is accepted as ReplicationPending.
     let generation = cluster(&testbed)["metadata"]["generation"].clone();
@@ -377,6 +577,71 @@ fn operator_runs_a_cluster_on_kubernetes() {
         || format!("{:#}", testbed.get_json(&["restatecluster", "pending", "-n", "pending"]).unwrap_or_default()),
     );
     testbed.kubectl_ok(&["delete", "namespace", "pending", "--wait=false"]);
+
+    // Disks that grow: a one-node cluster on a StorageClass that allows expansion. A larger
+    // size patches the claim and re-creates the StatefulSet around the running pod (not
+    // restarted); a smaller size or another class is refused with a condition.
+    testbed.kubectl_ok(&["create", "namespace", "disks"]);
+    let _ = testbed.kubectl(
+        &["apply", "-f", "-"],
+        Some("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: expandable\nprovisioner: restate-testbed/hostpath\nallowVolumeExpansion: true\n"),
+    );
+    let _ = testbed.kubectl(
+        &["apply", "-n", "disks", "-f", "-"],
+        Some("apiVersion: restate.dev/v1\nkind: RestateCluster\nmetadata:\n  name: disks\nspec:\n  replicas: 1\n  image: restate-cluster:dev\n  imagePullPolicy: IfNotPresent\n  partitions: 2\n  storage:\n    size: 1Gi\n    storageClassName: expandable\n"),
+    );
+    let disks = || testbed.get_json(&["restatecluster", "disks", "-n", "disks"]).unwrap_or_default();
+    let pod_uid = || testbed.get_json(&["pod", "disks-0", "-n", "disks"]).map(|p| p["metadata"]["uid"].clone());
+    wait_for(
+        "the one-node cluster on class expandable to be Ready",
+        Duration::from_secs(180),
+        || (condition(&disks(), "Ready").as_deref() == Some("True")).then_some(()),
+        || format!("{:#}", disks()["status"]),
+    );
+    let uid = pod_uid();
+    let patch_disks = |patch: &str| {
+        testbed.kubectl_ok(&["patch", "restatecluster", "disks", "-n", "disks", "--type", "merge", "-p", patch]);
+    };
+    patch_disks(r#"{"spec":{"storage":{"size":"2Gi"}}}"#);
+    wait_for(
+        "the claim and the StatefulSet's template to grow to 2Gi, the pod kept",
+        Duration::from_secs(120),
+        || {
+            let claim = testbed.get_json(&["pvc", "data-disks-0", "-n", "disks"])?;
+            let sts = testbed.get_json(&["statefulset", "disks", "-n", "disks"])?;
+            let template = &sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"];
+            (claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+                && template == "2Gi"
+                && sts["status"]["readyReplicas"] == 1
+                && condition(&disks(), "Ready").as_deref() == Some("True"))
+            .then_some(())
+        },
+        || format!("{:#}", disks()["status"]),
+    );
+    assert_eq!(pod_uid(), uid, "the running pod was adopted, not restarted");
+    wait_for_events(&testbed, "disks", "VolumesGrown", 1);
+    for (patch, field) in [
+        (r#"{"spec":{"storage":{"size":"512Mi"}}}"#, "spec.storage.size"),
+        (r#"{"spec":{"storage":{"size":"2Gi","storageClassName":"other"}}}"#, "spec.storage.storageClassName"),
+    ] {
+        patch_disks(patch);
+        let generation = disks()["metadata"]["generation"].clone();
+        let message = wait_for(
+            "the storage change to be refused",
+            Duration::from_secs(60),
+            || {
+                let c = disks();
+                (c["status"]["observedGeneration"] == generation
+                    && condition(&c, "ConfigInvalid").as_deref() == Some("True"))
+                .then(|| condition_field(&c, "ConfigInvalid", "message").unwrap_or_default())
+            },
+            || format!("{:#}", disks()["status"]),
+        );
+        assert!(message.contains(field), "{patch}: {message}");
+        let sts = testbed.get_json(&["statefulset", "disks", "-n", "disks"]).unwrap();
+        assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "2Gi");
+    }
+    testbed.kubectl_ok(&["delete", "namespace", "disks", "--wait=false"]);
 
     // Deleting the cluster keeps its volume claims (the spec does not ask otherwise).
     testbed.kubectl_ok(&["delete", "restatecluster", "demo", "-n", NS, "--wait=false"]);

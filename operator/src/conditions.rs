@@ -21,16 +21,26 @@ pub enum ConditionType {
     ReplicationPending,
     /// `spec.config` or `spec.env` set keys the operator owns; the operator's values are used.
     ConfigOverridden,
+    /// `spec.config` / `spec.env` is not a configuration the node accepts: nothing of this
+    /// generation is rolled out until it is fixed.
+    ConfigInvalid,
+    /// A change of the pod template (image, configuration) is rolling through the pods.
+    Upgrading,
+    /// A pod restarted by the roll did not become ready in time: the roll stops there.
+    UpgradeStalled,
 }
 
 impl ConditionType {
-    pub const ALL: [ConditionType; 6] = [
+    pub const ALL: [ConditionType; 9] = [
         ConditionType::Ready,
         ConditionType::Provisioned,
         ConditionType::Scaling,
         ConditionType::Degraded,
         ConditionType::ReplicationPending,
         ConditionType::ConfigOverridden,
+        ConditionType::ConfigInvalid,
+        ConditionType::Upgrading,
+        ConditionType::UpgradeStalled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +51,9 @@ impl ConditionType {
             ConditionType::Degraded => "Degraded",
             ConditionType::ReplicationPending => "ReplicationPending",
             ConditionType::ConfigOverridden => "ConfigOverridden",
+            ConditionType::ConfigInvalid => "ConfigInvalid",
+            ConditionType::Upgrading => "Upgrading",
+            ConditionType::UpgradeStalled => "UpgradeStalled",
         }
     }
 }

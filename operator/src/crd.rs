@@ -10,7 +10,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvVar, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+    Volume, VolumeMount,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
@@ -41,6 +44,7 @@ pub const VERSION: &str = "v1";
     derive = "PartialEq",
     annotation("helm.sh/resource-policy", "keep"),
     doc = "A Restate cluster run by restate-operator: nodes in a StatefulSet, provisioned once, scaled with drains, snapshotted on a schedule.",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Pending, Provisioning, Running, Scaling, Upgrading or Degraded"}"#,
     printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".spec.replicas","description":"Nodes asked for in spec.replicas"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyNodes","description":"Nodes whose pods are ready"}"#,
     printcolumn = r#"{"name":"Provisioned","type":"boolean","jsonPath":".status.provisioned","description":"Whether the cluster's initial metadata has been written"}"#,
@@ -53,9 +57,9 @@ pub struct RestateClusterSpec {
     /// Number of Restate nodes (pods). Every node runs all roles. Scaling out adds nodes that
     /// join the metadata store and the logs; scaling in drains the highest-numbered nodes
     /// (partition leaders and log replicas move away, the node leaves the metadata store)
-    /// before their pods and volumes are removed.
+    /// before their pods and volumes are removed. At most 128.
     #[serde(default = "default_replicas")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 128))]
     pub replicas: i32,
 
     /// Container image holding the `restate-server` binary (its entrypoint) and `restatectl`.
@@ -135,6 +139,55 @@ pub struct RestateClusterSpec {
     /// Who may reach the nodes (a NetworkPolicy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSpec>,
+
+    /// How the Restate pods spread over topology domains. Unset: over zones
+    /// (`topology.kubernetes.io/zone`, maxSkew 1, ScheduleAnyway), so that one zone's loss
+    /// takes as few nodes as the nodes allow; an empty list: no constraint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+
+    /// PriorityClass of the Restate pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// Annotations of the pods' ServiceAccount, e.g. a cloud identity
+    /// (`eks.amazonaws.com/role-arn`, `iam.gke.io/gcp-service-account`) for S3 snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_annotations: Option<BTreeMap<String, String>>,
+
+    /// How long a stopping node may take to hand over its leaderships and flush before the
+    /// kubelet kills it, in seconds (default 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub termination_grace_period_seconds: Option<i64>,
+
+    /// Extra volumes of the Restate pods (Kubernetes Volume objects, checked by the API
+    /// server). `data`, `config`, `tmp` and `cluster-secret` are the operator's names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kubernetes_objects_schema")]
+    pub volumes: Option<Vec<Volume>>,
+
+    /// Extra volume mounts of the Restate container (of `volumes`, or of a sidecar's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kubernetes_objects_schema")]
+    pub volume_mounts: Option<Vec<VolumeMount>>,
+
+    /// Containers run beside the Restate container in every pod (Kubernetes Container
+    /// objects, checked by the API server), e.g. a log shipper. `restate` is the operator's
+    /// container name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kubernetes_objects_schema")]
+    pub sidecars: Option<Vec<Container>>,
+}
+
+/// A list of Kubernetes objects kept as they are written (the API server checks them when
+/// the StatefulSet is applied): their full schemas would make the CRD too large for
+/// `kubectl apply`'s last-applied annotation.
+fn kubernetes_objects_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
+    })
 }
 
 fn default_replicas() -> i32 {
@@ -174,11 +227,12 @@ impl ImagePullPolicy {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
-    /// Size of each node's volume, e.g. `10Gi`. Fixed once the StatefulSet exists (volume claim
-    /// templates cannot change).
+    /// Size of each node's volume, e.g. `10Gi`. It can grow (every claim is expanded where the
+    /// StorageClass allows volume expansion; running pods are not restarted) but not shrink.
     pub size: Quantity,
 
-    /// StorageClass of the volumes; unset uses the namespace's default class.
+    /// StorageClass of the volumes; unset uses the namespace's default class. Fixed once the
+    /// volumes exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
 
@@ -272,7 +326,7 @@ pub struct RestateClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// One-word summary: Pending, Provisioning, Running, Scaling or Degraded.
+    /// One-word summary: Pending, Provisioning, Running, Scaling, Upgrading or Degraded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "phase_schema")]
     pub phase: Option<ClusterPhase>,
@@ -301,11 +355,37 @@ pub struct RestateClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_snapshot: Option<SnapshotSummary>,
 
-    /// Ready, Provisioned, Scaling, Degraded, ReplicationPending and ConfigOverridden, each
-    /// with status, reason, message and the time it last changed.
+    /// The image the nodes ran when the last roll finished; `spec.image` is the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_image: Option<String>,
+
+    /// Nodes whose pods run the newest pod template (image and configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_nodes: Option<i32>,
+
+    /// The last step of a guarded roll: the StatefulSet partition it set (pods at or above
+    /// it run the new template) and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_step: Option<UpgradeStep>,
+
+    /// Ready, Provisioned, Scaling, Upgrading, UpgradeStalled, Degraded, ReplicationPending,
+    /// ConfigOverridden and ConfigInvalid, each with status, reason, message and the time it
+    /// last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Option<Vec<Condition>>,
+}
+
+/// A step of a guarded roll.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStep {
+    /// The StatefulSet's `rollingUpdate.partition` after the step: pods at or above it run
+    /// the new template.
+    pub partition: i32,
+    /// When the step was taken (a pod that is not ready on the new revision long after it
+    /// stalls the roll).
+    pub time: Time,
 }
 
 /// One-word summary of the cluster's state.
@@ -321,15 +401,18 @@ pub enum ClusterPhase {
     Scaling,
     /// Provisioned, but some nodes are not ready.
     Degraded,
+    /// A new pod template (image, configuration) rolls through the pods.
+    Upgrading,
 }
 
 impl ClusterPhase {
-    pub const ALL: [ClusterPhase; 5] = [
+    pub const ALL: [ClusterPhase; 6] = [
         ClusterPhase::Pending,
         ClusterPhase::Provisioning,
         ClusterPhase::Running,
         ClusterPhase::Scaling,
         ClusterPhase::Degraded,
+        ClusterPhase::Upgrading,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -339,6 +422,7 @@ impl ClusterPhase {
             ClusterPhase::Running => "Running",
             ClusterPhase::Scaling => "Scaling",
             ClusterPhase::Degraded => "Degraded",
+            ClusterPhase::Upgrading => "Upgrading",
         }
     }
 }
@@ -500,6 +584,7 @@ mod tests {
         assert_eq!(
             columns,
             [
+                ("Phase", ".status.phase"),
                 ("Nodes", ".spec.replicas"),
                 ("Ready", ".status.readyNodes"),
                 ("Provisioned", ".status.provisioned"),

@@ -9,6 +9,9 @@ pub enum BuildError {
     /// `spec.config` is not TOML.
     #[error("spec.config is not valid TOML: {0}")]
     InvalidConfig(String),
+    /// A field of the spec the operator cannot build from (a name it uses itself, ...).
+    #[error("{field}: {reason}")]
+    InvalidSpec { field: String, reason: String },
 }
 
 impl BuildError {
@@ -17,6 +20,7 @@ impl BuildError {
         match self {
             BuildError::MissingMetadata(_) => "missing_metadata",
             BuildError::InvalidConfig(_) => "invalid_config",
+            BuildError::InvalidSpec { .. } => "invalid_spec",
         }
     }
 }

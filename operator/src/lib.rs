@@ -21,10 +21,12 @@ pub mod names;
 pub mod objects;
 pub mod reconcile;
 pub mod replication;
+pub mod rolling;
 pub mod runtime;
 pub mod scale_in;
 pub mod snapshot_schedule;
 pub mod status;
+pub mod storage;
 
 pub use config::{OverriddenKey, RenderedConfig};
 pub use crd::{RestateCluster, RestateClusterSpec, RestateClusterStatus};

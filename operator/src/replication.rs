@@ -37,9 +37,10 @@ impl ReplicationPlan {
         ReplicationPlan { requested, nodes, effective: requested.min(max_replication(nodes)) }
     }
 
-    /// Whether the cluster runs below the requested replication for lack of nodes.
+    /// Whether the cluster runs below the requested replication for lack of nodes (also
+    /// while it has fewer nodes than even the effective replication needs).
     pub fn is_pending(&self) -> bool {
-        self.effective < self.requested
+        self.effective < self.requested || self.nodes < nodes_needed(self.effective)
     }
 
     /// Condition reason: `NotEnoughNodes` while pending, else `ReplicationReached`.
@@ -54,7 +55,14 @@ impl ReplicationPlan {
     /// Condition message with the arithmetic.
     pub fn message(&self) -> String {
         let needed = nodes_needed(self.requested);
-        if self.is_pending() {
+        if self.nodes < nodes_needed(self.effective) {
+            let nodes = if self.nodes == 1 { "1 node is".to_owned() } else { format!("{} nodes are", self.nodes) };
+            format!(
+                "waiting for nodes: replication {} needs {} and {nodes} ready",
+                self.effective,
+                plural_nodes(nodes_needed(self.effective))
+            )
+        } else if self.is_pending() {
             format!(
                 "spec.replication is {} but {} at most {}: replication {} needs 2*{}-1 = {needed} nodes; \
                  running at {} until the cluster has {needed} nodes",
@@ -68,6 +76,14 @@ impl ReplicationPlan {
         } else {
             format!("running at the requested replication {} ({} nodes, {needed} needed)", self.requested, self.nodes)
         }
+    }
+}
+
+fn plural_nodes(n: u32) -> String {
+    if n == 1 {
+        "1 node".to_owned()
+    } else {
+        format!("{n} nodes")
     }
 }
 
@@ -133,6 +149,16 @@ mod tests {
         assert!(plan.message().contains("1 node allows at most 1"), "{}", plan.message());
         assert!(!ReplicationPlan::new(1, 1).is_pending());
         assert_eq!(ReplicationPlan::new(0, 3).requested, 1, "0 is treated as 1");
+    }
+
+    #[test]
+    fn no_nodes_yet_is_never_reported_as_running_at_the_replication() {
+        let plan = ReplicationPlan::new(1, 0);
+        assert!(plan.is_pending());
+        assert_eq!(plan.reason(), "NotEnoughNodes");
+        assert_eq!(plan.message(), "waiting for nodes: replication 1 needs 1 node and 0 nodes are ready");
+        let plan = ReplicationPlan::new(2, 2);
+        assert!(plan.message().starts_with("spec.replication is 2 but 2 nodes allow at most 1"), "{}", plan.message());
     }
 
     #[test]

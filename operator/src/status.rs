@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions::{condition, config_overridden, replication_pending, set_condition, ConditionType};
 use crate::config::OverriddenKey;
-use crate::crd::{ClusterPhase, RestateCluster, RestateClusterStatus, SnapshotSummary};
+use crate::crd::{ClusterPhase, RestateCluster, RestateClusterStatus, SnapshotSummary, UpgradeStep};
 use crate::replication::ReplicationPlan;
 
 /// What one reconcile round saw.
@@ -17,6 +17,21 @@ pub struct Observation {
     /// The StatefulSet's current `spec.replicas` (differs from the cluster's
     /// `spec.replicas` while scaling in is held back by a drain).
     pub statefulset_replicas: u32,
+    /// The StatefulSet's `spec.replicas` before this round applied its size (0: none yet):
+    /// a round that resizes it is scaling although it reads the new size back.
+    pub statefulset_replicas_before: u32,
+    /// A new pod template is rolling through the pods (the StatefulSet's update revision
+    /// is not every pod's yet): what the roll has done so far.
+    pub rolling: Option<String>,
+    /// Why `spec.config` / `spec.env` is not a configuration the node accepts (nothing was
+    /// applied this round).
+    pub config_invalid: Option<String>,
+    /// Why a guarded roll stopped (a restarted pod that did not come back), if it did.
+    pub upgrade_stalled: Option<String>,
+    /// Pods on the newest template, as the StatefulSet counts them.
+    pub updated_pods: Option<u32>,
+    /// The roll lowered the StatefulSet's partition to this value this round.
+    pub upgrade_step: Option<u32>,
     /// The fingerprint provisioning returned this round, if it ran.
     pub provisioned_now: Option<String>,
     /// Why provisioning failed this round, if it ran and failed.
@@ -50,14 +65,20 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
     // Nodes added by a scale-out are still joining until they are ready: the cluster stays
     // Scaling (not Degraded) after the StatefulSet has its new size.
     let joining = previous.phase == Some(ClusterPhase::Scaling) && !all_ready;
-    let scaling = provisioned && (observed.statefulset_replicas != wanted || observed.draining.is_some() || joining);
+    let resized = observed.statefulset_replicas_before != 0 && observed.statefulset_replicas_before != wanted;
+    let scaling =
+        provisioned && (observed.statefulset_replicas != wanted || resized || observed.draining.is_some() || joining);
+    let upgrading = provisioned && observed.rolling.is_some() && !scaling;
     let phase = match (provisioned, all_ready) {
         (false, false) => ClusterPhase::Pending,
         (false, true) => ClusterPhase::Provisioning,
         (true, _) if scaling => ClusterPhase::Scaling,
+        (true, _) if upgrading => ClusterPhase::Upgrading,
         (true, true) => ClusterPhase::Running,
         (true, false) => ClusterPhase::Degraded,
     };
+    // Pods restarting in a planned roll, or joining a scale-out, are no failure.
+    let degraded = provisioned && !all_ready && !scaling && !upgrading;
 
     let nodes_for_replication = observed.alive_nodes.unwrap_or(observed.ready_pods).min(wanted);
     let replication = u32::try_from(cluster.spec.replication).unwrap_or(1);
@@ -125,14 +146,50 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
         ),
         condition(
             ConditionType::Degraded,
-            provisioned && !all_ready,
-            if provisioned && !all_ready { "NodesNotReady" } else { "Healthy" },
+            degraded,
+            if degraded {
+                "NodesNotReady"
+            } else if provisioned && !all_ready {
+                "PlannedChange"
+            } else {
+                "Healthy"
+            },
             ready_message,
             generation,
             now.clone(),
         ),
+        condition(
+            ConditionType::Upgrading,
+            upgrading,
+            if upgrading { "RollingPods" } else { "UpToDate" },
+            match &observed.rolling {
+                Some(progress) if upgrading => progress.clone(),
+                _ => "every pod runs the current pod template".to_owned(),
+            },
+            generation,
+            now.clone(),
+        ),
+        condition(
+            ConditionType::UpgradeStalled,
+            observed.upgrade_stalled.is_some(),
+            if observed.upgrade_stalled.is_some() { "PodNotReady" } else { "NotStalled" },
+            observed.upgrade_stalled.clone().unwrap_or_else(|| "no roll is stuck".to_owned()),
+            generation,
+            now.clone(),
+        ),
+        condition(
+            ConditionType::ConfigInvalid,
+            observed.config_invalid.is_some(),
+            if observed.config_invalid.is_some() { "InvalidConfig" } else { "Valid" },
+            match &observed.config_invalid {
+                Some(why) => format!("nothing of generation {} is rolled out: {why}", generation.unwrap_or(0)),
+                None => "spec.config and spec.env make a configuration the node accepts".to_owned(),
+            },
+            generation,
+            now.clone(),
+        ),
         replication_pending(&plan, generation, now.clone()),
-        config_overridden(&observed.overridden, generation, now),
+        config_overridden(&observed.overridden, generation, now.clone()),
     ];
     for update in updates {
         set_condition(&mut conditions, update);
@@ -150,6 +207,19 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
             .map(|r| i32::try_from(r).unwrap_or(i32::MAX))
             .or(previous.log_replication),
         last_snapshot: observed.last_snapshot.clone().or(previous.last_snapshot),
+        // The image rolled through once the StatefulSet shows no roll and every pod ready.
+        current_image: if provisioned && observed.rolling.is_none() && all_ready {
+            Some(cluster.spec.image.clone())
+        } else {
+            previous.current_image.clone()
+        },
+        updated_nodes: observed.updated_pods.map(|n| i32::try_from(n).unwrap_or(i32::MAX)).or(previous.updated_nodes),
+        upgrade_step: match observed.upgrade_step {
+            Some(partition) => {
+                Some(UpgradeStep { partition: i32::try_from(partition).unwrap_or(i32::MAX), time: now.clone() })
+            }
+            None => previous.upgrade_step.clone(),
+        },
         conditions: Some(conditions),
     }
 }
@@ -234,14 +304,22 @@ mod tests {
         cluster.status = Some(next_status(&cluster, &round, at(0)));
         cluster.spec.replicas = 5;
 
-        let status = next_status(&cluster, &observed(3, 3), at(10));
+        // The round resizes the StatefulSet (3 -> 5) and reads the new size back: Scaling,
+        // not Degraded, although 2 of 5 pods are not ready.
+        let mut resized = observed(3, 5);
+        resized.statefulset_replicas_before = 3;
+        let status = next_status(&cluster, &resized, at(10));
         assert_eq!(status.phase, Some(ClusterPhase::Scaling));
-        let scaling = status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Scaling").unwrap().clone();
-        assert_eq!((scaling.status.as_str(), scaling.message.as_str()), ("True", "from 3 to 5 nodes"));
+        assert_eq!(condition_status(&status, ConditionType::Scaling), ("True".into(), "ReplicasChanging".into()));
+        assert_eq!(condition_status(&status, ConditionType::Degraded).0, "False");
+        let events = crate::reconcile::events::transitions(cluster.status.as_ref(), &status);
+        assert_eq!(events.iter().map(|e| (e.warning, e.reason)).collect::<Vec<_>>(), [(false, "ScalingStarted")]);
 
-        // Resized, but the new nodes are not ready yet: still Scaling, not Degraded.
+        // The next round finds it resized; the new nodes are not ready yet: still Scaling.
         cluster.status = Some(status);
-        let status = next_status(&cluster, &observed(3, 5), at(15));
+        let mut joining = observed(3, 5);
+        joining.statefulset_replicas_before = 5;
+        let status = next_status(&cluster, &joining, at(15));
         assert_eq!(status.phase, Some(ClusterPhase::Scaling));
         assert_eq!(condition_status(&status, ConditionType::Scaling).0, "True");
 
@@ -263,6 +341,40 @@ mod tests {
         assert_eq!(status.phase, Some(ClusterPhase::Scaling));
         let scaling = status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Scaling").unwrap();
         assert!(scaling.message.contains("draining demo-4"), "{}", scaling.message);
+    }
+
+    #[test]
+    fn a_planned_roll_is_upgrading_not_degraded_and_a_bad_config_is_reported() {
+        let mut cluster = fixtures::cluster();
+        let mut round = observed(3, 3);
+        round.provisioned_now = Some("fp".into());
+        cluster.status = Some(next_status(&cluster, &round, at(0)));
+
+        let mut rolling = observed(2, 3);
+        rolling.statefulset_replicas_before = 3;
+        rolling.rolling = Some("1 of 3 pods run the new revision".into());
+        let status = next_status(&cluster, &rolling, at(10));
+        assert_eq!(status.phase, Some(ClusterPhase::Upgrading));
+        assert_eq!(condition_status(&status, ConditionType::Upgrading), ("True".into(), "RollingPods".into()));
+        assert_eq!(condition_status(&status, ConditionType::Degraded), ("False".into(), "PlannedChange".into()));
+        assert!(crate::reconcile::events::transitions(cluster.status.as_ref(), &status).iter().all(|e| !e.warning));
+
+        cluster.status = Some(status);
+        let done = next_status(&cluster, &observed(3, 3), at(20));
+        assert_eq!(done.phase, Some(ClusterPhase::Running));
+        assert_eq!(condition_status(&done, ConditionType::Upgrading).0, "False");
+
+        cluster.status = Some(done);
+        cluster.metadata.generation = Some(2);
+        let mut invalid = observed(3, 3);
+        invalid.config_invalid = Some("rocksdb-total-memory-size: expected a size".into());
+        let status = next_status(&cluster, &invalid, at(30));
+        assert_eq!(status.observed_generation, Some(2), "the generation was looked at");
+        assert_eq!(condition_status(&status, ConditionType::ConfigInvalid), ("True".into(), "InvalidConfig".into()));
+        let message = &status.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "ConfigInvalid").unwrap().message;
+        assert!(message.contains("rocksdb-total-memory-size") && message.contains("generation 2"), "{message}");
+        let events = crate::reconcile::events::transitions(cluster.status.as_ref(), &status);
+        assert!(events.iter().any(|e| e.warning && e.reason == "ConfigInvalid"), "{events:?}");
     }
 
     #[test]

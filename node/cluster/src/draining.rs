@@ -140,6 +140,53 @@ async fn progress_of(
     Ok(drain_progress(node, &logs, &plan, voters))
 }
 
+/// A node about to restart and the partitions it still leads.
+#[derive(Debug, Clone)]
+pub struct RestartReport {
+    pub node: PlainNodeId,
+    pub name: String,
+    /// Partitions the scheduling plan still has it lead (the controller moves them).
+    pub led_partitions: Vec<restate_types::PartitionId>,
+}
+
+impl RestartReport {
+    /// Whether restarting it now costs no partition its leader.
+    pub fn is_ready(&self) -> bool {
+        self.led_partitions.is_empty()
+    }
+}
+
+/// Prepares `wanted` for a restart: marks it (its partition leaderships move to other
+/// workers; it keeps its log replicas and metadata vote, and the mark clears when it
+/// registers again) and reports the partitions it still leads. Idempotent: repeat until
+/// ready. Refused for the last worker (no one would lead).
+pub async fn prepare_restart(store: &dyn MetadataStore, wanted: &str) -> Result<RestartReport, DrainError> {
+    let nodes: NodesConfiguration = read(store).await?;
+    let id = resolve_node(&nodes, wanted)?;
+    let name = nodes.nodes.get(&id).map(|n| n.name.clone()).unwrap_or_default();
+    let is_worker = nodes.active_workers().any(|n| n.id == id);
+    if is_worker && nodes.active_workers().filter(|n| n.id != id).count() == 0 {
+        return Err(DrainError::Refused(format!(
+            "{id} ({name}) is the only worker: its partitions would have no leader while it restarts; \
+             restart it without preparing (a short outage) or add a worker"
+        )));
+    }
+    let mut marked = false;
+    typed::read_modify_write::<NodesConfiguration, DrainError, _>(store, |current| {
+        let mut next = current.unwrap_or_default();
+        marked = next.start_restarting(id);
+        Ok(marked.then_some(next))
+    })
+    .await
+    .map_err(store_error)??;
+    if marked {
+        tracing::info!(node = %id, name = %name, "preparing for a restart: partition leaderships move off the node");
+    }
+    let plan: SchedulingPlan = read(store).await?;
+    let led_partitions = plan.partitions.iter().filter(|(_, p)| p.leader == id).map(|(id, _)| *id).collect();
+    Ok(RestartReport { node: id, name, led_partitions })
+}
+
 /// Removes `wanted` from NodesConfiguration once it is drained (or at once with `force`,
 /// for a node gone for good). `None` when no such node is registered: removing twice is
 /// not an error, the node is gone either way.
@@ -202,6 +249,7 @@ mod tests {
                 log_server_state: restate_metadata::objects::LogServerState::Disabled,
                 storage_id: "s".into(),
                 draining: false,
+                restarting: false,
             },
         );
         for wanted in ["N4", "4", "n4", " n4 "] {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use restate_metadata::objects::{ClusterConfiguration, NodeConfig, NodesConfiguration};
+use restate_metadata::objects::{ClusterConfiguration, NodeConfig, NodesConfiguration, SchedulingPlan};
 use restate_metadata::{typed, MetadataStoreError};
 use restate_proto::node_ctl::{self as pb, node_ctl_client::NodeCtlClient};
 use tonic::transport::Endpoint;
@@ -38,6 +38,10 @@ pub(crate) async fn cluster_status(ctx: &NodeCtlContext) -> Result<pb::ClusterSt
     let probes = nodes.nodes.values().map(|node| probe(ctx, node, &me));
     let statuses = futures::future::join_all(probes).await;
     let controller = typed::get::<restate_cluster::ControllerLease>(metadata).await?.map(|(lease, _)| lease);
+    let plan = typed::get::<SchedulingPlan>(metadata).await?.map(|(plan, _)| plan).unwrap_or_default();
+    let alive: Vec<String> = statuses.iter().filter(|s| s.alive).map(|s| s.node_id.clone()).collect();
+    let led = plan.partitions.values().filter(|p| alive.contains(&p.leader.to_string())).count() as u32;
+    let partitions_unled = configuration.num_partitions.saturating_sub(led);
     Ok(pb::ClusterStatus {
         cluster_name: configuration.cluster_name.clone(),
         provisioned: true,
@@ -48,6 +52,7 @@ pub(crate) async fn cluster_status(ctx: &NodeCtlContext) -> Result<pb::ClusterSt
         nodes_config_version: nodes_version.0,
         cluster_controller: controller.as_ref().map(|l| l.holder.to_string()).unwrap_or_default(),
         cluster_controller_term: controller.map_or(0, |l| l.term),
+        partitions_unled,
     })
 }
 
@@ -55,6 +60,8 @@ pub(crate) async fn cluster_status(ctx: &NodeCtlContext) -> Result<pb::ClusterSt
 /// incarnation recorded in metadata (same name, same cluster, at least that generation).
 async fn probe(ctx: &NodeCtlContext, node: &NodeConfig, me: &pb::NodeInfo) -> pb::NodeStatus {
     let info = if node.name == me.name { Ok(me.clone()) } else { fetch_info(&node.address).await };
+    let (version, storage_format_version) =
+        info.as_ref().map_or((String::new(), 0), |i| (i.version.clone(), i.storage_format_version));
     let (alive, detail) = match info {
         Ok(info) if info.name != node.name => (false, format!("{} answers as node '{}'", node.address, info.name)),
         Ok(info) if info.cluster_name != ctx.config.cluster_name => {
@@ -77,6 +84,9 @@ async fn probe(ctx: &NodeCtlContext, node: &NodeConfig, me: &pb::NodeInfo) -> pb
         detail,
         metadata_server_state: node.metadata_server_state.as_str().to_owned(),
         log_server_state: node.log_server_state.as_str().to_owned(),
+        version,
+        storage_format_version,
+        restarting: node.restarting,
     }
 }
 

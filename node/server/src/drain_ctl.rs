@@ -1,5 +1,6 @@
-//! `NodeCtl.DrainNode` and `NodeCtl.RemoveNode` (`restatectl nodes drain|remove`, the
-//! operator before it shrinks a StatefulSet): the wire side of
+//! `NodeCtl.DrainNode`, `RemoveNode` and `PrepareRestart` (`restatectl nodes
+//! drain|remove|prepare-restart`, the operator before it shrinks a StatefulSet or rolls a
+//! pod): the wire side of
 //! [`restate_cluster::draining`], which holds the procedures.
 
 use restate_cluster::draining::{self, DrainError};
@@ -28,6 +29,16 @@ pub(crate) async fn drain(ctx: &NodeCtlContext, wanted: &str) -> Result<pb::Drai
         partitions_led: progress.led_partitions.len() as u32,
         metadata_member: progress.metadata_member,
         summary: progress.summary(),
+    })
+}
+
+pub(crate) async fn prepare_restart(ctx: &NodeCtlContext, wanted: &str) -> Result<pb::PrepareRestartResponse, Status> {
+    let report = draining::prepare_restart(ctx.metadata.as_ref(), wanted).await.map_err(status)?;
+    Ok(pb::PrepareRestartResponse {
+        node_id: report.node.to_string(),
+        name: report.name.clone(),
+        ready: report.is_ready(),
+        partitions_led: report.led_partitions.len() as u32,
     })
 }
 

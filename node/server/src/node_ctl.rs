@@ -313,6 +313,14 @@ impl NodeCtl for NodeCtlService {
         Ok(Response::new(crate::drain_ctl::drain(&self.ctx, &request.into_inner().node).await?))
     }
 
+    async fn prepare_restart(
+        &self,
+        request: Request<pb::PrepareRestartRequest>,
+    ) -> Result<Response<pb::PrepareRestartResponse>, Status> {
+        self.ctx.metrics.request("prepare_restart");
+        Ok(Response::new(crate::drain_ctl::prepare_restart(&self.ctx, &request.into_inner().node).await?))
+    }
+
     async fn remove_node(
         &self,
         request: Request<pb::RemoveNodeRequest>,

@@ -51,6 +51,7 @@ impl NodeCtlContext {
             storage_id: self.storage_id.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_ms: self.state.uptime().as_millis() as u64,
+            storage_format_version: restate_storage::STORAGE_FORMAT_VERSION,
         }
     }
 }

@@ -10,3 +10,9 @@ mod node_storage;
 pub use identity::{IdentityMismatch, NodeIdentity};
 pub use node_storage::{NodeStorage, StorageError, StorageOptions, CF_LOGLET, CF_METADATA, CF_NODE, CF_RAFT};
 pub use rocksdb;
+
+/// The layout of everything a node stores (partition state, log records and their
+/// encodings). Bumped when a binary of the previous version could no longer read what this
+/// one writes; nodes report it (`GetNodeInfo`) so that a roll to an older binary is refused.
+/// 2: partition log records in the binary envelope encoding.
+pub const STORAGE_FORMAT_VERSION: u32 = 2;

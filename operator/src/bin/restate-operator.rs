@@ -122,7 +122,20 @@ async fn main() -> ExitCode {
         }
     };
     let server_minor = match client.apiserver_version().await {
-        Ok(info) => info.minor.trim_end_matches('+').parse().unwrap_or(20),
+        Ok(info) => match restate_operator::objects::parse_server_minor(&info.major, &info.minor) {
+            Some(minor) => minor,
+            // A version that does not parse (a vendor's build): ask which PDB API it serves
+            // rather than guess an old one that may be removed.
+            None => {
+                let serves_policy_v1 = client.list_api_group_resources("policy/v1").await.is_ok();
+                tracing::warn!(major = %info.major, minor = %info.minor, serves_policy_v1, "the API server's version does not parse; chose API versions by discovery");
+                if serves_policy_v1 {
+                    restate_operator::objects::POLICY_V1_SINCE_MINOR
+                } else {
+                    20
+                }
+            }
+        },
         Err(e) => {
             eprintln!("error: the Kubernetes API does not answer: {e}");
             return ExitCode::FAILURE;

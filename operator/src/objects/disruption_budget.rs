@@ -15,7 +15,7 @@ use crate::crd::RestateCluster;
 use crate::error::BuildError;
 
 /// First minor version with policy/v1 PodDisruptionBudget.
-const POLICY_V1_SINCE_MINOR: u32 = 21;
+pub const POLICY_V1_SINCE_MINOR: u32 = 21;
 
 /// The API version of PodDisruptionBudget to use on a server of `server_minor`.
 pub fn pod_disruption_budget_version(server_minor: u32) -> &'static str {

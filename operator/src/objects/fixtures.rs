@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, ResourceRequirements, Toleration, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -42,6 +44,13 @@ pub fn cluster() -> RestateCluster {
             annotations: None,
             labels: None,
             network: None,
+            topology_spread_constraints: None,
+            priority_class_name: None,
+            service_account_annotations: None,
+            termination_grace_period_seconds: None,
+            volumes: None,
+            volume_mounts: None,
+            sidecars: None,
         },
         status: None,
     }
@@ -85,5 +94,30 @@ pub fn full_cluster() -> RestateCluster {
             match_expressions: None,
         }),
     });
+    spec.priority_class_name = Some("restate-critical".into());
+    spec.service_account_annotations =
+        Some(BTreeMap::from([("eks.amazonaws.com/role-arn".into(), "arn:aws:iam::1:role/restate".into())]));
+    spec.termination_grace_period_seconds = Some(180);
+    spec.volumes = Some(vec![Volume {
+        name: "logs".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }]);
+    spec.volume_mounts = Some(vec![VolumeMount {
+        name: "logs".into(),
+        mount_path: "/var/log/restate".into(),
+        ..VolumeMount::default()
+    }]);
+    spec.sidecars = Some(vec![Container {
+        name: "shipper".into(),
+        image: Some("fluent-bit:3".into()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "logs".into(),
+            mount_path: "/logs".into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    }]);
     cluster
 }

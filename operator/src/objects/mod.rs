@@ -33,7 +33,9 @@ use kube::Resource;
 
 pub use cluster_secret::{cluster_secret, new_secret_value, CLUSTER_SECRET_KEY};
 pub use config_map::config_map;
-pub use disruption_budget::{pod_disruption_budget, pod_disruption_budget_resource, pod_disruption_budget_version};
+pub use disruption_budget::{
+    pod_disruption_budget, pod_disruption_budget_resource, pod_disruption_budget_version, POLICY_V1_SINCE_MINOR,
+};
 pub use network_policy::{network_policy, parse_pod_labels};
 pub use service_account::service_account;
 pub use services::{client_service, headless_service};
@@ -106,6 +108,17 @@ pub fn owned_objects(cluster: &RestateCluster, ctx: &BuildContext) -> Result<Own
 /// The cluster's `restate.toml` (see [`crate::config`]).
 pub fn render(cluster: &RestateCluster, ctx: &BuildContext) -> Result<RenderedConfig, BuildError> {
     render_config(&cluster.spec, &cluster_names(cluster, ctx)?)
+}
+
+/// The minor version of a Kubernetes 1.x API server from its `/version` (`minor` "20",
+/// "27+", "30-gke.1"): `None` when it does not parse, so the caller discovers the API
+/// versions instead of guessing an old (maybe removed) one.
+pub fn parse_server_minor(major: &str, minor: &str) -> Option<u32> {
+    let leading = |text: &str| text.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u32>().ok();
+    match leading(major)? {
+        1 => leading(minor),
+        _ => None,
+    }
 }
 
 /// Names and addresses of `cluster`'s objects.
@@ -188,6 +201,10 @@ mod tests {
 
     /// Field names that a 1.20 API server does not know, in any object the builders emit.
     const NEWER_THAN_1_20: &[&str] = &[
+        "minDomains",
+        "nodeAffinityPolicy",
+        "nodeTaintsPolicy",
+        "matchLabelKeys",
         "persistentVolumeClaimRetentionPolicy",
         "minReadySeconds",
         "ordinals",
@@ -224,6 +241,16 @@ mod tests {
             serde_json::Value::Array(items) => items.iter().for_each(|item| keys(item, out)),
             _ => {}
         }
+    }
+
+    #[test]
+    fn server_versions_parse_or_say_they_do_not() {
+        assert_eq!(parse_server_minor("1", "20"), Some(20));
+        assert_eq!(parse_server_minor("1", "27+"), Some(27));
+        assert_eq!(parse_server_minor("1", "30-gke.1100"), Some(30));
+        assert_eq!(parse_server_minor("1", ""), None);
+        assert_eq!(parse_server_minor("2", "0"), None, "not a 1.x server: discover");
+        assert_eq!(parse_server_minor("", "x"), None);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdate
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -34,7 +34,10 @@ pub const CONFIG_CHECKSUM_ANNOTATION: &str = "restate.dev/config-checksum";
 pub const CONTAINER_NAME: &str = "restate";
 /// Time a node gets after SIGTERM to hand its partition leadership and log work to its
 /// peers, flush and exit; the kubelet kills it after that.
-pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 60;
+/// Default of `spec.terminationGracePeriodSeconds`.
+pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 120;
+/// The topology key pods spread over unless `spec.topologySpreadConstraints` says otherwise.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Non-root user and group the node runs as; also the group owning the volume.
 pub const RUN_AS_ID: i64 = 1000;
 
@@ -54,6 +57,7 @@ pub fn statefulset(
 ) -> Result<StatefulSet, BuildError> {
     let names = cluster_names(cluster, ctx)?;
     let spec = &cluster.spec;
+    check_extra_names(cluster)?;
     let pod_labels = merged(spec.labels.as_ref(), names.common_labels());
     let pod_annotations = merged(
         spec.annotations.as_ref(),
@@ -95,7 +99,23 @@ fn pod_spec(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedC
         // Service links would inject variables like RESTATE_PORT for a Service named
         // `restate` into the container's environment.
         enable_service_links: Some(false),
-        termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+        termination_grace_period_seconds: Some(
+            spec.termination_grace_period_seconds.unwrap_or(TERMINATION_GRACE_PERIOD_SECONDS),
+        ),
+        priority_class_name: spec.priority_class_name.clone(),
+        topology_spread_constraints: Some(spec.topology_spread_constraints.clone().unwrap_or_else(|| {
+            vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: ZONE_LABEL.to_owned(),
+                when_unsatisfiable: "ScheduleAnyway".to_owned(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(names.selector_labels()),
+                    match_expressions: None,
+                }),
+                ..TopologySpreadConstraint::default()
+            }]
+        }))
+        .filter(|constraints| !constraints.is_empty()),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS_ID),
@@ -108,34 +128,74 @@ fn pod_spec(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedC
         node_selector: spec.node_selector.clone(),
         tolerations: spec.tolerations.clone(),
         affinity: spec.affinity.clone(),
-        containers: vec![container(cluster, names, rendered)],
-        volumes: Some(vec![
-            Volume {
-                name: CONFIG_VOLUME.to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: names.config_map(),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: TMP_VOLUME.to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            },
-            Volume {
-                name: SECRET_VOLUME.to_owned(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(names.cluster_secret()),
-                    // Readable by the nodes' group (fsGroup) only.
-                    default_mode: Some(0o440),
-                    ..SecretVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-        ]),
+        containers: std::iter::once(container(cluster, names, rendered))
+            .chain(spec.sidecars.iter().flatten().cloned())
+            .collect(),
+        volumes: Some(operator_volumes(names).into_iter().chain(spec.volumes.iter().flatten().cloned()).collect()),
         ..PodSpec::default()
     }
+}
+
+/// The volumes the operator mounts: the config, a scratch `/tmp`, the cluster secret (the
+/// data volume comes from the claim template).
+fn operator_volumes(names: &ClusterNames) -> Vec<Volume> {
+    vec![
+        Volume {
+            name: CONFIG_VOLUME.to_owned(),
+            config_map: Some(ConfigMapVolumeSource { name: names.config_map(), ..ConfigMapVolumeSource::default() }),
+            ..Volume::default()
+        },
+        Volume { name: TMP_VOLUME.to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() },
+        Volume {
+            name: SECRET_VOLUME.to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names.cluster_secret()),
+                // Readable by the nodes' group (fsGroup) only.
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ]
+}
+
+/// Names the operator uses itself, refused in `spec.volumes` and `spec.sidecars`.
+const OPERATOR_VOLUMES: [&str; 4] = [DATA_VOLUME, CONFIG_VOLUME, TMP_VOLUME, SECRET_VOLUME];
+
+/// `spec.volumes` and `spec.sidecars` must not take the operator's names or repeat a name.
+fn check_extra_names(cluster: &RestateCluster) -> Result<(), BuildError> {
+    let spec = &cluster.spec;
+    let mut volumes: Vec<&str> = OPERATOR_VOLUMES.to_vec();
+    for (i, volume) in spec.volumes.iter().flatten().enumerate() {
+        if volumes.contains(&volume.name.as_str()) {
+            return Err(BuildError::InvalidSpec {
+                field: format!("spec.volumes[{i}].name"),
+                reason: format!(
+                    "'{}' is taken ({}); give the volume another name",
+                    volume.name,
+                    if OPERATOR_VOLUMES.contains(&volume.name.as_str()) { "the operator's" } else { "listed twice" }
+                ),
+            });
+        }
+        volumes.push(&volume.name);
+    }
+    let mut containers = vec![CONTAINER_NAME];
+    for (i, sidecar) in spec.sidecars.iter().flatten().enumerate() {
+        if containers.contains(&sidecar.name.as_str()) {
+            return Err(BuildError::InvalidSpec {
+                field: format!("spec.sidecars[{i}].name"),
+                reason: format!("'{}' is taken; give the sidecar another name", sidecar.name),
+            });
+        }
+        if sidecar.image.as_deref().is_none_or(str::is_empty) {
+            return Err(BuildError::InvalidSpec {
+                field: format!("spec.sidecars[{i}].image"),
+                reason: format!("sidecar '{}' has no image", sidecar.name),
+            });
+        }
+        containers.push(&sidecar.name);
+    }
+    Ok(())
 }
 
 fn container(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedConfig) -> Container {
@@ -183,12 +243,17 @@ fn container(cluster: &RestateCluster, names: &ClusterNames, rendered: &Rendered
             capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![
-            mount(DATA_VOLUME, BASE_DIR, false),
-            mount(CONFIG_VOLUME, CONFIG_DIR, true),
-            mount(TMP_VOLUME, "/tmp", false),
-            mount(SECRET_VOLUME, SECRET_DIR, true),
-        ]),
+        volume_mounts: Some(
+            [
+                mount(DATA_VOLUME, BASE_DIR, false),
+                mount(CONFIG_VOLUME, CONFIG_DIR, true),
+                mount(TMP_VOLUME, "/tmp", false),
+                mount(SECRET_VOLUME, SECRET_DIR, true),
+            ]
+            .into_iter()
+            .chain(spec.volume_mounts.iter().flatten().cloned())
+            .collect(),
+        ),
         ..Container::default()
     }
 }
@@ -266,7 +331,7 @@ mod tests {
 
     fn restate_container(set: &StatefulSet) -> &Container {
         let containers = &pod(set).spec.as_ref().unwrap().containers;
-        assert_eq!(containers.len(), 1);
+        assert_eq!(containers[0].name, CONTAINER_NAME);
         &containers[0]
     }
 
@@ -350,7 +415,11 @@ mod tests {
         assert_eq!(pod_spec.enable_service_links, Some(false));
         assert_eq!(pod_spec.automount_service_account_token, Some(false));
         assert_eq!(pod_spec.service_account_name.as_deref(), Some("demo"));
-        assert_eq!(pod_spec.termination_grace_period_seconds, Some(60));
+        assert_eq!(
+            pod_spec.termination_grace_period_seconds,
+            Some(120),
+            "long enough to hand over a node's leaderships"
+        );
         let pod_security = pod_spec.security_context.as_ref().unwrap();
         assert_eq!(pod_security.run_as_non_root, Some(true));
         assert_eq!(pod_security.fs_group, Some(1000));
@@ -456,6 +525,66 @@ mod tests {
 
         let claim = &set.spec.as_ref().unwrap().volume_claim_templates.as_ref().unwrap()[0];
         assert_eq!(claim.spec.as_ref().unwrap().storage_class_name.as_deref(), Some("fast"));
+    }
+
+    #[test]
+    fn pods_spread_over_zones_by_default_and_take_the_scheduling_knobs() {
+        let set = build(&fixtures::cluster());
+        let pod_spec = pod(&set).spec.as_ref().unwrap();
+        assert_eq!(pod_spec.termination_grace_period_seconds, Some(TERMINATION_GRACE_PERIOD_SECONDS));
+        let spread = &pod_spec.topology_spread_constraints.as_ref().unwrap()[0];
+        assert_eq!((spread.topology_key.as_str(), spread.max_skew), (ZONE_LABEL, 1));
+        assert_eq!(spread.when_unsatisfiable, "ScheduleAnyway");
+
+        let mut cluster = fixtures::cluster();
+        cluster.spec.topology_spread_constraints = Some(Vec::new());
+        cluster.spec.priority_class_name = Some("restate-critical".into());
+        cluster.spec.termination_grace_period_seconds = Some(300);
+        cluster.spec.volumes = Some(vec![Volume {
+            name: "logs".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }]);
+        cluster.spec.volume_mounts = Some(vec![VolumeMount {
+            name: "logs".into(),
+            mount_path: "/var/log/restate".into(),
+            ..VolumeMount::default()
+        }]);
+        cluster.spec.sidecars = Some(vec![Container {
+            name: "shipper".into(),
+            image: Some("fluent-bit:3".into()),
+            ..Container::default()
+        }]);
+        let set = build(&cluster);
+        let pod_spec = pod(&set).spec.as_ref().unwrap();
+        assert_eq!(pod_spec.topology_spread_constraints, None, "an empty list: no constraint");
+        assert_eq!(pod_spec.priority_class_name.as_deref(), Some("restate-critical"));
+        assert_eq!(pod_spec.termination_grace_period_seconds, Some(300));
+        let volumes: Vec<&str> = pod_spec.volumes.as_ref().unwrap().iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(volumes, ["config", "tmp", "cluster-secret", "logs"]);
+        let containers: Vec<&str> = pod_spec.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(containers, ["restate", "shipper"]);
+        let mounts = pod_spec.containers[0].volume_mounts.as_ref().unwrap();
+        assert_eq!(mounts.last().unwrap().mount_path, "/var/log/restate");
+    }
+
+    #[test]
+    fn extra_volumes_and_sidecars_may_not_take_the_operators_names() {
+        let ctx = BuildContext::new(20);
+        let refused =
+            |cluster: &RestateCluster| statefulset(cluster, &ctx, &render(cluster, &ctx).unwrap()).unwrap_err();
+        let mut cluster = fixtures::cluster();
+        cluster.spec.volumes = Some(vec![Volume { name: "data".into(), ..Volume::default() }]);
+        assert_eq!(
+            refused(&cluster).to_string(),
+            "spec.volumes[0].name: 'data' is taken (the operator's); give the volume another name"
+        );
+        cluster.spec.volumes = None;
+        cluster.spec.sidecars =
+            Some(vec![Container { name: "restate".into(), image: Some("x".into()), ..Container::default() }]);
+        assert!(refused(&cluster).to_string().starts_with("spec.sidecars[0].name: 'restate' is taken"));
+        cluster.spec.sidecars = Some(vec![Container { name: "shipper".into(), ..Container::default() }]);
+        assert_eq!(refused(&cluster).to_string(), "spec.sidecars[0].image: sidecar 'shipper' has no image");
     }
 
     #[test]

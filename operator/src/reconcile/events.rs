@@ -24,7 +24,8 @@ pub struct ClusterEvent {
     pub warning: bool,
     /// `PascalCase`, what `kubectl describe` shows as Reason.
     pub reason: &'static str,
-    /// What the operator was doing: Provision, Scale, Observe, Replicate, Snapshot, Delete.
+    /// What the operator was doing: Provision, Scale, Upgrade, Configure, Resize, Observe,
+    /// Replicate, Snapshot, Delete.
     pub action: &'static str,
     pub note: String,
 }
@@ -85,6 +86,30 @@ pub fn transitions(old: Option<&RestateClusterStatus>, new: &RestateClusterStatu
         }
     }
 
+    let holds = |s, kind| find(s, kind).is_some_and(|c| c.status == "True");
+    match (holds(old, ConditionType::Upgrading), holds(Some(new), ConditionType::Upgrading)) {
+        (false, true) => {
+            events.push(ClusterEvent::normal("UpgradeStarted", "Upgrade", message(ConditionType::Upgrading)))
+        }
+        (true, false) => {
+            events.push(ClusterEvent::normal("UpgradeFinished", "Upgrade", message(ConditionType::Upgrading)))
+        }
+        _ => {}
+    }
+    let stalled = |s| find(s, ConditionType::UpgradeStalled).is_some_and(|c| c.status == "True");
+    if !stalled(old) && stalled(Some(new)) {
+        events.push(ClusterEvent::warning("UpgradeStalled", "Upgrade", message(ConditionType::UpgradeStalled)));
+    }
+    // Every new invalid generation is news, not only the first.
+    let invalid = |s: Option<&RestateClusterStatus>| {
+        find(s, ConditionType::ConfigInvalid).filter(|c| c.status == "True").map(|c| c.observed_generation)
+    };
+    if let Some(generation) = invalid(Some(new)) {
+        if invalid(old) != Some(generation) {
+            events.push(ClusterEvent::warning("ConfigInvalid", "Configure", message(ConditionType::ConfigInvalid)));
+        }
+    }
+
     let snapshot_time = |s: Option<&RestateClusterStatus>| s?.last_snapshot.as_ref()?.time.clone();
     if let Some(snapshot) = new.last_snapshot.as_ref().filter(|_| snapshot_time(Some(new)) != snapshot_time(old)) {
         let note = snapshot.message.clone().unwrap_or_default();
@@ -105,6 +130,16 @@ pub fn transitions(old: Option<&RestateClusterStatus>, new: &RestateClusterStatu
 /// A scheduled snapshot that failed as a whole (pod 0 unreachable, the call refused).
 pub fn snapshot_call_failed(reason: &str) -> ClusterEvent {
     ClusterEvent::warning("SnapshotFailed", "Snapshot", format!("scheduled snapshot failed, retrying: {reason}"))
+}
+
+/// A guarded roll restarts the next pod.
+pub fn upgrade_step(note: String) -> ClusterEvent {
+    ClusterEvent::normal("UpgradeStep", "Upgrade", note)
+}
+
+/// The claims grew for a larger `spec.storage.size`.
+pub fn volumes_grown(note: String) -> ClusterEvent {
+    ClusterEvent::normal("VolumesGrown", "Resize", note)
 }
 
 /// What deletion did with the volume claims.

@@ -48,6 +48,7 @@ use crate::runtime::metrics::OperatorMetrics;
 use crate::scale_in::{plan_scale, ScalePlan};
 use crate::snapshot_schedule;
 use crate::status::{next_status, Observation};
+use crate::storage::{current_storage, plan_storage, StorageChange};
 use crate::BuildError;
 
 /// What every reconcile round shares.
@@ -84,8 +85,17 @@ pub enum ReconcileError {
 
 impl ReconcileError {
     /// Every [`ReconcileError::kind`].
-    pub const KINDS: [&'static str; 8] =
-        ["missing_metadata", "invalid_config", "apply", "observe", "status", "finalizer", "cleanup", "cluster_secret"];
+    pub const KINDS: [&'static str; 9] = [
+        "missing_metadata",
+        "invalid_config",
+        "invalid_spec",
+        "apply",
+        "observe",
+        "status",
+        "finalizer",
+        "cleanup",
+        "cluster_secret",
+    ];
 
     /// Short stable name of the variant, the `kind` label of the error metric.
     pub fn kind(&self) -> &'static str {
@@ -156,36 +166,70 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
         |source| ReconcileError::Observe { what: format!("{namespace}/{}", names.statefulset()), source };
     let before = statefulsets.get_opt(&names.statefulset()).await.map_err(observe_error)?;
     let current = before.as_ref().and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map_or(0, |r| r.max(0) as u32);
+    // A configuration the node would refuse is reported, and nothing of it rolled out.
+    let objects = match owned_objects(cluster, &ctx.build) {
+        Ok(objects) => crate::config::validate_config(&objects.rendered, &names).map(|()| objects),
+        Err(e @ (BuildError::InvalidConfig(_) | BuildError::InvalidSpec { .. })) => Err(e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut objects = match objects {
+        Ok(objects) => objects,
+        Err(why) => return config_invalid_round(cluster, ctx, before.as_ref(), why).await,
+    };
+    if before.as_ref().is_some_and(|s| s.metadata.deletion_timestamp.is_some()) {
+        // Re-created for a larger volume: the old one is on its way out (pods orphaned).
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    match plan_storage(before.as_ref().and_then(current_storage), &cluster.spec.storage) {
+        StorageChange::None => {}
+        StorageChange::Refused { field, reason } => {
+            return config_invalid_round(cluster, ctx, before.as_ref(), format!("{field}: {reason}")).await;
+        }
+        StorageChange::Grow { from, to } => {
+            return match grow_volumes(cluster, ctx, &names, current, &from, &to).await? {
+                None => Ok(Action::requeue(Duration::from_secs(2))),
+                Some(refused) => config_invalid_round(cluster, ctx, before.as_ref(), refused).await,
+            };
+        }
+    }
     let node0 = provision::NodeEndpoint {
         address: names.node_address(0),
         secret: cluster_secret::ensure(&ctx.client, cluster, &ctx.build, &names).await?,
     };
     let scale = plan_scale_round(cluster, &names, &node0, current, wanted, provisioned).await;
+    let roll = guarded_roll(cluster, ctx, &names, &node0, before.as_ref(), &mut objects.statefulset, provisioned).await;
 
-    let mut objects = owned_objects(cluster, &ctx.build)?;
     if let Some(spec) = objects.statefulset.spec.as_mut() {
         spec.replicas = Some(i32::try_from(scale.statefulset_replicas).unwrap_or(i32::MAX));
     }
-    apply::apply_owned(&ctx.client, &namespace, &objects, ctx.build.server_minor)
-        .await
-        .map_err(|(what, source)| ReconcileError::Apply { what, source })?;
+    match apply::apply_owned(&ctx.client, &namespace, &objects, ctx.build.server_minor).await {
+        Ok(()) => {}
+        // The API server's own validation of what the spec passes through (sidecars,
+        // volumes, scheduling knobs): the user's to fix, reported like a bad config.
+        Err((what, kube::Error::Api(refusal))) if refusal.code == 422 => {
+            let why = format!("the API server refused {what}: {}", refusal.message);
+            return config_invalid_round(cluster, ctx, before.as_ref(), why).await;
+        }
+        Err((what, source)) => return Err(ReconcileError::Apply { what, source }),
+    }
 
     let statefulset = statefulsets.get_opt(&names.statefulset()).await.map_err(observe_error)?;
     let mut observation = Observation {
-        ready_pods: statefulset
+        statefulset_replicas_before: current,
+        rolling: statefulset.as_ref().and_then(roll_progress).map(|progress| match &roll.waiting {
+            Some(waiting) => format!("{progress}; waiting for {waiting}"),
+            None => progress,
+        }),
+        upgrade_stalled: roll.stalled.clone(),
+        upgrade_step: roll.step,
+        updated_pods: statefulset
             .as_ref()
             .and_then(|s| s.status.as_ref())
-            .and_then(|s| s.ready_replicas)
-            .map_or(0, |r| u32::try_from(r).unwrap_or(0)),
-        statefulset_replicas: statefulset
-            .as_ref()
-            .and_then(|s| s.spec.as_ref())
-            .and_then(|s| s.replicas)
-            .map_or(0, |r| u32::try_from(r).unwrap_or(0)),
+            .map(|s| u32::try_from(s.updated_replicas.unwrap_or(0)).unwrap_or(0)),
         overridden: objects.rendered.overridden.clone(),
         draining: scale.draining.clone(),
         scale_in_refused: scale.refused.clone(),
-        ..Observation::default()
+        ..observe_statefulset(statefulset.as_ref())
     };
     if provisioned && scale.statefulset_replicas == wanted {
         let pods = statefulset.as_ref().and_then(|s| s.status.as_ref()).map_or(0, |s| s.replicas.max(0) as u32);
@@ -236,8 +280,192 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
         }
     }
 
-    let status = next_status(cluster, &observation, now.clone());
-    let phase = status.phase;
+    let status = write_status(cluster, ctx, &observation, now.clone()).await?;
+    let mut after = requeue_after(status.phase);
+    let mut scheduled = cluster.clone();
+    scheduled.status = Some(status);
+    if let Some(due) = snapshot_schedule::until_due(&scheduled, &now) {
+        after = after.min(due.max(Duration::from_secs(1)));
+    }
+    Ok(Action::requeue(after))
+}
+
+/// What [`guarded_roll`] decided.
+#[derive(Debug, Default)]
+struct RollRound {
+    /// What the roll waits for, if it waits.
+    waiting: Option<String>,
+    /// Why it stopped, if a restarted pod did not come back.
+    stalled: Option<String>,
+    /// The partition it lowered to this round (a pod restarts).
+    step: Option<u32>,
+}
+
+/// Pod template hash on the StatefulSet: a different one means a new template to roll.
+const TEMPLATE_HASH_ANNOTATION: &str = "restate.dev/pod-template-hash";
+
+/// Sets the StatefulSet's `rollingUpdate.partition` for this round (see
+/// [`crate::rolling`]): a new template holds at the pod count, then each step asks the next
+/// pod's node to hand its leaderships away and lowers the partition by one once it has.
+async fn guarded_roll(
+    cluster: &RestateCluster,
+    ctx: &Context,
+    names: &ClusterNames,
+    node0: &provision::NodeEndpoint,
+    before: Option<&StatefulSet>,
+    statefulset: &mut StatefulSet,
+    provisioned: bool,
+) -> RollRound {
+    use crate::rolling::{plan_roll, RollObservation, RollPlan};
+    use k8s_openapi::api::apps::v1::RollingUpdateStatefulSetStrategy;
+    let hash = statefulset
+        .spec
+        .as_ref()
+        .map(|s| {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(serde_json::to_vec(&s.template).unwrap_or_default()))
+        })
+        .unwrap_or_default();
+    statefulset.metadata.annotations.get_or_insert_default().insert(TEMPLATE_HASH_ANNOTATION.to_owned(), hash.clone());
+    let count = |n: Option<i32>| n.map_or(0, |n| u32::try_from(n).unwrap_or(0));
+    let spec = before.and_then(|s| s.spec.as_ref());
+    let status = before.and_then(|s| s.status.as_ref());
+    let partition = count(
+        spec.and_then(|s| s.update_strategy.as_ref()).and_then(|u| u.rolling_update.as_ref()).and_then(|r| r.partition),
+    );
+    let step = cluster.status.as_ref().and_then(|s| s.upgrade_step.as_ref());
+    let mut observation = RollObservation {
+        template_changed: before.is_some_and(|s| {
+            s.metadata.annotations.as_ref().and_then(|a| a.get(TEMPLATE_HASH_ANNOTATION)) != Some(&hash)
+        }),
+        provisioned,
+        replicas: count(spec.and_then(|s| s.replicas)),
+        partition,
+        updated: count(status.and_then(|s| s.updated_replicas)),
+        ready: count(status.and_then(|s| s.ready_replicas)),
+        status_current: status.and_then(|s| s.observed_generation) >= before.and_then(|s| s.metadata.generation),
+        one_revision: status.is_some_and(|s| s.current_revision.is_some() && s.current_revision == s.update_revision),
+        cluster: None,
+        step_age: step
+            .filter(|step| u32::try_from(step.partition).ok() == Some(partition))
+            .and_then(|step| (Utc::now() - step.time.0).to_std().ok()),
+    };
+    let healthy = RollObservation { cluster: Some((observation.replicas, 0)), ..observation.clone() };
+    if matches!(plan_roll(&healthy, |i| names.pod(i)), RollPlan::Next { .. }) {
+        // Only a step needs the cluster's view (every node alive, every partition led).
+        observation.cluster =
+            provision::cluster_view(node0).await.ok().map(|view| (view.alive_nodes, view.partitions_unled));
+    }
+    let plan = plan_roll(&observation, |i| names.pod(i));
+    let mut round = RollRound::default();
+    let partition = match plan {
+        RollPlan::Idle => 0,
+        RollPlan::Hold { partition, waiting, stalled } => {
+            round.waiting = Some(waiting);
+            round.stalled = stalled;
+            partition
+        }
+        RollPlan::Next { partition, ordinal } => {
+            let pod = names.pod(ordinal);
+            match provision::prepare_restart(node0, &pod).await {
+                Ok(0) => {
+                    let note = format!(
+                        "restarting {pod} on pod template {} (image {}): its partition leaderships moved to other nodes",
+                        &hash[..hash.len().min(12)],
+                        cluster.spec.image
+                    );
+                    tracing::info!(cluster = %cluster.name_any(), "{note}");
+                    events::publish(&ctx.recorder, cluster, &[events::upgrade_step(note)]).await;
+                    round.step = Some(ordinal);
+                    ordinal
+                }
+                Ok(led) => {
+                    round.waiting = Some(format!("{pod}'s {led} partition leadership(s) to move"));
+                    partition
+                }
+                Err(reason) => {
+                    round.waiting = Some(format!("{pod} to be prepared for its restart: {reason}"));
+                    partition
+                }
+            }
+        }
+    };
+    if let Some(spec) = statefulset.spec.as_mut() {
+        let strategy = spec.update_strategy.get_or_insert_default();
+        strategy.rolling_update = Some(RollingUpdateStatefulSetStrategy {
+            partition: Some(i32::try_from(partition).unwrap_or(i32::MAX)),
+            ..RollingUpdateStatefulSetStrategy::default()
+        });
+    }
+    round
+}
+
+/// Grows the data claims of pods `0..pods` from `from` to `to`, then deletes the
+/// StatefulSet with its pods orphaned, so that the next round creates it with the new claim
+/// template and adopts the running pods (none restarts). `Some(why)` when the API server
+/// refuses a claim's growth (its StorageClass does not allow expansion): nothing is deleted.
+async fn grow_volumes(
+    cluster: &RestateCluster,
+    ctx: &Context,
+    names: &ClusterNames,
+    pods: u32,
+    from: &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+    to: &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+) -> Result<Option<String>, ReconcileError> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let patch = serde_json::json!({ "spec": { "resources": { "requests": { "storage": to } } } });
+    let mut grown = Vec::new();
+    for ordinal in 0..pods {
+        let claim = names.volume_claim(ordinal);
+        match claims.patch(&claim, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => grown.push(claim),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
+                return Ok(Some(format!(
+                    "spec.storage.size: growing claim {claim} from {} to {} was refused: {} (the StorageClass must                      allow volume expansion; otherwise set the size back to {})",
+                    from.0, to.0, e.message, from.0
+                )));
+            }
+            Err(source) => {
+                return Err(ReconcileError::Apply { what: format!("PersistentVolumeClaim {claim}"), source })
+            }
+        }
+    }
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let orphan =
+        DeleteParams { propagation_policy: Some(kube::api::PropagationPolicy::Orphan), ..DeleteParams::default() };
+    match statefulsets.delete(&names.statefulset(), &orphan).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(source) => {
+            return Err(ReconcileError::Apply {
+                what: format!("StatefulSet {} (re-creating it)", names.statefulset()),
+                source,
+            })
+        }
+    }
+    let note = format!(
+        "grew {} from {} to {}; re-creating StatefulSet {} with the new size around its running pods",
+        if grown.is_empty() { "no claim yet".to_owned() } else { grown.join(", ") },
+        from.0,
+        to.0,
+        names.statefulset()
+    );
+    tracing::info!(cluster = %cluster.name_any(), "{note}");
+    events::publish(&ctx.recorder, cluster, &[events::volumes_grown(note)]).await;
+    Ok(None)
+}
+
+/// Computes the status from `observation`, writes it, and publishes the Events of the
+/// change.
+async fn write_status(
+    cluster: &RestateCluster,
+    ctx: &Context,
+    observation: &Observation,
+    now: Time,
+) -> Result<crate::crd::RestateClusterStatus, ReconcileError> {
+    let namespace = cluster.namespace().ok_or(BuildError::MissingMetadata("metadata.namespace"))?;
+    let status = next_status(cluster, observation, now);
     let patch = serde_json::json!({ "apiVersion": "restate.dev/v1", "kind": "RestateCluster", "status": &status });
     let clusters: Api<RestateCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     clusters
@@ -245,13 +473,52 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
         .await
         .map_err(|source| ReconcileError::Status { what: format!("{namespace}/{}", cluster.name_any()), source })?;
     events::publish(&ctx.recorder, cluster, &events::transitions(cluster.status.as_ref(), &status)).await;
-    let mut after = requeue_after(phase);
-    let mut scheduled = cluster.clone();
-    scheduled.status = Some(status);
-    if let Some(due) = snapshot_schedule::until_due(&scheduled, &now) {
-        after = after.min(due.max(Duration::from_secs(1)));
+    Ok(status)
+}
+
+/// A round whose `spec.config` / `spec.env` the node would refuse: nothing is applied;
+/// the status says why (condition `ConfigInvalid`, a Warning Event per generation) and
+/// otherwise what the StatefulSet shows. A spec change starts the next round.
+async fn config_invalid_round(
+    cluster: &RestateCluster,
+    ctx: &Context,
+    statefulset: Option<&StatefulSet>,
+    why: String,
+) -> Result<Action, ReconcileError> {
+    tracing::warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), "not rolling out generation {:?}: {why}", cluster.metadata.generation);
+    let observed = observe_statefulset(statefulset);
+    let observation = Observation {
+        statefulset_replicas_before: observed.statefulset_replicas,
+        rolling: statefulset.and_then(roll_progress),
+        config_invalid: Some(why),
+        ..observed
+    };
+    write_status(cluster, ctx, &observation, Time(Utc::now())).await?;
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Ready pods and size of the StatefulSet as read (none yet: zero).
+fn observe_statefulset(statefulset: Option<&StatefulSet>) -> Observation {
+    let count = |n: Option<i32>| n.map_or(0, |r| u32::try_from(r).unwrap_or(0));
+    Observation {
+        ready_pods: count(statefulset.and_then(|s| s.status.as_ref()).and_then(|s| s.ready_replicas)),
+        statefulset_replicas: count(statefulset.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas)),
+        ..Observation::default()
     }
-    Ok(Action::requeue(after))
+}
+
+/// How far a new pod template has rolled, while it rolls: the StatefulSet controller has
+/// not seen the new template yet, or some pods still run the previous revision.
+pub fn roll_progress(statefulset: &StatefulSet) -> Option<String> {
+    let status = statefulset.status.as_ref()?;
+    if status.observed_generation.unwrap_or(0) < statefulset.metadata.generation.unwrap_or(0) {
+        return Some("the StatefulSet controller is picking up the new pod template".to_owned());
+    }
+    let update = status.update_revision.as_deref()?;
+    if status.current_revision.as_deref() == Some(update) {
+        return None;
+    }
+    Some(format!("{} of {} pods run the new revision {update}", status.updated_replicas.unwrap_or(0), status.replicas))
 }
 
 /// The StatefulSet's size this round (see [`crate::scale_in`]): the spec's, except while
@@ -384,6 +651,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_roll_is_seen_until_every_pod_runs_the_update_revision() {
+        use k8s_openapi::api::apps::v1::StatefulSetStatus;
+        let statefulset = |generation, observed, current: &str, update: &str, updated| StatefulSet {
+            metadata: kube::api::ObjectMeta { generation: Some(generation), ..Default::default() },
+            status: Some(StatefulSetStatus {
+                observed_generation: Some(observed),
+                current_revision: Some(current.to_owned()),
+                update_revision: Some(update.to_owned()),
+                updated_replicas: Some(updated),
+                replicas: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(roll_progress(&statefulset(2, 1, "r1", "r1", 3)).unwrap().contains("picking up"));
+        assert_eq!(roll_progress(&statefulset(2, 2, "r1", "r2", 1)).unwrap(), "1 of 3 pods run the new revision r2");
+        assert_eq!(roll_progress(&statefulset(2, 2, "r2", "r2", 3)), None);
+        assert_eq!(roll_progress(&StatefulSet::default()), None, "no status yet: nothing rolls");
+    }
+
+    #[test]
     fn clusters_on_their_way_are_looked_at_often() {
         assert_eq!(requeue_after(Some(ClusterPhase::Running)), Duration::from_secs(60));
         for phase in [None, Some(ClusterPhase::Pending), Some(ClusterPhase::Provisioning), Some(ClusterPhase::Degraded)]
@@ -405,6 +693,7 @@ mod tests {
         let errors = [
             ReconcileError::Build(BuildError::MissingMetadata("metadata.uid")),
             ReconcileError::Build(BuildError::InvalidConfig("x".into())),
+            ReconcileError::Build(BuildError::InvalidSpec { field: "spec.volumes[0].name".into(), reason: "x".into() }),
             ReconcileError::Apply { what: "ConfigMap a/b".into(), source: api_error() },
             ReconcileError::Observe { what: "a/b".into(), source: api_error() },
             ReconcileError::Status { what: "a/b".into(), source: api_error() },
@@ -415,7 +704,7 @@ mod tests {
         let kinds: Vec<&str> = errors.iter().map(ReconcileError::kind).collect();
         assert_eq!(kinds, ReconcileError::KINDS);
         assert_eq!(
-            errors[5].to_string(),
+            errors[6].to_string(),
             "adding the finalizer restate.dev/cleanup of RestateCluster a/b failed: conflict"
         );
     }

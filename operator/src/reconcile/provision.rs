@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use restate_proto::node_ctl::{
     node_ctl_client::NodeCtlClient, CreateSnapshotsRequest, DrainNodeRequest, GetClusterStatusRequest,
-    PartitionSnapshot, ProvisionRequest, RemoveNodeRequest, SetClusterConfigurationRequest,
+    PartitionSnapshot, PrepareRestartRequest, ProvisionRequest, RemoveNodeRequest, SetClusterConfigurationRequest,
 };
 
 use restate_proto::channel::NodeChannel;
@@ -33,6 +33,8 @@ pub struct ClusterView {
     pub metadata_members: Vec<String>,
     /// Names of every registered node (alive or not).
     pub registered: Vec<String>,
+    /// Partitions without an alive leader.
+    pub partitions_unled: u32,
 }
 
 /// The cluster's view through the node `node`.
@@ -52,6 +54,7 @@ pub async fn cluster_view(node: &NodeEndpoint) -> Result<ClusterView, String> {
         log_replication: status.configuration.map_or(0, |c| c.replication),
         metadata_members,
         registered: status.nodes.iter().map(|n| n.name.clone()).collect(),
+        partitions_unled: status.partitions_unled,
     })
 }
 
@@ -128,6 +131,19 @@ pub async fn drain_node(via: &NodeEndpoint, node: &str) -> DrainAnswer {
         }
         Err(reason) => DrainAnswer { pod: node.to_owned(), drained: false, summary: reason },
     }
+}
+
+/// Asks `node`'s partition leaderships to move away before its pod restarts (as
+/// `restatectl nodes prepare-restart`): how many it still leads (0: restart it now).
+pub async fn prepare_restart(via: &NodeEndpoint, node: &str) -> Result<u32, String> {
+    let address = &via.address;
+    let answer = connect(via, Duration::from_secs(30))
+        .await?
+        .prepare_restart(PrepareRestartRequest { node: node.to_owned() })
+        .await
+        .map_err(|s| format!("{address} did not prepare {node} for a restart: {}", s.message()))?
+        .into_inner();
+    Ok(if answer.ready { 0 } else { answer.partitions_led.max(1) })
 }
 
 /// Forgets the drained `node` (as `restatectl nodes remove`); true if it was registered.

@@ -213,6 +213,19 @@ enum NodesCmd {
         #[arg(long, default_value_t = 300, value_name = "SECONDS")]
         timeout: u64,
     },
+    /// Moves a node's partition leaderships to other workers before it is restarted (an
+    /// upgrade); it keeps its log replicas and metadata vote, and leads again after it
+    /// registers anew.
+    PrepareRestart {
+        /// Node id (N4) or name.
+        node: String,
+        /// Wait until it leads no partition, printing progress.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Forgets a drained (and stopped) node; its id is never reused.
     Remove {
         /// Node id (N4) or name.
@@ -295,6 +308,9 @@ fn main() -> ExitCode {
                 ctl::nodes_drain(&globals, &node, wait, std::time::Duration::from_secs(timeout)).await
             }
             Command::Nodes(NodesCmd::Remove { node, force }) => ctl::nodes_remove(&globals, &node, force).await,
+            Command::Nodes(NodesCmd::PrepareRestart { node, wait, timeout }) => {
+                ctl::nodes_prepare_restart(&globals, &node, wait, std::time::Duration::from_secs(timeout)).await
+            }
             Command::Metadata(MetadataCmd::Get { key }) => ctl::metadata_get(&globals, &key).await,
             Command::Metadata(MetadataCmd::Put { key, value, version }) => {
                 ctl::metadata_put(&globals, &key, &value, version).await

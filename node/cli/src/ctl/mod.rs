@@ -15,7 +15,7 @@ mod status;
 pub use config::{config_get, config_set};
 pub use connection::{connect, CtlError};
 pub use metadata::{metadata_get, metadata_put};
-pub use nodes::{nodes_drain, nodes_list, nodes_remove};
+pub use nodes::{nodes_drain, nodes_list, nodes_prepare_restart, nodes_remove};
 pub use provision::{provision, ProvisionArgs};
 pub use sql::sql;
 pub use status::status;

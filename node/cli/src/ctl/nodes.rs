@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use restate_proto::node_ctl::{DrainNodeRequest, RemoveNodeRequest};
+use restate_proto::node_ctl::{DrainNodeRequest, PrepareRestartRequest, RemoveNodeRequest};
 use serde_json::json;
 
 use super::status::node_status_json;
@@ -81,6 +81,58 @@ pub async fn nodes_drain(globals: &Globals, node: &str, wait: bool, timeout: Dur
             last_summary = answer.summary;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `restatectl nodes prepare-restart NODE [--wait]`: moves the node's partition leaderships
+/// away before it is restarted (an upgrade); with `wait`, polls until it leads none.
+pub async fn nodes_prepare_restart(
+    globals: &Globals,
+    node: &str,
+    wait: bool,
+    timeout: Duration,
+) -> Result<(), CtlError> {
+    let mut client = super::connect(&globals.address).await?;
+    let deadline = Instant::now() + timeout;
+    let mut last_led = u32::MAX;
+    loop {
+        let answer = client
+            .prepare_restart(PrepareRestartRequest { node: node.to_owned() })
+            .await
+            .map_err(|s| CtlError::from_status(&globals.address, s))?
+            .into_inner();
+        if answer.ready || !wait || Instant::now() >= deadline {
+            if globals.json {
+                print_json(&json!({
+                    "node_id": answer.node_id,
+                    "name": answer.name,
+                    "ready": answer.ready,
+                    "partitions_led": answer.partitions_led,
+                }));
+            } else if answer.ready {
+                println!("{} ({}) leads no partition: restart it now.", answer.node_id, answer.name);
+            } else {
+                println!(
+                    "{} ({}) still leads {} partition(s); they are moving.",
+                    answer.node_id, answer.name, answer.partitions_led
+                );
+            }
+            if wait && !answer.ready {
+                return Err(CtlError(format!(
+                    "{} ({}) still leads {} partition(s) after {}s",
+                    answer.node_id,
+                    answer.name,
+                    answer.partitions_led,
+                    timeout.as_secs()
+                )));
+            }
+            return Ok(());
+        }
+        if !globals.json && answer.partitions_led != last_led {
+            eprintln!("{} ({}): leads {} partition(s)", answer.node_id, answer.name, answer.partitions_led);
+            last_led = answer.partitions_led;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

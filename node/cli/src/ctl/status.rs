@@ -48,6 +48,7 @@ pub(crate) fn node_info_json(info: &pb::NodeInfo) -> Value {
         "metadata_client_addresses": info.metadata_client_addresses,
         "storage_id": info.storage_id,
         "version": info.version,
+        "storage_format_version": info.storage_format_version,
         "uptime_ms": info.uptime_ms,
     })
 }
@@ -75,6 +76,9 @@ pub(crate) fn node_status_json(n: &pb::NodeStatus) -> Value {
         "detail": n.detail,
         "metadata_server_state": n.metadata_server_state,
         "log_server_state": n.log_server_state,
+        "version": n.version,
+        "storage_format_version": n.storage_format_version,
+        "restarting": n.restarting,
     })
 }
 
@@ -130,11 +134,16 @@ fn status_text(s: &pb::ClusterStatus) -> String {
                     n.address.clone(),
                     n.roles.join(","),
                     if n.alive { "yes".into() } else { "no".into() },
-                    n.detail.clone(),
+                    if n.version.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        format!("{} (storage {})", n.version, n.storage_format_version)
+                    },
+                    if n.restarting { format!("{} (restarting)", n.detail) } else { n.detail.clone() },
                 ]
             })
             .collect();
-        out.push_str(&table(&["NODE", "GEN", "NAME", "ADDRESS", "ROLES", "ALIVE", "STATE"], &rows));
+        out.push_str(&table(&["NODE", "GEN", "NAME", "ADDRESS", "ROLES", "ALIVE", "VERSION", "STATE"], &rows));
     }
     out
 }

@@ -30,6 +30,11 @@ pub struct NodeConfig {
     /// restarts until the node is removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// About to restart (`restatectl nodes prepare-restart`, the operator before it rolls the
+    /// node's pod): its partition leaderships move to other workers; it keeps its log
+    /// replicas and metadata vote. Cleared when the node registers again after the restart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarting: bool,
 }
 
 impl NodeConfig {
@@ -119,6 +124,7 @@ impl NodesConfiguration {
             if roles.contains(Role::LogServer) { LogServerState::ReadWrite } else { LogServerState::Disabled };
         if let Some(existing) = self.nodes.values_mut().find(|n| n.name == name) {
             existing.generation += 1;
+            existing.restarting = false;
             existing.address = address.to_owned();
             existing.roles = roles.clone();
             existing.storage_id = storage_id.to_owned();
@@ -147,6 +153,7 @@ impl NodesConfiguration {
             log_server_state,
             storage_id: storage_id.to_owned(),
             draining: false,
+            restarting: false,
         };
         self.nodes.insert(id, node.clone());
         self.last_node_id = self.last_node_id.max(id.0);
@@ -158,9 +165,20 @@ impl NodesConfiguration {
         self.nodes.values().filter(|n| n.log_server_state == LogServerState::ReadWrite)
     }
 
-    /// Workers that may lead and follow partitions (draining ones excluded).
+    /// Workers that may lead partitions (draining and restarting ones excluded).
     pub fn active_workers(&self) -> impl Iterator<Item = &NodeConfig> {
-        self.nodes.values().filter(|n| n.roles.contains(restate_types::Role::Worker) && !n.draining)
+        self.nodes.values().filter(|n| n.roles.contains(restate_types::Role::Worker) && !n.draining && !n.restarting)
+    }
+
+    /// Marks `id` as about to restart (its leaderships move away until it registers again).
+    /// Pure; false when nothing changed (already marked, or unknown).
+    pub fn start_restarting(&mut self, id: PlainNodeId) -> bool {
+        let Some(node) = self.nodes.get_mut(&id) else { return false };
+        if node.restarting {
+            return false;
+        }
+        node.restarting = true;
+        true
     }
 
     /// Marks `id` as draining (log-server read-only, no partition leadership, out of the
@@ -207,6 +225,22 @@ mod tests {
         assert!(!nodes.start_draining(a.id), "idempotent");
         assert_eq!(nodes.log_servers().count(), 0);
         assert_eq!(nodes.active_workers().count(), 0);
+    }
+
+    #[test]
+    fn a_restarting_node_leads_nothing_until_it_registers_again() {
+        let mut nodes = NodesConfiguration::default();
+        let roles = RoleSet::all();
+        let Registration::New(n1) = nodes.register("n1", "http://a:1", &roles, "s1", true) else { panic!() };
+        nodes.register("n2", "http://b:1", &roles, "s2", true);
+        assert!(nodes.start_restarting(n1.id));
+        assert!(!nodes.start_restarting(n1.id), "once");
+        let workers: Vec<_> = nodes.active_workers().map(|n| n.name.clone()).collect();
+        assert_eq!(workers, ["n2"]);
+        assert_eq!(nodes.log_servers().count(), 2, "it keeps its log replicas");
+        let Registration::Restarted(again) = nodes.register("n1", "http://a:1", &roles, "s1", true) else { panic!() };
+        assert!(!again.restarting);
+        assert_eq!(nodes.active_workers().count(), 2);
         let Registration::Restarted(again) = nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true) else {
             panic!()
         };

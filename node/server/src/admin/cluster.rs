@@ -1,6 +1,8 @@
 //! `GET /cluster`: what the web UI's overview shows, in one answer: every node with its
 //! roles and liveness (each probed as `restatectl status` does), the partitions with their
-//! leaders and followers, and the logs' segment chains with replication and nodesets.
+//! leaders and followers (and, from this node's processors, applied and snapshot LSNs), and
+//! the logs' segment chains with replication and nodesets (and their trim points and tails
+//! where this node reads logs).
 
 use std::sync::Arc;
 
@@ -37,6 +39,23 @@ async fn cluster(State(ctx): State<Arc<NodeCtlContext>>) -> Result<Json<Value>, 
     let metadata = ctx.status_metadata.as_ref();
     let plan = typed::get::<SchedulingPlan>(metadata).await.map_err(unavailable)?.map(|(p, _)| p).unwrap_or_default();
     let logs = typed::get::<Logs>(metadata).await.map_err(unavailable)?.map(|(l, _)| l.logs).unwrap_or_default();
+    // Trim points and tails need a log reader; nodes that run none leave them out.
+    let mut log_points = serde_json::Map::new();
+    if let Some(bifrost) = ctx.roles.bifrost() {
+        if let Ok(described) = crate::logs_ctl::list(bifrost).await {
+            for log in described.logs {
+                log_points.insert(log.log_id.to_string(), json!({ "trim_point": log.trim_point, "tail": log.tail }));
+            }
+        }
+    }
+    let processors: serde_json::Map<String, Value> = ctx
+        .roles
+        .worker()
+        .map(|worker| worker.status())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.partition.0.to_string(), json!({ "applied_lsn": p.applied_lsn, "snapshot_lsn": p.archived_lsn })))
+        .collect();
     Ok(Json(json!({
         "cluster_name": status.cluster_name,
         "provisioned": status.provisioned,
@@ -44,5 +63,7 @@ async fn cluster(State(ctx): State<Arc<NodeCtlContext>>) -> Result<Json<Value>, 
         "nodes": nodes,
         "partitions": plan.partitions,
         "logs": logs,
+        "log_points": log_points,
+        "processors": processors,
     })))
 }

@@ -90,6 +90,11 @@ const views = {
       ["Leader", (p) => escapeHtml("N" + p.leader)],
       ["Epoch", (p) => escapeHtml(p.leader_epoch)],
       ["Followers", (p) => escapeHtml(p.followers.map((f) => "N" + f).join(", "))],
+      ["Applied LSN (this node)", (p) => escapeHtml((cluster.processors || {})[p.id]?.applied_lsn ?? "-")],
+      ["Latest snapshot LSN", (p) => {
+        const lsn = (cluster.processors || {})[p.id]?.snapshot_lsn;
+        return escapeHtml(lsn ? lsn : (lsn === 0 ? "none" : "-"));
+      }],
     ], partitions, "No partition has a leader yet.");
     const logs = Object.entries(cluster.logs || {}).map(([id, chain]) => ({ id, chain }));
     const logTable = table("logs", [
@@ -97,6 +102,8 @@ const views = {
       ["Segments (base LSN: provider, replication, nodeset)", (l) => l.chain.segments
         .map((s) => escapeHtml(`${s.base_lsn}: ${s.kind}, r=${s.replication}, [${s.nodeset.map((n) => "N" + n).join(", ")}]`))
         .join("<br>")],
+      ["Trim point", (l) => escapeHtml((cluster.log_points || {})[l.id]?.trim_point ?? "-")],
+      ["Tail", (l) => escapeHtml((cluster.log_points || {})[l.id]?.tail ?? "-")],
     ], logs, "No log yet.");
     return `<h2>Nodes</h2>${nodes}<h2>Partitions</h2>${partitionTable}<h2>Logs</h2>${logTable}
       <p>Cluster controller: ${escapeHtml(cluster.cluster_controller || "none")}</p>`;
