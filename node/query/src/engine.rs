@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::tables::{register_all, ClusterData};
@@ -108,13 +110,44 @@ impl QueryEngine {
         Ok(Arc::new(frame.schema().as_arrow().clone()))
     }
 
+    /// The types of `sql`'s parameters `$1`, `$2`, ... as the planner infers them from where
+    /// they are used (`None`: it cannot tell; the value is then taken as text).
+    pub async fn parameter_types(&self, sql: &str) -> Result<Vec<Option<DataType>>, QueryError> {
+        let ctx = self.session()?;
+        let frame = ctx.sql_with_options(sql, read_only()).await.map_err(classify)?;
+        parameter_types(frame.logical_plan())
+    }
+
     /// Runs `sql`, a single read-only statement.
     pub async fn execute(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.execute_with(sql, &[]).await
+    }
+
+    /// Runs `sql` with `params` (text values, `None` for NULL) bound to `$1`, `$2`, ...:
+    /// each value is read as the type its placeholder has where it is used.
+    pub async fn execute_with(&self, sql: &str, params: &[Option<String>]) -> Result<QueryResult, QueryError> {
         if sql.trim().is_empty() {
             return Err(QueryError::Invalid("the query is empty; write a SELECT statement".into()));
         }
         let ctx = self.session()?;
-        let frame = ctx.sql_with_options(sql, read_only()).await.map_err(classify)?;
+        let mut frame = ctx.sql_with_options(sql, read_only()).await.map_err(classify)?;
+        let types = parameter_types(frame.logical_plan())?;
+        if types.len() != params.len() {
+            return Err(QueryError::Invalid(format!(
+                "the query has {} parameter(s) ($1 ...) but {} value(s) were bound",
+                types.len(),
+                params.len()
+            )));
+        }
+        if !params.is_empty() {
+            let values = params
+                .iter()
+                .zip(&types)
+                .enumerate()
+                .map(|(i, (value, ty))| bind(i + 1, value.as_deref(), ty.as_ref().unwrap_or(&DataType::Utf8)))
+                .collect::<Result<Vec<_>, _>>()?;
+            frame = frame.with_param_values(values).map_err(classify)?;
+        }
         let schema = Arc::new(frame.schema().as_arrow().clone());
         // One row past the limit tells an answer that fits from one that does not.
         let max_rows = self.limits.max_rows;
@@ -128,6 +161,39 @@ impl QueryEngine {
             )));
         }
         Ok(result)
+    }
+}
+
+/// `$1`, `$2`, ... of `plan` in order, with their inferred types.
+fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, QueryError> {
+    let found = plan.get_parameter_types().map_err(classify)?;
+    let mut numbered = Vec::with_capacity(found.len());
+    for (name, ty) in found {
+        let n: usize = name
+            .trim_start_matches('$')
+            .parse()
+            .map_err(|_| QueryError::Invalid(format!("parameter '{name}' is not numbered: write $1, $2, ...")))?;
+        numbered.push((n, ty));
+    }
+    numbered.sort_by_key(|(n, _)| *n);
+    for (expected, (n, _)) in numbered.iter().enumerate() {
+        if *n != expected + 1 {
+            return Err(QueryError::Invalid(format!(
+                "parameters must be $1 to ${}; ${} is missing",
+                numbered.len(),
+                expected + 1
+            )));
+        }
+    }
+    Ok(numbered.into_iter().map(|(_, ty)| ty).collect())
+}
+
+/// Parameter `$n`'s text `value` as a value of type `ty`.
+fn bind(n: usize, value: Option<&str>, ty: &DataType) -> Result<ScalarValue, QueryError> {
+    match value {
+        None => ScalarValue::try_from(ty).map_err(|e| QueryError::Invalid(format!("${n}: {e}"))),
+        Some(text) => ScalarValue::try_from_string(text.to_owned(), ty)
+            .map_err(|_| QueryError::Invalid(format!("${n}: '{text}' is not a value of type {ty}"))),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The PostgreSQL wire protocol in front of the [`QueryEngine`] (the `pgwire` crate): `psql`
 //! and drivers connect with any user and database name (as Restate does: the port belongs
 //! on an operators' network) and run queries over the simple and the extended protocol
-//! (without parameters). Errors carry a SQLSTATE and the engine's message; a client that
+//! (parameters `$1`, `$2`, ... bound by type). Errors carry a SQLSTATE and the engine's message; a client that
 //! sends garbage or goes away mid-query affects only its own connection.
 
 use std::fmt::Debug;
@@ -109,7 +109,8 @@ impl ExtendedQueryHandler for Backend {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let fields = self.describe(&statement.statement, &Format::UnifiedText).await?;
-        Ok(DescribeStatementResponse::new(Vec::new(), fields))
+        let parameters = self.parameter_types(&statement.statement, &statement.parameter_types).await?;
+        Ok(DescribeStatementResponse::new(parameters, fields))
     }
 
     async fn do_describe_portal<C>(
@@ -142,17 +143,52 @@ impl ExtendedQueryHandler for Backend {
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Ok(Response::EmptyQuery);
         }
-        if portal.parameter_len() > 0 {
-            return Err(user_error(&QueryError::Invalid(
-                "query parameters ($1, ...) are not supported yet; write the values into the query".into(),
-            )));
-        }
-        let result = self.engine.execute(sql).await.map_err(|e| user_error(&e))?;
+        let types = if portal.parameter_len() > 0 {
+            self.parameter_types(sql, &portal.statement.parameter_types).await?
+        } else {
+            Vec::new()
+        };
+        let params = (0..portal.parameter_len())
+            .map(|i| parameter_text(portal, i, types.get(i).unwrap_or(&Type::TEXT)))
+            .collect::<PgWireResult<Vec<_>>>()?;
+        let result = self.engine.execute_with(sql, &params).await.map_err(|e| user_error(&e))?;
         Ok(Response::Query(encode(&result, &portal.result_column_format)?))
     }
 }
 
+/// Parameter `i` of `portal` as text (`None` for NULL), decoded as `ty` (the client's
+/// declared type, else the planner's): text-format values are taken as sent, binary ones
+/// decoded from their PostgreSQL type.
+fn parameter_text(portal: &Portal<String>, i: usize, ty: &Type) -> PgWireResult<Option<String>> {
+    Ok(match *ty {
+        Type::INT2 => portal.parameter::<i16>(i, ty)?.map(|v| v.to_string()),
+        Type::INT4 => portal.parameter::<i32>(i, ty)?.map(|v| v.to_string()),
+        Type::INT8 => portal.parameter::<i64>(i, ty)?.map(|v| v.to_string()),
+        Type::FLOAT4 => portal.parameter::<f32>(i, ty)?.map(|v| v.to_string()),
+        Type::FLOAT8 => portal.parameter::<f64>(i, ty)?.map(|v| v.to_string()),
+        Type::BOOL => portal.parameter::<bool>(i, ty)?.map(|v| v.to_string()),
+        _ => portal.parameter::<String>(i, &Type::TEXT)?,
+    })
+}
+
 impl Backend {
+    /// The types of `sql`'s parameters: the client's (Parse) where it gave one, else the
+    /// planner's inference, else text.
+    async fn parameter_types(&self, sql: &str, declared: &[Option<Type>]) -> PgWireResult<Vec<Type>> {
+        if sql.trim().trim_end_matches(';').trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let inferred = self.engine.parameter_types(sql).await.map_err(|e| user_error(&e))?;
+        Ok(inferred
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| match declared.get(i).cloned().flatten().filter(|t| *t != Type::UNKNOWN) {
+                Some(declared) => declared,
+                None => ty.as_ref().map_or(Type::TEXT, pg_type),
+            })
+            .collect())
+    }
+
     async fn describe(&self, sql: &str, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Ok(Vec::new());

@@ -230,3 +230,53 @@ fn equalities_on_keys_and_ids_narrow_the_scans() {
     assert!(filters.contains(&("sys_journal", RowFilter { invocation_id: Some("inv_2".into()), ..Default::default() })));
     assert_eq!(filters.last().unwrap(), &("state", RowFilter::default()), "LIKE is not an equality: {filters:?}");
 }
+
+/// The PostgreSQL listener on a free loopback port, serving `engine`.
+async fn pg_listener(engine: QueryEngine) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(crate::pg::serve_connection(socket, engine.clone()));
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_postgres_driver_binds_parameters_over_the_extended_protocol() {
+    let all = vec![
+        invocation("inv_1", "Counter/c-1/add", "suspended"),
+        invocation("inv_22", "Greeter/greet", "completed"),
+        invocation("inv_333", "Greeter/greet", "suspended"),
+    ];
+    let port = pg_listener(engine(Ok(all), QueryLimits::default())).await;
+    let config = format!("host=127.0.0.1 port={port} user=anyone dbname=restate");
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+
+    // A text parameter, declared by the driver's Parse/Describe as the planner inferred it.
+    let statement = client
+        .prepare("SELECT id FROM sys_invocation WHERE status = $1 AND target_service_name = $2 ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(statement.params(), [tokio_postgres::types::Type::TEXT, tokio_postgres::types::Type::TEXT]);
+    let rows = client.query(&statement, &[&"suspended", &"Greeter"]).await.unwrap();
+    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, ["inv_333"]);
+
+    // A number, sent in binary as the inferred type says.
+    let rows = client
+        .query("SELECT id FROM sys_invocation WHERE character_length(id) > $1 ORDER BY id", &[&5i64])
+        .await
+        .unwrap();
+    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, ["inv_22", "inv_333"]);
+
+    // An error on the server (an unknown column) carries its SQLSTATE, and the connection
+    // keeps serving the next statement.
+    let error = client.query("SELECT nope FROM sys_invocation WHERE id = $1", &[&"inv_1"]).await.unwrap_err();
+    assert_eq!(error.code().map(|c| c.code()), Some("42000"), "{error}");
+    let rows = client.query("SELECT count(*) FROM sys_invocation", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 3);
+}
