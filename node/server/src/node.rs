@@ -83,6 +83,12 @@ impl Node {
             &StorageOptions { total_memory_bytes: config.rocksdb_total_memory_size },
         )?;
         let identity = storage.claim_identity(&config.node_name, &config.cluster_name)?;
+        if let Some(older) = storage
+            .claim_storage_format(restate_storage::STORAGE_FORMAT_VERSION)?
+            .filter(|found| *found < restate_storage::STORAGE_FORMAT_VERSION)
+        {
+            tracing::info!(from = older, to = restate_storage::STORAGE_FORMAT_VERSION, "storage format upgraded");
+        }
 
         let fabric_listener = bind("bind-address", "node port (fabric)", config.bind_address).await?;
         let admin_listener = if config.roles.contains(Role::Admin) {

@@ -22,6 +22,8 @@ pub const CF_PARTITION: &str = "partition";
 
 const ALL_CFS: [&str; 5] = [CF_NODE, CF_METADATA, CF_LOGLET, CF_RAFT, CF_PARTITION];
 const IDENTITY_KEY: &[u8] = b"identity";
+/// The storage format the data was last written with (u32 BE), see `STORAGE_FORMAT_VERSION`.
+const STORAGE_FORMAT_KEY: &[u8] = b"storage-format";
 
 #[derive(Debug, Clone)]
 pub struct StorageOptions {
@@ -47,6 +49,8 @@ pub enum StorageError {
     Corrupt { what: &'static str, detail: String },
     #[error(transparent)]
     Identity(#[from] IdentityMismatch),
+    #[error("the data in {path} was written with storage format {stored}, newer than this restate-server's {supported}: it cannot read it. Run a restate-server as new as the one that wrote it (a downgrade across storage formats is not possible); the data is left as it is")]
+    NewerFormat { path: PathBuf, stored: u32, supported: u32 },
 }
 
 impl StorageError {
@@ -147,6 +151,35 @@ impl NodeStorage {
 
     /// Checks that this data belongs to `node_name` in `cluster_name`, writing the marker
     /// on first use. Refuses data written by another node or for another cluster.
+    /// Checks the data's storage format against `supported` (this binary's): data of a newer
+    /// format is refused, untouched; data of an older one (or without a mark) is marked as
+    /// `supported` from now on. Returns the format found (`None`: no mark yet).
+    pub fn claim_storage_format(&self, supported: u32) -> Result<Option<u32>, StorageError> {
+        let stored = self
+            .db()
+            .get_cf(self.cf(CF_NODE), STORAGE_FORMAT_KEY)
+            .map_err(StorageError::rocks("read storage format"))?
+            .map(|bytes| {
+                <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_be_bytes).map_err(|_| StorageError::Corrupt {
+                    what: "storage format mark",
+                    detail: format!("{} bytes, expected 4", bytes.len()),
+                })
+            })
+            .transpose()?;
+        match stored {
+            Some(stored) if stored > supported => {
+                Err(StorageError::NewerFormat { path: self.path().to_owned(), stored, supported })
+            }
+            Some(stored) if stored == supported => Ok(Some(stored)),
+            _ => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(self.cf(CF_NODE), STORAGE_FORMAT_KEY, supported.to_be_bytes());
+                self.write_durable(batch)?;
+                Ok(stored)
+            }
+        }
+    }
+
     pub fn claim_identity(&self, node_name: &str, cluster_name: &str) -> Result<NodeIdentity, StorageError> {
         if let Some(existing) = self.identity()? {
             existing.check(node_name, cluster_name, self.path())?;
@@ -181,6 +214,18 @@ mod tests {
         assert!(err.contains("node-2") && err.contains("node-1"), "{err}");
         // A refused claim leaves the marker alone.
         assert_eq!(storage.identity().unwrap().unwrap(), first);
+    }
+
+    #[test]
+    fn data_of_a_newer_storage_format_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+        assert_eq!(storage.claim_storage_format(1).unwrap(), None, "no mark yet");
+        assert_eq!(storage.claim_storage_format(2).unwrap(), Some(1), "an upgrade moves the mark");
+        assert_eq!(storage.claim_storage_format(2).unwrap(), Some(2));
+        let err = storage.claim_storage_format(1).unwrap_err().to_string();
+        assert!(err.contains("storage format 2") && err.contains("this restate-server's 1"), "{err}");
+        assert_eq!(storage.claim_storage_format(2).unwrap(), Some(2), "the refusal changed nothing");
     }
 
     #[test]

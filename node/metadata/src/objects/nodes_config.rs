@@ -225,6 +225,21 @@ mod tests {
         assert!(!nodes.start_draining(a.id), "idempotent");
         assert_eq!(nodes.log_servers().count(), 0);
         assert_eq!(nodes.active_workers().count(), 0);
+        let Registration::Restarted(again) = nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true) else {
+            panic!()
+        };
+        assert!(again.draining);
+        assert_eq!(again.log_server_state, LogServerState::ReadOnly);
+        assert_eq!(again.metadata_server_state, MetadataServerState::Standby);
+        let json = serde_json::to_string(&nodes).unwrap();
+        assert!(json.contains("\"draining\":true"), "{json}");
+        // A removed node's id is not given out again.
+        nodes.nodes.remove(&a.id);
+        let Registration::New(b) = nodes.register("b", "http://b:5122", &RoleSet::all(), "s2", true) else { panic!() };
+        assert_eq!(b.id, PlainNodeId(2));
+        // Older metadata (written before draining existed) still reads.
+        let old = r#"{"cluster_name":"c","nodes":{}}"#;
+        assert!(serde_json::from_str::<NodesConfiguration>(old).is_ok());
     }
 
     #[test]
@@ -241,21 +256,6 @@ mod tests {
         let Registration::Restarted(again) = nodes.register("n1", "http://a:1", &roles, "s1", true) else { panic!() };
         assert!(!again.restarting);
         assert_eq!(nodes.active_workers().count(), 2);
-        let Registration::Restarted(again) = nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true) else {
-            panic!()
-        };
-        assert!(again.draining);
-        assert_eq!(again.log_server_state, LogServerState::ReadOnly);
-        assert_eq!(again.metadata_server_state, MetadataServerState::Standby);
-        let json = serde_json::to_string(&nodes).unwrap();
-        assert!(json.contains("\"draining\":true"), "{json}");
-        // A removed node's id is not given out again.
-        nodes.nodes.remove(&a.id);
-        let Registration::New(b) = nodes.register("b", "http://b:5122", &RoleSet::all(), "s2", true) else { panic!() };
-        assert_eq!(b.id, PlainNodeId(2));
-        // Older metadata (written before draining existed) still reads.
-        let old = r#"{"cluster_name":"c","nodes":{}}"#;
-        assert!(serde_json::from_str::<NodesConfiguration>(old).is_ok());
     }
 
     #[test]
