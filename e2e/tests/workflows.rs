@@ -92,6 +92,17 @@ fn a_workflow_runs_once_per_key_and_waits_on_its_promise() {
     wait_until("the run to wait for its link", Duration::from_secs(60), || {
         call(ports[2], "POST", "/Signup/alice/status", "") == (200, "\"waiting for the link\"".to_owned())
     });
+    // The journal says what the run waits on: the promise, not completed; its ctx.run is.
+    let query = format!(
+        "{{\"query\": \"SELECT entry_type, completed, promise_name FROM sys_journal WHERE id = '{id}' ORDER BY index\"}}"
+    );
+    let (status, body) = http_request(admin, "POST", "/query", &query).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let rows = json(&body)["rows"].as_array().cloned().unwrap_or_default();
+    let promise = rows.iter().find(|r| r["entry_type"] == "GetPromiseCommand").unwrap_or_else(|| panic!("{body}"));
+    assert_eq!((&promise["promise_name"], &promise["completed"]), (&"email-link".into(), &false.into()), "{body}");
+    let run = rows.iter().find(|r| r["entry_type"] == "RunCommand").unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(run["completed"], true, "{body}");
     let (status, body) = call(ports[1], "GET", "/restate/workflow/Signup/alice/output", "");
     assert_eq!(status, 470, "still running: {body}");
     assert_eq!(call(ports[0], "POST", "/Signup/alice/link", ""), (200, "\"\"".to_owned()), "pending promise");

@@ -72,6 +72,23 @@ pub enum Row {
         index: u32,
         /// The protocol message's name, e.g. `CallCommand`, `SleepCompletionNotification`.
         entry_type: String,
+        /// The command's name, if the handler gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// For commands the runtime completes: whether the completion is in the journal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        completed: Option<bool>,
+        /// For calls: the callee's id (once known) and target.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invoked_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invoked_target: Option<String>,
+        /// For sleeps: the wake-up time (ms since the UNIX epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sleep_wakeup_at_ms: Option<u64>,
+        /// For promise commands: the promise's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        promise_name: Option<String>,
         /// The whole frame (header and body) as the SDK sent it.
         #[serde(with = "base64_bytes")]
         raw: Bytes,
@@ -216,6 +233,8 @@ pub fn rows(store: &dyn KvRead, table: PartitionTable, filter: &RowFilter) -> Re
         PartitionTable::Promise => keys::PROMISE,
     };
     let mut rows = Vec::new();
+    // Journal entries as read, for the columns that need the whole journal.
+    let mut journal_entries: Vec<(InvocationId, u32, JournalEntry)> = Vec::new();
     for (key, value) in store.scan_prefix(&filter.prefix(table, tag))? {
         let mut at = 1;
         let row = match table {
@@ -223,11 +242,20 @@ pub fn rows(store: &dyn KvRead, table: PartitionTable, filter: &RowFilter) -> Re
                 let Some(id) = keys::id_at(&key, 1) else { continue };
                 let Some(index) = keys::u32_at(&key, 1 + INVOCATION_ID_LEN) else { continue };
                 let Some(entry) = JournalEntry::from_stored(&value) else { continue };
+                let entry_type = entry.message_type().map_or("Unknown", |t| t.name()).to_owned();
+                journal_entries.push((id, index, entry));
                 Some(Ok(Row::Journal {
                     partition_key: id.partition_key(),
                     id: id.to_string(),
                     index,
-                    entry_type: entry.message_type().map_or("Unknown", |t| t.name()).to_owned(),
+                    entry_type,
+                    // Filled from the whole journal once it is read (complete_journal_rows).
+                    name: None,
+                    completed: None,
+                    invoked_id: None,
+                    invoked_target: None,
+                    sleep_wakeup_at_ms: None,
+                    promise_name: None,
                     raw: Bytes::from(value),
                 }))
             }
@@ -307,7 +335,49 @@ pub fn rows(store: &dyn KvRead, table: PartitionTable, filter: &RowFilter) -> Re
             }
         }
     }
+    if table == PartitionTable::Journal {
+        complete_journal_rows(&journal_entries, &mut rows);
+    }
     Ok(rows)
+}
+
+/// Fills the journal columns of `rows` (see [`super::journal_columns`], some need the
+/// invocation's whole journal: whether a command is completed, a call's callee) from
+/// `entries` (every entry read, by invocation in key order).
+fn complete_journal_rows(entries: &[(InvocationId, u32, JournalEntry)], rows: &mut [Row]) {
+    use super::journal_columns::{entry_columns, fill_from_journal};
+    let mut filled = std::collections::HashMap::new();
+    for journal in entries.chunk_by(|a, b| a.0 == b.0) {
+        let just_entries: Vec<JournalEntry> = journal.iter().map(|(_, _, e)| e.clone()).collect();
+        let mut columns: Vec<_> = just_entries.iter().map(entry_columns).collect();
+        fill_from_journal(&just_entries, &mut columns);
+        for ((id, index, _), column) in journal.iter().zip(columns) {
+            filled.insert((id.to_string(), *index), column);
+        }
+    }
+    for row in rows.iter_mut() {
+        if let Row::Journal {
+            id,
+            index,
+            name,
+            completed,
+            invoked_id,
+            invoked_target,
+            sleep_wakeup_at_ms,
+            promise_name,
+            ..
+        } = row
+        {
+            if let Some(column) = filled.remove(&(id.clone(), *index)) {
+                *name = column.name;
+                *completed = column.completed;
+                *invoked_id = column.invoked_id;
+                *invoked_target = column.invoked_target;
+                *sleep_wakeup_at_ms = column.sleep_wakeup_at_ms;
+                *promise_name = column.promise_name;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -136,6 +136,7 @@ mod envelope_wire;
 mod ids;
 pub mod introspect;
 mod journal;
+mod journal_columns;
 mod keys;
 mod memory_store;
 mod outbox;

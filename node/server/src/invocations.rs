@@ -66,9 +66,10 @@ impl pb::worker_server::Worker for WorkerService {
         request: Request<pb::RestartAsNewRequest>,
     ) -> Result<Response<pb::RestartAsNewResponse>, Status> {
         let r = request.into_inner();
+        let uuid: [u8; 16] = <[u8; 16]>::try_from(r.new_uuid.as_slice()).unwrap_or_else(|_| rand::random());
         let reference = pb::InvocationRef { partition_id: r.partition_id, invocation_id: r.invocation_id };
         let (worker, partition, id) = self.target(reference)?;
-        let restarted = worker.restart_as_new(partition, id, rand::random()).await.map_err(unavailable)?;
+        let restarted = worker.restart_as_new(partition, id, uuid).await.map_err(unavailable)?;
         use pb::restart_as_new_response::Refusal;
         let (new_id, refusal, status) = match restarted {
             Restarted::New(new_id) => (new_id.to_string(), Refusal::None, ""),
@@ -389,7 +390,10 @@ where
             };
             match answer {
                 Ok(answer) => Ok(Ok(answer.into_inner())),
-                Err(status) if status.code() == tonic::Code::Unavailable => {
+                // A leader killed mid-request drops the connection: the request was
+                // cancelled, not answered; asking the next leader is safe (these calls are
+                // idempotent by content).
+                Err(status) if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Cancelled) => {
                     Err(format!("{address}: {}", status.message()))
                 }
                 Err(status) => Ok(Err(format!("{address}: {}", status.message()))),

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BinaryArray, BooleanArray, StringArray, UInt32Array, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, StringArray, TimestampMillisecondArray, UInt32Array, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::{ClusterData, FilterField, PartitionTable, Row, RowFilter, TableRows};
@@ -46,6 +48,12 @@ impl TableRows for FromPartitions {
                 utf8("id", false),
                 Field::new("index", DataType::UInt32, false),
                 utf8("entry_type", false),
+                utf8("name", true),
+                Field::new("completed", DataType::Boolean, true),
+                utf8("invoked_id", true),
+                utf8("invoked_target", true),
+                Field::new("sleep_wakeup_at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+                utf8("promise_name", true),
                 Field::new("raw", DataType::Binary, false),
             ],
             PartitionTable::KeyedServiceStatus => {
@@ -126,21 +134,32 @@ fn columns(table: PartitionTable, rows: &[Row]) -> Vec<ArrayRef> {
             ]
         }
         PartitionTable::Journal => {
-            let rows: Vec<_> = rows
-                .iter()
-                .filter_map(|r| match r {
-                    Row::Journal { partition_key, id, index, entry_type, raw } => {
-                        Some((*partition_key, id, *index, entry_type, raw))
+            let rows: Vec<&Row> = rows.iter().filter(|r| matches!(r, Row::Journal { .. })).collect();
+            let field = |get: fn(&Row) -> Option<&str>| {
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| get(r)))) as ArrayRef
+            };
+            macro_rules! journal {
+                ($row:expr, $field:ident) => {
+                    match $row {
+                        Row::Journal { $field, .. } => $field,
+                        _ => unreachable!("filtered to journal rows"),
                     }
-                    _ => None,
-                })
-                .collect();
+                };
+            }
             vec![
-                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.0))),
-                strings(rows.iter().map(|r| r.1.as_str())),
-                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.2))),
-                strings(rows.iter().map(|r| r.3.as_str())),
-                Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.4.as_ref()))),
+                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| *journal!(r, partition_key)))),
+                strings(rows.iter().map(|r| journal!(r, id).as_str())),
+                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| *journal!(r, index)))),
+                strings(rows.iter().map(|r| journal!(r, entry_type).as_str())),
+                field(|r| journal!(r, name).as_deref()),
+                Arc::new(BooleanArray::from(rows.iter().map(|r| *journal!(r, completed)).collect::<Vec<_>>())),
+                field(|r| journal!(r, invoked_id).as_deref()),
+                field(|r| journal!(r, invoked_target).as_deref()),
+                Arc::new(TimestampMillisecondArray::from_iter(
+                    rows.iter().map(|r| journal!(r, sleep_wakeup_at_ms).map(|t| t as i64)),
+                )),
+                field(|r| journal!(r, promise_name).as_deref()),
+                Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| journal!(r, raw).as_ref()))),
             ]
         }
         PartitionTable::KeyedServiceStatus => {

@@ -260,8 +260,14 @@ async fn restart_as_new(
     }
     check_deployment_choice(query.deployment.as_deref())?;
     let id = parse_id(&id)?;
+    // One new id for every attempt: a retried request starts the new invocation once.
+    let new_uuid: [u8; 16] = rand::random();
     let answer = on_leader(&metadata, &id, |mut client, partition| {
-        let request = pb::RestartAsNewRequest { partition_id: partition.0 as u32, invocation_id: id.to_string() };
+        let request = pb::RestartAsNewRequest {
+            partition_id: partition.0 as u32,
+            invocation_id: id.to_string(),
+            new_uuid: new_uuid.to_vec(),
+        };
         async move { client.restart_as_new(request).await }
     })
     .await

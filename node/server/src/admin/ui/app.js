@@ -168,7 +168,7 @@ const views = {
   async invocation(params, id) {
     const [found] = await sql(`SELECT * FROM sys_invocation WHERE id = ${literal(id)}`);
     if (!found) return `<h2>Invocation ${escapeHtml(id)}</h2><p>No such invocation (it may have been purged).</p>`;
-    const journal = await sql(`SELECT index, entry_type FROM sys_journal WHERE id = ${literal(id)} ORDER BY index`);
+    const journal = await sql(`SELECT index, entry_type, name, completed, invoked_target, invoked_id, sleep_wakeup_at, promise_name FROM sys_journal WHERE id = ${literal(id)} ORDER BY index`);
     const fields = Object.entries(found).map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("");
     const button = (action, label) => `<button type="button" id="${action}-invocation" data-id="${escapeHtml(id)}">${label}</button>`;
     const started = !["pending", "scheduled", "completed"].includes(found.status);
@@ -186,6 +186,13 @@ const views = {
       <h3>Journal</h3>` + table("journal", [
       ["Index", (e) => escapeHtml(e.index)],
       ["Entry", (e) => escapeHtml(e.entry_type)],
+      ["Name", (e) => escapeHtml(e.name ?? "")],
+      ["Completed", (e) => escapeHtml(e.completed === null || e.completed === undefined ? "" : (e.completed ? "yes" : "no"))],
+      ["Details", (e) => escapeHtml([
+        e.invoked_target && `calls ${e.invoked_target}${e.invoked_id ? ` (${e.invoked_id})` : ""}`,
+        e.sleep_wakeup_at && `wakes up at ${e.sleep_wakeup_at}`,
+        e.promise_name && `promise ${e.promise_name}`,
+      ].filter(Boolean).join("; "))],
     ], journal, "The journal is empty (or was deleted at completion).");
   },
 
