@@ -147,12 +147,14 @@ pub struct RestartReport {
     pub name: String,
     /// Partitions the scheduling plan still has it lead (the controller moves them).
     pub led_partitions: Vec<restate_types::PartitionId>,
+    /// It still leads the replicated metadata store (it is handing the leadership over).
+    pub metadata_leader: bool,
 }
 
 impl RestartReport {
-    /// Whether restarting it now costs no partition its leader.
+    /// Whether restarting it now costs no partition and no metadata store its leader.
     pub fn is_ready(&self) -> bool {
-        self.led_partitions.is_empty()
+        self.led_partitions.is_empty() && !self.metadata_leader
     }
 }
 
@@ -184,7 +186,31 @@ pub async fn prepare_restart(store: &dyn MetadataStore, wanted: &str) -> Result<
     }
     let plan: SchedulingPlan = read(store).await?;
     let led_partitions = plan.partitions.iter().filter(|(_, p)| p.leader == id).map(|(id, _)| *id).collect();
-    Ok(RestartReport { node: id, name, led_partitions })
+    let metadata_leader = hand_over_metadata_leadership(&nodes, id).await;
+    Ok(RestartReport { node: id, name, led_partitions, metadata_leader })
+}
+
+/// Asks the replicated metadata store's leader to hand its leadership over if it runs on
+/// `node`; whether it still does. A store that is not replicated (or does not answer)
+/// counts as not led by `node`: its restart then costs at most an election.
+async fn hand_over_metadata_leadership(nodes: &NodesConfiguration, node: PlainNodeId) -> bool {
+    let servers: Vec<String> = nodes
+        .nodes
+        .values()
+        .filter(|n| n.metadata_server_state == MetadataServerState::Member)
+        .map(|n| n.address.clone())
+        .collect();
+    if servers.len() < 2 {
+        return false;
+    }
+    let request = mpb::HandOverLeadershipRequest { node_id: node.0 };
+    match on_leader(&servers, |mut c| async move { c.hand_over_leadership(request).await }).await {
+        Ok(answer) => answer.leader_node_id == node.0,
+        Err(e) => {
+            tracing::debug!(node = %node, "the metadata store's leader did not answer the hand-over: {e}");
+            false
+        }
+    }
 }
 
 /// Removes `wanted` from NodesConfiguration once it is drained (or at once with `force`,

@@ -75,6 +75,11 @@ enum Command {
         group: u64,
         peer: u64,
     },
+    /// Hand the group's leadership to `to` (a no-op unless this node leads it).
+    TransferLeader {
+        group: u64,
+        to: u64,
+    },
     Campaign {
         group: u64,
     },
@@ -191,6 +196,13 @@ impl RaftEngine {
     /// successor at once ([`RaftTransport::probe`]).
     pub fn report_gone(&self, peer: u64) {
         self.send(Command::PeerGone { peer });
+    }
+
+    /// Asks this node, if it leads `group`, to hand the leadership to voter `to` (raft's
+    /// leader transfer: `to` campaigns once caught up; the old leader stops taking writes
+    /// meanwhile). Watch the group's status for the outcome.
+    pub fn transfer_leadership(&self, group: u64, to: u64) {
+        self.send(Command::TransferLeader { group, to });
     }
 
     /// Asks this node to start an election now (used when it is the only voter).
@@ -312,6 +324,11 @@ impl EngineLoop {
             Command::Unreachable { group, peer } => {
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.node.report_unreachable(peer);
+                }
+            }
+            Command::TransferLeader { group, to } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.node.transfer_leader(to);
                 }
             }
             Command::Campaign { group } => {

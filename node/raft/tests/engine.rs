@@ -305,6 +305,22 @@ async fn a_crashed_leader_is_succeeded_at_once_not_after_the_election_timeout() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_hands_its_leadership_to_the_voter_it_names() {
+    let net = LocalNetwork::default();
+    let mut nodes = cluster(&net, &[1, 2, 3]).await;
+    let old = leader_of(&mut nodes, &[]).await;
+    nodes[old].engine.propose(GROUP, command(1)).await.unwrap();
+    let old_peer = nodes[old].engine.peer();
+    let to = nodes.iter().map(|n| n.engine.peer()).find(|p| *p != old_peer).unwrap();
+    let started = std::time::Instant::now();
+    nodes[old].engine.transfer_leadership(GROUP, to);
+    let new = leader_of(&mut nodes, &[old_peer]).await;
+    assert_eq!(nodes[new].engine.peer(), to, "the named voter leads");
+    assert!(started.elapsed() < Duration::from_secs(5), "no election timeout was waited for");
+    nodes[new].engine.propose(GROUP, command(2)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_voter_bootstraps_and_the_last_voter_cannot_leave() {
     let net = LocalNetwork::default();
     let mut nodes = cluster(&net, &[1]).await;

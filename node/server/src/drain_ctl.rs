@@ -39,6 +39,7 @@ pub(crate) async fn prepare_restart(ctx: &NodeCtlContext, wanted: &str) -> Resul
         name: report.name.clone(),
         ready: report.is_ready(),
         partitions_led: report.led_partitions.len() as u32,
+        metadata_leader: report.metadata_leader,
     })
 }
 

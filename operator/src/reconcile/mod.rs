@@ -368,7 +368,7 @@ async fn guarded_roll(
         RollPlan::Next { partition, ordinal } => {
             let pod = names.pod(ordinal);
             match provision::prepare_restart(node0, &pod).await {
-                Ok(0) => {
+                Ok(None) => {
                     let note = format!(
                         "restarting {pod} on pod template {} (image {}): its partition leaderships moved to other nodes",
                         &hash[..hash.len().min(12)],
@@ -379,8 +379,8 @@ async fn guarded_roll(
                     round.step = Some(ordinal);
                     ordinal
                 }
-                Ok(led) => {
-                    round.waiting = Some(format!("{pod}'s {led} partition leadership(s) to move"));
+                Ok(Some(left)) => {
+                    round.waiting = Some(format!("{pod} to hand over {left}"));
                     partition
                 }
                 Err(reason) => {

@@ -134,8 +134,9 @@ pub async fn drain_node(via: &NodeEndpoint, node: &str) -> DrainAnswer {
 }
 
 /// Asks `node`'s partition leaderships to move away before its pod restarts (as
-/// `restatectl nodes prepare-restart`): how many it still leads (0: restart it now).
-pub async fn prepare_restart(via: &NodeEndpoint, node: &str) -> Result<u32, String> {
+/// `restatectl nodes prepare-restart`): `None` when it leads nothing (restart it now), else
+/// what it still leads.
+pub async fn prepare_restart(via: &NodeEndpoint, node: &str) -> Result<Option<String>, String> {
     let address = &via.address;
     let answer = connect(via, Duration::from_secs(30))
         .await?
@@ -143,7 +144,17 @@ pub async fn prepare_restart(via: &NodeEndpoint, node: &str) -> Result<u32, Stri
         .await
         .map_err(|s| format!("{address} did not prepare {node} for a restart: {}", s.message()))?
         .into_inner();
-    Ok(if answer.ready { 0 } else { answer.partitions_led.max(1) })
+    if answer.ready {
+        return Ok(None);
+    }
+    let mut left = Vec::new();
+    if answer.partitions_led > 0 {
+        left.push(format!("{} partition leadership(s)", answer.partitions_led));
+    }
+    if answer.metadata_leader {
+        left.push("the metadata store's leadership".to_owned());
+    }
+    Ok(Some(left.join(" and ")))
 }
 
 /// Forgets the drained `node` (as `restatectl nodes remove`); true if it was registered.

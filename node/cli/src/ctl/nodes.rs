@@ -108,13 +108,20 @@ pub async fn nodes_prepare_restart(
                     "name": answer.name,
                     "ready": answer.ready,
                     "partitions_led": answer.partitions_led,
+                    "metadata_leader": answer.metadata_leader,
                 }));
             } else if answer.ready {
-                println!("{} ({}) leads no partition: restart it now.", answer.node_id, answer.name);
+                println!(
+                    "{} ({}) leads no partition and not the metadata store: restart it now.",
+                    answer.node_id, answer.name
+                );
             } else {
                 println!(
-                    "{} ({}) still leads {} partition(s); they are moving.",
-                    answer.node_id, answer.name, answer.partitions_led
+                    "{} ({}) still leads {} partition(s){}; they are moving.",
+                    answer.node_id,
+                    answer.name,
+                    answer.partitions_led,
+                    if answer.metadata_leader { " and the metadata store" } else { "" }
                 );
             }
             if wait && !answer.ready {

@@ -116,6 +116,15 @@ impl MetadataServerAdmin for MetadataAdminService {
         }))
     }
 
+    async fn hand_over_leadership(
+        &self,
+        request: Request<pb::HandOverLeadershipRequest>,
+    ) -> Result<Response<pb::HandOverLeadershipResponse>, Status> {
+        let (leader_node_id, handing_over) =
+            self.server.hand_over_leadership(request.into_inner().node_id).map_err(status_from_store_error)?;
+        Ok(Response::new(pb::HandOverLeadershipResponse { leader_node_id, handing_over }))
+    }
+
     async fn remove(&self, request: Request<pb::RemoveRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
         self.server.remove(request.into_inner().raft_id).await.map_err(status_from_store_error)?;
         Ok(Response::new(pb::MembershipResponse {

@@ -204,6 +204,30 @@ impl ReplicatedMetadataServer {
             .map_err(|e| self.map_err(e))
     }
 
+    /// Leader only: when this node is node `node_id`, hands the leadership to another voter
+    /// (the lowest raft id) and answers true; otherwise false. The node this leader runs
+    /// on is in the answer either way.
+    pub fn hand_over_leadership(&self, node_id: u32) -> Result<(u32, bool), MetadataStoreError> {
+        let status = self.status().ok_or_else(Self::not_member)?;
+        if !status.is_leader {
+            let leader = (status.leader != 0).then_some(status.leader);
+            return Err(self.map_err(RaftError::NotLeader { leader }));
+        }
+        let members = self.members();
+        let me = members.iter().find(|m| m.raft_id == self.raft_id).map_or(0, |m| m.node_id);
+        if me != node_id {
+            return Ok((me, false));
+        }
+        let Some(to) = members.iter().filter(|m| m.voter && m.raft_id != self.raft_id).map(|m| m.raft_id).min() else {
+            return Err(MetadataStoreError::InvalidRequest(format!(
+                "node {node_id} is the only voter of the metadata store: nobody can take over its leadership"
+            )));
+        };
+        tracing::info!(to, "handing the metadata leadership over before this node restarts");
+        self.engine.transfer_leadership(METADATA_GROUP, to);
+        Ok((me, true))
+    }
+
     /// A consistent copy of the whole state (for tests and inspection), after a read barrier.
     pub async fn linearizable_state(&self) -> Result<MetadataState, MetadataStoreError> {
         self.read_barrier().await?;
