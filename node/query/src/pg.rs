@@ -143,22 +143,30 @@ impl ExtendedQueryHandler for Backend {
         if sql.trim().trim_end_matches(';').trim().is_empty() {
             return Ok(Response::EmptyQuery);
         }
-        let types = if portal.parameter_len() > 0 {
-            self.parameter_types(sql, &portal.statement.parameter_types).await?
+        // Text values go to the engine as sent (it reads each as its placeholder's type);
+        // only a binary value whose type the client did not declare needs the statement
+        // planned here to learn it.
+        let binary = |i: usize| portal.parameter_format.is_binary(i);
+        let declared = &portal.statement.parameter_types;
+        let undeclared = |i: usize| declared.get(i).cloned().flatten().filter(|t| *t != Type::UNKNOWN).is_none();
+        let types = if (0..portal.parameter_len()).any(|i| binary(i) && undeclared(i)) {
+            self.parameter_types(sql, declared).await?
         } else {
-            Vec::new()
+            declared.iter().map(|t| t.clone().unwrap_or(Type::TEXT)).collect()
         };
         let params = (0..portal.parameter_len())
-            .map(|i| parameter_text(portal, i, types.get(i).unwrap_or(&Type::TEXT)))
+            .map(|i| match binary(i) {
+                true => parameter_text(portal, i, types.get(i).unwrap_or(&Type::TEXT)),
+                false => portal.parameter::<String>(i, &Type::TEXT),
+            })
             .collect::<PgWireResult<Vec<_>>>()?;
         let result = self.engine.execute_with(sql, &params).await.map_err(|e| user_error(&e))?;
         Ok(Response::Query(encode(&result, &portal.result_column_format)?))
     }
 }
 
-/// Parameter `i` of `portal` as text (`None` for NULL), decoded as `ty` (the client's
-/// declared type, else the planner's): text-format values are taken as sent, binary ones
-/// decoded from their PostgreSQL type.
+/// Binary parameter `i` of `portal` as text (`None` for NULL), decoded as `ty` (the
+/// client's declared type, else the planner's).
 fn parameter_text(portal: &Portal<String>, i: usize, ty: &Type) -> PgWireResult<Option<String>> {
     Ok(match *ty {
         Type::INT2 => portal.parameter::<i16>(i, ty)?.map(|v| v.to_string()),

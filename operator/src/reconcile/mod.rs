@@ -165,7 +165,7 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
     let observe_error =
         |source| ReconcileError::Observe { what: format!("{namespace}/{}", names.statefulset()), source };
     let before = statefulsets.get_opt(&names.statefulset()).await.map_err(observe_error)?;
-    let current = before.as_ref().and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map_or(0, |r| r.max(0) as u32);
+    let current = count(before.as_ref().and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas));
     // A configuration the node would refuse is reported, and nothing of it rolled out.
     let objects = match owned_objects(cluster, &ctx.build) {
         Ok(objects) => crate::config::validate_config(&objects.rendered, &names).map(|()| objects),
@@ -222,10 +222,7 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
         }),
         upgrade_stalled: roll.stalled.clone(),
         upgrade_step: roll.step,
-        updated_pods: statefulset
-            .as_ref()
-            .and_then(|s| s.status.as_ref())
-            .map(|s| u32::try_from(s.updated_replicas.unwrap_or(0)).unwrap_or(0)),
+        updated_pods: statefulset.as_ref().and_then(|s| s.status.as_ref()).map(|s| count(s.updated_replicas)),
         overridden: objects.rendered.overridden.clone(),
         draining: scale.draining.clone(),
         scale_in_refused: scale.refused.clone(),
@@ -327,7 +324,6 @@ async fn guarded_roll(
         })
         .unwrap_or_default();
     statefulset.metadata.annotations.get_or_insert_default().insert(TEMPLATE_HASH_ANNOTATION.to_owned(), hash.clone());
-    let count = |n: Option<i32>| n.map_or(0, |n| u32::try_from(n).unwrap_or(0));
     let spec = before.and_then(|s| s.spec.as_ref());
     let status = before.and_then(|s| s.status.as_ref());
     let partition = count(
@@ -497,9 +493,13 @@ async fn config_invalid_round(
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
+/// A count the API server reports as an optional `int32` (absent or negative: zero).
+fn count(n: Option<i32>) -> u32 {
+    n.map_or(0, |n| u32::try_from(n).unwrap_or(0))
+}
+
 /// Ready pods and size of the StatefulSet as read (none yet: zero).
 fn observe_statefulset(statefulset: Option<&StatefulSet>) -> Observation {
-    let count = |n: Option<i32>| n.map_or(0, |r| u32::try_from(r).unwrap_or(0));
     Observation {
         ready_pods: count(statefulset.and_then(|s| s.status.as_ref()).and_then(|s| s.ready_replicas)),
         statefulset_replicas: count(statefulset.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas)),
