@@ -45,7 +45,8 @@ e2e-local: build
 
 ## Containers and Kubernetes: the loopback suite, the Docker Compose drills, then the operator
 ## on the Kubernetes testbed (kube-apiserver 1.20.2 built once from Debian's source and cached;
-## pods run as containers of the images built from the debug binaries by the test kubelet).
+## pods run as containers of the images built from the debug binaries by the test kubelet;
+## the previous release's restate-server, for the refused roll, from scripts/previous-server.sh).
 ## See docs/testbed.md.
 e2e: e2e-local e2e-compose e2e-kube
 
@@ -74,10 +75,12 @@ e2e-kube: build
 	python3 -c 'import helm_python' 2>/dev/null || python3 -m pip install -q helm-python-sdk
 	scripts/testbed/kube.sh install
 	scripts/images/build.sh --binaries $(CARGO_TARGET_DIR)/debug
+	scripts/previous-server.sh >/dev/null
 	scripts/testbed/kube.sh stop $(TESTBED_DIR)
 	rm -rf $(TESTBED_DIR)
 	scripts/testbed/kube.sh start $(TESTBED_DIR)
-	RESTATE_TESTBED_DIR=$(TESTBED_DIR) $(CARGO) test -p restate-e2e --test kubernetes -- --ignored --test-threads=1; \
+	RESTATE_PREVIOUS_SERVER="$$(scripts/previous-server.sh)" RESTATE_TESTBED_DIR=$(TESTBED_DIR) \
+	  $(CARGO) test -p restate-e2e --test kubernetes -- --ignored --test-threads=1; \
 	  rc=$$?; scripts/testbed/kube.sh stop $(TESTBED_DIR); exit $$rc
 
 clippy:

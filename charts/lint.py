@@ -86,6 +86,7 @@ def manifest_problems(name: str, values: dict | None, manifests: dict[str, str])
         'resources: ["events"]',
         'resources: ["restateclusters/finalizers"]',
         'resources: ["persistentvolumeclaims"]',
+        'resources: ["jobs"]',
     )
     rbac = manifests.get(f"{RELEASE}/templates/rbac.yaml", "")
     if '"pods"' in rbac:
@@ -105,10 +106,20 @@ def manifest_problems(name: str, values: dict | None, manifests: dict[str, str])
         need("deployment.yaml", f"--namespace={namespace}")
         if f"kind: RoleBinding\nmetadata:\n  name: {RELEASE}\n  namespace: {namespace}\n" not in rbac:
             problems.append(f"{name}: templates/rbac.yaml has no RoleBinding in namespace {namespace}")
-    if namespaces and "kind: ClusterRoleBinding" in rbac:
+    # The main ClusterRole's binding: cluster-wide only when every namespace is watched. (The
+    # Nodes role, `<release>-nodes`, is cluster-scoped and always bound cluster-wide.)
+    main_binding = f"kind: ClusterRoleBinding\nmetadata:\n  name: {RELEASE}\n"
+    if namespaces and main_binding in rbac:
         problems.append(f"{name}: watching some namespaces must not bind the ClusterRole cluster-wide")
-    if not namespaces and "kind: ClusterRoleBinding" not in rbac:
+    if not namespaces and main_binding not in rbac:
         problems.append(f"{name}: watching every namespace needs a ClusterRoleBinding")
+    if f"kind: ClusterRoleBinding\nmetadata:\n  name: {RELEASE}-nodes\n" not in rbac:
+        problems.append(f"{name}: the operator needs its Nodes ClusterRoleBinding ({RELEASE}-nodes) for the pods' locations")
+    node_rules = [i for i, line in enumerate(rbac.splitlines()) if '"nodes"' in line]
+    for index in node_rules:
+        verbs = rbac.splitlines()[index + 1].strip()
+        if verbs != 'verbs: ["list"]':
+            problems.append(f"{name}: Nodes may only be listed, not {verbs!r}")
     return problems
 
 

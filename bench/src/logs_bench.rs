@@ -1,14 +1,20 @@
 //! `make bench` (logs): append throughput and latency of 512-byte records on a replicated
 //! loglet (3 nodes, replication 2) at 1, 16 and 64 concurrent appenders, beside the
-//! machine's measured limit in the same run (a single-file write + fdatasync loop).
+//! machine's measured limit in the same run (a single-file write + fdatasync loop). Each
+//! count runs twice: every appender with its own gRPC request per record (the log-server's
+//! own capacity), and every appender through one `ReplicatedLoglet`, the client a node's
+//! partition processors and ingress append through (concurrent appends share a request).
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use restate_bench::{lazy_channel, ms, percentile, record_summary};
+use restate_bifrost::replicated::ReplicatedLoglet;
+use restate_bifrost::Loglet;
 use restate_e2e::{metric_value, replicated_cluster, wait_until, TestDir, LOG_ONLY_ROLES};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
+use restate_types::LogletId;
 
 const RUN_FOR: Duration = Duration::from_secs(4);
 const RECORD: usize = 512;
@@ -98,19 +104,25 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     let leader_node = nodes.iter().find(|n| n.address() == leader).expect("the leader is a node");
     let leader_fsyncs = || metric_value(leader_node, "restate_raft_fsyncs_total").unwrap_or(0.0);
-    for appenders in [1usize, 16, 64] {
+    let shared = std::sync::Arc::new(ReplicatedLoglet::new(LogletId(loglet), addresses.clone()));
+    for (appenders, through_client) in [(1usize, false), (16, false), (64, false), (1, true), (16, true), (64, true)] {
         let fsyncs_before = leader_fsyncs();
         let deadline = Instant::now() + RUN_FOR;
         let start = Instant::now();
         let tasks: Vec<_> = (0..appenders)
             .map(|_| {
                 let mut client = LogServerClient::new(lazy_channel(&leader));
+                let shared = shared.clone();
                 runtime.spawn(async move {
                     let mut latencies = Vec::new();
                     while Instant::now() < deadline {
                         let began = Instant::now();
-                        let request = AppendRequest { loglet_id: loglet, records: vec![vec![b'x'; RECORD]] };
-                        client.append(request).await.expect("append");
+                        if through_client {
+                            shared.append(vec![bytes::Bytes::from(vec![b'x'; RECORD])]).await.expect("append");
+                        } else {
+                            let request = AppendRequest { loglet_id: loglet, records: vec![vec![b'x'; RECORD]] };
+                            client.append(request).await.expect("append");
+                        }
                         latencies.push(began.elapsed());
                     }
                     latencies
@@ -125,8 +137,9 @@ fn main() {
         latencies.sort();
         let rate = latencies.len() as f64 / elapsed;
         let per_fsync = latencies.len() as f64 / (leader_fsyncs() - fsyncs_before).max(1.0);
+        let how = if through_client { "one loglet client" } else { "a request per record" };
         println!(
-            "| {appenders} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {per_fsync:.1} |",
+            "| {appenders}, {how} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {per_fsync:.1} |",
             rate,
             rate * RECORD as f64 / 1e6,
             ms(percentile(&latencies, 0.5)),
@@ -135,7 +148,7 @@ fn main() {
             rate / syncs_per_second,
         );
         record_summary(
-            &format!("replicated log append, {appenders} appenders, {RECORD} B"),
+            &format!("replicated log append, {appenders} appenders, {how}, {RECORD} B"),
             &format!(
                 "{rate:.0} records/s, p99 {} ms, {per_fsync:.1} records per fsync",
                 ms(percentile(&latencies, 0.99))

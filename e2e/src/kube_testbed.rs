@@ -100,16 +100,28 @@ impl Testbed {
 /// (when the test failed) leaves every pod's log in the test directory.
 pub struct Kubelet {
     child: Child,
+    node: String,
     state_dir: PathBuf,
     log_dir: PathBuf,
 }
 
 impl Kubelet {
     pub fn start(testbed: &Testbed, dir: &TestDir) -> Kubelet {
-        let state_dir = dir.path().join("kubelet");
+        Kubelet::start_node(testbed, dir, "testbed-node", &[])
+    }
+
+    /// A kubelet for the Node `node`, created with `labels` (e.g. a zone) when it is new.
+    pub fn start_node(testbed: &Testbed, dir: &TestDir, node: &str, labels: &[(&str, &str)]) -> Kubelet {
+        let suffix = if node == "testbed-node" { String::new() } else { format!("-{node}") };
+        let state_dir = dir.path().join(format!("kubelet{suffix}"));
         std::fs::create_dir_all(&state_dir).unwrap();
-        let log = std::fs::File::create(dir.path().join("test-kubelet.log")).unwrap();
+        let log = std::fs::File::create(dir.path().join(format!("test-kubelet{suffix}.log"))).unwrap();
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let child = Command::new(bin("test-kubelet"))
+            .arg("--node-name")
+            .arg(node)
+            .arg("--node-labels")
+            .arg(labels.join(","))
             .env("KUBECONFIG", &testbed.kubeconfig)
             .arg("--network")
             .arg(&testbed.network)
@@ -125,7 +137,22 @@ impl Kubelet {
             .stderr(log)
             .spawn()
             .expect("start test-kubelet");
-        Kubelet { child, state_dir: state_dir.clone(), log_dir: dir.path().to_path_buf() }
+        Kubelet { child, node: node.to_owned(), state_dir: state_dir.clone(), log_dir: dir.path().to_path_buf() }
+    }
+
+    /// The node goes dark: the kubelet stops (no heartbeat, no pod status) and its
+    /// containers are killed, as when a zone is lost. Dropping the kubelet later still
+    /// removes them.
+    pub fn fail(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let out = Command::new("docker")
+            .args(["ps", "-q", "--filter", &format!("label=restate-testbed.node={}", self.node)])
+            .output()
+            .expect("docker ps");
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = Command::new("docker").args(["kill", id]).output();
+        }
     }
 
     /// Every log line of the pod's containers so far (earlier runs kept by the kubelet,
@@ -186,6 +213,8 @@ impl Drop for Kubelet {
         let _ = self.child.wait();
         let _ = Command::new(bin("test-kubelet"))
             .arg("--cleanup")
+            .arg("--node-name")
+            .arg(&self.node)
             .arg("--state-dir")
             .arg(&self.state_dir)
             .stdin(Stdio::null())

@@ -118,8 +118,27 @@ pub struct TestDir {
     path: PathBuf,
 }
 
+/// The last panic's message and place, kept by the hook [`TestDir::new`] installs so that a
+/// failed test's output ends with it (after the node logs, which can be long: CI shows the
+/// tail).
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn keep_panic_messages() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(info.to_string());
+            }
+            default(info);
+        }));
+    });
+}
+
 impl TestDir {
     pub fn new(test: &str) -> TestDir {
+        keep_panic_messages();
         let dir = tempfile::Builder::new().prefix(&format!("restate-e2e-{test}-")).tempdir().expect("temp dir");
         let path = dir.path().to_path_buf();
         TestDir { dir: Some(dir), path }
@@ -148,6 +167,9 @@ impl Drop for TestDir {
                         eprintln!("{}", std::fs::read_to_string(&path).unwrap_or_default());
                     }
                 }
+            }
+            if let Some(failure) = LAST_PANIC.lock().ok().and_then(|last| last.clone()) {
+                eprintln!("==== the failure (as above, before the logs) ====\n{failure}");
             }
         }
     }

@@ -3,7 +3,8 @@
 //! makes a cluster that `kubectl get restateclusters` reports Ready and provisioned, the
 //! seed's Greeter curl answers through a pod's ingress, growing to 5 nodes keeps the
 //! counters, a killed container is reported Degraded then Ready, provisioning happened
-//! once, and bad manifests are refused without touching anything.
+//! once, bad manifests are refused without touching anything, and a cluster over three
+//! zones keeps serving when one zone is lost (kubernetes/zones.rs).
 //!
 //! Needs the testbed (`make e2e` starts it: scripts/testbed/kube.sh) and the images
 //! (`make e2e` builds them: scripts/images/build.sh); pods run as containers through the
@@ -14,6 +15,9 @@ use std::time::Duration;
 
 use restate_e2e::kube_testbed::{container_of, wait_for, Kubelet, Testbed};
 use restate_e2e::*;
+
+#[path = "kubernetes/zones.rs"]
+mod zones;
 
 const NS: &str = "default";
 const OPERATOR_NS: &str = "restate-operator";
@@ -53,6 +57,23 @@ fn pod_ip(testbed: &Testbed, pod: &str) -> Option<String> {
 /// Docker bridge).
 fn post(ip: &str, port: u16, path: &str, body: &str) -> Option<(u16, String)> {
     curl_json(&format!("http://{ip}:{port}{path}"), body, &[], Duration::from_secs(30))
+}
+
+/// The node-port secret of cluster `name` (the Secret the operator made), written to a file
+/// for restatectl's `--cluster-secret-file`.
+fn cluster_secret_file(testbed: &Testbed, namespace: &str, name: &str) -> std::path::PathBuf {
+    let secret = testbed.kubectl_ok(&[
+        "get",
+        "secret",
+        &format!("{name}-cluster-secret"),
+        "-n",
+        namespace,
+        "--template",
+        "{{index .data \"cluster-secret\" | base64decode}}",
+    ]);
+    let file = testbed.dir.join(format!("{namespace}-{name}-cluster-secret"));
+    std::fs::write(&file, secret).unwrap();
+    file
 }
 
 /// `kubectl patch restatecluster demo --type merge -p <patch>`.
@@ -322,17 +343,7 @@ fn operator_runs_a_cluster_on_kubernetes() {
         .expect("restatectl nodes list");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("requires the cluster secret"), "{stderr}");
-    let secret = testbed.kubectl_ok(&[
-        "get",
-        "secret",
-        "demo-cluster-secret",
-        "-n",
-        NS,
-        "--template",
-        "{{index .data \"cluster-secret\" | base64decode}}",
-    ]);
-    let secret_file = testbed.dir.join("demo-cluster-secret");
-    std::fs::write(&secret_file, secret).unwrap();
+    let secret_file = cluster_secret_file(&testbed, NS, "demo");
     let nodes = Command::new(bin("restatectl"))
         .args(["--address", &format!("http://{ip}:5122"), "nodes", "list", "--json"])
         .arg("--cluster-secret-file")
@@ -402,6 +413,7 @@ fn operator_runs_a_cluster_on_kubernetes() {
         || describe(&testbed),
     );
     // A valid config change rolls the pods one at a time: Upgrading, never Degraded.
+    let revision_before = testbed.get_json(&["statefulset", "demo", "-n", NS]).unwrap()["status"]["updateRevision"].clone();
     let patch = serde_json::json!({ "spec": { "config": "[worker]\nidempotency-retention = \"12h\"\n" } }).to_string();
     merge_patch(&testbed, &patch);
     let mut phases = std::collections::BTreeSet::new();
@@ -412,10 +424,16 @@ fn operator_runs_a_cluster_on_kubernetes() {
             let c = cluster(&testbed);
             phases.insert(c["status"]["phase"].as_str().unwrap_or_default().to_owned());
             let sts = testbed.get_json(&["statefulset", "demo", "-n", NS])?;
-            let rolled = sts["status"]["currentRevision"] == sts["status"]["updateRevision"]
+            // Rolled only once the StatefulSet controller has seen the new template (its
+            // status is about this generation, under a new revision) and every pod runs it:
+            // right after the operator's apply, the old status still says "all updated".
+            let rolled = sts["status"]["observedGeneration"] == sts["metadata"]["generation"]
+                && sts["status"]["updateRevision"] != revision_before
+                && sts["status"]["currentRevision"] == sts["status"]["updateRevision"]
                 && sts["status"]["updatedReplicas"] == 3;
             (rolled
                 && template_generation() != before
+                && c["status"]["observedGeneration"] == c["metadata"]["generation"]
                 && c["status"]["phase"] == "Running"
                 && condition(&c, "Ready").as_deref() == Some("True"))
             .then_some(())
@@ -430,7 +448,9 @@ fn operator_runs_a_cluster_on_kubernetes() {
     let tagged = Command::new("docker").args(["tag", "restate-cluster:dev", "restate-cluster:dev2"]).status();
     assert!(tagged.is_ok_and(|s| s.success()), "docker tag restate-cluster:dev2");
     let uid = |pod: &str| testbed.get_json(&["pod", pod, "-n", NS]).map(|p| p["metadata"]["uid"].clone());
-    let uids_before: Vec<_> = (0..3).map(|i| uid(&format!("demo-{i}"))).collect();
+    // The uids of pods demo-0 .. demo-(n-1): a restarted pod has a new one.
+    let uids = |n: usize| (0..n).map(|i| uid(&format!("demo-{i}"))).collect::<Vec<_>>();
+    let uids_before = uids(3);
     let steps_before = events_with_reason(&testbed, "UpgradeStep");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -513,9 +533,16 @@ fn operator_runs_a_cluster_on_kubernetes() {
     assert_eq!(count.1.trim(), acknowledged.to_string(), "every acknowledged add counted once");
     assert_eq!(condition(&upgraded, "UpgradeStalled").as_deref(), Some("False"));
 
-    // An image whose pod never becomes ready stops the roll after that one pod.
-    let uids_before: Vec<_> = (0..2).map(|i| uid(&format!("demo-{i}"))).collect();
-    merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:missing"}}"#);
+    // An image whose pod never becomes ready (it passes the storage-format check, then its
+    // node exits at every start) stops the roll after that one pod.
+    derived_image(
+        "restate-cluster:broken",
+        "USER root\nRUN mv /usr/local/bin/restate-server /usr/local/bin/restate-server.real\n\
+         COPY restate-server /usr/local/bin/restate-server\nUSER restate\n",
+        &[("restate-server", BROKEN_SERVER.as_bytes())],
+    );
+    let uids_before = uids(2);
+    merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:broken"}}"#);
     let stalled = wait_for(
         "UpgradeStalled naming demo-2",
         Duration::from_secs(400),
@@ -527,7 +554,7 @@ fn operator_runs_a_cluster_on_kubernetes() {
         || describe(&testbed),
     );
     assert!(stalled.contains("demo-2"), "{stalled}");
-    assert_eq!((0..2).map(|i| uid(&format!("demo-{i}"))).collect::<Vec<_>>(), uids_before, "no other pod restarted");
+    assert_eq!(uids(2), uids_before, "no other pod restarted");
     wait_for_events(&testbed, NS, "UpgradeStalled", 1);
     merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:dev2"}}"#);
     wait_for(
@@ -541,6 +568,61 @@ fn operator_runs_a_cluster_on_kubernetes() {
         },
         || describe(&testbed),
     );
+
+    // The previous release's binary reads an older storage format than the cluster's data:
+    // the roll to it is refused before any pod restarts, and lifted by going back.
+    let previous = std::env::var("RESTATE_PREVIOUS_SERVER")
+        .expect("RESTATE_PREVIOUS_SERVER: the previous release's restate-server (make e2e-kube sets it)");
+    let previous = std::fs::read(&previous).unwrap_or_else(|e| panic!("reading {previous}: {e}"));
+    derived_image(
+        "restate-cluster:previous",
+        "COPY restate-server /usr/local/bin/restate-server\n",
+        &[("restate-server", &previous)],
+    );
+    let uids_before = uids(3);
+    merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:previous"}}"#);
+    let refused = wait_for(
+        "UpgradeRefused naming the previous image",
+        Duration::from_secs(180),
+        || {
+            let c = cluster(&testbed);
+            (condition(&c, "UpgradeRefused").as_deref() == Some("True"))
+                .then(|| condition_field(&c, "UpgradeRefused", "message").unwrap_or_default())
+        },
+        || describe(&testbed),
+    );
+    assert!(
+        refused.contains("spec.image restate-cluster:previous") && refused.contains("storage format 2"),
+        "{refused}"
+    );
+    assert!(refused.contains("back to restate-cluster:dev2"), "{refused}");
+    wait_for_events(&testbed, NS, "UpgradeRefused", 1);
+    let c = cluster(&testbed);
+    assert_eq!(c["status"]["storageFormatCheck"]["passed"], false, "{:#}", c["status"]);
+    assert_eq!(c["status"]["phase"], "Running", "a refused image is no roll: {:#}", c["status"]);
+    assert_eq!(uids(3), uids_before, "no pod restarted");
+    let sts = testbed.get_json(&["statefulset", "demo", "-n", NS]).unwrap();
+    assert_eq!(sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 3, "the roll holds at every pod");
+    wait_for(
+        "the check's Job removed once answered",
+        Duration::from_secs(60),
+        || testbed.get_json(&["job", "demo-storage-check", "-n", NS]).is_none().then_some(()),
+        || describe(&testbed),
+    );
+    merge_patch(&testbed, r#"{"spec":{"image":"restate-cluster:dev2"}}"#);
+    wait_for(
+        "UpgradeRefused False and the cluster Ready on restate-cluster:dev2",
+        Duration::from_secs(120),
+        || {
+            let c = cluster(&testbed);
+            (condition(&c, "UpgradeRefused").as_deref() == Some("False")
+                && condition(&c, "Ready").as_deref() == Some("True")
+                && c["status"]["currentImage"] == "restate-cluster:dev2")
+                .then_some(())
+        },
+        || describe(&testbed),
+    );
+    assert_eq!(uids(3), uids_before, "no pod restarted");
 
     // A node count no cluster runs is refused by the schema; Phase is a column.
     let huge = testbed.kubectl(
@@ -622,6 +704,7 @@ fn operator_runs_a_cluster_on_kubernetes() {
     wait_for_events(&testbed, "disks", "VolumesGrown", 1);
     for (patch, field) in [
         (r#"{"spec":{"storage":{"size":"512Mi"}}}"#, "spec.storage.size"),
+        (r#"{"spec":{"storage":{"size":"-1Gi"}}}"#, "spec.storage.size"),
         (r#"{"spec":{"storage":{"size":"2Gi","storageClassName":"other"}}}"#, "spec.storage.storageClassName"),
     ] {
         patch_disks(patch);
@@ -656,7 +739,33 @@ fn operator_runs_a_cluster_on_kubernetes() {
         },
         || describe(&testbed),
     );
+
+    zones::zones_keep_the_cluster_serving(&testbed, &dir);
     drop(kubelet);
+}
+
+/// `restate-server` of the broken image: it answers the operator's storage-format check as
+/// the real one does, and exits at every other start.
+const BROKEN_SERVER: &str = "#!/bin/sh\n\
+    if [ \"$1\" = --check-storage-format ]; then exec /usr/local/bin/restate-server.real \"$@\"; fi\n\
+    echo 'error: this image is broken on purpose (kubernetes e2e)' >&2\nexit 1\n";
+
+/// Builds `image` from restate-cluster:dev plus `dockerfile` lines, with `files` (name,
+/// contents; made executable) in the build context.
+fn derived_image(image: &str, dockerfile: &str, files: &[(&str, &[u8])]) {
+    use std::os::unix::fs::PermissionsExt;
+    let context =
+        std::env::temp_dir().join(format!("restate-e2e-image-{}-{}", std::process::id(), image.replace(':', "-")));
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), format!("FROM restate-cluster:dev\n{dockerfile}")).unwrap();
+    for (name, contents) in files {
+        let path = context.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let built = Command::new("docker").args(["build", "-q", "-t", image]).arg(&context).output().expect("docker build");
+    let _ = std::fs::remove_dir_all(&context);
+    assert!(built.status.success(), "docker build {image}: {}", String::from_utf8_lossy(&built.stderr));
 }
 
 /// Removes a container started by the test.

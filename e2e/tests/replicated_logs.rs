@@ -170,7 +170,12 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
         &dir,
         "n1",
         "grow",
-        &[LOG_ONLY_ROLES, ("RESTATE_METADATA_SERVER__TYPE", "replicated"), ("RESTATE_DEFAULT_NUM_PARTITIONS", "2")],
+        &[
+            LOG_ONLY_ROLES,
+            ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
+            ("RESTATE_DEFAULT_NUM_PARTITIONS", "2"),
+            ("RESTATE_LOCATION", "lab.a"),
+        ],
     );
     n1.start_and_wait_healthy();
     wait_for_alive_nodes(&n1, 1);
@@ -186,9 +191,9 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
 
     // Two nodes join through the first one's address, as the seed's guide says.
     let list = format!("[\"{a1}\"]");
-    let mut others: Vec<ServerProcess> = ["n2", "n3"]
+    let mut others: Vec<ServerProcess> = [("n2", "lab.b"), ("n3", "lab.c")]
         .iter()
-        .map(|name| {
+        .map(|(name, location)| {
             ServerProcess::new(
                 &dir,
                 name,
@@ -198,6 +203,7 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
                     ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
                     ("RESTATE_METADATA_CLIENT__ADDRESSES", &list),
                     ("RESTATE_AUTO_PROVISION", "false"),
+                    ("RESTATE_LOCATION", location),
                 ],
             )
         })
@@ -206,10 +212,29 @@ fn a_single_node_grows_into_a_replicated_cluster_without_losing_records() {
         node.start_and_wait_healthy();
     }
     wait_for_alive_nodes(&n1, 3);
-    let raised = n1.ctl(&["config", "set", "--log-replication", "2", "--json"]).json();
-    assert_eq!(raised["log_replication"], 2);
+    let status = n1.ctl(&["status", "--json"]).json();
+    let locations: Vec<&str> =
+        status["nodes"].as_array().unwrap().iter().map(|n| n["location"].as_str().unwrap()).collect();
+    assert_eq!(locations, ["lab.a", "lab.b", "lab.c"], "{status:#}");
+    // Two regions cannot be had from one: refused with the arithmetic, nothing changed.
+    let refused = n1.ctl(&["config", "set", "--log-replication", "{region: 2, node: 2}", "--yes"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("at most 1 in any region") && refused.stderr.contains("lab (3)"),
+        "{}",
+        refused.stderr
+    );
+    let bad = n1.ctl(&["config", "set", "--log-replication", "{rack: 2}", "--yes"]);
+    assert!(bad.code != 0 && bad.stderr.contains("unknown scope 'rack'"), "{}", bad.stderr);
+    // Two copies in two zones: one member per zone.
+    let raised = n1.ctl(&["config", "set", "--log-replication", "{zone: 2, node: 2}", "--json"]).json();
+    assert_eq!(
+        (raised["log_replication"].clone(), raised["log_replication_property"].clone()),
+        (2.into(), "{zone: 2, node: 2}".into())
+    );
     let logs = n1.ctl(&["logs", "describe", "--log-id", "0", "--json"]).json();
     assert_eq!(logs["nodeset"], serde_json::json!(["N1", "N2", "N3"]), "{logs:#}");
+    assert_eq!(logs["nodeset_locations"], serde_json::json!(["lab.a", "lab.b", "lab.c"]), "{logs:#}");
     assert_eq!(append(&runtime, &a1, 0, 11, 15), 15);
 
     // One node down: replication 2 out of 3 keeps accepting records.

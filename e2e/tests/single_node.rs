@@ -195,7 +195,7 @@ fn config_set_checks_the_arithmetic_and_persists() {
     let refused = node.ctl(&["config", "set", "--log-provider", "replicated", "--log-replication", "2", "--yes"]);
     assert_eq!(refused.code, 1);
     assert!(
-        refused.stderr.contains("needs at least 3 log-server nodes") && refused.stderr.contains("1 available"),
+        refused.stderr.contains("needs 3 log-servers (2 x 2 - 1)") && refused.stderr.contains("1 is available"),
         "{}",
         refused.stderr
     );

@@ -17,6 +17,15 @@ fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 }
 
 /// Trim point of every log, by log id.
+/// Adds 1 through the counter handler `path` at the ingress on `port`, retried under the
+/// idempotency key `key` until one attempt is answered 200 (so it counts once).
+fn add_once(port: u16, path: &str, key: &str) {
+    wait_until(&format!("the add {key} to succeed"), Duration::from_secs(60), || {
+        let answer = http_call(port, "POST", path, "1", &[("idempotency-key", key)], Duration::from_secs(30));
+        matches!(answer, Some((200, _)))
+    });
+}
+
 fn trim_points(node: &ServerProcess) -> Vec<(u64, u64)> {
     let logs = node.ctl(&["logs", "list", "--json"]).json();
     logs["logs"]
@@ -73,15 +82,7 @@ fn snapshots_go_to_s3_logs_are_trimmed_and_wiped_and_new_nodes_restore() {
 
     // Five adds on each of eight counters, through all three ingresses.
     for i in 0..KEYS * 5 {
-        let port = nodes[i % 3].ports.ingress;
-        let key = [("idempotency-key", format!("add-{i}"))];
-        let key = [(key[0].0, key[0].1.as_str())];
-        let mut answer = None;
-        wait_until("an add to succeed", Duration::from_secs(60), || {
-            answer =
-                http_call(port, "POST", &format!("/Counter/k{}/add", i % KEYS), "1", &key, Duration::from_secs(30));
-            matches!(answer, Some((200, _)))
-        });
+        add_once(nodes[i % 3].ports.ingress, &format!("/Counter/k{}/add", i % KEYS), &format!("add-{i}"));
     }
 
     // Snapshot every partition and trim the logs behind the snapshots.
@@ -196,7 +197,9 @@ fn snapshot_repository_problems_are_clear_and_trim_nothing() {
         node.start_and_wait_healthy();
         wait_for_alive_nodes(&node, 1);
         restate(&admin_url(&node), &["dp", "register", &services.uri, "--yes"]).ok();
-        assert_eq!(http_request(node.ports.ingress, "POST", "/Counter/a/add", "1").unwrap().0, 200, "{case}");
+        // The partitions start after each one's snapshot lookup failed (slowly, against a
+        // repository that refuses): the add waits for its partition, retried under one key.
+        add_once(node.ports.ingress, "/Counter/a/add", "bad-repository-add");
 
         let out = node.ctl(&["snapshots", "create", "--trim-log"]);
         assert_eq!(out.code, 1, "{case}: {out:?}");

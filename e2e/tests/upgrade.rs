@@ -167,3 +167,29 @@ fn a_cluster_of_the_previous_release_is_upgraded_in_place_and_serves_every_old_r
     let log = joiner.log();
     assert!(!log.contains("cannot apply log record"), "n4 failed to apply a record:\n{log}");
 }
+
+/// The check the operator runs on a new image before a roll (`restate-server
+/// --check-storage-format N`): this build reads its own format and older ones and refuses a
+/// newer one naming both; the previous release has no such check and fails it, so an
+/// operator never rolls a cluster's data onto it.
+#[test]
+fn the_storage_format_check_passes_this_build_and_fails_the_previous_release() {
+    let check = |binary: &std::path::Path, format: u32| {
+        let out = std::process::Command::new(binary)
+            .args(["--check-storage-format", &format.to_string()])
+            .env_remove("RESTATE_CONFIG")
+            .output()
+            .expect("run restate-server --check-storage-format");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let current = bin("restate-server");
+    for format in [1, 2] {
+        let (code, out) = check(&current, format);
+        assert_eq!(code, Some(0), "format {format}: {out}");
+    }
+    let (code, out) = check(&current, 3);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("storage format 3") && out.contains("up to 2"), "{out}");
+    let (code, out) = check(&previous_server(), 2);
+    assert_ne!(code, Some(0), "the previous release passed the check: {out}");
+}

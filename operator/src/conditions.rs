@@ -28,10 +28,13 @@ pub enum ConditionType {
     Upgrading,
     /// A pod restarted by the roll did not become ready in time: the roll stops there.
     UpgradeStalled,
+    /// `spec.image` does not read the cluster's data (its storage format is older): no node
+    /// is restarted on it.
+    UpgradeRefused,
 }
 
 impl ConditionType {
-    pub const ALL: [ConditionType; 9] = [
+    pub const ALL: [ConditionType; 10] = [
         ConditionType::Ready,
         ConditionType::Provisioned,
         ConditionType::Scaling,
@@ -41,6 +44,7 @@ impl ConditionType {
         ConditionType::ConfigInvalid,
         ConditionType::Upgrading,
         ConditionType::UpgradeStalled,
+        ConditionType::UpgradeRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl ConditionType {
             ConditionType::ConfigInvalid => "ConfigInvalid",
             ConditionType::Upgrading => "Upgrading",
             ConditionType::UpgradeStalled => "UpgradeStalled",
+            ConditionType::UpgradeRefused => "UpgradeRefused",
         }
     }
 }

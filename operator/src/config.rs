@@ -44,6 +44,12 @@ pub const ENV_CONFIG_FILE: &str = "RESTATE_CONFIG";
 pub const ENV_BASE_DIR: &str = "RESTATE_BASE_DIR";
 /// `[networking] cluster-secret-file`: the mounted cluster secret (see objects/cluster_secret.rs).
 pub const ENV_CLUSTER_SECRET_FILE: &str = "RESTATE_NETWORKING__CLUSTER_SECRET_FILE";
+/// The Kubernetes node the pod runs on (downward API `spec.nodeName`).
+pub const ENV_KUBERNETES_NODE: &str = "KUBERNETES_NODE_NAME";
+/// `location-file`: the pod's Kubernetes node's entry in the `<name>-locations` ConfigMap.
+pub const ENV_LOCATION_FILE: &str = "RESTATE_LOCATION_FILE";
+/// Where the `<name>-locations` ConfigMap is mounted.
+pub const LOCATIONS_DIR: &str = "/etc/restate-locations";
 pub const ENV_AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 pub const ENV_AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const ENV_AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
@@ -115,13 +121,15 @@ enum Owned {
     Value(Value),
     /// Set per pod through this environment variable; kept out of the shared file.
     PerPod(&'static str),
+    /// Read by every pod from its Kubernetes node's labels (through `location-file`).
+    FromKubernetesNode,
     /// A credential: never in the ConfigMap.
     Credential,
 }
 
 /// Every key the operator owns for `spec`, with its value. Snapshot keys are owned only when
 /// `spec.snapshots` sets them.
-fn owned_keys(spec: &RestateClusterSpec, names: &ClusterNames) -> Vec<(&'static str, Owned)> {
+fn owned_keys(spec: &RestateClusterSpec, names: &ClusterNames) -> Result<Vec<(&'static str, Owned)>, BuildError> {
     let text = |s: &str| Owned::Value(Value::String(s.to_owned()));
     let integer = |n: i64| Owned::Value(Value::Integer(n));
     let list = |items: Vec<String>| Owned::Value(Value::Array(items.into_iter().map(Value::String).collect()));
@@ -131,7 +139,9 @@ fn owned_keys(spec: &RestateClusterSpec, names: &ClusterNames) -> Vec<(&'static 
         ("advertised-address", Owned::PerPod(ENV_ADVERTISED_ADDRESS)),
         ("roles", list(ROLES.iter().map(|r| r.to_string()).collect())),
         ("auto-provision", Owned::Value(Value::Boolean(false))),
-        ("default-replication", integer(i64::from(spec.replication))),
+        ("default-replication", replication_value(spec)?),
+        ("location", Owned::FromKubernetesNode),
+        ("location-file", Owned::PerPod(ENV_LOCATION_FILE)),
         ("default-num-partitions", integer(i64::from(spec.partitions))),
         ("base-dir", text(BASE_DIR)),
         ("bind-address", text(&format!("0.0.0.0:{NODE_PORT}"))),
@@ -158,7 +168,19 @@ fn owned_keys(spec: &RestateClusterSpec, names: &ClusterNames) -> Vec<(&'static 
     for credential in CREDENTIAL_KEYS {
         keys.push((credential, Owned::Credential));
     }
-    keys
+    Ok(keys)
+}
+
+/// `default-replication` from `spec.replication`: a number, or the property's text.
+fn replication_value(spec: &RestateClusterSpec) -> Result<Owned, BuildError> {
+    let property = spec
+        .replication_property()
+        .map_err(|reason| BuildError::InvalidSpec { field: "spec.replication".to_owned(), reason })?;
+    Ok(Owned::Value(if property.is_count() {
+        Value::Integer(i64::from(property.node))
+    } else {
+        Value::String(property.to_string())
+    }))
 }
 
 /// Renders the cluster's `restate.toml`: `spec.config` with the operator-owned keys set.
@@ -168,15 +190,19 @@ pub fn render_config(spec: &RestateClusterSpec, names: &ClusterNames) -> Result<
         Some(text) => text.parse::<Table>().map_err(|e| BuildError::InvalidConfig(e.to_string()))?,
         None => Table::new(),
     };
-    let owned = owned_keys(spec, names);
+    let owned = owned_keys(spec, names)?;
     let mut overridden = Vec::new();
     for (path, ownership) in &owned {
         let previous = take(&mut table, path);
         let (replacement, reason) = match ownership {
             Owned::Value(value) => (Some(value.clone()), format!("the operator sets it to {value}")),
-            Owned::PerPod(variable) => {
-                (None, format!("every pod sets its own through {variable} (from its stable DNS name)"))
-            }
+            Owned::PerPod(variable) => (None, format!("every pod sets its own through {variable}")),
+            Owned::FromKubernetesNode => (
+                None,
+                "every pod reads its own from its Kubernetes node's topology.kubernetes.io/region and \
+                 topology.kubernetes.io/zone labels"
+                    .to_owned(),
+            ),
             Owned::Credential => (
                 None,
                 "credentials never go into the ConfigMap; put them in the Secret named by \
@@ -283,6 +309,8 @@ fn filter_env(spec: &RestateClusterSpec, owned: &[(&'static str, Owned)]) -> (Ve
         ENV_CONFIG_FILE,
         ENV_BASE_DIR,
         ENV_CLUSTER_SECRET_FILE,
+        ENV_KUBERNETES_NODE,
+        ENV_LOCATION_FILE,
     ];
     if spec.snapshots.as_ref().is_some_and(|s| s.credentials_secret.is_some()) {
         operator_env.extend([ENV_AWS_ACCESS_KEY_ID, ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN]);
@@ -338,6 +366,7 @@ pub fn validate_config(rendered: &RenderedConfig, names: &ClusterNames) -> Resul
 mod tests {
     use super::*;
     use crate::crd::SnapshotsSpec;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn names() -> ClusterNames {
         ClusterNames::new("demo", "prod", "cluster.local")
@@ -531,7 +560,7 @@ mod tests {
         assert_eq!(render_config(&scaled, &names()).unwrap(), base, "replicas do not enter the config");
 
         let mut raised = spec(None);
-        raised.replication = 3;
+        raised.replication = IntOrString::Int(3);
         let raised = render_config(&raised, &names()).unwrap();
         assert_ne!(raised.toml, base.toml, "the file shows the new default");
         assert_eq!(raised.checksum, base.checksum, "but running nodes need no restart");

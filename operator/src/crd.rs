@@ -17,7 +17,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, CustomResourceExt};
+use restate_types::{ReplicationProperty, MAX_REPLICATION};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
@@ -87,10 +89,14 @@ pub struct RestateClusterSpec {
     /// Log replication r: every log record is stored on r nodes before it is acknowledged, so
     /// the cluster survives r-1 lost nodes. Replication r needs 2r-1 nodes; with fewer, the
     /// cluster runs at the highest replication its nodes allow and the `ReplicationPending`
-    /// condition says so until enough nodes have joined.
+    /// condition says so until enough nodes have joined. A number (1 to 128), or Restate's
+    /// replication property as a string, e.g. "{zone: 2, node: 3}": three copies spread over
+    /// at least two zones (at most (r-1)/(zones-1) members of a nodeset in one zone, so a
+    /// lost zone leaves a majority). Pods learn their zone from their Kubernetes node's
+    /// `topology.kubernetes.io/region` and `topology.kubernetes.io/zone` labels.
     #[serde(default = "default_replication")]
-    #[schemars(range(min = 1, max = 128))]
-    pub replication: i32,
+    #[schemars(schema_with = "int_or_string_schema")]
+    pub replication: IntOrString,
 
     /// Number of partitions, fixed when the cluster is provisioned; later changes have no
     /// effect on a provisioned cluster.
@@ -194,8 +200,34 @@ fn default_replicas() -> i32 {
     1
 }
 
-fn default_replication() -> i32 {
-    1
+fn default_replication() -> IntOrString {
+    IntOrString::Int(1)
+}
+
+fn int_or_string_schema(_: &mut SchemaGenerator) -> Schema {
+    // No anyOf branches: the test below keeps every junctor out (one structural form).
+    json_schema!({ "x-kubernetes-int-or-string": true })
+}
+
+impl RestateClusterSpec {
+    /// `spec.replication` as Restate's replication property; the error says what is wrong
+    /// (the caller names the field).
+    pub fn replication_property(&self) -> Result<ReplicationProperty, String> {
+        let text = match &self.replication {
+            IntOrString::Int(n) if !(1..=MAX_REPLICATION as i32).contains(n) => {
+                return Err(format!("{n} is out of range: use 1 to {MAX_REPLICATION}"));
+            }
+            IntOrString::Int(n) => n.to_string(),
+            IntOrString::String(text) => text.clone(),
+        };
+        text.parse::<ReplicationProperty>().map_err(|e| e.to_string())
+    }
+
+    /// The copy count of `spec.replication` (1 when it does not parse: the round refuses
+    /// such a spec before anything reads this).
+    pub fn replication_nodes(&self) -> u32 {
+        self.replication_property().map_or(1, |p| p.node)
+    }
 }
 
 fn default_partitions() -> i32 {
@@ -351,6 +383,10 @@ pub struct RestateClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_replication: Option<i32>,
 
+    /// The whole replication property the cluster runs at, e.g. "{zone: 2, node: 3}".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_replication_property: Option<String>,
+
     /// Outcome of the last snapshot of all partitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_snapshot: Option<SnapshotSummary>,
@@ -368,8 +404,13 @@ pub struct RestateClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_step: Option<UpgradeStep>,
 
-    /// Ready, Provisioned, Scaling, Upgrading, UpgradeStalled, Degraded, ReplicationPending,
-    /// ConfigOverridden and ConfigInvalid, each with status, reason, message and the time it
+    /// The last answer of a new image to the storage-format check a roll starts with (does
+    /// its `restate-server` read the cluster's data?).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_format_check: Option<StorageFormatCheck>,
+
+    /// Ready, Provisioned, Scaling, Upgrading, UpgradeStalled, UpgradeRefused, Degraded,
+    /// ReplicationPending, ConfigOverridden and ConfigInvalid, each with status, reason, message and the time it
     /// last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -385,6 +426,24 @@ pub struct UpgradeStep {
     pub partition: i32,
     /// When the step was taken (a pod that is not ready on the new revision long after it
     /// stalls the roll).
+    pub time: Time,
+}
+
+/// What a new image answered when asked whether it reads the cluster's data (a Job running
+/// `restate-server --check-storage-format <storageFormat>` on it, before any node restarts).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageFormatCheck {
+    /// The image checked.
+    pub image: String,
+    /// The cluster's data format it was checked against (the highest storage format the
+    /// nodes report).
+    pub storage_format: i32,
+    /// Whether its `restate-server` reads that format; if not, the roll is refused.
+    pub passed: bool,
+    /// What the check found.
+    pub message: String,
+    /// When it answered.
     pub time: Time,
 }
 
@@ -691,7 +750,7 @@ mod tests {
         assert_eq!(spec["required"], serde_json::json!(["image", "storage"]));
         let properties = &spec["properties"];
         assert_eq!(properties["replicas"]["minimum"].as_f64(), Some(1.0));
-        assert_eq!(properties["replication"]["minimum"].as_f64(), Some(1.0));
+        assert_eq!(properties["replication"]["x-kubernetes-int-or-string"], true, "2 or \"{{zone: 2, node: 3}}\"");
         assert_eq!(properties["partitions"]["minimum"].as_f64(), Some(1.0));
         assert_eq!(properties["partitions"]["maximum"].as_f64(), Some(4096.0));
         assert_eq!(properties["image"]["minLength"].as_u64(), Some(1));
@@ -738,7 +797,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cluster.spec.replicas, 1);
-        assert_eq!(cluster.spec.replication, 1);
+        assert_eq!(cluster.spec.replication, IntOrString::Int(1));
+        assert_eq!(cluster.spec.replication_property().unwrap(), ReplicationProperty::nodes(1));
         assert_eq!(cluster.spec.partitions, 24);
         assert_eq!(cluster.spec.storage.size.0, "1Gi");
         assert!(cluster.spec.snapshots.is_none());

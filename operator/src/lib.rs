@@ -7,10 +7,12 @@
 //! - [`names`]: object names, labels, stable pod DNS names and node addresses.
 //! - [`config`]: the rendered `restate.toml` and the merge with the user's config.
 //! - [`objects`]: ConfigMap, Services, StatefulSet, PodDisruptionBudget, ServiceAccount,
-//!   NetworkPolicy.
+//!   NetworkPolicy, and the storage-format check's Job.
 //! - [`replication`] and [`conditions`]: the replication-versus-nodes rule and status
 //!   conditions; [`status`]: the status a reconcile round writes from what it observed.
 //! - [`scale_in`]: the StatefulSet size while leaving nodes drain (pure).
+//! - [`rolling`] and [`storage_check`]: a guarded roll's steps, and the check that a new
+//!   image reads the cluster's data before any node restarts on it (pure).
 //! - [`reconcile`]: the round, its finalizer (volume claims on deletion) and Events.
 
 pub mod conditions;
@@ -27,6 +29,7 @@ pub mod scale_in;
 pub mod snapshot_schedule;
 pub mod status;
 pub mod storage;
+pub mod storage_check;
 
 pub use config::{OverriddenKey, RenderedConfig};
 pub use crd::{RestateCluster, RestateClusterSpec, RestateClusterStatus};

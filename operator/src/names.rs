@@ -74,6 +74,11 @@ impl ClusterNames {
         format!("{}-config", self.name)
     }
 
+    /// Every Kubernetes node's location, read by the pods (see objects/locations.rs).
+    pub fn locations_config_map(&self) -> String {
+        format!("{}-locations", self.name)
+    }
+
     pub fn service_account(&self) -> String {
         self.name.clone()
     }
@@ -89,6 +94,19 @@ impl ClusterNames {
     /// The Secret holding the cluster secret every RPC on the node port carries.
     pub fn cluster_secret(&self) -> String {
         format!("{}-cluster-secret", self.name)
+    }
+
+    /// The Job that runs a new image once to check that it reads the cluster's data.
+    pub fn storage_check_job(&self) -> String {
+        format!("{}-storage-check", self.name)
+    }
+
+    /// Labels of the storage-format check's pod: the cluster's, but not its selector (the
+    /// check is no node: Services, the disruption budget and the spread leave it out).
+    pub fn storage_check_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.common_labels();
+        labels.insert(LABEL_NAME.to_owned(), format!("{APP_NAME}-storage-check"));
+        labels
     }
 
     /// Pod (and Restate node) name of `ordinal`.

@@ -5,6 +5,8 @@
 //! for more is accepted: the cluster runs at what its nodes allow, reports it in the
 //! `ReplicationPending` condition, and rises to the requested replication as nodes join.
 
+use restate_types::ReplicationProperty;
+
 /// Replication a cluster of `nodes` nodes can run at: the largest r with 2r-1 <= nodes (at
 /// least 1, so that a cluster that is still starting has a well-defined answer).
 pub fn max_replication(nodes: u32) -> u32 {
@@ -87,22 +89,33 @@ fn plural_nodes(n: u32) -> String {
     }
 }
 
-/// The log replication to set now, if it should change: raised to what `spec.replication`
-/// and the alive nodes allow; lowered only when `spec.replication` itself is below the
-/// current one (nodes that are down for a while do not lower it: their replicas come back
-/// or are repaired).
-pub fn replication_change(requested: u32, alive_nodes: u32, current: u32) -> Option<u32> {
-    let requested = requested.max(1);
-    if requested < current {
-        return Some(requested);
-    }
-    let reachable = ReplicationPlan::new(requested, alive_nodes).effective;
-    (reachable > current).then_some(reachable)
+/// The log replication to set now, if it should change: the copy count raised to what
+/// `spec.replication` and the alive nodes allow, lowered only when `spec.replication` itself
+/// asks for fewer copies than run now (nodes that are down for a while do not lower it: their
+/// replicas come back or are repaired); the spread over zones and regions as the spec says
+/// (capped at the copy count).
+pub fn replication_change(
+    requested: ReplicationProperty,
+    alive_nodes: u32,
+    current: ReplicationProperty,
+) -> Option<ReplicationProperty> {
+    let wanted = requested.node.max(1);
+    let copies = if wanted < current.node {
+        wanted
+    } else {
+        ReplicationPlan::new(wanted, alive_nodes).effective.max(current.node)
+    };
+    let target = requested.with_nodes(copies);
+    (target != current).then_some(target)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn n(count: u32) -> ReplicationProperty {
+        ReplicationProperty::nodes(count)
+    }
 
     #[test]
     fn nodes_allow_replication_up_to_a_majority() {
@@ -163,11 +176,20 @@ mod tests {
 
     #[test]
     fn replication_rises_with_the_nodes_and_falls_only_with_the_spec() {
-        assert_eq!(replication_change(2, 1, 1), None, "one node allows 1");
-        assert_eq!(replication_change(2, 3, 1), Some(2), "three nodes allow 2");
-        assert_eq!(replication_change(3, 4, 2), None, "replication 3 needs 5 nodes");
-        assert_eq!(replication_change(3, 5, 2), Some(3));
-        assert_eq!(replication_change(2, 2, 2), None, "a node down does not lower it");
-        assert_eq!(replication_change(1, 5, 2), Some(1), "the spec lowers it");
+        assert_eq!(replication_change(n(2), 1, n(1)), None, "one node allows 1");
+        assert_eq!(replication_change(n(2), 3, n(1)), Some(n(2)), "three nodes allow 2");
+        assert_eq!(replication_change(n(3), 4, n(2)), None, "replication 3 needs 5 nodes");
+        assert_eq!(replication_change(n(3), 5, n(2)), Some(n(3)));
+        assert_eq!(replication_change(n(2), 2, n(2)), None, "a node down does not lower it");
+        assert_eq!(replication_change(n(1), 5, n(2)), Some(n(1)), "the spec lowers it");
+    }
+
+    #[test]
+    fn the_spread_follows_the_spec_at_the_copies_the_nodes_allow() {
+        let zoned: ReplicationProperty = "{zone: 2, node: 3}".parse().unwrap();
+        assert_eq!(replication_change(zoned, 5, n(3)), Some(zoned), "a spread added to a running count");
+        assert_eq!(replication_change(zoned, 3, n(1)).unwrap().to_string(), "{zone: 2, node: 2}");
+        assert_eq!(replication_change(zoned, 5, zoned), None);
+        assert_eq!(replication_change(n(3), 5, zoned), Some(n(3)), "the spec drops the spread");
     }
 }

@@ -2,15 +2,69 @@
 //! at a time, highest ordinal first, through the StatefulSet's `rollingUpdate.partition`:
 //! the operator holds the partition at the pods not yet allowed to restart and lowers it by
 //! one only when every pod above runs the new revision and is ready, every node is alive,
-//! every partition has a leader, and the next pod's node has handed its leaderships away
+//! every partition has a leader, the last restarted node has caught up (each of its
+//! partition processors within [`MAX_CATCH_UP_LAG`] records of the leader's applied LSN,
+//! [`catch_up_lag`]), and the next pod's node has handed its leaderships away
 //! (`NodeCtl.PrepareRestart`). A pod that does not come back in [`STALL_AFTER`] stops the
 //! roll there (`UpgradeStalled`) instead of taking the next.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::chrono::{DateTime, Utc};
+
+use crate::crd::UpgradeStep;
 
 /// How long a restarted pod may take to be ready on the new revision before the roll is
 /// reported stalled.
 pub const STALL_AFTER: Duration = Duration::from_secs(120);
+
+/// How far (in log records) a restarted node's partition processor may trail its leader's
+/// applied LSN for the roll to go on.
+pub const MAX_CATCH_UP_LAG: u64 = 1000;
+
+/// What a restarted node still has to catch up, if anything: `processors` are its
+/// (partition, applied LSN), `leaders` every partition's leader applied LSN. A partition it
+/// does not run yet counts as behind; partitions without a known leader are left to the
+/// `every partition led` check.
+pub fn catch_up_lag(leaders: &BTreeMap<u32, u64>, processors: &BTreeMap<u32, u64>) -> Option<String> {
+    let behind: Vec<String> = leaders
+        .iter()
+        .filter_map(|(partition, leader)| match processors.get(partition) {
+            None => Some(format!("partition {partition} not running yet")),
+            Some(applied) if leader.saturating_sub(*applied) > MAX_CATCH_UP_LAG => {
+                Some(format!("partition {partition} at LSN {applied} of {leader}"))
+            }
+            Some(_) => None,
+        })
+        .collect();
+    (!behind.is_empty()).then(|| behind.join(", "))
+}
+
+/// The StatefulSet annotation that records the roll's last step: written in the same apply
+/// as the partition it lowered to, so a round always reads the step of the partition it
+/// sees (the cluster's status, read from a cache, may be a round behind).
+pub const STEP_ANNOTATION: &str = "restate.dev/roll-step";
+
+/// The annotation value of `step`: `<partition> <RFC 3339 time>`.
+pub fn step_annotation(step: &UpgradeStep) -> String {
+    format!("{} {}", step.partition, step.time.0.to_rfc3339())
+}
+
+/// The step an annotation value records; `None` when it is not one [`step_annotation`] wrote.
+pub fn parse_step_annotation(value: &str) -> Option<UpgradeStep> {
+    let (partition, time) = value.split_once(' ')?;
+    let time = DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc);
+    Some(UpgradeStep { partition: partition.parse().ok()?, time: Time(time) })
+}
+
+/// How long the roll has been at `partition` by `step`'s record, at `now`; `None` when the
+/// record is of another partition.
+pub fn step_age(step: Option<&UpgradeStep>, partition: u32, now: DateTime<Utc>) -> Option<Duration> {
+    step.filter(|step| u32::try_from(step.partition).ok() == Some(partition))
+        .and_then(|step| (now - step.time.0).to_std().ok())
+}
 
 /// What the StatefulSet (as read before this round) shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +86,9 @@ pub struct RollObservation {
     pub cluster: Option<(u32, u32)>,
     /// How long the partition has been at its value, when the status recorded it.
     pub step_age: Option<Duration>,
+    /// What the last restarted pod's node still has to catch up ([`catch_up_lag`]), when it
+    /// was asked and is behind.
+    pub catching_up: Option<String>,
 }
 
 /// What to do this round.
@@ -115,6 +172,11 @@ pub fn plan_roll(o: &RollObservation, pod: impl Fn(u32) -> String) -> RollPlan {
             waiting: format!("every partition to have a leader ({unled} without one)"),
             stalled: None,
         },
+        Some(_) if o.catching_up.is_some() => RollPlan::Hold {
+            partition,
+            waiting: format!("{} to catch up: {}", pod(partition), o.catching_up.as_deref().unwrap_or_default()),
+            stalled: None,
+        },
         Some(_) => RollPlan::Next { partition, ordinal: partition - 1 },
     }
 }
@@ -139,6 +201,7 @@ mod tests {
             one_revision: false,
             cluster: Some((3, 0)),
             step_age: Some(Duration::from_secs(5)),
+            catching_up: None,
         }
     }
 
@@ -174,6 +237,22 @@ mod tests {
         let mut silent = steady(2, 1);
         silent.cluster = None;
         assert!(matches!(plan_roll(&silent, pod), RollPlan::Hold { .. }));
+        let mut behind = steady(2, 1);
+        behind.catching_up = Some("partition 0 at LSN 10 of 5000".into());
+        assert!(matches!(plan_roll(&behind, pod), RollPlan::Hold { waiting, .. }
+            if waiting == "demo-2 to catch up: partition 0 at LSN 10 of 5000"));
+    }
+
+    #[test]
+    fn a_restarted_node_has_caught_up_within_the_bound() {
+        let leaders: BTreeMap<u32, u64> = [(0, 5000), (1, 200)].into();
+        assert_eq!(catch_up_lag(&leaders, &[(0, 4500), (1, 200)].into()), None);
+        assert_eq!(
+            catch_up_lag(&leaders, &[(0, 10)].into()).as_deref(),
+            Some("partition 0 at LSN 10 of 5000, partition 1 not running yet")
+        );
+        assert_eq!(catch_up_lag(&leaders, &[(0, 5000 - MAX_CATCH_UP_LAG), (1, 300)].into()), None, "at the bound");
+        assert_eq!(catch_up_lag(&BTreeMap::new(), &BTreeMap::new()), None, "no leader known: nothing to compare");
     }
 
     #[test]
@@ -194,6 +273,22 @@ mod tests {
         fixed.template_changed = true;
         fixed.ready = 2;
         assert!(matches!(plan_roll(&fixed, pod), RollPlan::Hold { partition: 2, .. }));
+    }
+
+    #[test]
+    fn a_step_record_reads_back_and_ages_only_at_its_partition() {
+        use k8s_openapi::chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 1, 45, 20).unwrap();
+        let step = UpgradeStep { partition: 2, time: Time(at) };
+        let value = step_annotation(&step);
+        assert_eq!(parse_step_annotation(&value), Some(step.clone()));
+        for bad in ["", "2", "two 2026-12-07T01:45:20Z", "2 yesterday"] {
+            assert_eq!(parse_step_annotation(bad), None, "{bad:?}");
+        }
+        let later = at + k8s_openapi::chrono::Duration::seconds(130);
+        assert_eq!(step_age(Some(&step), 2, later), Some(Duration::from_secs(130)));
+        assert_eq!(step_age(Some(&step), 1, later), None, "a record of another partition has no age");
+        assert_eq!(step_age(None, 2, later), None);
     }
 
     #[test]

@@ -6,8 +6,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions::{condition, config_overridden, replication_pending, set_condition, ConditionType};
 use crate::config::OverriddenKey;
-use crate::crd::{ClusterPhase, RestateCluster, RestateClusterStatus, SnapshotSummary, UpgradeStep};
+use crate::crd::{
+    ClusterPhase, RestateCluster, RestateClusterStatus, SnapshotSummary, StorageFormatCheck, UpgradeStep,
+};
 use crate::replication::ReplicationPlan;
+use restate_types::ReplicationProperty;
 
 /// What one reconcile round saw.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,10 +31,15 @@ pub struct Observation {
     pub config_invalid: Option<String>,
     /// Why a guarded roll stopped (a restarted pod that did not come back), if it did.
     pub upgrade_stalled: Option<String>,
+    /// Why the roll to `spec.image` is refused (it does not read the cluster's data), if it
+    /// is: no node restarts on it.
+    pub upgrade_refused: Option<String>,
+    /// The storage-format check's answer, when a new image answered it this round.
+    pub storage_format_check: Option<StorageFormatCheck>,
     /// Pods on the newest template, as the StatefulSet counts them.
     pub updated_pods: Option<u32>,
-    /// The roll lowered the StatefulSet's partition to this value this round.
-    pub upgrade_step: Option<u32>,
+    /// The roll's last step as the StatefulSet records it (annotation `restate.dev/roll-step`).
+    pub upgrade_step: Option<UpgradeStep>,
     /// The fingerprint provisioning returned this round, if it ran.
     pub provisioned_now: Option<String>,
     /// Why provisioning failed this round, if it ran and failed.
@@ -39,7 +47,10 @@ pub struct Observation {
     /// Nodes the cluster itself reports alive (node control), when it could be asked.
     pub alive_nodes: Option<u32>,
     /// The log replication the cluster's configuration says, when it could be asked.
-    pub log_replication: Option<u32>,
+    pub log_replication: Option<ReplicationProperty>,
+    /// Why the cluster refused the replication the spec asks for (e.g. its zones cannot
+    /// hold the spread), when it did this round.
+    pub replication_refused: Option<String>,
     /// Members of the replicated metadata store, when they could be listed.
     pub metadata_members: Option<Vec<String>>,
     /// The node being drained before a scale-in, if any.
@@ -68,7 +79,8 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
     let resized = observed.statefulset_replicas_before != 0 && observed.statefulset_replicas_before != wanted;
     let scaling =
         provisioned && (observed.statefulset_replicas != wanted || resized || observed.draining.is_some() || joining);
-    let upgrading = provisioned && observed.rolling.is_some() && !scaling;
+    // A refused image is no roll: the nodes keep running theirs.
+    let upgrading = provisioned && observed.rolling.is_some() && !scaling && observed.upgrade_refused.is_none();
     let phase = match (provisioned, all_ready) {
         (false, false) => ClusterPhase::Pending,
         (false, true) => ClusterPhase::Provisioning,
@@ -81,8 +93,7 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
     let degraded = provisioned && !all_ready && !scaling && !upgrading;
 
     let nodes_for_replication = observed.alive_nodes.unwrap_or(observed.ready_pods).min(wanted);
-    let replication = u32::try_from(cluster.spec.replication).unwrap_or(1);
-    let plan = ReplicationPlan::new(replication, nodes_for_replication);
+    let plan = ReplicationPlan::new(cluster.spec.replication_nodes(), nodes_for_replication);
 
     let mut conditions = previous.conditions.clone().unwrap_or_default();
     let ready_message = format!("{} of {wanted} nodes ready", observed.ready_pods.min(wanted));
@@ -178,6 +189,17 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
             now.clone(),
         ),
         condition(
+            ConditionType::UpgradeRefused,
+            observed.upgrade_refused.is_some(),
+            if observed.upgrade_refused.is_some() { "StorageFormatUnsupported" } else { "Accepted" },
+            observed
+                .upgrade_refused
+                .clone()
+                .unwrap_or_else(|| "no roll is refused: spec.image reads the cluster's data".to_owned()),
+            generation,
+            now.clone(),
+        ),
+        condition(
             ConditionType::ConfigInvalid,
             observed.config_invalid.is_some(),
             if observed.config_invalid.is_some() { "InvalidConfig" } else { "Valid" },
@@ -188,7 +210,17 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
             generation,
             now.clone(),
         ),
-        replication_pending(&plan, generation, now.clone()),
+        match &observed.replication_refused {
+            Some(why) => condition(
+                ConditionType::ReplicationPending,
+                true,
+                "ReplicationRefused",
+                why.clone(),
+                generation,
+                now.clone(),
+            ),
+            None => replication_pending(&plan, generation, now.clone()),
+        },
         config_overridden(&observed.overridden, generation, now.clone()),
     ];
     for update in updates {
@@ -204,8 +236,12 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
         metadata_members: observed.metadata_members.clone().or(previous.metadata_members),
         log_replication: observed
             .log_replication
-            .map(|r| i32::try_from(r).unwrap_or(i32::MAX))
+            .map(|r| i32::try_from(r.node).unwrap_or(i32::MAX))
             .or(previous.log_replication),
+        log_replication_property: observed
+            .log_replication
+            .map(|r| r.to_string())
+            .or(previous.log_replication_property.clone()),
         last_snapshot: observed.last_snapshot.clone().or(previous.last_snapshot),
         // The image rolled through once the StatefulSet shows no roll and every pod ready.
         current_image: if provisioned && observed.rolling.is_none() && all_ready {
@@ -214,12 +250,8 @@ pub fn next_status(cluster: &RestateCluster, observed: &Observation, now: Time) 
             previous.current_image.clone()
         },
         updated_nodes: observed.updated_pods.map(|n| i32::try_from(n).unwrap_or(i32::MAX)).or(previous.updated_nodes),
-        upgrade_step: match observed.upgrade_step {
-            Some(partition) => {
-                Some(UpgradeStep { partition: i32::try_from(partition).unwrap_or(i32::MAX), time: now.clone() })
-            }
-            None => previous.upgrade_step.clone(),
-        },
+        upgrade_step: observed.upgrade_step.clone().or(previous.upgrade_step.clone()),
+        storage_format_check: observed.storage_format_check.clone().or(previous.storage_format_check.clone()),
         conditions: Some(conditions),
     }
 }
@@ -375,6 +407,46 @@ mod tests {
         assert!(message.contains("rocksdb-total-memory-size") && message.contains("generation 2"), "{message}");
         let events = crate::reconcile::events::transitions(cluster.status.as_ref(), &status);
         assert!(events.iter().any(|e| e.warning && e.reason == "ConfigInvalid"), "{events:?}");
+    }
+
+    #[test]
+    fn a_refused_image_keeps_the_cluster_running_its_own_and_says_why() {
+        let mut cluster = fixtures::cluster();
+        let mut round = observed(3, 3);
+        round.provisioned_now = Some("fp".into());
+        cluster.status = Some(next_status(&cluster, &round, at(0)));
+        let running_image = cluster.spec.image.clone();
+        assert_eq!(cluster.status.as_ref().unwrap().current_image.as_deref(), Some(running_image.as_str()));
+
+        cluster.spec.image = "restate:old".into();
+        let mut refused = observed(3, 3);
+        refused.rolling = Some("0 of 3 pods run the new revision; waiting for a spec.image that reads ...".into());
+        refused.upgrade_refused = Some("spec.image restate:old does not read this cluster's data".into());
+        refused.storage_format_check = Some(StorageFormatCheck {
+            image: "restate:old".into(),
+            storage_format: 2,
+            passed: false,
+            message: "its restate-server exited with an error".into(),
+            time: at(10),
+        });
+        let status = next_status(&cluster, &refused, at(10));
+        assert_eq!(status.phase, Some(ClusterPhase::Running), "nothing rolls: the nodes keep their image");
+        assert_eq!(
+            condition_status(&status, ConditionType::UpgradeRefused),
+            ("True".into(), "StorageFormatUnsupported".into())
+        );
+        assert_eq!(condition_status(&status, ConditionType::Upgrading).0, "False");
+        assert_eq!(status.current_image.as_deref(), Some(running_image.as_str()));
+        assert_eq!(status.storage_format_check.as_ref().map(|c| c.passed), Some(false));
+        let events = crate::reconcile::events::transitions(cluster.status.as_ref(), &status);
+        assert!(events.iter().any(|e| e.warning && e.reason == "UpgradeRefused"), "{events:?}");
+
+        // Back to the running image: the refusal clears, the answer stays on record.
+        cluster.status = Some(status);
+        cluster.spec.image = running_image;
+        let status = next_status(&cluster, &observed(3, 3), at(20));
+        assert_eq!(condition_status(&status, ConditionType::UpgradeRefused), ("False".into(), "Accepted".into()));
+        assert!(status.storage_format_check.is_some());
     }
 
     #[test]

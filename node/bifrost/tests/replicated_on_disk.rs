@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use restate_bifrost::replicated::{Command, HostedLoglet, Outcome, ReplicatedLogletHost};
+use restate_bifrost::replicated::{
+    Command, HostedLoglet, LogServerService, Outcome, ReplicatedLoglet, ReplicatedLogletHost,
+};
+use restate_bifrost::{LocalLogletProvider, Loglet};
 use restate_raft::{LocalNetwork, MembershipChange, RaftEngine, RaftOptions};
 use restate_storage::{NodeStorage, StorageOptions};
 use restate_types::LogletId;
@@ -190,4 +193,57 @@ async fn a_read_of_large_records_returns_a_bounded_batch_and_always_one_record()
         next = batch.last().unwrap().0 + 1;
     }
     node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_through_one_client_each_get_their_own_lsns() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = LocalNetwork::default();
+    let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+    let engine = RaftEngine::start(storage.clone(), 1, net.transport(1), options());
+    net.register(1, engine.clone());
+    let host = Arc::new(ReplicatedLogletHost::new(engine.clone(), storage.clone(), Default::default()));
+    let hosted = host.ensure(LOGLET, vec![1]).await.unwrap();
+    wait_leader(&hosted).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let service = LogServerService::new(host.clone(), Arc::new(LocalLogletProvider::new(storage.clone())));
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+
+    // 64 appenders share one client (as a node's processors do); each appends one or
+    // two records at a time, so batches mix requests of different sizes.
+    let client = Arc::new(ReplicatedLoglet::new(LOGLET, vec![address]));
+    let appenders: Vec<_> = (0..64u64)
+        .map(|appender| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut answered = Vec::new();
+                for i in 0..20u64 {
+                    let records: Vec<Bytes> =
+                        (0..1 + (appender + i) % 2).map(|j| Bytes::from(format!("{appender}-{i}-{j}"))).collect();
+                    let last = client.append(records.clone()).await.unwrap().0;
+                    let first = last + 1 - records.len() as u64;
+                    answered.extend((first..=last).zip(records));
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for appender in appenders {
+        answered.extend(appender.await.unwrap());
+    }
+    answered.sort();
+    let total = answered.len() as u64;
+    assert_eq!(answered.iter().map(|(lsn, _)| *lsn).collect::<Vec<_>>(), (1..=total).collect::<Vec<_>>());
+    assert_eq!(read_all(&hosted, 1, total + 1), answered, "each append's records are at the LSNs it was told");
+    let entries = hosted.status.borrow().log_length;
+    assert!(entries < total / 2, "concurrent appends shared raft entries: {entries} for {total} records");
+    server.abort();
+    drop(hosted);
+    engine.shutdown();
 }

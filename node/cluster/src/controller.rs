@@ -16,7 +16,7 @@ use restate_metadata::objects::{
     ClusterConfiguration, Logs, NodesConfiguration, PartitionTable, SchedulingPlan, Segment,
 };
 use restate_metadata::{typed, MetadataStore, MetadataView};
-use restate_types::{LogId, LogProviderKind, LogletId, PlainNodeId};
+use restate_types::{LocationScope, LogId, LogProviderKind, LogletId, PlainNodeId};
 use tokio_util::sync::CancellationToken;
 
 use crate::lease::{ControllerLease, LeaseStep, LeaseTracker};
@@ -74,6 +74,7 @@ pub async fn run(
         was_leader: false,
         tails_checked: None,
         sealed_tails: BTreeMap::new(),
+        unplaced: BTreeMap::new(),
     };
     loop {
         tokio::select! {
@@ -102,6 +103,8 @@ struct Controller {
     /// When the logs' tails were last checked for a seal, and the sealed tails seen then.
     tails_checked: Option<Instant>,
     sealed_tails: BTreeMap<LogId, LogletId>,
+    /// Why tails wait for a nodeset, as last logged (logged again only when it changes).
+    unplaced: BTreeMap<LogId, String>,
 }
 
 impl Controller {
@@ -194,6 +197,17 @@ impl Controller {
         }
 
         let view = ClusterView { logs, nodes: &nodes, config, alive: &alive, dead: &dead };
+        let unplaced = crate::plan::unplaced(&view);
+        if unplaced != self.unplaced {
+            let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for (log, reason) in &unplaced {
+                by_reason.entry(reason.as_str()).or_default().push(log.to_string());
+            }
+            for (reason, logs) in by_reason {
+                tracing::info!(logs = %logs.join(","), "log segments wait for a nodeset: {reason}");
+            }
+            self.unplaced = unplaced;
+        }
         for action in plan(&view) {
             if let Err(e) = self.carry_out(&action).await {
                 tracing::warn!(action = ?action, "cluster controller: {e}");
@@ -251,12 +265,14 @@ impl Controller {
         let workers: BTreeSet<PlainNodeId> = nodes.active_workers().map(|n| n.id).collect();
         let writers = local_writers(table, logs);
         let viewed = self.metadata.get::<SchedulingPlan>().map(|p| p.0.clone()).unwrap_or_default();
-        if schedule(table, &viewed, &workers, alive, failed, &writers).is_none() {
+        let zones: BTreeMap<PlainNodeId, String> =
+            nodes.nodes.values().map(|n| (n.id, n.location.domain(LocationScope::Zone))).collect();
+        if schedule(table, &viewed, &workers, alive, failed, &writers, &zones).is_none() {
             return Ok(());
         }
         let mut changed = None;
         let written = typed::read_modify_write::<SchedulingPlan, String, _>(self.store.as_ref(), |current| {
-            changed = schedule(table, &current.unwrap_or_default(), &workers, alive, failed, &writers);
+            changed = schedule(table, &current.unwrap_or_default(), &workers, alive, failed, &writers, &zones);
             Ok(changed.clone())
         })
         .await

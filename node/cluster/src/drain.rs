@@ -4,7 +4,9 @@
 //! knows when the node can be stopped and removed.
 
 use restate_metadata::objects::{ClusterConfiguration, Logs, NodesConfiguration, SchedulingPlan};
-use restate_types::{LogId, LogletId, PartitionId, PlainNodeId};
+use restate_types::{LogId, LogletId, PartitionId, PlainNodeId, ReplicationProperty};
+
+use crate::placement::choose_nodeset;
 
 /// What still ties a draining node to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -61,9 +63,10 @@ pub fn drain_progress(
 }
 
 /// Why `node` may not start draining, if it may not: the remaining read-write log-servers
-/// must still be enough for the configured replication (2r - 1, so that every nodeset
-/// finds a spare), and some other worker must remain.
-pub fn refuse_drain(nodes: &NodesConfiguration, node: PlainNodeId, replication: u32) -> Option<String> {
+/// must still be able to hold the configured replication (2r - 1 of them, spread over
+/// zones as it asks, so that every nodeset finds a spare), and some other worker must
+/// remain.
+pub fn refuse_drain(nodes: &NodesConfiguration, node: PlainNodeId, replication: ReplicationProperty) -> Option<String> {
     let Some(target) = nodes.nodes.get(&node) else {
         return Some(format!("{node} is not a node of this cluster"));
     };
@@ -71,15 +74,25 @@ pub fn refuse_drain(nodes: &NodesConfiguration, node: PlainNodeId, replication: 
         return None;
     }
     let is_log_server = nodes.log_servers().any(|n| n.id == node);
-    let remaining_log_servers = nodes.log_servers().filter(|n| n.id != node).count() as u32;
-    let needed = ClusterConfiguration::log_servers_needed(replication);
-    if is_log_server && remaining_log_servers < needed {
+    let remaining: Vec<PlainNodeId> = nodes.log_servers().filter(|n| n.id != node).map(|n| n.id).collect();
+    let needed = ClusterConfiguration::log_servers_needed(replication.node);
+    if is_log_server && (remaining.len() as u32) < needed {
+        let r = replication.node;
         return Some(format!(
-            "draining {node} ({}) would leave {remaining_log_servers} log-server(s); log replication {replication} \
-             needs {needed} (2 x {replication} - 1): lower the replication first \
+            "draining {node} ({}) would leave {} log-server(s); log replication {replication} \
+             needs {needed} (2 x {r} - 1): lower the replication first \
              (restatectl config set --log-replication N) or add a node",
-            target.name
+            target.name,
+            remaining.len()
         ));
+    }
+    if is_log_server {
+        if let Err(why) = choose_nodeset(&remaining, nodes, &Default::default(), replication) {
+            return Some(format!(
+                "draining {node} ({}) would leave log-servers that cannot hold the replication: {why}",
+                target.name
+            ));
+        }
     }
     let is_worker = nodes.active_workers().any(|n| n.id == node);
     if is_worker && nodes.active_workers().filter(|n| n.id != node).count() == 0 {
@@ -92,7 +105,7 @@ pub fn refuse_drain(nodes: &NodesConfiguration, node: PlainNodeId, replication: 
 mod tests {
     use super::*;
     use restate_metadata::objects::PartitionPlacement;
-    use restate_types::{LogProviderKind, RoleSet};
+    use restate_types::{Location, LogProviderKind, RoleSet};
 
     fn ids(v: &[u32]) -> Vec<PlainNodeId> {
         v.iter().map(|i| PlainNodeId(*i)).collect()
@@ -101,7 +114,7 @@ mod tests {
     fn nodes(n: u32) -> NodesConfiguration {
         let mut nodes = NodesConfiguration::default();
         for i in 1..=n {
-            nodes.register(&format!("n{i}"), "http://x:1", &RoleSet::all(), "s", false);
+            nodes.register(&format!("n{i}"), "http://x:1", &RoleSet::all(), "s", false, &Location::default());
         }
         nodes
     }
@@ -131,15 +144,23 @@ mod tests {
     #[test]
     fn draining_below_the_replication_or_the_last_worker_is_refused() {
         let four = nodes(4);
-        assert_eq!(refuse_drain(&four, PlainNodeId(4), 2), None, "three log-servers still hold replication 2");
+        assert_eq!(
+            refuse_drain(&four, PlainNodeId(4), ReplicationProperty::nodes(2)),
+            None,
+            "three log-servers still hold replication 2"
+        );
         let three = nodes(3);
-        let refusal = refuse_drain(&three, PlainNodeId(3), 2).unwrap();
+        let refusal = refuse_drain(&three, PlainNodeId(3), ReplicationProperty::nodes(2)).unwrap();
         assert!(refusal.contains("would leave 2 log-server(s); log replication 2 needs 3"), "{refusal}");
         let one = nodes(1);
-        assert!(refuse_drain(&one, PlainNodeId(1), 0).unwrap().contains("last worker"));
-        assert!(refuse_drain(&three, PlainNodeId(9), 1).unwrap().contains("not a node"));
+        assert!(refuse_drain(&one, PlainNodeId(1), ReplicationProperty::nodes(0)).unwrap().contains("last worker"));
+        assert!(refuse_drain(&three, PlainNodeId(9), ReplicationProperty::nodes(1)).unwrap().contains("not a node"));
         let mut draining = nodes(3);
         draining.start_draining(PlainNodeId(3));
-        assert_eq!(refuse_drain(&draining, PlainNodeId(3), 2), None, "already draining: asking again is fine");
+        assert_eq!(
+            refuse_drain(&draining, PlainNodeId(3), ReplicationProperty::nodes(2)),
+            None,
+            "already draining: asking again is fine"
+        );
     }
 }

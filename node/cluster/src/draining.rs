@@ -276,6 +276,7 @@ mod tests {
                 storage_id: "s".into(),
                 draining: false,
                 restarting: false,
+                location: Default::default(),
             },
         );
         for wanted in ["N4", "4", "n4", " n4 "] {

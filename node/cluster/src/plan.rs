@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use restate_metadata::objects::{ClusterConfiguration, Logs, NodesConfiguration, Segment};
-use restate_types::{LogId, LogProviderKind, LogletId, PlainNodeId};
+use restate_types::{LogId, LogProviderKind, LogletId, PlainNodeId, ReplicationProperty};
 
-use crate::placement::{add_load, choose_nodeset, pick, tail_load};
+use crate::placement::{add_load, choose_nodeset, keeps_spread, tail_load};
 
 /// One change of a log's segments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +21,9 @@ pub enum Action {
     /// higher replication): the group shrinks, and the segment's replication becomes what
     /// the smaller group holds.
     Shrink { log: LogId, loglet: LogletId, leaving: PlainNodeId },
-    /// The tail has less replication than the cluster's configuration and enough
-    /// log-servers now answer: seal it and continue on a segment with `replication`.
+    /// The tail has less replication than the cluster's configuration, or its nodeset does
+    /// not keep the configuration's spread over zones/regions, and the log-servers that
+    /// answer can do better: seal it and continue on a segment with `replication`.
     Improve { log: LogId, replication: u32, nodeset: Vec<PlainNodeId> },
 }
 
@@ -41,6 +42,7 @@ pub struct ClusterView<'a> {
 pub fn plan(view: &ClusterView<'_>) -> Vec<Action> {
     let log_servers: BTreeSet<PlainNodeId> = view.nodes.log_servers().map(|n| n.id).collect();
     let alive: Vec<PlainNodeId> = log_servers.intersection(view.alive).copied().collect();
+    let placeable = placement_candidates(view);
     let mut load = tail_load(view.logs);
     let mut actions = Vec::new();
     for (log, chain) in &view.logs.logs {
@@ -50,12 +52,8 @@ pub fn plan(view: &ClusterView<'_>) -> Vec<Action> {
                 continue;
             }
             if segment.nodeset.is_empty() {
-                // Placement waits for registered log-servers, alive or not yet probed
-                // (a cluster still starting), as provisioning promised.
-                let candidates: Vec<PlainNodeId> =
-                    log_servers.iter().copied().filter(|n| !view.dead.contains(n)).collect();
                 if i == last {
-                    if let Some(nodeset) = choose_nodeset(&candidates, &load, segment.replication) {
+                    if let Ok(nodeset) = choose_nodeset(&placeable, view.nodes, &load, spread_for(view, segment)) {
                         add_load(&mut load, &nodeset);
                         actions.push(Action::Place { log: *log, loglet: segment.loglet_id, nodeset });
                     }
@@ -71,10 +69,13 @@ pub fn plan(view: &ClusterView<'_>) -> Vec<Action> {
             }
             if i == last {
                 if let Some(config) = view.config {
-                    if config.log_provider == LogProviderKind::Replicated && segment.replication < config.replication {
-                        if let Some(nodeset) = choose_nodeset(&alive, &load, config.replication) {
+                    let wanted = config.replication;
+                    let short = segment.replication < wanted.node
+                        || (segment.replication == wanted.node && !keeps_spread(&segment.nodeset, view.nodes, wanted));
+                    if config.log_provider == LogProviderKind::Replicated && short {
+                        if let Ok(nodeset) = choose_nodeset(&alive, view.nodes, &load, wanted) {
                             add_load(&mut load, &nodeset);
-                            actions.push(Action::Improve { log: *log, replication: config.replication, nodeset });
+                            actions.push(Action::Improve { log: *log, replication: wanted.node, nodeset });
                         }
                     }
                 }
@@ -84,10 +85,44 @@ pub fn plan(view: &ClusterView<'_>) -> Vec<Action> {
     actions
 }
 
+/// Where a waiting tail may be placed: the registered log-servers, alive or not yet probed
+/// (a cluster still starting), as provisioning promised; not the dead ones.
+fn placement_candidates(view: &ClusterView<'_>) -> Vec<PlainNodeId> {
+    view.nodes.log_servers().map(|n| n.id).filter(|n| !view.dead.contains(n)).collect()
+}
+
+/// Why replicated tails still wait for a nodeset, by log: the arithmetic of why the
+/// registered log-servers that are not dead cannot hold them.
+pub fn unplaced(view: &ClusterView<'_>) -> BTreeMap<LogId, String> {
+    let candidates = placement_candidates(view);
+    view.logs
+        .logs
+        .iter()
+        .filter_map(|(log, chain)| {
+            let tail = chain.segments.last()?;
+            if tail.kind != LogProviderKind::Replicated || !tail.nodeset.is_empty() {
+                return None;
+            }
+            choose_nodeset(&candidates, view.nodes, &BTreeMap::new(), spread_for(view, tail))
+                .err()
+                .map(|why| (*log, why))
+        })
+        .collect()
+}
+
+/// The replication property `segment` is held to: the cluster's spread at the segment's
+/// own copy count.
+fn spread_for(view: &ClusterView<'_>, segment: &Segment) -> ReplicationProperty {
+    view.config
+        .map_or(ReplicationProperty::nodes(segment.replication), |c| c.replication.with_nodes(segment.replication))
+}
+
 /// A dead (or removed) member of `segment`, else a draining one, swapped for the least loaded alive
-/// log-server outside its nodeset, if the group still has a majority of reachable members
-/// (a group without one cannot change its membership). Dead members go first: they cost
-/// redundancy now, a draining member still serves.
+/// log-server outside its nodeset that keeps the segment's spread over zones (any spare when
+/// none does: the copy count comes first, a later round improves the spread), if the group
+/// still has a majority of reachable members (a group without one cannot change its
+/// membership). Dead members go first: they cost redundancy now, a draining member still
+/// serves.
 fn replacement(
     log: LogId,
     segment: &Segment,
@@ -106,12 +141,18 @@ fn replacement(
     if reachable_members < segment.nodeset.len() / 2 + 1 {
         return None;
     }
-    let spares: Vec<PlainNodeId> = alive.iter().copied().filter(|n| !segment.nodeset.contains(n)).collect();
-    if let Some(spare) = pick(&spares, load, 1).map(|s| s[0]) {
+    let mut spares: Vec<PlainNodeId> = alive.iter().copied().filter(|n| !segment.nodeset.contains(n)).collect();
+    spares.sort_by_key(|node| (load.get(node).copied().unwrap_or(0), *node));
+    let spread = spread_for(view, segment);
+    let keeps = |spare: &PlainNodeId| {
+        let next: Vec<PlainNodeId> = segment.nodeset.iter().map(|n| if *n == leaving { *spare } else { *n }).collect();
+        keeps_spread(&next, view.nodes, spread)
+    };
+    if let Some(spare) = spares.iter().find(|s| keeps(s)).or(spares.first()).copied() {
         return Some(Action::Replace { log, loglet: segment.loglet_id, dead: leaving, spare });
     }
     // No spare: a draining member may still go if the rest holds the configured replication.
-    let configured = view.config.map_or(segment.replication, |c| c.replication);
+    let configured = view.config.map_or(segment.replication, |c| c.replication.node);
     let rest = segment.nodeset.len() as u32 - 1;
     (draining(&leaving) && rest >= ClusterConfiguration::log_servers_needed(configured).max(1))
         .then_some(Action::Shrink { log, loglet: segment.loglet_id, leaving })
@@ -168,7 +209,7 @@ pub fn apply(logs: &mut Logs, action: &Action) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use restate_types::{Lsn, RoleSet};
+    use restate_types::{Location, Lsn, RoleSet};
 
     fn ids(v: &[u32]) -> Vec<PlainNodeId> {
         v.iter().map(|i| PlainNodeId(*i)).collect()
@@ -177,7 +218,7 @@ mod tests {
     fn nodes(n: u32) -> NodesConfiguration {
         let mut nodes = NodesConfiguration::default();
         for i in 1..=n {
-            nodes.register(&format!("n{i}"), "http://x:1", &RoleSet::all(), "s", false);
+            nodes.register(&format!("n{i}"), "http://x:1", &RoleSet::all(), "s", false, &Location::default());
         }
         nodes
     }
@@ -191,7 +232,7 @@ mod tests {
             cluster_name: "c".into(),
             cluster_fingerprint: "f".into(),
             num_partitions: 1,
-            replication,
+            replication: ReplicationProperty::nodes(replication),
             log_provider: LogProviderKind::Replicated,
             provisioned_at_unix_ms: 0,
         }
@@ -319,6 +360,65 @@ mod tests {
         let alive = set(&[1, 2, 3]);
         let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
         assert_eq!(plan(&view), vec![Action::Improve { log: LogId(0), replication: 2, nodeset: ids(&[1, 2, 3]) }]);
+    }
+
+    /// Nodes 1..=n, node i in zone `zones[i-1]` of region "r".
+    fn zoned_nodes(zones: &[&str]) -> NodesConfiguration {
+        let mut nodes = NodesConfiguration::default();
+        for (i, zone) in zones.iter().enumerate() {
+            let location: Location = format!("r.{zone}").parse().unwrap();
+            nodes.register(&format!("n{}", i + 1), "http://x:1", &RoleSet::all(), "s", false, &location);
+        }
+        nodes
+    }
+
+    #[test]
+    fn tails_that_cannot_be_placed_say_why() {
+        let nodes = zoned_nodes(&["a", "a", "b"]);
+        let mut config = config(2);
+        config.replication = "{zone: 2, node: 2}".parse().unwrap();
+        let logs = logs(2, &[]);
+        let (alive, dead) = (set(&[1, 2, 3]), set(&[]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        assert!(plan(&view).is_empty());
+        let why = unplaced(&view);
+        assert!(why[&LogId(0)].contains("at most 1 in any zone"), "{why:?}");
+        let placed = self::logs(2, &[1, 2, 3]);
+        let view = ClusterView { logs: &placed, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        assert!(unplaced(&view).is_empty());
+    }
+
+    #[test]
+    fn nodesets_are_repaired_and_improved_to_keep_the_zone_spread() {
+        // {zone: 2, node: 2}: three members, one per zone.
+        let nodes = zoned_nodes(&["a", "a", "b", "c", "b"]);
+        let mut config = config(2);
+        config.replication = "{zone: 2, node: 2}".parse().unwrap();
+        // A tail on 1, 2, 3 has two members in zone a: improved onto one per zone.
+        let logs = logs(2, &[1, 2, 3]);
+        let (alive, dead) = (set(&[1, 2, 3, 4, 5]), set(&[]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        match plan(&view).as_slice() {
+            [Action::Improve { replication: 2, nodeset, .. }] => {
+                assert!(crate::placement::keeps_spread(nodeset, &nodes, config.replication), "{nodeset:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A tail on 1, 3, 4 (a, b, c) whose member in c is dead: 5 (zone b) would put two in b,
+        // 2 (zone a) two in a; with no spare that keeps the spread, the least loaded takes the
+        // copy and a later round improves.
+        let logs = self::logs(2, &[1, 3, 4]);
+        let (alive, dead) = (set(&[1, 2, 3, 5]), set(&[4]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        assert!(matches!(plan(&view).as_slice(), [Action::Replace { dead, .. }] if *dead == PlainNodeId(4)));
+        // With a spare in zone c it is the one chosen, though others come first by load and id.
+        let nodes = zoned_nodes(&["a", "a", "b", "c", "b", "c"]);
+        let (alive, dead) = (set(&[1, 2, 3, 5, 6]), set(&[4]));
+        let view = ClusterView { logs: &logs, nodes: &nodes, config: Some(&config), alive: &alive, dead: &dead };
+        assert_eq!(
+            plan(&view),
+            vec![Action::Replace { log: LogId(0), loglet: LogletId(1), dead: PlainNodeId(4), spare: PlainNodeId(6) }]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Which worker leads each partition (pure). Every registered worker follows every
-//! partition; the leader is the least-loaded alive worker, kept while it answers, and
+//! partition; the leader is an alive worker in the zone that leads the fewest partitions,
+//! the least-loaded one there (so leaders spread over zones first), kept while it answers, and
 //! replaced (epoch + 1, preferring a follower) once it has been unreachable longer than
 //! the fail-over delay or is no longer a worker. A partition whose log is a local loglet
 //! is led by the node that holds it (`local_writers`): no other node can append to it.
@@ -27,7 +28,8 @@ pub fn local_writers(table: &PartitionTable, logs: &Logs) -> BTreeMap<PartitionI
 
 /// The plan after this round, or `None` if nothing changes. A partition in `writers` is
 /// led only by its writer (no other node can append to its log): it moves there, and
-/// waits while the writer is not an alive worker.
+/// waits while the writer is not an alive worker. `zones` names each worker's zone
+/// (`region.zone`; missing or empty: no location, one shared zone).
 pub fn schedule(
     table: &PartitionTable,
     current: &SchedulingPlan,
@@ -35,12 +37,13 @@ pub fn schedule(
     alive: &BTreeSet<PlainNodeId>,
     failed: &BTreeSet<PlainNodeId>,
     writers: &BTreeMap<PartitionId, PlainNodeId>,
+    zones: &BTreeMap<PlainNodeId, String>,
 ) -> Option<SchedulingPlan> {
     let mut next = current.clone();
     next.partitions.retain(|id, _| table.partitions.contains_key(id));
-    let mut leaderships: BTreeMap<PlainNodeId, usize> = BTreeMap::new();
+    let mut leaderships = Leaderships { per_node: BTreeMap::new(), per_zone: BTreeMap::new(), zones };
     for placement in next.partitions.values() {
-        *leaderships.entry(placement.leader).or_insert(0) += 1;
+        leaderships.add(placement.leader);
     }
     let candidates: Vec<PlainNodeId> = workers.intersection(alive).copied().collect();
     for id in table.partitions.keys() {
@@ -56,13 +59,11 @@ pub fn schedule(
                     Some(writer) => candidates.iter().copied().filter(|c| c == writer).collect(),
                     None => candidates.clone(),
                 };
-                let Some(leader) = least_loaded(&eligible, &leaderships) else { continue };
+                let Some(leader) = leaderships.least_loaded(&eligible) else { continue };
                 if let Some(old) = &existing {
-                    if let Some(n) = leaderships.get_mut(&old.leader) {
-                        *n = n.saturating_sub(1);
-                    }
+                    leaderships.remove(old.leader);
                 }
-                *leaderships.entry(leader).or_insert(0) += 1;
+                leaderships.add(leader);
                 (leader, existing.as_ref().map_or(1, |p| p.leader_epoch + 1))
             }
         };
@@ -72,8 +73,41 @@ pub fn schedule(
     (next != *current).then_some(next)
 }
 
-fn least_loaded(candidates: &[PlainNodeId], load: &BTreeMap<PlainNodeId, usize>) -> Option<PlainNodeId> {
-    candidates.iter().copied().min_by_key(|n| (load.get(n).copied().unwrap_or(0), *n))
+/// Partitions led per node and per zone, as the round assigns them.
+struct Leaderships<'a> {
+    per_node: BTreeMap<PlainNodeId, usize>,
+    per_zone: BTreeMap<&'a str, usize>,
+    zones: &'a BTreeMap<PlainNodeId, String>,
+}
+
+impl<'a> Leaderships<'a> {
+    fn zone(&self, node: PlainNodeId) -> &'a str {
+        self.zones.get(&node).map_or("", String::as_str)
+    }
+
+    fn add(&mut self, node: PlainNodeId) {
+        *self.per_node.entry(node).or_insert(0) += 1;
+        *self.per_zone.entry(self.zone(node)).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, node: PlainNodeId) {
+        let zone = self.zone(node);
+        if let Some(n) = self.per_node.get_mut(&node) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(n) = self.per_zone.get_mut(zone) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The candidate in the zone leading the fewest partitions, the least loaded there,
+    /// ties by id.
+    fn least_loaded(&self, candidates: &[PlainNodeId]) -> Option<PlainNodeId> {
+        candidates.iter().copied().min_by_key(|n| {
+            let zone = self.per_zone.get(self.zone(*n)).copied().unwrap_or(0);
+            (zone, self.per_node.get(n).copied().unwrap_or(0), *n)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -92,7 +126,7 @@ mod tests {
         alive: &BTreeSet<PlainNodeId>,
         failed: &BTreeSet<PlainNodeId>,
     ) -> Option<SchedulingPlan> {
-        schedule(table, current, workers, alive, failed, &BTreeMap::new())
+        schedule(table, current, workers, alive, failed, &BTreeMap::new(), &BTreeMap::new())
     }
 
     #[test]
@@ -131,11 +165,12 @@ mod tests {
         let writers: BTreeMap<PartitionId, PlainNodeId> =
             [(PartitionId(0), PlainNodeId(1)), (PartitionId(1), PlainNodeId(1))].into();
         let all = set(&[1, 2, 3]);
-        let plan = schedule(&table, &SchedulingPlan::default(), &all, &all, &set(&[]), &writers).unwrap();
+        let none = BTreeMap::new();
+        let plan = schedule(&table, &SchedulingPlan::default(), &all, &all, &set(&[]), &writers, &none).unwrap();
         assert!(plan.partitions.values().all(|p| p.leader == PlainNodeId(1)), "{plan:?}");
         // A plan made without the constraint moves its leaders to the writer.
         let spread = unpinned(&table, &SchedulingPlan::default(), &all, &all, &set(&[])).unwrap();
-        let moved = schedule(&table, &spread, &all, &all, &set(&[]), &writers).unwrap();
+        let moved = schedule(&table, &spread, &all, &all, &set(&[]), &writers, &none).unwrap();
         for (id, placement) in &moved.partitions {
             assert_eq!(placement.leader, PlainNodeId(1));
             let before = &spread.partitions[id];
@@ -144,7 +179,7 @@ mod tests {
         }
         // A dead writer: nobody else can lead; the placement waits for it.
         let without_writer = set(&[2, 3]);
-        assert_eq!(schedule(&table, &moved, &all, &without_writer, &set(&[1]), &writers), None);
+        assert_eq!(schedule(&table, &moved, &all, &without_writer, &set(&[1]), &writers, &none), None);
     }
 
     #[test]
@@ -171,6 +206,30 @@ mod tests {
             .map(|p| (PartitionId(p), PlainNodeId(2)))
             .collect();
         assert_eq!(writers, expected);
+    }
+
+    #[test]
+    fn leaders_spread_over_zones_before_nodes() {
+        // Zone a has three workers, b and c one each: six partitions go 2/2/2 by zone,
+        // not 4/1/1 as by node alone.
+        let zones: BTreeMap<PlainNodeId, String> = [(1, "r.a"), (2, "r.a"), (3, "r.a"), (4, "r.b"), (5, "r.c")]
+            .map(|(n, z)| (PlainNodeId(n), z.to_owned()))
+            .into();
+        let table = PartitionTable::evenly_split(6);
+        let all = set(&[1, 2, 3, 4, 5]);
+        let plan =
+            schedule(&table, &SchedulingPlan::default(), &all, &all, &set(&[]), &BTreeMap::new(), &zones).unwrap();
+        let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in plan.partitions.values() {
+            *per_zone.entry(zones[&p.leader].as_str()).or_insert(0) += 1;
+        }
+        assert_eq!(per_zone, [("r.a", 2), ("r.b", 2), ("r.c", 2)].into(), "{plan:?}");
+        // Zone b lost: its partitions move to the zones leading fewest.
+        let without_b = set(&[1, 2, 3, 5]);
+        let next = schedule(&table, &plan, &all, &without_b, &set(&[4]), &BTreeMap::new(), &zones).unwrap();
+        assert!(next.partitions.values().all(|p| p.leader != PlainNodeId(4)));
+        let in_c = next.partitions.values().filter(|p| p.leader == PlainNodeId(5)).count();
+        assert_eq!(in_c, 3, "{next:?}");
     }
 
     #[test]

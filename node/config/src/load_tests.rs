@@ -98,7 +98,7 @@ fn cli_beats_env_beats_file_beats_default() {
     assert_eq!(config.node_name, "from-cli");
     assert_eq!(config.admin.bind_address, "127.0.0.1:3000".parse().unwrap());
     assert_eq!(config.cluster_name, "env-cluster");
-    assert_eq!(config.default_replication, 2);
+    assert_eq!(config.default_replication, restate_types::ReplicationProperty::nodes(2));
     assert!(config.auto_provision);
     assert_eq!(config.ingress.bind_address, "0.0.0.0:8080".parse().unwrap());
 
@@ -127,7 +127,7 @@ fn nothing_configured_gives_the_documented_defaults() {
     assert_eq!(config.cluster_name, "localcluster");
     assert_eq!(config.advertised_address, None);
     assert!(config.auto_provision);
-    assert_eq!(config.default_replication, 1);
+    assert_eq!(config.default_replication, restate_types::ReplicationProperty::nodes(1));
     assert_eq!(config.default_num_partitions, 24);
     assert_eq!(config.roles, RoleSet::all());
     assert_eq!(config.base_dir, PathBuf::from("restate-data"));
@@ -189,7 +189,7 @@ fn seed_example_parses() {
     assert_eq!(config.cluster_name, "my-cluster");
     assert_eq!(config.advertised_address, Some(Url::parse("http://node1:5122").unwrap()));
     assert!(!config.auto_provision);
-    assert_eq!(config.default_replication, 2);
+    assert_eq!(config.default_replication, restate_types::ReplicationProperty::nodes(2));
     assert_eq!(config.roles, [Role::Worker, Role::Admin, Role::MetadataServer, Role::LogServer].into_iter().collect());
     assert_eq!(config.bifrost.default_provider, LogProviderKind::Replicated);
     assert_eq!(config.metadata_server.kind, MetadataServerKind::Replicated);
@@ -332,8 +332,12 @@ fn unknown_cli_key_is_a_bug() {
 fn wrong_types_in_the_file_name_expected_and_found() {
     let message = file_problem("auto-provision = \"yes\"", "auto-provision");
     assert_eq!(message, "expected a boolean (true or false), found string \"yes\"");
-    let message = file_problem("default-replication = \"2\"", "default-replication");
-    assert_eq!(message, "expected an integer, found string \"2\"");
+    let message = file_problem("default-replication = 2.5", "default-replication");
+    assert_contains(&message, &["expected a copy count like 2 or a property", "found float 2.5"]);
+    let message = file_problem("default-replication = \"{rack: 2, node: 3}\"", "default-replication");
+    assert_contains(&message, &["unknown scope 'rack' (known: region, zone, node)"]);
+    let message = file_problem("location = \"a.b.c\"", "location");
+    assert_contains(&message, &["more than two parts", "\"region.zone\""]);
     let message = file_problem("default-num-partitions = 2.5", "default-num-partitions");
     assert_eq!(message, "expected an integer, found float 2.5");
     let message = file_problem("node-name = 5", "node-name");
@@ -351,7 +355,7 @@ fn wrong_types_in_env_name_the_variable() {
     let message = env_problem("RESTATE_AUTO_PROVISION", "yes", "auto-provision");
     assert_eq!(message, "expected a boolean (true or false), found string \"yes\"");
     let message = env_problem("RESTATE_DEFAULT_REPLICATION", "two", "default-replication");
-    assert_eq!(message, "expected an integer, found string \"two\"");
+    assert_contains(&message, &["not a number and not in braces", "\"{zone: 2, node: 3}\""]);
     let message = env_problem("RESTATE_AUTO_PROVISION", "", "auto-provision");
     assert_contains(&message, &["set but empty", "unset RESTATE_AUTO_PROVISION"]);
 }
@@ -575,7 +579,9 @@ fn fully_populated() -> Config {
         cluster_name: "prod".into(),
         advertised_address: Some(Url::parse("http://node1:5122").unwrap()),
         auto_provision: false,
-        default_replication: 3,
+        default_replication: "{zone: 2, node: 3}".parse().unwrap(),
+        location: "eu-west-1.eu-west-1a".parse().unwrap(),
+        location_file: Some("/etc/restate-locations/node1".into()),
         default_num_partitions: 64,
         roles: [Role::Worker, Role::Admin].into_iter().collect(),
         base_dir: "/var/lib/restate".into(),

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use restate_types::{LogProviderKind, MetadataServerKind, ParseError, RoleSet};
+use restate_types::{Location, LogProviderKind, MetadataServerKind, ParseError, ReplicationProperty, RoleSet};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -31,7 +31,16 @@ pub struct Config {
     pub advertised_address: Option<Url>,
     /// Whether a node may create the cluster's initial metadata itself.
     pub auto_provision: bool,
-    pub default_replication: u32,
+    /// Log replication a new cluster gets: copies of every record, and over how many zones
+    /// and regions they spread (`2` or `"{zone: 2, node: 3}"`).
+    pub default_replication: ReplicationProperty,
+    /// Where this node runs, `region.zone` (env `RESTATE_LOCATION`); nodesets spread over it.
+    #[serde(skip_serializing_if = "Location::is_empty")]
+    pub location: Location,
+    /// A file holding the location, read at start when `location` is not set (the
+    /// operator points it at the entry of the Kubernetes node the pod runs on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location_file: Option<PathBuf>,
     pub default_num_partitions: u32,
     pub roles: RoleSet,
     pub base_dir: PathBuf,
@@ -64,7 +73,9 @@ impl Default for Config {
             cluster_name: "localcluster".to_owned(),
             advertised_address: None,
             auto_provision: true,
-            default_replication: 1,
+            default_replication: ReplicationProperty::nodes(1),
+            location: Location::default(),
+            location_file: None,
             default_num_partitions: 24,
             roles: RoleSet::all(),
             base_dir: PathBuf::from("restate-data"),

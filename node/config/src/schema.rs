@@ -8,7 +8,7 @@ use crate::duration::parse_duration_ms;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use restate_types::Role;
+use restate_types::{Location, ReplicationProperty, Role, MAX_REPLICATION};
 use toml::Value;
 use url::Url;
 
@@ -63,6 +63,11 @@ pub(crate) enum Kind {
     },
     /// A growth factor: a number (integer or decimal) from 1 to 10; canonical form: float.
     Factor,
+    /// A replication property: a copy count (integer 1 to 128) or Restate's form
+    /// `"{zone: 2, node: 3}"`; canonical form: an integer when plain, else the text.
+    Replication,
+    /// `"region"` or `"region.zone"` (restate_types::Location).
+    Location,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +95,9 @@ pub(crate) const SCHEMA: &[Key] = &[
     key("cluster-name", Kind::Name),
     key("advertised-address", Kind::Url { explicit_port: true }),
     key("auto-provision", Kind::Bool),
-    key("default-replication", Kind::Integer { min: 1, max: 128 }),
+    key("default-replication", Kind::Replication),
+    key("location", Kind::Location),
+    key("location-file", Kind::Path),
     key("default-num-partitions", Kind::Integer { min: 1, max: 4096 }),
     key("roles", Kind::RoleList),
     key("base-dir", Kind::Path),
@@ -181,6 +188,8 @@ impl Kind {
             }
             Kind::Enum(values) => format!("one of {}", quoted_list(values)),
             Kind::Factor => "a number from 1 to 10, like 2.0".to_owned(),
+            Kind::Replication => "a copy count like 2 or a property like \"{zone: 2, node: 3}\"".to_owned(),
+            Kind::Location => "a location string like \"region\" or \"region.zone\"".to_owned(),
             Kind::SnapshotDestination => {
                 "a destination string like \"s3://bucket/prefix\" or \"file:///absolute/path\"".to_owned()
             }
@@ -197,11 +206,14 @@ impl Kind {
                 "false" => Ok(Value::Boolean(false)),
                 _ => Err(self.mismatch(&Value::String(text.to_owned()))),
             },
-            Kind::Integer { .. } | Kind::DurationMs { .. } if text.trim().parse::<i64>().is_ok() => text
-                .trim()
-                .parse::<i64>()
-                .map(Value::Integer)
-                .map_err(|_| self.mismatch(&Value::String(text.to_owned()))),
+            Kind::Integer { .. } | Kind::DurationMs { .. } | Kind::Replication
+                if text.trim().parse::<i64>().is_ok() =>
+            {
+                text.trim()
+                    .parse::<i64>()
+                    .map(Value::Integer)
+                    .map_err(|_| self.mismatch(&Value::String(text.to_owned())))
+            }
             Kind::UrlList | Kind::RoleList => json_list(text, self),
             Kind::Factor => {
                 text.trim().parse::<f64>().map(Value::Float).map_err(|_| self.mismatch(&Value::String(text.to_owned())))
@@ -299,6 +311,26 @@ impl Kind {
                     return Err(format!("must be between {min_ms}ms and {max_ms}ms, found {ms}ms"));
                 }
                 Ok(Value::Integer(ms as i64))
+            }
+            Kind::Replication => {
+                let property: ReplicationProperty = match value {
+                    Value::Integer(number) if !(1..=i64::from(MAX_REPLICATION)).contains(number) => {
+                        return Err(format!("must be between 1 and {MAX_REPLICATION}, found {number}"));
+                    }
+                    Value::Integer(number) => ReplicationProperty::nodes(*number as u32),
+                    Value::String(text) => text.parse().map_err(|e: restate_types::ParseError| e.expected)?,
+                    other => return Err(self.mismatch(other)),
+                };
+                Ok(if property.is_count() {
+                    Value::Integer(i64::from(property.node))
+                } else {
+                    Value::String(property.to_string())
+                })
+            }
+            Kind::Location => {
+                let text = self.string(value)?;
+                text.parse::<Location>().map_err(|e| e.expected)?;
+                Ok(value.clone())
             }
             Kind::Factor => {
                 let factor = match value {

@@ -16,7 +16,8 @@ pub(crate) fn configuration_to_wire(c: &ClusterConfiguration, version: u32) -> p
         cluster_name: c.cluster_name.clone(),
         cluster_fingerprint: c.cluster_fingerprint.clone(),
         num_partitions: c.num_partitions,
-        replication: c.replication,
+        replication: c.replication.node,
+        replication_property: c.replication.to_string(),
         log_provider: c.log_provider.to_string(),
         version,
         provisioned_at_unix_ms: c.provisioned_at_unix_ms,
@@ -87,6 +88,7 @@ async fn probe(ctx: &NodeCtlContext, node: &NodeConfig, me: &pb::NodeInfo) -> pb
         version,
         storage_format_version,
         restarting: node.restarting,
+        location: node.location.to_string(),
     }
 }
 

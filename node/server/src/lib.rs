@@ -18,6 +18,7 @@ mod ingress_route;
 mod invocations;
 mod lifecycle;
 mod listeners;
+mod location_file;
 mod loglet_hosting;
 mod logs_ctl;
 mod membership;

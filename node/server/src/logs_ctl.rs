@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use restate_bifrost::{Bifrost, BifrostError, LogDescription};
+use restate_metadata::objects::NodesConfiguration;
 use restate_proto::node_ctl as pb;
 use restate_types::{LogId, Lsn};
 use tonic::Status;
@@ -33,17 +34,21 @@ pub(crate) async fn reconfigure(
     bifrost.reconfigure(kind, replication, nodeset).await.map_err(status)
 }
 
-pub(crate) async fn list(bifrost: &Bifrost) -> Result<pb::ListLogsResponse, Status> {
+pub(crate) async fn list(bifrost: &Bifrost, nodes: &NodesConfiguration) -> Result<pb::ListLogsResponse, Status> {
     let mut logs = Vec::new();
     for log in bifrost.list().await.map_err(status)? {
-        logs.push(describe_to_wire(bifrost.describe(log).await.map_err(status)?));
+        logs.push(describe_to_wire(bifrost.describe(log).await.map_err(status)?, nodes));
     }
     Ok(pb::ListLogsResponse { logs })
 }
 
-pub(crate) async fn describe(bifrost: &Bifrost, log_id: u32) -> Result<pb::LogDescription, Status> {
+pub(crate) async fn describe(
+    bifrost: &Bifrost,
+    log_id: u32,
+    nodes: &NodesConfiguration,
+) -> Result<pb::LogDescription, Status> {
     let description = bifrost.describe(LogId(log_id)).await.map_err(status)?;
-    Ok(describe_to_wire(description))
+    Ok(describe_to_wire(description, nodes))
 }
 
 pub(crate) async fn trim(bifrost: &Bifrost, log_id: u32, trim_point: u64) -> Result<pb::TrimLogResponse, Status> {
@@ -94,7 +99,8 @@ fn status(err: BifrostError) -> Status {
     }
 }
 
-fn describe_to_wire(d: LogDescription) -> pb::LogDescription {
+/// `nodes` gives each nodeset member's location.
+fn describe_to_wire(d: LogDescription, nodes: &NodesConfiguration) -> pb::LogDescription {
     pb::LogDescription {
         log_id: d.log_id.0,
         segments: d
@@ -105,6 +111,11 @@ fn describe_to_wire(d: LogDescription) -> pb::LogDescription {
                 kind: s.kind.to_string(),
                 loglet_id: s.loglet_id.0,
                 replication: s.replication,
+                nodeset_locations: s
+                    .nodeset
+                    .iter()
+                    .map(|n| restate_cluster::placement::location_of(nodes, *n).to_string())
+                    .collect(),
                 nodeset: s.nodeset.iter().map(|n| n.to_string()).collect(),
                 sealed: s.sealed,
                 tail: s.tail.map(|l| l.0),

@@ -42,6 +42,11 @@ struct Args {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     dump_config: bool,
+    /// Check that this binary reads data of storage format N and exit: 0 if it does, 3 if
+    /// the format is newer than it reads (both formats printed). Reads no configuration and
+    /// no data; the operator runs it on a new image before an upgrade restarts any node.
+    #[arg(long, value_name = "N")]
+    check_storage_format: Option<u32>,
 }
 
 impl Args {
@@ -65,6 +70,22 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(format) = args.check_storage_format {
+        return match restate_storage::check_storage_format(format) {
+            Ok(()) => {
+                println!(
+                    "storage format {format}: readable by this restate-server {} (formats up to {})",
+                    env!("CARGO_PKG_VERSION"),
+                    restate_storage::STORAGE_FORMAT_VERSION
+                );
+                ExitCode::SUCCESS
+            }
+            Err(refusal) => {
+                eprintln!("error: {refusal}");
+                ExitCode::from(3)
+            }
+        };
+    }
     let file = match &args.config_file {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(contents) => Some(ConfigFile { path: path.clone(), contents }),

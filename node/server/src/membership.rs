@@ -196,7 +196,7 @@ async fn register(ctx: &MembershipContext) -> Result<Option<NodeConfig>, Members
             ));
         }
         nodes.cluster_name = ctx.cluster_name.clone();
-        nodes.register(&me.name, &me.address, &me.roles, &me.storage_id, me.metadata_member);
+        nodes.register(&me.name, &me.address, &me.roles, &me.storage_id, me.metadata_member, &me.location);
         Ok::<_, String>(Some(nodes))
     })
     .await;

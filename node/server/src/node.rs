@@ -72,6 +72,7 @@ impl Node {
     /// Opens storage, binds every listener and starts serving. Returns once the node
     /// listens; joining the cluster goes on in the background (see [`NodeState`]).
     pub async fn start(config: Config) -> Result<Node, StartupError> {
+        let location = crate::location_file::resolve(&config).await?;
         let credentials = crate::fabric_auth::configure(&config)?;
         let request_signer = request_signer(&config)?;
         if config.bifrost.default_provider == LogProviderKind::Replicated && config.auto_provision {
@@ -167,7 +168,7 @@ impl Node {
             default_params: ProvisionParams {
                 num_partitions: config.default_num_partitions,
                 replication: match default_log_provider {
-                    LogProviderKind::Local => 1,
+                    LogProviderKind::Local => restate_types::ReplicationProperty::nodes(1),
                     LogProviderKind::Replicated => config.default_replication,
                 },
                 log_provider: default_log_provider,
@@ -178,6 +179,7 @@ impl Node {
                 roles: config.roles.clone(),
                 storage_id: identity.storage_id.clone(),
                 metadata_member,
+                location,
             },
             metadata: metadata.clone(),
             quick_metadata: status_metadata.clone(),

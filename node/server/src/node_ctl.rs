@@ -6,7 +6,7 @@ use bytes::Bytes;
 use restate_metadata::objects::{self, ClusterConfiguration, MetadataObject, NodesConfiguration};
 use restate_metadata::{typed, MetadataStoreError, Precondition};
 use restate_proto::node_ctl::{self as pb, node_ctl_server::NodeCtl};
-use restate_types::{LogProviderKind, Version};
+use restate_types::{LogProviderKind, ReplicationProperty, Version};
 use tonic::{Request, Response, Status};
 
 use crate::cluster_view::{self, configuration_to_wire};
@@ -83,10 +83,11 @@ impl NodeCtl for NodeCtlService {
             Some(p) => parse_provider("--log-provider", p)?,
             None => defaults.log_provider,
         };
-        let replication = match (request.replication, log_provider) {
+        let requested = requested_replication(request.replication, request.replication_property.as_deref())?;
+        let replication = match (requested, log_provider) {
             (Some(r), _) => r,
             // A local loglet has one copy whatever default-replication says.
-            (None, LogProviderKind::Local) => 1,
+            (None, LogProviderKind::Local) => ReplicationProperty::nodes(1),
             (None, LogProviderKind::Replicated) => defaults.replication,
         };
         let params = ProvisionParams {
@@ -135,7 +136,8 @@ impl NodeCtl for NodeCtlService {
         self.ctx.metrics.request("set_cluster_configuration");
         let request = request.into_inner();
         let provider = request.log_provider.as_deref().map(|p| parse_provider("--log-provider", p)).transpose()?;
-        if provider.is_none() && request.replication.is_none() {
+        let requested = requested_replication(request.replication, request.replication_property.as_deref())?;
+        if provider.is_none() && requested.is_none() {
             return Err(Status::invalid_argument("nothing to change: pass --log-provider and/or --log-replication"));
         }
         let metadata = self.ctx.metadata.as_ref();
@@ -144,14 +146,13 @@ impl NodeCtl for NodeCtlService {
                 .await
                 .map_err(metadata_status)?
                 .ok_or_else(not_provisioned)?;
-            let (nodes, _) =
-                typed::get::<NodesConfiguration>(metadata).await.map_err(metadata_status)?.unwrap_or_default();
+            let nodes = self.nodes_configuration().await?;
             let next = ClusterConfiguration {
                 log_provider: provider.unwrap_or(current.log_provider),
-                replication: request.replication.unwrap_or(current.replication),
+                replication: requested.unwrap_or(current.replication),
                 ..current.clone()
             };
-            check_log_settings(&next, nodes.log_servers().count() as u32)?;
+            check_log_settings(&next, &nodes)?;
             if next == current {
                 return Ok(Response::new(configuration_to_wire(&current, version.0)));
             }
@@ -165,11 +166,11 @@ impl NodeCtl for NodeCtlService {
                     crate::logs_ctl::reconfigure(
                         crate::logs_ctl::bifrost(&self.ctx.roles)?,
                         next.log_provider,
-                        next.replication,
+                        next.replication.node,
                         nodeset,
                     )
                     .await?;
-                    tracing::info!(log_provider = %next.log_provider, replication = next.replication, "cluster configuration changed");
+                    tracing::info!(log_provider = %next.log_provider, replication = %next.replication, "cluster configuration changed");
                     return Ok(Response::new(configuration_to_wire(&next, new_version.0)));
                 }
                 Err(MetadataStoreError::PreconditionFailed { .. }) => continue,
@@ -257,7 +258,8 @@ impl NodeCtl for NodeCtlService {
 
     async fn list_logs(&self, _: Request<pb::ListLogsRequest>) -> Result<Response<pb::ListLogsResponse>, Status> {
         self.ctx.metrics.request("list_logs");
-        Ok(Response::new(crate::logs_ctl::list(crate::logs_ctl::bifrost(&self.ctx.roles)?).await?))
+        let nodes = self.nodes_configuration().await?;
+        Ok(Response::new(crate::logs_ctl::list(crate::logs_ctl::bifrost(&self.ctx.roles)?, &nodes).await?))
     }
 
     async fn list_partition_processors(
@@ -371,8 +373,10 @@ impl NodeCtl for NodeCtlService {
         request: Request<pb::DescribeLogRequest>,
     ) -> Result<Response<pb::LogDescription>, Status> {
         self.ctx.metrics.request("describe_log");
+        let nodes = self.nodes_configuration().await?;
         Ok(Response::new(
-            crate::logs_ctl::describe(crate::logs_ctl::bifrost(&self.ctx.roles)?, request.into_inner().log_id).await?,
+            crate::logs_ctl::describe(crate::logs_ctl::bifrost(&self.ctx.roles)?, request.into_inner().log_id, &nodes)
+                .await?,
         ))
     }
 
@@ -402,6 +406,15 @@ impl NodeCtl for NodeCtlService {
 }
 
 impl NodeCtlService {
+    /// The nodes as the metadata store has them now (empty before provisioning).
+    async fn nodes_configuration(&self) -> Result<NodesConfiguration, Status> {
+        Ok(typed::get::<NodesConfiguration>(self.ctx.metadata.as_ref())
+            .await
+            .map_err(metadata_status)?
+            .map(|(nodes, _)| nodes)
+            .unwrap_or_default())
+    }
+
     async fn join_metadata(&self) -> Result<(), Status> {
         let role = self.ctx.membership.replicated.clone().ok_or_else(|| {
             Status::failed_precondition(
@@ -419,26 +432,36 @@ impl NodeCtlService {
     }
 }
 
-/// Log settings must be satisfiable by the live log-servers; the error shows the arithmetic.
-pub(crate) fn check_log_settings(next: &ClusterConfiguration, log_servers: u32) -> Result<(), Status> {
-    if next.replication == 0 {
+/// The replication a request asks for: the property text when given (Restate's form), else
+/// the plain count; `None` when neither is set.
+fn requested_replication(count: Option<u32>, property: Option<&str>) -> Result<Option<ReplicationProperty>, Status> {
+    match (property, count) {
+        (Some(text), _) => text
+            .parse::<ReplicationProperty>()
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("--log-replication: {e}"))),
+        (None, Some(0)) => Err(Status::invalid_argument("--log-replication 0 is invalid: use 1 or more")),
+        (None, Some(n)) => Ok(Some(ReplicationProperty::nodes(n))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Log settings must be satisfiable by the registered log-servers and their locations; the
+/// error shows the arithmetic.
+pub(crate) fn check_log_settings(next: &ClusterConfiguration, nodes: &NodesConfiguration) -> Result<(), Status> {
+    if next.replication.node == 0 {
         return Err(Status::invalid_argument("--log-replication 0 is invalid: use 1 or more"));
     }
     match next.log_provider {
-        LogProviderKind::Local if next.replication > 1 => Err(Status::invalid_argument(format!(
+        LogProviderKind::Local if next.replication.node > 1 => Err(Status::invalid_argument(format!(
             "--log-replication {} with log provider local: a local loglet keeps exactly one copy; use --log-provider replicated",
             next.replication
         ))),
         LogProviderKind::Replicated => {
-            let needed = ClusterConfiguration::log_servers_needed(next.replication);
-            if needed > log_servers {
-                Err(Status::failed_precondition(format!(
-                    "replication {} needs at least {needed} log-server nodes (2 x {} - 1); {log_servers} available",
-                    next.replication, next.replication
-                )))
-            } else {
-                Ok(())
-            }
+            let log_servers: Vec<_> = nodes.log_servers().map(|n| n.id).collect();
+            restate_cluster::placement::choose_nodeset(&log_servers, nodes, &Default::default(), next.replication)
+                .map(drop)
+                .map_err(Status::failed_precondition)
         }
         LogProviderKind::Local => Ok(()),
     }
@@ -448,24 +471,51 @@ pub(crate) fn check_log_settings(next: &ClusterConfiguration, log_servers: u32) 
 mod tests {
     use super::*;
 
-    fn config(provider: LogProviderKind, replication: u32) -> ClusterConfiguration {
+    fn config(provider: LogProviderKind, replication: &str) -> ClusterConfiguration {
         ClusterConfiguration {
             cluster_name: "c".into(),
             cluster_fingerprint: "f".into(),
             num_partitions: 1,
-            replication,
+            replication: replication.parse().unwrap(),
             log_provider: provider,
             provisioned_at_unix_ms: 0,
         }
     }
 
+    /// `n` log-servers, node i in zone `zones[i]` of region "r" (fewer zones: no location).
+    fn log_servers(n: usize, zones: &[&str]) -> NodesConfiguration {
+        let mut nodes = NodesConfiguration::default();
+        for i in 0..n {
+            let location = zones.get(i).map_or(Default::default(), |z| format!("r.{z}").parse().unwrap());
+            let roles = restate_types::RoleSet::all();
+            nodes.register(&format!("n{i}"), "http://x:1", &roles, "s", false, &location);
+        }
+        nodes
+    }
+
     #[test]
     fn replication_beyond_the_log_servers_is_refused_with_the_arithmetic() {
-        let err = check_log_settings(&config(LogProviderKind::Replicated, 3), 3).unwrap_err();
-        assert_eq!(err.message(), "replication 3 needs at least 5 log-server nodes (2 x 3 - 1); 3 available");
-        assert!(check_log_settings(&config(LogProviderKind::Replicated, 1), 1).is_ok());
-        assert!(check_log_settings(&config(LogProviderKind::Replicated, 2), 3).is_ok());
-        assert!(check_log_settings(&config(LogProviderKind::Local, 2), 3).is_err());
-        assert!(check_log_settings(&config(LogProviderKind::Replicated, 0), 3).is_err());
+        let replicated = |r| config(LogProviderKind::Replicated, r);
+        let err = check_log_settings(&replicated("3"), &log_servers(3, &[])).unwrap_err();
+        assert_eq!(err.message(), "replication 3 needs 5 log-servers (2 x 3 - 1) but 3 are available");
+        assert!(check_log_settings(&replicated("1"), &log_servers(1, &[])).is_ok());
+        assert!(check_log_settings(&replicated("2"), &log_servers(3, &[])).is_ok());
+        assert!(check_log_settings(&config(LogProviderKind::Local, "2"), &log_servers(3, &[])).is_err());
+        // Two zones cannot hold {zone: 2, node: 3}; three can.
+        let zoned = replicated("{zone: 2, node: 3}");
+        let err = check_log_settings(&zoned, &log_servers(5, &["a", "a", "a", "b", "b"])).unwrap_err();
+        assert!(err.message().contains("at most 2 in any zone"), "{}", err.message());
+        assert!(check_log_settings(&zoned, &log_servers(5, &["a", "a", "b", "b", "c"])).is_ok());
+    }
+
+    #[test]
+    fn a_requested_property_wins_over_the_count() {
+        assert_eq!(requested_replication(Some(2), None).unwrap(), Some(ReplicationProperty::nodes(2)));
+        let zoned = requested_replication(Some(3), Some("{zone: 2, node: 3}")).unwrap().unwrap();
+        assert_eq!(zoned.to_string(), "{zone: 2, node: 3}");
+        assert_eq!(requested_replication(None, None).unwrap(), None);
+        let bad = requested_replication(None, Some("{rack: 2}")).unwrap_err();
+        assert!(bad.message().contains("--log-replication") && bad.message().contains("unknown scope 'rack'"));
+        assert!(requested_replication(Some(0), None).is_err());
     }
 }

@@ -8,13 +8,13 @@ use rand::RngCore;
 use restate_metadata::objects::{ClusterConfiguration, Logs, NodeConfig, NodesConfiguration, PartitionTable};
 use restate_metadata::typed;
 use restate_metadata::{MetadataStore, MetadataStoreError, Precondition, WriteOp};
-use restate_types::{LogProviderKind, RoleSet};
+use restate_types::{Location, LogProviderKind, ReplicationProperty, RoleSet};
 
 /// What the cluster is provisioned with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisionParams {
     pub num_partitions: u32,
-    pub replication: u32,
+    pub replication: ReplicationProperty,
     pub log_provider: LogProviderKind,
 }
 
@@ -26,10 +26,10 @@ impl ProvisionParams {
         if !(1..=MAX_PARTITIONS).contains(&self.num_partitions) {
             return Err(format!("--num-partitions {} is out of range: use 1 to {MAX_PARTITIONS}", self.num_partitions));
         }
-        if self.replication == 0 {
+        if self.replication.node == 0 {
             return Err("--replication 0 is invalid: every record needs at least one copy; use 1 or more".into());
         }
-        if self.log_provider == LogProviderKind::Local && self.replication > 1 {
+        if self.log_provider == LogProviderKind::Local && self.replication.node > 1 {
             return Err(format!(
                 "--replication {} with --log-provider local: a local loglet keeps exactly one copy; use --replication 1, or --log-provider replicated",
                 self.replication
@@ -47,6 +47,7 @@ pub struct Provisioner {
     pub roles: RoleSet,
     pub storage_id: String,
     pub metadata_member: bool,
+    pub location: Location,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,7 @@ pub fn initial_metadata(
         &provisioner.roles,
         &provisioner.storage_id,
         provisioner.metadata_member,
+        &provisioner.location,
     ) {
         restate_metadata::objects::NodeRegistration::New(node) => node,
         restate_metadata::objects::NodeRegistration::Restarted(_) => unreachable!("empty configuration"),
@@ -106,7 +108,7 @@ pub fn initial_metadata(
         LogProviderKind::Local => vec![node.id],
         LogProviderKind::Replicated => Vec::new(),
     };
-    let logs = Logs::initial(params.num_partitions, params.log_provider, params.replication, nodeset);
+    let logs = Logs::initial(params.num_partitions, params.log_provider, params.replication.node, nodeset);
     let partitions = PartitionTable::evenly_split(params.num_partitions);
     let ops = vec![
         typed::put_op(&configuration, Precondition::DoesNotExist),
@@ -166,7 +168,11 @@ mod tests {
     use restate_storage::{NodeStorage, StorageOptions};
 
     fn params() -> ProvisionParams {
-        ProvisionParams { num_partitions: 4, replication: 1, log_provider: LogProviderKind::Local }
+        ProvisionParams {
+            num_partitions: 4,
+            replication: ReplicationProperty::nodes(1),
+            log_provider: LogProviderKind::Local,
+        }
     }
 
     fn provisioner(name: &str) -> Provisioner {
@@ -176,6 +182,7 @@ mod tests {
             roles: RoleSet::all(),
             storage_id: "s".into(),
             metadata_member: true,
+            location: Location::default(),
         }
     }
 
@@ -194,10 +201,10 @@ mod tests {
         p.num_partitions = 0;
         assert!(p.validate().unwrap_err().contains("--num-partitions"));
         let mut p = params();
-        p.replication = 0;
+        p.replication = ReplicationProperty::nodes(0);
         assert!(p.validate().unwrap_err().contains("--replication"));
         let mut p = params();
-        p.replication = 2;
+        p.replication = ReplicationProperty::nodes(2);
         assert!(p.validate().unwrap_err().contains("--log-provider replicated"));
     }
 

@@ -151,6 +151,7 @@ async fn a_single_node_moves_its_logs_from_local_to_replicated_without_losing_re
         .set_cluster_configuration(pb::SetClusterConfigurationRequest {
             log_provider: Some("replicated".into()),
             replication: Some(1),
+            replication_property: None,
         })
         .await
         .unwrap()

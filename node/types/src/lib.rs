@@ -6,6 +6,7 @@
 pub mod backoff;
 mod ids;
 mod kinds;
+mod location;
 mod role;
 mod service;
 pub mod time;
@@ -13,6 +14,7 @@ pub mod time;
 pub use backoff::Backoff;
 pub use ids::{GenerationalNodeId, LogId, LogletId, Lsn, PartitionId, PlainNodeId, Version};
 pub use kinds::{LogProviderKind, MetadataServerKind};
+pub use location::{Location, LocationScope, ReplicationProperty, MAX_REPLICATION};
 pub use role::{Role, RoleSet};
 pub use service::{HandlerType, ServiceType};
 

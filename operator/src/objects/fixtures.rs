@@ -28,7 +28,7 @@ pub fn cluster() -> RestateCluster {
             image_pull_policy: None,
             image_pull_secrets: None,
             config: None,
-            replication: 2,
+            replication: k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2),
             partitions: 24,
             storage: StorageSpec {
                 size: Quantity("10Gi".into()),

@@ -14,10 +14,12 @@
 mod cluster_secret;
 mod config_map;
 mod disruption_budget;
+mod locations;
 mod network_policy;
 mod service_account;
 mod services;
 mod statefulset;
+mod storage_check;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -36,10 +38,14 @@ pub use config_map::config_map;
 pub use disruption_budget::{
     pod_disruption_budget, pod_disruption_budget_resource, pod_disruption_budget_version, POLICY_V1_SINCE_MINOR,
 };
+pub use locations::{location_of_labels, locations_config_map, REGION_LABEL, ZONE_LABEL};
 pub use network_policy::{network_policy, parse_pod_labels};
 pub use service_account::service_account;
 pub use services::{client_service, headless_service};
 pub use statefulset::{statefulset, CONFIG_CHECKSUM_ANNOTATION, CONTAINER_NAME, TERMINATION_GRACE_PERIOD_SECONDS};
+pub use storage_check::{
+    storage_check_job, CHECKED_FORMAT_ANNOTATION, CHECKED_IMAGE_ANNOTATION, STORAGE_CHECK_DEADLINE_SECONDS,
+};
 
 use crate::config::{render_config, RenderedConfig};
 use crate::crd::RestateCluster;

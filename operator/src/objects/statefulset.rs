@@ -17,12 +17,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::cluster_secret::CLUSTER_SECRET_KEY;
+use super::locations::ZONE_LABEL;
 use super::services::{ADMIN_PORT_NAME, INGRESS_PORT_NAME, NODE_PORT_NAME};
 use super::{cluster_names, merged, owned_meta, BuildContext};
 use crate::config::{
     config_file_path, RenderedConfig, BASE_DIR, CONFIG_DIR, ENV_ADVERTISED_ADDRESS, ENV_AWS_ACCESS_KEY_ID,
     ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN, ENV_BASE_DIR, ENV_CLUSTER_SECRET_FILE, ENV_CONFIG_FILE,
-    ENV_NODE_NAME, ENV_POD_NAME,
+    ENV_KUBERNETES_NODE, ENV_LOCATION_FILE, ENV_NODE_NAME, ENV_POD_NAME, LOCATIONS_DIR,
 };
 use crate::crd::RestateCluster;
 use crate::error::BuildError;
@@ -36,8 +37,6 @@ pub const CONTAINER_NAME: &str = "restate";
 /// peers, flush and exit; the kubelet kills it after that.
 /// Default of `spec.terminationGracePeriodSeconds`.
 pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 120;
-/// The topology key pods spread over unless `spec.topologySpreadConstraints` says otherwise.
-pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// Non-root user and group the node runs as; also the group owning the volume.
 pub const RUN_AS_ID: i64 = 1000;
 
@@ -46,6 +45,8 @@ const SECRET_VOLUME: &str = "cluster-secret";
 /// Where the cluster secret's Secret is mounted (its one key is the file name).
 pub const SECRET_DIR: &str = "/etc/restate-secret";
 const TMP_VOLUME: &str = "tmp";
+/// The `<name>-locations` ConfigMap (every Kubernetes node's location).
+const LOCATIONS_VOLUME: &str = "locations";
 
 /// `<name>` with `spec.replicas` pods started in parallel, one volume claim per pod, pod
 /// identity (node name, advertised address) from the pod's name, and the config checksum of
@@ -116,14 +117,7 @@ fn pod_spec(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedC
             }]
         }))
         .filter(|constraints| !constraints.is_empty()),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS_ID),
-            run_as_group: Some(RUN_AS_ID),
-            fs_group: Some(RUN_AS_ID),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }),
-            ..PodSecurityContext::default()
-        }),
+        security_context: Some(pod_security()),
         image_pull_secrets: spec.image_pull_secrets.clone(),
         node_selector: spec.node_selector.clone(),
         tolerations: spec.tolerations.clone(),
@@ -136,10 +130,44 @@ fn pod_spec(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedC
     }
 }
 
-/// The volumes the operator mounts: the config, a scratch `/tmp`, the cluster secret (the
-/// data volume comes from the claim template).
+/// How the operator's pods run: as [`RUN_AS_ID`], never root, the runtime's seccomp profile.
+pub(super) fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS_ID),
+        run_as_group: Some(RUN_AS_ID),
+        fs_group: Some(RUN_AS_ID),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// How the operator's containers run: no privilege escalation, a read-only root, no
+/// capabilities.
+pub(super) fn container_security() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The volumes the operator mounts: the config, a scratch `/tmp`, the cluster secret, the
+/// Kubernetes nodes' locations (the data volume comes from the claim template).
 fn operator_volumes(names: &ClusterNames) -> Vec<Volume> {
     vec![
+        Volume {
+            name: LOCATIONS_VOLUME.to_owned(),
+            // Optional: a pod whose node has no entry yet waits for it (location-file).
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.locations_config_map(),
+                optional: Some(true),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
         Volume {
             name: CONFIG_VOLUME.to_owned(),
             config_map: Some(ConfigMapVolumeSource { name: names.config_map(), ..ConfigMapVolumeSource::default() }),
@@ -160,7 +188,7 @@ fn operator_volumes(names: &ClusterNames) -> Vec<Volume> {
 }
 
 /// Names the operator uses itself, refused in `spec.volumes` and `spec.sidecars`.
-const OPERATOR_VOLUMES: [&str; 4] = [DATA_VOLUME, CONFIG_VOLUME, TMP_VOLUME, SECRET_VOLUME];
+const OPERATOR_VOLUMES: [&str; 5] = [DATA_VOLUME, CONFIG_VOLUME, TMP_VOLUME, SECRET_VOLUME, LOCATIONS_VOLUME];
 
 /// `spec.volumes` and `spec.sidecars` must not take the operator's names or repeat a name.
 fn check_extra_names(cluster: &RestateCluster) -> Result<(), BuildError> {
@@ -236,19 +264,14 @@ fn container(cluster: &RestateCluster, names: &ClusterNames, rendered: &Rendered
             failure_threshold: Some(3),
             ..Probe::default()
         }),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(container_security()),
         volume_mounts: Some(
             [
                 mount(DATA_VOLUME, BASE_DIR, false),
                 mount(CONFIG_VOLUME, CONFIG_DIR, true),
                 mount(TMP_VOLUME, "/tmp", false),
                 mount(SECRET_VOLUME, SECRET_DIR, true),
+                mount(LOCATIONS_VOLUME, LOCATIONS_DIR, true),
             ]
             .into_iter()
             .chain(spec.volume_mounts.iter().flatten().cloned())
@@ -276,6 +299,14 @@ fn env(cluster: &RestateCluster, names: &ClusterNames, rendered: &RenderedConfig
         literal(ENV_CONFIG_FILE, config_file_path()),
         literal(ENV_BASE_DIR, BASE_DIR.to_owned()),
         literal(ENV_CLUSTER_SECRET_FILE, format!("{SECRET_DIR}/{CLUSTER_SECRET_KEY}")),
+        from(
+            ENV_KUBERNETES_NODE,
+            EnvVarSource {
+                field_ref: Some(ObjectFieldSelector { field_path: "spec.nodeName".to_owned(), api_version: None }),
+                ..EnvVarSource::default()
+            },
+        ),
+        literal(ENV_LOCATION_FILE, format!("{LOCATIONS_DIR}/$({ENV_KUBERNETES_NODE})")),
     ];
     if let Some(secret) = cluster.spec.snapshots.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
         let key = |key: &str, optional: bool| EnvVarSource {
@@ -441,7 +472,8 @@ mod tests {
                 ("data", "/restate-data"),
                 ("config", "/etc/restate"),
                 ("tmp", "/tmp"),
-                ("cluster-secret", "/etc/restate-secret")
+                ("cluster-secret", "/etc/restate-secret"),
+                ("locations", "/etc/restate-locations")
             ]
         );
         let volumes = pod_spec.volumes.as_ref().unwrap();
@@ -561,7 +593,7 @@ mod tests {
         assert_eq!(pod_spec.priority_class_name.as_deref(), Some("restate-critical"));
         assert_eq!(pod_spec.termination_grace_period_seconds, Some(300));
         let volumes: Vec<&str> = pod_spec.volumes.as_ref().unwrap().iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(volumes, ["config", "tmp", "cluster-secret", "logs"]);
+        assert_eq!(volumes, ["locations", "config", "tmp", "cluster-secret", "logs"]);
         let containers: Vec<&str> = pod_spec.containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(containers, ["restate", "shipper"]);
         let mounts = pod_spec.containers[0].volume_mounts.as_ref().unwrap();

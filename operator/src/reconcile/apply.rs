@@ -2,9 +2,9 @@
 //! order where every object exists before what refers to it.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::Client;
 use serde::Serialize;
 
@@ -26,6 +26,24 @@ where
 
 fn name_of<K: kube::Resource>(object: &K) -> &str {
     object.meta().name.as_deref().unwrap_or_default()
+}
+
+/// Every Kubernetes node (their topology labels give the pods' locations; see
+/// objects/locations.rs).
+pub async fn list_nodes(client: &Client) -> Result<Vec<Node>, (String, kube::Error)> {
+    Ok(Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| ("the list of Nodes (for the pods' locations)".to_owned(), e))?
+        .items)
+}
+
+/// Applies one ConfigMap (the locations, which is not part of [`OwnedObjects`]: it follows
+/// the Kubernetes nodes, not the spec).
+pub async fn apply_config_map(client: &Client, namespace: &str, map: &ConfigMap) -> Result<(), (String, kube::Error)> {
+    apply(Api::<ConfigMap>::namespaced(client.clone(), namespace), name_of(map), map)
+        .await
+        .map_err(|e| (format!("ConfigMap {namespace}/{}", name_of(map)), e))
 }
 
 /// Applies every owned object in `namespace`; the error names the object that failed.

@@ -83,6 +83,13 @@ pub fn transitions(old: Option<&RestateClusterStatus>, new: &RestateClusterStatu
             events.push(ClusterEvent::normal("ReplicationRaised", "Replicate", note));
         } else if to < from {
             events.push(ClusterEvent::normal("ReplicationLowered", "Replicate", note));
+        } else if let (Some(before), Some(after)) =
+            (old.and_then(|s| s.log_replication_property.as_ref()), new.log_replication_property.as_ref())
+        {
+            if before != after {
+                let note = format!("log replication changed from {before} to {after}");
+                events.push(ClusterEvent::normal("ReplicationSpreadChanged", "Replicate", note));
+            }
         }
     }
 
@@ -99,6 +106,10 @@ pub fn transitions(old: Option<&RestateClusterStatus>, new: &RestateClusterStatu
     let stalled = |s| find(s, ConditionType::UpgradeStalled).is_some_and(|c| c.status == "True");
     if !stalled(old) && stalled(Some(new)) {
         events.push(ClusterEvent::warning("UpgradeStalled", "Upgrade", message(ConditionType::UpgradeStalled)));
+    }
+    let refused = |s| find(s, ConditionType::UpgradeRefused).is_some_and(|c| c.status == "True");
+    if !refused(old) && refused(Some(new)) {
+        events.push(ClusterEvent::warning("UpgradeRefused", "Upgrade", message(ConditionType::UpgradeRefused)));
     }
     // Every new invalid generation is news, not only the first.
     let invalid = |s: Option<&RestateClusterStatus>| {
@@ -254,11 +265,17 @@ mod tests {
     #[test]
     fn replication_changes_are_reported_but_not_its_first_reading() {
         let mut cluster = fixtures::cluster();
-        let first = Observation { provisioned_now: Some("fp".into()), log_replication: Some(1), ..observed(3, 3) };
-        let raised = Observation { log_replication: Some(2), ..observed(3, 3) };
+        let first = Observation {
+            provisioned_now: Some("fp".into()),
+            log_replication: Some(restate_types::ReplicationProperty::nodes(1)),
+            ..observed(3, 3)
+        };
+        let raised =
+            Observation { log_replication: Some(restate_types::ReplicationProperty::nodes(2)), ..observed(3, 3) };
         let events = rounds(&mut cluster, vec![first, raised.clone(), raised]);
         assert_eq!(events, vec![vec!["Provisioned"], vec!["ReplicationRaised"], vec![]]);
-        let lowered = Observation { log_replication: Some(1), ..observed(3, 3) };
+        let lowered =
+            Observation { log_replication: Some(restate_types::ReplicationProperty::nodes(1)), ..observed(3, 3) };
         let events = rounds(&mut cluster, vec![lowered]);
         assert_eq!(events, vec![vec!["ReplicationLowered"]]);
     }

@@ -20,6 +20,7 @@ mod cluster_secret;
 pub mod events;
 pub mod finalizer;
 mod provision;
+mod storage_check;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ pub use finalizer::FINALIZER;
 
 use crate::crd::{ClusterPhase, RestateCluster};
 use crate::names::ClusterNames;
-use crate::objects::{cluster_names, owned_objects, BuildContext};
+use crate::objects::{cluster_names, locations_config_map, owned_objects, BuildContext};
 use crate::replication::{replication_change, ReplicationPlan};
 use crate::runtime::backoff::Backoff;
 use crate::runtime::leader::Leadership;
@@ -50,6 +51,7 @@ use crate::snapshot_schedule;
 use crate::status::{next_status, Observation};
 use crate::storage::{current_storage, plan_storage, StorageChange};
 use crate::BuildError;
+use restate_types::ReplicationProperty;
 
 /// What every reconcile round shares.
 pub struct Context {
@@ -202,6 +204,13 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
     if let Some(spec) = objects.statefulset.spec.as_mut() {
         spec.replicas = Some(i32::try_from(scale.statefulset_replicas).unwrap_or(i32::MAX));
     }
+    // Before the StatefulSet: a pod reads its Kubernetes node's entry when it starts.
+    let nodes =
+        apply::list_nodes(&ctx.client).await.map_err(|(what, source)| ReconcileError::Apply { what, source })?;
+    let locations = locations_config_map(cluster, &ctx.build, &nodes)?;
+    apply::apply_config_map(&ctx.client, &namespace, &locations)
+        .await
+        .map_err(|(what, source)| ReconcileError::Apply { what, source })?;
     match apply::apply_owned(&ctx.client, &namespace, &objects, ctx.build.server_minor).await {
         Ok(()) => {}
         // The API server's own validation of what the spec passes through (sidecars,
@@ -221,6 +230,8 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
             None => progress,
         }),
         upgrade_stalled: roll.stalled.clone(),
+        upgrade_refused: roll.refused.clone(),
+        storage_format_check: roll.storage_format_check.clone(),
         upgrade_step: roll.step,
         updated_pods: statefulset.as_ref().and_then(|s| s.status.as_ref()).map(|s| count(s.updated_replicas)),
         overridden: objects.rendered.overridden.clone(),
@@ -237,7 +248,8 @@ async fn apply_round(cluster: &RestateCluster, ctx: &Context) -> Result<Action, 
 
     if !provisioned && wanted > 0 && observation.ready_pods >= wanted {
         let address = &node0.address;
-        let replication = ReplicationPlan::new(u32::try_from(cluster.spec.replication).unwrap_or(1), wanted).effective;
+        let requested = cluster.spec.replication_property().unwrap_or(ReplicationProperty::nodes(1));
+        let replication = requested.with_nodes(ReplicationPlan::new(requested.node, wanted).effective);
         let partitions = u32::try_from(cluster.spec.partitions).unwrap_or(1);
         match provision::provision(&node0, partitions, replication).await {
             Ok(fingerprint) => {
@@ -294,8 +306,13 @@ struct RollRound {
     waiting: Option<String>,
     /// Why it stopped, if a restarted pod did not come back.
     stalled: Option<String>,
-    /// The partition it lowered to this round (a pod restarts).
-    step: Option<u32>,
+    /// The roll's last step (the partition it lowered to, and when), as recorded on the
+    /// StatefulSet: this round's when it lowered the partition (a pod restarts).
+    step: Option<crate::crd::UpgradeStep>,
+    /// Why `spec.image` may not replace the nodes' image (it does not read their data).
+    refused: Option<String>,
+    /// The storage-format check's answer, when it answered this round.
+    storage_format_check: Option<crate::crd::StorageFormatCheck>,
 }
 
 /// Pod template hash on the StatefulSet: a different one means a new template to roll.
@@ -329,7 +346,14 @@ async fn guarded_roll(
     let partition = count(
         spec.and_then(|s| s.update_strategy.as_ref()).and_then(|u| u.rolling_update.as_ref()).and_then(|r| r.partition),
     );
-    let step = cluster.status.as_ref().and_then(|s| s.upgrade_step.as_ref());
+    // The step recorded beside the partition (the status, read from a cache, may be a round
+    // behind and hold an earlier step); a cluster rolled by an older operator has it only in
+    // the status.
+    let recorded_step = before
+        .and_then(|s| s.metadata.annotations.as_ref())
+        .and_then(|a| a.get(crate::rolling::STEP_ANNOTATION))
+        .and_then(|value| crate::rolling::parse_step_annotation(value))
+        .or_else(|| cluster.status.as_ref().and_then(|s| s.upgrade_step.clone()));
     let mut observation = RollObservation {
         template_changed: before.is_some_and(|s| {
             s.metadata.annotations.as_ref().and_then(|a| a.get(TEMPLATE_HASH_ANNOTATION)) != Some(&hash)
@@ -342,18 +366,23 @@ async fn guarded_roll(
         status_current: status.and_then(|s| s.observed_generation) >= before.and_then(|s| s.metadata.generation),
         one_revision: status.is_some_and(|s| s.current_revision.is_some() && s.current_revision == s.update_revision),
         cluster: None,
-        step_age: step
-            .filter(|step| u32::try_from(step.partition).ok() == Some(partition))
-            .and_then(|step| (Utc::now() - step.time.0).to_std().ok()),
+        catching_up: None,
+        step_age: crate::rolling::step_age(recorded_step.as_ref(), partition, Utc::now()),
     };
     let healthy = RollObservation { cluster: Some((observation.replicas, 0)), ..observation.clone() };
+    let mut storage_format = None;
     if matches!(plan_roll(&healthy, |i| names.pod(i)), RollPlan::Next { .. }) {
         // Only a step needs the cluster's view (every node alive, every partition led).
-        observation.cluster =
-            provision::cluster_view(node0).await.ok().map(|view| (view.alive_nodes, view.partitions_unled));
+        let view = provision::cluster_view(node0).await.ok();
+        observation.cluster = view.as_ref().map(|view| (view.alive_nodes, view.partitions_unled));
+        storage_format = view.map(|view| view.storage_format);
+        if observation.partition < observation.replicas {
+            observation.catching_up =
+                catching_up(names, &node0.secret, observation.replicas, observation.partition).await;
+        }
     }
     let plan = plan_roll(&observation, |i| names.pod(i));
-    let mut round = RollRound::default();
+    let mut round = RollRound { step: recorded_step, ..RollRound::default() };
     let partition = match plan {
         RollPlan::Idle => 0,
         RollPlan::Hold { partition, waiting, stalled } => {
@@ -362,30 +391,38 @@ async fn guarded_roll(
             partition
         }
         RollPlan::Next { partition, ordinal } => {
-            let pod = names.pod(ordinal);
-            match provision::prepare_restart(node0, &pod).await {
-                Ok(None) => {
-                    let note = format!(
-                        "restarting {pod} on pod template {} (image {}): its partition leaderships moved to other nodes",
-                        &hash[..hash.len().min(12)],
-                        cluster.spec.image
-                    );
-                    tracing::info!(cluster = %cluster.name_any(), "{note}");
-                    events::publish(&ctx.recorder, cluster, &[events::upgrade_step(note)]).await;
-                    round.step = Some(ordinal);
-                    ordinal
+            let current_image = cluster.status.as_ref().and_then(|s| s.current_image.as_deref());
+            let gate = match storage_format {
+                Some(format) if crate::storage_check::needed(&cluster.spec.image, current_image) => {
+                    let (gate, answer) = storage_check::check_new_image(cluster, ctx, names, format).await;
+                    round.storage_format_check = answer;
+                    gate
                 }
-                Ok(Some(left)) => {
-                    round.waiting = Some(format!("{pod} to hand over {left}"));
+                _ => storage_check::Gate::Open,
+            };
+            match gate {
+                storage_check::Gate::Open => {
+                    take_step(cluster, ctx, names, node0, &hash, (partition, ordinal), &mut round).await
+                }
+                storage_check::Gate::Wait(what) => {
+                    round.waiting = Some(what);
                     partition
                 }
-                Err(reason) => {
-                    round.waiting = Some(format!("{pod} to be prepared for its restart: {reason}"));
+                storage_check::Gate::Refused(why) => {
+                    round.waiting = Some(format!("a spec.image that reads the cluster's data ({why})"));
+                    round.refused = Some(why);
                     partition
                 }
             }
         }
     };
+    if let Some(step) = &round.step {
+        statefulset
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(crate::rolling::STEP_ANNOTATION.to_owned(), crate::rolling::step_annotation(step));
+    }
     if let Some(spec) = statefulset.spec.as_mut() {
         let strategy = spec.update_strategy.get_or_insert_default();
         strategy.rolling_update = Some(RollingUpdateStatefulSetStrategy {
@@ -394,6 +431,70 @@ async fn guarded_roll(
         });
     }
     round
+}
+
+/// A step of the roll: asks the node of pod `ordinal` to hand its leaderships away and,
+/// once it leads nothing, returns `ordinal` as the new partition (the StatefulSet restarts
+/// that pod); until then `partition`, with what it waits for in `round`.
+async fn take_step(
+    cluster: &RestateCluster,
+    ctx: &Context,
+    names: &ClusterNames,
+    node0: &provision::NodeEndpoint,
+    hash: &str,
+    (partition, ordinal): (u32, u32),
+    round: &mut RollRound,
+) -> u32 {
+    let pod = names.pod(ordinal);
+    match provision::prepare_restart(node0, &pod).await {
+        Ok(None) => {
+            let note = format!(
+                "restarting {pod} on pod template {} (image {}): its partition leaderships moved to other nodes",
+                &hash[..hash.len().min(12)],
+                cluster.spec.image
+            );
+            tracing::info!(cluster = %cluster.name_any(), "{note}");
+            events::publish(&ctx.recorder, cluster, &[events::upgrade_step(note)]).await;
+            let partition = i32::try_from(ordinal).unwrap_or(i32::MAX);
+            round.step = Some(crate::crd::UpgradeStep { partition, time: Time(Utc::now()) });
+            ordinal
+        }
+        Ok(Some(left)) => {
+            round.waiting = Some(format!("{pod} to hand over {left}"));
+            partition
+        }
+        Err(reason) => {
+            round.waiting = Some(format!("{pod} to be prepared for its restart: {reason}"));
+            partition
+        }
+    }
+}
+
+/// What the node of the last restarted pod (`restarted`) still has to catch up before the
+/// roll goes on: its processors' applied LSNs against every leader's (asked of every pod);
+/// a node that does not answer counts as not caught up.
+async fn catching_up(
+    names: &ClusterNames,
+    secret: &restate_proto::credentials::ClusterSecret,
+    replicas: u32,
+    restarted: u32,
+) -> Option<String> {
+    let mut leaders = std::collections::BTreeMap::new();
+    let mut restarted_processors = None;
+    for ordinal in 0..replicas {
+        let node = provision::NodeEndpoint { address: names.node_address(ordinal), secret: secret.clone() };
+        match provision::partition_processors(&node).await {
+            Ok((all, led)) => {
+                leaders.extend(led);
+                if ordinal == restarted {
+                    restarted_processors = Some(all);
+                }
+            }
+            Err(reason) if ordinal == restarted => return Some(reason),
+            Err(_) => {}
+        }
+    }
+    crate::rolling::catch_up_lag(&leaders, &restarted_processors.unwrap_or_default())
 }
 
 /// Grows the data claims of pods `0..pods` from `from` to `to`, then deletes the
@@ -538,9 +639,9 @@ async fn plan_scale_round(
     }
     // The spec may ask for less replication than runs now: this round lowers it first
     // (observe_and_raise_replication), so the check uses the lower one.
-    let requested = u32::try_from(cluster.spec.replication).unwrap_or(1);
+    let requested = cluster.spec.replication_nodes();
     let replication = match provision::cluster_view(node0).await {
-        Ok(view) => Some(view.log_replication.min(requested)),
+        Ok(view) => Some(view.log_replication.node.min(requested)),
         Err(reason) => {
             tracing::warn!(cluster = %cluster.name_any(), "scale-in waits: cannot read the cluster's status: {reason}");
             None
@@ -618,14 +719,20 @@ async fn observe_and_raise_replication(
     observation.alive_nodes = Some(view.alive_nodes);
     observation.log_replication = Some(view.log_replication);
     observation.metadata_members = Some(view.metadata_members);
-    let requested = u32::try_from(cluster.spec.replication).unwrap_or(1);
+    let Ok(requested) = cluster.spec.replication_property() else { return };
     let Some(target) = replication_change(requested, view.alive_nodes, view.log_replication) else { return };
     match provision::set_replication(node0, target).await {
         Ok(()) => {
-            tracing::info!(cluster = %cluster.name_any(), from = view.log_replication, to = target, "log replication changed");
+            tracing::info!(cluster = %cluster.name_any(), from = %view.log_replication, to = %target, "log replication changed");
             observation.log_replication = Some(target);
         }
-        Err(reason) => tracing::warn!(cluster = %cluster.name_any(), "changing the log replication: {reason}"),
+        Err(reason) => {
+            tracing::warn!(cluster = %cluster.name_any(), "changing the log replication: {reason}");
+            observation.replication_refused = Some(format!(
+                "spec.replication {requested}: the cluster stays at {} because {target} was refused: {reason}",
+                view.log_replication
+            ));
+        }
     }
 }
 

@@ -4,15 +4,18 @@
 //! (`NodeCtl.CreateSnapshots`, as `restatectl snapshots create`), the cluster's status and
 //! its log replication (`GetClusterStatus`, `SetClusterConfiguration`).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use restate_proto::node_ctl::{
     node_ctl_client::NodeCtlClient, CreateSnapshotsRequest, DrainNodeRequest, GetClusterStatusRequest,
-    PartitionSnapshot, PrepareRestartRequest, ProvisionRequest, RemoveNodeRequest, SetClusterConfigurationRequest,
+    ListPartitionProcessorsRequest, PartitionSnapshot, PrepareRestartRequest, ProvisionRequest, RemoveNodeRequest,
+    SetClusterConfigurationRequest,
 };
 
 use restate_proto::channel::NodeChannel;
 use restate_proto::credentials::ClusterSecret;
+use restate_types::ReplicationProperty;
 
 use crate::scale_in::DrainAnswer;
 
@@ -28,13 +31,15 @@ pub struct NodeEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterView {
     pub alive_nodes: u32,
-    pub log_replication: u32,
+    pub log_replication: ReplicationProperty,
     /// Names of the nodes that are members of the replicated metadata store.
     pub metadata_members: Vec<String>,
     /// Names of every registered node (alive or not).
     pub registered: Vec<String>,
     /// Partitions without an alive leader.
     pub partitions_unled: u32,
+    /// The data's storage format: the highest any node reports (0: none reports one).
+    pub storage_format: u32,
 }
 
 /// The cluster's view through the node `node`.
@@ -51,22 +56,26 @@ pub async fn cluster_view(node: &NodeEndpoint) -> Result<ClusterView, String> {
     metadata_members.sort();
     Ok(ClusterView {
         alive_nodes: status.nodes.iter().filter(|n| n.alive).count() as u32,
-        log_replication: status.configuration.map_or(0, |c| c.replication),
+        log_replication: status.configuration.map_or(ReplicationProperty::nodes(0), |c| {
+            c.replication_property.parse().unwrap_or(ReplicationProperty::nodes(c.replication))
+        }),
         metadata_members,
         registered: status.nodes.iter().map(|n| n.name.clone()).collect(),
         partitions_unled: status.partitions_unled,
+        storage_format: status.nodes.iter().map(|n| n.storage_format_version).max().unwrap_or(0),
     })
 }
 
 /// Sets the cluster's log replication through the node `node` (as `restatectl
 /// config set --log-replication`).
-pub async fn set_replication(node: &NodeEndpoint, replication: u32) -> Result<(), String> {
+pub async fn set_replication(node: &NodeEndpoint, replication: ReplicationProperty) -> Result<(), String> {
     let address = &node.address;
     connect(node, Duration::from_secs(60))
         .await?
         .set_cluster_configuration(SetClusterConfigurationRequest {
             log_provider: None,
-            replication: Some(replication),
+            replication: Some(replication.node),
+            replication_property: Some(replication.to_string()),
         })
         .await
         .map_err(|s| format!("{address} refused replication {replication}: {}", s.message()))?;
@@ -83,6 +92,21 @@ async fn connect(node: &NodeEndpoint, timeout: Duration) -> Result<NodeCtlClient
     Ok(NodeCtlClient::new(restate_proto::channel::with_secret(channel, Some(node.secret.clone()))))
 }
 
+/// The node's partition processors: (partition, applied LSN) of all, and of those it leads.
+pub async fn partition_processors(node: &NodeEndpoint) -> Result<(BTreeMap<u32, u64>, BTreeMap<u32, u64>), String> {
+    let address = &node.address;
+    let processors = connect(node, Duration::from_secs(10))
+        .await?
+        .list_partition_processors(ListPartitionProcessorsRequest {})
+        .await
+        .map_err(|s| format!("{address} did not list its partition processors: {}", s.message()))?
+        .into_inner()
+        .processors;
+    let all = processors.iter().map(|p| (p.partition_id, p.applied_lsn)).collect();
+    let led = processors.iter().filter(|p| p.mode == "leader").map(|p| (p.partition_id, p.applied_lsn)).collect();
+    Ok((all, led))
+}
+
 /// Snapshots every partition through the node `node` (which finds each partition's
 /// leader), trimming the logs behind them when `trim_log`; one answer per partition.
 pub async fn create_snapshots(node: &NodeEndpoint, trim_log: bool) -> Result<Vec<PartitionSnapshot>, String> {
@@ -97,13 +121,18 @@ pub async fn create_snapshots(node: &NodeEndpoint, trim_log: bool) -> Result<Vec
 
 /// Provisions the cluster through the node `node` with `partitions` partitions,
 /// replicated logs at `replication`; returns the cluster's fingerprint.
-pub async fn provision(node: &NodeEndpoint, partitions: u32, replication: u32) -> Result<String, String> {
+pub async fn provision(
+    node: &NodeEndpoint,
+    partitions: u32,
+    replication: ReplicationProperty,
+) -> Result<String, String> {
     let address = &node.address;
     let answer = connect(node, Duration::from_secs(30))
         .await?
         .provision(ProvisionRequest {
             num_partitions: Some(partitions),
-            replication: Some(replication),
+            replication: Some(replication.node),
+            replication_property: Some(replication.to_string()),
             log_provider: Some("replicated".to_owned()),
         })
         .await

@@ -66,6 +66,10 @@ struct Cli {
     /// Node whose pods this kubelet runs (created if missing).
     #[arg(long, env = "RESTATE_TESTBED_NODE", default_value = "testbed-node")]
     node_name: String,
+    /// Labels the Node gets when this kubelet creates it, `key=value` separated by commas
+    /// (e.g. `topology.kubernetes.io/zone=a`: one kubelet per zone plays a zoned cluster).
+    #[arg(long, value_name = "K=V,...", value_parser = parse_labels, default_value = "")]
+    node_labels: std::collections::BTreeMap<String, String>,
     /// Docker network for the containers: user-defined, with an IPv4 subnet.
     #[arg(long, env = "RESTATE_TESTBED_NETWORK", default_value = "restate-testbed")]
     network: String,
@@ -92,6 +96,8 @@ struct Cli {
 pub struct Kubelet {
     pub client: Client,
     pub node_name: String,
+    /// Labels the Node is created with.
+    pub node_labels: std::collections::BTreeMap<String, String>,
     pub network: String,
     /// The pods' status.hostIP: the docker network's gateway (the host, seen from containers).
     pub host_ip: Ipv4Addr,
@@ -143,6 +149,17 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `k=v,k2=v2` (empty: none).
+fn parse_labels(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
+            _ => Err(format!("'{pair}' is not key=value")),
+        })
+        .collect()
+}
+
 async fn serve(cli: Cli) -> Result<()> {
     let state_dir = std::path::absolute(&cli.state_dir).context("--state-dir")?;
     for sub in ["logs", "pods", "claims"] {
@@ -157,6 +174,7 @@ async fn serve(cli: Cli) -> Result<()> {
     let k = Arc::new(Kubelet {
         client,
         node_name: cli.node_name.clone(),
+        node_labels: cli.node_labels.clone(),
         network: cli.network.clone(),
         host_ip: network.gateway,
         api_host,
@@ -227,7 +245,7 @@ async fn heartbeat(k: Arc<Kubelet>) {
 async fn beat(k: &Kubelet, since: &str) -> Result<()> {
     let api = Api::<Node>::all(k.client.clone());
     if api.get_opt(&k.node_name).await?.is_none() {
-        let node: Node = serde_json::from_value(status::node_object(&k.node_name, k.host_ip))?;
+        let node: Node = serde_json::from_value(status::node_object(&k.node_name, k.host_ip, &k.node_labels))?;
         match api.create(&PostParams::default(), &node).await {
             Ok(_) => info!("node {} created", k.node_name),
             Err(kube::Error::Api(e)) if e.code == 409 => {}

@@ -6,6 +6,10 @@
 //! hostPath is `<state-dir>/claims/<ns>/<claim>`; kube-controller-manager's binder completes
 //! the binding. The directory lives as long as the claim: pods come and go, the data stays.
 //! When the claim is gone its volume and directory are deleted.
+//!
+//! With several kubelets (one per Node) a claim of a WaitForFirstConsumer class waits for
+//! the scheduler to pick its pod's Node (annotation `volume.kubernetes.io/selected-node`)
+//! and is provisioned by that Node's kubelet only; any other claim by whichever is first.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::Api;
 use serde_json::json;
@@ -24,6 +29,8 @@ use crate::Kubelet;
 /// Label on the volumes this provisioner creates; its value is the node name.
 const LABEL_PROVISIONER: &str = "restate-testbed.provisioned-by";
 const ANNOTATION_CLAIM_PATH: &str = "restate-testbed/claim-dir";
+/// Set by the scheduler on a claim of a WaitForFirstConsumer class: the Node of its pod.
+const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
 pub async fn run(k: Arc<Kubelet>) {
     let mut last_error = None;
@@ -44,6 +51,12 @@ pub async fn run(k: Arc<Kubelet>) {
 
 async fn reconcile(k: &Kubelet) -> Result<()> {
     let claims = Api::<PersistentVolumeClaim>::all(k.client.clone()).list(&ListParams::default()).await?.items;
+    let classes = Api::<StorageClass>::all(k.client.clone()).list(&ListParams::default()).await?.items;
+    let waits_for_consumer: HashSet<&str> = classes
+        .iter()
+        .filter(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"))
+        .filter_map(|c| c.metadata.name.as_deref())
+        .collect();
     let volumes_api = Api::<PersistentVolume>::all(k.client.clone());
     let selector = format!("{LABEL_PROVISIONER}={}", k.node_name);
     let volumes = volumes_api.list(&ListParams::default().labels(&selector)).await?.items;
@@ -79,6 +92,13 @@ async fn reconcile(k: &Kubelet) -> Result<()> {
         let unbound = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()).is_none_or(str::is_empty);
         if !pending || !unbound || claim.metadata.deletion_timestamp.is_some() {
             continue;
+        }
+        let selected = claim.metadata.annotations.as_ref().and_then(|a| a.get(SELECTED_NODE));
+        let class = claim.spec.as_ref().and_then(|s| s.storage_class_name.as_deref()).unwrap_or_default();
+        match selected {
+            Some(node) if *node != k.node_name => continue,
+            None if waits_for_consumer.contains(class) => continue,
+            _ => {}
         }
         let ns = claim.metadata.namespace.as_deref().unwrap_or("default");
         let name = claim.metadata.name.as_deref().unwrap_or_default();

@@ -167,13 +167,17 @@ pub fn node_status(now: &str, ready_since: &str) -> Value {
 }
 
 /// A new Node object named `name` (status is set by the first heartbeat).
-pub fn node_object(name: &str, host_ip: Ipv4Addr) -> Value {
+pub fn node_object(name: &str, host_ip: Ipv4Addr, extra_labels: &std::collections::BTreeMap<String, String>) -> Value {
+    let mut labels = json!({
+        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64"});
+    for (key, value) in extra_labels {
+        labels[key] = json!(value);
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {
-            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64"}},
+        "metadata": {"name": name, "labels": labels},
         "spec": {},
         "status": {"addresses": [{"type": "InternalIP", "address": host_ip.to_string()},
                                  {"type": "Hostname", "address": name}],

@@ -235,7 +235,14 @@ impl PodWorker {
         if let Err(err) = docker::run(&plan.args).await {
             // A half-created container would hold the name.
             let _ = docker::remove(&plan.name).await;
-            return Err(Waiting::new("RunContainerError", format!("{err:#}")));
+            let message = format!("{err:#}");
+            if message.contains("Address already in use") {
+                // Another node's kubelet took the address between our look and our run:
+                // the next attempt picks another.
+                self.ip = None;
+                self.k.ipam.release(ip).await;
+            }
+            return Err(Waiting::new("RunContainerError", message));
         }
         self.probe = ProbeState::default();
         self.next_probe = None;

@@ -1,12 +1,13 @@
-//! Group commit of appends on a loglet's leader: concurrent append requests become one
-//! raft entry, so a loaded loglet pays one entry (and its share of one fsync) for many
-//! records.
+//! Group commit of appends: concurrent appends to one loglet travel together. On a
+//! loglet's leader they become one raft entry (one entry, and a share of one fsync, for
+//! many records); in the loglet client of a node they become one append request to the
+//! leader (one round trip for many appenders).
 //!
-//! A request is proposed at once when fewer than [`MAX_IN_FLIGHT`] proposals of its
-//! loglet are waiting to commit (a lone appender never waits for company); otherwise it
-//! queues, and when a proposal completes everything queued (up to [`MAX_BATCH_RECORDS`]
-//! records, [`MAX_BATCH_BYTES`] bytes) goes out as the next one. Proposals are handed to
-//! raft in queue order, so LSNs follow arrival order.
+//! An append goes out at once when fewer than `max_in_flight` batches of its loglet are
+//! waiting for their outcome (a lone appender never waits for company); otherwise it
+//! queues, and when a batch completes everything queued (up to [`MAX_BATCH_RECORDS`]
+//! records, [`MAX_BATCH_BYTES`] bytes) goes out as the next one. Batches are handed to
+//! the sender in queue order, and one batch's records keep their order (all or none).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -14,38 +15,40 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use restate_raft::RaftError;
 use restate_types::LogletId;
 use tokio::sync::oneshot;
 
-use super::state::{Command, Outcome};
+use super::state::Outcome;
 
-/// Proposals of one loglet waiting to commit at a time (pipelined).
-pub const MAX_IN_FLIGHT: usize = 4;
-/// At most this many records in one batched entry ...
+/// At most this many records in one batch ...
 pub const MAX_BATCH_RECORDS: usize = 4096;
 /// ... and at most about this many bytes (one request alone may exceed it).
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
-/// Proposes one command and answers with its outcome.
-pub type Propose =
-    Arc<dyn Fn(LogletId, Command) -> Pin<Box<dyn Future<Output = Result<Outcome, RaftError>> + Send>> + Send + Sync>;
+/// Sends one batch (the records of several appends, in order) and answers with its outcome.
+pub type SendBatch<E> =
+    Arc<dyn Fn(LogletId, Vec<Bytes>) -> Pin<Box<dyn Future<Output = Result<Outcome, E>> + Send>> + Send + Sync>;
 
-struct Waiting {
-    records: Vec<Bytes>,
-    reply: oneshot::Sender<Result<Outcome, RaftError>>,
+/// What an append whose batch vanished without an answer (its task was dropped) learns.
+pub trait BatchError: Clone + Send + 'static {
+    fn batch_dropped() -> Self;
 }
 
-#[derive(Default)]
-struct LogletQueue {
-    waiting: VecDeque<Waiting>,
+struct Waiting<E> {
+    records: Vec<Bytes>,
+    reply: oneshot::Sender<Result<Outcome, E>>,
+}
+
+struct LogletQueue<E> {
+    waiting: VecDeque<Waiting<E>>,
     in_flight: usize,
 }
 
-/// The group-commit queues of every loglet this node leads.
-pub struct GroupCommit {
-    propose: Propose,
-    queues: Mutex<HashMap<LogletId, LogletQueue>>,
+/// The group-commit queues of every loglet appended to through one sender.
+pub struct GroupCommit<E> {
+    send_batch: SendBatch<E>,
+    max_in_flight: usize,
+    queues: Mutex<HashMap<LogletId, LogletQueue<E>>>,
 }
 
 /// How a batch's outcome answers request `i` of it, given how many records each request
@@ -67,7 +70,7 @@ pub fn split_outcome(outcome: &Outcome, sizes: &[usize]) -> Vec<Outcome> {
 }
 
 /// Takes the next batch off `queue`: at least one request, then as many as fit the bounds.
-fn take_batch(queue: &mut VecDeque<Waiting>) -> Vec<Waiting> {
+fn take_batch<E>(queue: &mut VecDeque<Waiting<E>>) -> Vec<Waiting<E>> {
     let mut batch = Vec::new();
     let (mut records, mut bytes) = (0usize, 0usize);
     while let Some(next) = queue.front() {
@@ -82,21 +85,23 @@ fn take_batch(queue: &mut VecDeque<Waiting>) -> Vec<Waiting> {
     batch
 }
 
-impl GroupCommit {
-    pub fn new(propose: Propose) -> Arc<GroupCommit> {
-        Arc::new(GroupCommit { propose, queues: Mutex::new(HashMap::new()) })
+impl<E: BatchError> GroupCommit<E> {
+    /// Batches through `send_batch`, with at most `max_in_flight` (at least 1) batches of a
+    /// loglet waiting for their outcome at a time.
+    pub fn new(send_batch: SendBatch<E>, max_in_flight: usize) -> Arc<GroupCommit<E>> {
+        Arc::new(GroupCommit { send_batch, max_in_flight: max_in_flight.max(1), queues: Mutex::new(HashMap::new()) })
     }
 
-    /// Appends `records` (at least one) to `loglet` through its raft group, batched with
-    /// concurrent appends. Answers with this request's own outcome (`Appended` carries the
-    /// LSN of its own last record).
-    pub async fn append(self: &Arc<Self>, loglet: LogletId, records: Vec<Bytes>) -> Result<Outcome, RaftError> {
+    /// Appends `records` (at least one) to `loglet`, batched with concurrent appends.
+    /// Answers with this request's own outcome (`Appended` carries the LSN of its own last
+    /// record).
+    pub async fn append(self: &Arc<Self>, loglet: LogletId, records: Vec<Bytes>) -> Result<Outcome, E> {
         let (reply, answer) = oneshot::channel();
         let batch = {
             let mut queues = self.queues.lock().expect("not poisoned");
-            let queue = queues.entry(loglet).or_default();
+            let queue = queues.entry(loglet).or_insert_with(|| LogletQueue { waiting: VecDeque::new(), in_flight: 0 });
             queue.waiting.push_back(Waiting { records, reply });
-            if queue.in_flight < MAX_IN_FLIGHT {
+            if queue.in_flight < self.max_in_flight {
                 queue.in_flight += 1;
                 Some(take_batch(&mut queue.waiting))
             } else {
@@ -106,17 +111,17 @@ impl GroupCommit {
         if let Some(batch) = batch {
             self.clone().send(loglet, batch);
         }
-        answer.await.unwrap_or(Err(RaftError::Dropped))
+        answer.await.unwrap_or_else(|_| Err(E::batch_dropped()))
     }
 
-    /// Proposes `batch` as one entry; when it completes, sends what queued meanwhile.
-    fn send(self: Arc<Self>, loglet: LogletId, batch: Vec<Waiting>) {
+    /// Sends `batch` as one; when it completes, sends what queued meanwhile.
+    fn send(self: Arc<Self>, loglet: LogletId, batch: Vec<Waiting<E>>) {
         let sizes: Vec<usize> = batch.iter().map(|w| w.records.len()).collect();
         let records: Vec<Bytes> = batch.iter().flat_map(|w| w.records.iter().cloned()).collect();
-        // Handed to raft now, in queue order; only the wait for the outcome is spawned.
-        let proposal = (self.propose)(loglet, Command::Append(records));
+        // Handed to the sender now, in queue order; only the wait for the outcome is spawned.
+        let sent = (self.send_batch)(loglet, records);
         tokio::spawn(async move {
-            let outcome = proposal.await;
+            let outcome = sent.await;
             match &outcome {
                 Ok(outcome) => {
                     for (waiting, own) in batch.into_iter().zip(split_outcome(outcome, &sizes)) {
@@ -131,7 +136,7 @@ impl GroupCommit {
             }
             let next = {
                 let mut queues = self.queues.lock().expect("not poisoned");
-                let queue = queues.get_mut(&loglet).expect("a queue with a proposal in flight exists");
+                let queue = queues.get_mut(&loglet).expect("a queue with a batch in flight exists");
                 if queue.waiting.is_empty() {
                     queue.in_flight -= 1;
                     if queue.in_flight == 0 {
@@ -153,6 +158,15 @@ impl GroupCommit {
 mod tests {
     use super::*;
 
+    #[derive(Debug, Clone)]
+    struct TestError;
+
+    impl BatchError for TestError {
+        fn batch_dropped() -> Self {
+            TestError
+        }
+    }
+
     #[test]
     fn a_batch_outcome_answers_each_request_with_its_own_last_lsn() {
         assert_eq!(
@@ -167,8 +181,7 @@ mod tests {
         let proposed: Arc<Mutex<Vec<usize>>> = Default::default();
         let next_lsn = Arc::new(Mutex::new(1u64));
         let (log, lsn) = (proposed.clone(), next_lsn.clone());
-        let propose: Propose = Arc::new(move |_, command| {
-            let Command::Append(records) = command else { panic!("only appends") };
+        let send: SendBatch<TestError> = Arc::new(move |_, records| {
             log.lock().unwrap().push(records.len());
             let mut next = lsn.lock().unwrap();
             *next += records.len() as u64;
@@ -178,7 +191,7 @@ mod tests {
                 Ok(Outcome::Appended(last))
             })
         });
-        let commit = GroupCommit::new(propose);
+        let commit = GroupCommit::new(send, 4);
         let appends: Vec<_> = (0..40u8)
             .map(|i| {
                 let commit = commit.clone();
@@ -196,6 +209,6 @@ mod tests {
         assert_eq!(lsns, (1..=40).collect::<Vec<_>>(), "every request got its own LSN");
         let entries = proposed.lock().unwrap().clone();
         assert!(entries.len() < 40, "concurrent appends were batched: {entries:?}");
-        assert!(entries[..MAX_IN_FLIGHT].iter().all(|n| *n == 1), "the first go out alone, at once: {entries:?}");
+        assert!(entries[..4].iter().all(|n| *n == 1), "the first go out alone, at once: {entries:?}");
     }
 }

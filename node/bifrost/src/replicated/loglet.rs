@@ -1,6 +1,7 @@
 //! A replicated loglet as any node uses it: a client of the log-servers in its nodeset.
 //! Writes go to the group's leader (following leader hints), reads to any member.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,20 +12,32 @@ use restate_proto::log_server::{self as pb, log_server_client::LogServerClient};
 use restate_types::{Backoff, LogletId, Lsn};
 use tonic::transport::Endpoint;
 
+use super::group_commit::{BatchError, GroupCommit, SendBatch};
 use super::service::LOGLET_LEADER_HEADER;
+use super::state::Outcome;
 use crate::loglet::{LogRecord, Loglet, LogletError, ReadBatch, TailState, TrimGap};
 
 pub struct ReplicatedLoglet {
+    nodeset: Arc<Nodeset>,
+    /// Concurrent appends of this node to the loglet, sent as one request per batch.
+    appends: Arc<GroupCommit<LogletError>>,
+    /// A local loglet of another node, read through it: writes are refused here.
+    read_only: bool,
+    /// Raft id -> node id of the nodeset members (to name the sequencer).
+    node_of_raft_id: std::collections::HashMap<u64, String>,
+}
+
+/// Append requests of one loglet from this node waiting for their answer at a time.
+const APPENDS_IN_FLIGHT: usize = 2;
+
+/// The log-servers of a loglet's nodeset and this node's connections to them.
+struct Nodeset {
     id: LogletId,
     /// Advertised addresses of the nodeset's log-servers.
     members: Vec<String>,
     clients: std::sync::Mutex<std::collections::HashMap<String, LogServerClient<Channel>>>,
     /// Which member to try first (the last to answer; dead members last).
     preference: AddressPreference,
-    /// A local loglet of another node, read through it: writes are refused here.
-    read_only: bool,
-    /// Raft id -> node id of the nodeset members (to name the sequencer).
-    node_of_raft_id: std::collections::HashMap<u64, String>,
 }
 
 fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
@@ -35,13 +48,25 @@ fn new_client(address: &str) -> Result<LogServerClient<Channel>, String> {
     Ok(LogServerClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
+/// An append whose batch's task vanished may or may not have been applied.
+impl BatchError for LogletError {
+    fn batch_dropped() -> Self {
+        LogletError::Storage("the append's request was dropped before it answered; its outcome is unknown".into())
+    }
+}
+
 impl ReplicatedLoglet {
     pub fn new(id: LogletId, members: Vec<String>) -> ReplicatedLoglet {
+        let nodeset =
+            Arc::new(Nodeset { id, members, clients: Default::default(), preference: AddressPreference::default() });
+        let sender = nodeset.clone();
+        let send: SendBatch<LogletError> = Arc::new(move |loglet, records| {
+            let nodeset = sender.clone();
+            Box::pin(async move { nodeset.append(loglet, records).await })
+        });
         ReplicatedLoglet {
-            id,
-            members,
-            clients: Default::default(),
-            preference: AddressPreference::default(),
+            nodeset,
+            appends: GroupCommit::new(send, APPENDS_IN_FLIGHT),
             read_only: false,
             node_of_raft_id: Default::default(),
         }
@@ -62,17 +87,27 @@ impl ReplicatedLoglet {
         if self.read_only {
             return Err(LogletError::InvalidInput(format!(
                 "cannot {what} loglet {}: it is a local loglet of the node at {}, and only that node writes it",
-                self.id,
-                self.members.join(", ")
+                self.nodeset.id,
+                self.nodeset.members.join(", ")
             )));
         }
         Ok(())
     }
 
     pub fn members(&self) -> &[String] {
-        &self.members
+        &self.nodeset.members
     }
 
+    async fn call<T, F, Fut>(&self, what: &str, idempotent: bool, call: F) -> Result<T, LogletError>
+    where
+        F: Fn(LogServerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.nodeset.call(what, idempotent, call).await
+    }
+}
+
+impl Nodeset {
     /// One connection per log-server, reused across calls.
     fn client(&self, address: &str) -> Result<LogServerClient<Channel>, String> {
         let mut clients = self.clients.lock().expect("not poisoned");
@@ -82,6 +117,19 @@ impl ReplicatedLoglet {
         let c = new_client(address)?;
         clients.insert(address.to_owned(), c.clone());
         Ok(c)
+    }
+
+    /// One append request of a batch's records: `Appended` with its last LSN, or `Sealed`.
+    async fn append(&self, loglet: LogletId, records: Vec<Bytes>) -> Result<Outcome, LogletError> {
+        let records: Vec<Vec<u8>> = records.iter().map(|r| r.to_vec()).collect();
+        let loglet_id = loglet.0;
+        let answer = self
+            .call("append", false, |mut c| {
+                let records = records.clone();
+                async move { c.append(pb::AppendRequest { loglet_id, records }).await }
+            })
+            .await?;
+        Ok(if answer.sealed { Outcome::Sealed(0) } else { Outcome::Appended(answer.last_lsn) })
     }
 
     /// Tries the members (and leaders they name) for up to ~10 s until one answers.
@@ -168,7 +216,7 @@ pub enum LogletMembershipChange {
 impl ReplicatedLoglet {
     /// Members and replication progress, from the group's leader (following hints).
     pub async fn group_status(&self) -> Result<LogletGroupStatus, LogletError> {
-        let loglet_id = self.id.0;
+        let loglet_id = self.nodeset.id.0;
         let answer =
             self.call("group-status", true, |mut c| async move {
                 c.group_status(pb::GroupStatusRequest { loglet_id }).await
@@ -188,7 +236,7 @@ impl ReplicatedLoglet {
     /// before each step.
     pub async fn change_membership(&self, change: LogletMembershipChange) -> Result<(), LogletError> {
         self.refuse_write("change the members of")?;
-        let loglet_id = self.id.0;
+        let loglet_id = self.nodeset.id.0;
         let (kind, raft_id, address) = match change {
             LogletMembershipChange::AddLearner { raft_id, address } => {
                 (pb::MembershipChangeKind::AddLearner, raft_id, address)
@@ -228,18 +276,11 @@ impl Loglet for ReplicatedLoglet {
         if records.is_empty() {
             return Err(LogletError::InvalidInput("an append needs at least one record".into()));
         }
-        let records: Vec<Vec<u8>> = records.iter().map(|r| r.to_vec()).collect();
-        let loglet_id = self.id.0;
-        let answer = self
-            .call("append", false, |mut c| {
-                let records = records.clone();
-                async move { c.append(pb::AppendRequest { loglet_id, records }).await }
-            })
-            .await?;
-        if answer.sealed {
-            return Err(LogletError::Sealed);
+        match self.appends.append(self.nodeset.id, records).await? {
+            Outcome::Appended(last) => Ok(Lsn(last)),
+            Outcome::Sealed(_) => Err(LogletError::Sealed),
+            other => Err(LogletError::Storage(format!("append answered {other:?}"))),
         }
-        Ok(Lsn(answer.last_lsn))
     }
 
     async fn read(&self, from: Lsn, max_records: usize) -> Result<ReadBatch, LogletError> {
@@ -247,7 +288,7 @@ impl Loglet for ReplicatedLoglet {
             return Err(LogletError::InvalidInput("max_records must be at least 1".into()));
         }
         let from = from.max(Lsn::OLDEST);
-        let loglet_id = self.id.0;
+        let loglet_id = self.nodeset.id.0;
         let local = self.read_only;
         let answer = self
             .call("read", true, |mut c| async move {
@@ -281,7 +322,7 @@ impl Loglet for ReplicatedLoglet {
     }
 
     async fn find_tail(&self) -> Result<TailState, LogletError> {
-        let loglet_id = self.id.0;
+        let loglet_id = self.nodeset.id.0;
         let local = self.read_only;
         let answer = self
             .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id, local }).await })
@@ -291,14 +332,14 @@ impl Loglet for ReplicatedLoglet {
 
     async fn trim(&self, trim_point: Lsn) -> Result<Lsn, LogletError> {
         self.refuse_write("trim")?;
-        let loglet_id = self.id.0;
+        let loglet_id = self.nodeset.id.0;
         let answer =
             self.call("trim", true, |mut c| async move {
                 c.trim(pb::TrimRequest { loglet_id, trim_point: trim_point.0 }).await
             })
             .await?;
         if !answer.refused.is_empty() {
-            return Err(LogletError::InvalidInput(format!("loglet {}: {}", self.id, answer.refused)));
+            return Err(LogletError::InvalidInput(format!("loglet {}: {}", self.nodeset.id, answer.refused)));
         }
         Ok(Lsn(answer.trim_point))
     }
@@ -309,7 +350,7 @@ impl Loglet for ReplicatedLoglet {
     }
 
     async fn sequencer(&self) -> Option<String> {
-        let loglet_id = self.id.0;
+        let loglet_id = self.nodeset.id.0;
         let local = self.read_only;
         let answer = self
             .call("find-tail", true, |mut c| async move { c.find_tail(pb::FindTailRequest { loglet_id, local }).await })
@@ -320,7 +361,7 @@ impl Loglet for ReplicatedLoglet {
 
     async fn seal(&self) -> Result<TailState, LogletError> {
         self.refuse_write("seal")?;
-        let loglet_id = self.id.0;
+        let loglet_id = self.nodeset.id.0;
         let answer =
             self.call("seal", true, |mut c| async move { c.seal(pb::SealRequest { loglet_id }).await }).await?;
         Ok(TailState { next_lsn: Lsn(answer.next_lsn), sealed: answer.sealed })

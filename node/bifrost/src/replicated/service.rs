@@ -7,17 +7,27 @@ use restate_raft::{MembershipChange, RaftError};
 use restate_types::LogletId;
 use tonic::{Request, Response, Status};
 
-use super::group_commit::{GroupCommit, Propose};
+use super::group_commit::{BatchError, GroupCommit, SendBatch};
 use super::host::ReplicatedLogletHost;
 use super::state::{Command, Outcome};
 
 /// Header naming the loglet leader's address on UNAVAILABLE answers.
 pub const LOGLET_LEADER_HEADER: &str = restate_proto::leader_hints::LOGLET_LEADER_HEADER;
 
+/// Batched proposals of one loglet waiting to commit at a time (pipelined).
+const PROPOSALS_IN_FLIGHT: usize = 4;
+
+/// A proposal whose answer vanished was dropped before it committed.
+impl BatchError for RaftError {
+    fn batch_dropped() -> Self {
+        RaftError::Dropped
+    }
+}
+
 pub struct LogServerService {
     host: Arc<ReplicatedLogletHost>,
     /// Batches concurrent appends into one raft entry per loglet.
-    commit: Arc<GroupCommit>,
+    commit: Arc<GroupCommit<RaftError>>,
     /// This node's local loglets, served read-only to other nodes.
     local: Arc<crate::LocalLogletProvider>,
 }
@@ -33,11 +43,11 @@ impl LogServerService {
 
     fn with(host: Arc<ReplicatedLogletHost>, local: Arc<crate::LocalLogletProvider>) -> LogServerService {
         let proposer = host.clone();
-        let propose: Propose = Arc::new(move |loglet, command| {
+        let propose: SendBatch<RaftError> = Arc::new(move |loglet, records| {
             let host = proposer.clone();
-            Box::pin(async move { host.propose(loglet, command).await })
+            Box::pin(async move { host.propose(loglet, Command::Append(records)).await })
         });
-        LogServerService { host, commit: GroupCommit::new(propose), local }
+        LogServerService { host, commit: GroupCommit::new(propose, PROPOSALS_IN_FLIGHT), local }
     }
 
     /// Reads a local loglet of this node (not hosted as replicated).

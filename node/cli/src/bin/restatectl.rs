@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use restate_cli::ctl::{self, CtlError, Globals, ProvisionArgs};
+use restate_types::ReplicationProperty;
 
 /// Administers a Restate cluster through the node-control service of any node.
 ///
@@ -172,9 +173,10 @@ struct ProvisionCmd {
     /// Number of partitions (default: the node's `default-num-partitions`).
     #[arg(long, value_name = "N")]
     num_partitions: Option<u32>,
-    /// Log replication (default: the node's `default-replication`).
+    /// Log replication: copies of every record, `2`, or spread over zones/regions in
+    /// Restate's form, `"{zone: 2, node: 3}"` (default: the node's `default-replication`).
     #[arg(long, alias = "log-replication", value_name = "R")]
-    replication: Option<u32>,
+    replication: Option<ReplicationProperty>,
     /// Log provider: local or replicated (default: the node's `bifrost.default-provider`).
     #[arg(long, value_name = "PROVIDER")]
     log_provider: Option<String>,
@@ -189,9 +191,11 @@ enum ConfigCmd {
         /// local or replicated.
         #[arg(long, value_name = "PROVIDER")]
         log_provider: Option<String>,
-        /// Copies of every record (a replicated loglet needs 2R-1 log-servers).
+        /// Copies of every record, `2`, or spread over zones/regions in Restate's form,
+        /// `"{zone: 2, node: 3}"` (a replicated loglet needs 2R-1 log-servers, and with a
+        /// zone count at most (R-1)/(zones-1) of them in any one zone).
         #[arg(long, value_name = "R")]
-        log_replication: Option<u32>,
+        log_replication: Option<ReplicationProperty>,
     },
 }
 

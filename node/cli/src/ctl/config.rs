@@ -1,6 +1,8 @@
 use restate_proto::node_ctl::{GetClusterConfigurationRequest, SetClusterConfigurationRequest};
 
-use super::status::configuration_json;
+use restate_types::ReplicationProperty;
+
+use super::status::{configuration_json, replication_text};
 use super::{connect, CtlError, Globals};
 use crate::output::{confirm, key_values, print_json};
 
@@ -16,7 +18,7 @@ fn show(globals: &Globals, c: &restate_proto::node_ctl::ClusterConfiguration) {
             ("Fingerprint", c.cluster_fingerprint.clone()),
             ("Partitions", c.num_partitions.to_string()),
             ("Log provider", c.log_provider.clone()),
-            ("Log replication", c.replication.to_string()),
+            ("Log replication", replication_text(c)),
             ("Version", c.version.to_string()),
         ])
     );
@@ -36,7 +38,7 @@ pub async fn config_get(globals: &Globals) -> Result<(), CtlError> {
 pub async fn config_set(
     globals: &Globals,
     log_provider: Option<String>,
-    log_replication: Option<u32>,
+    log_replication: Option<ReplicationProperty>,
 ) -> Result<(), CtlError> {
     if log_provider.is_none() && log_replication.is_none() {
         return Err(CtlError("nothing to change: pass --log-provider and/or --log-replication".into()));
@@ -58,7 +60,11 @@ pub async fn config_set(
     }
     let mut client = connect(&globals.address).await?;
     let c = client
-        .set_cluster_configuration(SetClusterConfigurationRequest { log_provider, replication: log_replication })
+        .set_cluster_configuration(SetClusterConfigurationRequest {
+            log_provider,
+            replication: log_replication.map(|r| r.node),
+            replication_property: log_replication.map(|r| r.to_string()),
+        })
         .await
         .map_err(|s| CtlError::from_status(&globals.address, s))?
         .into_inner();

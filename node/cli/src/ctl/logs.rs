@@ -10,6 +10,19 @@ fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
+/// The nodeset with each member's location: `N1@eu.a,N2@eu.b` (a member without one: `N3`).
+fn members(s: &pb::LogSegment) -> String {
+    s.nodeset
+        .iter()
+        .enumerate()
+        .map(|(i, node)| match s.nodeset_locations.get(i).filter(|l| !l.is_empty()) {
+            Some(location) => format!("{node}@{location}"),
+            None => node.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn tail_segment(log: &pb::LogDescription) -> pb::LogSegment {
     log.segments.last().cloned().unwrap_or_default()
 }
@@ -22,6 +35,7 @@ fn log_json(log: &pb::LogDescription) -> Value {
         "loglet_id": tail.loglet_id,
         "replication": tail.replication,
         "nodeset": tail.nodeset,
+        "nodeset_locations": tail.nodeset_locations,
         // The node that orders appends: a local loglet's node, a replicated loglet's leader.
         "leader": if tail.sequencer.is_empty() { None } else { Some(tail.sequencer.clone()) },
         "from_lsn": tail.base_lsn,
@@ -35,7 +49,7 @@ fn log_json(log: &pb::LogDescription) -> Value {
 fn segment_json(s: &pb::LogSegment) -> Value {
     json!({
         "base_lsn": s.base_lsn, "kind": s.kind, "loglet_id": s.loglet_id, "replication": s.replication,
-        "nodeset": s.nodeset, "sealed": s.sealed, "tail": s.tail, "trim_point": s.trim_point,
+        "nodeset": s.nodeset, "nodeset_locations": s.nodeset_locations, "sealed": s.sealed, "tail": s.tail, "trim_point": s.trim_point,
         "sequencer": if s.sequencer.is_empty() { None } else { Some(s.sequencer.clone()) },
         "unavailable": if s.unavailable.is_empty() { None } else { Some(s.unavailable.clone()) },
     })
@@ -64,7 +78,7 @@ pub async fn list(globals: &Globals) -> Result<(), CtlError> {
                 tail.loglet_id.to_string(),
                 tail.replication.to_string(),
                 if tail.sequencer.is_empty() { "-".into() } else { tail.sequencer.clone() },
-                if tail.nodeset.is_empty() { "(waiting for log-servers)".into() } else { tail.nodeset.join(",") },
+                if tail.nodeset.is_empty() { "(waiting for log-servers)".into() } else { members(&tail) },
                 opt(log.trim_point),
                 opt(log.tail),
                 log.segments.len().to_string(),
@@ -122,7 +136,7 @@ pub async fn describe(globals: &Globals, log_id: u32) -> Result<(), CtlError> {
                 s.kind.clone(),
                 s.loglet_id.to_string(),
                 s.replication.to_string(),
-                s.nodeset.join(","),
+                members(s),
                 if s.sealed { "sealed".into() } else { "open".into() },
                 opt(s.tail),
                 opt(s.trim_point),

@@ -23,13 +23,17 @@ pub async fn nodes_list(globals: &Globals) -> Result<(), CtlError> {
                 n.name.clone(),
                 n.address.clone(),
                 n.roles.join(","),
+                if n.location.is_empty() { "-".to_owned() } else { n.location.clone() },
                 n.metadata_server_state.clone(),
                 n.log_server_state.clone(),
                 if n.alive { "yes".into() } else { format!("no ({})", n.detail) },
             ]
         })
         .collect();
-    print!("{}", table(&["NODE", "GEN", "NAME", "ADDRESS", "ROLES", "METADATA", "LOG-SERVER", "ALIVE"], &rows));
+    print!(
+        "{}",
+        table(&["NODE", "GEN", "NAME", "ADDRESS", "ROLES", "LOCATION", "METADATA", "LOG-SERVER", "ALIVE"], &rows)
+    );
     Ok(())
 }
 

@@ -1,23 +1,22 @@
 use restate_proto::node_ctl::ProvisionRequest;
 use serde_json::json;
 
-use super::status::configuration_json;
+use restate_types::ReplicationProperty;
+
+use super::status::{configuration_json, replication_text};
 use super::{connect, CtlError, Globals};
 use crate::output::{confirm, key_values, print_json};
 
 #[derive(Debug, Clone, Default)]
 pub struct ProvisionArgs {
     pub num_partitions: Option<u32>,
-    pub replication: Option<u32>,
+    pub replication: Option<ReplicationProperty>,
     pub log_provider: Option<String>,
 }
 
 pub async fn provision(globals: &Globals, args: &ProvisionArgs) -> Result<(), CtlError> {
     if let Some(0) = args.num_partitions {
         return Err(CtlError("--num-partitions 0 is invalid: use 1 or more".into()));
-    }
-    if let Some(0) = args.replication {
-        return Err(CtlError("--replication 0 is invalid: use 1 or more".into()));
     }
     if !confirm(&format!("Provision the cluster through the node at {}?", globals.address), globals.yes) {
         return Err(CtlError("aborted; nothing was changed".into()));
@@ -26,7 +25,8 @@ pub async fn provision(globals: &Globals, args: &ProvisionArgs) -> Result<(), Ct
     let response = client
         .provision(ProvisionRequest {
             num_partitions: args.num_partitions,
-            replication: args.replication,
+            replication: args.replication.map(|r| r.node),
+            replication_property: args.replication.map(|r| r.to_string()),
             log_provider: args.log_provider.clone(),
         })
         .await
@@ -54,8 +54,8 @@ pub async fn provision(globals: &Globals, args: &ProvisionArgs) -> Result<(), Ct
         key_values(&[
             ("Fingerprint", response.cluster_fingerprint),
             ("Partitions", c.num_partitions.to_string()),
-            ("Log provider", c.log_provider),
-            ("Log replication", c.replication.to_string()),
+            ("Log provider", c.log_provider.clone()),
+            ("Log replication", replication_text(&c)),
         ])
     );
     Ok(())

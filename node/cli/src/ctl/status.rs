@@ -60,9 +60,20 @@ pub(crate) fn configuration_json(c: &pb::ClusterConfiguration) -> Value {
         "num_partitions": c.num_partitions,
         "log_provider": c.log_provider,
         "log_replication": c.replication,
+        "log_replication_property": replication_text(c),
         "version": c.version,
         "provisioned_at_unix_ms": c.provisioned_at_unix_ms,
     })
+}
+
+/// The whole replication property ("2", "{zone: 2, node: 3}"); the count from a node too
+/// old to send the property.
+pub(crate) fn replication_text(c: &pb::ClusterConfiguration) -> String {
+    if c.replication_property.is_empty() {
+        c.replication.to_string()
+    } else {
+        c.replication_property.clone()
+    }
 }
 
 pub(crate) fn node_status_json(n: &pb::NodeStatus) -> Value {
@@ -79,6 +90,7 @@ pub(crate) fn node_status_json(n: &pb::NodeStatus) -> Value {
         "version": n.version,
         "storage_format_version": n.storage_format_version,
         "restarting": n.restarting,
+        "location": n.location,
     })
 }
 
@@ -107,7 +119,7 @@ fn status_text(s: &pb::ClusterStatus) -> String {
     }
     if let Some(c) = &s.configuration {
         pairs.push(("Partitions", c.num_partitions.to_string()));
-        pairs.push(("Log provider", format!("{} (replication {})", c.log_provider, c.replication)));
+        pairs.push(("Log provider", format!("{} (replication {})", c.log_provider, replication_text(c))));
     }
     if s.provisioned {
         let controller = if s.cluster_controller.is_empty() {
@@ -133,6 +145,7 @@ fn status_text(s: &pb::ClusterStatus) -> String {
                     n.name.clone(),
                     n.address.clone(),
                     n.roles.join(","),
+                    if n.location.is_empty() { "-".to_owned() } else { n.location.clone() },
                     if n.alive { "yes".into() } else { "no".into() },
                     if n.version.is_empty() {
                         "-".to_owned()
@@ -143,7 +156,10 @@ fn status_text(s: &pb::ClusterStatus) -> String {
                 ]
             })
             .collect();
-        out.push_str(&table(&["NODE", "GEN", "NAME", "ADDRESS", "ROLES", "ALIVE", "VERSION", "STATE"], &rows));
+        out.push_str(&table(
+            &["NODE", "GEN", "NAME", "ADDRESS", "ROLES", "LOCATION", "ALIVE", "VERSION", "STATE"],
+            &rows,
+        ));
     }
     out
 }

@@ -1,4 +1,4 @@
-use restate_types::LogProviderKind;
+use restate_types::{LogProviderKind, ReplicationProperty};
 use serde::{Deserialize, Serialize};
 
 /// What provisioning decided for the whole cluster. Its presence means "provisioned".
@@ -8,8 +8,10 @@ pub struct ClusterConfiguration {
     /// Random id made at provisioning; tells two clusters of the same name apart.
     pub cluster_fingerprint: String,
     pub num_partitions: u32,
-    /// Log replication: every record on this many log-servers before acknowledgement.
-    pub replication: u32,
+    /// Log replication: every record on `node` log-servers before acknowledgement, spread
+    /// over at least `zone` zones and `region` regions (stored as a plain number when it
+    /// has no spread, as before locations existed).
+    pub replication: ReplicationProperty,
     /// Provider for new log segments.
     pub log_provider: LogProviderKind,
     pub provisioned_at_unix_ms: u64,

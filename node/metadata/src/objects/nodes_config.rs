@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use restate_types::{GenerationalNodeId, PlainNodeId, RoleSet};
+use restate_types::{GenerationalNodeId, Location, PlainNodeId, RoleSet};
 use serde::{Deserialize, Serialize};
 
 /// Every node that ever joined the cluster, by id.
@@ -35,6 +35,10 @@ pub struct NodeConfig {
     /// replicas and metadata vote. Cleared when the node registers again after the restart.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restarting: bool,
+    /// Where the node runs (`location`, `region.zone`), as it said at its last registration;
+    /// empty when it gave none. Nodesets spread over it (see the replication property).
+    #[serde(default, skip_serializing_if = "Location::is_empty")]
+    pub location: Location,
 }
 
 impl NodeConfig {
@@ -113,6 +117,7 @@ impl NodesConfiguration {
         roles: &RoleSet,
         storage_id: &str,
         metadata_member: bool,
+        location: &Location,
     ) -> Registration {
         use restate_types::Role;
         let metadata_server_state = match (roles.contains(Role::MetadataServer), metadata_member) {
@@ -128,6 +133,7 @@ impl NodesConfiguration {
             existing.address = address.to_owned();
             existing.roles = roles.clone();
             existing.storage_id = storage_id.to_owned();
+            existing.location = location.clone();
             // A draining node stays out of the metadata store and read-only across restarts.
             existing.metadata_server_state =
                 if existing.draining && metadata_server_state == MetadataServerState::Member {
@@ -154,6 +160,7 @@ impl NodesConfiguration {
             storage_id: storage_id.to_owned(),
             draining: false,
             restarting: false,
+            location: location.clone(),
         };
         self.nodes.insert(id, node.clone());
         self.last_node_id = self.last_node_id.max(id.0);
@@ -206,12 +213,22 @@ mod tests {
     fn registering_assigns_ids_and_bumps_generations() {
         let mut nodes = NodesConfiguration::default();
         let roles = RoleSet::all();
-        let Registration::New(a) = nodes.register("a", "http://a:5122", &roles, "s1", true) else { panic!() };
-        let Registration::New(b) = nodes.register("b", "http://b:5122", &roles, "s2", false) else { panic!() };
+        let Registration::New(a) = nodes.register("a", "http://a:5122", &roles, "s1", true, &Location::default())
+        else {
+            panic!()
+        };
+        let Registration::New(b) = nodes.register("b", "http://b:5122", &roles, "s2", false, &Location::default())
+        else {
+            panic!()
+        };
         assert_eq!((a.id, a.generation), (PlainNodeId(1), 1));
         assert_eq!((b.id, b.generation), (PlainNodeId(2), 1));
         assert_eq!(b.metadata_server_state, MetadataServerState::Standby);
-        let Registration::Restarted(a2) = nodes.register("a", "http://a2:5122", &roles, "s1", true) else { panic!() };
+        let Registration::Restarted(a2) =
+            nodes.register("a", "http://a2:5122", &roles, "s1", true, &Location::default())
+        else {
+            panic!()
+        };
         assert_eq!(a2.current().to_string(), "N1:2");
         assert_eq!(nodes.find_by_name("a").unwrap().address, "http://a2:5122");
         assert_eq!(nodes.log_servers().count(), 2);
@@ -220,12 +237,18 @@ mod tests {
     #[test]
     fn a_draining_node_stays_read_only_and_out_of_the_metadata_store_across_restarts() {
         let mut nodes = NodesConfiguration::default();
-        let Registration::New(a) = nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true) else { panic!() };
+        let Registration::New(a) =
+            nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true, &Location::default())
+        else {
+            panic!()
+        };
         assert!(nodes.start_draining(a.id));
         assert!(!nodes.start_draining(a.id), "idempotent");
         assert_eq!(nodes.log_servers().count(), 0);
         assert_eq!(nodes.active_workers().count(), 0);
-        let Registration::Restarted(again) = nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true) else {
+        let Registration::Restarted(again) =
+            nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true, &Location::default())
+        else {
             panic!()
         };
         assert!(again.draining);
@@ -235,7 +258,11 @@ mod tests {
         assert!(json.contains("\"draining\":true"), "{json}");
         // A removed node's id is not given out again.
         nodes.nodes.remove(&a.id);
-        let Registration::New(b) = nodes.register("b", "http://b:5122", &RoleSet::all(), "s2", true) else { panic!() };
+        let Registration::New(b) =
+            nodes.register("b", "http://b:5122", &RoleSet::all(), "s2", true, &Location::default())
+        else {
+            panic!()
+        };
         assert_eq!(b.id, PlainNodeId(2));
         // Older metadata (written before draining existed) still reads.
         let old = r#"{"cluster_name":"c","nodes":{}}"#;
@@ -246,14 +273,20 @@ mod tests {
     fn a_restarting_node_leads_nothing_until_it_registers_again() {
         let mut nodes = NodesConfiguration::default();
         let roles = RoleSet::all();
-        let Registration::New(n1) = nodes.register("n1", "http://a:1", &roles, "s1", true) else { panic!() };
-        nodes.register("n2", "http://b:1", &roles, "s2", true);
+        let Registration::New(n1) = nodes.register("n1", "http://a:1", &roles, "s1", true, &Location::default()) else {
+            panic!()
+        };
+        nodes.register("n2", "http://b:1", &roles, "s2", true, &Location::default());
         assert!(nodes.start_restarting(n1.id));
         assert!(!nodes.start_restarting(n1.id), "once");
         let workers: Vec<_> = nodes.active_workers().map(|n| n.name.clone()).collect();
         assert_eq!(workers, ["n2"]);
         assert_eq!(nodes.log_servers().count(), 2, "it keeps its log replicas");
-        let Registration::Restarted(again) = nodes.register("n1", "http://a:1", &roles, "s1", true) else { panic!() };
+        let Registration::Restarted(again) =
+            nodes.register("n1", "http://a:1", &roles, "s1", true, &Location::default())
+        else {
+            panic!()
+        };
         assert!(!again.restarting);
         assert_eq!(nodes.active_workers().count(), 2);
     }
@@ -261,7 +294,7 @@ mod tests {
     #[test]
     fn serializes_with_readable_keys() {
         let mut nodes = NodesConfiguration { cluster_name: "c".into(), ..Default::default() };
-        nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true);
+        nodes.register("a", "http://a:5122", &RoleSet::all(), "s1", true, &Location::default());
         let json = serde_json::to_string(&nodes).unwrap();
         assert!(json.contains("\"metadata-server\""), "{json}");
         let back: NodesConfiguration = serde_json::from_str(&json).unwrap();

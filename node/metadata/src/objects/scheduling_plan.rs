@@ -63,7 +63,7 @@ mod tests {
         )
         .unwrap();
         let mut nodes = NodesConfiguration::default();
-        nodes.register("n1", "http://n1:5122", &restate_types::RoleSet::all(), "s1", true);
+        nodes.register("n1", "http://n1:5122", &restate_types::RoleSet::all(), "s1", true, &Default::default());
         let plan = |partition: u16, leader: u32| SchedulingPlan {
             partitions: BTreeMap::from([(
                 PartitionId(partition),

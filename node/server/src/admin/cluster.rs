@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use restate_metadata::objects::{Logs, SchedulingPlan};
+use restate_metadata::objects::{Logs, NodesConfiguration, SchedulingPlan};
 use restate_metadata::typed;
 use serde_json::{json, Value};
 
@@ -32,7 +32,7 @@ async fn cluster(State(ctx): State<Arc<NodeCtlContext>>) -> Result<Json<Value>, 
             json!({
                 "node_id": n.node_id, "name": n.name, "address": n.address, "roles": n.roles,
                 "alive": n.alive, "detail": n.detail, "metadata_server_state": n.metadata_server_state,
-                "log_server_state": n.log_server_state,
+                "log_server_state": n.log_server_state, "location": n.location,
             })
         })
         .collect();
@@ -42,7 +42,8 @@ async fn cluster(State(ctx): State<Arc<NodeCtlContext>>) -> Result<Json<Value>, 
     // Trim points and tails need a log reader; nodes that run none leave them out.
     let mut log_points = serde_json::Map::new();
     if let Some(bifrost) = ctx.roles.bifrost() {
-        if let Ok(described) = crate::logs_ctl::list(bifrost).await {
+        // Only the points are used here: no nodeset locations needed.
+        if let Ok(described) = crate::logs_ctl::list(bifrost, &NodesConfiguration::default()).await {
             for log in described.logs {
                 log_points.insert(log.log_id.to_string(), json!({ "trim_point": log.trim_point, "tail": log.tail }));
             }

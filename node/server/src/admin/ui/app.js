@@ -80,6 +80,7 @@ const views = {
       ["Name", (n) => escapeHtml(n.name)],
       ["Address", (n) => escapeHtml(n.address)],
       ["Roles", (n) => escapeHtml(n.roles.join(", "))],
+      ["Location", (n) => escapeHtml(n.location || "-")],
       ["Liveness", (n) => n.alive ? `<span class="alive">alive</span>` : `<span class="dead">dead</span> ${escapeHtml(n.detail)}`],
       ["Metadata server", (n) => escapeHtml(n.metadata_server_state)],
       ["Log server", (n) => escapeHtml(n.log_server_state)],
