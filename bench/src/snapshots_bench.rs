@@ -8,8 +8,11 @@
 //!    same file to the same server.
 //! 2. Time for a new node to become a caught-up follower: from the snapshot (restore, then
 //!    the log's rest) versus replaying the whole log, on a node whose logs grew by
-//!    `SNAPSHOT_BENCH_LOG_MB` MiB (default 1024) of invocations with 60 KiB inputs; beside
-//!    it, the nodes' resident memory against their `rocksdb-total-memory-size`.
+//!    `SNAPSHOT_BENCH_LOG_MB` MiB (default 1024), once for each input size in
+//!    `SNAPSHOT_BENCH_PAYLOADS_KIB` (default `60,4`: few large invocations, whose replay is
+//!    mostly bytes, and many of the 4 KiB ones the memory test sends, whose replay
+//!    is mostly per-invocation work); beside it, the nodes' resident memory against their
+//!    `rocksdb-total-memory-size`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -204,13 +207,12 @@ fn appended_bytes(node: &ServerProcess) -> f64 {
         .sum()
 }
 
-/// Greeter invocations with `LOG_PAYLOAD`-byte names from 16 clients (and a Counter add
+/// Greeter invocations with `payload`-byte names from 16 clients (and a Counter add
 /// every 16th, so the partitions hold state too) until `node`'s logs grew by `target`
 /// bytes; the node's peak resident memory sampled meanwhile, in MiB, and the invocations.
-fn fill_log(node: &ServerProcess, target: f64) -> (f64, u64) {
+fn fill_log(node: &ServerProcess, target: f64, payload: usize) -> (f64, u64) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
-    const LOG_PAYLOAD: usize = 60 * 1024;
     let start = appended_bytes(node);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -219,7 +221,7 @@ fn fill_log(node: &ServerProcess, target: f64) -> (f64, u64) {
         .map(|client| {
             let (stop, done) = (stop.clone(), done.clone());
             std::thread::spawn(move || {
-                let name = format!("\"{}\"", "x".repeat(LOG_PAYLOAD));
+                let name = format!("\"{}\"", "x".repeat(payload));
                 let mut n = client;
                 while !stop.load(Ordering::Relaxed) {
                     let answer = if n % 16 == 0 {
@@ -247,9 +249,13 @@ fn fill_log(node: &ServerProcess, target: f64) -> (f64, u64) {
     (peak, done.load(Ordering::Relaxed))
 }
 
-fn catch_up(dir: &TestDir, moto: &MotoServer) {
+/// Catch-up through a snapshot against replay, on a log filled by invocations with
+/// `payload_kib` KiB inputs (one fresh cluster per call).
+fn catch_up(moto: &MotoServer, payload_kib: u64) {
+    let dir = TestDir::new(&format!("snapshots-bench-{payload_kib}k"));
+    let dir = &dir;
     let log_bytes = env_number("SNAPSHOT_BENCH_LOG_MB", 1024) as f64 * 1024.0 * 1024.0;
-    let s3 = snapshot_env(moto, BUCKET, "catch-up");
+    let s3 = snapshot_env(moto, BUCKET, &format!("catch-up-{payload_kib}k"));
     let with_snapshots: Vec<(&str, &str)> = s3.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut base = vec![
         ("RESTATE_METADATA_SERVER__TYPE", "replicated"),
@@ -266,7 +272,7 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
     let services = ExampleServices::start(dir);
     restate(&admin_url(&n1), &["dp", "register", &services.uri, "--yes"]).ok();
     let filled = Instant::now();
-    let (peak_during_load, invocations) = fill_log(&n1, log_bytes);
+    let (peak_during_load, invocations) = fill_log(&n1, log_bytes, payload_kib as usize * 1024);
     let fill_secs = filled.elapsed().as_secs_f64();
     let logged = appended_bytes(&n1);
     let rss_after = memory_mib(n1.pid().unwrap(), "VmRSS:");
@@ -296,7 +302,7 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
 
     let log_mib = logged / (1024.0 * 1024.0);
     println!(
-        "## A new node becoming a caught-up follower ({log_mib:.0} MiB of log from {invocations} invocations in {fill_secs:.0} s, 4 partitions)\n"
+        "## A new node becoming a caught-up follower ({log_mib:.0} MiB of log from {invocations} invocations with {payload_kib} KiB inputs in {fill_secs:.0} s, 4 partitions)\n"
     );
     println!("| how | start to caught up, s | ratio | processors running to caught up, s | ratio |");
     println!("|---|---|---|---|---|");
@@ -314,14 +320,14 @@ fn catch_up(dir: &TestDir, moto: &MotoServer) {
     println!("| n1 peak over the whole run (VmHWM) | {n1_peak:.0} |");
     println!("| n2, peak while replaying the whole log | {replay_peak:.0} |\n");
     record_summary(
-        &format!("new node caught up, {log_mib:.0} MiB log: snapshot vs replay"),
+        &format!("new node caught up, {log_mib:.0} MiB log of {invocations} invocations ({payload_kib} KiB inputs): snapshot vs replay"),
         &format!("snapshot {snapshot_secs:.2} s from start ({snapshot_catch_up:.2} s once running)"),
         &format!("replay {replay_secs:.2} s ({replay_catch_up:.2} s)"),
         snapshot_secs / replay_secs,
         "snapshot time / replay time from start; target <= 0.1",
     );
     record_summary(
-        &format!("peak RSS per node, {log_mib:.0} MiB of log"),
+        &format!("peak RSS per node, {log_mib:.0} MiB of log ({payload_kib} KiB inputs)"),
         &format!("n1 {n1_peak:.0} MiB, replaying n2 {replay_peak:.0} MiB"),
         &format!("rocksdb-total-memory-size {MEMORY_BUDGET}"),
         n1_peak.max(replay_peak) / MEMORY_BUDGET_MIB,
@@ -335,6 +341,12 @@ fn main() {
     let moto = MotoServer::start(&dir);
     moto.create_bucket(BUCKET);
     export_and_upload(&dir, &moto, &runtime);
-    catch_up(&dir, &moto);
+    let payloads = std::env::var("SNAPSHOT_BENCH_PAYLOADS_KIB").unwrap_or_else(|_| "60,4".to_owned());
+    for payload in payloads.split(',') {
+        let kib: u64 = payload.trim().parse().unwrap_or_else(|_| {
+            panic!("SNAPSHOT_BENCH_PAYLOADS_KIB: {payload:?} is not a number of KiB; write e.g. \"60,4\"")
+        });
+        catch_up(&moto, kib);
+    }
     std::io::stdout().flush().unwrap();
 }
