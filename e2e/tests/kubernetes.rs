@@ -413,7 +413,8 @@ fn operator_runs_a_cluster_on_kubernetes() {
         || describe(&testbed),
     );
     // A valid config change rolls the pods one at a time: Upgrading, never Degraded.
-    let revision_before = testbed.get_json(&["statefulset", "demo", "-n", NS]).unwrap()["status"]["updateRevision"].clone();
+    let revision_before =
+        testbed.get_json(&["statefulset", "demo", "-n", NS]).unwrap()["status"]["updateRevision"].clone();
     let patch = serde_json::json!({ "spec": { "config": "[worker]\nidempotency-retention = \"12h\"\n" } }).to_string();
     merge_patch(&testbed, &patch);
     let mut phases = std::collections::BTreeSet::new();
