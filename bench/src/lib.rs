@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+pub mod histogram;
+
 use restate_e2e::ServerProcess;
 use restate_partition::{Command, Envelope};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};

@@ -9,14 +9,19 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use restate_bench::{lazy_channel, ms, percentile, record_summary};
+use restate_bench::histogram::{buckets, quantile_between};
+use restate_bench::{cpu_seconds, lazy_channel, ms, percentile, record_summary};
 use restate_bifrost::replicated::ReplicatedLoglet;
 use restate_bifrost::Loglet;
 use restate_e2e::{metric_value, replicated_cluster, wait_until, TestDir, LOG_ONLY_ROLES};
 use restate_proto::log_server::{log_server_client::LogServerClient, AppendRequest};
 use restate_types::LogletId;
 
-const RUN_FOR: Duration = Duration::from_secs(4);
+/// How long each row runs: `LOGS_BENCH_SECONDS`, default 4 (longer runs leave time to
+/// profile a node).
+fn run_for() -> Duration {
+    Duration::from_secs(std::env::var("LOGS_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(4))
+}
 const RECORD: usize = 512;
 
 /// The physical limit: 4 KiB writes, each followed by fdatasync, for 3 seconds.
@@ -90,7 +95,7 @@ fn main() {
 
     println!(
         "## Replicated loglet appends, 3 nodes, replication 2, {RECORD}-byte records ({}s per row)\n",
-        RUN_FOR.as_secs()
+        run_for().as_secs()
     );
     println!(
         "Machine limit measured in this run: {:.0} fdatasync/s, p50 {} ms, p99 {} ms (4 KiB write + fdatasync loop).\n",
@@ -98,16 +103,30 @@ fn main() {
         ms(percentile(&fsync, 0.5)),
         ms(percentile(&fsync, 0.99))
     );
+    let nodes_cpu = || nodes.iter().filter_map(|n| n.pid()).map(cpu_seconds).sum::<f64>();
+    let idle_before = nodes_cpu();
+    std::thread::sleep(Duration::from_secs(2));
+    println!("Idle, before the rows: the nodes used {:.0}% of one core.\n", (nodes_cpu() - idle_before) / 2.0 * 100.0);
     println!(
-        "| appenders | records/s | MB/s | p50 ms | p99 ms | p99 / fsync p99 | records/s / syncs/s | records per leader fsync |"
+        "| appenders | records/s | MB/s | p50 ms | p99 ms | p99 / fsync p99 | records/s / syncs/s | records per leader fsync | leader: proposal p50 / p99 ms | leader: fsync p50 / p99 ms | leader: raft send p50 ms | nodes' CPU, % of one core | bench's CPU, % of one core |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let leader_node = nodes.iter().find(|n| n.address() == leader).expect("the leader is a node");
     let leader_fsyncs = || metric_value(leader_node, "restate_raft_fsyncs_total").unwrap_or(0.0);
+    let own_cpu = || cpu_seconds(std::process::id());
+    let leader_metrics = || leader_node.fabric_get("/metrics").map(|(_, text)| text).unwrap_or_default();
+    // Where the time goes on the leader over one row: its engine's proposals (reach the
+    // engine -> committed, applied, answered), its synced writes, its calls to the follower.
+    let breakdown = |before: &str, after: &str, name: &str, q: f64| {
+        quantile_between(&buckets(before, name), &buckets(after, name), q)
+            .map_or_else(|| "-".to_owned(), |s| ms(Duration::from_secs_f64(s)))
+    };
     let shared = std::sync::Arc::new(ReplicatedLoglet::new(LogletId(loglet), addresses.clone()));
     for (appenders, through_client) in [(1usize, false), (16, false), (64, false), (1, true), (16, true), (64, true)] {
         let fsyncs_before = leader_fsyncs();
-        let deadline = Instant::now() + RUN_FOR;
+        let metrics_before = leader_metrics();
+        let (nodes_cpu_before, own_cpu_before) = (nodes_cpu(), own_cpu());
+        let deadline = Instant::now() + run_for();
         let start = Instant::now();
         let tasks: Vec<_> = (0..appenders)
             .map(|_| {
@@ -137,15 +156,24 @@ fn main() {
         latencies.sort();
         let rate = latencies.len() as f64 / elapsed;
         let per_fsync = latencies.len() as f64 / (leader_fsyncs() - fsyncs_before).max(1.0);
+        let metrics_after = leader_metrics();
+        let nodes_busy = (nodes_cpu() - nodes_cpu_before) / elapsed * 100.0;
+        let own_busy = (own_cpu() - own_cpu_before) / elapsed * 100.0;
+        let on_leader = |name: &str, q: f64| breakdown(&metrics_before, &metrics_after, name, q);
         let how = if through_client { "one loglet client" } else { "a request per record" };
         println!(
-            "| {appenders}, {how} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {per_fsync:.1} |",
+            "| {appenders}, {how} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {per_fsync:.1} | {} / {} | {} / {} | {} | {nodes_busy:.0} | {own_busy:.0} |",
             rate,
             rate * RECORD as f64 / 1e6,
             ms(percentile(&latencies, 0.5)),
             ms(percentile(&latencies, 0.99)),
             percentile(&latencies, 0.99).as_secs_f64() / percentile(&fsync, 0.99).as_secs_f64(),
             rate / syncs_per_second,
+            on_leader("restate_raft_proposal_seconds", 0.5),
+            on_leader("restate_raft_proposal_seconds", 0.99),
+            on_leader("restate_raft_fsync_seconds", 0.5),
+            on_leader("restate_raft_fsync_seconds", 0.99),
+            on_leader("restate_raft_send_seconds", 0.5),
         );
         record_summary(
             &format!("replicated log append, {appenders} appenders, {how}, {RECORD} B"),

@@ -423,9 +423,11 @@ impl EngineLoop {
         }
         let sync = staged.iter().any(|(_, ready)| ready.must_sync());
         let entries: usize = staged.iter().map(|(_, ready)| ready.entries().len()).sum();
+        let began = Instant::now();
         self.write(durable, sync);
         if sync {
             crate::metrics::FSYNCS.inc();
+            crate::metrics::FSYNC_SECONDS.observe(began.elapsed().as_secs_f64());
         }
         crate::metrics::ENTRIES.inc_by(entries as u64);
         let mut after = WriteBatch::default();

@@ -21,6 +21,8 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
 struct PendingProposal {
     /// Log position the entry got when proposed; another entry applied there means ours was dropped.
     index: u64,
+    /// When the proposal reached the engine (for `restate_raft_proposal_seconds`).
+    proposed: Instant,
     deadline: Instant,
     reply: Reply<Bytes>,
 }
@@ -54,7 +56,7 @@ pub(crate) struct RaftGroup {
     /// Answers to proposals applied this round, sent once what the round staged is
     /// written ([`RaftGroup::after_written`]): a proposer that reads right after its
     /// answer finds the machine's writes.
-    answers: Vec<(Reply<Bytes>, Bytes)>,
+    answers: Vec<(PendingProposal, Bytes)>,
     pub status: watch::Sender<GroupStatus>,
 }
 
@@ -203,8 +205,9 @@ impl RaftGroup {
             return;
         }
         let index = self.node.raft.raft_log.last_index();
+        let proposed = Instant::now();
         self.proposals
-            .insert(request, PendingProposal { index, deadline: Instant::now() + options.proposal_timeout, reply });
+            .insert(request, PendingProposal { index, proposed, deadline: proposed + options.proposal_timeout, reply });
     }
 
     pub fn change_membership(&mut self, change: MembershipChange, reply: Reply<Bytes>, options: &RaftOptions) {
@@ -256,8 +259,9 @@ impl RaftGroup {
             return;
         }
         let index = self.node.raft.raft_log.last_index();
+        let proposed = Instant::now();
         self.proposals
-            .insert(request, PendingProposal { index, deadline: Instant::now() + options.proposal_timeout, reply });
+            .insert(request, PendingProposal { index, proposed, deadline: proposed + options.proposal_timeout, reply });
     }
 
     pub fn read_index(&mut self, reply: Reply<u64>, options: &RaftOptions) {
@@ -404,8 +408,9 @@ impl RaftGroup {
     pub fn after_written(&mut self) {
         self.machine.on_written();
         self.publish_status();
-        for (reply, output) in self.answers.drain(..) {
-            let _ = reply.send(Ok(output));
+        for (pending, output) in self.answers.drain(..) {
+            crate::metrics::PROPOSAL_SECONDS.observe(pending.proposed.elapsed().as_secs_f64());
+            let _ = pending.reply.send(Ok(output));
         }
         self.answer_reads();
     }
@@ -453,7 +458,7 @@ impl RaftGroup {
     /// Answers the proposal applied at `index`, and fails one that lost its slot there.
     fn settle(&mut self, index: u64, context: &[u8], output: Bytes) {
         if let Some(pending) = request_id(b'p', context).and_then(|id| self.proposals.remove(&id)) {
-            self.answers.push((pending.reply, output));
+            self.answers.push((pending, output));
         }
         let lost: Vec<u64> = self.proposals.iter().filter(|(_, p)| p.index <= index).map(|(id, _)| *id).collect();
         for id in lost {

@@ -116,7 +116,10 @@ impl GrpcTransport {
                     })
                     .collect(),
             };
-            if let Err(status) = c.send(request).await {
+            let began = std::time::Instant::now();
+            let sent = c.send(request).await;
+            crate::metrics::SEND_SECONDS.observe(began.elapsed().as_secs_f64());
+            if let Err(status) = sent {
                 tracing::debug!(peer, %address, "raft send failed: {}", status.message());
                 self.report(peer, &batch);
                 if restate_proto::transport_errors::refused(&status) {
