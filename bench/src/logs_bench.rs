@@ -108,15 +108,15 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     println!("Idle, before the rows: the nodes used {:.0}% of one core.\n", (nodes_cpu() - idle_before) / 2.0 * 100.0);
     println!(
-        "| appenders | records/s | MB/s | p50 ms | p99 ms | p99 / fsync p99 | records/s / syncs/s | records per leader fsync | leader: proposal p50 / p99 ms | leader: fsync p50 / p99 ms | leader: raft send p50 ms | nodes' CPU, % of one core | bench's CPU, % of one core |"
+        "| appenders | records/s | MB/s | p50 ms | p99 ms | p99 / fsync p99 | records/s / syncs/s | records per leader fsync | leader: proposal p50 / p99 ms | leader: fsync p50 / p99 ms | nodes' CPU, % of one core | bench's CPU, % of one core |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let leader_node = nodes.iter().find(|n| n.address() == leader).expect("the leader is a node");
     let leader_fsyncs = || metric_value(leader_node, "restate_raft_fsyncs_total").unwrap_or(0.0);
     let own_cpu = || cpu_seconds(std::process::id());
     let leader_metrics = || leader_node.fabric_get("/metrics").map(|(_, text)| text).unwrap_or_default();
     // Where the time goes on the leader over one row: its engine's proposals (reach the
-    // engine -> committed, applied, answered), its synced writes, its calls to the follower.
+    // engine -> committed, applied, answered) and its synced writes.
     let breakdown = |before: &str, after: &str, name: &str, q: f64| {
         quantile_between(&buckets(before, name), &buckets(after, name), q)
             .map_or_else(|| "-".to_owned(), |s| ms(Duration::from_secs_f64(s)))
@@ -162,7 +162,7 @@ fn main() {
         let on_leader = |name: &str, q: f64| breakdown(&metrics_before, &metrics_after, name, q);
         let how = if through_client { "one loglet client" } else { "a request per record" };
         println!(
-            "| {appenders}, {how} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {per_fsync:.1} | {} / {} | {} / {} | {} | {nodes_busy:.0} | {own_busy:.0} |",
+            "| {appenders}, {how} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {per_fsync:.1} | {} / {} | {} / {} | {nodes_busy:.0} | {own_busy:.0} |",
             rate,
             rate * RECORD as f64 / 1e6,
             ms(percentile(&latencies, 0.5)),
@@ -173,7 +173,6 @@ fn main() {
             on_leader("restate_raft_proposal_seconds", 0.99),
             on_leader("restate_raft_fsync_seconds", 0.5),
             on_leader("restate_raft_fsync_seconds", 0.99),
-            on_leader("restate_raft_send_seconds", 0.5),
         );
         record_summary(
             &format!("replicated log append, {appenders} appenders, {how}, {RECORD} B"),

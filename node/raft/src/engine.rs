@@ -3,14 +3,17 @@
 //! One loop iteration: take every queued command (steps, proposals, reads, membership
 //! changes), tick when due, then run ONE ready round over all groups:
 //! 1. per group, stage entries, hard state and received snapshots into one WriteBatch
-//!    and send the messages raft allows before persistence (leader appends);
-//! 2. write the batch with ONE fsync (skipped when no group's ready needs one, e.g. only
-//!    the commit index moved);
-//! 3. per group, send `persisted_messages`, apply committed entries, advance, compact
+//!    and send the messages raft allows before persistence (leader appends); apply the
+//!    entries already committed (durable here and on a quorum) into a second batch;
+//! 2. write that second batch without sync and answer what it applied: a proposal's
+//!    answer never waits for the fsync of newer entries;
+//! 3. write the first batch with ONE fsync (skipped when no group's ready needs one, e.g.
+//!    only the commit index moved);
+//! 4. per group, send `persisted_messages`, apply what became committed, advance, compact
 //!    behind snapshots, publish status;
-//! 4. write what step 3 staged (commit index, conf states, snapshots, the writes of
+//! 5. write what step 4 staged (commit index, conf states, snapshots, the writes of
 //!    machines on disk) without sync: it is recoverable from the log;
-//! 5. per group, let the machine publish what it applied, answer proposals and reads.
+//! 6. per group, let the machine publish what it applied, answer proposals and reads.
 //!
 //! Commands that arrive during the fsync are batched into the next round (group commit).
 //! The loop stops when `shutdown` is called or every handle is dropped. A panic of the
@@ -19,6 +22,7 @@
 //! on without its raft groups.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -174,8 +178,13 @@ impl RaftEngine {
     }
 
     /// Proposes a command; resolves with the state machine's answer once it applied here.
-    pub async fn propose(&self, group: u64, data: Bytes) -> Result<Bytes, RaftError> {
-        self.call(|reply| Command::Propose { group, data, reply }).await
+    /// The command reaches the engine when this is called, not when the future is first
+    /// polled: proposals made one after the other from one thread keep that order, and
+    /// none waits for a task to be scheduled before the engine sees it.
+    pub fn propose(&self, group: u64, data: Bytes) -> impl Future<Output = Result<Bytes, RaftError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Propose { group, data, reply });
+        async move { answer.await.unwrap_or(Err(RaftError::Stopped)) }
     }
 
     pub async fn change_membership(&self, group: u64, change: MembershipChange) -> Result<(), RaftError> {
@@ -408,11 +417,18 @@ impl EngineLoop {
 
     fn ready_round(&mut self) {
         let mut durable = WriteBatch::default();
+        let mut early = WriteBatch::default();
         let mut outbox = Vec::new();
         let mut staged = Vec::new();
+        let mut answer_early = Vec::new();
         for (id, group) in self.groups.iter_mut() {
-            if let Some(ready) = group.stage_ready(&mut durable, &self.storage, &mut outbox) {
+            if let Some((ready, applied_early)) =
+                group.stage_ready(&mut durable, &mut early, &self.storage, &mut outbox)
+            {
                 staged.push((*id, ready));
+                if applied_early {
+                    answer_early.push(*id);
+                }
             }
         }
         if !outbox.is_empty() {
@@ -420,6 +436,12 @@ impl EngineLoop {
         }
         if staged.is_empty() {
             return;
+        }
+        // Entries committed before this round: applied, written and answered now, before
+        // the fsync of this round's entries.
+        self.write(early, false);
+        for id in answer_early {
+            self.groups.get_mut(&id).expect("group staged above").after_written();
         }
         let sync = staged.iter().any(|(_, ready)| ready.must_sync());
         let entries: usize = staged.iter().map(|(_, ready)| ready.entries().len()).sum();

@@ -334,18 +334,39 @@ impl RaftGroup {
     /// and hand out messages that may go before persistence. Returns the ready to finish;
     /// `Ready::must_sync` says whether the batch needs an fsync (a commit-index-only change
     /// does not: it is recovered from the log).
+    ///
+    /// Entries the ready says are committed are applied now, into `early` (with a commit
+    /// index that covers them), which the engine writes before `batch` and without an
+    /// fsync: raft hands out only entries already durable here and on a quorum, so their
+    /// proposers are answered without waiting for this round's fsync of newer entries.
+    /// Returns whether anything was applied so. A ready carrying a snapshot applies its
+    /// entries after the snapshot, in `finish_ready`.
     pub fn stage_ready(
         &mut self,
         batch: &mut WriteBatch,
+        early: &mut WriteBatch,
         storage: &NodeStorage,
         outbox: &mut Vec<(u64, Message)>,
-    ) -> Option<raft::Ready> {
+    ) -> Option<(raft::Ready, bool)> {
         if !self.node.has_ready() {
             return None;
         }
         let cf = storage.cf(CF_RAFT);
         let mut ready = self.node.ready();
         outbox.extend(ready.take_messages().into_iter().map(|m| (self.id, m)));
+        let mut applied_early = false;
+        if ready.snapshot().is_empty() && !ready.committed_entries().is_empty() {
+            let before = self.applied;
+            self.apply(ready.take_committed_entries(), early, storage);
+            if self.applied > before {
+                // The machine's writes never get ahead of the stored commit index (a
+                // restart resumes applying after it). Only the commit moves here: a new
+                // term or vote is written with this round's entries, below.
+                let commit = self.storage.hard_state().commit.max(self.applied);
+                self.storage.set_commit(commit, early, cf);
+                applied_early = true;
+            }
+        }
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
             let index = snapshot.get_metadata().index;
@@ -371,7 +392,7 @@ impl RaftGroup {
                 pending.read_index.get_or_insert(state.index);
             }
         }
-        Some(ready)
+        Some((ready, applied_early))
     }
 
     /// Second half, after the batch is durable: persisted messages, apply, advance.

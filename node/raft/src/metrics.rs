@@ -5,15 +5,17 @@
 //! - `restate_raft_fsync_seconds`: how long each synced write took;
 //! - `restate_raft_proposal_seconds`: from a proposal reaching the engine to its answer
 //!   (committed by a quorum, applied, written here), for proposals made on this node;
-//! - `restate_raft_send_seconds`: one gRPC call carrying a batch of raft messages to a
-//!   peer, until the peer took it.
+//! - `restate_raft_batches_total{outcome}`: batches of raft messages for a peer: `streamed`
+//!   (handed to the peer's stream), `sent` (a unary call the peer answered), `dropped` (the
+//!   peer's stream was full or ending), `failed` (a unary call failed), `stream_failed`
+//!   (a stream ended with an error; what it carried is reported unreachable).
 //!
 //! One set per process (a node runs one engine); the node registers them in its registry.
 
 use std::sync::LazyLock;
 
 use prometheus::core::Collector;
-use prometheus::{Histogram, HistogramOpts, IntCounter, Opts};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 
 pub(crate) static FSYNCS: LazyLock<IntCounter> = LazyLock::new(|| {
     IntCounter::with_opts(Opts::new(
@@ -52,8 +54,12 @@ pub(crate) static PROPOSAL_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     )
 });
 
-pub(crate) static SEND_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
-    latency_histogram("restate_raft_send_seconds", "One gRPC call carrying raft messages to a peer, until it took them")
+pub(crate) static BATCHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new("restate_raft_batches_total", "Batches of raft messages for peers, by outcome"),
+        &["outcome"],
+    )
+    .expect("valid metric")
 });
 
 /// The collectors to register in the node's registry.
@@ -63,6 +69,6 @@ pub fn raft_metrics() -> Vec<Box<dyn Collector>> {
         Box::new(ENTRIES.clone()),
         Box::new(FSYNC_SECONDS.clone()),
         Box::new(PROPOSAL_SECONDS.clone()),
-        Box::new(SEND_SECONDS.clone()),
+        Box::new(BATCHES.clone()),
     ]
 }

@@ -210,9 +210,15 @@ impl ReplicatedLogletHost {
         hosted.into_iter().map(|(id, h)| (id.0, h.records.approximate_size(), h.status.borrow().cached_bytes)).collect()
     }
 
-    pub async fn propose(&self, loglet: LogletId, command: Command) -> Result<Outcome, RaftError> {
-        let answer = self.engine.propose(group_of(loglet), command.encode()).await?;
-        Outcome::decode(&answer).map_err(RaftError::Raft)
+    /// Proposes `command` to the loglet's group; it reaches the engine during this call
+    /// (see [`RaftEngine::propose`]), the future resolves with its outcome.
+    pub fn propose(
+        &self,
+        loglet: LogletId,
+        command: Command,
+    ) -> impl std::future::Future<Output = Result<Outcome, RaftError>> + Send + 'static {
+        let answer = self.engine.propose(group_of(loglet), command.encode());
+        async move { Outcome::decode(&answer.await?).map_err(RaftError::Raft) }
     }
 
     /// Linearizable barrier before reading the tail.

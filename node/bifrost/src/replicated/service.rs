@@ -43,10 +43,10 @@ impl LogServerService {
 
     fn with(host: Arc<ReplicatedLogletHost>, local: Arc<crate::LocalLogletProvider>) -> LogServerService {
         let proposer = host.clone();
-        let propose: SendBatch<RaftError> = Arc::new(move |loglet, records| {
-            let host = proposer.clone();
-            Box::pin(async move { host.propose(loglet, Command::Append(records)).await })
-        });
+        // The batch reaches the engine when the group commit hands it over (not when its
+        // task first runs): batches keep the order they were taken in.
+        let propose: SendBatch<RaftError> =
+            Arc::new(move |loglet, records| Box::pin(proposer.propose(loglet, Command::Append(records))));
         LogServerService { host, commit: GroupCommit::new(propose, PROPOSALS_IN_FLIGHT), local }
     }
 
