@@ -10,6 +10,7 @@ use protobuf::Message as _;
 use raft::eraftpb::Message;
 use restate_proto::raft::{self as pb, raft_transport_client::RaftTransportClient, raft_transport_server};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
 use crate::engine::RaftEngine;
@@ -280,19 +281,26 @@ pub type RaftTransportServer = raft_transport_server::RaftTransportServer<RaftTr
 /// Receives raft messages for the local engine. Each group steps only its members'
 /// messages (`RaftGroup::accepts_from`); a peer's address is never learned from what it
 /// sends (the address book comes from the metadata members and NodesConfiguration).
+/// Streams end when `stop` is cancelled (the node shuts down): the server's graceful
+/// shutdown waits for open streams, and the peers' streams would otherwise never end; a
+/// peer's next batch then finds the port closed and reports this node gone.
 pub struct RaftTransportService {
     engine: RaftEngine,
+    stop: CancellationToken,
 }
 
 impl RaftTransportService {
-    pub fn new(engine: RaftEngine) -> raft_transport_server::RaftTransportServer<RaftTransportService> {
-        raft_transport_server::RaftTransportServer::new(RaftTransportService { engine })
+    pub fn new(
+        engine: RaftEngine,
+        stop: CancellationToken,
+    ) -> raft_transport_server::RaftTransportServer<RaftTransportService> {
+        raft_transport_server::RaftTransportServer::new(RaftTransportService::handler(engine, stop))
             .max_decoding_message_size(64 << 20)
     }
 
     /// The handler alone, for a caller that wraps it (tests of peers serving part of it).
-    pub fn handler(engine: RaftEngine) -> RaftTransportService {
-        RaftTransportService { engine }
+    pub fn handler(engine: RaftEngine, stop: CancellationToken) -> RaftTransportService {
+        RaftTransportService { engine, stop }
     }
 }
 
@@ -331,7 +339,12 @@ impl raft_transport_server::RaftTransport for RaftTransportService {
         request: tonic::Request<tonic::Streaming<pb::RaftBatch>>,
     ) -> Result<tonic::Response<pb::RaftBatchAck>, tonic::Status> {
         let mut batches = request.into_inner();
-        while let Some(batch) = batches.message().await? {
+        loop {
+            let batch = tokio::select! {
+                batch = batches.message() => batch?,
+                _ = self.stop.cancelled() => None,
+            };
+            let Some(batch) = batch else { break };
             for (group, message) in checked(batch)? {
                 self.engine.step(group, message);
             }

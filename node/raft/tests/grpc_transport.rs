@@ -95,8 +95,11 @@ async fn cluster(unary: [bool; 3], stream: [bool; 3]) -> Vec<Node> {
         let transport = GrpcTransport::new(peer, addresses.clone());
         let engine = RaftEngine::start(storage, peer, Arc::new(transport.clone()), options.clone());
         transport.attach(engine.clone());
-        let service =
-            Serving { handler: RaftTransportService::handler(engine.clone()), unary: unary[i], stream: stream[i] };
+        let service = Serving {
+            handler: RaftTransportService::handler(engine.clone(), Default::default()),
+            unary: unary[i],
+            stream: stream[i],
+        };
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(raft_transport_server::RaftTransportServer::new(service))
@@ -172,4 +175,31 @@ async fn messages_travel_on_streams_and_a_peer_without_them_gets_unary_calls() {
     for node in &nodes {
         node.engine.shutdown();
     }
+}
+
+/// A node that shuts down ends the streams it serves (its server's graceful shutdown
+/// waits for open streams, and a peer never ends its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_ends_the_streams_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+    let engine =
+        RaftEngine::start(storage, 9, restate_raft::LocalNetwork::default().transport(9), RaftOptions::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(RaftTransportService::new(engine.clone(), stop.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let mut client = pb::raft_transport_client::RaftTransportClient::connect(address).await.unwrap();
+    let (batches, outgoing) = tokio::sync::mpsc::channel(4);
+    batches.send(pb::RaftBatch { from: 1, messages: Vec::new(), from_address: String::new() }).await.unwrap();
+    let call = tokio::spawn(async move { client.stream(tokio_stream::wrappers::ReceiverStream::new(outgoing)).await });
+    stop.cancel();
+    let answer = tokio::time::timeout(Duration::from_secs(5), call).await.expect("the stream ends at shutdown");
+    answer.unwrap().expect("it ends with an answer, not an error");
+    drop(batches);
+    engine.shutdown();
 }

@@ -33,7 +33,7 @@ pub(crate) fn router(
     ));
     let mut grpc = metadata_role.add_services(grpc, &node_name, shutdown);
     if let Some(raft) = raft {
-        grpc = grpc.add_service(raft.transport_service());
+        grpc = grpc.add_service(raft.transport_service(shutdown));
     }
     if let Some(host) = loglets {
         grpc = grpc.add_service(restate_bifrost::replicated::LogServerService::new(host, local_loglets));

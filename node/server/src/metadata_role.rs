@@ -63,8 +63,12 @@ impl RaftHost {
         RaftHost { raft_id, engine, peers }
     }
 
-    pub fn transport_service(&self) -> restate_raft::grpc::RaftTransportServer {
-        RaftTransportService::new(self.engine.clone())
+    /// The raft transport's server; its streams end at `shutdown`.
+    pub fn transport_service(
+        &self,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> restate_raft::grpc::RaftTransportServer {
+        RaftTransportService::new(self.engine.clone(), shutdown.clone())
     }
 
     /// Stops the engine thread (after the servers stopped).
