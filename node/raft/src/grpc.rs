@@ -195,12 +195,7 @@ impl GrpcTransport {
             }
             crate::metrics::BATCHES.with_label_values(&["stream_failed"]).inc();
             let carried: Vec<u64> = carried.lock().expect("not poisoned").iter().copied().collect();
-            this.report(peer, carried);
-            if restate_proto::transport_errors::refused(&status) {
-                if let Some(engine) = this.engine.get() {
-                    engine.report_gone(peer);
-                }
-            }
+            this.call_failed(peer, carried, &status);
         });
         Some(PeerStream { batches, groups, call })
     }
@@ -226,13 +221,19 @@ impl GrpcTransport {
                 Err(status) => {
                     tracing::debug!(peer, %address, "raft send failed: {}", status.message());
                     crate::metrics::BATCHES.with_label_values(&["failed"]).inc();
-                    self.report(peer, batch.iter().map(|(g, _)| *g));
-                    if restate_proto::transport_errors::refused(&status) {
-                        if let Some(engine) = self.engine.get() {
-                            engine.report_gone(peer);
-                        }
-                    }
+                    self.call_failed(peer, batch.iter().map(|(g, _)| *g), &status);
                 }
+            }
+        }
+    }
+
+    /// A call carrying messages of `groups` to `peer` failed with `status`: they are
+    /// unreachable, and the peer is gone if its port refused the connection.
+    fn call_failed(&self, peer: u64, groups: impl IntoIterator<Item = u64>, status: &tonic::Status) {
+        self.report(peer, groups);
+        if restate_proto::transport_errors::refused(status) {
+            if let Some(engine) = self.engine.get() {
+                engine.report_gone(peer);
             }
         }
     }
