@@ -156,10 +156,15 @@ impl RaftEngine {
         let _ = self.commands.send(command);
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RaftError> {
+    /// Queues the command `make` builds when called (not when the future is first polled);
+    /// the future resolves with its reply.
+    fn call<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> impl Future<Output = Result<T, RaftError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx));
-        rx.await.unwrap_or(Err(RaftError::Stopped))
+        async move { rx.await.unwrap_or(Err(RaftError::Stopped)) }
     }
 
     /// Creates (or recovers) a group driven by `machine`.
@@ -169,7 +174,7 @@ impl RaftEngine {
         machine: Box<dyn StateMachine>,
         init: GroupInit,
     ) -> Result<watch::Receiver<GroupStatus>, RaftError> {
-        self.call(|reply| Command::CreateGroup { group, machine, init, reply }).await
+        self.call(move |reply| Command::CreateGroup { group, machine, init, reply }).await
     }
 
     /// Delivers a message from another node.
@@ -182,19 +187,17 @@ impl RaftEngine {
     /// polled: proposals made one after the other from one thread keep that order, and
     /// none waits for a task to be scheduled before the engine sees it.
     pub fn propose(&self, group: u64, data: Bytes) -> impl Future<Output = Result<Bytes, RaftError>> + Send + 'static {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Propose { group, data, reply });
-        async move { answer.await.unwrap_or(Err(RaftError::Stopped)) }
+        self.call(move |reply| Command::Propose { group, data, reply })
     }
 
     pub async fn change_membership(&self, group: u64, change: MembershipChange) -> Result<(), RaftError> {
-        self.call(|reply| Command::ChangeMembership { group, change, reply }).await.map(|_| ())
+        self.call(move |reply| Command::ChangeMembership { group, change, reply }).await.map(|_| ())
     }
 
     /// Resolves once this node has applied everything committed when the read started
     /// (ReadIndex): reading the state machine afterwards is linearizable.
     pub async fn read_index(&self, group: u64) -> Result<u64, RaftError> {
-        self.call(|reply| Command::ReadIndex { group, reply }).await
+        self.call(move |reply| Command::ReadIndex { group, reply }).await
     }
 
     pub fn report_unreachable(&self, group: u64, peer: u64) {
