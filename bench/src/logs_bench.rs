@@ -24,6 +24,24 @@ fn run_for() -> Duration {
 }
 const RECORD: usize = 512;
 
+/// The rows to run: `LOGS_BENCH_ROWS`, e.g. `1r,64c` (appenders, then `r` for a request
+/// per record or `c` for one loglet client); default every count both ways.
+fn rows() -> Vec<(usize, bool)> {
+    let all = "1r,16r,64r,1c,16c,64c".to_owned();
+    let spec = std::env::var("LOGS_BENCH_ROWS").unwrap_or(all);
+    spec.split(',')
+        .map(|row| {
+            let row = row.trim();
+            let (count, how) = row.split_at(row.len().saturating_sub(1));
+            match (count.parse::<usize>(), how) {
+                (Ok(n), "r") if n > 0 => (n, false),
+                (Ok(n), "c") if n > 0 => (n, true),
+                _ => panic!("LOGS_BENCH_ROWS: bad row {row:?}; write appenders then r (a request per record) or c (one loglet client), e.g. 1r,64c"),
+            }
+        })
+        .collect()
+}
+
 /// The physical limit: 4 KiB writes, each followed by fdatasync, for 3 seconds.
 fn fsync_limit(dir: &std::path::Path) -> (f64, Vec<Duration>) {
     let file =
@@ -122,7 +140,7 @@ fn main() {
             .map_or_else(|| "-".to_owned(), |s| ms(Duration::from_secs_f64(s)))
     };
     let shared = std::sync::Arc::new(ReplicatedLoglet::new(LogletId(loglet), addresses.clone()));
-    for (appenders, through_client) in [(1usize, false), (16, false), (64, false), (1, true), (16, true), (64, true)] {
+    for (appenders, through_client) in rows() {
         let fsyncs_before = leader_fsyncs();
         let metrics_before = leader_metrics();
         let (nodes_cpu_before, own_cpu_before) = (nodes_cpu(), own_cpu());
