@@ -133,7 +133,7 @@ pub fn append_p50(runtime: &tokio::runtime::Runtime, nodes: &[ServerProcess], ru
         let mut leader = None;
         for address in &addresses {
             let mut client = LogServerClient::new(lazy_channel(address));
-            let probe = AppendRequest { loglet_id: loglet, records: vec![harmless_record()] };
+            let probe = AppendRequest { loglet_id: loglet, records: vec![harmless_record().into()] };
             if client.append(probe).await.is_ok() {
                 leader = Some(client);
                 break;
@@ -144,7 +144,10 @@ pub fn append_p50(runtime: &tokio::runtime::Runtime, nodes: &[ServerProcess], ru
         let deadline = Instant::now() + run_for;
         while Instant::now() < deadline {
             let began = Instant::now();
-            client.append(AppendRequest { loglet_id: loglet, records: vec![harmless_record()] }).await.expect("append");
+            client
+                .append(AppendRequest { loglet_id: loglet, records: vec![harmless_record().into()] })
+                .await
+                .expect("append");
             latencies.push(began.elapsed());
         }
         latencies.sort();

@@ -64,7 +64,7 @@ fn fsync_limit(dir: &std::path::Path) -> (f64, Vec<Duration>) {
 async fn leader_of(addresses: &[String], loglet: u64) -> Option<String> {
     for address in addresses {
         let mut client = LogServerClient::new(lazy_channel(address));
-        let request = AppendRequest { loglet_id: loglet, records: vec![b"probe".to_vec()] };
+        let request = AppendRequest { loglet_id: loglet, records: vec![b"probe".to_vec().into()] };
         if client.append(request).await.is_ok() {
             return Some(address.clone());
         }
@@ -157,7 +157,7 @@ fn main() {
                         if through_client {
                             shared.append(vec![bytes::Bytes::from(vec![b'x'; RECORD])]).await.expect("append");
                         } else {
-                            let request = AppendRequest { loglet_id: loglet, records: vec![vec![b'x'; RECORD]] };
+                            let request = AppendRequest { loglet_id: loglet, records: vec![vec![b'x'; RECORD].into()] };
                             client.append(request).await.expect("append");
                         }
                         latencies.push(began.elapsed());

@@ -33,7 +33,7 @@ async fn hostile_calls(address: String) -> Vec<(&'static str, tonic::Code)> {
     let mut logs = LogServerClient::connect(address.clone()).await.unwrap();
     codes.push((
         "LogServer.Append",
-        code(logs.append(AppendRequest { loglet_id: 1, records: vec![b"junk".to_vec()] }).await),
+        code(logs.append(AppendRequest { loglet_id: 1, records: vec![b"junk".to_vec().into()] }).await),
     ));
     codes.push(("LogServer.Seal", code(logs.seal(SealRequest { loglet_id: 1 }).await)));
     let mut metadata = MetadataServerClient::connect(address.clone()).await.unwrap();

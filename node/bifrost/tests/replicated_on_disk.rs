@@ -207,7 +207,11 @@ async fn concurrent_appends_through_one_client_each_get_their_own_lsns() {
     wait_leader(&hosted).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let service = LogServerService::new(host.clone(), Arc::new(LocalLogletProvider::new(storage.clone())));
+    let service = LogServerService::new(
+        host.clone(),
+        Arc::new(LocalLogletProvider::new(storage.clone())),
+        tokio_util::sync::CancellationToken::new(),
+    );
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)

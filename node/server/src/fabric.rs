@@ -36,7 +36,8 @@ pub(crate) fn router(
         grpc = grpc.add_service(raft.transport_service(shutdown));
     }
     if let Some(host) = loglets {
-        grpc = grpc.add_service(restate_bifrost::replicated::LogServerService::new(host, local_loglets));
+        grpc =
+            grpc.add_service(restate_bifrost::replicated::LogServerService::new(host, local_loglets, shutdown.clone()));
     }
     grpc = grpc.add_service(
         restate_proto::worker::worker_server::WorkerServer::new(crate::invocations::WorkerService(worker.clone()))

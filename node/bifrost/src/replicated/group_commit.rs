@@ -94,8 +94,13 @@ impl<E: BatchError> GroupCommit<E> {
 
     /// Appends `records` (at least one) to `loglet`, batched with concurrent appends.
     /// Answers with this request's own outcome (`Appended` carries the LSN of its own last
-    /// record).
-    pub async fn append(self: &Arc<Self>, loglet: LogletId, records: Vec<Bytes>) -> Result<Outcome, E> {
+    /// record). The records are queued when this is called, not when the future is first
+    /// polled: appends made one after the other keep that order in the loglet.
+    pub fn append(
+        self: &Arc<Self>,
+        loglet: LogletId,
+        records: Vec<Bytes>,
+    ) -> impl Future<Output = Result<Outcome, E>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let batch = {
             let mut queues = self.queues.lock().expect("not poisoned");
@@ -111,7 +116,7 @@ impl<E: BatchError> GroupCommit<E> {
         if let Some(batch) = batch {
             self.clone().send(loglet, batch);
         }
-        answer.await.unwrap_or_else(|_| Err(E::batch_dropped()))
+        async move { answer.await.unwrap_or_else(|_| Err(E::batch_dropped())) }
     }
 
     /// Sends `batch` as one; when it completes, sends what queued meanwhile.

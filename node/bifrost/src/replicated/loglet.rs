@@ -12,6 +12,7 @@ use restate_proto::log_server::{self as pb, log_server_client::LogServerClient};
 use restate_types::{Backoff, LogletId, Lsn};
 use tonic::transport::Endpoint;
 
+use super::append_stream::AppendStreams;
 use super::group_commit::{BatchError, GroupCommit, SendBatch};
 use super::service::LOGLET_LEADER_HEADER;
 use super::state::Outcome;
@@ -36,6 +37,8 @@ struct Nodeset {
     /// Advertised addresses of the nodeset's log-servers.
     members: Vec<String>,
     clients: std::sync::Mutex<std::collections::HashMap<String, LogServerClient<Channel>>>,
+    /// Appends go on one stream per member.
+    streams: AppendStreams,
     /// Which member to try first (the last to answer; dead members last).
     preference: AddressPreference,
 }
@@ -57,8 +60,13 @@ impl BatchError for LogletError {
 
 impl ReplicatedLoglet {
     pub fn new(id: LogletId, members: Vec<String>) -> ReplicatedLoglet {
-        let nodeset =
-            Arc::new(Nodeset { id, members, clients: Default::default(), preference: AddressPreference::default() });
+        let nodeset = Arc::new(Nodeset {
+            id,
+            members,
+            clients: Default::default(),
+            streams: AppendStreams::default(),
+            preference: AddressPreference::default(),
+        });
         let sender = nodeset.clone();
         let send: SendBatch<LogletError> = Arc::new(move |loglet, records| {
             let nodeset = sender.clone();
@@ -121,12 +129,11 @@ impl Nodeset {
 
     /// One append request of a batch's records: `Appended` with its last LSN, or `Sealed`.
     async fn append(&self, loglet: LogletId, records: Vec<Bytes>) -> Result<Outcome, LogletError> {
-        let records: Vec<Vec<u8>> = records.iter().map(|r| r.to_vec()).collect();
         let loglet_id = loglet.0;
         let answer = self
-            .call("append", false, |mut c| {
-                let records = records.clone();
-                async move { c.append(pb::AppendRequest { loglet_id, records }).await }
+            .call_at("append", false, |address, c| {
+                let request = pb::AppendRequest { loglet_id, records: records.clone() };
+                async move { self.streams.append(&address, c, request).await.map(tonic::Response::new) }
             })
             .await?;
         Ok(if answer.sealed { Outcome::Sealed(0) } else { Outcome::Appended(answer.last_lsn) })
@@ -140,6 +147,15 @@ impl Nodeset {
         F: Fn(LogServerClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.call_at(what, idempotent, |_, client| call(client)).await
+    }
+
+    /// [`Nodeset::call`], for calls that need the member's address too.
+    async fn call_at<T, F, Fut>(&self, what: &str, idempotent: bool, call: F) -> Result<T, LogletError>
+    where
+        F: Fn(String, LogServerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         // Short: during a loglet leader election every pass fails, and the pause delays the
         // first call after it.
@@ -150,7 +166,7 @@ impl Nodeset {
             let mut failures = Vec::new();
             while let Some(address) = queue.next_untried() {
                 let c = self.client(&address).map_err(LogletError::InvalidInput)?;
-                let answer = call(c).await;
+                let answer = call(address.clone(), c).await;
                 match &answer {
                     Ok(_) => self.preference.answered(&address),
                     // A refusal that names the leader: the hint decides the next try.

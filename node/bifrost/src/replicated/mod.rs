@@ -2,6 +2,7 @@
 //! (`2r-1` voters for replication `r`, so a record is on `r` of them before it is
 //! acknowledged).
 
+mod append_stream;
 mod group_commit;
 mod host;
 mod loglet;

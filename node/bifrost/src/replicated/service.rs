@@ -1,12 +1,18 @@
 //! gRPC `LogServer`: the replicated loglets hosted on this node.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use restate_proto::log_server::{self as pb, log_server_server::LogServer};
 use restate_raft::{MembershipChange, RaftError};
 use restate_types::LogletId;
-use tonic::{Request, Response, Status};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
 
+use super::append_stream::stream_answer;
 use super::group_commit::{BatchError, GroupCommit, SendBatch};
 use super::host::ReplicatedLogletHost;
 use super::state::{Command, Outcome};
@@ -24,30 +30,111 @@ impl BatchError for RaftError {
     }
 }
 
+/// Answers of one append stream waiting to be sent; past this, the stream reads no more
+/// requests until the client takes its answers.
+const STREAM_ANSWERS_QUEUED: usize = 1024;
+
+#[derive(Clone)]
 pub struct LogServerService {
     host: Arc<ReplicatedLogletHost>,
     /// Batches concurrent appends into one raft entry per loglet.
     commit: Arc<GroupCommit<RaftError>>,
     /// This node's local loglets, served read-only to other nodes.
     local: Arc<crate::LocalLogletProvider>,
+    /// The node's shutdown: append streams stop taking requests, answer what they
+    /// started, and end (a server's drain waits for its open calls).
+    stop: CancellationToken,
 }
+
+/// What a unary `Append` answers.
+type AppendAnswer = Result<pb::AppendResponse, Status>;
 
 impl LogServerService {
     pub fn new(
         host: Arc<ReplicatedLogletHost>,
         local: Arc<crate::LocalLogletProvider>,
+        stop: CancellationToken,
     ) -> pb::log_server_server::LogServerServer<LogServerService> {
-        pb::log_server_server::LogServerServer::new(LogServerService::with(host, local))
+        pb::log_server_server::LogServerServer::new(LogServerService::with(host, local, stop))
             .max_decoding_message_size(64 << 20)
     }
 
-    fn with(host: Arc<ReplicatedLogletHost>, local: Arc<crate::LocalLogletProvider>) -> LogServerService {
+    fn with(
+        host: Arc<ReplicatedLogletHost>,
+        local: Arc<crate::LocalLogletProvider>,
+        stop: CancellationToken,
+    ) -> LogServerService {
         let proposer = host.clone();
         // The batch reaches the engine when the group commit hands it over (not when its
         // task first runs): batches keep the order they were taken in.
         let propose: SendBatch<RaftError> =
             Arc::new(move |loglet, records| Box::pin(proposer.propose(loglet, Command::Append(records))));
-        LogServerService { host, commit: GroupCommit::new(propose, PROPOSALS_IN_FLIGHT), local }
+        LogServerService { host, commit: GroupCommit::new(propose, PROPOSALS_IN_FLIGHT), local, stop }
+    }
+
+    /// Checks an append and queues its records now (appends started one after the other
+    /// keep that order); the future resolves with its answer.
+    fn start_append(
+        &self,
+        r: pb::AppendRequest,
+    ) -> Result<impl Future<Output = AppendAnswer> + Send + 'static, Status> {
+        if r.records.is_empty() {
+            return Err(Status::invalid_argument("an append needs at least one record"));
+        }
+        self.hosted(r.loglet_id)?;
+        let loglet = r.loglet_id;
+        let outcome = self.commit.append(LogletId(loglet), r.records);
+        let host = self.host.clone();
+        Ok(async move {
+            match outcome.await.map_err(|e| raft_status(&host, loglet, e))? {
+                Outcome::Appended(last) => Ok(pb::AppendResponse { last_lsn: last, sealed: false }),
+                Outcome::Sealed(_) => Ok(pb::AppendResponse { last_lsn: 0, sealed: true }),
+                Outcome::Refused(reason) => Err(Status::invalid_argument(reason)),
+                other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+            }
+        })
+    }
+
+    /// Serves one append stream: starts each request as it arrives, sends each answer as
+    /// it completes. At the node's shutdown, or when the client stops sending, it takes
+    /// no more requests, answers the ones it started and ends the call.
+    async fn serve_append_stream(
+        self,
+        mut requests: Streaming<pb::AppendStreamRequest>,
+        answers: mpsc::Sender<Result<pb::AppendStreamResponse, Status>>,
+    ) {
+        type Started = Pin<Box<dyn Future<Output = pb::AppendStreamResponse> + Send>>;
+        let mut started: FuturesUnordered<Started> = FuturesUnordered::new();
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                biased;
+                Some(answer) = started.next(), if !started.is_empty() => {
+                    if answers.send(Ok(answer)).await.is_err() {
+                        // The client is gone; what it started completes without it.
+                        return;
+                    }
+                }
+                _ = self.stop.cancelled(), if reading => reading = false,
+                request = requests.message(), if reading => match request {
+                    Ok(Some(pb::AppendStreamRequest { request_id, append })) => {
+                        let append = append
+                            .ok_or_else(|| Status::invalid_argument("an AppendStream request needs its append"))
+                            .and_then(|append| self.start_append(append));
+                        started.push(match append {
+                            Ok(answer) => Box::pin(async move { stream_answer(request_id, answer.await) }),
+                            Err(refused) => Box::pin(std::future::ready(stream_answer(request_id, Err(refused)))),
+                        });
+                    }
+                    Ok(None) => reading = false,
+                    Err(status) => {
+                        tracing::debug!("an append stream's client failed: {status}");
+                        reading = false;
+                    }
+                },
+                else => return,
+            }
+        }
     }
 
     /// Reads a local loglet of this node (not hosted as replicated).
@@ -84,24 +171,7 @@ impl LogServerService {
     }
 
     fn raft_status(&self, loglet: u64, err: RaftError) -> Status {
-        match err {
-            RaftError::NotLeader { leader } => {
-                let mut status = Status::unavailable(format!("not the leader of loglet {loglet}"));
-                if let Some(address) = self.host.leader_address(LogletId(loglet), leader).and_then(|a| a.parse().ok()) {
-                    status.metadata_mut().insert(LOGLET_LEADER_HEADER, address);
-                }
-                status
-            }
-            // Certainly not applied: safe for the client to send again.
-            RaftError::Dropped => {
-                Status::unavailable(format!("loglet {loglet}: not applied (leadership changed); retry"))
-            }
-            RaftError::Timeout(_) => Status::deadline_exceeded(format!(
-                "loglet {loglet}: {err_text}",
-                err_text = RaftError::Timeout(std::time::Duration::from_secs(5))
-            )),
-            other => Status::unavailable(format!("loglet {loglet}: {other}")),
-        }
+        raft_status(&self.host, loglet, err)
     }
 
     async fn propose(&self, loglet: u64, command: Command) -> Result<Outcome, Status> {
@@ -110,23 +180,41 @@ impl LogServerService {
     }
 }
 
+/// The status a failed proposal answers with (a refusal by a follower names the leader).
+fn raft_status(host: &ReplicatedLogletHost, loglet: u64, err: RaftError) -> Status {
+    match err {
+        RaftError::NotLeader { leader } => {
+            let mut status = Status::unavailable(format!("not the leader of loglet {loglet}"));
+            if let Some(address) = host.leader_address(LogletId(loglet), leader).and_then(|a| a.parse().ok()) {
+                status.metadata_mut().insert(LOGLET_LEADER_HEADER, address);
+            }
+            status
+        }
+        // Certainly not applied: safe for the client to send again.
+        RaftError::Dropped => Status::unavailable(format!("loglet {loglet}: not applied (leadership changed); retry")),
+        RaftError::Timeout(_) => Status::deadline_exceeded(format!(
+            "loglet {loglet}: {err_text}",
+            err_text = RaftError::Timeout(std::time::Duration::from_secs(5))
+        )),
+        other => Status::unavailable(format!("loglet {loglet}: {other}")),
+    }
+}
+
 #[tonic::async_trait]
 impl LogServer for LogServerService {
     async fn append(&self, request: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
-        let r = request.into_inner();
-        let records: Vec<bytes::Bytes> = r.records.into_iter().map(bytes::Bytes::from).collect();
-        if records.is_empty() {
-            return Err(Status::invalid_argument("an append needs at least one record"));
-        }
-        self.hosted(r.loglet_id)?;
-        let outcome =
-            self.commit.append(LogletId(r.loglet_id), records).await.map_err(|e| self.raft_status(r.loglet_id, e))?;
-        match outcome {
-            Outcome::Appended(last) => Ok(Response::new(pb::AppendResponse { last_lsn: last, sealed: false })),
-            Outcome::Sealed(_) => Ok(Response::new(pb::AppendResponse { last_lsn: 0, sealed: true })),
-            Outcome::Refused(reason) => Err(Status::invalid_argument(reason)),
-            other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
-        }
+        self.start_append(request.into_inner())?.await.map(Response::new)
+    }
+
+    type AppendStreamStream = tokio_stream::wrappers::ReceiverStream<Result<pb::AppendStreamResponse, Status>>;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<pb::AppendStreamRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let (answers, outbound) = mpsc::channel(STREAM_ANSWERS_QUEUED);
+        tokio::spawn(self.clone().serve_append_stream(request.into_inner(), answers));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(outbound)))
     }
 
     async fn read(&self, request: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
@@ -268,7 +356,8 @@ mod tests {
         let net = LocalNetwork::default();
         let engine = RaftEngine::start(storage.clone(), 1, net.transport(1), RaftOptions::default());
         let host = Arc::new(ReplicatedLogletHost::new(engine.clone(), storage.clone(), Default::default()));
-        (LogServerService::with(host, Arc::new(crate::LocalLogletProvider::new(storage))), engine)
+        let local = Arc::new(crate::LocalLogletProvider::new(storage));
+        (LogServerService::with(host, local, CancellationToken::new()), engine)
     }
 
     /// A node that does not host a replicated loglet yet (just started) must not answer
