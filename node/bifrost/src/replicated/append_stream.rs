@@ -165,10 +165,7 @@ impl AppendStreams {
             },
             None => (request, reply),
         };
-        let stream = AppendStream::open(address)?;
-        if stream.waiting.lock().expect("not poisoned").send(request, reply).is_err() {
-            unreachable!("a new call takes requests until its task ends it");
-        }
+        let stream = AppendStream::open(address, request, reply)?;
         open.insert(address.to_owned(), stream.clone());
         Ok((stream, answer))
     }
@@ -183,8 +180,9 @@ impl AppendStreams {
 }
 
 impl AppendStream {
-    /// Starts the call to `address`; requests queue until it connects.
-    fn open(address: &str) -> Result<Arc<AppendStream>, Status> {
+    /// Starts the call to `address` with `first` queued on it (before its task runs, which
+    /// may end the call at once); later requests queue until it connects.
+    fn open(address: &str, first: pb::AppendRequest, reply: Answer) -> Result<Arc<AppendStream>, Status> {
         let endpoint = Endpoint::from_shared(address.to_owned())
             .map_err(|e| Status::invalid_argument(format!("bad log-server address {address}: {e}")))?
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
@@ -193,7 +191,10 @@ impl AppendStream {
         let channel = restate_proto::channel::lazy_channel(endpoint, Duration::from_secs(2));
         let mut client = LogServerClient::new(channel).max_decoding_message_size(64 << 20);
         let (requests, outbound) = mpsc::unbounded_channel();
-        let waiting = Waiting { next_id: 0, answers: HashMap::new(), requests: Some(requests) };
+        let mut waiting = Waiting { next_id: 0, answers: HashMap::new(), requests: Some(requests) };
+        if waiting.send(first, reply).is_err() {
+            unreachable!("the receiver lives until the task below ends");
+        }
         let stream = Arc::new(AppendStream { waiting: Mutex::new(waiting) });
         let this = stream.clone();
         let address = address.to_owned();
