@@ -59,6 +59,9 @@ impl StorageError {
     }
 }
 
+/// Obsolete write-ahead log files kept for reuse (RocksDB `recycle_log_file_num`).
+pub const WAL_FILES_RECYCLED: usize = 4;
+
 /// The node's RocksDB. Cheap to clone; closed when the last clone drops.
 #[derive(Clone)]
 pub struct NodeStorage {
@@ -96,6 +99,11 @@ impl NodeStorage {
         db_opts.set_write_buffer_manager(&write_buffers);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(3);
+        // Write-ahead log files no longer needed are kept and rewritten in place instead of
+        // new ones being created: a synced write then flushes data only, where appending
+        // to a growing file also commits its new size (about 30-40% slower per fdatasync
+        // on ext4). Every raft round ends in one such sync.
+        db_opts.set_recycle_log_file_num(WAL_FILES_RECYCLED);
 
         let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
         let db = DB::open_cf_descriptors(&db_opts, dir, cfs)
@@ -196,6 +204,44 @@ impl NodeStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_ahead_logs_are_recycled_and_what_they_held_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+            // Each flush switches the write-ahead log; the later writes go to recycled files.
+            for round in 0u8..4 {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(storage.cf(CF_RAFT), [round], vec![round; 4096]);
+                storage.write_durable(batch).unwrap();
+                for name in ALL_CFS {
+                    storage.db().flush_cf(storage.cf(name)).unwrap();
+                }
+            }
+            let mut batch = WriteBatch::default();
+            batch.put_cf(storage.cf(CF_RAFT), b"last", b"in the log only");
+            storage.write_durable(batch).unwrap();
+        }
+        // RocksDB drops options it cannot honour with the others; the OPTIONS file it
+        // wrote says what it runs with.
+        let options: String = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("OPTIONS-"))
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        assert!(
+            options.contains(&format!("recycle_log_file_num={WAL_FILES_RECYCLED}")),
+            "WAL recycling is not in effect:\n{options}"
+        );
+        let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
+        let cf = storage.cf(CF_RAFT);
+        for round in 0u8..4 {
+            assert_eq!(storage.db().get_cf(cf, [round]).unwrap(), Some(vec![round; 4096]), "round {round}");
+        }
+        assert_eq!(storage.db().get_cf(cf, b"last").unwrap().as_deref(), Some(&b"in the log only"[..]));
+    }
 
     #[test]
     fn identity_is_written_once_and_guards_the_data() {
