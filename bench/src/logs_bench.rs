@@ -85,6 +85,43 @@ fn fsync_limit(dir: &std::path::Path) -> (f64, Vec<Duration>, String) {
     }
 }
 
+/// How each appender of a row sends its records.
+enum Via {
+    /// Through one `ReplicatedLoglet` shared by all (its group commit batches them).
+    Client(std::sync::Arc<ReplicatedLoglet>),
+    /// A gRPC `Append` request per record, straight to the loglet's leader.
+    Requests { leader: String, loglet: u64 },
+}
+
+/// `count` appenders, each appending one `RECORD`-byte record at a time until `deadline`;
+/// the latency of every append, unsorted.
+fn run_appenders(runtime: &tokio::runtime::Runtime, count: usize, deadline: Instant, via: &Via) -> Vec<Duration> {
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            // A shared loglet, or this appender's own connection to the leader.
+            let (shared, mut direct) = match via {
+                Via::Client(shared) => (Some(shared.clone()), None),
+                Via::Requests { leader, loglet } => (None, Some((LogServerClient::new(lazy_channel(leader)), *loglet))),
+            };
+            runtime.spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let began = Instant::now();
+                    if let Some((client, loglet)) = direct.as_mut() {
+                        let request = AppendRequest { loglet_id: *loglet, records: vec![vec![b'x'; RECORD].into()] };
+                        client.append(request).await.expect("append");
+                    } else if let Some(shared) = &shared {
+                        shared.append(vec![bytes::Bytes::from(vec![b'x'; RECORD])]).await.expect("append");
+                    }
+                    latencies.push(began.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    tasks.into_iter().flat_map(|task| runtime.block_on(task).unwrap()).collect()
+}
+
 /// Before the rows: 64 appenders through `shared` for `LOGS_BENCH_WARMUP_SECONDS` (default
 /// 12), enough for every node's RocksDB to flush its memtables and switch its write-ahead
 /// log at least once. The rows then measure a node in its steady state: a fresh node's
@@ -93,20 +130,7 @@ fn fsync_limit(dir: &std::path::Path) -> (f64, Vec<Duration>, String) {
 fn warm_up(runtime: &tokio::runtime::Runtime, shared: &std::sync::Arc<ReplicatedLoglet>) {
     let seconds = std::env::var("LOGS_BENCH_WARMUP_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let shared = shared.clone();
-            runtime.spawn(async move {
-                let mut appended = 0u64;
-                while Instant::now() < deadline {
-                    shared.append(vec![bytes::Bytes::from(vec![b'w'; RECORD])]).await.expect("warm-up append");
-                    appended += 1;
-                }
-                appended
-            })
-        })
-        .collect();
-    let records: u64 = tasks.into_iter().map(|t| runtime.block_on(t).unwrap()).sum();
+    let records = run_appenders(runtime, 64, deadline, &Via::Client(shared.clone())).len() as u64;
     println!(
         "Warm-up, not in the rows: {records} records ({:.0} MiB) from 64 appenders in {seconds} s, so that every node's write-ahead log has been switched and is recycled from then on.\n",
         (records * RECORD as u64) as f64 / (1024.0 * 1024.0)
@@ -198,30 +222,9 @@ fn main() {
         let (nodes_cpu_before, own_cpu_before) = (nodes_cpu(), own_cpu());
         let deadline = Instant::now() + run_for();
         let start = Instant::now();
-        let tasks: Vec<_> = (0..appenders)
-            .map(|_| {
-                let mut client = LogServerClient::new(lazy_channel(&leader));
-                let shared = shared.clone();
-                runtime.spawn(async move {
-                    let mut latencies = Vec::new();
-                    while Instant::now() < deadline {
-                        let began = Instant::now();
-                        if through_client {
-                            shared.append(vec![bytes::Bytes::from(vec![b'x'; RECORD])]).await.expect("append");
-                        } else {
-                            let request = AppendRequest { loglet_id: loglet, records: vec![vec![b'x'; RECORD].into()] };
-                            client.append(request).await.expect("append");
-                        }
-                        latencies.push(began.elapsed());
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        let mut latencies: Vec<Duration> = Vec::new();
-        for task in tasks {
-            latencies.extend(runtime.block_on(task).unwrap());
-        }
+        let via =
+            if through_client { Via::Client(shared.clone()) } else { Via::Requests { leader: leader.clone(), loglet } };
+        let mut latencies = run_appenders(&runtime, appenders, deadline, &via);
         let elapsed = start.elapsed().as_secs_f64();
         latencies.sort();
         let rate = latencies.len() as f64 / elapsed;
