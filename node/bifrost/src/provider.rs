@@ -8,7 +8,7 @@ use restate_metadata::objects::{NodesConfiguration, Segment};
 use restate_storage::NodeStorage;
 use restate_types::{LogProviderKind, LogletId, PlainNodeId, Version};
 
-use crate::replicated::ReplicatedLoglet;
+use crate::replicated::{ReplicatedLoglet, ReplicatedLogletHost};
 
 use crate::bifrost::{describe_nodeset, BifrostError, LogletProvider};
 use crate::local_loglet::LocalLoglet;
@@ -102,6 +102,9 @@ pub struct ClusterLogletProvider {
     local: Arc<LocalLogletProvider>,
     metadata: restate_metadata::MetadataView,
     replicated: std::sync::Mutex<std::collections::HashMap<LogletId, ReplicatedClient>>,
+    /// The replicated loglets this node hosts (a log-server): reads its members can serve
+    /// are served here, without a call.
+    local_host: Option<Arc<ReplicatedLogletHost>>,
 }
 
 /// A replicated loglet's client and the nodeset it was made for.
@@ -109,7 +112,13 @@ type ReplicatedClient = (Vec<PlainNodeId>, Arc<ReplicatedLoglet>);
 
 impl ClusterLogletProvider {
     pub fn new(local: Arc<LocalLogletProvider>, metadata: restate_metadata::MetadataView) -> ClusterLogletProvider {
-        ClusterLogletProvider { local, metadata, replicated: Default::default() }
+        ClusterLogletProvider { local, metadata, replicated: Default::default(), local_host: None }
+    }
+
+    /// Loglets this node hosts are read from its own copy ([`ReplicatedLoglet::with_local_host`]).
+    pub fn with_local_host(mut self, host: Option<Arc<ReplicatedLogletHost>>) -> ClusterLogletProvider {
+        self.local_host = host;
+        self
     }
 }
 
@@ -180,7 +189,11 @@ impl LogletProvider for ClusterLogletProvider {
             .filter_map(|id| nodes.nodes.get(id))
             .map(|n| (restate_raft::raft_id_for_storage(&n.storage_id), n.id.to_string()))
             .collect();
-        let loglet = Arc::new(ReplicatedLoglet::new(segment.loglet_id, members).with_raft_ids(raft_ids));
+        let loglet = Arc::new(
+            ReplicatedLoglet::new(segment.loglet_id, members)
+                .with_raft_ids(raft_ids)
+                .with_local_host(self.local_host.clone()),
+        );
         self.replicated
             .lock()
             .expect("not poisoned")

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use restate_bifrost::replicated::{
-    Command, HostedLoglet, LogServerService, Outcome, ReplicatedLoglet, ReplicatedLogletHost,
+    Command, HostedLoglet, LogServerService, Outcome, ReadRefused, ReplicatedLoglet, ReplicatedLogletHost,
 };
 use restate_bifrost::{LocalLogletProvider, Loglet};
 use restate_raft::{LocalNetwork, MembershipChange, RaftEngine, RaftOptions};
 use restate_storage::{NodeStorage, StorageOptions};
-use restate_types::LogletId;
+use restate_types::{LogletId, Lsn};
 
 const LOGLET: LogletId = LogletId(3);
 
@@ -156,6 +156,54 @@ async fn a_member_added_after_a_trim_catches_up_through_the_log_and_reads_the_sa
     let target = leader.status.borrow().applied;
     tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.applied >= target)).await.unwrap().unwrap();
     assert_records(&read_all(&joined, 701, 3051), 701, 3051);
+    first.stop();
+    second.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_its_own_copy_without_a_call_once_its_member_is_a_voter() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let net = LocalNetwork::default();
+    let first = Node::start(&net, 1, dirs[0].path());
+    let second = Node::start(&net, 2, dirs[1].path());
+    let leader = first.host.ensure(LOGLET, vec![1]).await.unwrap();
+    wait_leader(&leader).await;
+    append(&first.host, 1, 100).await;
+    let joined = second.host.ensure(LOGLET, vec![]).await.unwrap();
+    first
+        .host
+        .change_membership(LOGLET, MembershipChange::AddLearner { peer: 2, context: Default::default() })
+        .await
+        .unwrap();
+    let mut status = joined.status.clone();
+    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.applied >= leader.status.borrow().applied))
+        .await
+        .expect("the learner caught up within 10 s")
+        .unwrap();
+    assert_eq!(joined.serve_read(1, 10).unwrap_err(), ReadRefused::CatchingUp, "a learner serves no reads");
+
+    // Nothing listens at the address the clients know: only the node's own copy can answer
+    // (a call would fail after its 10 s of retries).
+    let nowhere = || vec!["http://127.0.0.1:1".to_owned()];
+    let read_through =
+        |host: &Arc<ReplicatedLogletHost>| ReplicatedLoglet::new(LOGLET, nowhere()).with_local_host(Some(host.clone()));
+    let expect_all = |batch: restate_bifrost::ReadBatch| {
+        let read: Vec<(u64, Bytes)> = batch.records.into_iter().map(|r| (r.lsn.0, r.payload)).collect();
+        assert_records(&read, 1, 101);
+        assert_eq!(batch.tail.next_lsn, Lsn(101));
+    };
+    expect_all(read_through(&first.host).read(Lsn(1), 1000).await.unwrap());
+
+    first
+        .host
+        .change_membership(LOGLET, MembershipChange::AddVoter { peer: 2, context: Default::default() })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.voters.contains(&2)))
+        .await
+        .expect("the second member became a voter within 10 s")
+        .unwrap();
+    expect_all(read_through(&second.host).read(Lsn(1), 1000).await.unwrap());
     first.stop();
     second.stop();
 }

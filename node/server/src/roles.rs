@@ -65,7 +65,8 @@ pub(crate) struct RolesContext {
 /// Starts every role of this node, then waits until they stop (on shutdown): the node's
 /// shutdown waits for this, and the roles hold the node's storage.
 pub(crate) async fn run(ctx: &RolesContext, node: NodeConfig, shutdown: &CancellationToken) {
-    let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.view.clone());
+    let provider = restate_bifrost::ClusterLogletProvider::new(ctx.loglets.clone(), ctx.view.clone())
+        .with_local_host(ctx.loglet_host.clone());
     let mut bifrost = restate_bifrost::Bifrost::new(ctx.view.clone(), Arc::new(provider)).with_node_id(node.id);
     match restate_bifrost::BifrostMetrics::register(ctx.metrics.registry()) {
         Ok(metrics) => bifrost = bifrost.with_metrics(metrics),

@@ -34,11 +34,36 @@ pub struct HostedLoglet {
     pub records: LogletRecords,
 }
 
+/// At most this many records answer one read, whoever asks.
+pub const MAX_READ_RECORDS: usize = 10_000;
+
+/// Why a member does not serve a read of its copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadRefused {
+    /// A member still catching up (a learner added by repair) may lack records that others
+    /// have: ask another member.
+    CatchingUp,
+    /// Reading the records from disk failed.
+    Storage(String),
+}
+
 impl HostedLoglet {
     /// Up to `max` records from `from` on, and the state they were read against.
     pub fn read(&self, from: u64, max: usize) -> Result<(Vec<(u64, Bytes)>, LogletState), String> {
         let state = *self.state.read().expect("not poisoned");
         Ok((self.records.read(from, max, &state)?, state))
+    }
+
+    /// A read as a member serves it to any reader, local or remote: applied records never
+    /// change, so a voter serves what it has applied; a learner refuses.
+    pub fn serve_read(&self, from: u64, max: usize) -> Result<(Vec<(u64, Bytes)>, LogletState), ReadRefused> {
+        {
+            let status = self.status.borrow();
+            if !status.voters.contains(&status.peer) {
+                return Err(ReadRefused::CatchingUp);
+            }
+        }
+        self.read(from, max).map_err(ReadRefused::Storage)
     }
 }
 

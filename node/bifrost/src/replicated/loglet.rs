@@ -14,6 +14,7 @@ use tonic::transport::Endpoint;
 
 use super::append_stream::AppendStreams;
 use super::group_commit::{BatchError, GroupCommit, SendBatch};
+use super::host::{ReadRefused, ReplicatedLogletHost, MAX_READ_RECORDS};
 use super::service::LOGLET_LEADER_HEADER;
 use super::state::Outcome;
 use crate::loglet::{LogRecord, Loglet, LogletError, ReadBatch, TailState, TrimGap};
@@ -26,6 +27,9 @@ pub struct ReplicatedLoglet {
     read_only: bool,
     /// Raft id -> node id of the nodeset members (to name the sequencer).
     node_of_raft_id: std::collections::HashMap<u64, String>,
+    /// The loglets this node hosts: a read that this node's own member can serve reads its
+    /// copy directly, without a call.
+    local_host: Option<Arc<ReplicatedLogletHost>>,
 }
 
 /// Append requests of one loglet from this node waiting for their answer at a time.
@@ -77,7 +81,39 @@ impl ReplicatedLoglet {
             appends: GroupCommit::new(send, APPENDS_IN_FLIGHT),
             read_only: false,
             node_of_raft_id: Default::default(),
+            local_host: None,
         }
+    }
+
+    /// Reads are served by this node's own member of the loglet, when `host` holds one
+    /// that may serve them (a voter), instead of by a call to a log-server.
+    pub fn with_local_host(mut self, host: Option<Arc<ReplicatedLogletHost>>) -> ReplicatedLoglet {
+        self.local_host = host;
+        self
+    }
+
+    /// Up to `max_records` from `from` on, read from this node's own member, or `None` when
+    /// the members are to be asked instead: this node has none that serves reads (not a
+    /// member, not started yet, still catching up), or its member follows and has nothing
+    /// at `from` yet (the leader may have committed more: a reader at the tail does not
+    /// wait for the commit to reach this node).
+    fn read_own_copy(&self, from: Lsn, max_records: usize) -> Option<Result<pb::ReadResponse, LogletError>> {
+        let hosted = self.local_host.as_ref()?.get(self.nodeset.id)?;
+        let answer = match hosted.serve_read(from.0, max_records.min(MAX_READ_RECORDS)) {
+            Ok((records, _)) if records.is_empty() && !hosted.status.borrow().is_leader => return None,
+            Ok((records, state)) => Ok(pb::ReadResponse {
+                records: records
+                    .into_iter()
+                    .map(|(lsn, payload)| pb::Record { lsn, payload: payload.to_vec() })
+                    .collect(),
+                trim_point: state.trim_point,
+                next_lsn: state.next_lsn,
+                sealed: state.sealed,
+            }),
+            Err(ReadRefused::CatchingUp) => return None,
+            Err(ReadRefused::Storage(e)) => Err(LogletError::Storage(format!("loglet {}: {e}", self.nodeset.id))),
+        };
+        Some(answer)
     }
 
     /// Names nodes by raft id, so [`Loglet::sequencer`] can say which node leads.
@@ -306,11 +342,18 @@ impl Loglet for ReplicatedLoglet {
         let from = from.max(Lsn::OLDEST);
         let loglet_id = self.nodeset.id.0;
         let local = self.read_only;
-        let answer = self
-            .call("read", true, |mut c| async move {
-                c.read(pb::ReadRequest { loglet_id, from_lsn: from.0, max_records: max_records as u32, local }).await
-            })
-            .await?;
+        // A local loglet of another node is read through that node, whatever ids this one hosts.
+        let own = if self.read_only { None } else { self.read_own_copy(from, max_records) };
+        let answer = match own {
+            Some(answer) => answer?,
+            None => {
+                self.call("read", true, |mut c| async move {
+                    c.read(pb::ReadRequest { loglet_id, from_lsn: from.0, max_records: max_records as u32, local })
+                        .await
+                })
+                .await?
+            }
+        };
         let trim_gap = (from.0 <= answer.trim_point).then_some(TrimGap { from, to: Lsn(answer.trim_point) });
         let records: Vec<LogRecord> = answer
             .records

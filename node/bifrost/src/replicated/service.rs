@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::append_stream::stream_answer;
 use super::group_commit::{BatchError, GroupCommit, SendBatch};
-use super::host::ReplicatedLogletHost;
+use super::host::{ReadRefused, ReplicatedLogletHost, MAX_READ_RECORDS};
 use super::state::{Command, Outcome};
 
 /// Header naming the loglet leader's address on UNAVAILABLE answers.
@@ -146,7 +146,7 @@ impl LogServerService {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let batch = loglet
-            .read(restate_types::Lsn(r.from_lsn), (r.max_records.max(1) as usize).min(10_000))
+            .read(restate_types::Lsn(r.from_lsn), (r.max_records.max(1) as usize).min(MAX_READ_RECORDS))
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let trim_point = loglet.trim_point().await.map_err(|e| Status::unavailable(e.to_string()))?;
@@ -224,21 +224,15 @@ impl LogServer for LogServerService {
         }
         // Not hosted (yet: a node that just started): UNAVAILABLE, never an empty answer.
         let hosted = self.hosted(r.loglet_id)?;
-        // A member still catching up (a learner added by repair) may lack records that
-        // others have: it refuses, and the client asks another member.
-        {
-            let status = hosted.status.borrow();
-            if !status.voters.contains(&status.peer) {
-                return Err(Status::unavailable(format!(
-                    "loglet {} on this node is still catching up (not yet a voter); ask another member",
-                    r.loglet_id
-                )));
-            }
-        }
-        // Applied records never change, so any member may serve what it has applied.
-        let max = (r.max_records.max(1) as usize).min(10_000);
-        let (records, state) =
-            hosted.read(r.from_lsn, max).map_err(|e| Status::internal(format!("loglet {}: {e}", r.loglet_id)))?;
+        let max = (r.max_records.max(1) as usize).min(MAX_READ_RECORDS);
+        let (records, state) = hosted.serve_read(r.from_lsn, max).map_err(|refused| match refused {
+            // The client asks another member.
+            ReadRefused::CatchingUp => Status::unavailable(format!(
+                "loglet {} on this node is still catching up (not yet a voter); ask another member",
+                r.loglet_id
+            )),
+            ReadRefused::Storage(e) => Status::internal(format!("loglet {}: {e}", r.loglet_id)),
+        })?;
         Ok(Response::new(pb::ReadResponse {
             records: records.into_iter().map(|(lsn, payload)| pb::Record { lsn, payload: payload.to_vec() }).collect(),
             trim_point: state.trim_point,
