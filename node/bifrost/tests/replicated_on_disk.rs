@@ -124,6 +124,24 @@ async fn records_are_read_from_disk_survive_a_restart_and_a_trim_cuts_the_raft_l
     node.stop();
 }
 
+/// `second` joins the loglet `first` leads as a learner; returns its copy once it has
+/// applied what the leader had when it was added, within `within`.
+async fn join_as_learner(first: &Node, second: &Node, leader: &HostedLoglet, within: Duration) -> Arc<HostedLoglet> {
+    let joined = second.host.ensure(LOGLET, vec![]).await.unwrap();
+    first
+        .host
+        .change_membership(LOGLET, MembershipChange::AddLearner { peer: 2, context: Default::default() })
+        .await
+        .unwrap();
+    let target = leader.status.borrow().applied;
+    let mut status = joined.status.clone();
+    tokio::time::timeout(within, status.wait_for(|s| s.applied >= target))
+        .await
+        .unwrap_or_else(|_| panic!("the new member caught up within {within:?}"))
+        .unwrap();
+    joined
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_added_after_a_trim_catches_up_through_the_log_and_reads_the_same_records() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
@@ -136,18 +154,8 @@ async fn a_member_added_after_a_trim_catches_up_through_the_log_and_reads_the_sa
     assert_eq!(first.host.propose(LOGLET, Command::Trim(700)).await.unwrap(), Outcome::Trimmed(700));
     append(&first.host, 1501, 1500).await;
 
-    let joined = second.host.ensure(LOGLET, vec![]).await.unwrap();
-    first
-        .host
-        .change_membership(LOGLET, MembershipChange::AddLearner { peer: 2, context: Default::default() })
-        .await
-        .unwrap();
-    let target = leader.status.borrow().applied;
+    let joined = join_as_learner(&first, &second, &leader, Duration::from_secs(30)).await;
     let mut status = joined.status.clone();
-    tokio::time::timeout(Duration::from_secs(30), status.wait_for(|s| s.applied >= target))
-        .await
-        .expect("the new member caught up within 30 s")
-        .unwrap();
     assert_eq!(joined.state.read().unwrap().next_lsn, 3001);
     assert_records(&read_all(&joined, 701, 3001), 701, 3001);
 
@@ -169,17 +177,8 @@ async fn a_node_reads_its_own_copy_without_a_call_once_its_member_is_a_voter() {
     let leader = first.host.ensure(LOGLET, vec![1]).await.unwrap();
     wait_leader(&leader).await;
     append(&first.host, 1, 100).await;
-    let joined = second.host.ensure(LOGLET, vec![]).await.unwrap();
-    first
-        .host
-        .change_membership(LOGLET, MembershipChange::AddLearner { peer: 2, context: Default::default() })
-        .await
-        .unwrap();
+    let joined = join_as_learner(&first, &second, &leader, Duration::from_secs(10)).await;
     let mut status = joined.status.clone();
-    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.applied >= leader.status.borrow().applied))
-        .await
-        .expect("the learner caught up within 10 s")
-        .unwrap();
     assert_eq!(joined.serve_read(1, 10).unwrap_err(), ReadRefused::CatchingUp, "a learner serves no reads");
 
     // Nothing listens at the address the clients know: only the node's own copy can answer
