@@ -124,6 +124,17 @@ async fn records_are_read_from_disk_survive_a_restart_and_a_trim_cuts_the_raft_l
     node.stop();
 }
 
+/// Two nodes on one simulated network; the first leads the loglet alone, the second
+/// hosts nothing yet.
+async fn first_leads_second_waits(dirs: &[tempfile::TempDir; 2]) -> (LocalNetwork, Node, Node, Arc<HostedLoglet>) {
+    let net = LocalNetwork::default();
+    let first = Node::start(&net, 1, dirs[0].path());
+    let second = Node::start(&net, 2, dirs[1].path());
+    let leader = first.host.ensure(LOGLET, vec![1]).await.unwrap();
+    wait_leader(&leader).await;
+    (net, first, second, leader)
+}
+
 /// `second` joins the loglet `first` leads as a learner; returns its copy once it has
 /// applied what the leader had when it was added, within `within`.
 async fn join_as_learner(first: &Node, second: &Node, leader: &HostedLoglet, within: Duration) -> Arc<HostedLoglet> {
@@ -145,11 +156,7 @@ async fn join_as_learner(first: &Node, second: &Node, leader: &HostedLoglet, wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_added_after_a_trim_catches_up_through_the_log_and_reads_the_same_records() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let net = LocalNetwork::default();
-    let first = Node::start(&net, 1, dirs[0].path());
-    let second = Node::start(&net, 2, dirs[1].path());
-    let leader = first.host.ensure(LOGLET, vec![1]).await.unwrap();
-    wait_leader(&leader).await;
+    let (_net, first, second, leader) = first_leads_second_waits(&dirs).await;
     append(&first.host, 1, 1500).await;
     assert_eq!(first.host.propose(LOGLET, Command::Trim(700)).await.unwrap(), Outcome::Trimmed(700));
     append(&first.host, 1501, 1500).await;
@@ -171,11 +178,7 @@ async fn a_member_added_after_a_trim_catches_up_through_the_log_and_reads_the_sa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reads_its_own_copy_without_a_call_once_its_member_is_a_voter() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let net = LocalNetwork::default();
-    let first = Node::start(&net, 1, dirs[0].path());
-    let second = Node::start(&net, 2, dirs[1].path());
-    let leader = first.host.ensure(LOGLET, vec![1]).await.unwrap();
-    wait_leader(&leader).await;
+    let (_net, first, second, leader) = first_leads_second_waits(&dirs).await;
     append(&first.host, 1, 100).await;
     let joined = join_as_learner(&first, &second, &leader, Duration::from_secs(10)).await;
     let mut status = joined.status.clone();
