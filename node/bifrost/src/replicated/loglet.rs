@@ -16,7 +16,7 @@ use super::append_stream::AppendStreams;
 use super::group_commit::{BatchError, GroupCommit, SendBatch};
 use super::host::{ReadRefused, ReplicatedLogletHost, MAX_READ_RECORDS};
 use super::service::LOGLET_LEADER_HEADER;
-use super::state::Outcome;
+use super::state::{LogletState, Outcome};
 use crate::loglet::{LogRecord, Loglet, LogletError, ReadBatch, TailState, TrimGap};
 
 pub struct ReplicatedLoglet {
@@ -97,19 +97,17 @@ impl ReplicatedLoglet {
     /// member, not started yet, still catching up), or its member follows and has nothing
     /// at `from` yet (the leader may have committed more: a reader at the tail does not
     /// wait for the commit to reach this node).
-    fn read_own_copy(&self, from: Lsn, max_records: usize) -> Option<Result<pb::ReadResponse, LogletError>> {
+    fn read_own_copy(
+        &self,
+        from: Lsn,
+        max_records: usize,
+    ) -> Option<Result<(Vec<LogRecord>, LogletState), LogletError>> {
         let hosted = self.local_host.as_ref()?.get(self.nodeset.id)?;
         let answer = match hosted.serve_read(from.0, max_records.min(MAX_READ_RECORDS)) {
             Ok((records, _)) if records.is_empty() && !hosted.status.borrow().is_leader => return None,
-            Ok((records, state)) => Ok(pb::ReadResponse {
-                records: records
-                    .into_iter()
-                    .map(|(lsn, payload)| pb::Record { lsn, payload: payload.to_vec() })
-                    .collect(),
-                trim_point: state.trim_point,
-                next_lsn: state.next_lsn,
-                sealed: state.sealed,
-            }),
+            Ok((records, state)) => {
+                Ok((records.into_iter().map(|(lsn, payload)| LogRecord { lsn: Lsn(lsn), payload }).collect(), state))
+            }
             Err(ReadRefused::CatchingUp) => return None,
             Err(ReadRefused::Storage(e)) => Err(LogletError::Storage(format!("loglet {}: {e}", self.nodeset.id))),
         };
@@ -344,28 +342,33 @@ impl Loglet for ReplicatedLoglet {
         let local = self.read_only;
         // A local loglet of another node is read through that node, whatever ids this one hosts.
         let own = if self.read_only { None } else { self.read_own_copy(from, max_records) };
-        let answer = match own {
+        let (records, state) = match own {
             Some(answer) => answer?,
             None => {
-                self.call("read", true, |mut c| async move {
-                    c.read(pb::ReadRequest { loglet_id, from_lsn: from.0, max_records: max_records as u32, local })
-                        .await
-                })
-                .await?
+                let answer = self
+                    .call("read", true, |mut c| async move {
+                        c.read(pb::ReadRequest { loglet_id, from_lsn: from.0, max_records: max_records as u32, local })
+                            .await
+                    })
+                    .await?;
+                let records = answer
+                    .records
+                    .into_iter()
+                    .map(|r| LogRecord { lsn: Lsn(r.lsn), payload: Bytes::from(r.payload) })
+                    .collect();
+                (
+                    records,
+                    LogletState { trim_point: answer.trim_point, next_lsn: answer.next_lsn, sealed: answer.sealed },
+                )
             }
         };
-        let trim_gap = (from.0 <= answer.trim_point).then_some(TrimGap { from, to: Lsn(answer.trim_point) });
-        let records: Vec<LogRecord> = answer
-            .records
-            .into_iter()
-            .map(|r| LogRecord { lsn: Lsn(r.lsn), payload: Bytes::from(r.payload) })
-            .collect();
-        let next_lsn = records.last().map_or(from.max(Lsn(answer.trim_point + 1)), |r| r.lsn.next());
+        let trim_gap = (from.0 <= state.trim_point).then_some(TrimGap { from, to: Lsn(state.trim_point) });
+        let next_lsn = records.last().map_or(from.max(Lsn(state.trim_point + 1)), |r| r.lsn.next());
         Ok(ReadBatch {
             trim_gap,
             records,
             next_lsn,
-            tail: TailState { next_lsn: Lsn(answer.next_lsn), sealed: answer.sealed },
+            tail: TailState { next_lsn: Lsn(state.next_lsn), sealed: state.sealed },
         })
     }
 
