@@ -30,7 +30,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 fn answer_and_go_silent(mut client: TcpStream) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).map_or(false, |n| n == 1) {
+    while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).is_ok_and(|n| n == 1) {
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();

@@ -53,17 +53,6 @@ pub fn confirm(question: &str, yes: bool) -> bool {
     matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_aligns_columns() {
-        let out = table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
-        assert_eq!(out, "A    LONGER\nxyz  1\nq    22\n");
-    }
-}
-
 /// SQL result rows (JSON objects) as a table with `columns` in order (upper-case headers,
 /// `NULL` for nulls), then `N rows.` on stderr.
 pub fn print_sql_rows(columns: &[String], rows: &[serde_json::Value]) {
@@ -79,4 +68,15 @@ pub fn print_sql_rows(columns: &[String], rows: &[serde_json::Value]) {
         print!("{}", table(&header, &cells));
     }
     eprintln!("{} row{}.", rows.len(), if rows.len() == 1 { "" } else { "s" });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let out = table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
+        assert_eq!(out, "A    LONGER\nxyz  1\nq    22\n");
+    }
 }

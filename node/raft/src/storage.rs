@@ -103,8 +103,7 @@ fn read_entries(
     let iter = storage.db().iterator_cf_opt(storage.cf(CF_RAFT), opts, IteratorMode::From(&start, Direction::Forward));
     let mut out = Vec::new();
     let mut total = 0u64;
-    let mut expected = low;
-    for item in iter {
+    for (expected, item) in (low..).zip(iter) {
         let (key, value) = item.map_err(|e| store_error("reading raft log", e))?;
         if keys::index_of_entry_key(&key) != Some(expected) || keys::group_of(&key) != Some(group) {
             break;
@@ -116,7 +115,6 @@ fn read_entries(
         }
         total += size;
         out.push(entry);
-        expected += 1;
     }
     Ok((out, total))
 }

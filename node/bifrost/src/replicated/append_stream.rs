@@ -72,6 +72,8 @@ pub fn unary_answer(response: pb::AppendStreamResponse) -> Result<pb::AppendResp
 }
 
 type Answer = oneshot::Sender<Result<pb::AppendResponse, Status>>;
+/// Where a queued request's answer arrives.
+type AnswerReceiver = oneshot::Receiver<Result<pb::AppendResponse, Status>>;
 
 /// This node's append streams: one per log-server address it appends to.
 #[derive(Default)]
@@ -155,7 +157,7 @@ impl AppendStreams {
         &self,
         address: &str,
         request: pb::AppendRequest,
-    ) -> Result<(Arc<AppendStream>, oneshot::Receiver<Result<pb::AppendResponse, Status>>), Status> {
+    ) -> Result<(Arc<AppendStream>, AnswerReceiver), Status> {
         let mut open = self.open.lock().expect("not poisoned");
         let (reply, answer) = oneshot::channel();
         let (request, reply) = match open.get(address) {
