@@ -93,25 +93,43 @@ enum Via {
     Requests { leader: String, loglet: u64 },
 }
 
+/// One appender's way to the loglet: the shared client, or its own connection to the
+/// leader.
+enum Sender {
+    Shared(std::sync::Arc<ReplicatedLoglet>),
+    Direct { client: LogServerClient<tonic::transport::Channel>, loglet: u64 },
+}
+
+impl Sender {
+    fn for_appender(via: &Via) -> Sender {
+        match via {
+            Via::Client(shared) => Sender::Shared(shared.clone()),
+            Via::Requests { leader, loglet } => {
+                Sender::Direct { client: LogServerClient::new(lazy_channel(leader)), loglet: *loglet }
+            }
+        }
+    }
+}
+
 /// `count` appenders, each appending one `RECORD`-byte record at a time until `deadline`;
 /// the latency of every append, unsorted.
 fn run_appenders(runtime: &tokio::runtime::Runtime, count: usize, deadline: Instant, via: &Via) -> Vec<Duration> {
     let tasks: Vec<_> = (0..count)
         .map(|_| {
-            // A shared loglet, or this appender's own connection to the leader.
-            let (shared, mut direct) = match via {
-                Via::Client(shared) => (Some(shared.clone()), None),
-                Via::Requests { leader, loglet } => (None, Some((LogServerClient::new(lazy_channel(leader)), *loglet))),
-            };
+            let mut sender = Sender::for_appender(via);
             runtime.spawn(async move {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let began = Instant::now();
-                    if let Some((client, loglet)) = direct.as_mut() {
-                        let request = AppendRequest { loglet_id: *loglet, records: vec![vec![b'x'; RECORD].into()] };
-                        client.append(request).await.expect("append");
-                    } else if let Some(shared) = &shared {
-                        shared.append(vec![bytes::Bytes::from(vec![b'x'; RECORD])]).await.expect("append");
+                    match &mut sender {
+                        Sender::Shared(shared) => {
+                            shared.append(vec![bytes::Bytes::from(vec![b'x'; RECORD])]).await.expect("append");
+                        }
+                        Sender::Direct { client, loglet } => {
+                            let request =
+                                AppendRequest { loglet_id: *loglet, records: vec![vec![b'x'; RECORD].into()] };
+                            client.append(request).await.expect("append");
+                        }
                     }
                     latencies.push(began.elapsed());
                 }

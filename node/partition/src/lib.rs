@@ -118,7 +118,8 @@
 //! [`WriteSet`]s (layout in `keys.rs`); [`PartitionReads`] adds the typed reads
 //! (`invocation`, `journal`, `read_state`, `status_by_idempotency`, ...).
 //! [`RocksDbPartitionStore`] keeps every partition of a node in the RocksDB column family
-//! `partition` under a 2-byte partition-id prefix, one unsynced WriteBatch per record;
+//! `partition` under a 2-byte partition-id prefix, one unsynced WriteBatch per batch of
+//! records read together;
 //! [`MemoryPartitionStore`] is the in-memory twin for tests.
 //!
 //! # Not supported yet
@@ -178,6 +179,6 @@ pub use signal::{
     LEGACY_AWAKEABLE_ID_PREFIX,
 };
 pub use start::{start_request, StartRequest};
-pub use state_machine::{ApplyError, PartitionStateMachine};
+pub use state_machine::{ApplyError, BatchApplied, PartitionStateMachine};
 pub use store::{KeyValue, KvRead, PartitionReads, PartitionStore, StoreError, WriteSet};
 pub use suspension::Awaiting;

@@ -9,7 +9,8 @@ use super::envelope_codec::EnvelopeError;
 use super::keys;
 use super::record::{InvocationStatus, LeaderEpoch};
 use super::start::{start_request, StartRequest};
-use super::store::{PartitionReads, PartitionStore, StoreError};
+use super::store::{KvRead, PartitionReads, PartitionStore, StoreError, WriteSet};
+use super::transaction::Transaction;
 use super::InvocationId;
 use crate::codec::to_json;
 
@@ -33,6 +34,25 @@ pub enum ApplyError {
         #[source]
         source: StoreError,
     },
+}
+
+/// What [`PartitionStateMachine::apply_batch`] did with the front of a batch.
+#[derive(Debug, Default)]
+pub struct BatchApplied {
+    /// How many records it consumed: applied, ignored or applied before.
+    pub consumed: usize,
+    /// The effects of the consumed records, in log order.
+    pub effects: Vec<Effect>,
+    /// Why the record after the consumed ones (or, for a failed commit, the first one)
+    /// could not be applied; the caller must not skip it on its own.
+    pub error: Option<ApplyError>,
+}
+
+/// One record's changes, not yet committed.
+struct Staged {
+    changes: WriteSet,
+    effects: Vec<Effect>,
+    new_leader: Option<LeaderEpoch>,
 }
 
 /// The deterministic state machine of one partition. Every replica (leader and
@@ -112,10 +132,94 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
         if lsn <= self.applied_lsn {
             return Ok(Vec::new());
         }
+        let staged = self.stage(&self.store, lsn, envelope)?;
+        let mut changes = staged.changes;
+        changes.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
+        self.store.commit(changes).map_err(|source| ApplyError::Store {
+            partition: self.partition_id(),
+            lsn,
+            command: envelope.command.name(),
+            source,
+        })?;
+        self.applied_lsn = lsn;
+        if let Some(leader) = staged.new_leader {
+            self.leader = Some(leader);
+        }
+        Ok(staged.effects)
+    }
+
+    /// Applies records from the front of `records` (LSN and encoded envelope, ascending)
+    /// as [`PartitionStateMachine::apply_record`] would one by one, but commits them in
+    /// one write: each record reads the changes of the records before it.
+    ///
+    /// It stops after a record that changes the leader, so that the caller can take or
+    /// give up leadership before the next record's effects, and before a record that
+    /// cannot be applied, which [`BatchApplied::error`] then names (the records before
+    /// it are committed; nothing of it is). A failed commit commits nothing, consumes
+    /// nothing and names the first record to apply (the one at the batch's front, unless
+    /// that was applied before). The caller continues with the records after
+    /// [`BatchApplied::consumed`].
+    pub fn apply_batch<'r>(&mut self, records: impl IntoIterator<Item = (Lsn, &'r [u8])>) -> BatchApplied {
+        let mut pending = Transaction::new(&self.store);
+        let mut applied = BatchApplied::default();
+        let mut first = None;
+        let mut last = None;
+        let mut new_leader = None;
+        for (lsn, record) in records {
+            if lsn <= last.map_or(self.applied_lsn, |(lsn, _)| lsn) {
+                applied.consumed += 1;
+                continue;
+            }
+            let staged = Envelope::decode(record)
+                .map_err(|source| ApplyError::Envelope { partition: self.partition_id(), lsn, source })
+                .and_then(|envelope| {
+                    let staged = self.stage(&pending, lsn, &envelope)?;
+                    Ok((staged, envelope.command.name()))
+                });
+            let (staged, command) = match staged {
+                Ok(staged) => staged,
+                Err(e) => {
+                    applied.error = Some(e);
+                    break;
+                }
+            };
+            pending.absorb(staged.changes);
+            applied.effects.extend(staged.effects);
+            applied.consumed += 1;
+            first.get_or_insert((lsn, command));
+            last = Some((lsn, command));
+            if staged.new_leader.is_some() {
+                new_leader = staged.new_leader;
+                break;
+            }
+        }
+        let (Some((first_lsn, first_command)), Some((lsn, _))) = (first, last) else { return applied };
+        let mut changes = pending.into_writes();
+        changes.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
+        if let Err(source) = self.store.commit(changes) {
+            let partition = self.partition_id();
+            let command = if first_lsn == lsn { first_command } else { "the first of a batch of records" };
+            return BatchApplied {
+                consumed: 0,
+                effects: Vec::new(),
+                error: Some(ApplyError::Store { partition, lsn: first_lsn, command, source }),
+            };
+        }
+        self.applied_lsn = lsn;
+        if let Some(leader) = new_leader {
+            self.leader = Some(leader);
+        }
+        applied
+    }
+
+    /// The changes and effects of applying `envelope` at `lsn` over `base` (the store,
+    /// or the store with a batch's earlier changes), without the applied LSN; the
+    /// machine's state is unchanged until they are committed.
+    fn stage(&self, base: &impl KvRead, lsn: Lsn, envelope: &Envelope) -> Result<Staged, ApplyError> {
         let command = &envelope.command;
         let store_error =
             |source| ApplyError::Store { partition: self.partition_id(), lsn, command: command.name(), source };
-        let mut applier = Applier::new(&self.store);
+        let mut applier = Applier::new(base);
         let mut new_leader = None;
         let outcome = match command {
             Command::AnnounceLeader { epoch, node } => {
@@ -137,18 +241,11 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
             }
             command => applier.apply(command).map_err(store_error)?,
         };
-        applier.tx.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
-        let Applier { tx, effects } = applier;
-        self.store.commit(tx.into_writes()).map_err(store_error)?;
-
-        self.applied_lsn = lsn;
-        if let Some(leader) = new_leader {
-            self.leader = Some(leader);
-        }
         if let Outcome::Ignored(reason) = &outcome {
             tracing::debug!(partition = %self.partition_id(), %lsn, command = command.name(), reason, "log record ignored");
         }
-        Ok(effects)
+        let Applier { tx, effects } = applier;
+        Ok(Staged { changes: tx.into_writes(), effects, new_leader })
     }
 
     /// Passes over the record at `lsn` without applying it (an operator's explicit choice

@@ -85,6 +85,15 @@ impl WriteSet {
         self.changes.insert(key, None);
     }
 
+    /// Takes every change of `later` in, over this set's changes to the same keys.
+    pub fn absorb(&mut self, later: WriteSet) {
+        if self.changes.is_empty() {
+            self.changes = later.changes;
+        } else {
+            self.changes.extend(later.changes);
+        }
+    }
+
     /// The change to `key`: `Some(Some(value))` put, `Some(None)` deleted, `None` untouched.
     pub fn change(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         self.changes.get(key).map(|v| v.as_deref())

@@ -24,6 +24,11 @@ impl<'a, S: KvRead + ?Sized> Transaction<'a, S> {
         self.writes.delete(key);
     }
 
+    /// Takes `changes` in as if each had been put or deleted here, over earlier ones.
+    pub fn absorb(&mut self, changes: WriteSet) {
+        self.writes.absorb(changes);
+    }
+
     pub fn into_writes(self) -> WriteSet {
         self.writes
     }

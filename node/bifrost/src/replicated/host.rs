@@ -35,7 +35,7 @@ pub struct HostedLoglet {
 }
 
 /// At most this many records answer one read, whoever asks.
-pub const MAX_READ_RECORDS: usize = 10_000;
+pub(crate) const MAX_READ_RECORDS: usize = 10_000;
 
 /// Why a member does not serve a read of its copy.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ mod records;
 mod service;
 mod state;
 
-pub use host::{group_of, HostedLoglet, ReadRefused, ReplicatedLogletHost, LOGLET_GROUP_BASE, MAX_READ_RECORDS};
+pub use host::{group_of, HostedLoglet, ReadRefused, ReplicatedLogletHost, LOGLET_GROUP_BASE};
 pub use loglet::{LogletGroupStatus, LogletMembershipChange, ReplicatedLoglet};
 pub use records::{LogletRecords, MAX_READ_BYTES};
 pub use service::{LogServerService, LOGLET_LEADER_HEADER};

@@ -2,6 +2,7 @@
 //! applied as a replica would, over either store.
 
 mod awaiting;
+mod batches;
 mod calls;
 mod idempotency;
 mod journal;

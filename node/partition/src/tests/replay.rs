@@ -7,7 +7,7 @@ use super::*;
 /// A log exercising every command: locks and inboxes, idempotency, state, timers, runs,
 /// calls, suspensions, a leader change with a deposed leader's records, kill, cancel,
 /// purge. Returns the partition it ran on.
-fn scenario<S: PartitionStore>(mut p: Partition<S>) -> Partition<S> {
+pub(super) fn scenario<S: PartitionStore>(mut p: Partition<S>) -> Partition<S> {
     p.append(Envelope::announce_leader(1, "N1"));
     let a = object_request(1, "k", "add", false);
     let b = object_request(2, "k", "add", false);
@@ -57,7 +57,7 @@ fn scenario<S: PartitionStore>(mut p: Partition<S>) -> Partition<S> {
     p
 }
 
-fn fresh_memory() -> Partition<MemoryPartitionStore> {
+pub(super) fn fresh_memory() -> Partition<MemoryPartitionStore> {
     Partition::new(MemoryPartitionStore::new(PartitionId(3)))
 }
 

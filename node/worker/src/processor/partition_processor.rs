@@ -154,32 +154,34 @@ pub(crate) async fn run(ctx: Arc<WorkerContext>, handle: Arc<ProcessorHandle>) {
         }
         idle = MIN_IDLE;
         since_snapshot += batch.records.len() as u64;
-        for record in batch.records {
-            let effects = match machine.apply_record(record.lsn, &record.payload) {
-                Ok(effects) => {
-                    unblock(&handle);
-                    effects
-                }
-                Err(e) => {
-                    if skip_if_listed(&ctx, &handle, &mut machine, record.lsn).await {
-                        report_progress(&handle, &machine);
-                        continue;
+        // One store write per run of records; a leader change or a record that cannot be
+        // applied ends a run (see `apply_batch`).
+        let mut rest = &batch.records[..];
+        while !rest.is_empty() {
+            let applied = machine.apply_batch(rest.iter().map(|record| (record.lsn, &record.payload[..])));
+            rest = &rest[applied.consumed..];
+            if applied.consumed > 0 {
+                unblock(&handle);
+                report_progress(&handle, &machine);
+                if let Some(epoch) = take_leadership_if_announced(&ctx, &handle, &machine, &mut rounds, want) {
+                    for effect in applied.effects {
+                        act(&ctx, &handle, &machine, &mut rounds, epoch, effect);
                     }
-                    block(&handle, record.lsn.0, e.to_string());
-                    tokio::select! {
-                        _ = handle.shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    break;
                 }
-            };
-            report_progress(&handle, &machine);
-            let Some(epoch) = take_leadership_if_announced(&ctx, &handle, &machine, &mut rounds, want) else {
-                continue;
-            };
-            for effect in effects {
-                act(&ctx, &handle, &machine, &mut rounds, epoch, effect);
             }
+            let Some(e) = applied.error else { continue };
+            let lsn = rest[0].lsn;
+            if skip_if_listed(&ctx, &handle, &mut machine, lsn).await {
+                report_progress(&handle, &machine);
+                rest = &rest[1..];
+                continue;
+            }
+            block(&handle, lsn.0, e.to_string());
+            tokio::select! {
+                _ = handle.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            break;
         }
         while let Ok(finished) = done_rx.try_recv() {
             rerun_if_asked(&ctx, &handle, &machine, &mut rounds, finished);
