@@ -1,7 +1,9 @@
 //! What applying a record asks the leader to do, and what a new leader finds to do.
 //!
-//! Followers drop effects. The leader acts on them after `apply` returned (the state they
-//! follow from is stored by then). Effects are never needed for correctness after a
+//! Followers drop effects. The leader acts on them after `apply` or `apply_batch`
+//! returned: the state they follow from is stored by then, possibly with the changes of
+//! later records of the same run (an effect reads the state when it is acted on, so it
+//! sees those too). Effects are never needed for correctness after a
 //! crash: [`PendingWork`], read from state alone, yields the same work again.
 
 use super::ids::InvocationId;

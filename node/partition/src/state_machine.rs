@@ -152,13 +152,15 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
     /// as [`PartitionStateMachine::apply_record`] would one by one, but commits them in
     /// one write: each record reads the changes of the records before it.
     ///
-    /// It stops after a record that changes the leader, so that the caller can take or
-    /// give up leadership before the next record's effects, and before a record that
-    /// cannot be applied, which [`BatchApplied::error`] then names (the records before
-    /// it are committed; nothing of it is). A failed commit commits nothing, consumes
-    /// nothing and names the first record to apply (the one at the batch's front, unless
-    /// that was applied before). The caller continues with the records after
-    /// [`BatchApplied::consumed`].
+    /// A leader announcement is a run of its own: the run stops before it and after it,
+    /// so that the caller can take or give up leadership between the effects of the
+    /// records before it (the previous leader's to act on) and of those after it (the
+    /// new leader's; a new leader picks up what came before from the state). A run also
+    /// stops before a record that cannot be applied, which [`BatchApplied::error`] then
+    /// names (the records before it are committed; nothing of it is). A failed commit
+    /// commits nothing, consumes nothing and names the first record to apply (the one at
+    /// the batch's front, unless that was applied before). The caller continues with the
+    /// records after [`BatchApplied::consumed`].
     pub fn apply_batch<'r>(&mut self, records: impl IntoIterator<Item = (Lsn, &'r [u8])>) -> BatchApplied {
         let mut pending = Transaction::new(&self.store);
         let mut applied = BatchApplied::default();
@@ -170,25 +172,32 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
                 applied.consumed += 1;
                 continue;
             }
-            let staged = Envelope::decode(record)
-                .map_err(|source| ApplyError::Envelope { partition: self.partition_id(), lsn, source })
-                .and_then(|envelope| {
-                    let staged = self.stage(&pending, lsn, &envelope)?;
-                    Ok((staged, envelope.command.name()))
-                });
-            let (staged, command) = match staged {
+            let envelope = match Envelope::decode(record) {
+                Ok(envelope) => envelope,
+                Err(source) => {
+                    applied.error = Some(ApplyError::Envelope { partition: self.partition_id(), lsn, source });
+                    break;
+                }
+            };
+            let announcement = matches!(envelope.command, Command::AnnounceLeader { .. });
+            if announcement && first.is_some() {
+                // An announcement starts a run of its own (see above).
+                break;
+            }
+            let staged = match self.stage(&pending, lsn, &envelope) {
                 Ok(staged) => staged,
                 Err(e) => {
                     applied.error = Some(e);
                     break;
                 }
             };
+            let command = envelope.command.name();
             pending.absorb(staged.changes);
             applied.effects.extend(staged.effects);
             applied.consumed += 1;
             first.get_or_insert((lsn, command));
             last = Some((lsn, command));
-            if staged.new_leader.is_some() {
+            if announcement {
                 new_leader = staged.new_leader;
                 break;
             }

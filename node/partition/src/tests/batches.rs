@@ -118,7 +118,7 @@ fn a_log_applied_in_batches_ends_in_the_same_state_with_the_same_effects() {
 }
 
 #[test]
-fn a_run_is_one_write_and_ends_after_a_leader_change() {
+fn a_run_is_one_write_and_a_leader_announcement_is_a_run_of_its_own() {
     let original = scenario(fresh_memory());
     let records = encoded(&original.log);
     let announcements: Vec<usize> = original
@@ -132,23 +132,51 @@ fn a_run_is_one_write_and_ends_after_a_leader_change() {
 
     let store = CountingStore::new();
     let mut p = Partition::new(store.clone());
-    let first = p.sm.apply_batch(records.iter().map(|(lsn, record)| (*lsn, &record[..])));
-    assert_eq!(first.consumed, 1, "the first announcement ends the first run");
-    assert_eq!(p.sm.leader_epoch(), 1);
-    let rest = &records[1..];
-    let second = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
-    assert_eq!(second.consumed, announcements[1], "the second run ends with the second announcement");
-    assert_eq!(p.sm.leader_epoch(), 2);
-    assert_eq!(p.sm.applied_lsn(), Lsn(announcements[1] as u64 + 1));
-    let rest = &rest[second.consumed..];
-    let third = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
-    assert_eq!(third.consumed, rest.len());
-    assert_eq!(store.commits(), 3, "one write per run");
+    let mut runs = Vec::new();
+    let mut rest = &records[..];
+    while !rest.is_empty() {
+        let applied = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
+        assert!(applied.error.is_none(), "{:?}", applied.error);
+        runs.push((applied.consumed, p.sm.leader_epoch(), applied.effects.len()));
+        rest = &rest[applied.consumed..];
+    }
+    let before_second = announcements[1] - 1;
+    let after_second = records.len() - announcements[1] - 1;
+    assert_eq!(
+        runs.iter().map(|(consumed, ..)| *consumed).collect::<Vec<_>>(),
+        vec![1, before_second, 1, after_second]
+    );
+    assert_eq!(runs.iter().map(|(_, epoch, _)| *epoch).collect::<Vec<_>>(), vec![1, 1, 2, 2]);
+    assert_eq!((runs[0].2, runs[2].2), (0, 0), "an announcement asks for nothing itself");
+    assert_eq!(store.commits(), 4, "one write per run");
 
     // Records applied before are consumed without a write.
     let again = p.sm.apply_batch(records.iter().map(|(lsn, record)| (*lsn, &record[..])));
     assert_eq!((again.consumed, again.effects.len()), (records.len(), 0));
-    assert_eq!(store.commits(), 3);
+    assert_eq!(store.commits(), 4);
+}
+
+/// The effects of the records before an announcement and after it come in different
+/// runs, so a leader taking over acts only on what follows its announcement (and picks
+/// up what came before from the state).
+#[test]
+fn effects_before_and_after_an_announcement_come_in_different_runs() {
+    let mut p = memory();
+    let before = service_request(1);
+    let after = service_request(2);
+    let records = [
+        (Lsn(2), Envelope::external(Command::Invoke(before.clone())).encode()),
+        (Lsn(3), Envelope::announce_leader(2, "N2").encode()),
+        (Lsn(4), Envelope::external(Command::Invoke(after.clone())).encode()),
+    ];
+    let mut rest = &records[..];
+    let mut runs = Vec::new();
+    while !rest.is_empty() {
+        let applied = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
+        runs.push((p.sm.leader_epoch(), invoked(&applied.effects)));
+        rest = &rest[applied.consumed..];
+    }
+    assert_eq!(runs, vec![(1, vec![before.id]), (2, vec![]), (2, vec![after.id])]);
 }
 
 #[test]
