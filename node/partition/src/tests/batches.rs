@@ -64,25 +64,25 @@ fn encoded(log: &[Envelope]) -> Vec<(Lsn, Bytes)> {
     log.iter().enumerate().map(|(index, envelope)| (Lsn(index as u64 + 1), envelope.encode())).collect()
 }
 
-/// Applies `records` in reads of at most `read` records, as the partition processor
-/// does: each read is applied in runs until consumed. Returns the effects and the calls.
-fn apply_in_reads<S: PartitionStore>(
-    p: &mut Partition<S>,
-    records: &[(Lsn, Bytes)],
-    read: usize,
-) -> (Vec<Effect>, usize) {
-    let (mut effects, mut calls) = (Vec::new(), 0);
-    for chunk in records.chunks(read) {
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            let applied = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
-            assert!(applied.error.is_none(), "{:?}", applied.error);
-            calls += 1;
-            effects.extend(applied.effects);
-            rest = &rest[applied.consumed..];
-        }
+/// Applies `records` in runs until all are consumed, as the partition processor does
+/// with one read: each run with the leader epoch after it. Every run must succeed.
+fn apply_runs<S: PartitionStore>(p: &mut Partition<S>, records: &[(Lsn, Bytes)]) -> Vec<(BatchApplied, u64)> {
+    let mut runs = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let applied = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
+        assert!(applied.error.is_none(), "{:?}", applied.error);
+        rest = &rest[applied.consumed..];
+        runs.push((applied, p.sm.leader_epoch()));
     }
-    (effects, calls)
+    runs
+}
+
+/// Applies `records` in reads of at most `read` records, each read in runs. Returns the
+/// effects.
+fn apply_in_reads<S: PartitionStore>(p: &mut Partition<S>, records: &[(Lsn, Bytes)], read: usize) -> Vec<Effect> {
+    let runs = records.chunks(read).flat_map(|chunk| apply_runs(p, chunk));
+    runs.flat_map(|(applied, _)| applied.effects).collect()
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn a_log_applied_in_batches_ends_in_the_same_state_with_the_same_effects() {
 
     for read in [1, 2, 3, 7, records.len()] {
         let mut batched = fresh_memory();
-        let (effects, _) = apply_in_reads(&mut batched, &records, read);
+        let effects = apply_in_reads(&mut batched, &records, read);
         assert_eq!(batched.dump(), expected, "reads of {read}");
         assert_eq!(effects, expected_effects, "reads of {read}");
         assert_eq!(batched.sm.applied_lsn(), Lsn(records.len() as u64));
@@ -108,7 +108,7 @@ fn a_log_applied_in_batches_ends_in_the_same_state_with_the_same_effects() {
     let dir = tempfile::tempdir().unwrap();
     let storage = NodeStorage::open(dir.path(), &StorageOptions::default()).unwrap();
     let mut rocks = Partition::new(RocksDbPartitionStore::new(storage, PartitionId(3)));
-    let (effects, _) = apply_in_reads(&mut rocks, &records, 16);
+    let effects = apply_in_reads(&mut rocks, &records, 16);
     assert_eq!(rocks.dump(), expected);
     assert_eq!(effects, expected_effects);
     // What a restarted replica reads back from RocksDB.
@@ -132,14 +132,10 @@ fn a_run_is_one_write_and_a_leader_announcement_is_a_run_of_its_own() {
 
     let store = CountingStore::new();
     let mut p = Partition::new(store.clone());
-    let mut runs = Vec::new();
-    let mut rest = &records[..];
-    while !rest.is_empty() {
-        let applied = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
-        assert!(applied.error.is_none(), "{:?}", applied.error);
-        runs.push((applied.consumed, p.sm.leader_epoch(), applied.effects.len()));
-        rest = &rest[applied.consumed..];
-    }
+    let runs: Vec<(usize, u64, usize)> = apply_runs(&mut p, &records)
+        .into_iter()
+        .map(|(applied, epoch)| (applied.consumed, epoch, applied.effects.len()))
+        .collect();
     let before_second = announcements[1] - 1;
     let after_second = records.len() - announcements[1] - 1;
     assert_eq!(
@@ -169,13 +165,8 @@ fn effects_before_and_after_an_announcement_come_in_different_runs() {
         (Lsn(3), Envelope::announce_leader(2, "N2").encode()),
         (Lsn(4), Envelope::external(Command::Invoke(after.clone())).encode()),
     ];
-    let mut rest = &records[..];
-    let mut runs = Vec::new();
-    while !rest.is_empty() {
-        let applied = p.sm.apply_batch(rest.iter().map(|(lsn, record)| (*lsn, &record[..])));
-        runs.push((p.sm.leader_epoch(), invoked(&applied.effects)));
-        rest = &rest[applied.consumed..];
-    }
+    let runs: Vec<(u64, Vec<InvocationId>)> =
+        apply_runs(&mut p, &records).into_iter().map(|(applied, epoch)| (epoch, invoked(&applied.effects))).collect();
     assert_eq!(runs, vec![(1, vec![before.id]), (2, vec![]), (2, vec![after.id])]);
 }
 
