@@ -105,15 +105,11 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
     /// record that does not decode is an error, not skipped: skipping could make this
     /// replica diverge from one that can read it (e.g. a newer format).
     pub fn apply_record(&mut self, lsn: Lsn, record: &[u8]) -> Result<Vec<Effect>, ApplyError> {
-        if lsn <= self.applied_lsn {
-            return Ok(Vec::new());
+        let applied = self.apply_batch([(lsn, record)]);
+        match applied.error {
+            Some(e) => Err(e),
+            None => Ok(applied.effects),
         }
-        let envelope = Envelope::decode(record).map_err(|source| ApplyError::Envelope {
-            partition: self.partition_id(),
-            lsn,
-            source,
-        })?;
-        self.apply(lsn, &envelope)
     }
 
     /// Applies the record at `lsn`.
@@ -133,18 +129,12 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
             return Ok(Vec::new());
         }
         let staged = self.stage(&self.store, lsn, envelope)?;
-        let mut changes = staged.changes;
-        changes.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
-        self.store.commit(changes).map_err(|source| ApplyError::Store {
+        self.commit(staged.changes, lsn, staged.new_leader).map_err(|source| ApplyError::Store {
             partition: self.partition_id(),
             lsn,
             command: envelope.command.name(),
             source,
         })?;
-        self.applied_lsn = lsn;
-        if let Some(leader) = staged.new_leader {
-            self.leader = Some(leader);
-        }
         Ok(staged.effects)
     }
 
@@ -203,9 +193,8 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
             }
         }
         let (Some((first_lsn, first_command)), Some((lsn, _))) = (first, last) else { return applied };
-        let mut changes = pending.into_writes();
-        changes.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
-        if let Err(source) = self.store.commit(changes) {
+        let changes = pending.into_writes();
+        if let Err(source) = self.commit(changes, lsn, new_leader) {
             let partition = self.partition_id();
             let command = if first_lsn == lsn { first_command } else { "the first of a batch of records" };
             return BatchApplied {
@@ -214,11 +203,19 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
                 error: Some(ApplyError::Store { partition, lsn: first_lsn, command, source }),
             };
         }
+        applied
+    }
+
+    /// Commits `changes` with `lsn` as the applied LSN in one write, then caches the
+    /// applied LSN and `new_leader` (when the write failed, nothing changed).
+    fn commit(&mut self, mut changes: WriteSet, lsn: Lsn, new_leader: Option<LeaderEpoch>) -> Result<(), StoreError> {
+        changes.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
+        self.store.commit(changes)?;
         self.applied_lsn = lsn;
         if let Some(leader) = new_leader {
             self.leader = Some(leader);
         }
-        applied
+        Ok(())
     }
 
     /// The changes and effects of applying `envelope` at `lsn` over `base` (the store,
@@ -263,11 +260,7 @@ impl<S: PartitionStore> PartitionStateMachine<S> {
         if lsn <= self.applied_lsn {
             return Ok(());
         }
-        let mut applier = Applier::new(&self.store);
-        applier.tx.put(keys::APPLIED_LSN.to_vec(), lsn.0.to_be_bytes().to_vec());
-        self.store.commit(applier.tx.into_writes())?;
-        self.applied_lsn = lsn;
-        Ok(())
+        self.commit(WriteSet::default(), lsn, None)
     }
 
     /// Everything in progress according to the stored state: what a new leader resumes
